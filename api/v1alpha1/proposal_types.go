@@ -1,0 +1,428 @@
+package v1alpha1
+
+import (
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+)
+
+// Action is one entry of the closed action catalogue. Every action has an
+// apply, a verify and a rollback defined by the proposal controller.
+// +kubebuilder:validation:Enum=RollbackWorkload;RestartWorkload;ScaleWorkload;SetResources;PatchWorkload;EvictPod;ForceDeletePod;CordonNode;UncordonNode;DrainNode;RetryJob;SetAutoscaler;RestartContainer;PruneImages;CollectDiagnostics
+type Action string
+
+// The action catalogue.
+const (
+	ActionRollbackWorkload   Action = "RollbackWorkload"
+	ActionRestartWorkload    Action = "RestartWorkload"
+	ActionScaleWorkload      Action = "ScaleWorkload"
+	ActionSetResources       Action = "SetResources"
+	ActionPatchWorkload      Action = "PatchWorkload"
+	ActionEvictPod           Action = "EvictPod"
+	ActionForceDeletePod     Action = "ForceDeletePod"
+	ActionCordonNode         Action = "CordonNode"
+	ActionUncordonNode       Action = "UncordonNode"
+	ActionDrainNode          Action = "DrainNode"
+	ActionRetryJob           Action = "RetryJob"
+	ActionSetAutoscaler      Action = "SetAutoscaler"
+	ActionRestartContainer   Action = "RestartContainer"
+	ActionPruneImages        Action = "PruneImages"
+	ActionCollectDiagnostics Action = "CollectDiagnostics"
+)
+
+// Actions lists the whole catalogue in a stable order.
+var Actions = []Action{
+	ActionRollbackWorkload, ActionRestartWorkload, ActionScaleWorkload, ActionSetResources,
+	ActionPatchWorkload, ActionEvictPod, ActionForceDeletePod, ActionCordonNode,
+	ActionUncordonNode, ActionDrainNode, ActionRetryJob, ActionSetAutoscaler,
+	ActionRestartContainer, ActionPruneImages, ActionCollectDiagnostics,
+}
+
+// Risk is the proposer's own assessment of how much could go wrong.
+// +kubebuilder:validation:Enum=Low;Medium;High
+type Risk string
+
+// Risk classes.
+const (
+	RiskLow    Risk = "Low"
+	RiskMedium Risk = "Medium"
+	RiskHigh   Risk = "High"
+)
+
+// TargetRef names the exact object a proposal acts on, pinned to the UID and
+// resourceVersion it had when the proposal was made.
+type TargetRef struct {
+	// APIVersion of the target, e.g. apps/v1.
+	// +kubebuilder:validation:MinLength=1
+	APIVersion string `json:"apiVersion"`
+	// Kind of the target, e.g. Deployment.
+	// +kubebuilder:validation:MinLength=1
+	Kind string `json:"kind"`
+	// Namespace of the target; empty for cluster-scoped targets such as nodes.
+	// +optional
+	Namespace string `json:"namespace,omitempty"`
+	// Name of the target.
+	// +kubebuilder:validation:MinLength=1
+	Name string `json:"name"`
+	// UID of the target when the proposal was made.
+	// +optional
+	UID types.UID `json:"uid,omitempty"`
+	// ResourceVersion of the target when the proposal was made. A different
+	// resourceVersion at apply time makes the proposal stale.
+	// +optional
+	ResourceVersion string `json:"resourceVersion,omitempty"`
+}
+
+// RollbackParameters are the parameters of RollbackWorkload.
+type RollbackParameters struct {
+	// ToRevision is the rollout revision to return to; 0 means the one before
+	// the current revision.
+	// +kubebuilder:validation:Minimum=0
+	// +optional
+	ToRevision int64 `json:"toRevision,omitempty"`
+	// FromRevision is the revision the proposer saw as current and failing.
+	// +kubebuilder:validation:Minimum=0
+	// +optional
+	FromRevision int64 `json:"fromRevision,omitempty"`
+}
+
+// ScaleParameters are the parameters of ScaleWorkload.
+type ScaleParameters struct {
+	// Replicas is the desired replica count.
+	// +kubebuilder:validation:Minimum=0
+	Replicas int32 `json:"replicas"`
+}
+
+// JSONPatchOperation is one RFC 6902 operation of a PatchWorkload change.
+type JSONPatchOperation struct {
+	// Op is the operation.
+	// +kubebuilder:validation:Enum=add;remove;replace;test
+	Op string `json:"op"`
+	// Path is the JSON pointer the operation applies to.
+	// +kubebuilder:validation:MinLength=1
+	Path string `json:"path"`
+	// Value is the JSON value for add, replace and test.
+	// +optional
+	// +kubebuilder:pruning:PreserveUnknownFields
+	// +kubebuilder:validation:Schemaless
+	Value *apiextensionsv1.JSON `json:"value,omitempty"`
+}
+
+// Parameters holds the typed parameters of the proposal's action. At most the
+// member matching the action is set.
+type Parameters struct {
+	// +optional
+	Rollback *RollbackParameters `json:"rollback,omitempty"`
+	// +optional
+	Scale *ScaleParameters `json:"scale,omitempty"`
+	// Patch is the exact JSON patch of a PatchWorkload proposal.
+	// +optional
+	// +kubebuilder:validation:MaxItems=64
+	Patch []JSONPatchOperation `json:"patch,omitempty"`
+}
+
+// TelemetryRef points at one telemetry message that supports a proposal.
+type TelemetryRef struct {
+	// Subject the message was published on.
+	Subject string `json:"subject"`
+	// Sequence of the message in the TELEMETRY stream.
+	// +optional
+	Sequence uint64 `json:"sequence,omitempty"`
+	// ID is the message's envelope ID.
+	// +optional
+	ID string `json:"id,omitempty"`
+}
+
+// Evidence is what the proposer saw.
+type Evidence struct {
+	// Summary is a short human-readable account of the evidence. It is
+	// untrusted text and is never interpreted.
+	// +kubebuilder:validation:MaxLength=4096
+	// +optional
+	Summary string `json:"summary,omitempty"`
+	// Telemetry lists the messages the proposal is based on.
+	// +kubebuilder:validation:MaxItems=32
+	// +optional
+	Telemetry []TelemetryRef `json:"telemetry,omitempty"`
+}
+
+// Proposer identifies who made a proposal. The MCP server fills it from the
+// authenticated caller; a caller can never choose it.
+type Proposer struct {
+	// Username as authenticated by the Kubernetes API server.
+	Username string `json:"username"`
+	// Groups as authenticated by the Kubernetes API server.
+	// +optional
+	Groups []string `json:"groups,omitempty"`
+	// Agent is the name the calling agent gave itself; informational only.
+	// +optional
+	Agent string `json:"agent,omitempty"`
+}
+
+// ProposalSpec is one concrete, complete change. It is immutable in meaning:
+// any change to it changes the spec hash and voids every approval.
+type ProposalSpec struct {
+	// Action is the catalogue action to take.
+	Action Action `json:"action"`
+	// Target is the object the action applies to.
+	Target TargetRef `json:"target"`
+	// Parameters are the action's typed parameters.
+	// +optional
+	Parameters Parameters `json:"parameters,omitempty"`
+	// Evidence supporting the proposal.
+	// +optional
+	Evidence Evidence `json:"evidence,omitempty"`
+	// Rationale explains why the action should fix the problem.
+	// +kubebuilder:validation:MaxLength=4096
+	// +optional
+	Rationale string `json:"rationale,omitempty"`
+	// Risk is the proposer's risk class.
+	// +kubebuilder:default=Medium
+	// +optional
+	Risk Risk `json:"risk,omitempty"`
+	// Proposer is the authenticated identity that made the proposal.
+	Proposer Proposer `json:"proposer"`
+	// Fingerprint identifies "the same proposal" for de-duplication.
+	// +kubebuilder:validation:MaxLength=128
+	// +optional
+	Fingerprint string `json:"fingerprint,omitempty"`
+	// ExpiresAt is when an undecided or unapproved proposal expires.
+	// +optional
+	ExpiresAt *metav1.Time `json:"expiresAt,omitempty"`
+}
+
+// Phase is where a proposal is in its lifecycle.
+// +kubebuilder:validation:Enum=Pending;AwaitingApproval;Approved;Denied;Applying;Verifying;Succeeded;Failed;RolledBack;Expired;Superseded
+type Phase string
+
+// Proposal phases.
+const (
+	PhasePending          Phase = "Pending"
+	PhaseAwaitingApproval Phase = "AwaitingApproval"
+	PhaseApproved         Phase = "Approved"
+	PhaseDenied           Phase = "Denied"
+	PhaseApplying         Phase = "Applying"
+	PhaseVerifying        Phase = "Verifying"
+	PhaseSucceeded        Phase = "Succeeded"
+	PhaseFailed           Phase = "Failed"
+	PhaseRolledBack       Phase = "RolledBack"
+	PhaseExpired          Phase = "Expired"
+	PhaseSuperseded       Phase = "Superseded"
+)
+
+// Terminal reports whether no further transition can happen from p.
+func (p Phase) Terminal() bool {
+	switch p {
+	case PhaseDenied, PhaseSucceeded, PhaseFailed, PhaseRolledBack, PhaseExpired, PhaseSuperseded:
+		return true
+	}
+	return false
+}
+
+// Outcome is the result of a gate decision.
+// +kubebuilder:validation:Enum=AutoApprove;RequireApproval;Deny
+type Outcome string
+
+// Gate outcomes, from weakest to strongest.
+const (
+	OutcomeAutoApprove     Outcome = "AutoApprove"
+	OutcomeRequireApproval Outcome = "RequireApproval"
+	OutcomeDeny            Outcome = "Deny"
+)
+
+// Reason is one machine-readable reason code with its explanation.
+type Reason struct {
+	// Code is a stable, machine-readable reason, e.g. ProtectedNamespace.
+	Code string `json:"code"`
+	// Message explains the reason to a human or an agent.
+	// +optional
+	Message string `json:"message,omitempty"`
+	// Policy is the GatePolicy that produced the reason, if any.
+	// +optional
+	Policy string `json:"policy,omitempty"`
+	// Rule is the rule within Policy, if any.
+	// +optional
+	Rule string `json:"rule,omitempty"`
+	// Guard is the built-in guard that produced the reason, if any.
+	// +optional
+	Guard string `json:"guard,omitempty"`
+}
+
+// Decision is the gate's record of one decision.
+type Decision struct {
+	// Outcome of the gate.
+	Outcome Outcome `json:"outcome"`
+	// Policy that decided the outcome; empty when no rule matched or a guard decided.
+	// +optional
+	Policy string `json:"policy,omitempty"`
+	// Rule within Policy that decided the outcome.
+	// +optional
+	Rule string `json:"rule,omitempty"`
+	// Reasons lists every contributing reason, strongest first.
+	// +optional
+	Reasons []Reason `json:"reasons,omitempty"`
+	// RequiredApprovals is how many distinct approvers RequireApproval needs.
+	// +optional
+	RequiredApprovals int32 `json:"requiredApprovals,omitempty"`
+	// ApproverGroups, if set, restricts who may count as an approver.
+	// +optional
+	ApproverGroups []string `json:"approverGroups,omitempty"`
+	// SpecHash is the hash of the spec this decision was made for.
+	SpecHash string `json:"specHash"`
+	// TargetResourceVersion is the target's resourceVersion the decision saw.
+	// +optional
+	TargetResourceVersion string `json:"targetResourceVersion,omitempty"`
+	// DecidedAt is when the gate decided.
+	DecidedAt metav1.Time `json:"decidedAt"`
+}
+
+// ApprovalRecord is one counted approval or denial.
+type ApprovalRecord struct {
+	// Approval is the name of the Approval object.
+	Approval string `json:"approval"`
+	// Approver is the authenticated user who approved or denied.
+	Approver string `json:"approver"`
+	// Decision is Approve or Deny.
+	Decision ApprovalDecision `json:"decision"`
+	// Reason the approver gave.
+	// +optional
+	Reason string `json:"reason,omitempty"`
+	// Time of the approval.
+	Time metav1.Time `json:"time"`
+}
+
+// ApplyRecord records one application of a change (the action, or its undo).
+type ApplyRecord struct {
+	// Attempt is a unique token for this apply, written before the change is
+	// made, so that a restarted controller can tell a finished apply from one
+	// that never started.
+	Attempt string `json:"attempt"`
+	// StartedAt is when the apply began.
+	StartedAt metav1.Time `json:"startedAt"`
+	// CompletedAt is when the apply finished, successfully or not.
+	// +optional
+	CompletedAt *metav1.Time `json:"completedAt,omitempty"`
+	// FieldManager used for the write.
+	// +optional
+	FieldManager string `json:"fieldManager,omitempty"`
+	// Before describes the target before the change (e.g. "revision 2").
+	// +optional
+	Before string `json:"before,omitempty"`
+	// After describes the target after the change (e.g. "revision 3 (template of revision 1)").
+	// +optional
+	After string `json:"after,omitempty"`
+	// ResultingResourceVersion is the target's resourceVersion after the write.
+	// +optional
+	ResultingResourceVersion string `json:"resultingResourceVersion,omitempty"`
+	// Error, if the apply failed.
+	// +optional
+	Error string `json:"error,omitempty"`
+}
+
+// Check is one verification check and its latest result.
+type Check struct {
+	// Name of the check, e.g. RolloutComplete.
+	Name string `json:"name"`
+	// Passed reports whether the check passed on its latest evaluation.
+	Passed bool `json:"passed"`
+	// Message with details.
+	// +optional
+	Message string `json:"message,omitempty"`
+}
+
+// VerifyRecord records the verification of an applied change.
+type VerifyRecord struct {
+	// StartedAt is when verification began.
+	StartedAt metav1.Time `json:"startedAt"`
+	// Deadline by which verification must pass.
+	Deadline metav1.Time `json:"deadline"`
+	// StableSince is when every check first passed in the current streak.
+	// +optional
+	StableSince *metav1.Time `json:"stableSince,omitempty"`
+	// CompletedAt is when verification concluded.
+	// +optional
+	CompletedAt *metav1.Time `json:"completedAt,omitempty"`
+	// Passed is set once verification concluded.
+	// +optional
+	Passed *bool `json:"passed,omitempty"`
+	// Checks with their latest results.
+	// +optional
+	Checks []Check `json:"checks,omitempty"`
+	// Baseline holds per-pod restart counts captured at the start of the
+	// stability window, keyed by pod name.
+	// +optional
+	Baseline map[string]int32 `json:"baseline,omitempty"`
+}
+
+// ProposalStatus is the observed lifecycle of a proposal.
+type ProposalStatus struct {
+	// Phase of the proposal.
+	// +optional
+	Phase Phase `json:"phase,omitempty"`
+	// ObservedGeneration is the generation last reconciled.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+	// SpecHash is the hash of the spec as last reconciled.
+	// +optional
+	SpecHash string `json:"specHash,omitempty"`
+	// Conditions: Decided, Approved, Applied, Verified.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+	// Decision is the gate's latest decision.
+	// +optional
+	Decision *Decision `json:"decision,omitempty"`
+	// Approvals counted for the current spec hash.
+	// +optional
+	Approvals []ApprovalRecord `json:"approvals,omitempty"`
+	// Apply records the application of the action.
+	// +optional
+	Apply *ApplyRecord `json:"apply,omitempty"`
+	// Verify records the verification of the action.
+	// +optional
+	Verify *VerifyRecord `json:"verify,omitempty"`
+	// Rollback records the undo, when verification failed.
+	// +optional
+	Rollback *ApplyRecord `json:"rollback,omitempty"`
+	// Repeats counts identical proposals folded into this one.
+	// +optional
+	Repeats int32 `json:"repeats,omitempty"`
+	// Message is a one-line summary of the current state.
+	// +optional
+	Message string `json:"message,omitempty"`
+}
+
+// Proposal is one agent-proposed change, decided by the gate, approved by
+// humans where required, and applied, verified and if need be rolled back by
+// the proposal controller.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=prop,categories=tend
+// +kubebuilder:printcolumn:name="Action",type=string,JSONPath=`.spec.action`
+// +kubebuilder:printcolumn:name="Target",type=string,JSONPath=`.spec.target.name`
+// +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
+// +kubebuilder:printcolumn:name="Decision",type=string,JSONPath=`.status.decision.outcome`
+// +kubebuilder:printcolumn:name="Proposer",type=string,JSONPath=`.spec.proposer.username`,priority=1
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type Proposal struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	Spec   ProposalSpec   `json:"spec"`
+	Status ProposalStatus `json:"status,omitempty"`
+}
+
+// +kubebuilder:object:root=true
+
+// ProposalList is a list of Proposals.
+type ProposalList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []Proposal `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&Proposal{}, &ProposalList{})
+}
