@@ -48,8 +48,8 @@ build_one() {
     rm -rf "${dest}.tmp" && mkdir -p "${dest}.tmp"
     # shellcheck disable=SC2086
     (cd "${dir}" && CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o "${dest}.tmp/" ${pkgs[$tool]})
-    # etcd's main package builds as "v3"; name it after the binary.
-    if [ "${tool}" = etcd ] && [ -f "${dest}.tmp/v3" ]; then mv "${dest}.tmp/v3" "${dest}.tmp/etcd"; fi
+    # etcd's main package (go.etcd.io/etcd/server/v3) builds as "server".
+    if [ "${tool}" = etcd ] && [ -f "${dest}.tmp/server" ]; then mv "${dest}.tmp/server" "${dest}.tmp/etcd"; fi
     touch "${dest}.tmp/.complete"
     rm -rf "${dest}" && mv "${dest}.tmp" "${dest}"
     echo "tools: built ${tool} ${version} in $((SECONDS - start))s"

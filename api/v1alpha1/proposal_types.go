@@ -71,6 +71,11 @@ type TargetRef struct {
 	// resourceVersion at apply time makes the proposal stale.
 	// +optional
 	ResourceVersion string `json:"resourceVersion,omitempty"`
+	// Generation of the target when the proposal was made. A spec change of
+	// the target (a new generation) makes the proposal stale; status-only
+	// updates, which change resourceVersion but not generation, do not.
+	// +optional
+	Generation int64 `json:"generation,omitempty"`
 }
 
 // RollbackParameters are the parameters of RollbackWorkload.
@@ -311,6 +316,14 @@ type ApplyRecord struct {
 	// After describes the target after the change (e.g. "revision 3 (template of revision 1)").
 	// +optional
 	After string `json:"after,omitempty"`
+	// PreviousRevision is the target's rollout revision before the change,
+	// for actions on workloads; the undo returns to it.
+	// +optional
+	PreviousRevision int64 `json:"previousRevision,omitempty"`
+	// ResultingGeneration is the target's generation after the write; an undo
+	// refuses to run over a target someone else changed since.
+	// +optional
+	ResultingGeneration int64 `json:"resultingGeneration,omitempty"`
 	// ResultingResourceVersion is the target's resourceVersion after the write.
 	// +optional
 	ResultingResourceVersion string `json:"resultingResourceVersion,omitempty"`

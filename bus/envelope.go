@@ -1,0 +1,456 @@
+package bus
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+)
+
+// SchemaVersion is the version of the envelope schema this package writes and
+// the only one it accepts.
+const SchemaVersion = 1
+
+// MaxMessageSize is the largest encoded envelope Decode accepts and Encode produces.
+const MaxMessageSize = 256 << 10
+
+// Bounds Decode enforces on outside input.
+const (
+	maxIDLen      = 256      // ID, used as the Nats-Msg-Id header
+	maxNameLen    = 256      // cluster, source, kinds, namespaces, names, UIDs
+	maxTextLen    = 32 << 10 // any other string
+	maxContainers = 64
+	maxListLen    = 64 // conditions, images, labels
+)
+
+// ErrMalformed is wrapped by every error Decode and Validate return for an
+// envelope that does not satisfy the schema.
+var ErrMalformed = errors.New("bus: malformed envelope")
+
+// Kind is the kind of object a telemetry envelope or audit record is about.
+type Kind string
+
+// The kinds of telemetry envelopes, and the kind audit records refer to.
+const (
+	KindPod        Kind = "pod"
+	KindDeployment Kind = "deployment"
+	KindNode       Kind = "node"
+	KindEvent      Kind = "event"
+	KindAlert      Kind = "alert"
+	KindProposal   Kind = "proposal"
+)
+
+// ObjectRef names an object. Namespace is empty for cluster-scoped objects.
+type ObjectRef struct {
+	Kind      Kind   `json:"kind"`
+	Namespace string `json:"namespace,omitempty"`
+	Name      string `json:"name"`
+	UID       string `json:"uid,omitempty"`
+}
+
+// Envelope is one observation of one object. Exactly one of the payloads is
+// set, the one matching Object.Kind.
+type Envelope struct {
+	SchemaVersion int `json:"schemaVersion"`
+	// ID is unique per observed state (for example UID and resourceVersion)
+	// and is sent as Nats-Msg-Id, so republishing the same state is a no-op.
+	ID      string    `json:"id"`
+	Cluster string    `json:"cluster"`
+	Source  string    `json:"source,omitempty"`
+	Object  ObjectRef `json:"object"`
+	Time    time.Time `json:"time,omitzero"`
+
+	Pod        *PodState        `json:"pod,omitempty"`
+	Deployment *DeploymentState `json:"deployment,omitempty"`
+	Node       *NodeState       `json:"node,omitempty"`
+	Event      *EventRecord     `json:"event,omitempty"`
+	Alert      *AlertRecord     `json:"alert,omitempty"`
+}
+
+// PodState is the observed state of a pod.
+type PodState struct {
+	Phase    string       `json:"phase,omitempty"`
+	Ready    bool         `json:"ready,omitempty"`
+	Deleted  bool         `json:"deleted,omitempty"`
+	NodeName string       `json:"nodeName,omitempty"`
+	Workload *WorkloadRef `json:"workload,omitempty"`
+	// Revision is the deployment revision of the pod's ReplicaSet, 0 if unknown.
+	Revision     int64            `json:"revision,omitempty"`
+	TemplateHash string           `json:"templateHash,omitempty"`
+	Containers   []ContainerState `json:"containers,omitempty"`
+}
+
+// WorkloadRef names the workload that owns a pod, such as its Deployment.
+type WorkloadRef struct {
+	Kind string `json:"kind"`
+	Name string `json:"name"`
+}
+
+// ContainerState is the observed state of one container. Reason and Message
+// are untrusted text.
+type ContainerState struct {
+	Name                  string `json:"name"`
+	Image                 string `json:"image,omitempty"`
+	Ready                 bool   `json:"ready,omitempty"`
+	RestartCount          int32  `json:"restartCount,omitempty"`
+	State                 string `json:"state,omitempty"` // waiting, running or terminated
+	Reason                string `json:"reason,omitempty"`
+	Message               string `json:"message,omitempty"`
+	LastTerminationReason string `json:"lastTerminationReason,omitempty"`
+	LastExitCode          int32  `json:"lastExitCode,omitempty"`
+}
+
+// Container states.
+const (
+	ContainerWaiting    = "waiting"
+	ContainerRunning    = "running"
+	ContainerTerminated = "terminated"
+)
+
+// DeploymentState is the observed state of a Deployment.
+type DeploymentState struct {
+	Deleted             bool        `json:"deleted,omitempty"`
+	Generation          int64       `json:"generation,omitempty"`
+	ObservedGeneration  int64       `json:"observedGeneration,omitempty"`
+	Replicas            int32       `json:"replicas,omitempty"`
+	UpdatedReplicas     int32       `json:"updatedReplicas,omitempty"`
+	ReadyReplicas       int32       `json:"readyReplicas,omitempty"`
+	AvailableReplicas   int32       `json:"availableReplicas,omitempty"`
+	UnavailableReplicas int32       `json:"unavailableReplicas,omitempty"`
+	Revision            int64       `json:"revision,omitempty"`
+	Images              []string    `json:"images,omitempty"`
+	Conditions          []Condition `json:"conditions,omitempty"`
+}
+
+// Condition is a status condition. Reason and Message are untrusted text.
+type Condition struct {
+	Type    string `json:"type"`
+	Status  string `json:"status"`
+	Reason  string `json:"reason,omitempty"`
+	Message string `json:"message,omitempty"`
+}
+
+// NodeState is the observed state of a node.
+type NodeState struct {
+	Deleted       bool        `json:"deleted,omitempty"`
+	Ready         bool        `json:"ready,omitempty"`
+	Unschedulable bool        `json:"unschedulable,omitempty"`
+	Conditions    []Condition `json:"conditions,omitempty"`
+}
+
+// EventRecord is a Kubernetes Event. Reason and Message are untrusted text.
+type EventRecord struct {
+	Type     string    `json:"type,omitempty"`
+	Reason   string    `json:"reason,omitempty"`
+	Message  string    `json:"message,omitempty"`
+	Count    int32     `json:"count,omitempty"`
+	Involved ObjectRef `json:"involved"`
+	LastTime time.Time `json:"lastTime,omitzero"`
+}
+
+// AlertRecord is one Alertmanager alert. Everything in it is untrusted text.
+type AlertRecord struct {
+	Status      string            `json:"status"` // firing or resolved
+	Severity    string            `json:"severity,omitempty"`
+	Summary     string            `json:"summary,omitempty"`
+	Description string            `json:"description,omitempty"`
+	Labels      map[string]string `json:"labels,omitempty"`
+	StartsAt    time.Time         `json:"startsAt,omitzero"`
+	EndsAt      time.Time         `json:"endsAt,omitzero"`
+}
+
+// Alert statuses.
+const (
+	AlertFiring   = "firing"
+	AlertResolved = "resolved"
+)
+
+// Encode validates e and returns its JSON encoding.
+func Encode(e *Envelope) ([]byte, error) {
+	if err := e.Validate(); err != nil {
+		return nil, err
+	}
+	data, err := marshal(e)
+	if err != nil {
+		return nil, fmt.Errorf("failed to encode envelope: %w", err)
+	}
+	if len(data) > MaxMessageSize {
+		return nil, fmt.Errorf("%w: encoded size %d exceeds %d bytes", ErrMalformed, len(data), MaxMessageSize)
+	}
+	return data, nil
+}
+
+// Decode parses and validates an envelope received from the bus. It is the
+// trust boundary for outside input: it rejects oversized data, invalid JSON,
+// unknown fields, trailing data, other schema versions, missing identity,
+// payloads that do not match the kind and values beyond the package's
+// bounds. Every error wraps ErrMalformed.
+func Decode(data []byte) (*Envelope, error) {
+	if len(data) > MaxMessageSize {
+		return nil, fmt.Errorf("%w: size %d exceeds %d bytes", ErrMalformed, len(data), MaxMessageSize)
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	var e Envelope
+	if err := dec.Decode(&e); err != nil {
+		if v, ok := peekSchemaVersion(data); ok && v != SchemaVersion {
+			return nil, unsupportedVersion(v)
+		}
+		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("%w: trailing data after the envelope", ErrMalformed)
+	}
+	// Encoding checks the envelope and that its canonical form is within
+	// bounds, so anything Decode accepts can be re-encoded and re-published.
+	if _, err := Encode(&e); err != nil {
+		return nil, err
+	}
+	return &e, nil
+}
+
+// Validate reports whether e satisfies the schema, by the rules Decode applies.
+func (e *Envelope) Validate() error {
+	if e == nil {
+		return fmt.Errorf("%w: nil envelope", ErrMalformed)
+	}
+	if e.SchemaVersion != SchemaVersion {
+		return unsupportedVersion(e.SchemaVersion)
+	}
+	var c checker
+	c.id("id", e.ID)
+	c.name("cluster", e.Cluster, true)
+	c.name("source", e.Source, false)
+	c.ref("object", e.Object)
+
+	payloads := 0
+	for _, set := range []bool{e.Pod != nil, e.Deployment != nil, e.Node != nil, e.Event != nil, e.Alert != nil} {
+		if set {
+			payloads++
+		}
+	}
+	if payloads != 1 {
+		c.failf("object", "want exactly one payload, got %d", payloads)
+	}
+	switch e.Object.Kind {
+	case KindPod:
+		c.require("pod", e.Pod != nil)
+		c.pod(e.Pod)
+	case KindDeployment:
+		c.require("deployment", e.Deployment != nil)
+		c.deployment(e.Deployment)
+	case KindNode:
+		c.require("node", e.Node != nil)
+		c.node(e.Node)
+	case KindEvent:
+		c.require("event", e.Event != nil)
+		c.event(e.Event)
+	case KindAlert:
+		c.require("alert", e.Alert != nil)
+		c.alert(e.Alert)
+	default:
+		c.failf("object.kind", "unsupported kind %q", e.Object.Kind)
+	}
+	return c.err
+}
+
+// checker records the first rule an envelope breaks.
+type checker struct{ err error }
+
+func (c *checker) failf(field, format string, args ...any) {
+	if c.err == nil {
+		c.err = fmt.Errorf("%w: %s: %s", ErrMalformed, field, fmt.Sprintf(format, args...))
+	}
+}
+
+func (c *checker) require(field string, ok bool) {
+	if !ok {
+		c.failf(field, "payload missing for the object kind")
+	}
+}
+
+// id checks a value that is sent as a NATS header: printable ASCII, no spaces.
+func (c *checker) id(field, v string) {
+	if v == "" {
+		c.failf(field, "required")
+		return
+	}
+	if len(v) > maxIDLen {
+		c.failf(field, "longer than %d bytes", maxIDLen)
+		return
+	}
+	for i := range len(v) {
+		if v[i] <= ' ' || v[i] > '~' {
+			c.failf(field, "must be printable ASCII without spaces")
+			return
+		}
+	}
+}
+
+func (c *checker) name(field, v string, required bool) {
+	switch {
+	case required && v == "":
+		c.failf(field, "required")
+	case len(v) > maxNameLen:
+		c.failf(field, "longer than %d bytes", maxNameLen)
+	}
+}
+
+func (c *checker) text(field, v string) {
+	if len(v) > maxTextLen {
+		c.failf(field, "longer than %d bytes", maxTextLen)
+	}
+}
+
+func (c *checker) count(field string, n int64) {
+	if n < 0 {
+		c.failf(field, "must not be negative")
+	}
+}
+
+func (c *checker) list(field string, n int, limit int) {
+	if n > limit {
+		c.failf(field, "more than %d entries", limit)
+	}
+}
+
+func (c *checker) oneOf(field, v string, allowed ...string) {
+	for _, a := range allowed {
+		if v == a {
+			return
+		}
+	}
+	c.failf(field, "unsupported value %q", v)
+}
+
+func (c *checker) ref(field string, r ObjectRef) {
+	c.name(field+".kind", string(r.Kind), true)
+	c.name(field+".namespace", r.Namespace, false)
+	c.name(field+".name", r.Name, true)
+	c.name(field+".uid", r.UID, false)
+}
+
+func (c *checker) conditions(field string, conds []Condition) {
+	c.list(field, len(conds), maxListLen)
+	for i, cond := range conds {
+		f := fmt.Sprintf("%s[%d]", field, i)
+		c.name(f+".type", cond.Type, true)
+		c.name(f+".status", cond.Status, false)
+		c.text(f+".reason", cond.Reason)
+		c.text(f+".message", cond.Message)
+	}
+}
+
+func (c *checker) pod(p *PodState) {
+	if p == nil {
+		return
+	}
+	c.text("pod.phase", p.Phase)
+	c.name("pod.nodeName", p.NodeName, false)
+	if p.Workload != nil {
+		c.name("pod.workload.kind", p.Workload.Kind, true)
+		c.name("pod.workload.name", p.Workload.Name, true)
+	}
+	c.count("pod.revision", p.Revision)
+	c.text("pod.templateHash", p.TemplateHash)
+	c.list("pod.containers", len(p.Containers), maxContainers)
+	for i, ct := range p.Containers {
+		f := fmt.Sprintf("pod.containers[%d]", i)
+		c.name(f+".name", ct.Name, true)
+		c.text(f+".image", ct.Image)
+		c.count(f+".restartCount", int64(ct.RestartCount))
+		c.oneOf(f+".state", ct.State, "", ContainerWaiting, ContainerRunning, ContainerTerminated)
+		c.text(f+".reason", ct.Reason)
+		c.text(f+".message", ct.Message)
+		c.text(f+".lastTerminationReason", ct.LastTerminationReason)
+	}
+}
+
+func (c *checker) deployment(d *DeploymentState) {
+	if d == nil {
+		return
+	}
+	for _, f := range []struct {
+		name string
+		n    int64
+	}{
+		{"generation", d.Generation},
+		{"observedGeneration", d.ObservedGeneration},
+		{"replicas", int64(d.Replicas)},
+		{"updatedReplicas", int64(d.UpdatedReplicas)},
+		{"readyReplicas", int64(d.ReadyReplicas)},
+		{"availableReplicas", int64(d.AvailableReplicas)},
+		{"unavailableReplicas", int64(d.UnavailableReplicas)},
+		{"revision", d.Revision},
+	} {
+		c.count("deployment."+f.name, f.n)
+	}
+	c.list("deployment.images", len(d.Images), maxListLen)
+	for i, img := range d.Images {
+		c.text(fmt.Sprintf("deployment.images[%d]", i), img)
+	}
+	c.conditions("deployment.conditions", d.Conditions)
+}
+
+func (c *checker) node(n *NodeState) {
+	if n == nil {
+		return
+	}
+	c.conditions("node.conditions", n.Conditions)
+}
+
+func (c *checker) event(ev *EventRecord) {
+	if ev == nil {
+		return
+	}
+	c.text("event.type", ev.Type)
+	c.text("event.reason", ev.Reason)
+	c.text("event.message", ev.Message)
+	c.count("event.count", int64(ev.Count))
+	c.ref("event.involved", ev.Involved)
+}
+
+func (c *checker) alert(a *AlertRecord) {
+	if a == nil {
+		return
+	}
+	c.oneOf("alert.status", a.Status, AlertFiring, AlertResolved)
+	c.text("alert.severity", a.Severity)
+	c.text("alert.summary", a.Summary)
+	c.text("alert.description", a.Description)
+	c.list("alert.labels", len(a.Labels), maxListLen)
+	for k, v := range a.Labels {
+		c.name("alert.labels", k, true)
+		c.text("alert.labels", v)
+	}
+}
+
+func unsupportedVersion(v int) error {
+	return fmt.Errorf("%w: unsupported schema version %d (this build reads %d)", ErrMalformed, v, SchemaVersion)
+}
+
+// peekSchemaVersion reads only the schema version, to explain why a message
+// of another version does not decode.
+func peekSchemaVersion(data []byte) (int, bool) {
+	var v struct {
+		SchemaVersion *int `json:"schemaVersion"`
+	}
+	if err := json.Unmarshal(data, &v); err != nil || v.SchemaVersion == nil {
+		return 0, false
+	}
+	return *v.SchemaVersion, true
+}
+
+// marshal encodes v as compact JSON without HTML escaping, so that text is
+// carried as it came and the encoding stays small.
+func marshal(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+}

@@ -1,0 +1,48 @@
+package bus
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Reasons a consumer terminates a message, the values of the reason label of
+// tend_bus_terminated_total.
+const (
+	ReasonMalformed = "malformed" // the message did not decode
+	ReasonPermanent = "permanent" // the handler returned an error wrapping ErrPermanent
+	ReasonExhausted = "exhausted" // the last allowed delivery failed
+)
+
+var (
+	publishedTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tend_bus_published_total",
+		Help: "Messages stored by JetStream, per stream; duplicates are not counted.",
+	}, []string{"stream"})
+	deliveredTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tend_bus_delivered_total",
+		Help: "Messages delivered to a consumer, redeliveries included.",
+	}, []string{"consumer"})
+	redeliveredTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tend_bus_redelivered_total",
+		Help: "Deliveries of a message that had been delivered before.",
+	}, []string{"consumer"})
+	terminatedTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tend_bus_terminated_total",
+		Help: "Messages a consumer terminated instead of retrying, by reason.",
+	}, []string{"consumer", "reason"})
+)
+
+// Register adds the bus metrics to r. Registering them again is not an error.
+func Register(r prometheus.Registerer) error {
+	for _, c := range []prometheus.Collector{publishedTotal, deliveredTotal, redeliveredTotal, terminatedTotal} {
+		if err := r.Register(c); err != nil {
+			if are, ok := errors.AsType[prometheus.AlreadyRegisteredError](err); ok && are.ExistingCollector == c {
+				continue
+			}
+			return fmt.Errorf("failed to register bus metrics: %w", err)
+		}
+	}
+	return nil
+}

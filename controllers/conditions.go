@@ -1,0 +1,56 @@
+package controllers
+
+// Condition types on a Proposal.
+const (
+	// ConditionDecided is True once the gate decided the current spec.
+	ConditionDecided = "Decided"
+	// ConditionApproved is True once the proposal may be applied.
+	ConditionApproved = "Approved"
+	// ConditionApplied is True once the change was written to the target.
+	ConditionApplied = "Applied"
+	// ConditionVerified is True once verification passed, False when it failed.
+	ConditionVerified = "Verified"
+)
+
+// Condition types on a GatePolicy.
+const (
+	// ConditionReady is True when the policy compiled and is in force.
+	ConditionReady = "Ready"
+)
+
+// Reasons used in conditions, Events and the audit trail.
+const (
+	ReasonAutoApproved     = "AutoApproved"
+	ReasonApprovalRequired = "ApprovalRequired"
+	ReasonDenied           = "Denied"
+	ReasonApproved         = "Approved"
+	ReasonRejected         = "RejectedByApprover"
+	ReasonExpired          = "Expired"
+	ReasonStale            = "TargetChanged"
+	ReasonTargetNotFound   = "TargetNotFound"
+	ReasonInvalidSpec      = "InvalidSpec"
+	ReasonApplying         = "Applying"
+	ReasonApplied          = "Applied"
+	ReasonApplyFailed      = "ApplyFailed"
+	ReasonVerifying        = "Verifying"
+	ReasonVerified         = "Verified"
+	ReasonVerifyFailed     = "VerificationFailed"
+	ReasonRolledBack       = "RolledBack"
+	ReasonRollbackFailed   = "RollbackFailed"
+	ReasonSpecChanged      = "SpecChanged"
+	ReasonCompiled         = "Compiled"
+	ReasonInvalid          = "Invalid"
+)
+
+// Annotations and labels tend writes.
+const (
+	// AnnotationApplied on a target records the last proposal attempt applied
+	// to it as "<proposal-uid>/<attempt>". It makes apply idempotent across
+	// controller crashes.
+	AnnotationApplied = "tend.dev/applied"
+	// LabelFingerprint on a Proposal carries a hash of spec.fingerprint so
+	// open duplicates can be found with a label selector.
+	LabelFingerprint = "tend.dev/fingerprint"
+	// LabelProtected marks a namespace whose changes always need a human.
+	LabelProtected = "tend.dev/protected"
+)

@@ -1,0 +1,665 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/rand"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/klog/v2"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	tendv1 "github.com/tendops/tend/api/v1alpha1"
+	"github.com/tendops/tend/bus"
+	"github.com/tendops/tend/policies"
+)
+
+// gate decides proposals. *policies.Gate implements it.
+type gate interface {
+	Decide(in policies.Input, now time.Time) policies.Result
+}
+
+var _ gate = (*policies.Gate)(nil)
+
+// auditLog receives every proposal transition. *bus.AuditLog implements it.
+type auditLog interface {
+	Append(ctx context.Context, rec bus.AuditRecord) (bus.AuditRecord, error)
+}
+
+var _ auditLog = (*bus.AuditLog)(nil)
+
+// ProposalOptions tune the proposal lifecycle.
+type ProposalOptions struct {
+	// Cluster names the cluster in audit records.
+	Cluster string
+	// FieldManager is the field manager of every write to a target.
+	FieldManager string
+	// DefaultExpiry applies to proposals without spec.expiresAt.
+	DefaultExpiry time.Duration
+	// VerifyTimeout bounds how long verification may take before the
+	// change is rolled back.
+	VerifyTimeout time.Duration
+	// StableWindow is how long every check must keep passing, with restart
+	// counts unchanged, before a change counts as verified.
+	StableWindow time.Duration
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+}
+
+func (o *ProposalOptions) defaults() {
+	if o.FieldManager == "" {
+		o.FieldManager = "tend-proposal-controller"
+	}
+	if o.DefaultExpiry == 0 {
+		o.DefaultExpiry = time.Hour
+	}
+	if o.VerifyTimeout == 0 {
+		o.VerifyTimeout = 3 * time.Minute
+	}
+	if o.StableWindow == 0 {
+		o.StableWindow = 15 * time.Second
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+}
+
+// ProposalReconciler drives Proposals through their lifecycle. It is the
+// only writer of workloads in tend.
+type ProposalReconciler struct {
+	Client   client.Client
+	Gate     gate
+	Audit    auditLog
+	Recorder events.EventRecorder
+	Options  ProposalOptions
+
+	actions map[tendv1.Action]action
+}
+
+const approvalProposalIndex = "spec.proposal"
+
+// SetupWithManager registers the reconciler, watching Proposals and the
+// Approvals that name them.
+func (r *ProposalReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	r.Options.defaults()
+	r.actions = newActions(actionOptions{Client: r.Client, FieldManager: r.Options.FieldManager, Now: r.Options.Now})
+	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &tendv1.Approval{}, approvalProposalIndex,
+		func(o client.Object) []string { return []string{o.(*tendv1.Approval).Spec.Proposal} }); err != nil {
+		return fmt.Errorf("failed to index approvals: %w", err)
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&tendv1.Proposal{}).
+		Watches(&tendv1.Approval{}, handler.EnqueueRequestsFromMapFunc(
+			func(_ context.Context, o client.Object) []reconcile.Request {
+				a := o.(*tendv1.Approval)
+				return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: a.Namespace, Name: a.Spec.Proposal}}}
+			})).
+		Named("proposal").
+		Complete(r)
+}
+
+// scope is one reconcile's view of a proposal.
+type scope struct {
+	p        *tendv1.Proposal
+	hash     string
+	now      time.Time
+	act      action
+	result   ctrl.Result
+	recorded tendv1.Phase // phase as last persisted
+}
+
+// phaseFunc is one step of the lifecycle; done stops the list.
+type phaseFunc func(ctx context.Context, s *scope) (done bool, err error)
+
+// Reconcile runs the lifecycle phases in order over one proposal and writes
+// its status once at the end (and once before an apply, so that a crash
+// mid-apply is recoverable).
+func (r *ProposalReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.Result, retErr error) {
+	p := &tendv1.Proposal{}
+	if err := r.Client.Get(ctx, req.NamespacedName, p); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if p.Status.Phase.Terminal() {
+		return ctrl.Result{}, nil
+	}
+	s := &scope{p: p, hash: p.Spec.Hash(), now: r.Options.Now(), act: r.actions[p.Spec.Action], recorded: p.Status.Phase}
+	if s.recorded == "" {
+		s.recorded = tendv1.PhasePending
+	}
+
+	defer func() {
+		if err := r.persist(ctx, s); err != nil {
+			retErr = errors.Join(retErr, err)
+		}
+		res = s.result
+	}()
+
+	for _, phase := range []phaseFunc{r.validate, r.expire, r.decide, r.awaitApproval, r.apply, r.verify, r.undo} {
+		done, err := phase(ctx, s)
+		if err != nil {
+			return ctrl.Result{}, err
+		}
+		if done {
+			break
+		}
+	}
+	return s.result, nil
+}
+
+// setPhase moves the proposal to a new phase with a message; persist records
+// the transition.
+func (s *scope) setPhase(to tendv1.Phase, msg string) {
+	s.p.Status.Phase = to
+	s.p.Status.Message = msg
+}
+
+func (s *scope) condition(t string, st metav1.ConditionStatus, reason, msg string) {
+	meta.SetStatusCondition(&s.p.Status.Conditions, metav1.Condition{
+		Type: t, Status: st, Reason: reason, Message: truncate(msg, 1024), ObservedGeneration: s.p.Generation,
+	})
+}
+
+func (s *scope) requeueAfter(d time.Duration) {
+	if d <= 0 {
+		d = time.Second
+	}
+	if s.result.RequeueAfter == 0 || d < s.result.RequeueAfter {
+		s.result.RequeueAfter = d
+	}
+}
+
+// validate checks the spec and notices a spec change since the last decision.
+func (r *ProposalReconciler) validate(ctx context.Context, s *scope) (bool, error) {
+	p := s.p
+	if p.Status.Phase == "" {
+		s.setPhase(tendv1.PhasePending, "Waiting for the gate")
+	}
+	if p.Status.SpecHash != "" && p.Status.SpecHash != s.hash {
+		switch p.Status.Phase {
+		case tendv1.PhasePending, tendv1.PhaseAwaitingApproval, tendv1.PhaseApproved:
+			// The change is not the one that was decided or approved: start over.
+			p.Status.Decision = nil
+			p.Status.Approvals = nil
+			s.setPhase(tendv1.PhasePending, "Spec changed; deciding again")
+			s.condition(ConditionDecided, metav1.ConditionFalse, ReasonSpecChanged, "The spec changed after the decision; every approval is void")
+			s.condition(ConditionApproved, metav1.ConditionFalse, ReasonSpecChanged, "The spec changed after the decision; every approval is void")
+		default:
+			// Already applying what was approved; a later edit changes nothing.
+			r.event(p, corev1.EventTypeWarning, ReasonSpecChanged, "Spec edited during %s; the approved change is the one being carried out", p.Status.Phase)
+			s.hash = p.Status.SpecHash
+		}
+	}
+	p.Status.SpecHash = s.hash
+	if p.Status.Phase != tendv1.PhasePending {
+		return false, nil
+	}
+	if s.act == nil {
+		r.deny(s, "UnknownAction", fmt.Sprintf("action %q is not implemented by this controller", p.Spec.Action))
+		return true, nil
+	}
+	if err := s.act.Validate(p); err != nil {
+		r.deny(s, ReasonInvalidSpec, err.Error())
+		return true, nil
+	}
+	return false, nil
+}
+
+// expire ends proposals nobody acted on in time.
+func (r *ProposalReconciler) expire(ctx context.Context, s *scope) (bool, error) {
+	switch s.p.Status.Phase {
+	case tendv1.PhasePending, tendv1.PhaseAwaitingApproval, tendv1.PhaseApproved:
+	default:
+		return false, nil
+	}
+	deadline := s.p.CreationTimestamp.Add(r.Options.DefaultExpiry)
+	if s.p.Spec.ExpiresAt != nil {
+		deadline = s.p.Spec.ExpiresAt.Time
+	}
+	if !s.now.Before(deadline) {
+		s.setPhase(tendv1.PhaseExpired, fmt.Sprintf("Expired at %s before it was applied", deadline.UTC().Format(time.RFC3339)))
+		s.condition(ConditionApproved, metav1.ConditionFalse, ReasonExpired, s.p.Status.Message)
+		return true, nil
+	}
+	s.requeueAfter(deadline.Sub(s.now))
+	return false, nil
+}
+
+// decide asks the gate about the current spec, once per spec hash.
+func (r *ProposalReconciler) decide(ctx context.Context, s *scope) (bool, error) {
+	p := s.p
+	if p.Status.Phase != tendv1.PhasePending {
+		return false, nil
+	}
+	tf, err := r.targetFacts(ctx, s)
+	if err != nil {
+		return false, err
+	}
+	nf := policies.NamespaceFacts{}
+	if ns := p.Spec.Target.Namespace; ns != "" {
+		n := &corev1.Namespace{}
+		switch err := r.Client.Get(ctx, client.ObjectKey{Name: ns}, n); {
+		case err == nil:
+			nf = policies.NamespaceFacts{Exists: true, Labels: n.Labels}
+		case !apierrors.IsNotFound(err):
+			return false, fmt.Errorf("failed to get namespace: %w", err)
+		}
+	}
+	res := r.Gate.Decide(policies.NewInput(p, tf, nf), s.now)
+	d := &tendv1.Decision{
+		Outcome:               res.Outcome,
+		Policy:                res.Policy,
+		Rule:                  res.Rule,
+		Reasons:               res.Reasons,
+		RequiredApprovals:     res.RequiredApprovals,
+		ApproverGroups:        res.ApproverGroups,
+		SpecHash:              s.hash,
+		TargetResourceVersion: p.Spec.Target.ResourceVersion,
+		DecidedAt:             metav1.NewTime(s.now),
+	}
+	p.Status.Decision = d
+	msg := decisionMessage(d)
+	switch d.Outcome {
+	case tendv1.OutcomeAutoApprove:
+		s.condition(ConditionDecided, metav1.ConditionTrue, ReasonAutoApproved, msg)
+		s.condition(ConditionApproved, metav1.ConditionTrue, ReasonAutoApproved, msg)
+		s.setPhase(tendv1.PhaseApproved, "Auto-approved: "+msg)
+		return false, nil
+	case tendv1.OutcomeRequireApproval:
+		s.condition(ConditionDecided, metav1.ConditionTrue, ReasonApprovalRequired, msg)
+		s.condition(ConditionApproved, metav1.ConditionFalse, ReasonApprovalRequired, msg)
+		s.setPhase(tendv1.PhaseAwaitingApproval, fmt.Sprintf("Awaiting %d approval(s): %s", max(d.RequiredApprovals, 1), msg))
+		return false, nil
+	default:
+		s.condition(ConditionDecided, metav1.ConditionTrue, ReasonDenied, msg)
+		s.condition(ConditionApproved, metav1.ConditionFalse, ReasonDenied, msg)
+		s.setPhase(tendv1.PhaseDenied, "Denied: "+msg)
+		return true, nil
+	}
+}
+
+// targetFacts gathers what the gate needs to know about the target.
+func (r *ProposalReconciler) targetFacts(ctx context.Context, s *scope) (policies.TargetFacts, error) {
+	obj, err := s.act.Target(ctx, s.p)
+	if apierrors.IsNotFound(err) {
+		return policies.TargetFacts{Exists: false}, nil
+	}
+	if err != nil {
+		return policies.TargetFacts{}, fmt.Errorf("failed to get target: %w", err)
+	}
+	tf := policies.TargetFacts{Exists: true, Labels: obj.GetLabels()}
+	if t := s.p.Spec.Target; t.UID != "" && obj.GetUID() != t.UID {
+		// The object with this name is not the one the proposer saw.
+		tf.Exists = false
+	}
+	if ref := metav1.GetControllerOf(obj); ref != nil {
+		tf.OwnerKind, tf.OwnerName = ref.Kind, ref.Name
+	}
+	if sc, ok := obj.(interface{ GetReplicas() *int32 }); ok && sc.GetReplicas() != nil {
+		tf.Replicas = int64(*sc.GetReplicas())
+	}
+	return tf, nil
+}
+
+// awaitApproval counts the approvals bound to the current spec hash.
+func (r *ProposalReconciler) awaitApproval(ctx context.Context, s *scope) (bool, error) {
+	p := s.p
+	if p.Status.Phase != tendv1.PhaseAwaitingApproval {
+		return false, nil
+	}
+	var list tendv1.ApprovalList
+	if err := r.Client.List(ctx, &list, client.InNamespace(p.Namespace), client.MatchingFields{approvalProposalIndex: p.Name}); err != nil {
+		return false, fmt.Errorf("failed to list approvals: %w", err)
+	}
+	slices.SortFunc(list.Items, func(a, b tendv1.Approval) int { return a.CreationTimestamp.Compare(b.CreationTimestamp.Time) })
+	var counted []tendv1.ApprovalRecord
+	seen := map[string]bool{}
+	for _, a := range list.Items {
+		if a.Spec.SpecHash != s.hash || a.Spec.Approver == "" || a.Spec.Approver == p.Spec.Proposer.Username || seen[a.Spec.Approver] {
+			continue
+		}
+		seen[a.Spec.Approver] = true
+		counted = append(counted, tendv1.ApprovalRecord{
+			Approval: a.Name, Approver: a.Spec.Approver, Decision: a.Spec.Decision, Reason: a.Spec.Reason, Time: a.CreationTimestamp,
+		})
+	}
+	p.Status.Approvals = counted
+	need := int(max(p.Status.Decision.RequiredApprovals, 1))
+	approvers := 0
+	for _, a := range counted {
+		if a.Decision == tendv1.ApprovalDeny {
+			msg := fmt.Sprintf("Denied by %s: %s", a.Approver, a.Reason)
+			s.condition(ConditionApproved, metav1.ConditionFalse, ReasonRejected, msg)
+			s.setPhase(tendv1.PhaseDenied, msg)
+			return true, nil
+		}
+		approvers++
+	}
+	if approvers < need {
+		s.p.Status.Message = fmt.Sprintf("Awaiting approval: %d of %d", approvers, need)
+		return true, nil
+	}
+	names := make([]string, 0, len(counted))
+	for _, a := range counted {
+		names = append(names, a.Approver)
+	}
+	msg := fmt.Sprintf("Approved by %v", names)
+	s.condition(ConditionApproved, metav1.ConditionTrue, ReasonApproved, msg)
+	s.setPhase(tendv1.PhaseApproved, msg)
+	return false, nil
+}
+
+// apply writes the approved change, exactly once. The Applying phase and a
+// fresh attempt token are persisted before the write; the write stamps the
+// token on the target, so a controller restarted mid-apply can tell whether
+// the write happened.
+func (r *ProposalReconciler) apply(ctx context.Context, s *scope) (bool, error) {
+	p := s.p
+	switch p.Status.Phase {
+	case tendv1.PhaseApproved:
+		// The server-side dry run validates the write and tells what it will
+		// change; that is recorded before the real write so that a restart
+		// after the write still knows how to undo it.
+		dry, err := s.act.Apply(ctx, p, "dry-run", true)
+		if err != nil {
+			return r.applyFailed(s, err)
+		}
+		p.Status.Apply = &tendv1.ApplyRecord{
+			Attempt: rand.String(10), StartedAt: metav1.NewTime(s.now), FieldManager: r.Options.FieldManager,
+			Before: dry.Before, After: dry.After, PreviousRevision: dry.PreviousRevision,
+		}
+		s.setPhase(tendv1.PhaseApplying, "Applying")
+		s.condition(ConditionApplied, metav1.ConditionFalse, ReasonApplying, "Applying the approved change")
+		if err := r.persist(ctx, s); err != nil {
+			// Someone else moved first; the next reconcile sees their state.
+			return true, err
+		}
+	case tendv1.PhaseApplying:
+		log.FromContext(ctx).Info("Resuming an interrupted apply", "attempt", p.Status.Apply.Attempt)
+	default:
+		return false, nil
+	}
+	res, err := s.act.Apply(ctx, p, p.Status.Apply.Attempt, false)
+	if err != nil {
+		return r.applyFailed(s, err)
+	}
+	done := metav1.NewTime(r.Options.Now())
+	rec := p.Status.Apply
+	rec.CompletedAt = &done
+	rec.ResultingGeneration, rec.ResultingResourceVersion = res.Generation, res.ResourceVersion
+	s.condition(ConditionApplied, metav1.ConditionTrue, ReasonApplied, fmt.Sprintf("%s → %s", rec.Before, rec.After))
+	p.Status.Verify = &tendv1.VerifyRecord{StartedAt: done, Deadline: metav1.NewTime(done.Add(r.Options.VerifyTimeout))}
+	s.setPhase(tendv1.PhaseVerifying, fmt.Sprintf("Applied (%s → %s); verifying", rec.Before, rec.After))
+	s.requeueAfter(time.Second)
+	return true, nil
+}
+
+// applyFailed sorts an apply error: a stale target sends the proposal back to
+// the gate as denied-stale, a bad spec fails it, anything else is retried.
+func (r *ProposalReconciler) applyFailed(s *scope, err error) (bool, error) {
+	switch {
+	case errors.Is(err, ErrStale):
+		r.deny(s, ReasonStale, err.Error()+"; propose again against the current state")
+		return true, nil
+	case errors.Is(err, ErrInvalidParameters), apierrors.IsInvalid(err), apierrors.IsNotFound(err):
+		if s.p.Status.Apply != nil {
+			s.p.Status.Apply.Error = err.Error()
+		}
+		s.condition(ConditionApplied, metav1.ConditionFalse, ReasonApplyFailed, err.Error())
+		s.setPhase(tendv1.PhaseFailed, "Apply failed: "+err.Error())
+		return true, nil
+	default:
+		return true, fmt.Errorf("failed to apply: %w", err)
+	}
+}
+
+// verify runs the action's checks until they hold for the stable window or
+// the deadline passes.
+func (r *ProposalReconciler) verify(ctx context.Context, s *scope) (bool, error) {
+	p := s.p
+	if p.Status.Phase != tendv1.PhaseVerifying {
+		return false, nil
+	}
+	v := p.Status.Verify
+	res, err := s.act.Verify(ctx, p)
+	if err != nil {
+		return true, fmt.Errorf("failed to verify: %w", err)
+	}
+	v.Checks = res.Checks
+	if res.Passed() {
+		if v.StableSince == nil || !sameKeys(v.Baseline, res.Restarts) {
+			since := metav1.NewTime(s.now)
+			v.StableSince, v.Baseline = &since, res.Restarts
+		}
+		restarted := restartedPods(v.Baseline, res.Restarts)
+		if len(restarted) > 0 {
+			v.Checks = append(v.Checks, tendv1.Check{Name: "RestartsStable", Message: fmt.Sprintf("pods restarted during the window: %v", restarted)})
+			since := metav1.NewTime(s.now)
+			v.StableSince, v.Baseline = &since, res.Restarts
+		} else {
+			stable := s.now.Sub(v.StableSince.Time)
+			v.Checks = append(v.Checks, tendv1.Check{Name: "RestartsStable", Passed: stable >= r.Options.StableWindow,
+				Message: fmt.Sprintf("no restarts for %s of %s", stable.Round(time.Second), r.Options.StableWindow)})
+			if stable >= r.Options.StableWindow {
+				now := metav1.NewTime(s.now)
+				ok := true
+				v.CompletedAt, v.Passed = &now, &ok
+				s.condition(ConditionVerified, metav1.ConditionTrue, ReasonVerified, checksMessage(v.Checks))
+				s.setPhase(tendv1.PhaseSucceeded, "Verified: "+checksMessage(v.Checks))
+				return true, nil
+			}
+		}
+	} else {
+		v.StableSince, v.Baseline = nil, nil
+	}
+	if !s.now.Before(v.Deadline.Time) {
+		now := metav1.NewTime(s.now)
+		failed := false
+		v.CompletedAt, v.Passed = &now, &failed
+		s.condition(ConditionVerified, metav1.ConditionFalse, ReasonVerifyFailed, checksMessage(v.Checks))
+		s.p.Status.Rollback = &tendv1.ApplyRecord{Attempt: rand.String(10), StartedAt: now, FieldManager: r.Options.FieldManager}
+		s.p.Status.Message = "Verification failed; rolling back: " + checksMessage(v.Checks)
+		r.event(p, corev1.EventTypeWarning, ReasonVerifyFailed, "Verification failed before the deadline; rolling back: %s", checksMessage(v.Checks))
+		if err := r.persist(ctx, s); err != nil {
+			return true, err
+		}
+		return false, nil
+	}
+	s.requeueAfter(2 * time.Second)
+	return true, nil
+}
+
+// undo reverts a change whose verification failed, exactly once.
+func (r *ProposalReconciler) undo(ctx context.Context, s *scope) (bool, error) {
+	p := s.p
+	if p.Status.Phase != tendv1.PhaseVerifying || p.Status.Rollback == nil || p.Status.Rollback.CompletedAt != nil {
+		return false, nil
+	}
+	rb := p.Status.Rollback
+	res, err := s.act.Undo(ctx, p, rb.Attempt)
+	now := metav1.NewTime(r.Options.Now())
+	if err != nil {
+		if !errors.Is(err, ErrStale) && !errors.Is(err, ErrInvalidParameters) && !apierrors.IsNotFound(err) {
+			return true, fmt.Errorf("failed to roll back: %w", err)
+		}
+		rb.Error, rb.CompletedAt = err.Error(), &now
+		s.setPhase(tendv1.PhaseFailed, "Verification failed and the rollback could not run: "+err.Error())
+		r.event(p, corev1.EventTypeWarning, ReasonRollbackFailed, "%s", err.Error())
+		return true, nil
+	}
+	rb.CompletedAt = &now
+	if !res.AlreadyApplied {
+		rb.Before, rb.After, rb.PreviousRevision = res.Before, res.After, res.PreviousRevision
+	}
+	rb.ResultingGeneration, rb.ResultingResourceVersion = res.Generation, res.ResourceVersion
+	s.setPhase(tendv1.PhaseRolledBack, fmt.Sprintf("Verification failed; rolled back (%s → %s)", rb.Before, rb.After))
+	return true, nil
+}
+
+// deny ends the proposal as Denied with a reason of the controller's own.
+func (r *ProposalReconciler) deny(s *scope, code, msg string) {
+	s.p.Status.Decision = &tendv1.Decision{
+		Outcome:   tendv1.OutcomeDeny,
+		Reasons:   []tendv1.Reason{{Code: code, Message: msg}},
+		SpecHash:  s.hash,
+		DecidedAt: metav1.NewTime(s.now),
+	}
+	s.condition(ConditionDecided, metav1.ConditionTrue, code, msg)
+	s.condition(ConditionApproved, metav1.ConditionFalse, code, msg)
+	s.setPhase(tendv1.PhaseDenied, "Denied: "+code+": "+msg)
+}
+
+// persist writes the status if it changed, first appending any phase
+// transition to the audit log (so a transition is never lost, at worst
+// recorded twice), then emitting a Kubernetes Event for it.
+func (r *ProposalReconciler) persist(ctx context.Context, s *scope) error {
+	p := s.p
+	if p.Status.Phase != tendv1.PhasePending || s.recorded != tendv1.PhasePending || len(p.Status.Conditions) > 0 {
+		p.Status.ObservedGeneration = p.Generation
+	}
+	changed := p.Status.Phase != s.recorded
+	if changed && r.Audit != nil {
+		rec := bus.AuditRecord{
+			Time:    s.now,
+			Cluster: r.Options.Cluster,
+			Object:  bus.ObjectRef{Kind: "proposal", Namespace: p.Namespace, Name: p.Name, UID: string(p.UID)},
+			From:    string(s.recorded),
+			To:      string(p.Status.Phase),
+			Reason:  phaseReason(p),
+			Message: truncate(p.Status.Message, 4096),
+			Actor:   r.Options.FieldManager,
+		}
+		if _, err := r.Audit.Append(ctx, rec); err != nil {
+			return fmt.Errorf("failed to append audit record: %w", err)
+		}
+	}
+	if err := r.Client.Status().Update(ctx, p); err != nil {
+		if apierrors.IsConflict(err) {
+			s.result = ctrl.Result{RequeueAfter: time.Second}
+			return nil
+		}
+		return fmt.Errorf("failed to update proposal status: %w", err)
+	}
+	if changed {
+		log.FromContext(ctx).Info("Proposal transition", "proposal", klog.KObj(p), "from", s.recorded, "to", p.Status.Phase)
+		typ := corev1.EventTypeNormal
+		switch p.Status.Phase {
+		case tendv1.PhaseDenied, tendv1.PhaseFailed, tendv1.PhaseRolledBack, tendv1.PhaseExpired:
+			typ = corev1.EventTypeWarning
+		}
+		r.event(p, typ, phaseReason(p), "%s → %s: %s", s.recorded, p.Status.Phase, p.Status.Message)
+		s.recorded = p.Status.Phase
+	}
+	return nil
+}
+
+func (r *ProposalReconciler) event(p *tendv1.Proposal, typ, reason, format string, args ...any) {
+	if r.Recorder == nil {
+		return
+	}
+	r.Recorder.Eventf(p, nil, typ, reason, "Reconcile", format, args...)
+}
+
+// phaseReason picks a reason code for the proposal's current phase.
+func phaseReason(p *tendv1.Proposal) string {
+	switch p.Status.Phase {
+	case tendv1.PhaseApproved:
+		if c := meta.FindStatusCondition(p.Status.Conditions, ConditionApproved); c != nil {
+			return c.Reason
+		}
+		return ReasonApproved
+	case tendv1.PhaseAwaitingApproval:
+		return ReasonApprovalRequired
+	case tendv1.PhaseDenied:
+		if p.Status.Decision != nil && len(p.Status.Decision.Reasons) > 0 {
+			return p.Status.Decision.Reasons[0].Code
+		}
+		if c := meta.FindStatusCondition(p.Status.Conditions, ConditionApproved); c != nil {
+			return c.Reason
+		}
+		return ReasonDenied
+	case tendv1.PhaseApplying:
+		return ReasonApplying
+	case tendv1.PhaseVerifying:
+		return ReasonVerifying
+	case tendv1.PhaseSucceeded:
+		return ReasonVerified
+	case tendv1.PhaseFailed:
+		return ReasonApplyFailed
+	case tendv1.PhaseRolledBack:
+		return ReasonRolledBack
+	case tendv1.PhaseExpired:
+		return ReasonExpired
+	}
+	return string(p.Status.Phase)
+}
+
+func decisionMessage(d *tendv1.Decision) string {
+	msg := string(d.Outcome)
+	if d.Policy != "" {
+		msg += fmt.Sprintf(" by %s/%s", d.Policy, d.Rule)
+	}
+	for _, r := range d.Reasons {
+		msg += fmt.Sprintf("; %s", r.Code)
+		if r.Message != "" {
+			msg += ": " + r.Message
+		}
+	}
+	return truncate(msg, 1024)
+}
+
+func checksMessage(cs []tendv1.Check) string {
+	out := ""
+	for i, c := range cs {
+		if i > 0 {
+			out += "; "
+		}
+		mark := "fail"
+		if c.Passed {
+			mark = "ok"
+		}
+		out += fmt.Sprintf("%s %s (%s)", c.Name, mark, c.Message)
+	}
+	return truncate(out, 1024)
+}
+
+func sameKeys(a, b map[string]int32) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k := range a {
+		if _, ok := b[k]; !ok {
+			return false
+		}
+	}
+	return true
+}
+
+func restartedPods(base, now map[string]int32) []string {
+	var out []string
+	for k, v := range now {
+		if b, ok := base[k]; ok && v > b {
+			out = append(out, k)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n-3] + "..."
+}

@@ -1,0 +1,168 @@
+package mcp
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	authnv1 "k8s.io/api/authentication/v1"
+	authzv1 "k8s.io/api/authorization/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+)
+
+// ErrUnauthenticated means the caller presented no valid credentials.
+var ErrUnauthenticated = errors.New("mcp: unauthenticated")
+
+// ErrForbidden means the caller may not make this call.
+var ErrForbidden = errors.New("mcp: forbidden")
+
+// Identity is an authenticated caller as the Kubernetes API server knows it.
+type Identity struct {
+	Username string
+	UID      string
+	Groups   []string
+	Extra    map[string]authzv1.ExtraValue
+}
+
+// Authenticator turns a bearer token into an identity.
+type Authenticator interface {
+	Authenticate(ctx context.Context, token string) (Identity, error)
+}
+
+// Authorizer decides whether an identity may act on a resource.
+type Authorizer interface {
+	Authorize(ctx context.Context, id Identity, attrs authzv1.ResourceAttributes) error
+}
+
+// TokenReviewAuthenticator authenticates tokens with the API server's
+// TokenReview API and caches positive answers briefly.
+type TokenReviewAuthenticator struct {
+	Client client.Client
+	// TTL of a cached positive review; 10s when zero.
+	TTL time.Duration
+
+	mu    sync.Mutex
+	cache map[[32]byte]cachedIdentity
+}
+
+type cachedIdentity struct {
+	id      Identity
+	expires time.Time
+}
+
+var _ Authenticator = (*TokenReviewAuthenticator)(nil)
+
+// Authenticate implements Authenticator.
+func (a *TokenReviewAuthenticator) Authenticate(ctx context.Context, token string) (Identity, error) {
+	if token == "" {
+		return Identity{}, ErrUnauthenticated
+	}
+	key := sha256.Sum256([]byte(token))
+	now := time.Now()
+	a.mu.Lock()
+	if c, ok := a.cache[key]; ok && now.Before(c.expires) {
+		a.mu.Unlock()
+		return c.id, nil
+	}
+	a.mu.Unlock()
+
+	tr := &authnv1.TokenReview{Spec: authnv1.TokenReviewSpec{Token: token}}
+	if err := a.Client.Create(ctx, tr); err != nil {
+		return Identity{}, fmt.Errorf("failed to review token: %w", err)
+	}
+	if !tr.Status.Authenticated {
+		return Identity{}, fmt.Errorf("%w: %s", ErrUnauthenticated, tr.Status.Error)
+	}
+	id := Identity{Username: tr.Status.User.Username, UID: tr.Status.User.UID, Groups: tr.Status.User.Groups}
+	if len(tr.Status.User.Extra) > 0 {
+		id.Extra = make(map[string]authzv1.ExtraValue, len(tr.Status.User.Extra))
+		for k, v := range tr.Status.User.Extra {
+			id.Extra[k] = authzv1.ExtraValue(v)
+		}
+	}
+	ttl := a.TTL
+	if ttl == 0 {
+		ttl = 10 * time.Second
+	}
+	a.mu.Lock()
+	if a.cache == nil || len(a.cache) > 4096 {
+		a.cache = map[[32]byte]cachedIdentity{}
+	}
+	a.cache[key] = cachedIdentity{id: id, expires: now.Add(ttl)}
+	a.mu.Unlock()
+	return id, nil
+}
+
+// SubjectAccessReviewAuthorizer asks the API server, for every call, whether
+// the caller may perform it.
+type SubjectAccessReviewAuthorizer struct {
+	Client client.Client
+}
+
+var _ Authorizer = (*SubjectAccessReviewAuthorizer)(nil)
+
+// Authorize implements Authorizer.
+func (a *SubjectAccessReviewAuthorizer) Authorize(ctx context.Context, id Identity, attrs authzv1.ResourceAttributes) error {
+	sar := &authzv1.SubjectAccessReview{Spec: authzv1.SubjectAccessReviewSpec{
+		ResourceAttributes: &attrs,
+		User:               id.Username,
+		UID:                id.UID,
+		Groups:             id.Groups,
+		Extra:              id.Extra,
+	}}
+	if err := a.Client.Create(ctx, sar); err != nil {
+		return fmt.Errorf("failed to review access: %w", err)
+	}
+	if !sar.Status.Allowed || sar.Status.Denied {
+		what := attrs.Verb + " " + attrs.Resource
+		if attrs.Group != "" {
+			what += "." + attrs.Group
+		}
+		if attrs.Namespace != "" {
+			what += " in namespace " + attrs.Namespace
+		}
+		return fmt.Errorf("%w: %s may not %s", ErrForbidden, id.Username, what)
+	}
+	return nil
+}
+
+type identityKey struct{}
+
+func withIdentity(ctx context.Context, id Identity) context.Context {
+	return context.WithValue(ctx, identityKey{}, id)
+}
+
+// IdentityFrom returns the authenticated caller of a tool call.
+func IdentityFrom(ctx context.Context) (Identity, bool) {
+	id, ok := ctx.Value(identityKey{}).(Identity)
+	return id, ok && id.Username != ""
+}
+
+// authenticate wraps an HTTP handler: no valid bearer token, no service.
+func authenticate(a Authenticator, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := r.Header.Get("Authorization")
+		token, ok := strings.CutPrefix(h, "Bearer ")
+		if !ok || strings.TrimSpace(token) == "" {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="tend"`)
+			http.Error(w, "missing bearer token", http.StatusUnauthorized)
+			return
+		}
+		id, err := a.Authenticate(r.Context(), strings.TrimSpace(token))
+		if err != nil {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="tend", error="invalid_token"`)
+			status := http.StatusUnauthorized
+			if !errors.Is(err, ErrUnauthenticated) {
+				status = http.StatusServiceUnavailable
+			}
+			http.Error(w, "authentication failed", status)
+			return
+		}
+		next.ServeHTTP(w, r.WithContext(withIdentity(r.Context(), id)))
+	})
+}

@@ -1,0 +1,163 @@
+package policies
+
+import (
+	v1alpha1 "github.com/tendops/tend/api/v1alpha1"
+)
+
+// Input is the typed gate input, exposed to CEL rules as the variable
+// `proposal`. Field names in CEL are the lowerCamel names of the `cel` struct
+// tags, and every field access is type-checked when a policy is loaded.
+//
+// Build it with [NewInput]; a zero Input is always denied (no action, no
+// target).
+type Input struct {
+	// Action is the catalogue action, e.g. "RollbackWorkload".
+	Action string `cel:"action"`
+	// Risk is the proposer's risk class: "Low", "Medium" or "High".
+	Risk string `cel:"risk"`
+	// Parameters of the change.
+	Parameters Parameters `cel:"parameters"`
+	// Target is the object the action applies to, with what the gatherer found.
+	Target Target `cel:"target"`
+	// Namespace of the target, with what the gatherer found. Empty for
+	// cluster-scoped targets.
+	Namespace Namespace `cel:"namespace"`
+	// Proposer is the authenticated identity that made the proposal.
+	Proposer Proposer `cel:"proposer"`
+}
+
+// Parameters are the typed parameters of the change. Members that do not
+// belong to the action are zero.
+type Parameters struct {
+	// Rollback parameters of RollbackWorkload.
+	Rollback RollbackParameters `cel:"rollback"`
+	// Scale parameters of ScaleWorkload.
+	Scale ScaleParameters `cel:"scale"`
+	// PatchPaths are the JSON pointer paths of a PatchWorkload JSON patch, in
+	// patch order.
+	PatchPaths []string `cel:"patchPaths"`
+}
+
+// RollbackParameters are the parameters of RollbackWorkload.
+type RollbackParameters struct {
+	// ToRevision is the revision to return to; 0 means the previous one.
+	ToRevision int64 `cel:"toRevision"`
+	// FromRevision is the revision the proposer saw as current and failing.
+	FromRevision int64 `cel:"fromRevision"`
+}
+
+// ScaleParameters are the parameters of ScaleWorkload.
+type ScaleParameters struct {
+	// Replicas is the desired replica count.
+	Replicas int64 `cel:"replicas"`
+}
+
+// Target describes the proposal's target object.
+type Target struct {
+	APIVersion string `cel:"apiVersion"`
+	Kind       string `cel:"kind"`
+	Namespace  string `cel:"namespace"`
+	Name       string `cel:"name"`
+	// Labels of the live object.
+	Labels map[string]string `cel:"labels"`
+	// OwnerKind and OwnerName name the controlling owner, if any.
+	OwnerKind string `cel:"ownerKind"`
+	OwnerName string `cel:"ownerName"`
+	// Replicas is the live replica count of a scalable target, else 0.
+	Replicas int64 `cel:"replicas"`
+	// Exists reports whether the gatherer found the target. The gate denies a
+	// proposal whose target does not exist before any rule runs.
+	Exists bool `cel:"exists"`
+}
+
+// Namespace describes the target's namespace.
+type Namespace struct {
+	Name   string            `cel:"name"`
+	Labels map[string]string `cel:"labels"`
+	// Exists reports whether the gatherer found the namespace.
+	Exists bool `cel:"exists"`
+}
+
+// Proposer is the authenticated identity that made the proposal.
+type Proposer struct {
+	Username string   `cel:"username"`
+	Groups   []string `cel:"groups"`
+}
+
+// TargetFacts is what the caller's gatherer found about the target.
+type TargetFacts struct {
+	// Labels of the live target.
+	Labels map[string]string
+	// OwnerKind and OwnerName of the controlling owner reference, if any.
+	OwnerKind, OwnerName string
+	// Replicas of a scalable target.
+	Replicas int64
+	// Exists is false when the target was not found; the gate then denies.
+	Exists bool
+}
+
+// NamespaceFacts is what the caller's gatherer found about the target's
+// namespace. It is ignored for cluster-scoped targets.
+type NamespaceFacts struct {
+	// Labels of the namespace.
+	Labels map[string]string
+	// Exists is false when the namespace was not found; the gate then denies a
+	// namespaced target.
+	Exists bool
+}
+
+// NewInput builds the gate input for p from the facts the caller gathered. A
+// nil p yields a zero Input, which the gate denies. The Input shares the maps
+// and slices of its arguments; the gate never modifies them.
+func NewInput(p *v1alpha1.Proposal, target TargetFacts, ns NamespaceFacts) Input {
+	if p == nil {
+		return Input{}
+	}
+	spec := &p.Spec
+	risk := string(spec.Risk)
+	if risk == "" {
+		// The API server defaults risk to Medium; mirror it so that a policy
+		// sees the same value for an object that skipped defaulting.
+		risk = string(v1alpha1.RiskMedium)
+	}
+	in := Input{
+		Action: string(spec.Action),
+		Risk:   risk,
+		Target: Target{
+			APIVersion: spec.Target.APIVersion,
+			Kind:       spec.Target.Kind,
+			Namespace:  spec.Target.Namespace,
+			Name:       spec.Target.Name,
+			Labels:     target.Labels,
+			OwnerKind:  target.OwnerKind,
+			OwnerName:  target.OwnerName,
+			Replicas:   target.Replicas,
+			Exists:     target.Exists,
+		},
+		Proposer: Proposer{
+			Username: spec.Proposer.Username,
+			Groups:   spec.Proposer.Groups,
+		},
+	}
+	if spec.Target.Namespace != "" {
+		in.Namespace = Namespace{
+			Name:   spec.Target.Namespace,
+			Labels: ns.Labels,
+			Exists: ns.Exists,
+		}
+	}
+	if r := spec.Parameters.Rollback; r != nil {
+		in.Parameters.Rollback = RollbackParameters{ToRevision: r.ToRevision, FromRevision: r.FromRevision}
+	}
+	if s := spec.Parameters.Scale; s != nil {
+		in.Parameters.Scale = ScaleParameters{Replicas: int64(s.Replicas)}
+	}
+	if len(spec.Parameters.Patch) > 0 {
+		paths := make([]string, len(spec.Parameters.Patch))
+		for i, op := range spec.Parameters.Patch {
+			paths[i] = op.Path
+		}
+		in.Parameters.PatchPaths = paths
+	}
+	return in
+}

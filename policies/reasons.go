@@ -1,0 +1,33 @@
+package policies
+
+// Reason codes the gate itself produces. Rules bring their own codes.
+const (
+	// ReasonNoPolicies: no GatePolicy is loaded; a human decides.
+	ReasonNoPolicies = "NoPolicies"
+	// ReasonNoMatchingRule: no rule matched the proposal; a human decides.
+	ReasonNoMatchingRule = "NoMatchingRule"
+	// ReasonPolicyInvalid: a policy in scope does not compile or validate.
+	ReasonPolicyInvalid = "PolicyInvalid"
+	// ReasonEvaluationError: a rule failed at run time, exceeded the cost limit,
+	// yielded a non-bool or was interrupted.
+	ReasonEvaluationError = "EvaluationError"
+	// ReasonUnknownAction: the action is not in the catalogue.
+	ReasonUnknownAction = "UnknownAction"
+	// ReasonTargetNotFound: the target (or its namespace) is missing or unnamed.
+	ReasonTargetNotFound = "TargetNotFound"
+	// ReasonInternalError: the gate itself failed (a recovered panic).
+	ReasonInternalError = "InternalError"
+	// ReasonProtectedNamespace: the target's namespace is protected.
+	ReasonProtectedNamespace = "ProtectedNamespace"
+	// ReasonProtectedTarget: the target itself is labelled protected.
+	ReasonProtectedTarget = "ProtectedTarget"
+	// ReasonKillSwitchEngaged: the kill switch is engaged; nothing is
+	// approved automatically.
+	ReasonKillSwitchEngaged = "KillSwitchEngaged"
+)
+
+// Names of the built-in guards, as recorded in Reason.Guard.
+const (
+	GuardProtectedResource = "ProtectedResource"
+	GuardKillSwitch        = "KillSwitch"
+)
