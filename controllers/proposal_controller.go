@@ -117,7 +117,8 @@ type scope struct {
 	now      time.Time
 	act      action
 	result   ctrl.Result
-	recorded tendv1.Phase // phase as last persisted
+	recorded tendv1.Phase   // phase as last persisted
+	entered  []tendv1.Phase // phases entered since, in order
 }
 
 // phaseFunc is one step of the lifecycle; done stops the list.
@@ -161,6 +162,9 @@ func (r *ProposalReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 // setPhase moves the proposal to a new phase with a message; persist records
 // the transition.
 func (s *scope) setPhase(to tendv1.Phase, msg string) {
+	if to != s.p.Status.Phase {
+		s.entered = append(s.entered, to)
+	}
 	s.p.Status.Phase = to
 	s.p.Status.Message = msg
 }
@@ -184,7 +188,7 @@ func (s *scope) requeueAfter(d time.Duration) {
 func (r *ProposalReconciler) validate(ctx context.Context, s *scope) (bool, error) {
 	p := s.p
 	if p.Status.Phase == "" {
-		s.setPhase(tendv1.PhasePending, "Waiting for the gate")
+		p.Status.Phase, p.Status.Message = tendv1.PhasePending, "Waiting for the gate"
 	}
 	if p.Status.SpecHash != "" && p.Status.SpecHash != s.hash {
 		switch p.Status.Phase {
@@ -381,8 +385,8 @@ func (r *ProposalReconciler) apply(ctx context.Context, s *scope) (bool, error) 
 		}
 		s.setPhase(tendv1.PhaseApplying, "Applying")
 		s.condition(ConditionApplied, metav1.ConditionFalse, ReasonApplying, "Applying the approved change")
-		if err := r.persist(ctx, s); err != nil {
-			// Someone else moved first; the next reconcile sees their state.
+		if err := r.persist(ctx, s); err != nil || s.result.RequeueAfter > 0 {
+			// Not committed (someone else moved first): do not apply.
 			return true, err
 		}
 	case tendv1.PhaseApplying:
@@ -456,7 +460,7 @@ func (r *ProposalReconciler) verify(ctx context.Context, s *scope) (bool, error)
 				ok := true
 				v.CompletedAt, v.Passed = &now, &ok
 				s.condition(ConditionVerified, metav1.ConditionTrue, ReasonVerified, checksMessage(v.Checks))
-				s.setPhase(tendv1.PhaseSucceeded, "Verified: "+checksMessage(v.Checks))
+				s.setPhase(tendv1.PhaseSucceeded, checksMessage(v.Checks))
 				return true, nil
 			}
 		}
@@ -471,7 +475,7 @@ func (r *ProposalReconciler) verify(ctx context.Context, s *scope) (bool, error)
 		s.p.Status.Rollback = &tendv1.ApplyRecord{Attempt: rand.String(10), StartedAt: now, FieldManager: r.Options.FieldManager}
 		s.p.Status.Message = "Verification failed; rolling back: " + checksMessage(v.Checks)
 		r.event(p, corev1.EventTypeWarning, ReasonVerifyFailed, "Verification failed before the deadline; rolling back: %s", checksMessage(v.Checks))
-		if err := r.persist(ctx, s); err != nil {
+		if err := r.persist(ctx, s); err != nil || s.result.RequeueAfter > 0 {
 			return true, err
 		}
 		return false, nil
@@ -520,46 +524,67 @@ func (r *ProposalReconciler) deny(s *scope, code, msg string) {
 	s.setPhase(tendv1.PhaseDenied, "Denied: "+code+": "+msg)
 }
 
-// persist writes the status if it changed, first appending any phase
-// transition to the audit log (so a transition is never lost, at worst
-// recorded twice), then emitting a Kubernetes Event for it.
+// persist writes the status. The write carries the resourceVersion read, so
+// of two reconciles working from the same state only one commits; only the
+// one that commits records its transitions, each as an audit record and a
+// Kubernetes Event, in order.
 func (r *ProposalReconciler) persist(ctx context.Context, s *scope) error {
 	p := s.p
-	if p.Status.Phase != tendv1.PhasePending || s.recorded != tendv1.PhasePending || len(p.Status.Conditions) > 0 {
-		p.Status.ObservedGeneration = p.Generation
-	}
-	changed := p.Status.Phase != s.recorded
-	if changed && r.Audit != nil {
-		rec := bus.AuditRecord{
-			Time:    s.now,
-			Cluster: r.Options.Cluster,
-			Object:  bus.ObjectRef{Kind: "proposal", Namespace: p.Namespace, Name: p.Name, UID: string(p.UID)},
-			From:    string(s.recorded),
-			To:      string(p.Status.Phase),
-			Reason:  phaseReason(p),
-			Message: truncate(p.Status.Message, 4096),
-			Actor:   r.Options.FieldManager,
-		}
-		if _, err := r.Audit.Append(ctx, rec); err != nil {
-			return fmt.Errorf("failed to append audit record: %w", err)
-		}
-	}
+	p.Status.ObservedGeneration = p.Generation
 	if err := r.Client.Status().Update(ctx, p); err != nil {
+		s.entered = nil
 		if apierrors.IsConflict(err) {
+			// Worked from a stale copy; the next reconcile reads the winner's state.
 			s.result = ctrl.Result{RequeueAfter: time.Second}
 			return nil
 		}
 		return fmt.Errorf("failed to update proposal status: %w", err)
 	}
-	if changed {
-		log.FromContext(ctx).Info("Proposal transition", "proposal", klog.KObj(p), "from", s.recorded, "to", p.Status.Phase)
-		typ := corev1.EventTypeNormal
-		switch p.Status.Phase {
-		case tendv1.PhaseDenied, tendv1.PhaseFailed, tendv1.PhaseRolledBack, tendv1.PhaseExpired:
-			typ = corev1.EventTypeWarning
+	var errs []error
+	from := s.recorded
+	for i, to := range s.entered {
+		msg := p.Status.Message
+		if i < len(s.entered)-1 {
+			msg = ""
 		}
-		r.event(p, typ, phaseReason(p), "%s → %s: %s", s.recorded, p.Status.Phase, p.Status.Message)
-		s.recorded = p.Status.Phase
+		if err := r.record(ctx, p, from, to, msg); err != nil {
+			errs = append(errs, err)
+		}
+		from = to
+	}
+	s.recorded, s.entered = p.Status.Phase, nil
+	return errors.Join(errs...)
+}
+
+// record writes one committed transition to the audit log and as an Event.
+func (r *ProposalReconciler) record(ctx context.Context, p *tendv1.Proposal, from, to tendv1.Phase, msg string) error {
+	reason := phaseReason(p, to)
+	log.FromContext(ctx).Info("Proposal transition", "proposal", klog.KObj(p), "from", from, "to", to, "reason", reason)
+	typ := corev1.EventTypeNormal
+	switch to {
+	case tendv1.PhaseDenied, tendv1.PhaseFailed, tendv1.PhaseRolledBack, tendv1.PhaseExpired:
+		typ = corev1.EventTypeWarning
+	}
+	if msg == "" {
+		msg = string(to)
+	}
+	r.event(p, typ, reason, "%s → %s: %s", from, to, msg)
+	if r.Audit == nil {
+		return nil
+	}
+	_, err := r.Audit.Append(ctx, bus.AuditRecord{
+		Time:    r.Options.Now(),
+		Cluster: r.Options.Cluster,
+		Object:  bus.ObjectRef{Kind: bus.KindProposal, Namespace: p.Namespace, Name: p.Name, UID: string(p.UID)},
+		From:    string(from),
+		To:      string(to),
+		Reason:  reason,
+		Message: truncate(msg, 4096),
+		Actor:   r.Options.FieldManager,
+	})
+	if err != nil {
+		r.event(p, corev1.EventTypeWarning, "AuditWriteFailed", "Failed to record %s → %s in the audit log: %v", from, to, err)
+		return fmt.Errorf("failed to append audit record: %w", err)
 	}
 	return nil
 }
@@ -571,9 +596,9 @@ func (r *ProposalReconciler) event(p *tendv1.Proposal, typ, reason, format strin
 	r.Recorder.Eventf(p, nil, typ, reason, "Reconcile", format, args...)
 }
 
-// phaseReason picks a reason code for the proposal's current phase.
-func phaseReason(p *tendv1.Proposal) string {
-	switch p.Status.Phase {
+// phaseReason picks a reason code for entering phase.
+func phaseReason(p *tendv1.Proposal, phase tendv1.Phase) string {
+	switch phase {
 	case tendv1.PhaseApproved:
 		if c := meta.FindStatusCondition(p.Status.Conditions, ConditionApproved); c != nil {
 			return c.Reason
@@ -602,7 +627,7 @@ func phaseReason(p *tendv1.Proposal) string {
 	case tendv1.PhaseExpired:
 		return ReasonExpired
 	}
-	return string(p.Status.Phase)
+	return string(phase)
 }
 
 func decisionMessage(d *tendv1.Decision) string {

@@ -1,0 +1,199 @@
+package localstack
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"math/big"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+)
+
+// ErrMissingBinary means a tool `make tools` builds is not in the bin dir.
+var ErrMissingBinary = errors.New("localstack: missing binary (run `make tools`)")
+
+// ClusterOptions configure a kwok cluster.
+type ClusterOptions struct {
+	// Name of the cluster; "tend" when empty.
+	Name string
+	// BinDir holds etcd, kube-apiserver, kube-controller-manager,
+	// kube-scheduler, kwok and kwokctl.
+	BinDir string
+	// WorkDir is KWOK_WORKDIR; the cluster lives under it.
+	WorkDir string
+	// Nodes is the number of simulated nodes; 3 when zero.
+	Nodes int
+	// Faults are the app profiles that make pods crash-loop.
+	Faults []Fault
+	// Progress receives one line per step; may be nil.
+	Progress func(format string, args ...any)
+}
+
+// Cluster is a running kwok cluster with a real control plane.
+type Cluster struct {
+	opts       ClusterOptions
+	kubeconfig string
+}
+
+var clusterBinaries = []string{"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok", "kwokctl"}
+
+// StartCluster creates and starts a kwok cluster with the binary runtime,
+// deleting a leftover cluster of the same name first, and adds the nodes.
+func StartCluster(ctx context.Context, opts ClusterOptions) (*Cluster, error) {
+	if opts.Name == "" {
+		opts.Name = "tend"
+	}
+	if opts.Nodes == 0 {
+		opts.Nodes = 3
+	}
+	if opts.Progress == nil {
+		opts.Progress = func(string, ...any) {}
+	}
+	for _, b := range clusterBinaries {
+		if _, err := os.Stat(filepath.Join(opts.BinDir, b)); err != nil {
+			return nil, fmt.Errorf("%w: %s in %s", ErrMissingBinary, b, opts.BinDir)
+		}
+	}
+	if err := os.MkdirAll(opts.WorkDir, 0o755); err != nil {
+		return nil, fmt.Errorf("failed to create work dir: %w", err)
+	}
+	c := &Cluster{opts: opts, kubeconfig: filepath.Join(opts.WorkDir, "clusters", opts.Name, "kubeconfig.yaml")}
+	if _, err := os.Stat(filepath.Join(opts.WorkDir, "clusters", opts.Name)); err == nil {
+		opts.Progress("Deleting leftover cluster %q", opts.Name)
+		if err := c.kwokctl(ctx, "delete", "cluster", "--name", opts.Name); err != nil {
+			return nil, err
+		}
+	}
+	stages, err := StagesYAML(opts.Faults)
+	if err != nil {
+		return nil, err
+	}
+	stagesFile := filepath.Join(opts.WorkDir, opts.Name+"-stages.yaml")
+	if err := os.WriteFile(stagesFile, stages, 0o644); err != nil {
+		return nil, fmt.Errorf("failed to write stages: %w", err)
+	}
+	bin := func(n string) string { return filepath.Join(opts.BinDir, n) }
+	opts.Progress("Starting control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok)")
+	start := time.Now()
+	if err := c.kwokctl(ctx, "create", "cluster", "--name", opts.Name, "--runtime", "binary",
+		"--etcd-binary", bin("etcd"), "--kube-apiserver-binary", bin("kube-apiserver"),
+		"--kube-controller-manager-binary", bin("kube-controller-manager"),
+		"--kube-scheduler-binary", bin("kube-scheduler"), "--kwok-controller-binary", bin("kwok"),
+		"--config", stagesFile, "--wait", "90s"); err != nil {
+		_ = c.Stop(context.WithoutCancel(ctx))
+		return nil, err
+	}
+	opts.Progress("Control plane ready in %s; adding %d simulated nodes", time.Since(start).Round(100*time.Millisecond), opts.Nodes)
+	if err := c.kwokctl(ctx, "scale", "node", "--name", opts.Name, "--replicas", strconv.Itoa(opts.Nodes)); err != nil {
+		_ = c.Stop(context.WithoutCancel(ctx))
+		return nil, err
+	}
+	return c, nil
+}
+
+// Kubeconfig is the path of the cluster's admin kubeconfig.
+func (c *Cluster) Kubeconfig() string { return c.kubeconfig }
+
+// Dir is the cluster's directory, with its pki, logs and pids.
+func (c *Cluster) Dir() string { return filepath.Join(c.opts.WorkDir, "clusters", c.opts.Name) }
+
+// Stop deletes the cluster; kwokctl stops every process it started.
+func (c *Cluster) Stop(ctx context.Context) error {
+	return c.kwokctl(ctx, "delete", "cluster", "--name", c.opts.Name)
+}
+
+func (c *Cluster) kwokctl(ctx context.Context, args ...string) error {
+	cmd := exec.CommandContext(ctx, filepath.Join(c.opts.BinDir, "kwokctl"), args...)
+	cmd.Env = append(os.Environ(), "KWOK_WORKDIR="+c.opts.WorkDir)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("kwokctl %s failed: %w\n%s", args[0]+" "+args[1], err, tail(out.String(), 2000))
+	}
+	return nil
+}
+
+// UserKubeconfig writes a kubeconfig for a user authenticated by a client
+// certificate the cluster's CA signs, and returns its path. The API server
+// authenticates the user as name with the given groups.
+func (c *Cluster) UserKubeconfig(name string, groups []string) (string, error) {
+	pki := filepath.Join(c.Dir(), "pki")
+	ca, err := tls.LoadX509KeyPair(filepath.Join(pki, "ca.crt"), filepath.Join(pki, "ca.key"))
+	if err != nil {
+		return "", fmt.Errorf("failed to load cluster CA: %w", err)
+	}
+	caCert, err := x509.ParseCertificate(ca.Certificate[0])
+	if err != nil {
+		return "", fmt.Errorf("failed to parse cluster CA: %w", err)
+	}
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		return "", fmt.Errorf("failed to generate key: %w", err)
+	}
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 62))
+	if err != nil {
+		return "", fmt.Errorf("failed to generate serial: %w", err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: serial,
+		Subject:      pkix.Name{CommonName: name, Organization: groups},
+		NotBefore:    time.Now().Add(-time.Minute),
+		NotAfter:     time.Now().Add(24 * time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &key.PublicKey, ca.PrivateKey)
+	if err != nil {
+		return "", fmt.Errorf("failed to sign client certificate: %w", err)
+	}
+	admin, err := clientcmd.LoadFromFile(c.kubeconfig)
+	if err != nil {
+		return "", fmt.Errorf("failed to read kubeconfig: %w", err)
+	}
+	ctxName := admin.CurrentContext
+	cluster := admin.Contexts[ctxName].Cluster
+	cfg := clientcmdapi.NewConfig()
+	cfg.Clusters[cluster] = admin.Clusters[cluster]
+	cfg.AuthInfos[name] = &clientcmdapi.AuthInfo{
+		ClientCertificateData: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		ClientKeyData:         pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)}),
+	}
+	cfg.Contexts[name] = &clientcmdapi.Context{Cluster: cluster, AuthInfo: name}
+	cfg.CurrentContext = name
+	path := filepath.Join(c.Dir(), "kubeconfig-"+name+".yaml")
+	if err := clientcmd.WriteToFile(*cfg, path); err != nil {
+		return "", fmt.Errorf("failed to write kubeconfig: %w", err)
+	}
+	return path, nil
+}
+
+// RESTConfig loads a kubeconfig file.
+func RESTConfig(kubeconfig string) (*rest.Config, error) {
+	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		return nil, fmt.Errorf("failed to load kubeconfig %s: %w", kubeconfig, err)
+	}
+	cfg.QPS, cfg.Burst = 100, 200
+	return cfg, nil
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return "..." + s[len(s)-n:]
+	}
+	return s
+}

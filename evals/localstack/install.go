@@ -1,0 +1,185 @@
+package localstack
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	admissionv1 "k8s.io/api/admissionregistration/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/tendops/tend/api/crds"
+	tendv1 "github.com/tendops/tend/api/v1alpha1"
+	"github.com/tendops/tend/policies"
+)
+
+// Names of what Install creates.
+const (
+	SystemNamespace    = "tend-system"
+	AgentAccount       = "tend-agent"
+	ApproverGroup      = "tend:approvers"
+	approvalPolicyName = "tend.dev-approvals"
+)
+
+// Install creates or updates tend's CRDs, its system namespace, the agent's
+// service account and RBAC, the approvers' role, the admission policy that
+// binds an Approval to its authenticated, authorized creator, and the
+// default GatePolicies. It is idempotent.
+func Install(ctx context.Context, c client.Client) error {
+	all, err := crds.All()
+	if err != nil {
+		return err
+	}
+	for _, crd := range all {
+		if err := ensure(ctx, c, crd); err != nil {
+			return err
+		}
+	}
+	if err := waitEstablished(ctx, c, all); err != nil {
+		return err
+	}
+	for _, obj := range rbacObjects() {
+		if err := ensure(ctx, c, obj); err != nil {
+			return err
+		}
+	}
+	for _, obj := range approvalAdmission() {
+		if err := ensure(ctx, c, obj); err != nil {
+			return err
+		}
+	}
+	bundle, err := policies.DefaultBundle()
+	if err != nil {
+		return fmt.Errorf("failed to load default policies: %w", err)
+	}
+	for i := range bundle {
+		if err := ensure(ctx, c, &bundle[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ensure creates obj, or updates it in place when it exists.
+func ensure(ctx context.Context, c client.Client, obj client.Object) error {
+	desired := obj.DeepCopyObject().(client.Object)
+	err := c.Create(ctx, obj)
+	if err == nil {
+		return nil
+	}
+	if !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("failed to create %T %s: %w", obj, obj.GetName(), err)
+	}
+	if err := c.Get(ctx, client.ObjectKeyFromObject(obj), obj); err != nil {
+		return fmt.Errorf("failed to get %T %s: %w", obj, obj.GetName(), err)
+	}
+	desired.SetResourceVersion(obj.GetResourceVersion())
+	if err := c.Update(ctx, desired); err != nil {
+		return fmt.Errorf("failed to update %T %s: %w", obj, obj.GetName(), err)
+	}
+	return nil
+}
+
+func waitEstablished(ctx context.Context, c client.Client, all []*apiextensionsv1.CustomResourceDefinition) error {
+	return wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		for _, want := range all {
+			crd := &apiextensionsv1.CustomResourceDefinition{}
+			if err := c.Get(ctx, client.ObjectKey{Name: want.Name}, crd); err != nil {
+				return false, nil
+			}
+			established := false
+			for _, cond := range crd.Status.Conditions {
+				if cond.Type == apiextensionsv1.Established && cond.Status == apiextensionsv1.ConditionTrue {
+					established = true
+				}
+			}
+			if !established {
+				return false, nil
+			}
+		}
+		return true, nil
+	})
+}
+
+// rbacObjects: the agent may read workloads and create and read proposals,
+// nothing else; approvers may read proposals, approve them and create
+// Approvals.
+func rbacObjects() []client.Object {
+	read := []string{"get", "list", "watch"}
+	return []client.Object{
+		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: SystemNamespace}},
+		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: SystemNamespace, Name: AgentAccount}},
+		&rbacv1.ClusterRole{
+			ObjectMeta: metav1.ObjectMeta{Name: "tend:agent"},
+			Rules: []rbacv1.PolicyRule{
+				{APIGroups: []string{tendv1.GroupVersion.Group}, Resources: []string{"proposals"}, Verbs: append([]string{"create"}, read...)},
+				{APIGroups: []string{""}, Resources: []string{"pods", "events", "nodes", "namespaces"}, Verbs: read},
+				{APIGroups: []string{"apps"}, Resources: []string{"deployments", "replicasets", "statefulsets", "daemonsets"}, Verbs: read},
+			},
+		},
+		&rbacv1.ClusterRoleBinding{
+			ObjectMeta: metav1.ObjectMeta{Name: "tend:agent"},
+			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "tend:agent"},
+			Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Namespace: SystemNamespace, Name: AgentAccount}},
+		},
+		&rbacv1.ClusterRole{
+			ObjectMeta: metav1.ObjectMeta{Name: "tend:approver"},
+			Rules: []rbacv1.PolicyRule{
+				{APIGroups: []string{tendv1.GroupVersion.Group}, Resources: []string{"proposals"}, Verbs: append([]string{"approve"}, read...)},
+				{APIGroups: []string{tendv1.GroupVersion.Group}, Resources: []string{"approvals"}, Verbs: append([]string{"create"}, read...)},
+			},
+		},
+		&rbacv1.ClusterRoleBinding{
+			ObjectMeta: metav1.ObjectMeta{Name: "tend:approver"},
+			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "tend:approver"},
+			Subjects:   []rbacv1.Subject{{Kind: rbacv1.GroupKind, APIGroup: rbacv1.GroupName, Name: ApproverGroup}},
+		},
+	}
+}
+
+// approvalAdmission makes the API server the judge of who approves: the
+// recorded approver must be the authenticated user, and that user must hold
+// the verb `approve` on the proposal.
+func approvalAdmission() []client.Object {
+	return []client.Object{
+		&admissionv1.ValidatingAdmissionPolicy{
+			ObjectMeta: metav1.ObjectMeta{Name: approvalPolicyName},
+			Spec: admissionv1.ValidatingAdmissionPolicySpec{
+				FailurePolicy: ptr.To(admissionv1.Fail),
+				MatchConstraints: &admissionv1.MatchResources{ResourceRules: []admissionv1.NamedRuleWithOperations{{
+					RuleWithOperations: admissionv1.RuleWithOperations{
+						Operations: []admissionv1.OperationType{admissionv1.Create, admissionv1.Update},
+						Rule: admissionv1.Rule{APIGroups: []string{tendv1.GroupVersion.Group}, APIVersions: []string{"*"},
+							Resources: []string{"approvals"}},
+					},
+				}}},
+				Validations: []admissionv1.Validation{
+					{
+						Expression: "object.spec.approver == request.userInfo.username",
+						Message:    "spec.approver must be the user creating the Approval",
+						Reason:     ptr.To(metav1.StatusReasonForbidden),
+					},
+					{
+						Expression: "authorizer.group('tend.dev').resource('proposals').namespace(object.metadata.namespace).name(object.spec.proposal).check('approve').allowed()",
+						Message:    "approving needs the verb approve on this proposal (RBAC: verbs [approve] on proposals.tend.dev)",
+						Reason:     ptr.To(metav1.StatusReasonForbidden),
+					},
+				},
+			},
+		},
+		&admissionv1.ValidatingAdmissionPolicyBinding{
+			ObjectMeta: metav1.ObjectMeta{Name: approvalPolicyName},
+			Spec: admissionv1.ValidatingAdmissionPolicyBindingSpec{
+				PolicyName:        approvalPolicyName,
+				ValidationActions: []admissionv1.ValidationAction{admissionv1.Deny},
+			},
+		},
+	}
+}

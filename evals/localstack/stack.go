@@ -1,0 +1,344 @@
+package localstack
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/nats-io/nats.go/jetstream"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	tendv1 "github.com/tendops/tend/api/v1alpha1"
+	"github.com/tendops/tend/agents"
+	"github.com/tendops/tend/bus"
+	"github.com/tendops/tend/controllers"
+	"github.com/tendops/tend/mcp"
+	"github.com/tendops/tend/policies"
+)
+
+// Options configure the local stack.
+type Options struct {
+	// Kubeconfig attaches to an existing cluster instead of starting one.
+	Kubeconfig string
+	// NATSURL attaches to an existing NATS server (with JetStream) instead
+	// of starting an embedded one.
+	NATSURL string
+	// BinDir holds the tools `make tools` builds.
+	BinDir string
+	// WorkDir holds the kwok cluster and the embedded NATS store.
+	WorkDir string
+	// ClusterName names the cluster on the bus and for kwok; "local" when empty.
+	ClusterName string
+	// Nodes is the number of simulated nodes; 3 when zero.
+	Nodes int
+	// Faults are the app profiles of simulated pods; DemoFaults when nil.
+	Faults []Fault
+	// MCPAddr is where the MCP server listens; 127.0.0.1:0 (any free port)
+	// when empty.
+	MCPAddr string
+	// Proposal tunes the proposal controller (verification window etc.).
+	Proposal controllers.ProposalOptions
+	// OnProposal is told of every proposal the maintenance agent makes.
+	OnProposal func(agents.Outcome)
+	// Progress receives one line per start-up step; may be nil.
+	Progress func(format string, args ...any)
+	// Logger for the components; discards when zero.
+	Logger logr.Logger
+}
+
+// Stack is a running local stack.
+type Stack struct {
+	// Kubeconfig is the admin kubeconfig of the cluster.
+	Kubeconfig string
+	// MCPURL is the MCP endpoint (streamable HTTP).
+	MCPURL string
+	// NATSURL is the NATS server's URL.
+	NATSURL string
+	// Client is an admin client with tend's types registered.
+	Client client.Client
+	// Config is the admin REST config.
+	Config *rest.Config
+	// JetStream is a connection to the bus.
+	JetStream jetstream.JetStream
+	// Gate is the running policy gate.
+	Gate *policies.Gate
+	// Cluster is the kwok cluster, nil when attached to an existing one.
+	Cluster *Cluster
+	// ClusterName names the cluster on the bus.
+	ClusterName string
+
+	cancel  context.CancelFunc
+	done    chan struct{}
+	runErr  error
+	cleanup []func()
+	once    sync.Once
+}
+
+// Scheme has the built-in kinds and tend's.
+func Scheme() *runtime.Scheme {
+	s := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(s); err != nil {
+		panic(err)
+	}
+	if err := tendv1.AddToScheme(s); err != nil {
+		panic(err)
+	}
+	if err := apiextensionsv1.AddToScheme(s); err != nil {
+		panic(err)
+	}
+	return s
+}
+
+// Start brings the stack up and returns once every component runs. Stop
+// tears it down; so does cancelling ctx.
+func Start(ctx context.Context, opts Options) (st *Stack, err error) {
+	if opts.ClusterName == "" {
+		opts.ClusterName = "local"
+	}
+	if opts.Faults == nil {
+		opts.Faults = DemoFaults
+	}
+	if opts.MCPAddr == "" {
+		opts.MCPAddr = "127.0.0.1:0"
+	}
+	// kwokctl runs its processes from their own directories: paths must be absolute.
+	for _, p := range []*string{&opts.WorkDir, &opts.BinDir} {
+		abs, err := filepath.Abs(*p)
+		if err != nil {
+			return nil, fmt.Errorf("failed to resolve %s: %w", *p, err)
+		}
+		*p = abs
+	}
+	progress := opts.Progress
+	if progress == nil {
+		progress = func(string, ...any) {}
+	}
+	if opts.Logger.GetSink() == nil {
+		opts.Logger = logr.Discard()
+	}
+	ctx = log.IntoContext(ctx, opts.Logger)
+	s := &Stack{ClusterName: opts.ClusterName, done: make(chan struct{})}
+	defer func() {
+		if err != nil {
+			s.teardown()
+		}
+	}()
+
+	// Cluster.
+	s.Kubeconfig = opts.Kubeconfig
+	if s.Kubeconfig == "" {
+		cl, err := StartCluster(ctx, ClusterOptions{
+			Name: opts.ClusterName, BinDir: opts.BinDir, WorkDir: filepath.Join(opts.WorkDir, "kwok"),
+			Nodes: opts.Nodes, Faults: opts.Faults, Progress: progress,
+		})
+		if err != nil {
+			return nil, err
+		}
+		s.Cluster = cl
+		s.Kubeconfig = cl.Kubeconfig()
+		s.cleanup = append(s.cleanup, func() {
+			if err := cl.Stop(context.Background()); err != nil {
+				opts.Logger.Error(err, "Failed to delete the kwok cluster")
+			}
+		})
+	} else {
+		progress("Attaching to the cluster in %s", s.Kubeconfig)
+	}
+	cfg, err := RESTConfig(s.Kubeconfig)
+	if err != nil {
+		return nil, err
+	}
+	s.Config = cfg
+	scheme := Scheme()
+	c, err := client.NewWithWatch(cfg, client.Options{Scheme: scheme})
+	if err != nil {
+		return nil, fmt.Errorf("failed to create client: %w", err)
+	}
+	s.Client = c
+
+	// Bus.
+	s.NATSURL = opts.NATSURL
+	if s.NATSURL == "" {
+		storeDir := filepath.Join(opts.WorkDir, "nats")
+		if err := os.RemoveAll(storeDir); err != nil {
+			return nil, fmt.Errorf("failed to clear NATS store: %w", err)
+		}
+		ns, err := bus.StartEmbedded(bus.EmbeddedOptions{StoreDir: storeDir})
+		if err != nil {
+			return nil, err
+		}
+		s.cleanup = append(s.cleanup, ns.Shutdown)
+		s.NATSURL = ns.URL()
+		progress("NATS with JetStream listening on %s", s.NATSURL)
+	} else {
+		progress("Attaching to NATS at %s", s.NATSURL)
+	}
+	nc, js, err := bus.Connect(ctx, s.NATSURL, "tend-up")
+	if err != nil {
+		return nil, err
+	}
+	s.cleanup = append(s.cleanup, func() { _ = nc.Drain() })
+	s.JetStream = js
+	if err := bus.EnsureStreams(ctx, js, bus.StreamsConfig{}); err != nil {
+		return nil, err
+	}
+
+	// tend's resources.
+	progress("Installing CRDs, RBAC, the approval admission policy and the default gate policies")
+	if err := Install(ctx, c); err != nil {
+		return nil, err
+	}
+
+	// Components.
+	if err := s.startComponents(ctx, opts, scheme, progress); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Stack) startComponents(ctx context.Context, opts Options, scheme *runtime.Scheme, progress func(string, ...any)) error {
+	mgr, err := ctrl.NewManager(s.Config, ctrl.Options{
+		Scheme:                 scheme,
+		Logger:                 opts.Logger,
+		Metrics:                metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress: "0",
+	})
+	if err != nil {
+		return fmt.Errorf("failed to create manager: %w", err)
+	}
+	gate, err := policies.New(policies.Options{})
+	if err != nil {
+		return fmt.Errorf("failed to create gate: %w", err)
+	}
+	s.Gate = gate
+	// Load the policies now, so no proposal meets an empty gate while the
+	// GatePolicy controller starts; it keeps the set current from then on.
+	var gps tendv1.GatePolicyList
+	if err := s.Client.List(ctx, &gps); err != nil {
+		return fmt.Errorf("failed to list gate policies: %w", err)
+	}
+	gate.Load(gps.Items)
+
+	popts := opts.Proposal
+	popts.Cluster = opts.ClusterName
+	if err := (&controllers.ProposalReconciler{
+		Client:   mgr.GetClient(),
+		Gate:     gate,
+		Audit:    bus.NewAuditLog(s.JetStream, opts.ClusterName),
+		Recorder: mgr.GetEventRecorder("tend-proposal-controller"),
+		Options:  popts,
+	}).SetupWithManager(mgr); err != nil {
+		return err
+	}
+	if err := (&controllers.GatePolicyReconciler{Client: mgr.GetClient(), Gate: gate}).SetupWithManager(mgr); err != nil {
+		return err
+	}
+	if err := (&controllers.Sensor{Client: mgr.GetClient(), Publisher: bus.NewPublisher(s.JetStream, opts.ClusterName, "sensor")}).SetupWithManager(mgr); err != nil {
+		return err
+	}
+
+	// MCP server.
+	wc := s.Client.(client.WithWatch)
+	srv, err := mcp.New(mcp.Options{
+		Client:        wc,
+		Authenticator: &mcp.TokenReviewAuthenticator{Client: wc},
+		Authorizer:    &mcp.SubjectAccessReviewAuthorizer{Client: wc},
+	})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", opts.MCPAddr)
+	if err != nil {
+		return fmt.Errorf("failed to listen for MCP on %s: %w", opts.MCPAddr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/mcp", srv.Handler())
+	httpSrv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	s.MCPURL = "http://" + ln.Addr().String() + "/mcp"
+	go func() {
+		if err := httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			opts.Logger.Error(err, "MCP server stopped")
+		}
+	}()
+	s.cleanup = append(s.cleanup, func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = httpSrv.Shutdown(sctx)
+	})
+	progress("MCP server listening on %s", s.MCPURL)
+
+	// Maintenance agent: its own service account token, MCP over HTTP.
+	tools, err := agents.DialTools(ctx, s.MCPURL, "tend-maintenance-agent", serviceAccountToken(s.Client, SystemNamespace, AgentAccount))
+	if err != nil {
+		return err
+	}
+	s.cleanup = append(s.cleanup, func() { _ = tools.Close() })
+	agent := &agents.Agent{
+		Name:       "maintenance",
+		Runbooks:   []agents.Runbook{&agents.CrashLoopRollback{}},
+		Tools:      tools,
+		OnProposal: opts.OnProposal,
+	}
+	consumer, err := bus.NewConsumer(s.JetStream, bus.ConsumerOptions{
+		Stream:         bus.StreamTelemetry,
+		Durable:        "agent-maintenance",
+		FilterSubjects: []string{bus.TelemetryFilter(opts.ClusterName)},
+	}, agent.Handle)
+	if err != nil {
+		return err
+	}
+	if err := mgr.Add(consumer); err != nil {
+		return fmt.Errorf("failed to add agent: %w", err)
+	}
+
+	runCtx, cancel := context.WithCancel(ctx)
+	s.cancel = cancel
+	go func() {
+		defer close(s.done)
+		s.runErr = mgr.Start(runCtx)
+	}()
+	syncCtx, cancelSync := context.WithTimeout(ctx, time.Minute)
+	defer cancelSync()
+	if !mgr.GetCache().WaitForCacheSync(syncCtx) {
+		return errors.New("localstack: caches did not sync within a minute")
+	}
+	progress("Sensor, proposal controller, gate and maintenance agent running")
+	return nil
+}
+
+// Done is closed when the components stop.
+func (s *Stack) Done() <-chan struct{} { return s.done }
+
+// Err is the components' error once Done is closed.
+func (s *Stack) Err() error { return s.runErr }
+
+// Stop stops the components, the bus and the cluster, and waits for them.
+func (s *Stack) Stop() {
+	s.teardown()
+}
+
+func (s *Stack) teardown() {
+	s.once.Do(func() {
+		if s.cancel != nil {
+			s.cancel()
+			<-s.done
+		}
+		for i := len(s.cleanup) - 1; i >= 0; i-- {
+			s.cleanup[i]()
+		}
+	})
+}
