@@ -22,8 +22,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
-	tendv1 "github.com/tendops/tend/api/v1alpha1"
 	"github.com/tendops/tend/agents"
+	tendv1 "github.com/tendops/tend/api/v1alpha1"
 	"github.com/tendops/tend/bus"
 	"github.com/tendops/tend/controllers"
 	"github.com/tendops/tend/mcp"

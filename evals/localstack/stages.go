@@ -28,8 +28,8 @@ type Fault struct {
 // DATABASE_URL environment variable and exits 1 at start-up without it;
 // web 1.x does not need it.
 var DemoFaults = []Fault{{
-	Name: "demo-web-2-missing-database-url",
-	When: `(.image | startswith("` + DemoImage + `:2.")) and (any(.env[]?; .name == "DATABASE_URL") | not)`,
+	Name:     "demo-web-2-missing-database-url",
+	When:     `(.image | startswith("` + DemoImage + `:2.")) and (any(.env[]?; .name == "DATABASE_URL") | not)`,
 	Reason:   "Error",
 	ExitCode: 1,
 }}
