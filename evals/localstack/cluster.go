@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"syscall"
 	"time"
 
 	"k8s.io/client-go/rest"
@@ -87,6 +88,13 @@ func StartCluster(ctx context.Context, opts ClusterOptions) (*Cluster, error) {
 		return nil, fmt.Errorf("failed to write stages: %w", err)
 	}
 	bin := func(n string) string { return filepath.Join(opts.BinDir, n) }
+	// kwokctl picks free ports when it creates a cluster and binds them only
+	// when it starts it: two creations at once may pick the same ports.
+	unlock, err := lockFile(filepath.Join(os.TempDir(), "tend-kwokctl-create.lock"))
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	opts.Progress("Starting control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok)")
 	start := time.Now()
 	if err := c.kwokctl(ctx, "create", "cluster", "--name", opts.Name, "--runtime", "binary",
@@ -189,6 +197,23 @@ func RESTConfig(kubeconfig string) (*rest.Config, error) {
 	}
 	cfg.QPS, cfg.Burst = 100, 200
 	return cfg, nil
+}
+
+// lockFile takes an exclusive advisory lock shared by every process on the
+// machine, and returns its release.
+func lockFile(path string) (func(), error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o666)
+	if err != nil {
+		return nil, fmt.Errorf("failed to open lock %s: %w", path, err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("failed to lock %s: %w", path, err)
+	}
+	return func() {
+		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		f.Close()
+	}, nil
 }
 
 func tail(s string, n int) string {
