@@ -24,6 +24,8 @@ import (
 const (
 	SystemNamespace    = "tend-system"
 	AgentAccount       = "tend-agent"
+	ControllerAccount  = "tend-controller"
+	MCPAccount         = "tend-mcp"
 	ApproverGroup      = "tend:approvers"
 	approvalPolicyName = "tend.dev-approvals"
 )
@@ -108,40 +110,77 @@ func waitEstablished(ctx context.Context, c client.Client, all []*apiextensionsv
 	})
 }
 
-// rbacObjects: the agent may read workloads and create and read proposals,
-// nothing else; approvers may read proposals, approve them and create
-// Approvals.
-func rbacObjects() []client.Object {
+// ClusterRoles gives each component exactly what it needs: the controller
+// is the only one that may write workloads; the MCP server may only create
+// Proposals (and review tokens and access); the agent may only read and
+// propose; approvers may read proposals, approve them and create Approvals.
+// charts/tend ships the same roles (a test keeps them equal).
+func ClusterRoles() []*rbacv1.ClusterRole {
 	read := []string{"get", "list", "watch"}
-	return []client.Object{
-		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: SystemNamespace}},
-		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: SystemNamespace, Name: AgentAccount}},
-		&rbacv1.ClusterRole{
+	tend := tendv1.GroupVersion.Group
+	return []*rbacv1.ClusterRole{
+		{
+			ObjectMeta: metav1.ObjectMeta{Name: "tend:controller"},
+			Rules: []rbacv1.PolicyRule{
+				{APIGroups: []string{tend}, Resources: []string{"proposals", "approvals", "gatepolicies", "improvementschedules"}, Verbs: read},
+				{APIGroups: []string{tend}, Resources: []string{"proposals/status", "approvals/status", "gatepolicies/status", "improvementschedules/status"}, Verbs: []string{"update", "patch"}},
+				{APIGroups: []string{"apps"}, Resources: []string{"deployments"}, Verbs: append([]string{"update", "patch"}, read...)},
+				{APIGroups: []string{"apps"}, Resources: []string{"replicasets", "statefulsets", "daemonsets"}, Verbs: read},
+				{APIGroups: []string{""}, Resources: []string{"pods", "nodes", "namespaces", "events"}, Verbs: read},
+				{APIGroups: []string{"", "events.k8s.io"}, Resources: []string{"events"}, Verbs: []string{"create", "patch", "update"}},
+				{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, Verbs: append([]string{"create", "update"}, read...)},
+			},
+		},
+		{
+			ObjectMeta: metav1.ObjectMeta{Name: "tend:mcp"},
+			Rules: []rbacv1.PolicyRule{
+				{APIGroups: []string{tend}, Resources: []string{"proposals"}, Verbs: append([]string{"create"}, read...)},
+				{APIGroups: []string{"apps"}, Resources: []string{"deployments", "replicasets"}, Verbs: read},
+				{APIGroups: []string{""}, Resources: []string{"pods", "events", "namespaces"}, Verbs: read},
+				{APIGroups: []string{"authentication.k8s.io"}, Resources: []string{"tokenreviews"}, Verbs: []string{"create"}},
+				{APIGroups: []string{"authorization.k8s.io"}, Resources: []string{"subjectaccessreviews"}, Verbs: []string{"create"}},
+			},
+		},
+		{
 			ObjectMeta: metav1.ObjectMeta{Name: "tend:agent"},
 			Rules: []rbacv1.PolicyRule{
-				{APIGroups: []string{tendv1.GroupVersion.Group}, Resources: []string{"proposals"}, Verbs: append([]string{"create"}, read...)},
+				{APIGroups: []string{tend}, Resources: []string{"proposals"}, Verbs: append([]string{"create"}, read...)},
 				{APIGroups: []string{""}, Resources: []string{"pods", "events", "nodes", "namespaces"}, Verbs: read},
 				{APIGroups: []string{"apps"}, Resources: []string{"deployments", "replicasets", "statefulsets", "daemonsets"}, Verbs: read},
 			},
 		},
-		&rbacv1.ClusterRoleBinding{
-			ObjectMeta: metav1.ObjectMeta{Name: "tend:agent"},
-			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "tend:agent"},
-			Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Namespace: SystemNamespace, Name: AgentAccount}},
-		},
-		&rbacv1.ClusterRole{
+		{
 			ObjectMeta: metav1.ObjectMeta{Name: "tend:approver"},
 			Rules: []rbacv1.PolicyRule{
-				{APIGroups: []string{tendv1.GroupVersion.Group}, Resources: []string{"proposals"}, Verbs: append([]string{"approve"}, read...)},
-				{APIGroups: []string{tendv1.GroupVersion.Group}, Resources: []string{"approvals"}, Verbs: append([]string{"create"}, read...)},
+				{APIGroups: []string{tend}, Resources: []string{"proposals"}, Verbs: append([]string{"approve"}, read...)},
+				{APIGroups: []string{tend}, Resources: []string{"approvals"}, Verbs: append([]string{"create"}, read...)},
 			},
 		},
+	}
+}
+
+func rbacObjects() []client.Object {
+	objs := []client.Object{&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: SystemNamespace}}}
+	for _, sa := range []string{ControllerAccount, MCPAccount, AgentAccount} {
+		objs = append(objs, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: SystemNamespace, Name: sa}})
+	}
+	for _, r := range ClusterRoles() {
+		objs = append(objs, r)
+	}
+	for role, sa := range map[string]string{"tend:controller": ControllerAccount, "tend:mcp": MCPAccount, "tend:agent": AgentAccount} {
+		objs = append(objs, &rbacv1.ClusterRoleBinding{
+			ObjectMeta: metav1.ObjectMeta{Name: role},
+			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role},
+			Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Namespace: SystemNamespace, Name: sa}},
+		})
+	}
+	return append(objs,
 		&rbacv1.ClusterRoleBinding{
 			ObjectMeta: metav1.ObjectMeta{Name: "tend:approver"},
 			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "tend:approver"},
 			Subjects:   []rbacv1.Subject{{Kind: rbacv1.GroupKind, APIGroup: rbacv1.GroupName, Name: ApproverGroup}},
 		},
-	}
+	)
 }
 
 // approvalAdmission makes the API server the judge of who approves: the

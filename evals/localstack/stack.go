@@ -210,8 +210,16 @@ func Start(ctx context.Context, opts Options) (st *Stack, err error) {
 	return s, nil
 }
 
+// as returns a REST config that acts as a service account of tend's, so each
+// component holds only its own RBAC, as it would in a cluster.
+func (s *Stack) as(account string) *rest.Config {
+	cfg := rest.CopyConfig(s.Config)
+	cfg.Impersonate = rest.ImpersonationConfig{UserName: "system:serviceaccount:" + SystemNamespace + ":" + account}
+	return cfg
+}
+
 func (s *Stack) startComponents(ctx context.Context, opts Options, scheme *runtime.Scheme, progress func(string, ...any)) error {
-	mgr, err := ctrl.NewManager(s.Config, ctrl.Options{
+	mgr, err := ctrl.NewManager(s.as(ControllerAccount), ctrl.Options{
 		Scheme:                 scheme,
 		Logger:                 opts.Logger,
 		Metrics:                metricsserver.Options{BindAddress: "0"},
@@ -252,7 +260,10 @@ func (s *Stack) startComponents(ctx context.Context, opts Options, scheme *runti
 	}
 
 	// MCP server.
-	wc := s.Client.(client.WithWatch)
+	wc, err := client.NewWithWatch(s.as(MCPAccount), client.Options{Scheme: scheme})
+	if err != nil {
+		return fmt.Errorf("failed to create MCP server client: %w", err)
+	}
 	srv, err := mcp.New(mcp.Options{
 		Client:        wc,
 		Authenticator: &mcp.TokenReviewAuthenticator{Client: wc},
