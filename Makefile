@@ -57,7 +57,7 @@ test: tools ## Run every test: unit, integration (envtest + embedded NATS) and e
 	$(GO) test -count=1 -timeout 20m ./...
 
 .PHONY: test-short
-test-short: ## Run the unit tests only (no control plane)
+test-short: ## Run the tests without the kwok end-to-end ones (unit and envtest)
 	$(GO) test -count=1 -short ./...
 
 .PHONY: demo

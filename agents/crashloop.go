@@ -97,9 +97,13 @@ func (r *CrashLoopRollback) crashing(st *bus.PodState) (bool, string) {
 			continue
 		}
 		if (c.State == bus.ContainerWaiting && c.Reason == "CrashLoopBackOff") || c.RestartCount >= min {
-			detail := fmt.Sprintf("container %s %s, %d restarts", c.Name, orDefault(c.Reason, c.State), c.RestartCount)
+			// Reasons are untrusted text: only short codes reach the summary.
+			detail := fmt.Sprintf("container %s %s, %d restarts", c.Name, orDefault(reasonCode(c.Reason), c.State), c.RestartCount)
 			if c.LastTerminationReason != "" {
-				detail += fmt.Sprintf(", last exit %d (%s)", c.LastExitCode, c.LastTerminationReason)
+				detail += fmt.Sprintf(", last exit %d", c.LastExitCode)
+				if code := reasonCode(c.LastTerminationReason); code != "" {
+					detail += " (" + code + ")"
+				}
 			}
 			return true, detail
 		}
@@ -164,6 +168,22 @@ func deploymentHealthy(st *bus.DeploymentState) bool {
 	return st.Replicas > 0 && st.ObservedGeneration >= st.Generation &&
 		st.UpdatedReplicas == st.Replicas && st.ReadyReplicas == st.Replicas &&
 		st.AvailableReplicas == st.Replicas && st.UnavailableReplicas == 0
+}
+
+// reasonCode returns s if it is a short machine-readable reason such as
+// CrashLoopBackOff or OOMKilled, and "" for anything else: free text in a
+// reason field is never copied into a proposal.
+func reasonCode(s string) string {
+	if len(s) == 0 || len(s) > 64 {
+		return ""
+	}
+	for i := range len(s) {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || i > 0 && '0' <= c && c <= '9') {
+			return ""
+		}
+	}
+	return s
 }
 
 func orDefault(s, d string) string {

@@ -119,6 +119,9 @@ type scope struct {
 	result   ctrl.Result
 	recorded tendv1.Phase   // phase as last persisted
 	entered  []tendv1.Phase // phases entered since, in order
+	// conflict is set when a status write lost to a concurrent one: the
+	// reconcile worked from a stale copy and must not act on it.
+	conflict bool
 }
 
 // phaseFunc is one step of the lifecycle; done stops the list.
@@ -385,7 +388,7 @@ func (r *ProposalReconciler) apply(ctx context.Context, s *scope) (bool, error) 
 		}
 		s.setPhase(tendv1.PhaseApplying, "Applying")
 		s.condition(ConditionApplied, metav1.ConditionFalse, ReasonApplying, "Applying the approved change")
-		if err := r.persist(ctx, s); err != nil || s.result.RequeueAfter > 0 {
+		if err := r.persist(ctx, s); err != nil || s.conflict {
 			// Not committed (someone else moved first): do not apply.
 			return true, err
 		}
@@ -475,7 +478,7 @@ func (r *ProposalReconciler) verify(ctx context.Context, s *scope) (bool, error)
 		s.p.Status.Rollback = &tendv1.ApplyRecord{Attempt: rand.String(10), StartedAt: now, FieldManager: r.Options.FieldManager}
 		s.p.Status.Message = "Verification failed; rolling back: " + checksMessage(v.Checks)
 		r.event(p, corev1.EventTypeWarning, ReasonVerifyFailed, "Verification failed before the deadline; rolling back: %s", checksMessage(v.Checks))
-		if err := r.persist(ctx, s); err != nil || s.result.RequeueAfter > 0 {
+		if err := r.persist(ctx, s); err != nil || s.conflict {
 			return true, err
 		}
 		return false, nil
@@ -535,6 +538,7 @@ func (r *ProposalReconciler) persist(ctx context.Context, s *scope) error {
 		s.entered = nil
 		if apierrors.IsConflict(err) {
 			// Worked from a stale copy; the next reconcile reads the winner's state.
+			s.conflict = true
 			s.result = ctrl.Result{RequeueAfter: time.Second}
 			return nil
 		}

@@ -116,11 +116,14 @@ func (a *ProposeRollbackArgs) validate() error {
 		errs = append(errs, fmt.Sprintf("risk %q: must be Low, Medium or High", clip(a.Risk)))
 	}
 	if len(a.Telemetry) > maxTelemetry {
+		// Only the count: one message per ref would let a small request
+		// produce an error many times its size.
 		errs = append(errs, fmt.Sprintf("%d telemetry refs; at most %d", len(a.Telemetry), maxTelemetry))
-	}
-	for i, t := range a.Telemetry {
-		if t.Subject == "" || len(t.Subject) > 1024 || len(t.ID) > maxShort {
-			errs = append(errs, fmt.Sprintf("telemetry[%d]: subject required (at most 1024 bytes), id at most %d bytes", i, maxShort))
+	} else {
+		for i, t := range a.Telemetry {
+			if t.Subject == "" || len(t.Subject) > 1024 || len(t.ID) > maxShort {
+				errs = append(errs, fmt.Sprintf("telemetry[%d]: subject required (at most 1024 bytes), id at most %d bytes", i, maxShort))
+			}
 		}
 	}
 	if len(a.Fingerprint) > 128 || len(a.Agent) > maxShort {
