@@ -171,26 +171,6 @@ func (d *demo) run(ctx context.Context, c demoCase) (string, error) {
 	}
 	n.say("Rolling out web 2.0 (revision 2). Release 2.0 needs DATABASE_URL, and this rollout does not set it")
 
-	var crashing string
-	if err := d.waitFor(ctx, "a web 2.0 pod to crash-loop", func(ctx context.Context) (bool, error) {
-		var pods corev1.PodList
-		if err := cl.List(ctx, &pods, client.InNamespace(c.namespace), client.MatchingLabels{"app": demoApp}); err != nil {
-			return false, err
-		}
-		for _, p := range pods.Items {
-			for _, cs := range p.Status.ContainerStatuses {
-				if cs.State.Waiting != nil && cs.State.Waiting.Reason == "CrashLoopBackOff" {
-					crashing = fmt.Sprintf("%s is in CrashLoopBackOff (restarts %d, last exit %s)", p.Name, cs.RestartCount, lastExit(cs))
-					return true, nil
-				}
-			}
-		}
-		return false, nil
-	}); err != nil {
-		return "", err
-	}
-	n.say("Broken: %s", crashing)
-
 	var p *tendv1.Proposal
 	if err := d.waitFor(ctx, "the maintenance agent to propose a fix", func(ctx context.Context) (bool, error) {
 		var list tendv1.ProposalList
@@ -205,8 +185,10 @@ func (d *demo) run(ctx context.Context, c demoCase) (string, error) {
 	}); err != nil {
 		return "", err
 	}
-	n.say("Detected and proposed: %s proposed %s %s via MCP (proposal %s)", p.Spec.Proposer.Username, p.Spec.Action, rollbackText(p), p.Name)
-	n.say("  evidence: %s", p.Spec.Evidence.Summary)
+	// The agent often heals the rollout before a person would have looked:
+	// the proposal's evidence is the record of what broke.
+	n.say("Detected: %s", p.Spec.Evidence.Summary)
+	n.say("Proposed: %s asked, over MCP, for %s %s (proposal %s)", p.Spec.Proposer.Username, p.Spec.Action, rollbackText(p), p.Name)
 
 	return p.Name, d.follow(ctx, c, p.Name)
 }
@@ -364,13 +346,6 @@ func deploymentHealthy(ctx context.Context, c client.Client, ns, name string) (b
 	s := d.Status
 	return s.ObservedGeneration >= d.Generation && s.Replicas == want && s.UpdatedReplicas == want &&
 		s.ReadyReplicas == want && s.AvailableReplicas == want, nil
-}
-
-func lastExit(cs corev1.ContainerStatus) string {
-	if t := cs.LastTerminationState.Terminated; t != nil {
-		return fmt.Sprintf("%d %s", t.ExitCode, t.Reason)
-	}
-	return "unknown"
 }
 
 func rollbackText(p *tendv1.Proposal) string {
