@@ -27,7 +27,6 @@ const (
 	ReasonRejected         = "RejectedByApprover"
 	ReasonExpired          = "Expired"
 	ReasonStale            = "TargetChanged"
-	ReasonTargetNotFound   = "TargetNotFound"
 	ReasonInvalidSpec      = "InvalidSpec"
 	ReasonApplying         = "Applying"
 	ReasonApplied          = "Applied"
@@ -42,15 +41,10 @@ const (
 	ReasonInvalid          = "Invalid"
 )
 
-// Annotations and labels tend writes.
+// Annotations tend writes.
 const (
 	// AnnotationApplied on a target records the last proposal attempt applied
 	// to it as "<proposal-uid>/<attempt>". It makes apply idempotent across
 	// controller crashes.
 	AnnotationApplied = "tend.dev/applied"
-	// LabelFingerprint on a Proposal carries a hash of spec.fingerprint so
-	// open duplicates can be found with a label selector.
-	LabelFingerprint = "tend.dev/fingerprint"
-	// LabelProtected marks a namespace whose changes always need a human.
-	LabelProtected = "tend.dev/protected"
 )

@@ -213,7 +213,7 @@ func (r *ProposalReconciler) validate(ctx context.Context, s *scope) (bool, erro
 		return false, nil
 	}
 	if s.act == nil {
-		r.deny(s, "UnknownAction", fmt.Sprintf("action %q is not implemented by this controller", p.Spec.Action))
+		r.deny(s, policies.ReasonUnknownAction, fmt.Sprintf("action %q is not implemented by this controller", p.Spec.Action))
 		return true, nil
 	}
 	if err := s.act.Validate(p); err != nil {
