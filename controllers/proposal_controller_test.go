@@ -28,7 +28,7 @@ const agentUser = "system:serviceaccount:tend-system:tend-agent"
 // fieldManager is the proposal controller's default field manager.
 const fieldManager = "tend-proposal-controller"
 
-var protected = map[string]string{controllers.LabelProtected: "true"}
+var protected = map[string]string{"tend.dev/protected": "true"}
 
 // rollbackProposal proposes returning d to its previous revision, pinned to
 // d as it is now.
@@ -271,7 +271,7 @@ func TestSpecChangeVoidsApprovals(t *testing.T) {
 			}},
 		},
 	})
-	ns := newNamespace(t, map[string]string{controllers.LabelProtected: "true", "tend.test/approvers": "two"})
+	ns := newNamespace(t, map[string]string{"tend.dev/protected": "true", "tend.test/approvers": "two"})
 	h := startTend(t, controllers.ProposalOptions{}, ns)
 	g.Eventually(func(g Gomega) bool {
 		gp := &tendv1.GatePolicy{}
@@ -341,7 +341,7 @@ func TestInvalidProposalsAreDenied(t *testing.T) {
 		createProposal(t, h.Client, p)
 		p = waitPhase(t, g, h.Client, p, tendv1.PhaseDenied)
 		g.Expect(p.Status.Decision.Outcome).To(Equal(tendv1.OutcomeDeny))
-		g.Expect(reasonCodes(p.Status.Decision)).To(HaveExactElements(controllers.ReasonTargetNotFound))
+		g.Expect(reasonCodes(p.Status.Decision)).To(HaveExactElements(policies.ReasonTargetNotFound))
 		g.Expect(p.Status.Apply).To(BeNil())
 		err := h.Client.Get(t.Context(), client.ObjectKey{Namespace: ns, Name: "ghost"}, &appsv1.Deployment{})
 		g.Expect(apierrors.IsNotFound(err)).To(BeTrue(), "tend created the deployment: %v", err)
