@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -329,7 +330,14 @@ func (r *ProposalReconciler) awaitApproval(ctx context.Context, s *scope) (bool,
 	if err := r.Client.List(ctx, &list, client.InNamespace(p.Namespace), client.MatchingFields{approvalProposalIndex: p.Name}); err != nil {
 		return false, fmt.Errorf("failed to list approvals: %w", err)
 	}
-	slices.SortFunc(list.Items, func(a, b tendv1.Approval) int { return a.CreationTimestamp.Compare(b.CreationTimestamp.Time) })
+	// Oldest first; creation times have one-second resolution, so ties are
+	// broken by approver for a stable record.
+	slices.SortFunc(list.Items, func(a, b tendv1.Approval) int {
+		if c := a.CreationTimestamp.Compare(b.CreationTimestamp.Time); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Spec.Approver, b.Spec.Approver)
+	})
 	var counted []tendv1.ApprovalRecord
 	seen := map[string]bool{}
 	for _, a := range list.Items {
