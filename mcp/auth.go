@@ -146,9 +146,9 @@ func IdentityFrom(ctx context.Context) (Identity, bool) {
 // authenticate wraps an HTTP handler: no valid bearer token, no service.
 func authenticate(a Authenticator, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h := r.Header.Get("Authorization")
-		token, ok := strings.CutPrefix(h, "Bearer ")
-		if !ok || strings.TrimSpace(token) == "" {
+		// The scheme is case-insensitive (RFC 6750, RFC 9110).
+		scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+		if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) == "" {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="tend"`)
 			http.Error(w, "missing bearer token", http.StatusUnauthorized)
 			return
