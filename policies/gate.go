@@ -83,6 +83,7 @@ type Gate struct {
 // snapshot is one immutable compiled set of policies, sorted by name.
 type snapshot struct {
 	policies []compiledPolicy
+	limits   Limits
 }
 
 // New builds a Gate and its CEL environment. Until Load is called, every
@@ -133,9 +134,18 @@ func (g *Gate) Load(policies []v1alpha1.GatePolicy) []PolicyResult {
 	results := make([]PolicyResult, len(policies))
 	compiled := make([]compiledPolicy, len(policies))
 	seen := make(map[string]struct{}, len(policies))
+	var limits []policyLimits
 	for i := range policies {
 		gp := &policies[i]
 		cp := g.compilePolicySafe(gp)
+		if cp.err == nil {
+			pl, err := compileGuards(gp.Spec.Guards)
+			if err != nil {
+				cp.err, cp.rules = err, nil
+			} else {
+				limits = append(limits, pl)
+			}
+		}
 		if _, dup := seen[gp.Name]; dup && cp.err == nil {
 			cp.err = fmt.Errorf("%w: duplicate policy name %q", ErrInvalidPolicy, gp.Name)
 			cp.rules = nil
@@ -145,7 +155,7 @@ func (g *Gate) Load(policies []v1alpha1.GatePolicy) []PolicyResult {
 		results[i] = PolicyResult{Name: gp.Name, Generation: gp.Generation, Valid: cp.err == nil, Err: cp.err}
 	}
 	slices.SortStableFunc(compiled, func(a, b compiledPolicy) int { return cmp.Compare(a.name, b.name) })
-	g.snap.Store(&snapshot{policies: compiled})
+	g.snap.Store(&snapshot{policies: compiled, limits: mergeLimits(limits)})
 	return results
 }
 
@@ -177,6 +187,9 @@ type Result struct {
 	// ApproverGroups, if set, are the groups an approver must belong to (any
 	// of them); only with RequireApproval.
 	ApproverGroups []string
+	// TripBreaker, when not empty, says why the circuit breaker must trip
+	// now; the caller persists the trip so it holds until a reset.
+	TripBreaker string
 }
 
 // Decision returns r as the Proposal's decision record.
@@ -203,7 +216,22 @@ func (g *Gate) Decide(in Input, now time.Time) Result {
 // DecideContext is Decide with a context that interrupts long rule
 // evaluations; an interrupted rule is an evaluation error, so a Deny. A caller
 // whose ctx ended should discard the result.
-func (g *Gate) DecideContext(ctx context.Context, in Input, now time.Time) (res Result) {
+func (g *Gate) DecideContext(ctx context.Context, in Input, now time.Time) Result {
+	return g.DecideState(ctx, in, State{}, now)
+}
+
+// Limits returns the guard limits in force.
+func (g *Gate) Limits() Limits {
+	if snap := g.snap.Load(); snap != nil {
+		return snap.limits
+	}
+	return DefaultLimits()
+}
+
+// DecideState is DecideContext with the guards' view of the cluster, which a
+// gatherer collected. It never panics and never returns AutoApprove from a
+// path that saw an error.
+func (g *Gate) DecideState(ctx context.Context, in Input, st State, now time.Time) (res Result) {
 	defer func() {
 		if p := recover(); p != nil {
 			res = Result{
@@ -237,8 +265,13 @@ func (g *Gate) DecideContext(ctx context.Context, in Input, now time.Time) (res 
 		}
 	}
 
+	lim := DefaultLimits()
+	if snap != nil {
+		lim = snap.limits
+	}
+	gc := &guardContext{in: &in, st: &st, lim: &lim, now: now}
 	for _, gd := range g.guards {
-		v, ok := gd.check(in, now)
+		v, ok := gd.check(gc)
 		if !ok {
 			continue
 		}
@@ -248,7 +281,11 @@ func (g *Gate) DecideContext(ctx context.Context, in Input, now time.Time) (res 
 		}
 		d.add(floor, v1alpha1.Reason{Code: v.code, Message: v.message, Guard: gd.name}, minApprovals, nil)
 	}
-	return d.result()
+	res = d.result()
+	if !st.Breaker.Tripped {
+		res.TripBreaker = breakerTrip(gc)
+	}
+	return res
 }
 
 // checkInput records a Deny for an input the gate cannot decide on and

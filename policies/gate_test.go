@@ -484,8 +484,9 @@ func TestEvaluationErrorFailsClosed(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			g := newGate(t, Options{},
-				policy("a-auto", nil, rule("always", `true`, v1alpha1.OutcomeAutoApprove, "Fine")),
+			auto := policy("a-auto", nil, rule("always", `true`, v1alpha1.OutcomeAutoApprove, "Fine"))
+			auto.Spec.Guards = &v1alpha1.GuardLimits{AllowedPatchPaths: []string{"/spec"}}
+			g := newGate(t, Options{}, auto,
 				policy("b-risky", nil, rule("boom", tt.when, v1alpha1.OutcomeAutoApprove, "Boom")),
 			)
 			ctx := tt.ctx
@@ -514,6 +515,7 @@ func TestCostLimitOption(t *testing.T) {
 	in := input(v1alpha1.ActionPatchWorkload, "shop", nil)
 	in.Parameters.PatchPaths = []string{"/a", "/b", "/c", "/d"}
 	p := policy("p", nil, rule("loops", `proposal.parameters.patchPaths.all(a, proposal.parameters.patchPaths.all(b, a == b || a != b))`, v1alpha1.OutcomeAutoApprove, "Fine"))
+	p.Spec.Guards = &v1alpha1.GuardLimits{AllowedPatchPaths: []string{"/"}}
 
 	if got := newGate(t, Options{}, p).Decide(in, noon); got.Outcome != v1alpha1.OutcomeAutoApprove {
 		t.Errorf("Decide() with the default cost limit = %+v, want AutoApprove", got)
@@ -731,7 +733,9 @@ func TestInputFieldsInCEL(t *testing.T) {
 		rules[i] = rule(fmt.Sprintf("r%d", i), "!("+e+")", v1alpha1.OutcomeDeny, "Mismatch")
 		rules[i].Message = e
 	}
-	g := newGate(t, Options{}, policy("fields", nil, rules...))
+	fields := policy("fields", nil, rules...)
+	fields.Spec.Guards = &v1alpha1.GuardLimits{AllowedPatchPaths: []string{"/spec", "/metadata/labels"}}
+	g := newGate(t, Options{}, fields)
 	got := g.Decide(in, noon)
 	if got.Outcome != v1alpha1.OutcomeRequireApproval || len(got.Reasons) != 1 || got.Reasons[0].Code != ReasonNoMatchingRule {
 		for _, r := range got.Reasons {
@@ -782,7 +786,7 @@ func TestNewInput(t *testing.T) {
 
 func TestPanicIsInternalError(t *testing.T) {
 	g := newGate(t, Options{}, policy("a-auto", nil, rule("always", `true`, v1alpha1.OutcomeAutoApprove, "Fine")))
-	g.guards = append(g.guards, guard{name: "Broken", check: func(Input, time.Time) (verdict, bool) { panic("boom") }})
+	g.guards = append(g.guards, guard{name: "Broken", check: func(*guardContext) (verdict, bool) { panic("boom") }})
 	got := g.Decide(input(v1alpha1.ActionRollbackWorkload, "shop", nil), noon)
 	want := Result{Outcome: v1alpha1.OutcomeDeny, Reasons: []v1alpha1.Reason{{Code: ReasonInternalError}}}
 	if diff := cmp.Diff(want, got, ignoreMessages); diff != "" {

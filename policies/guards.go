@@ -3,6 +3,7 @@ package policies
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	v1alpha1 "github.com/tendops/tend/api/v1alpha1"
@@ -15,7 +16,15 @@ import (
 // every floor.
 type guard struct {
 	name  string
-	check func(in Input, now time.Time) (verdict, bool)
+	check func(c *guardContext) (verdict, bool)
+}
+
+// guardContext is everything a guard may look at.
+type guardContext struct {
+	in  *Input
+	st  *State
+	lim *Limits
+	now time.Time
 }
 
 // verdict is what an applying guard contributes.
@@ -30,7 +39,7 @@ type verdict struct {
 func (g *Gate) builtinGuards() []guard {
 	return []guard{
 		{name: GuardProtectedResource, check: protectedResource(g.opts.ProtectedNamespaces, g.opts.ProtectedLabel)},
-		{name: GuardKillSwitch, check: func(Input, time.Time) (verdict, bool) {
+		{name: GuardKillSwitch, check: func(*guardContext) (verdict, bool) {
 			if !g.killSwitch.Load() {
 				return verdict{}, false
 			}
@@ -40,13 +49,20 @@ func (g *Gate) builtinGuards() []guard {
 				message: "the kill switch is engaged; nothing is approved automatically",
 			}, true
 		}},
+		{name: GuardCircuitBreaker, check: circuitBreaker},
+		{name: GuardFreeze, check: freeze},
+		{name: GuardChangeWindow, check: changeWindow},
+		{name: GuardBlastRadius, check: blastRadius},
+		{name: GuardRate, check: rate},
+		{name: GuardPatchPaths, check: patchPaths},
 	}
 }
 
 // protectedResource requires approval for targets in a protected namespace (a
 // listed one, or one labelled label=true) and for targets labelled label=true.
-func protectedResource(namespaces []string, label string) func(Input, time.Time) (verdict, bool) {
-	return func(in Input, _ time.Time) (verdict, bool) {
+func protectedResource(namespaces []string, label string) func(*guardContext) (verdict, bool) {
+	return func(c *guardContext) (verdict, bool) {
+		in := c.in
 		for _, ns := range []string{in.Target.Namespace, in.Namespace.Name} {
 			if ns != "" && slices.Contains(namespaces, ns) {
 				return verdict{
@@ -72,4 +88,165 @@ func protectedResource(namespaces []string, label string) func(Input, time.Time)
 		}
 		return verdict{}, false
 	}
+}
+
+// requireApproval is the verdict of every guard but the input checks.
+func requireApproval(code, format string, args ...any) (verdict, bool) {
+	return verdict{floor: v1alpha1.OutcomeRequireApproval, code: code, message: truncate(fmt.Sprintf(format, args...), maxMessageLength)}, true
+}
+
+// circuitBreaker holds every automatic approval while the breaker is
+// tripped, and trips it when failures or volume in the window cross the
+// limits. The controller persists a trip; only a reset clears it.
+func circuitBreaker(c *guardContext) (verdict, bool) {
+	if c.st.Breaker.Tripped {
+		return requireApproval(ReasonCircuitOpen, "the circuit breaker is open (%s); nothing is approved automatically until it is reset", c.st.Breaker.Reason)
+	}
+	if reason := breakerTrip(c); reason != "" {
+		return requireApproval(ReasonCircuitOpen, "the circuit breaker trips: %s; nothing is approved automatically until it is reset", reason)
+	}
+	return verdict{}, false
+}
+
+// breakerTrip returns why the breaker should trip now, or "".
+func breakerTrip(c *guardContext) string {
+	since := c.now.Add(-c.lim.BreakerWindow)
+	if c.st.Breaker.ResetAt.After(since) {
+		since = c.st.Breaker.ResetAt
+	}
+	var failures, proposals int64
+	for _, r := range c.st.Recent {
+		if r.Created.After(since) {
+			proposals++
+		}
+		if r.failed() && r.Finished.After(since) {
+			failures++
+		}
+	}
+	switch {
+	case failures >= c.lim.BreakerMaxFailures:
+		return fmt.Sprintf("%d proposals failed or were rolled back within %s (limit %d)", failures, c.lim.BreakerWindow, c.lim.BreakerMaxFailures)
+	case proposals+1 > c.lim.BreakerMaxProposals:
+		return fmt.Sprintf("%d proposals within %s (limit %d)", proposals+1, c.lim.BreakerWindow, c.lim.BreakerMaxProposals)
+	}
+	return ""
+}
+
+// freeze holds automatic approval during a change freeze.
+func freeze(c *guardContext) (verdict, bool) {
+	for _, f := range c.lim.Freezes {
+		if !c.now.Before(f.Start.Time) && c.now.Before(f.End.Time) {
+			return requireApproval(ReasonChangeFreeze, "change freeze %q until %s: %s", f.Name, f.End.UTC().Format(time.RFC3339), f.Reason)
+		}
+	}
+	return verdict{}, false
+}
+
+// changeWindow holds automatic approval outside the change windows: now
+// must fall in a window of every policy that sets windows.
+func changeWindow(c *guardContext) (verdict, bool) {
+	for _, set := range c.lim.WindowSets {
+		if !slices.ContainsFunc(set, func(w ChangeWindow) bool { return w.inWindow(c.now) }) {
+			specs := make([]string, len(set))
+			for i, w := range set {
+				specs[i] = fmt.Sprintf("%q for %s (%s)", w.Spec, w.Duration, w.Location)
+			}
+			return requireApproval(ReasonOutsideChangeWindow, "outside the change windows %s", strings.Join(specs, ", "))
+		}
+	}
+	return verdict{}, false
+}
+
+// blastRadius bounds how much one action, and tend as a whole, disrupts at once.
+func blastRadius(c *guardContext) (verdict, bool) {
+	if c.st.DisruptedPercent > c.lim.MaxDisruptedPercent {
+		return requireApproval(ReasonBlastRadius, "the action takes down %d%% of the target's replicas at once (limit %d%%)", c.st.DisruptedPercent, c.lim.MaxDisruptedPercent)
+	}
+	switch v1alpha1.Action(c.in.Action) {
+	case v1alpha1.ActionCordonNode, v1alpha1.ActionDrainNode:
+		if c.st.NodesDisrupted+1 > c.lim.MaxNodesDisrupted {
+			return requireApproval(ReasonBlastRadius, "%d nodes are already cordoned or draining (limit %d)", c.st.NodesDisrupted, c.lim.MaxNodesDisrupted)
+		}
+	}
+	var inNamespace, inCluster int64
+	for _, r := range c.st.Recent {
+		if r.applying() {
+			inCluster++
+			if r.Namespace != "" && r.Namespace == c.in.Target.Namespace {
+				inNamespace++
+			}
+		}
+	}
+	if c.in.Target.Namespace != "" && inNamespace >= c.lim.MaxApplyingPerNamespace {
+		return requireApproval(ReasonTooManyApplying, "%d proposals are applying in namespace %s (limit %d)", inNamespace, c.in.Target.Namespace, c.lim.MaxApplyingPerNamespace)
+	}
+	if inCluster >= c.lim.MaxApplyingPerCluster {
+		return requireApproval(ReasonTooManyApplying, "%d proposals are applying in the cluster (limit %d)", inCluster, c.lim.MaxApplyingPerCluster)
+	}
+	return verdict{}, false
+}
+
+// rate bounds the proposals of an action per window.
+func rate(c *guardContext) (verdict, bool) {
+	for _, rl := range c.lim.RateLimits {
+		if rl.Action != "*" && rl.Action != c.in.Action {
+			continue
+		}
+		since := c.now.Add(-rl.Window)
+		var n int64 = 1 // this proposal
+		for _, r := range c.st.Recent {
+			if (rl.Action == "*" || r.Action == rl.Action) && r.Created.After(since) {
+				n++
+			}
+		}
+		if n > rl.Max {
+			what := "proposals"
+			if rl.Action != "*" {
+				what = rl.Action + " proposals"
+			}
+			return requireApproval(ReasonRateLimited, "%d %s within %s (limit %d)", n, what, rl.Window, rl.Max)
+		}
+	}
+	return verdict{}, false
+}
+
+// sensitivePaths are never patched without a human.
+var sensitivePaths = []string{"/metadata/ownerReferences", "/metadata/finalizers"}
+
+// patchPaths lets a generic patch through automatically only on paths every
+// path-listing policy allows, and never on security-relevant ones.
+func patchPaths(c *guardContext) (verdict, bool) {
+	if v1alpha1.Action(c.in.Action) != v1alpha1.ActionPatchWorkload {
+		return verdict{}, false
+	}
+	switch c.in.Target.Kind {
+	case "Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding", "ServiceAccount":
+		return requireApproval(ReasonSensitivePatch, "patches to %s objects (RBAC) always need a human", c.in.Target.Kind)
+	}
+	if len(c.in.Parameters.PatchPaths) == 0 {
+		return requireApproval(ReasonPatchPathNotAllowed, "a patch with no paths cannot be judged")
+	}
+	for _, p := range c.in.Parameters.PatchPaths {
+		if strings.Contains(strings.ToLower(p), "securitycontext") || slices.ContainsFunc(sensitivePaths, func(s string) bool { return underPath(p, s) }) ||
+			strings.HasSuffix(p, "/serviceAccountName") || strings.HasSuffix(p, "/privileged") {
+			return requireApproval(ReasonSensitivePatch, "path %q touches securityContext, RBAC, ownerReferences or finalizers; a human must approve", p)
+		}
+	}
+	if len(c.lim.PatchPathSets) == 0 {
+		return requireApproval(ReasonPatchPathNotAllowed, "no policy allows any patch path; a human must approve")
+	}
+	for _, p := range c.in.Parameters.PatchPaths {
+		for _, set := range c.lim.PatchPathSets {
+			if !slices.ContainsFunc(set, func(prefix string) bool { return underPath(p, prefix) }) {
+				return requireApproval(ReasonPatchPathNotAllowed, "path %q is not among the allowed patch paths %v", p, set)
+			}
+		}
+	}
+	return verdict{}, false
+}
+
+// underPath reports whether JSON pointer p is prefix or below it.
+func underPath(p, prefix string) bool {
+	prefix = strings.TrimSuffix(prefix, "/")
+	return p == prefix || strings.HasPrefix(p, prefix+"/")
 }

@@ -24,10 +24,34 @@ const (
 	// ReasonKillSwitchEngaged: the kill switch is engaged; nothing is
 	// approved automatically.
 	ReasonKillSwitchEngaged = "KillSwitchEngaged"
+	// ReasonBlastRadius: the action would take down too many replicas or
+	// nodes at once.
+	ReasonBlastRadius = "BlastRadiusExceeded"
+	// ReasonTooManyApplying: too many proposals are applying at once.
+	ReasonTooManyApplying = "TooManyApplying"
+	// ReasonRateLimited: too many proposals of this action in the window.
+	ReasonRateLimited = "RateLimited"
+	// ReasonCircuitOpen: the circuit breaker tripped and was not reset.
+	ReasonCircuitOpen = "CircuitBreakerOpen"
+	// ReasonOutsideChangeWindow: now is outside every change window.
+	ReasonOutsideChangeWindow = "OutsideChangeWindow"
+	// ReasonChangeFreeze: a change freeze is in effect.
+	ReasonChangeFreeze = "ChangeFreeze"
+	// ReasonSensitivePatch: the patch touches securityContext, RBAC,
+	// ownerReferences or finalizers.
+	ReasonSensitivePatch = "SensitivePatch"
+	// ReasonPatchPathNotAllowed: the patch touches a path no policy allows.
+	ReasonPatchPathNotAllowed = "PatchPathNotAllowed"
 )
 
 // Names of the built-in guards, as recorded in Reason.Guard.
 const (
 	GuardProtectedResource = "ProtectedResource"
 	GuardKillSwitch        = "KillSwitch"
+	GuardBlastRadius       = "BlastRadius"
+	GuardRate              = "Rate"
+	GuardCircuitBreaker    = "CircuitBreaker"
+	GuardChangeWindow      = "ChangeWindow"
+	GuardFreeze            = "Freeze"
+	GuardPatchPaths        = "PatchPaths"
 )

@@ -55,6 +55,116 @@ type GatePolicySpec struct {
 	// +listType=map
 	// +listMapKey=name
 	Rules []GateRule `json:"rules"`
+	// Guards sets the limits of the built-in guards. A value set here replaces
+	// the default; across policies the strictest value applies. No policy can
+	// switch a guard off.
+	// +optional
+	Guards *GuardLimits `json:"guards,omitempty"`
+}
+
+// GuardLimits are the limits of the built-in guards. Where a limit is
+// exceeded, nothing is approved automatically: the outcome becomes at least
+// RequireApproval. Unset fields keep the defaults.
+type GuardLimits struct {
+	// MaxDisruptedPercent is the largest share of a workload's replicas one
+	// action may take down at once (default 50).
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=100
+	// +optional
+	MaxDisruptedPercent *int32 `json:"maxDisruptedPercent,omitempty"`
+	// MaxNodesDisrupted is how many nodes may be cordoned or drained by tend
+	// at once (default 1).
+	// +kubebuilder:validation:Minimum=0
+	// +optional
+	MaxNodesDisrupted *int32 `json:"maxNodesDisrupted,omitempty"`
+	// MaxApplyingPerNamespace is how many proposals may be applying or
+	// verifying at once in one namespace (default 3).
+	// +kubebuilder:validation:Minimum=0
+	// +optional
+	MaxApplyingPerNamespace *int32 `json:"maxApplyingPerNamespace,omitempty"`
+	// MaxApplyingPerCluster is how many proposals may be applying or
+	// verifying at once in the cluster (default 10).
+	// +kubebuilder:validation:Minimum=0
+	// +optional
+	MaxApplyingPerCluster *int32 `json:"maxApplyingPerCluster,omitempty"`
+	// RateLimits bound how many proposals of an action are made per window
+	// (default: 10 per 10 minutes for every action).
+	// +kubebuilder:validation:MaxItems=32
+	// +optional
+	RateLimits []RateLimit `json:"rateLimits,omitempty"`
+	// CircuitBreaker trips when failures or volume cross a threshold; while
+	// tripped nothing is approved automatically, until someone resets it.
+	// +optional
+	CircuitBreaker *CircuitBreakerLimits `json:"circuitBreaker,omitempty"`
+	// ChangeWindows, when set, are the only times changes are approved
+	// automatically.
+	// +kubebuilder:validation:MaxItems=32
+	// +optional
+	ChangeWindows []ChangeWindow `json:"changeWindows,omitempty"`
+	// Freezes are periods in which nothing is approved automatically.
+	// +kubebuilder:validation:MaxItems=64
+	// +optional
+	Freezes []Freeze `json:"freezes,omitempty"`
+	// AllowedPatchPaths are the JSON-pointer prefixes a PatchWorkload may
+	// touch and still be approved automatically; a patch outside them needs
+	// a human. securityContext, RBAC, ownerReferences and finalizers always do.
+	// +kubebuilder:validation:MaxItems=64
+	// +optional
+	AllowedPatchPaths []string `json:"allowedPatchPaths,omitempty"`
+}
+
+// RateLimit bounds the proposals of one action per window.
+type RateLimit struct {
+	// Action limited; "*" for every action.
+	// +kubebuilder:validation:MinLength=1
+	Action string `json:"action"`
+	// Max proposals per window.
+	// +kubebuilder:validation:Minimum=0
+	Max int32 `json:"max"`
+	// Window the proposals are counted in.
+	Window metav1.Duration `json:"window"`
+}
+
+// CircuitBreakerLimits say when the breaker trips.
+type CircuitBreakerLimits struct {
+	// MaxFailures within Window (proposals that ended Failed or RolledBack)
+	// trips the breaker (default 3).
+	// +kubebuilder:validation:Minimum=1
+	// +optional
+	MaxFailures *int32 `json:"maxFailures,omitempty"`
+	// MaxProposals within Window trips the breaker (default 50).
+	// +kubebuilder:validation:Minimum=1
+	// +optional
+	MaxProposals *int32 `json:"maxProposals,omitempty"`
+	// Window failures and proposals are counted in (default 1h).
+	// +optional
+	Window *metav1.Duration `json:"window,omitempty"`
+}
+
+// ChangeWindow is a recurring period in which automatic approval is allowed.
+type ChangeWindow struct {
+	// Schedule is a five-field cron expression for the window's start.
+	// +kubebuilder:validation:MinLength=9
+	Schedule string `json:"schedule"`
+	// Duration of the window.
+	Duration metav1.Duration `json:"duration"`
+	// TimeZone is an IANA time zone name (default UTC).
+	// +optional
+	TimeZone string `json:"timeZone,omitempty"`
+}
+
+// Freeze is a period in which nothing is approved automatically.
+type Freeze struct {
+	// Name of the freeze, e.g. black-friday.
+	// +kubebuilder:validation:MinLength=1
+	Name string `json:"name"`
+	// Start of the freeze.
+	Start metav1.Time `json:"start"`
+	// End of the freeze.
+	End metav1.Time `json:"end"`
+	// Reason shown to proposers.
+	// +optional
+	Reason string `json:"reason,omitempty"`
 }
 
 // GatePolicyStatus reports whether the policy compiled.

@@ -1,0 +1,195 @@
+package policies
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+
+	v1alpha1 "github.com/tendops/tend/api/v1alpha1"
+)
+
+// autoAll auto-approves every action, so that any RequireApproval comes from
+// a guard.
+func autoAll(guards *v1alpha1.GuardLimits) v1alpha1.GatePolicy {
+	p := policy("auto-all", nil, rule("always", `true`, v1alpha1.OutcomeAutoApprove, "Fine"))
+	p.Spec.Guards = guards
+	return p
+}
+
+func records(n int, action, phase, ns string, created, finished time.Time) []ProposalRecord {
+	out := make([]ProposalRecord, n)
+	for i := range out {
+		out[i] = ProposalRecord{Action: action, Phase: phase, Namespace: ns, Created: created, Finished: finished}
+	}
+	return out
+}
+
+func TestGuardsFire(t *testing.T) {
+	rollback := input(v1alpha1.ActionRollbackWorkload, "shop", nil)
+	cordon := input(v1alpha1.ActionCordonNode, "", nil)
+	cordon.Target = Target{APIVersion: "v1", Kind: "Node", Name: "node-1", Exists: true}
+	patch := func(paths ...string) Input {
+		in := input(v1alpha1.ActionPatchWorkload, "shop", nil)
+		in.Parameters.PatchPaths = paths
+		return in
+	}
+	window := func(schedule string, d time.Duration, tz string) []v1alpha1.ChangeWindow {
+		return []v1alpha1.ChangeWindow{{Schedule: schedule, Duration: metav1.Duration{Duration: d}, TimeZone: tz}}
+	}
+	ago := func(d time.Duration) time.Time { return noon.Add(-d) }
+
+	tests := []struct {
+		name     string
+		guards   *v1alpha1.GuardLimits
+		in       Input
+		st       State
+		now      time.Time
+		wantCode string // "" means AutoApprove
+		wantTrip bool
+	}{
+		{name: "nothing going on", in: rollback},
+		{name: "blast radius: too many replicas at once", in: rollback, st: State{DisruptedPercent: 100}, wantCode: ReasonBlastRadius},
+		{name: "blast radius: within the default", in: rollback, st: State{DisruptedPercent: 25}},
+		{name: "blast radius: tightened by a policy", guards: &v1alpha1.GuardLimits{MaxDisruptedPercent: ptr.To[int32](20)}, in: rollback, st: State{DisruptedPercent: 25}, wantCode: ReasonBlastRadius},
+		{name: "blast radius: nodes already cordoned", in: cordon, st: State{NodesDisrupted: 1}, wantCode: ReasonBlastRadius},
+		{name: "blast radius: first node", in: cordon},
+		{name: "applying in namespace", in: rollback, st: State{Recent: records(3, "RollbackWorkload", "Applying", "shop", ago(time.Hour), time.Time{})}, wantCode: ReasonTooManyApplying},
+		{name: "applying elsewhere does not count for the namespace", in: rollback, st: State{Recent: records(3, "RollbackWorkload", "Verifying", "other", ago(2*time.Hour), time.Time{})}},
+		{name: "applying in cluster", guards: &v1alpha1.GuardLimits{MaxApplyingPerCluster: ptr.To[int32](2)}, in: rollback, st: State{Recent: records(2, "RollbackWorkload", "Verifying", "other", ago(2*time.Hour), time.Time{})}, wantCode: ReasonTooManyApplying},
+		{name: "rate: default 10 per 10m", in: rollback, st: State{Recent: records(10, "RollbackWorkload", "Succeeded", "a", ago(time.Minute), ago(time.Minute))}, wantCode: ReasonRateLimited},
+		{name: "rate: old proposals do not count", in: rollback, st: State{Recent: records(10, "RollbackWorkload", "Succeeded", "a", ago(11*time.Minute), ago(11*time.Minute))}},
+		{name: "rate: per action limit", guards: &v1alpha1.GuardLimits{RateLimits: []v1alpha1.RateLimit{{Action: "RollbackWorkload", Max: 1, Window: metav1.Duration{Duration: time.Hour}}}},
+			in: rollback, st: State{Recent: records(1, "RollbackWorkload", "Succeeded", "a", ago(30*time.Minute), ago(30*time.Minute))}, wantCode: ReasonRateLimited},
+		{name: "rate: other actions do not count against a per-action limit", guards: &v1alpha1.GuardLimits{RateLimits: []v1alpha1.RateLimit{{Action: "RollbackWorkload", Max: 1, Window: metav1.Duration{Duration: time.Hour}}}},
+			in: rollback, st: State{Recent: records(1, "ScaleWorkload", "Succeeded", "a", ago(30*time.Minute), ago(30*time.Minute))}},
+		{name: "breaker: failures trip it", in: rollback, st: State{Recent: records(3, "RollbackWorkload", "RolledBack", "a", ago(50*time.Minute), ago(40*time.Minute))}, wantCode: ReasonCircuitOpen, wantTrip: true},
+		{name: "breaker: failures before a reset do not count", in: rollback, st: State{Recent: records(3, "RollbackWorkload", "Failed", "a", ago(50*time.Minute), ago(40*time.Minute)), Breaker: BreakerState{ResetAt: ago(30 * time.Minute)}}},
+		{name: "breaker: volume trips it", guards: &v1alpha1.GuardLimits{CircuitBreaker: &v1alpha1.CircuitBreakerLimits{MaxProposals: ptr.To[int32](5)}, RateLimits: []v1alpha1.RateLimit{{Action: "*", Max: 100, Window: metav1.Duration{Duration: time.Minute}}}},
+			in: rollback, st: State{Recent: records(5, "RestartWorkload", "Succeeded", "a", ago(20*time.Minute), ago(20*time.Minute))}, wantCode: ReasonCircuitOpen, wantTrip: true},
+		{name: "breaker: stays open until reset", in: rollback, st: State{Breaker: BreakerState{Tripped: true, Reason: "3 failures"}}, wantCode: ReasonCircuitOpen},
+		{name: "freeze: inside", guards: &v1alpha1.GuardLimits{Freezes: []v1alpha1.Freeze{{Name: "sale", Start: metav1.NewTime(ago(time.Hour)), End: metav1.NewTime(noon.Add(time.Hour)), Reason: "peak traffic"}}},
+			in: rollback, wantCode: ReasonChangeFreeze},
+		{name: "freeze: after", guards: &v1alpha1.GuardLimits{Freezes: []v1alpha1.Freeze{{Name: "sale", Start: metav1.NewTime(ago(3 * time.Hour)), End: metav1.NewTime(ago(time.Hour))}}},
+			in: rollback},
+		{name: "change window: inside (daily 09:00 UTC for 8h)", guards: &v1alpha1.GuardLimits{ChangeWindows: window("0 9 * * *", 8*time.Hour, "")}, in: rollback},
+		{name: "change window: weekdays only, and noon is a Saturday", guards: &v1alpha1.GuardLimits{ChangeWindows: window("0 9 * * 1-5", 8*time.Hour, "")}, in: rollback, wantCode: ReasonOutsideChangeWindow},
+		{name: "change window: outside", guards: &v1alpha1.GuardLimits{ChangeWindows: window("0 22 * * *", 2*time.Hour, "")}, in: rollback, wantCode: ReasonOutsideChangeWindow},
+		{name: "change window: time zone", guards: &v1alpha1.GuardLimits{ChangeWindows: window("0 13 * * *", time.Hour, "Europe/Berlin")}, in: rollback},
+		{name: "patch: no allowed paths", in: patch("/spec/replicas"), wantCode: ReasonPatchPathNotAllowed},
+		{name: "patch: allowed path", guards: &v1alpha1.GuardLimits{AllowedPatchPaths: []string{"/spec/template/spec/containers"}}, in: patch("/spec/template/spec/containers/0/resources/limits/memory")},
+		{name: "patch: path outside the allowed ones", guards: &v1alpha1.GuardLimits{AllowedPatchPaths: []string{"/spec/template/spec/containers"}}, in: patch("/spec/template/spec/volumes/0"), wantCode: ReasonPatchPathNotAllowed},
+		{name: "patch: securityContext never automatic", guards: &v1alpha1.GuardLimits{AllowedPatchPaths: []string{"/spec"}}, in: patch("/spec/template/spec/containers/0/securityContext/privileged"), wantCode: ReasonSensitivePatch},
+		{name: "patch: finalizers never automatic", guards: &v1alpha1.GuardLimits{AllowedPatchPaths: []string{"/"}}, in: patch("/metadata/finalizers/0"), wantCode: ReasonSensitivePatch},
+		{name: "patch: ownerReferences never automatic", guards: &v1alpha1.GuardLimits{AllowedPatchPaths: []string{"/"}}, in: patch("/metadata/ownerReferences"), wantCode: ReasonSensitivePatch},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := newGate(t, Options{}, autoAll(tt.guards))
+			now := tt.now
+			if now.IsZero() {
+				now = noon
+			}
+			got := g.DecideState(context.Background(), tt.in, tt.st, now)
+			if tt.wantCode == "" {
+				if got.Outcome != v1alpha1.OutcomeAutoApprove {
+					t.Fatalf("DecideState() = %+v, want AutoApprove", got)
+				}
+				return
+			}
+			if got.Outcome != v1alpha1.OutcomeRequireApproval {
+				t.Fatalf("DecideState() outcome = %s, want RequireApproval (%+v)", got.Outcome, got)
+			}
+			found := false
+			for _, r := range got.Reasons {
+				if r.Code == tt.wantCode && r.Guard != "" && r.Message != "" {
+					found = true
+				}
+			}
+			if !found {
+				t.Errorf("DecideState() reasons = %+v, want a guard reason %s", got.Reasons, tt.wantCode)
+			}
+			if (got.TripBreaker != "") != tt.wantTrip {
+				t.Errorf("TripBreaker = %q, want trip %v", got.TripBreaker, tt.wantTrip)
+			}
+		})
+	}
+}
+
+// TestFreezeTurnsAutoIntoApproval is the issue's example: the default bundle
+// auto-approves a rollback, and a freeze in any policy holds it for a human.
+func TestFreezeTurnsAutoIntoApproval(t *testing.T) {
+	bundle, err := DefaultBundle()
+	if err != nil {
+		t.Fatal(err)
+	}
+	freeze := policy("freeze", nil, rule("never", `false`, v1alpha1.OutcomeDeny, "Never"))
+	freeze.Spec.Guards = &v1alpha1.GuardLimits{Freezes: []v1alpha1.Freeze{{
+		Name: "year-end", Start: metav1.NewTime(noon.Add(-time.Hour)), End: metav1.NewTime(noon.Add(24 * time.Hour)), Reason: "year-end close",
+	}}}
+	g := newGate(t, Options{}, append(bundle, freeze)...)
+	in := input(v1alpha1.ActionRollbackWorkload, "shop", nil)
+	if got := g.Decide(in, noon.Add(-2*time.Hour)); got.Outcome != v1alpha1.OutcomeAutoApprove {
+		t.Fatalf("before the freeze: %+v, want AutoApprove", got)
+	}
+	got := g.Decide(in, noon)
+	if got.Outcome != v1alpha1.OutcomeRequireApproval || got.RequiredApprovals != 1 {
+		t.Fatalf("during the freeze: %+v, want RequireApproval by 1", got)
+	}
+	if !strings.Contains(got.Reasons[0].Message, "year-end") || got.Reasons[0].Guard != GuardFreeze {
+		t.Errorf("during the freeze: first reason %+v, want the freeze guard naming year-end", got.Reasons[0])
+	}
+}
+
+func TestKillSwitchStopsAutoApproval(t *testing.T) {
+	g := newGate(t, Options{}, autoAll(nil))
+	in := input(v1alpha1.ActionRollbackWorkload, "shop", nil)
+	if got := g.Decide(in, noon); got.Outcome != v1alpha1.OutcomeAutoApprove {
+		t.Fatalf("before: %+v", got)
+	}
+	g.SetKillSwitch(true)
+	if got := g.Decide(in, noon); got.Outcome != v1alpha1.OutcomeRequireApproval || got.Reasons[0].Code != ReasonKillSwitchEngaged {
+		t.Fatalf("engaged: %+v, want RequireApproval KillSwitchEngaged", got)
+	}
+	g.SetKillSwitch(false)
+	if got := g.Decide(in, noon); got.Outcome != v1alpha1.OutcomeAutoApprove {
+		t.Fatalf("released: %+v", got)
+	}
+}
+
+func TestLimitsMergeStrictest(t *testing.T) {
+	a := autoAll(&v1alpha1.GuardLimits{MaxDisruptedPercent: ptr.To[int32](40), MaxApplyingPerCluster: ptr.To[int32](20)})
+	b := policy("b", nil, rule("x", `false`, v1alpha1.OutcomeDeny, "X"))
+	b.Spec.Guards = &v1alpha1.GuardLimits{MaxDisruptedPercent: ptr.To[int32](30)}
+	g := newGate(t, Options{}, a, b)
+	l := g.Limits()
+	if l.MaxDisruptedPercent != 30 || l.MaxApplyingPerCluster != 20 || l.MaxNodesDisrupted != DefaultMaxNodesDisrupted {
+		t.Errorf("Limits() = %+v, want strictest 30, set 20, default nodes", l)
+	}
+}
+
+func TestInvalidGuardsFailClosed(t *testing.T) {
+	bad := []*v1alpha1.GuardLimits{
+		{ChangeWindows: []v1alpha1.ChangeWindow{{Schedule: "not a cron", Duration: metav1.Duration{Duration: time.Hour}}}},
+		{ChangeWindows: []v1alpha1.ChangeWindow{{Schedule: "0 9 * * *", Duration: metav1.Duration{Duration: time.Hour}, TimeZone: "Mars/Olympus"}}},
+		{RateLimits: []v1alpha1.RateLimit{{Action: "NukeCluster", Max: 1, Window: metav1.Duration{Duration: time.Minute}}}},
+		{Freezes: []v1alpha1.Freeze{{Name: "backwards", Start: metav1.NewTime(noon), End: metav1.NewTime(noon.Add(-time.Hour))}}},
+		{AllowedPatchPaths: []string{"spec"}},
+	}
+	for _, gl := range bad {
+		g, err := New(Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		res := g.Load([]v1alpha1.GatePolicy{autoAll(gl)})
+		if res[0].Valid {
+			t.Errorf("Load(%+v) valid, want invalid", gl)
+		}
+		if got := g.Decide(input(v1alpha1.ActionRollbackWorkload, "shop", nil), noon); got.Outcome != v1alpha1.OutcomeDeny || got.Reasons[0].Code != ReasonPolicyInvalid {
+			t.Errorf("Decide() with invalid guards %+v = %+v, want Deny PolicyInvalid", gl, got)
+		}
+	}
+}
