@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -16,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/klog/v2"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
@@ -29,7 +31,9 @@ import (
 
 // gate decides proposals. *policies.Gate implements it.
 type gate interface {
-	Decide(in policies.Input, now time.Time) policies.Result
+	DecideState(ctx context.Context, in policies.Input, st policies.State, now time.Time) policies.Result
+	Limits() policies.Limits
+	KillSwitch() bool
 }
 
 var _ gate = (*policies.Gate)(nil)
@@ -57,6 +61,8 @@ type ProposalOptions struct {
 	StableWindow time.Duration
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
+	// SystemNamespace holds the gate state ConfigMap; "tend-system" when empty.
+	SystemNamespace string
 }
 
 func (o *ProposalOptions) defaults() {
@@ -74,6 +80,9 @@ func (o *ProposalOptions) defaults() {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.SystemNamespace == "" {
+		o.SystemNamespace = "tend-system"
 	}
 }
 
@@ -250,7 +259,11 @@ func (r *ProposalReconciler) decide(ctx context.Context, s *scope) (bool, error)
 	if p.Status.Phase != tendv1.PhasePending {
 		return false, nil
 	}
-	tf, err := r.targetFacts(ctx, s)
+	tf, target, err := r.targetFacts(ctx, s)
+	if err != nil {
+		return false, err
+	}
+	st, err := r.gatherState(ctx, s, target)
 	if err != nil {
 		return false, err
 	}
@@ -264,7 +277,12 @@ func (r *ProposalReconciler) decide(ctx context.Context, s *scope) (bool, error)
 			return false, fmt.Errorf("failed to get namespace: %w", err)
 		}
 	}
-	res := r.Gate.Decide(policies.NewInput(p, tf, nf), s.now)
+	res := r.Gate.DecideState(ctx, policies.NewInput(p, tf, nf), st, s.now)
+	if res.TripBreaker != "" {
+		if err := r.tripBreaker(ctx, p, res.TripBreaker); err != nil {
+			return false, err
+		}
+	}
 	d := &tendv1.Decision{
 		Outcome:               res.Outcome,
 		Policy:                res.Policy,
@@ -298,13 +316,13 @@ func (r *ProposalReconciler) decide(ctx context.Context, s *scope) (bool, error)
 }
 
 // targetFacts gathers what the gate needs to know about the target.
-func (r *ProposalReconciler) targetFacts(ctx context.Context, s *scope) (policies.TargetFacts, error) {
+func (r *ProposalReconciler) targetFacts(ctx context.Context, s *scope) (policies.TargetFacts, client.Object, error) {
 	obj, err := s.act.Target(ctx, s.p)
 	if apierrors.IsNotFound(err) {
-		return policies.TargetFacts{Exists: false}, nil
+		return policies.TargetFacts{Exists: false}, nil, nil
 	}
 	if err != nil {
-		return policies.TargetFacts{}, fmt.Errorf("failed to get target: %w", err)
+		return policies.TargetFacts{}, nil, fmt.Errorf("failed to get target: %w", err)
 	}
 	tf := policies.TargetFacts{Exists: true, Labels: obj.GetLabels()}
 	if t := s.p.Spec.Target; t.UID != "" && obj.GetUID() != t.UID {
@@ -314,10 +332,10 @@ func (r *ProposalReconciler) targetFacts(ctx context.Context, s *scope) (policie
 	if ref := metav1.GetControllerOf(obj); ref != nil {
 		tf.OwnerKind, tf.OwnerName = ref.Kind, ref.Name
 	}
-	if sc, ok := obj.(interface{ GetReplicas() *int32 }); ok && sc.GetReplicas() != nil {
-		tf.Replicas = int64(*sc.GetReplicas())
+	if d, ok := obj.(*appsv1.Deployment); ok {
+		tf.Replicas = int64(ptr.Deref(d.Spec.Replicas, 1))
 	}
-	return tf, nil
+	return tf, obj, nil
 }
 
 // awaitApproval counts the approvals bound to the current spec hash.
@@ -383,6 +401,9 @@ func (r *ProposalReconciler) apply(ctx context.Context, s *scope) (bool, error) 
 	p := s.p
 	switch p.Status.Phase {
 	case tendv1.PhaseApproved:
+		if r.Gate.KillSwitch() {
+			return r.holdForKillSwitch(s)
+		}
 		// The server-side dry run validates the write and tells what it will
 		// change; that is recorded before the real write so that a restart
 		// after the write still knows how to undo it.

@@ -148,6 +148,10 @@ func startControlPlane() error {
 type harness struct {
 	Client client.Client // the administrator's, uncached
 	Audit  *bus.AuditLog
+	Gate   *policies.Gate
+	// System is the test's stand-in for tend's namespace, holding the gate
+	// state ConfigMap.
+	System string
 }
 
 // startTend starts tend's proposal and GatePolicy controllers for the given
@@ -170,7 +174,13 @@ func startTend(t *testing.T, opts controllers.ProposalOptions, namespaces ...str
 	}
 	audit := bus.NewAuditLog(js, auditCluster)
 	opts.Cluster = auditCluster
+	system := newNamespace(t, nil)
+	opts.SystemNamespace = system
+	namespaces = append(namespaces, system)
 	startManager(t, namespaces, func(mgr ctrl.Manager) error {
+		if err := (&controllers.GateStateReconciler{Client: mgr.GetClient(), Gate: gate, Namespace: system}).SetupWithManager(mgr); err != nil {
+			return err
+		}
 		if err := (&controllers.ProposalReconciler{
 			Client:   mgr.GetClient(),
 			Gate:     gate,
@@ -182,7 +192,7 @@ func startTend(t *testing.T, opts controllers.ProposalOptions, namespaces ...str
 		}
 		return (&controllers.GatePolicyReconciler{Client: mgr.GetClient(), Gate: gate}).SetupWithManager(mgr)
 	})
-	return &harness{Client: kube(t), Audit: audit}
+	return &harness{Client: kube(t), Audit: audit, Gate: gate, System: system}
 }
 
 // startNATS starts a NATS server with JetStream and tend's streams for the

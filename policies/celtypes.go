@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"path"
 	"reflect"
+	"slices"
 
 	"github.com/google/cel-go/cel"
 	"github.com/google/cel-go/common/types"
@@ -13,67 +14,140 @@ import (
 
 // The Input structs are declared to CEL by ext.NativeTypes, which type-checks
 // every field access when a rule compiles. At run time, though, NativeTypes
-// rebuilds its reflective type description each time it wraps a struct value,
-// and the cost tracker wraps every intermediate value of a field path. The
-// adapter below wraps the Input structs in a light object instead, and the
-// string maps and lists in cel-go's specialised containers; field access by
-// checked rules still goes through NativeTypes' own field accessors.
+// reads a field by reflection on every access and wraps every map and list
+// anew each time it is read. Instead, the gate converts the Input once per
+// decision into objects whose fields already are CEL values (strings, ints,
+// cel-go's string maps and lists, nested objects), shared by every rule of the
+// decision, and the type provider below gives the planner field accessors that
+// index into them. Only fields listed in the tables below are visible to CEL,
+// whatever else the structs hold.
 
-// inputStructs are the Go types of the gate input reachable from Input.
-var inputStructs = []reflect.Type{
-	reflect.TypeFor[Input](),
-	reflect.TypeFor[Parameters](),
-	reflect.TypeFor[RollbackParameters](),
-	reflect.TypeFor[ScaleParameters](),
-	reflect.TypeFor[Target](),
-	reflect.TypeFor[Namespace](),
-	reflect.TypeFor[Proposer](),
+// field is one CEL field of the Go struct T: its CEL name and how to read it.
+// get returns the field as a CEL value and whether it is set, i.e. not the Go
+// zero value (reflect.Value.IsZero: a nil map or slice, not an empty one).
+type field[T any] struct {
+	name string
+	get  func(b *builder, x *T) (v ref.Val, set bool)
 }
 
-// inputAdapter adapts the gate input's Go values to CEL values.
-type inputAdapter struct {
-	base types.Adapter
-	// objects by Go struct type (not pointer).
-	objects map[reflect.Type]*objectType
-}
-
-var _ types.Adapter = (*inputAdapter)(nil)
-
-// objectType is the CEL view of one input struct.
-type objectType struct {
-	celType ref.Type
-	// typeVal is celType as a CEL value, the result of type(x).
-	typeVal ref.Val
-	// fields maps a CEL field name to the struct field's index.
-	fields map[string]int
-}
-
-// fastInputAdapter installs inputAdapter over the adapter configured so far;
-// it must come after ext.NativeTypes.
-func fastInputAdapter() cel.EnvOption {
-	return func(e *cel.Env) (*cel.Env, error) {
-		a := &inputAdapter{base: e.CELTypeAdapter(), objects: make(map[reflect.Type]*objectType, len(inputStructs))}
-		for _, rt := range inputStructs {
-			name := celTypeName(rt)
-			v, ok := e.CELTypeProvider().FindIdent(name)
-			if !ok {
-				return nil, fmt.Errorf("CEL type %s is not declared", name)
-			}
-			t, ok := v.(ref.Type)
-			if !ok {
-				return nil, fmt.Errorf("CEL identifier %s is a %T, not a type", name, v)
-			}
-			ot := &objectType{celType: t, typeVal: v, fields: make(map[string]int, rt.NumField())}
-			for i := range rt.NumField() {
-				f := rt.Field(i)
-				if tag, ok := f.Tag.Lookup("cel"); ok && f.IsExported() {
-					ot.fields[tag] = i
-				}
-			}
-			a.objects[rt] = ot
-		}
-		return cel.CustomTypeAdapter(a)(e)
+// The CEL fields of each input struct. Every field with a `cel` tag must be
+// listed, under its tag's name; TestObjectTables checks it.
+var (
+	inputFields = []field[Input]{
+		{"action", func(b *builder, x *Input) (ref.Val, bool) { return b.str(x.Action) }},
+		{"risk", func(b *builder, x *Input) (ref.Val, bool) { return b.str(x.Risk) }},
+		{"parameters", func(b *builder, x *Input) (ref.Val, bool) { return build(b, b.types.parameters, &x.Parameters) }},
+		{"target", func(b *builder, x *Input) (ref.Val, bool) { return build(b, b.types.target, &x.Target) }},
+		{"namespace", func(b *builder, x *Input) (ref.Val, bool) { return build(b, b.types.namespace, &x.Namespace) }},
+		{"proposer", func(b *builder, x *Input) (ref.Val, bool) { return build(b, b.types.proposer, &x.Proposer) }},
 	}
+	parametersFields = []field[Parameters]{
+		{"rollback", func(b *builder, x *Parameters) (ref.Val, bool) { return build(b, b.types.rollback, &x.Rollback) }},
+		{"scale", func(b *builder, x *Parameters) (ref.Val, bool) { return build(b, b.types.scale, &x.Scale) }},
+		{"patchPaths", func(b *builder, x *Parameters) (ref.Val, bool) { return b.stringList(x.PatchPaths) }},
+	}
+	rollbackFields = []field[RollbackParameters]{
+		{"toRevision", func(b *builder, x *RollbackParameters) (ref.Val, bool) { return b.integer(x.ToRevision) }},
+		{"fromRevision", func(b *builder, x *RollbackParameters) (ref.Val, bool) { return b.integer(x.FromRevision) }},
+	}
+	scaleFields = []field[ScaleParameters]{
+		{"replicas", func(b *builder, x *ScaleParameters) (ref.Val, bool) { return b.integer(x.Replicas) }},
+	}
+	targetFields = []field[Target]{
+		{"apiVersion", func(b *builder, x *Target) (ref.Val, bool) { return b.str(x.APIVersion) }},
+		{"kind", func(b *builder, x *Target) (ref.Val, bool) { return b.str(x.Kind) }},
+		{"namespace", func(b *builder, x *Target) (ref.Val, bool) { return b.str(x.Namespace) }},
+		{"name", func(b *builder, x *Target) (ref.Val, bool) { return b.str(x.Name) }},
+		{"labels", func(b *builder, x *Target) (ref.Val, bool) { return b.stringMap(x.Labels) }},
+		{"ownerKind", func(b *builder, x *Target) (ref.Val, bool) { return b.str(x.OwnerKind) }},
+		{"ownerName", func(b *builder, x *Target) (ref.Val, bool) { return b.str(x.OwnerName) }},
+		{"replicas", func(b *builder, x *Target) (ref.Val, bool) { return b.integer(x.Replicas) }},
+		{"exists", func(b *builder, x *Target) (ref.Val, bool) { return b.boolean(x.Exists) }},
+	}
+	namespaceFields = []field[Namespace]{
+		{"name", func(b *builder, x *Namespace) (ref.Val, bool) { return b.str(x.Name) }},
+		{"labels", func(b *builder, x *Namespace) (ref.Val, bool) { return b.stringMap(x.Labels) }},
+		{"exists", func(b *builder, x *Namespace) (ref.Val, bool) { return b.boolean(x.Exists) }},
+	}
+	proposerFields = []field[Proposer]{
+		{"username", func(b *builder, x *Proposer) (ref.Val, bool) { return b.str(x.Username) }},
+		{"groups", func(b *builder, x *Proposer) (ref.Val, bool) { return b.stringList(x.Groups) }},
+	}
+)
+
+// objectType is the CEL view of one input struct in one environment.
+type objectType struct {
+	// name is the CEL type name, e.g. policies.Target.
+	name string
+	// typ is the type NativeTypes declared; typeVal is it as a value, the
+	// result of type(x).
+	typ     ref.Type
+	typeVal ref.Val
+	// names are the CEL field names, in the order of object.fields.
+	names []string
+}
+
+// index returns the position of the named field, or -1.
+func (t *objectType) index(name string) int {
+	return slices.Index(t.names, name)
+}
+
+// structType is an objectType with the table that reads its Go struct.
+type structType[T any] struct {
+	*objectType
+	fields []field[T]
+}
+
+// inputTypes are the object types of the input structs in one environment,
+// and the adapter their maps and lists use.
+type inputTypes struct {
+	adapter    types.Adapter
+	input      structType[Input]
+	parameters structType[Parameters]
+	rollback   structType[RollbackParameters]
+	scale      structType[ScaleParameters]
+	target     structType[Target]
+	namespace  structType[Namespace]
+	proposer   structType[Proposer]
+	// byName holds every objectType above by CEL type name.
+	byName map[string]*objectType
+	// objects and values are how many objects and field values one Input
+	// becomes.
+	objects, values int
+}
+
+// newStructType looks up T's type, declared by NativeTypes, in provider and
+// registers it in ts. The first error is kept in *err.
+func newStructType[T any](ts *inputTypes, provider types.Provider, fields []field[T], err *error) structType[T] {
+	fail := func(format string, args ...any) structType[T] {
+		if *err == nil {
+			*err = fmt.Errorf(format, args...)
+		}
+		return structType[T]{}
+	}
+	name := celTypeName(reflect.TypeFor[T]())
+	v, ok := provider.FindIdent(name)
+	if !ok {
+		return fail("CEL type %s is not declared", name)
+	}
+	t, ok := v.(ref.Type)
+	if !ok {
+		return fail("CEL identifier %s is a %T, not a type", name, v)
+	}
+	if len(fields) > 64 {
+		return fail("CEL type %s has more than 64 fields", name)
+	}
+	ot := &objectType{name: name, typ: t, typeVal: v, names: make([]string, len(fields))}
+	for i, f := range fields {
+		if _, ok := provider.FindStructFieldType(name, f.name); !ok {
+			return fail("CEL type %s has no field %s", name, f.name)
+		}
+		ot.names[i] = f.name
+	}
+	ts.byName[name] = ot
+	ts.objects++
+	ts.values += len(fields)
+	return structType[T]{objectType: ot, fields: fields}
 }
 
 // celTypeName is the name ext.NativeTypes gives a Go struct type: the last
@@ -82,32 +156,260 @@ func celTypeName(rt reflect.Type) string {
 	return path.Base(rt.PkgPath()) + "." + rt.Name()
 }
 
+// inputObjects installs the input's object types, a type provider whose
+// field accessors read them and an adapter that builds them, over the
+// provider and adapter configured so far; it must come after ext.NativeTypes.
+// It fills ts.
+func inputObjects(ts *inputTypes) cel.EnvOption {
+	return func(e *cel.Env) (*cel.Env, error) {
+		base := e.CELTypeProvider()
+		ts.byName = make(map[string]*objectType)
+		var err error
+		ts.input = newStructType(ts, base, inputFields, &err)
+		ts.parameters = newStructType(ts, base, parametersFields, &err)
+		ts.rollback = newStructType(ts, base, rollbackFields, &err)
+		ts.scale = newStructType(ts, base, scaleFields, &err)
+		ts.target = newStructType(ts, base, targetFields, &err)
+		ts.namespace = newStructType(ts, base, namespaceFields, &err)
+		ts.proposer = newStructType(ts, base, proposerFields, &err)
+		if err != nil {
+			return nil, err
+		}
+		a := &inputAdapter{base: e.CELTypeAdapter(), types: ts}
+		ts.adapter = a
+		e, err = cel.CustomTypeProvider(&inputProvider{Provider: base, types: ts})(e)
+		if err != nil {
+			return nil, err
+		}
+		return cel.CustomTypeAdapter(a)(e)
+	}
+}
+
+// inputProvider is NativeTypes' provider with field accessors that read the
+// prebuilt fields of an object, and that builds objects.
+type inputProvider struct {
+	types.Provider
+	types *inputTypes
+}
+
+var _ types.Provider = (*inputProvider)(nil)
+
+// FindStructFieldNames implements types.Provider: only the fields in the
+// tables are visible.
+func (p *inputProvider) FindStructFieldNames(typeName string) ([]string, bool) {
+	if t, ok := p.types.byName[typeName]; ok {
+		return slices.Clone(t.names), true
+	}
+	return p.Provider.FindStructFieldNames(typeName)
+}
+
+// FindStructFieldType implements types.Provider. It is called while rules
+// compile, not while they run.
+func (p *inputProvider) FindStructFieldType(typeName, fieldName string) (*types.FieldType, bool) {
+	t, ok := p.types.byName[typeName]
+	if !ok {
+		return p.Provider.FindStructFieldType(typeName, fieldName)
+	}
+	i := t.index(fieldName)
+	if i < 0 {
+		return nil, false
+	}
+	ft, ok := p.Provider.FindStructFieldType(typeName, fieldName)
+	if !ok {
+		return nil, false
+	}
+	bit := uint64(1) << i
+	return &types.FieldType{
+		Type: ft.Type,
+		IsSet: func(obj any) bool {
+			if o, ok := obj.(*object); ok && o.typ == t {
+				return o.set&bit != 0
+			}
+			return ft.IsSet(obj)
+		},
+		GetFrom: func(obj any) (any, error) {
+			if o, ok := obj.(*object); ok && o.typ == t {
+				return o.fields[i], nil
+			}
+			return ft.GetFrom(obj)
+		},
+	}, true
+}
+
+// NewValue implements types.Provider: a struct created in a rule, e.g.
+// policies.Target{name: "web"}, becomes an object like the input's.
+func (p *inputProvider) NewValue(typeName string, fields map[string]ref.Val) ref.Val {
+	v := p.Provider.NewValue(typeName, fields)
+	if _, ok := p.types.byName[typeName]; !ok || types.IsError(v) {
+		return v
+	}
+	if o, ok := p.types.fromGo(v.Value()); ok {
+		return o
+	}
+	return types.NewErr("no such type: %s", typeName)
+}
+
+// inputAdapter adapts Go values to CEL values, the input structs to objects.
+type inputAdapter struct {
+	base  types.Adapter
+	types *inputTypes
+}
+
+var _ types.Adapter = (*inputAdapter)(nil)
+
 // NativeToValue implements types.Adapter.
 func (a *inputAdapter) NativeToValue(v any) ref.Val {
 	switch v := v.(type) {
+	case ref.Val:
+		return v
 	case map[string]string:
 		return types.NewStringStringMap(a, v)
 	case []string:
 		return types.NewStringList(a, v)
-	case nil:
-		return a.base.NativeToValue(v)
 	}
-	rv := reflect.ValueOf(v)
-	if rv.Kind() == reflect.Pointer && !rv.IsNil() {
-		rv = rv.Elem()
-	}
-	if ot, ok := a.objects[rv.Type()]; ok {
-		return &object{adapter: a, typ: ot, val: v, rv: rv}
+	if o, ok := a.types.fromGo(v); ok {
+		return o
 	}
 	return a.base.NativeToValue(v)
 }
 
+// builder builds objects, carving them and their fields out of slices it
+// allocated up front, and measures the strings, lists and maps it converts.
+type builder struct {
+	types   *inputTypes
+	objects []object
+	values  []ref.Val
+	size    inputSize
+}
+
+// inputSize is the size of the largest string and of the largest list or
+// map in an input.
+type inputSize struct {
+	maxString, maxEntries int
+}
+
+// newInput converts in, once per decision, into the value of the variable
+// proposal, and measures it. The objects keep pointers into in.
+func (ts *inputTypes) newInput(in *Input) (ref.Val, inputSize) {
+	b := builder{
+		types:   ts,
+		objects: make([]object, ts.objects),
+		values:  make([]ref.Val, ts.values),
+	}
+	o, _ := build(&b, ts.input, in)
+	return o, b.size
+}
+
+// fromGo converts an input struct, or a pointer to one, into an object.
+func (ts *inputTypes) fromGo(v any) (ref.Val, bool) {
+	switch v.(type) {
+	case *Input, Input, *Parameters, Parameters, *RollbackParameters, RollbackParameters,
+		*ScaleParameters, ScaleParameters, *Target, Target, *Namespace, Namespace, *Proposer, Proposer:
+	default:
+		return nil, false
+	}
+	b := &builder{types: ts}
+	var o ref.Val
+	switch v := v.(type) {
+	case *Input:
+		o, _ = build(b, ts.input, v)
+	case Input:
+		o, _ = build(b, ts.input, &v)
+	case *Parameters:
+		o, _ = build(b, ts.parameters, v)
+	case Parameters:
+		o, _ = build(b, ts.parameters, &v)
+	case *RollbackParameters:
+		o, _ = build(b, ts.rollback, v)
+	case RollbackParameters:
+		o, _ = build(b, ts.rollback, &v)
+	case *ScaleParameters:
+		o, _ = build(b, ts.scale, v)
+	case ScaleParameters:
+		o, _ = build(b, ts.scale, &v)
+	case *Target:
+		o, _ = build(b, ts.target, v)
+	case Target:
+		o, _ = build(b, ts.target, &v)
+	case *Namespace:
+		o, _ = build(b, ts.namespace, v)
+	case Namespace:
+		o, _ = build(b, ts.namespace, &v)
+	case *Proposer:
+		o, _ = build(b, ts.proposer, v)
+	case Proposer:
+		o, _ = build(b, ts.proposer, &v)
+	}
+	return o, true
+}
+
+// build converts x into an object of type t and reports whether it is set.
+// A nil x is the zero value.
+func build[T any](b *builder, t structType[T], x *T) (ref.Val, bool) {
+	if x == nil {
+		x = new(T)
+	}
+	if len(b.objects) == 0 {
+		b.objects = make([]object, 1)
+	}
+	o := &b.objects[0]
+	b.objects = b.objects[1:]
+	n := len(t.fields)
+	if len(b.values) < n {
+		b.values = make([]ref.Val, n)
+	}
+	o.typ = t.objectType
+	o.fields = b.values[:n:n]
+	o.native = x
+	b.values = b.values[n:]
+	for i := range t.fields {
+		v, set := t.fields[i].get(b, x)
+		o.fields[i] = v
+		if set {
+			o.set |= 1 << i
+		}
+	}
+	return o, o.set != 0
+}
+
+func (b *builder) str(s string) (ref.Val, bool) {
+	b.size.maxString = max(b.size.maxString, len(s))
+	return types.String(s), s != ""
+}
+
+func (b *builder) integer(i int64) (ref.Val, bool) { return types.Int(i), i != 0 }
+
+func (b *builder) boolean(v bool) (ref.Val, bool) { return types.Bool(v), v }
+
+func (b *builder) stringMap(m map[string]string) (ref.Val, bool) {
+	b.size.maxEntries = max(b.size.maxEntries, len(m))
+	for k, v := range m {
+		b.size.maxString = max(b.size.maxString, len(k), len(v))
+	}
+	return types.NewStringStringMap(b.types.adapter, m), m != nil
+}
+
+// stringList converts l into a list of prebuilt strings: cel-go's own list
+// of Go strings converts an element each time it is read.
+func (b *builder) stringList(l []string) (ref.Val, bool) {
+	b.size.maxEntries = max(b.size.maxEntries, len(l))
+	elems := make([]ref.Val, len(l))
+	for i, s := range l {
+		b.size.maxString = max(b.size.maxString, len(s))
+		elems[i] = types.String(s)
+	}
+	return types.NewRefValList(b.types.adapter, elems), l != nil
+}
+
 // object is one input struct as a CEL value.
 type object struct {
-	adapter *inputAdapter
-	typ     *objectType
-	val     any           // as given: a struct or a pointer to one
-	rv      reflect.Value // the struct itself
+	typ *objectType
+	// fields are the struct's CEL fields as CEL values, in typ.names order.
+	fields []ref.Val
+	// set has bit i set when fields[i] is not the Go zero value.
+	set uint64
+	// native is the pointer to the Go struct the object was built from.
+	native any
 }
 
 var (
@@ -117,19 +419,17 @@ var (
 	_ traits.Zeroer      = (*object)(nil)
 )
 
-// ConvertToNative implements ref.Val.
+// ConvertToNative implements ref.Val: an object converts to its Go struct or
+// a pointer to it.
 func (o *object) ConvertToNative(typeDesc reflect.Type) (any, error) {
-	switch {
-	case reflect.TypeOf(o.val) == typeDesc:
-		return o.val, nil
-	case o.rv.Type() == typeDesc:
-		return o.rv.Interface(), nil
-	case typeDesc.Kind() == reflect.Pointer && typeDesc.Elem() == o.rv.Type():
-		ptr := reflect.New(o.rv.Type())
-		ptr.Elem().Set(o.rv)
-		return ptr.Interface(), nil
+	ptr := reflect.ValueOf(o.native)
+	switch typeDesc {
+	case ptr.Type():
+		return o.native, nil
+	case ptr.Type().Elem():
+		return ptr.Elem().Interface(), nil
 	}
-	return nil, fmt.Errorf("type conversion error from '%s' to '%v'", o.typ.celType.TypeName(), typeDesc)
+	return nil, fmt.Errorf("type conversion error from '%s' to '%v'", o.typ.name, typeDesc)
 }
 
 // ConvertToType implements ref.Val.
@@ -137,61 +437,65 @@ func (o *object) ConvertToType(typeVal ref.Type) ref.Val {
 	switch {
 	case typeVal == types.TypeType:
 		return o.typ.typeVal
-	case typeVal.TypeName() == o.typ.celType.TypeName():
+	case typeVal.TypeName() == o.typ.name:
 		return o
 	}
-	return types.NewErr("type conversion error from '%s' to '%s'", o.typ.celType.TypeName(), typeVal.TypeName())
+	return types.NewErr("type conversion error from '%s' to '%s'", o.typ.name, typeVal.TypeName())
 }
 
 // Equal implements ref.Val: objects of the same type are equal when their
-// structs are deeply equal.
+// fields are, and, as with reflect.DeepEqual on the Go structs, the same
+// fields are set (a nil map is not an empty one).
 func (o *object) Equal(other ref.Val) ref.Val {
-	if other.Type().TypeName() != o.typ.celType.TypeName() {
+	p, ok := other.(*object)
+	if !ok || p.typ.name != o.typ.name || p.set != o.set {
 		return types.False
 	}
-	ov := reflect.Indirect(reflect.ValueOf(other.Value()))
-	if !ov.IsValid() || ov.Type() != o.rv.Type() {
-		return types.False
+	for i := range o.fields {
+		if o.fields[i].Equal(p.fields[i]) != types.True {
+			return types.False
+		}
 	}
-	return types.Bool(reflect.DeepEqual(o.rv.Interface(), ov.Interface()))
+	return types.True
 }
 
 // Type implements ref.Val.
-func (o *object) Type() ref.Type { return o.typ.celType }
+func (o *object) Type() ref.Type { return o.typ.typ }
 
-// Value implements ref.Val.
-func (o *object) Value() any { return o.val }
+// Value implements ref.Val. It is the object itself, which the provider's
+// field accessors read; ConvertToNative yields the Go struct.
+func (o *object) Value() any { return o }
 
 // IsZeroValue implements traits.Zeroer.
-func (o *object) IsZeroValue() bool { return o.rv.IsZero() }
+func (o *object) IsZeroValue() bool { return o.set == 0 }
 
 // Get implements traits.Indexer, for field access the checker could not
 // resolve statically (e.g. through dyn).
 func (o *object) Get(field ref.Val) ref.Val {
-	f, errVal := o.field(field)
+	i, errVal := o.field(field)
 	if errVal != nil {
 		return errVal
 	}
-	return o.adapter.NativeToValue(f.Interface())
+	return o.fields[i]
 }
 
 // IsSet implements traits.FieldTester.
 func (o *object) IsSet(field ref.Val) ref.Val {
-	f, errVal := o.field(field)
+	i, errVal := o.field(field)
 	if errVal != nil {
 		return errVal
 	}
-	return types.Bool(!f.IsZero())
+	return types.Bool(o.set&(1<<i) != 0)
 }
 
-func (o *object) field(field ref.Val) (reflect.Value, ref.Val) {
+func (o *object) field(field ref.Val) (int, ref.Val) {
 	name, ok := field.(types.String)
 	if !ok {
-		return reflect.Value{}, types.MaybeNoSuchOverloadErr(field)
+		return 0, types.MaybeNoSuchOverloadErr(field)
 	}
-	i, ok := o.typ.fields[string(name)]
-	if !ok {
-		return reflect.Value{}, types.NewErr("no such field: %s", name)
+	i := o.typ.index(string(name))
+	if i < 0 {
+		return 0, types.NewErr("no such field: %s", name)
 	}
-	return o.rv.Field(i), nil
+	return i, nil
 }

@@ -6,9 +6,12 @@ import (
 	"reflect"
 	"regexp"
 	"slices"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/google/cel-go/cel"
+	"github.com/google/cel-go/checker"
+	"github.com/google/cel-go/common/types"
 	"github.com/google/cel-go/ext"
 
 	v1alpha1 "github.com/tendops/tend/api/v1alpha1"
@@ -38,16 +41,17 @@ var (
 	ErrInvalidRule = errors.New("policies: invalid rule")
 )
 
-// newEnv builds the CEL environment every rule is compiled in. Library
-// versions are pinned so that an upgrade of cel-go cannot change what a
-// loaded policy means.
-func newEnv() (*cel.Env, error) {
+// newEnv builds the CEL environment every rule is compiled in, and the object
+// types the input is converted to for it. Library versions are pinned so that
+// an upgrade of cel-go cannot change what a loaded policy means.
+func newEnv() (*cel.Env, *inputTypes, error) {
+	ts := &inputTypes{}
 	env, err := cel.NewEnv(
 		// Libraries that register types go before NativeTypes, which wraps
 		// the type provider configured so far.
 		cel.OptionalTypes(cel.OptionalTypesVersion(2)),
 		ext.NativeTypes(reflect.TypeFor[Input](), ext.ParseStructTags(true)),
-		fastInputAdapter(),
+		inputObjects(ts),
 		cel.Variable("proposal", cel.ObjectType(celTypeName(reflect.TypeFor[Input]()))),
 		cel.Variable("now", cel.TimestampType),
 		ext.Strings(ext.StringsVersion(5)),
@@ -57,9 +61,9 @@ func newEnv() (*cel.Env, error) {
 		cel.ParserRecursionLimit(100),
 	)
 	if err != nil {
-		return nil, fmt.Errorf("failed to build CEL environment: %w", err)
+		return nil, nil, fmt.Errorf("failed to build CEL environment: %w", err)
 	}
-	return env, nil
+	return env, ts, nil
 }
 
 // compiledRule is one validated, compiled rule.
@@ -70,7 +74,77 @@ type compiledRule struct {
 	message   string
 	approvals int32
 	groups    []string
-	program   cel.Program
+	// program evaluates the rule with its cost tracked and limited.
+	program cel.Program
+	// untracked, if set, evaluates the rule without tracking its cost. It is
+	// set when the rule's estimated cost never exceeds the limit, for any
+	// input (cost is costBounded) or for inputs within the size bounds
+	// (costBoundedSmall).
+	untracked cel.Program
+	cost      costBound
+}
+
+// costBound is what a rule's estimated cost says about the cost limit.
+type costBound int
+
+const (
+	// costUnbounded: the rule may exceed the limit; its cost is tracked.
+	costUnbounded costBound = iota
+	// costBoundedSmall: the rule stays within the limit for inputs within
+	// the size bounds.
+	costBoundedSmall
+	// costBounded: the rule stays within the limit for every input.
+	costBounded
+)
+
+// Size bounds of an input under which the cost of a rule is estimated a
+// second time, when it cannot be bounded for every input: no string of the
+// input longer than boundedString bytes (a CEL string's size is its count of
+// code points, never more than its bytes), no list or map with more than
+// boundedEntries entries.
+const (
+	boundedString  = 1024
+	boundedEntries = 64
+)
+
+// within reports whether an input of size s is within the size bounds.
+func (s inputSize) within() bool {
+	return s.maxString <= boundedString && s.maxEntries <= boundedEntries
+}
+
+// sizeEstimator is the checker.CostEstimator of the size bounds: every
+// string, list and map reached from the variable proposal, and every element,
+// key and value of them, is within the bounds.
+type sizeEstimator struct{}
+
+var _ checker.CostEstimator = sizeEstimator{}
+
+func (sizeEstimator) EstimateSize(n checker.AstNode) *checker.SizeEstimate {
+	if p := n.Path(); len(p) == 0 || p[0] != "proposal" {
+		return nil
+	}
+	switch n.Type().Kind() {
+	case types.StringKind:
+		return &checker.SizeEstimate{Min: 0, Max: boundedString}
+	case types.ListKind, types.MapKind:
+		return &checker.SizeEstimate{Min: 0, Max: boundedEntries}
+	}
+	return nil
+}
+
+func (sizeEstimator) EstimateCallCost(string, string, *checker.AstNode, []checker.AstNode) *checker.CallEstimate {
+	return nil
+}
+
+// unknownSizes is the checker.CostEstimator that knows no size.
+type unknownSizes struct{}
+
+var _ checker.CostEstimator = unknownSizes{}
+
+func (unknownSizes) EstimateSize(checker.AstNode) *checker.SizeEstimate { return nil }
+
+func (unknownSizes) EstimateCallCost(string, string, *checker.AstNode, []checker.AstNode) *checker.CallEstimate {
+	return nil
 }
 
 // compiledPolicy is one policy as loaded: either valid with its rules, or
@@ -214,11 +288,8 @@ func (g *Gate) compileRule(r *v1alpha1.GateRule) (rule compiledRule, err error) 
 	case utf8.RuneCountInString(r.When) > maxWhenLength:
 		errs = append(errs, fmt.Errorf("when is longer than %d characters", maxWhenLength))
 	default:
-		prg, err := g.compileWhen(r.When)
-		if err != nil {
+		if err := g.compileWhen(&rule, r.When); err != nil {
 			errs = append(errs, err)
-		} else {
-			rule.program = prg
 		}
 	}
 
@@ -234,26 +305,86 @@ func (g *Gate) compileRule(r *v1alpha1.GateRule) (rule compiledRule, err error) 
 	return rule, nil
 }
 
-// compileWhen compiles a rule's expression, requires a bool result and sets
-// the runtime limits.
-func (g *Gate) compileWhen(when string) (cel.Program, error) {
+// compileWhen compiles a rule's expression into rule, requires a bool
+// result and sets the runtime limits. When the checker's cost estimate shows
+// that the rule cannot exceed the cost limit (for every input, or for inputs
+// within the size bounds), it also compiles a program that does not track
+// cost, which is much faster; the limit still holds for it by the estimate.
+func (g *Gate) compileWhen(rule *compiledRule, when string) error {
 	ast, iss := g.env.Compile(when)
 	if iss.Err() != nil {
-		return nil, fmt.Errorf("when does not compile: %w", iss.Err())
+		return fmt.Errorf("when does not compile: %w", iss.Err())
 	}
 	if !ast.OutputType().IsExactType(cel.BoolType) {
-		return nil, fmt.Errorf("when must be a bool expression, is %s", ast.OutputType())
+		return fmt.Errorf("when must be a bool expression, is %s", ast.OutputType())
 	}
-	prg, err := g.env.Program(ast,
-		cel.CostLimit(g.opts.CostLimit),
+	opts := []cel.ProgramOption{
 		cel.InterruptCheckFrequency(g.opts.InterruptCheckFrequency),
 		cel.EvalOptions(cel.OptOptimize),
-	)
-	if err != nil {
-		return nil, fmt.Errorf("when does not compile: %w", err)
 	}
-	return prg, nil
+	prg, err := g.env.Program(ast, append(opts, cel.CostLimit(g.opts.CostLimit))...)
+	if err != nil {
+		return fmt.Errorf("when does not compile: %w", err)
+	}
+	rule.program = prg
+	rule.cost = g.costBound(ast)
+	if rule.cost == costUnbounded {
+		return nil
+	}
+	if rule.untracked, err = g.env.Program(ast, opts...); err != nil {
+		return fmt.Errorf("when does not compile: %w", err)
+	}
+	return nil
 }
+
+// costBound estimates the cost of a checked rule against the cost limit. Only
+// a rule that calls nothing but core overloads can be bounded, and its
+// estimate must leave costHeadroom below the limit.
+func (g *Gate) costBound(ast *cel.Ast) costBound {
+	core, err := coreOverloads()
+	if err != nil {
+		return costUnbounded
+	}
+	for _, ref := range ast.NativeRep().ReferenceMap() {
+		for _, id := range ref.OverloadIDs {
+			if _, ok := core[id]; !ok {
+				return costUnbounded
+			}
+		}
+	}
+	limit := g.opts.CostLimit / costHeadroom
+	if est, err := g.env.EstimateCost(ast, unknownSizes{}); err == nil && est.Max <= limit {
+		return costBounded
+	}
+	if est, err := g.env.EstimateCost(ast, sizeEstimator{}); err == nil && est.Max <= limit {
+		return costBoundedSmall
+	}
+	return costUnbounded
+}
+
+// costHeadroom is the factor by which a rule's estimated cost must stay below
+// the cost limit for it to run untracked, in case an estimate falls short of
+// the tracked cost by a small factor.
+const costHeadroom = 2
+
+// coreOverloads are the overloads of CEL's standard library and of optional
+// values, whose estimated costs cel-go keeps in step with the costs it tracks
+// at run time. The extension libraries' estimates are not always upper
+// bounds (the strings extension's join, for one, assumes one-character
+// elements), so a rule that calls an extension function is always tracked.
+var coreOverloads = sync.OnceValues(func() (map[string]struct{}, error) {
+	env, err := cel.NewEnv(cel.OptionalTypes(cel.OptionalTypesVersion(2)))
+	if err != nil {
+		return nil, fmt.Errorf("failed to build the core CEL environment: %w", err)
+	}
+	ids := make(map[string]struct{})
+	for _, fn := range env.Functions() {
+		for _, o := range fn.OverloadDecls() {
+			ids[o.ID()] = struct{}{}
+		}
+	}
+	return ids, nil
+})
 
 func knownAction(a string) bool {
 	return slices.Contains(v1alpha1.Actions, v1alpha1.Action(a))

@@ -69,9 +69,9 @@ func (o Options) withDefaults() Options {
 // Gate decides proposals. It is safe for concurrent use: Load swaps in a new
 // immutable compiled snapshot atomically, and Decide takes no locks.
 type Gate struct {
-	env     *cel.Env
-	adapter types.Adapter
-	opts    Options
+	env    *cel.Env
+	inputs *inputTypes
+	opts   Options
 	guards  []guard
 
 	killSwitch atomic.Bool
@@ -83,20 +83,51 @@ type Gate struct {
 // snapshot is one immutable compiled set of policies, sorted by name.
 type snapshot struct {
 	policies []compiledPolicy
+	// byAction holds, for each catalogue action, the policies whose scope
+	// includes it, in name order, so that a decision skips the others
+	// without looking at them. Set by index.
+	byAction map[string][]*compiledPolicy
 	limits   Limits
+}
+
+// index fills s.byAction.
+func (s *snapshot) index() *snapshot {
+	s.byAction = make(map[string][]*compiledPolicy, len(v1alpha1.Actions))
+	for _, a := range v1alpha1.Actions {
+		s.byAction[string(a)] = s.scope(string(a))
+	}
+	return s
+}
+
+// inScope returns the policies whose scope includes action, in name order.
+func (s *snapshot) inScope(action string) []*compiledPolicy {
+	if ps, ok := s.byAction[action]; ok {
+		return ps
+	}
+	return s.scope(action)
+}
+
+func (s *snapshot) scope(action string) []*compiledPolicy {
+	var ps []*compiledPolicy
+	for i := range s.policies {
+		if p := &s.policies[i]; p.inScope(action) {
+			ps = append(ps, p)
+		}
+	}
+	return ps
 }
 
 // New builds a Gate and its CEL environment. Until Load is called, every
 // decision is at best RequireApproval (NoPolicies).
 func New(opts Options) (*Gate, error) {
-	env, err := newEnv()
+	env, inputs, err := newEnv()
 	if err != nil {
 		return nil, err
 	}
 	g := &Gate{
-		env:     env,
-		adapter: env.CELTypeAdapter(),
-		opts:    opts.withDefaults(),
+		env:    env,
+		inputs: inputs,
+		opts:   opts.withDefaults(),
 	}
 	g.killSwitch.Store(opts.KillSwitch)
 	g.guards = g.builtinGuards()
@@ -155,7 +186,7 @@ func (g *Gate) Load(policies []v1alpha1.GatePolicy) []PolicyResult {
 		results[i] = PolicyResult{Name: gp.Name, Generation: gp.Generation, Valid: cp.err == nil, Err: cp.err}
 	}
 	slices.SortStableFunc(compiled, func(a, b compiledPolicy) int { return cmp.Compare(a.name, b.name) })
-	g.snap.Store(&snapshot{policies: compiled, limits: mergeLimits(limits)})
+	g.snap.Store((&snapshot{policies: compiled, limits: mergeLimits(limits)}).index())
 	return results
 }
 
@@ -323,17 +354,17 @@ func checkInput(d *decision, in *Input) bool {
 	return len(d.entries) > 0
 }
 
-// evaluate runs every rule of every policy in scope of in.Action.
+// evaluate runs every rule of every policy in scope of in.Action. The input
+// is converted to CEL values once, for all rules.
 func (g *Gate) evaluate(ctx context.Context, d *decision, snap *snapshot, in *Input, now time.Time) {
-	act := &activation{
-		proposal: g.adapter.NativeToValue(in),
-		now:      types.Timestamp{Time: now.UTC()},
-	}
-	for i := range snap.policies {
-		p := &snap.policies[i]
-		if !p.inScope(in.Action) {
-			continue
-		}
+	proposal, size := g.inputs.newInput(in)
+	act := &activation{proposal: proposal, now: types.Timestamp{Time: now.UTC()}}
+	// Rules whose cost cannot exceed the limit for this input run without
+	// cost tracking; see compileWhen.
+	within := size.within()
+	// A context that can never end needs no interrupt checks.
+	interruptible := ctx.Done() != nil
+	for _, p := range snap.inScope(in.Action) {
 		if p.err != nil {
 			d.add(v1alpha1.OutcomeDeny, v1alpha1.Reason{
 				Code:    ReasonPolicyInvalid,
@@ -344,7 +375,17 @@ func (g *Gate) evaluate(ctx context.Context, d *decision, snap *snapshot, in *In
 		}
 		for j := range p.rules {
 			r := &p.rules[j]
-			matched, err := r.eval(ctx, act)
+			var matched bool
+			var err error
+			prg := r.program
+			if r.cost == costBounded || r.cost == costBoundedSmall && within {
+				prg = r.untracked
+			}
+			if interruptible {
+				matched, err = evalContext(ctx, prg, act)
+			} else {
+				matched, err = eval(prg, act)
+			}
 			switch {
 			case err != nil:
 				d.add(v1alpha1.OutcomeDeny, v1alpha1.Reason{
@@ -365,9 +406,19 @@ func (g *Gate) evaluate(ctx context.Context, d *decision, snap *snapshot, in *In
 	}
 }
 
-// eval runs the rule. Anything but a bool result is an error.
-func (r *compiledRule) eval(ctx context.Context, act interpreter.Activation) (bool, error) {
-	out, _, err := r.program.ContextEval(ctx, act)
+// eval runs a rule's program. Anything but a bool result is an error.
+func eval(prg cel.Program, act interpreter.Activation) (bool, error) {
+	out, _, err := prg.Eval(act)
+	return ruleResult(out, err)
+}
+
+// evalContext is eval with interrupt checks of ctx.
+func evalContext(ctx context.Context, prg cel.Program, act interpreter.Activation) (bool, error) {
+	out, _, err := prg.ContextEval(ctx, act)
+	return ruleResult(out, err)
+}
+
+func ruleResult(out ref.Val, err error) (bool, error) {
 	if err != nil {
 		return false, err
 	}

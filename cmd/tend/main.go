@@ -6,6 +6,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	// Gate rules and change windows name IANA time zones; carry the database.
+	_ "time/tzdata"
 )
 
 func main() {

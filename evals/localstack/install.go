@@ -174,6 +174,20 @@ func rbacObjects() []client.Object {
 			Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Namespace: SystemNamespace, Name: sa}},
 		})
 	}
+	// The controller keeps the gate's switches (kill switch, circuit
+	// breaker) in a ConfigMap of tend's namespace, and nowhere else.
+	objs = append(objs,
+		&rbacv1.Role{
+			ObjectMeta: metav1.ObjectMeta{Namespace: SystemNamespace, Name: "tend:controller"},
+			Rules: []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"configmaps"},
+				Verbs: []string{"get", "list", "watch", "create", "update", "patch"}}},
+		},
+		&rbacv1.RoleBinding{
+			ObjectMeta: metav1.ObjectMeta{Namespace: SystemNamespace, Name: "tend:controller"},
+			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "tend:controller"},
+			Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Namespace: SystemNamespace, Name: ControllerAccount}},
+		},
+	)
 	return append(objs,
 		&rbacv1.ClusterRoleBinding{
 			ObjectMeta: metav1.ObjectMeta{Name: "tend:approver"},

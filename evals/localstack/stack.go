@@ -13,11 +13,13 @@ import (
 
 	"github.com/go-logr/logr"
 	"github.com/nats-io/nats.go/jetstream"
+	corev1 "k8s.io/api/core/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
@@ -220,7 +222,11 @@ func (s *Stack) as(account string) *rest.Config {
 
 func (s *Stack) startComponents(ctx context.Context, opts Options, scheme *runtime.Scheme, progress func(string, ...any)) error {
 	mgr, err := ctrl.NewManager(s.as(ControllerAccount), ctrl.Options{
-		Scheme:                 scheme,
+		Scheme: scheme,
+		// The controller may read ConfigMaps only in tend's namespace.
+		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
+			&corev1.ConfigMap{}: {Namespaces: map[string]cache.Config{SystemNamespace: {}}},
+		}},
 		Logger:                 opts.Logger,
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
@@ -243,6 +249,7 @@ func (s *Stack) startComponents(ctx context.Context, opts Options, scheme *runti
 
 	popts := opts.Proposal
 	popts.Cluster = opts.ClusterName
+	popts.SystemNamespace = SystemNamespace
 	if err := (&controllers.ProposalReconciler{
 		Client:   mgr.GetClient(),
 		Gate:     gate,
@@ -253,6 +260,9 @@ func (s *Stack) startComponents(ctx context.Context, opts Options, scheme *runti
 		return err
 	}
 	if err := (&controllers.GatePolicyReconciler{Client: mgr.GetClient(), Gate: gate}).SetupWithManager(mgr); err != nil {
+		return err
+	}
+	if err := (&controllers.GateStateReconciler{Client: mgr.GetClient(), Gate: gate, Namespace: SystemNamespace}).SetupWithManager(mgr); err != nil {
 		return err
 	}
 	if err := (&controllers.Sensor{Client: mgr.GetClient(), Publisher: bus.NewPublisher(s.JetStream, opts.ClusterName, "sensor")}).SetupWithManager(mgr); err != nil {

@@ -1,0 +1,106 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	tendv1 "github.com/tendops/tend/api/v1alpha1"
+	"github.com/tendops/tend/controllers"
+)
+
+func newStatusCommand() *cobra.Command {
+	o := &kubeOptions{}
+	var system string
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show the gate's switches, the gate policies and the proposals by phase",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := o.client()
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			cm := &corev1.ConfigMap{}
+			if err := c.Get(ctx, client.ObjectKey{Namespace: system, Name: controllers.GateStateName}, cm); err != nil {
+				if !apierrors.IsNotFound(err) {
+					return fmt.Errorf("failed to read the gate state: %w", err)
+				}
+				cm = nil
+			}
+			var gps tendv1.GatePolicyList
+			if err := c.List(ctx, &gps); err != nil {
+				return fmt.Errorf("failed to list gate policies: %w", err)
+			}
+			var props tendv1.ProposalList
+			if err := c.List(ctx, &props); err != nil {
+				return fmt.Errorf("failed to list proposals: %w", err)
+			}
+			printStatus(cmd.OutOrStdout(), controllers.ParseGateState(cm), gps.Items, props.Items)
+			return nil
+		},
+	}
+	o.bind(cmd, false)
+	systemNamespaceFlag(cmd, &system)
+	return cmd
+}
+
+func printStatus(out io.Writer, st controllers.GateState, gps []tendv1.GatePolicy, props []tendv1.Proposal) {
+	ks := "released"
+	if st.KillSwitch {
+		ks = "ENGAGED: nothing is approved automatically or applied"
+	}
+	fmt.Fprintf(out, "Kill switch:      %s\n", ks)
+	cb := "closed"
+	if st.Breaker.Tripped {
+		cb = fmt.Sprintf("OPEN since %s: %s (reset with `tend gate reset-breaker`)", st.TrippedAt.Format("2006-01-02 15:04:05Z07:00"), st.Breaker.Reason)
+	} else if !st.Breaker.ResetAt.IsZero() {
+		cb = fmt.Sprintf("closed (last reset %s)", st.Breaker.ResetAt.Format("2006-01-02 15:04:05Z07:00"))
+	}
+	fmt.Fprintf(out, "Circuit breaker:  %s\n\n", cb)
+
+	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(w, "GATE POLICY\tRULES\tREADY\tMESSAGE")
+	sort.Slice(gps, func(i, j int) bool { return gps[i].Name < gps[j].Name })
+	for _, gp := range gps {
+		ready, msg := "Unknown", ""
+		if c := meta.FindStatusCondition(gp.Status.Conditions, controllers.ConditionReady); c != nil {
+			ready, msg = string(c.Status), c.Message
+		}
+		fmt.Fprintf(w, "%s\t%d\t%s\t%s\n", gp.Name, len(gp.Spec.Rules), ready, msg)
+	}
+	if len(gps) == 0 {
+		fmt.Fprintln(w, "(none: every proposal needs a human)\t\t\t")
+	}
+	_ = w.Flush()
+
+	counts := map[tendv1.Phase]int{}
+	for _, p := range props {
+		ph := p.Status.Phase
+		if ph == "" {
+			ph = tendv1.PhasePending
+		}
+		counts[ph]++
+	}
+	var parts []string
+	for _, ph := range []tendv1.Phase{tendv1.PhasePending, tendv1.PhaseAwaitingApproval, tendv1.PhaseApproved, tendv1.PhaseApplying,
+		tendv1.PhaseVerifying, tendv1.PhaseSucceeded, tendv1.PhaseFailed, tendv1.PhaseRolledBack, tendv1.PhaseDenied,
+		tendv1.PhaseExpired, tendv1.PhaseSuperseded} {
+		if n := counts[ph]; n > 0 {
+			parts = append(parts, fmt.Sprintf("%s %d", ph, n))
+		}
+	}
+	if len(parts) == 0 {
+		parts = []string{"none"}
+	}
+	fmt.Fprintf(out, "\nProposals:        %s\n", strings.Join(parts, ", "))
+}
