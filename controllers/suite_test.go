@@ -174,8 +174,18 @@ func startTend(t *testing.T, opts controllers.ProposalOptions, namespaces ...str
 	}
 	audit := bus.NewAuditLog(js, auditCluster)
 	opts.Cluster = auditCluster
-	system := newNamespace(t, nil)
-	opts.SystemNamespace = system
+	system := opts.SystemNamespace
+	if system == "" {
+		system = newNamespace(t, nil)
+		opts.SystemNamespace = system
+	}
+	// As tend does at start: the persisted kill switch is in force before any
+	// proposal is reconciled.
+	cm := &corev1.ConfigMap{}
+	if err := kube(t).Get(t.Context(), client.ObjectKey{Namespace: system, Name: controllers.GateStateName}, cm); err != nil {
+		cm = nil
+	}
+	gate.SetKillSwitch(controllers.ParseGateState(cm).KillSwitch)
 	namespaces = append(namespaces, system)
 	startManager(t, namespaces, func(mgr ctrl.Manager) error {
 		if err := (&controllers.GateStateReconciler{Client: mgr.GetClient(), Gate: gate, Namespace: system}).SetupWithManager(mgr); err != nil {

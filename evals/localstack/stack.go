@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	corev1 "k8s.io/api/core/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
@@ -246,6 +247,15 @@ func (s *Stack) startComponents(ctx context.Context, opts Options, scheme *runti
 		return fmt.Errorf("failed to list gate policies: %w", err)
 	}
 	gate.Load(gps.Items)
+	// Likewise the persisted kill switch is in force before anything is decided.
+	cm := &corev1.ConfigMap{}
+	if err := s.Client.Get(ctx, client.ObjectKey{Namespace: SystemNamespace, Name: controllers.GateStateName}, cm); err != nil {
+		if !apierrors.IsNotFound(err) {
+			return fmt.Errorf("failed to read gate state: %w", err)
+		}
+		cm = nil
+	}
+	gate.SetKillSwitch(controllers.ParseGateState(cm).KillSwitch)
 
 	popts := opts.Proposal
 	popts.Cluster = opts.ClusterName
