@@ -60,6 +60,23 @@ test: tools ## Run every test: unit, integration (envtest + embedded NATS) and e
 test-short: ## Run the tests without the kwok end-to-end ones (unit and envtest)
 	$(GO) test -count=1 -short ./...
 
+# Benchmark areas of `make bench`: each runs the benchmarks of one package
+# that match a pattern, and names the suffix of its reference benchmarks
+# (Benchmark<Name><Ref> measures what Benchmark<Name> does, with another
+# tool); hack/benchjson explains how results become bench/results.json
+# entries. To add an area, list it in BENCH_AREAS and set its three variables.
+BENCH_AREAS    := gate
+BENCH_PKG_gate := ./policies
+BENCH_RUN_gate := ^BenchmarkGate
+BENCH_REF_gate := OPA
+BENCH          ?= $(BENCH_AREAS)
+BENCHTIME      ?= 3s
+
+.PHONY: bench
+bench: ## Run the benchmarks of every area, or of BENCH=<area> (gate), into bench/results.json
+	@$(foreach a,$(BENCH),$(if $(BENCH_PKG_$(a)),,$(error Unknown benchmark area "$(a)"; the areas are: $(BENCH_AREAS))))
+	$(foreach a,$(BENCH),$(GO) test -run '^$$' -bench '$(BENCH_RUN_$(a))' -benchtime $(BENCHTIME) $(BENCH_PKG_$(a)) | $(GO) run ./hack/benchjson -area $(a) -reference '$(BENCH_REF_$(a))';)
+
 .PHONY: demo
 demo: tools build ## Run the demo: a bad rollout healed on the local stack, narrated
 	$(TEND) demo

@@ -670,6 +670,9 @@ func decisionMessage(d *tendv1.Decision) string {
 	}
 	for _, r := range d.Reasons {
 		msg += fmt.Sprintf("; %s", r.Code)
+		if r.Guard != "" {
+			msg += " (guard " + r.Guard + ")"
+		}
 		if r.Message != "" {
 			msg += ": " + r.Message
 		}

@@ -102,6 +102,7 @@ type structType[T any] struct {
 // and the adapter their maps and lists use.
 type inputTypes struct {
 	adapter    types.Adapter
+	provider   types.Provider
 	input      structType[Input]
 	parameters structType[Parameters]
 	rollback   structType[RollbackParameters]
@@ -177,7 +178,8 @@ func inputObjects(ts *inputTypes) cel.EnvOption {
 		}
 		a := &inputAdapter{base: e.CELTypeAdapter(), types: ts}
 		ts.adapter = a
-		e, err = cel.CustomTypeProvider(&inputProvider{Provider: base, types: ts})(e)
+		ts.provider = &inputProvider{Provider: base, types: ts}
+		e, err = cel.CustomTypeProvider(ts.provider)(e)
 		if err != nil {
 			return nil, err
 		}

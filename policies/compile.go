@@ -82,6 +82,9 @@ type compiledRule struct {
 	// (costBoundedSmall).
 	untracked cel.Program
 	cost      costBound
+	// preconditions are conjuncts of the rule that it cannot be true
+	// without; see precondition.
+	preconditions []precondition
 }
 
 // costBound is what a rule's estimated cost says about the cost limit.
@@ -327,6 +330,7 @@ func (g *Gate) compileWhen(rule *compiledRule, when string) error {
 		return fmt.Errorf("when does not compile: %w", err)
 	}
 	rule.program = prg
+	rule.preconditions = rulePreconditions(g.inputs, ast)
 	rule.cost = g.costBound(ast)
 	if rule.cost == costUnbounded {
 		return nil

@@ -72,7 +72,7 @@ type Gate struct {
 	env    *cel.Env
 	inputs *inputTypes
 	opts   Options
-	guards  []guard
+	guards []guard
 
 	killSwitch atomic.Bool
 	// loadMu serializes Load; Decide never takes it.
@@ -83,38 +83,10 @@ type Gate struct {
 // snapshot is one immutable compiled set of policies, sorted by name.
 type snapshot struct {
 	policies []compiledPolicy
-	// byAction holds, for each catalogue action, the policies whose scope
-	// includes it, in name order, so that a decision skips the others
-	// without looking at them. Set by index.
-	byAction map[string][]*compiledPolicy
+	// byAction holds the scope of each catalogue action, so that a decision
+	// skips the policies out of scope without looking at them. Set by index.
+	byAction map[string]*scope
 	limits   Limits
-}
-
-// index fills s.byAction.
-func (s *snapshot) index() *snapshot {
-	s.byAction = make(map[string][]*compiledPolicy, len(v1alpha1.Actions))
-	for _, a := range v1alpha1.Actions {
-		s.byAction[string(a)] = s.scope(string(a))
-	}
-	return s
-}
-
-// inScope returns the policies whose scope includes action, in name order.
-func (s *snapshot) inScope(action string) []*compiledPolicy {
-	if ps, ok := s.byAction[action]; ok {
-		return ps
-	}
-	return s.scope(action)
-}
-
-func (s *snapshot) scope(action string) []*compiledPolicy {
-	var ps []*compiledPolicy
-	for i := range s.policies {
-		if p := &s.policies[i]; p.inScope(action) {
-			ps = append(ps, p)
-		}
-	}
-	return ps
 }
 
 // New builds a Gate and its CEL environment. Until Load is called, every
@@ -362,9 +334,29 @@ func (g *Gate) evaluate(ctx context.Context, d *decision, snap *snapshot, in *In
 	// Rules whose cost cannot exceed the limit for this input run without
 	// cost tracking; see compileWhen.
 	within := size.within()
-	// A context that can never end needs no interrupt checks.
-	interruptible := ctx.Done() != nil
-	for _, p := range snap.inScope(in.Action) {
+	// A context that can never end needs no interrupt checks: the rules run
+	// with Eval, in one execution frame, and a rule bounded in cost whose
+	// preconditions fail is not evaluated at all. Otherwise every rule runs
+	// with ContextEval.
+	sc := snap.scopeOf(in.Action)
+	var frame *interpreter.ExecutionFrame
+	var skipped bitset
+	if ctx.Done() == nil {
+		if f, err := interpreter.NewExecutionFrame(act); err == nil {
+			frame = f
+			defer f.Close()
+		}
+		var buf [2][8]uint64
+		out, scratch := bitset(buf[0][:]), bitset(buf[1][:])
+		if n := len(sc.index.bounded); n <= len(buf[0]) {
+			out, scratch = out[:n], scratch[:n]
+		} else {
+			out, scratch = newBitset(sc.index.rules), newBitset(sc.index.rules)
+		}
+		skipped = sc.index.skipped(proposal, within, out, scratch)
+	}
+	id := -1
+	for _, p := range sc.policies {
 		if p.err != nil {
 			d.add(v1alpha1.OutcomeDeny, v1alpha1.Reason{
 				Code:    ReasonPolicyInvalid,
@@ -375,16 +367,21 @@ func (g *Gate) evaluate(ctx context.Context, d *decision, snap *snapshot, in *In
 		}
 		for j := range p.rules {
 			r := &p.rules[j]
-			var matched bool
-			var err error
+			id++
+			bounded := r.cost == costBounded || r.cost == costBoundedSmall && within
 			prg := r.program
-			if r.cost == costBounded || r.cost == costBoundedSmall && within {
+			if bounded {
 				prg = r.untracked
 			}
-			if interruptible {
+			var matched bool
+			var err error
+			switch {
+			case frame == nil:
 				matched, err = evalContext(ctx, prg, act)
-			} else {
-				matched, err = eval(prg, act)
+			case skipped.has(id):
+				// A precondition failed: the rule is false.
+			default:
+				matched, err = eval(prg, frame)
 			}
 			switch {
 			case err != nil:
