@@ -236,3 +236,31 @@ func isWrongLastSequence(err error) bool {
 	return ok && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
 		apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
 }
+
+// Follow calls fn with every record appended to the chain from now on, in
+// order, until ctx ends or fn returns an error.
+func (a *AuditLog) Follow(ctx context.Context, fn func(AuditRecord) error) error {
+	c, err := a.js.OrderedConsumer(ctx, StreamAudit, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{a.subject},
+		DeliverPolicy:  jetstream.DeliverNewPolicy,
+	})
+	if err != nil {
+		return fmt.Errorf("failed to follow the audit log: %w", err)
+	}
+	for {
+		msg, err := c.Next(jetstream.FetchContext(ctx))
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("failed to read the audit log: %w", err)
+		}
+		rec, err := decodeAuditRecord(msg.Data())
+		if err != nil {
+			return fmt.Errorf("audit record: %w", err)
+		}
+		if err := fn(rec); err != nil {
+			return err
+		}
+	}
+}

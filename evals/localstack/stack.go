@@ -2,6 +2,7 @@ package localstack
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -210,7 +211,48 @@ func Start(ctx context.Context, opts Options) (st *Stack, err error) {
 	if err := s.startComponents(ctx, opts, scheme, progress); err != nil {
 		return nil, err
 	}
+	if err := s.writeInfo(opts.WorkDir); err != nil {
+		return nil, err
+	}
 	return s, nil
+}
+
+// Info is what a running stack writes to <work-dir>/stack.json, so that CLI
+// commands (tend audit) find it without flags.
+type Info struct {
+	Kubeconfig string `json:"kubeconfig"`
+	NATSURL    string `json:"natsURL"`
+	MCPURL     string `json:"mcpURL"`
+	Cluster    string `json:"cluster"`
+}
+
+// InfoFile is the path of the stack info in a work dir.
+func InfoFile(workDir string) string { return filepath.Join(workDir, "stack.json") }
+
+// ReadInfo reads the info of the stack running in workDir.
+func ReadInfo(workDir string) (Info, error) {
+	var info Info
+	b, err := os.ReadFile(InfoFile(workDir))
+	if err != nil {
+		return info, fmt.Errorf("no local stack runs in %s (start one with `tend up`, or pass --nats-url): %w", workDir, err)
+	}
+	if err := json.Unmarshal(b, &info); err != nil {
+		return info, fmt.Errorf("failed to read %s: %w", InfoFile(workDir), err)
+	}
+	return info, nil
+}
+
+func (s *Stack) writeInfo(workDir string) error {
+	b, err := json.MarshalIndent(Info{Kubeconfig: s.Kubeconfig, NATSURL: s.NATSURL, MCPURL: s.MCPURL, Cluster: s.ClusterName}, "", "  ")
+	if err != nil {
+		return err
+	}
+	path := InfoFile(workDir)
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		return fmt.Errorf("failed to write %s: %w", path, err)
+	}
+	s.cleanup = append(s.cleanup, func() { _ = os.Remove(path) })
+	return nil
 }
 
 // as returns a REST config that acts as a service account of tend's, so each
