@@ -102,7 +102,6 @@ type structType[T any] struct {
 // and the adapter their maps and lists use.
 type inputTypes struct {
 	adapter    types.Adapter
-	provider   types.Provider
 	input      structType[Input]
 	parameters structType[Parameters]
 	rollback   structType[RollbackParameters]
@@ -115,6 +114,10 @@ type inputTypes struct {
 	// objects and values are how many objects and field values one Input
 	// becomes.
 	objects, values int
+	// emptyMap and emptyList stand for every empty map and list.
+	emptyMap, emptyList ref.Val
+	// slots holds the slot of every field path; see fieldSlots.
+	slots map[string]int
 }
 
 // newStructType looks up T's type, declared by NativeTypes, in provider and
@@ -178,8 +181,10 @@ func inputObjects(ts *inputTypes) cel.EnvOption {
 		}
 		a := &inputAdapter{base: e.CELTypeAdapter(), types: ts}
 		ts.adapter = a
-		ts.provider = &inputProvider{Provider: base, types: ts}
-		e, err = cel.CustomTypeProvider(ts.provider)(e)
+		ts.emptyMap = types.NewStringStringMap(a, map[string]string{})
+		ts.emptyList = types.NewRefValList(a, []ref.Val{})
+		ts.slots = fieldSlots(ts)
+		e, err = cel.CustomTypeProvider(&inputProvider{Provider: base, types: ts})(e)
 		if err != nil {
 			return nil, err
 		}
@@ -291,15 +296,18 @@ type inputSize struct {
 }
 
 // newInput converts in, once per decision, into the value of the variable
-// proposal, and measures it. The objects keep pointers into in.
-func (ts *inputTypes) newInput(in *Input) (ref.Val, inputSize) {
+// proposal, and measures it. It also returns the field values of every
+// object, laid out alike for every input (see fieldSlots). The objects keep
+// pointers into in.
+func (ts *inputTypes) newInput(in *Input) (ref.Val, []ref.Val, inputSize) {
+	values := make([]ref.Val, ts.values)
 	b := builder{
 		types:   ts,
 		objects: make([]object, ts.objects),
-		values:  make([]ref.Val, ts.values),
+		values:  values,
 	}
 	o, _ := build(&b, ts.input, in)
-	return o, b.size
+	return o, values, b.size
 }
 
 // fromGo converts an input struct, or a pointer to one, into an object.
@@ -384,6 +392,9 @@ func (b *builder) integer(i int64) (ref.Val, bool) { return types.Int(i), i != 0
 func (b *builder) boolean(v bool) (ref.Val, bool) { return types.Bool(v), v }
 
 func (b *builder) stringMap(m map[string]string) (ref.Val, bool) {
+	if len(m) == 0 {
+		return b.types.emptyMap, m != nil
+	}
 	b.size.maxEntries = max(b.size.maxEntries, len(m))
 	for k, v := range m {
 		b.size.maxString = max(b.size.maxString, len(k), len(v))
@@ -394,6 +405,9 @@ func (b *builder) stringMap(m map[string]string) (ref.Val, bool) {
 // stringList converts l into a list of prebuilt strings: cel-go's own list
 // of Go strings converts an element each time it is read.
 func (b *builder) stringList(l []string) (ref.Val, bool) {
+	if len(l) == 0 {
+		return b.types.emptyList, l != nil
+	}
 	b.size.maxEntries = max(b.size.maxEntries, len(l))
 	elems := make([]ref.Val, len(l))
 	for i, s := range l {

@@ -24,7 +24,7 @@ func TestObjectTables(t *testing.T) {
 				n := 0
 				fillValue(reflect.ValueOf(&in).Elem(), &n)
 			}
-			v, _ := g.inputs.newInput(&in)
+			v, _, _ := g.inputs.newInput(&in)
 			o, ok := v.(*object)
 			if !ok {
 				t.Fatalf("newInput() = %T, want *object", v)

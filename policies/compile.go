@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/cel-go/cel"
 	"github.com/google/cel-go/checker"
+	celast "github.com/google/cel-go/common/ast"
 	"github.com/google/cel-go/common/types"
 	"github.com/google/cel-go/ext"
 
@@ -76,15 +77,19 @@ type compiledRule struct {
 	groups    []string
 	// program evaluates the rule with its cost tracked and limited.
 	program cel.Program
-	// untracked, if set, evaluates the rule without tracking its cost. It is
-	// set when the rule's estimated cost never exceeds the limit, for any
-	// input (cost is costBounded) or for inputs within the size bounds
+	// untracked, if set, evaluates the rule without tracking its cost, and
+	// reads field paths from their slots (see flattenFieldPaths). It is set
+	// when the rule's estimated cost never exceeds the limit, for any input
+	// (cost is costBounded) or for inputs within the size bounds
 	// (costBoundedSmall).
 	untracked cel.Program
 	cost      costBound
 	// preconditions are conjuncts of the rule that it cannot be true
 	// without; see precondition.
 	preconditions []precondition
+	// loops is true when the rule has a comprehension (all, exists, map,
+	// ...): only comprehensions check for interrupts.
+	loops bool
 }
 
 // costBound is what a rule's estimated cost says about the cost limit.
@@ -331,11 +336,21 @@ func (g *Gate) compileWhen(rule *compiledRule, when string) error {
 	}
 	rule.program = prg
 	rule.preconditions = rulePreconditions(g.inputs, ast)
+	celast.PreOrderVisit(ast.NativeRep().Expr(), celast.NewExprVisitor(func(e celast.Expr) {
+		rule.loops = rule.loops || e.Kind() == celast.ComprehensionKind
+	}))
 	rule.cost = g.costBound(ast)
 	if rule.cost == costUnbounded {
 		return nil
 	}
-	if rule.untracked, err = g.env.Program(ast, opts...); err != nil {
+	// The untracked program reads field paths from their slots, from a
+	// second checked tree of the rule.
+	flat, iss := g.env.Compile(when)
+	if iss.Err() != nil {
+		return fmt.Errorf("when does not compile: %w", iss.Err())
+	}
+	flattenFieldPaths(flat, g.inputs.slots)
+	if rule.untracked, err = g.env.Program(flat, opts...); err != nil {
 		return fmt.Errorf("when does not compile: %w", err)
 	}
 	return nil

@@ -1,6 +1,7 @@
 package policies
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -105,8 +106,8 @@ func TestCostEstimateBoundsActualCost(t *testing.T) {
 		}
 		class := g.costBound(ast)
 		for i, in := range inputs {
-			proposal, size := g.inputs.newInput(&in)
-			_, det, err := prg.Eval(&activation{proposal: proposal, now: types.Timestamp{Time: noon}})
+			proposal, slots, size := g.inputs.newInput(&in)
+			_, det, err := prg.Eval(&activation{proposal: proposal, slots: slots, now: types.Timestamp{Time: noon}})
 			if err != nil && !strings.Contains(err.Error(), "no such key") {
 				t.Errorf("Eval(%s) on input %d error = %v", expr, i, err)
 				continue
@@ -177,6 +178,66 @@ func TestCostBoundClasses(t *testing.T) {
 		}
 		if got := g.costBound(ast); got != tt.want {
 			t.Errorf("costBound(%s) = %d, want %d", tt.when, got, tt.want)
+		}
+	}
+}
+
+// TestUntrackedAgreesWithTracked checks that a rule's untracked program, which
+// reads field paths from their slots, yields what its tracked program yields.
+func TestUntrackedAgreesWithTracked(t *testing.T) {
+	exprs := append(slices.Clone(costExprs),
+		// Comprehension variables that shadow proposal.
+		`[policies.Input{action: "x"}].all(proposal, proposal.action == "x")`,
+		`proposal.proposer.groups.exists(proposal, proposal == "sre") || proposal.proposer.username == "alice"`,
+		`[proposal.target].exists(t, t.name == proposal.target.name && t == proposal.target)`,
+		`has(proposal.target.name) && has(proposal.parameters.scale) == (proposal.parameters.scale.replicas != 0)`,
+		`proposal.target.labels.exists(k, proposal.target.labels[k] == proposal.namespace.name)`,
+		`proposal.namespace == proposal.namespace && type(proposal.parameters.rollback) == policies.RollbackParameters`,
+		`proposal.namespace.labels[?"team"].orValue("") + proposal.target.name == "shopweb"`,
+	)
+	g := newGate(t, Options{})
+	inputs := costInputs()
+	untracked := 0
+	for _, expr := range exprs {
+		var r compiledRule
+		if err := g.compileWhen(&r, expr); err != nil {
+			t.Fatalf("compileWhen(%s) error = %v", expr, err)
+		}
+		if r.untracked == nil {
+			continue
+		}
+		untracked++
+		for i, in := range inputs {
+			proposal, slots, _ := g.inputs.newInput(&in)
+			act := &activation{proposal: proposal, slots: slots, now: types.Timestamp{Time: noon}}
+			want, _, wantErr := r.program.Eval(act)
+			got, _, gotErr := r.untracked.Eval(act)
+			if fmt.Sprint(wantErr) != fmt.Sprint(gotErr) || (wantErr == nil && want.Equal(got) != types.True) {
+				t.Errorf("%s on input %d: untracked = %v, %v; tracked = %v, %v", expr, i, got, gotErr, want, wantErr)
+			}
+		}
+	}
+	if untracked < len(exprs)/2 {
+		t.Errorf("only %d of %d rules have an untracked program", untracked, len(exprs))
+	}
+}
+
+// TestFieldSlots checks that each field path's slot holds the field.
+func TestFieldSlots(t *testing.T) {
+	g := newGate(t, Options{})
+	in := costInputs()[0]
+	proposal, slots, _ := g.inputs.newInput(&in)
+	if len(g.inputs.slots) != g.inputs.values {
+		t.Errorf("%d field paths have a slot, want %d", len(g.inputs.slots), g.inputs.values)
+	}
+	for path, slot := range g.inputs.slots {
+		v := proposal
+		for _, name := range strings.Split(path, ".") {
+			o := v.(*object)
+			v = o.fields[o.typ.index(name)]
+		}
+		if slots[slot] != v {
+			t.Errorf("slot %d of %s = %v, want %v", slot, path, slots[slot], v)
 		}
 	}
 }

@@ -327,34 +327,26 @@ func checkInput(d *decision, in *Input) bool {
 }
 
 // evaluate runs every rule of every policy in scope of in.Action. The input
-// is converted to CEL values once, for all rules.
+// is converted to CEL values once, for all rules; a rule that a failed
+// precondition shows to be false is not evaluated (see precondition).
 func (g *Gate) evaluate(ctx context.Context, d *decision, snap *snapshot, in *Input, now time.Time) {
-	proposal, size := g.inputs.newInput(in)
-	act := &activation{proposal: proposal, now: types.Timestamp{Time: now.UTC()}}
+	proposal, slots, size := g.inputs.newInput(in)
+	act := &activation{proposal: proposal, slots: slots, now: types.Timestamp{Time: now.UTC()}}
 	// Rules whose cost cannot exceed the limit for this input run without
 	// cost tracking; see compileWhen.
 	within := size.within()
-	// A context that can never end needs no interrupt checks: the rules run
-	// with Eval, in one execution frame, and a rule bounded in cost whose
-	// preconditions fail is not evaluated at all. Otherwise every rule runs
-	// with ContextEval.
-	sc := snap.scopeOf(in.Action)
-	var frame *interpreter.ExecutionFrame
-	var skipped bitset
-	if ctx.Done() == nil {
-		if f, err := interpreter.NewExecutionFrame(act); err == nil {
-			frame = f
-			defer f.Close()
-		}
-		var buf [2][8]uint64
-		out, scratch := bitset(buf[0][:]), bitset(buf[1][:])
-		if n := len(sc.index.bounded); n <= len(buf[0]) {
-			out, scratch = out[:n], scratch[:n]
-		} else {
-			out, scratch = newBitset(sc.index.rules), newBitset(sc.index.rules)
-		}
-		skipped = sc.index.skipped(proposal, within, out, scratch)
+	// Only comprehensions check for interrupts: when the context can end, a
+	// rule with one runs with ContextEval. Every other rule runs with Eval,
+	// all in one execution frame.
+	cancellable := ctx.Done() != nil
+	var frame interpreter.Activation = act
+	if f, err := interpreter.NewExecutionFrame(act); err == nil {
+		defer f.Close()
+		frame = f
 	}
+	sc := snap.scopeOf(in.Action)
+	var buf skipBuffer
+	skipped := sc.index.skipped(slots, within, &buf)
 	id := -1
 	for _, p := range sc.policies {
 		if p.err != nil {
@@ -366,21 +358,20 @@ func (g *Gate) evaluate(ctx context.Context, d *decision, snap *snapshot, in *In
 			continue
 		}
 		for j := range p.rules {
-			r := &p.rules[j]
 			id++
-			bounded := r.cost == costBounded || r.cost == costBoundedSmall && within
+			if skipped.has(id) {
+				continue // a precondition failed: the rule is false
+			}
+			r := &p.rules[j]
 			prg := r.program
-			if bounded {
+			if r.cost == costBounded || r.cost == costBoundedSmall && within {
 				prg = r.untracked
 			}
 			var matched bool
 			var err error
-			switch {
-			case frame == nil:
+			if cancellable && r.loops {
 				matched, err = evalContext(ctx, prg, act)
-			case skipped.has(id):
-				// A precondition failed: the rule is false.
-			default:
+			} else {
 				matched, err = eval(prg, frame)
 			}
 			switch {
@@ -426,15 +417,23 @@ func ruleResult(out ref.Val, err error) (bool, error) {
 	return bool(b), nil
 }
 
-// activation binds the two rule variables without a map.
+// activation binds the two rule variables, and the slots of the input's
+// fields, without a map.
 type activation struct {
 	proposal ref.Val
+	slots    []ref.Val
 	now      ref.Val
 }
 
 var _ interpreter.Activation = (*activation)(nil)
 
 func (a *activation) ResolveName(name string) (any, bool) {
+	if i, ok := slotOf(name); ok {
+		if i < len(a.slots) {
+			return a.slots[i], true
+		}
+		return nil, false
+	}
 	switch name {
 	case "proposal":
 		return a.proposal, true
