@@ -64,6 +64,9 @@ type action interface {
 	Verify(ctx context.Context, p *tendv1.Proposal) (verifyResult, error)
 	// Undo reverts an applied change, exactly once per attempt.
 	Undo(ctx context.Context, p *tendv1.Proposal, attempt string) (applyResult, error)
+	// VerifyUndo checks that the cluster acted on the undo. It does not ask
+	// for health: the state before the change may have been unhealthy too.
+	VerifyUndo(ctx context.Context, p *tendv1.Proposal) (verifyResult, error)
 }
 
 // actionOptions carry what actions need from the controller.

@@ -467,6 +467,9 @@ func (r *ProposalReconciler) verify(ctx context.Context, s *scope) (bool, error)
 	if p.Status.Phase != tendv1.PhaseVerifying {
 		return false, nil
 	}
+	if rb := p.Status.Rollback; rb != nil && rb.CompletedAt != nil {
+		return r.verifyUndo(ctx, s)
+	}
 	v := p.Status.Verify
 	res, err := s.act.Verify(ctx, p)
 	if err != nil {
@@ -539,7 +542,42 @@ func (r *ProposalReconciler) undo(ctx context.Context, s *scope) (bool, error) {
 		rb.Before, rb.After, rb.PreviousRevision = res.Before, res.After, res.PreviousRevision
 	}
 	rb.ResultingGeneration, rb.ResultingResourceVersion = res.Generation, res.ResourceVersion
-	s.setPhase(tendv1.PhaseRolledBack, fmt.Sprintf("Verification failed; rolled back (%s → %s)", rb.Before, rb.After))
+	p.Status.RollbackVerify = &tendv1.VerifyRecord{StartedAt: now, Deadline: metav1.NewTime(now.Add(r.Options.VerifyTimeout))}
+	p.Status.Message = fmt.Sprintf("Verification failed; rolled back (%s → %s); verifying the rollback", rb.Before, rb.After)
+	s.requeueAfter(time.Second)
+	return true, nil
+}
+
+// verifyUndo waits until the cluster acted on the undo, then records
+// RolledBack; if it does not by the deadline, the proposal Failed.
+func (r *ProposalReconciler) verifyUndo(ctx context.Context, s *scope) (bool, error) {
+	p := s.p
+	v := p.Status.RollbackVerify
+	if v == nil {
+		now := metav1.NewTime(s.now)
+		v = &tendv1.VerifyRecord{StartedAt: now, Deadline: metav1.NewTime(s.now.Add(r.Options.VerifyTimeout))}
+		p.Status.RollbackVerify = v
+	}
+	res, err := s.act.VerifyUndo(ctx, p)
+	if err != nil {
+		return true, fmt.Errorf("failed to verify the rollback: %w", err)
+	}
+	v.Checks = res.Checks
+	now := metav1.NewTime(s.now)
+	rb := p.Status.Rollback
+	switch {
+	case res.Passed():
+		ok := true
+		v.CompletedAt, v.Passed = &now, &ok
+		s.setPhase(tendv1.PhaseRolledBack, fmt.Sprintf("Verification failed; rolled back (%s → %s): %s", rb.Before, rb.After, checksMessage(v.Checks)))
+	case !s.now.Before(v.Deadline.Time):
+		failed := false
+		v.CompletedAt, v.Passed = &now, &failed
+		s.setPhase(tendv1.PhaseFailed, "Verification failed, and the rollback did not take effect: "+checksMessage(v.Checks))
+		r.event(p, corev1.EventTypeWarning, ReasonRollbackFailed, "%s", checksMessage(v.Checks))
+	default:
+		s.requeueAfter(time.Second)
+	}
 	return true, nil
 }
 

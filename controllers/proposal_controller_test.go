@@ -414,7 +414,18 @@ func TestFailedVerificationRollsBack(t *testing.T) {
 	// ready either.
 	waitPhase(t, g, h.Client, p, tendv1.PhaseVerifying)
 	w.Rollout(false)
+	// After the deadline tend writes the undo; the deployment controller then
+	// observes it (revision 2's pod still crash-loops: the undo restores the
+	// spec, not health), and tend verifies that.
+	g.Eventually(func(g Gomega) {
+		g.Expect(h.Client.Get(t.Context(), client.ObjectKeyFromObject(p), p)).To(Succeed())
+		g.Expect(p.Status.Rollback).NotTo(BeNil())
+		g.Expect(p.Status.Rollback.CompletedAt).NotTo(BeNil())
+	}).Should(Succeed())
+	w.Rollout(false)
 	p = waitPhase(t, g, h.Client, p, tendv1.PhaseRolledBack)
+	g.Expect(p.Status.RollbackVerify).NotTo(BeNil())
+	g.Expect(p.Status.RollbackVerify.Passed).To(Equal(ptr.To(true)))
 
 	v := p.Status.Verify
 	g.Expect(v.Passed).To(Equal(ptr.To(false)))

@@ -261,3 +261,23 @@ func podReady(pod *corev1.Pod) bool {
 func marker(p *tendv1.Proposal, attempt string) string {
 	return string(p.UID) + "/" + attempt
 }
+
+func (a *rollbackWorkload) VerifyUndo(ctx context.Context, p *tendv1.Proposal) (verifyResult, error) {
+	obj, err := a.Target(ctx, p)
+	if err != nil {
+		return verifyResult{}, fmt.Errorf("failed to get deployment: %w", err)
+	}
+	d := obj.(*appsv1.Deployment)
+	check := tendv1.Check{Name: "UndoObserved"}
+	rb := p.Status.Rollback
+	switch {
+	case rb == nil || d.Annotations[AnnotationApplied] != marker(p, rb.Attempt):
+		check.Message = "the deployment no longer carries tend's undo"
+	case d.Status.ObservedGeneration < rb.ResultingGeneration:
+		check.Message = fmt.Sprintf("the deployment controller has not observed generation %d yet", rb.ResultingGeneration)
+	default:
+		check.Passed = true
+		check.Message = fmt.Sprintf("the deployment controller rolls out the restored template (generation %d)", rb.ResultingGeneration)
+	}
+	return verifyResult{Checks: []tendv1.Check{check}}, nil
+}

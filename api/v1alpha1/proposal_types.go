@@ -398,6 +398,10 @@ type ProposalStatus struct {
 	// Rollback records the undo, when verification failed.
 	// +optional
 	Rollback *ApplyRecord `json:"rollback,omitempty"`
+	// RollbackVerify records the verification of the undo: that the cluster
+	// acted on the restored spec.
+	// +optional
+	RollbackVerify *VerifyRecord `json:"rollbackVerify,omitempty"`
 	// Repeats counts identical proposals folded into this one.
 	// +optional
 	Repeats int32 `json:"repeats,omitempty"`
