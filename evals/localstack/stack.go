@@ -20,6 +20,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -273,6 +274,15 @@ func (s *Stack) startComponents(ctx context.Context, opts Options, scheme *runti
 		Logger:                 opts.Logger,
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
+		// One controller acts at a time, however many run. On shutdown a
+		// reconcile in flight finishes (an apply is one write, recorded before
+		// and after); one cut short is resumed by the next leader from the
+		// attempt recorded in the proposal, never applied twice.
+		LeaderElection:                true,
+		LeaderElectionID:              "tend-controller",
+		LeaderElectionNamespace:       SystemNamespace,
+		LeaderElectionReleaseOnCancel: true,
+		GracefulShutdownTimeout:       ptr.To(30 * time.Second),
 	})
 	if err != nil {
 		return fmt.Errorf("failed to create manager: %w", err)
