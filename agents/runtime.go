@@ -44,6 +44,9 @@ type proposer interface {
 
 var _ proposer = (*ToolClient)(nil)
 
+// maxRemembered bounds the fingerprints an agent remembers.
+const maxRemembered = 4096
+
 // Outcome reports one proposal the agent made, for whoever watches the agent.
 type Outcome struct {
 	Intent Intent
@@ -100,7 +103,9 @@ func (a *Agent) propose(ctx context.Context, logger logr.Logger, in Intent) erro
 		return fmt.Errorf("failed to propose rollback of %s/%s: %w", in.Rollback.Namespace, in.Rollback.Name, err)
 	}
 	a.mu.Lock()
-	if a.proposed == nil {
+	if a.proposed == nil || len(a.proposed) >= maxRemembered {
+		// Forgetting is safe: the MCP server returns an open proposal with
+		// the same fingerprint instead of making a second one.
 		a.proposed = map[string]mcp.ProposeResult{}
 	}
 	a.proposed[fp] = res
