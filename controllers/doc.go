@@ -6,10 +6,16 @@
 //     verify and, when verification fails, roll back. It is the only code in
 //     tend that changes workloads, and it changes them only for an Approved
 //     proposal, with its own identity and field manager.
+//   - ApprovalReconciler reports on each Approval whether it counts for its
+//     proposal and, if not, why, by the rule the proposal controller counts
+//     by. It writes only Approval status.
 //   - GatePolicyReconciler compiles GatePolicies into the gate and reports
 //     whether each one is in force.
 //   - Sensor publishes the state of pods, deployments, nodes and events to the
 //     TELEMETRY stream.
+//   - Notifier posts a Slack-compatible webhook message when a proposal
+//     awaits approval, fails or is rolled back, off the reconcile path. It
+//     sends names, phases and reason codes, never the proposal's free text.
 //
 // Nothing here may act on the word of untrusted text (logs, events,
 // annotations): those are data carried as evidence, never instructions.

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -94,6 +93,9 @@ type ProposalReconciler struct {
 	Audit    auditLog
 	Recorder events.EventRecorder
 	Options  ProposalOptions
+	// Notifier, if set, is told of every committed transition and sends the
+	// ones it was asked for.
+	Notifier notifier
 
 	actions map[tendv1.Action]action
 }
@@ -348,25 +350,10 @@ func (r *ProposalReconciler) awaitApproval(ctx context.Context, s *scope) (bool,
 	if err := r.Client.List(ctx, &list, client.InNamespace(p.Namespace), client.MatchingFields{approvalProposalIndex: p.Name}); err != nil {
 		return false, fmt.Errorf("failed to list approvals: %w", err)
 	}
-	// Oldest first; creation times have one-second resolution, so ties are
-	// broken by approver for a stable record.
-	slices.SortFunc(list.Items, func(a, b tendv1.Approval) int {
-		if c := a.CreationTimestamp.Compare(b.CreationTimestamp.Time); c != 0 {
-			return c
-		}
-		return strings.Compare(a.Spec.Approver, b.Spec.Approver)
-	})
-	var counted []tendv1.ApprovalRecord
-	seen := map[string]bool{}
-	for _, a := range list.Items {
-		if a.Spec.SpecHash != s.hash || a.Spec.Approver == "" || a.Spec.Approver == p.Spec.Proposer.Username || seen[a.Spec.Approver] {
-			continue
-		}
-		seen[a.Spec.Approver] = true
-		counted = append(counted, tendv1.ApprovalRecord{
-			Approval: a.Name, Approver: a.Spec.Approver, Decision: a.Spec.Decision, Reason: a.Spec.Reason, Time: a.CreationTimestamp,
-		})
-	}
+	// The one rule, shared with the approval controller's report on each
+	// Approval: current spec hash, not the proposer, a member of one of the
+	// decision's approver groups (when it names any), distinct approvers.
+	counted, _ := judgeApprovals(p, s.hash, list.Items)
 	p.Status.Approvals = counted
 	need := int(max(p.Status.Decision.RequiredApprovals, 1))
 	approvers := 0
@@ -640,6 +627,9 @@ func (r *ProposalReconciler) record(ctx context.Context, p *tendv1.Proposal, fro
 		msg = string(to)
 	}
 	r.event(p, typ, reason, "%s → %s: %s", from, to, msg)
+	if r.Notifier != nil {
+		r.Notifier.Notify(NewNotification(p, from, to, r.Options.Cluster, r.Options.Now()))
+	}
 	if r.Audit == nil {
 		return nil
 	}

@@ -142,9 +142,9 @@ func startControlPlane() error {
 }
 
 // harness is one test's view of its running tend controllers: a manager
-// whose cache covers the test's namespaces runs the proposal and GatePolicy
-// reconcilers with a gate loaded with the default bundle and an audit log on
-// a NATS server of the test's own.
+// whose cache covers the test's namespaces runs the proposal, approval and
+// GatePolicy reconcilers with a gate loaded with the default bundle and an
+// audit log on a NATS server of the test's own.
 type harness struct {
 	Client client.Client // the administrator's, uncached
 	Audit  *bus.AuditLog
@@ -154,8 +154,8 @@ type harness struct {
 	System string
 }
 
-// startTend starts tend's proposal and GatePolicy controllers for the given
-// namespaces and stops them when the test ends.
+// startTend starts tend's proposal, approval and GatePolicy controllers for
+// the given namespaces and stops them when the test ends.
 func startTend(t *testing.T, opts controllers.ProposalOptions, namespaces ...string) *harness {
 	t.Helper()
 	js := startNATS(t)
@@ -198,6 +198,9 @@ func startTend(t *testing.T, opts controllers.ProposalOptions, namespaces ...str
 			Recorder: mgr.GetEventRecorder("tend-proposal-controller"),
 			Options:  opts,
 		}).SetupWithManager(mgr); err != nil {
+			return err
+		}
+		if err := (&controllers.ApprovalReconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("tend-approval-controller")}).SetupWithManager(mgr); err != nil {
 			return err
 		}
 		return (&controllers.GatePolicyReconciler{Client: mgr.GetClient(), Gate: gate}).SetupWithManager(mgr)

@@ -29,18 +29,32 @@ type ApprovalSpec struct {
 	// API server's admission policy enforces it.
 	// +kubebuilder:validation:MinLength=1
 	Approver string `json:"approver"`
+	// ApproverGroups are the approver's groups as the API server
+	// authenticated them; the admission policy rejects any other set. A rule
+	// that names approver groups counts only approvals whose groups include
+	// one of them. `tend proposals approve` fills them in.
+	// +kubebuilder:validation:MaxItems=256
+	// +kubebuilder:validation:items:MinLength=1
+	// +kubebuilder:validation:items:MaxLength=512
+	// +optional
+	ApproverGroups []string `json:"approverGroups,omitempty"`
 	// Reason the approver gives.
 	// +kubebuilder:validation:MaxLength=1024
 	// +optional
 	Reason string `json:"reason,omitempty"`
 }
 
-// ApprovalStatus says whether the approval was counted.
+// ApprovalStatus says whether the approval counts for its proposal.
 type ApprovalStatus struct {
-	// Counted is true once the proposal controller counted this approval.
+	// Counted is true while the approval counts (or, once the proposal was
+	// decided, counted) towards its proposal's approval, by the same rule
+	// the proposal controller counts by.
 	// +optional
 	Counted bool `json:"counted,omitempty"`
-	// Message explains why the approval was or was not counted.
+	// Message says what the approval counts for, or why it does not count:
+	// the proposal does not exist, the spec hash is stale, the approver is
+	// the proposer, the approver is in none of the required groups, the
+	// approver already decided, or the proposal was already decided.
 	// +optional
 	Message string `json:"message,omitempty"`
 }
@@ -54,6 +68,7 @@ type ApprovalStatus struct {
 // +kubebuilder:printcolumn:name="Proposal",type=string,JSONPath=`.spec.proposal`
 // +kubebuilder:printcolumn:name="Decision",type=string,JSONPath=`.spec.decision`
 // +kubebuilder:printcolumn:name="Approver",type=string,JSONPath=`.spec.approver`
+// +kubebuilder:printcolumn:name="Counted",type=boolean,JSONPath=`.status.counted`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 // +kubebuilder:validation:XValidation:rule="self.spec == oldSelf.spec",message="an approval's spec is immutable"
 type Approval struct {

@@ -197,7 +197,7 @@ func newProposalsDecideCommand(o *kubeOptions, decision tendv1.ApprovalDecision)
 		Short: map[tendv1.ApprovalDecision]string{tendv1.ApprovalApprove: "Approve a proposal as yourself", tendv1.ApprovalDeny: "Deny a proposal as yourself"}[decision],
 		Long: `Create an Approval bound to the proposal's current spec hash. The API server checks
 that you may approve (RBAC verb 'approve' on proposals.tend.dev) and that the approver
-recorded is you. An approval is void if the proposal's spec changes afterwards.`,
+and groups recorded are yours. An approval is void if the proposal's spec changes afterwards.`,
 		Args: cobra.ExactArgs(1),
 		PreRunE: func(*cobra.Command, []string) error {
 			if decision == tendv1.ApprovalDeny && strings.TrimSpace(reason) == "" {
@@ -229,7 +229,8 @@ recorded is you. An approval is void if the proposal's spec changes afterwards.`
 }
 
 // decide records an approval or denial of the proposal's current spec by
-// the authenticated user.
+// the authenticated user, with the groups the API server authenticated (a
+// rule that names approver groups counts only approvals that carry them).
 func decide(ctx context.Context, c client.Client, ns, name string, decision tendv1.ApprovalDecision, reason string) (*tendv1.Approval, error) {
 	p := &tendv1.Proposal{}
 	if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, p); err != nil {
@@ -249,7 +250,7 @@ func decide(ctx context.Context, c client.Client, ns, name string, decision tend
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, GenerateName: shortName(name, 50) + "-"},
 		Spec: tendv1.ApprovalSpec{
 			Proposal: name, SpecHash: p.Status.SpecHash, Decision: decision,
-			Approver: ssr.Status.UserInfo.Username, Reason: reason,
+			Approver: ssr.Status.UserInfo.Username, ApproverGroups: ssr.Status.UserInfo.Groups, Reason: reason,
 		},
 	}
 	if err := c.Create(ctx, a); err != nil {

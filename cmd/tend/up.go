@@ -26,6 +26,7 @@ type stackOptions struct {
 	mcpAddr       string
 	verifyTimeout time.Duration
 	stableWindow  time.Duration
+	notifyURL     string
 	verbosity     int
 }
 
@@ -39,6 +40,7 @@ func (o *stackOptions) bind(cmd *cobra.Command) {
 	f.StringVar(&o.mcpAddr, "mcp-addr", "127.0.0.1:8765", "address of the MCP server (streamable HTTP at /mcp)")
 	f.DurationVar(&o.verifyTimeout, "verify-timeout", 3*time.Minute, "how long a change may take to verify before it is rolled back")
 	f.DurationVar(&o.stableWindow, "stable-window", 15*time.Second, "how long a change must stay healthy, with no restarts, to count as verified")
+	f.StringVar(&o.notifyURL, "notify-url", "", "webhook (Slack-compatible) to tell when a proposal awaits approval, fails or is rolled back")
 	f.IntVarP(&o.verbosity, "verbosity", "v", 0, "log verbosity of the components (0: info)")
 }
 
@@ -48,6 +50,11 @@ func (o *stackOptions) Validate() error {
 	}
 	if o.verifyTimeout <= o.stableWindow {
 		return fmt.Errorf("--verify-timeout (%s) must be longer than --stable-window (%s)", o.verifyTimeout, o.stableWindow)
+	}
+	if o.notifyURL != "" {
+		if _, err := controllers.NewNotifier(controllers.NotifierOptions{URL: o.notifyURL}); err != nil {
+			return fmt.Errorf("--notify-url: %w", err)
+		}
 	}
 	if o.kubeconfig == "" {
 		if _, err := os.Stat(o.binDir); err != nil {
@@ -66,6 +73,7 @@ func (o *stackOptions) localstack(logger logr.Logger, progress func(string, ...a
 		Nodes:      o.nodes,
 		MCPAddr:    o.mcpAddr,
 		Proposal:   controllers.ProposalOptions{VerifyTimeout: o.verifyTimeout, StableWindow: o.stableWindow},
+		NotifyURL:  o.notifyURL,
 		Progress:   progress,
 		Logger:     logger,
 	}

@@ -198,8 +198,10 @@ func rbacObjects() []client.Object {
 }
 
 // approvalAdmission makes the API server the judge of who approves: the
-// recorded approver must be the authenticated user, and that user must hold
-// the verb `approve` on the proposal.
+// recorded approver must be the authenticated user, that user must hold the
+// verb `approve` on the proposal, and the groups recorded, if any, must be
+// the user's authenticated groups (compared as sets: nothing promises an
+// order).
 func approvalAdmission() []client.Object {
 	return []client.Object{
 		&admissionv1.ValidatingAdmissionPolicy{
@@ -222,6 +224,11 @@ func approvalAdmission() []client.Object {
 					{
 						Expression: "authorizer.group('tend.dev').resource('proposals').namespace(object.metadata.namespace).name(object.spec.proposal).check('approve').allowed()",
 						Message:    "approving needs the verb approve on this proposal (RBAC: verbs [approve] on proposals.tend.dev)",
+						Reason:     ptr.To(metav1.StatusReasonForbidden),
+					},
+					{
+						Expression: "!has(object.spec.approverGroups) || (object.spec.approverGroups.all(g, g in request.userInfo.groups) && request.userInfo.groups.all(g, g in object.spec.approverGroups))",
+						Message:    "spec.approverGroups must be the groups the API server authenticated",
 						Reason:     ptr.To(metav1.StatusReasonForbidden),
 					},
 				},

@@ -25,6 +25,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/tendops/tend/agents"
@@ -57,6 +58,9 @@ type Options struct {
 	MCPAddr string
 	// Proposal tunes the proposal controller (verification window etc.).
 	Proposal controllers.ProposalOptions
+	// NotifyURL, if set, is a webhook (Slack-compatible) told when a
+	// proposal awaits approval, fails or is rolled back.
+	NotifyURL string
 	// OnProposal is told of every proposal the maintenance agent makes.
 	OnProposal func(agents.Outcome)
 	// Progress receives one line per start-up step; may be nil.
@@ -312,13 +316,30 @@ func (s *Stack) startComponents(ctx context.Context, opts Options, scheme *runti
 	popts := opts.Proposal
 	popts.Cluster = opts.ClusterName
 	popts.SystemNamespace = SystemNamespace
-	if err := (&controllers.ProposalReconciler{
+	pr := &controllers.ProposalReconciler{
 		Client:   mgr.GetClient(),
 		Gate:     gate,
 		Audit:    bus.NewAuditLog(s.JetStream, opts.ClusterName),
 		Recorder: mgr.GetEventRecorder("tend-proposal-controller"),
 		Options:  popts,
-	}).SetupWithManager(mgr); err != nil {
+	}
+	if opts.NotifyURL != "" {
+		n, err := controllers.NewNotifier(controllers.NotifierOptions{URL: opts.NotifyURL})
+		if err != nil {
+			return err
+		}
+		if err := controllers.RegisterNotifierMetrics(ctrlmetrics.Registry); err != nil {
+			return err
+		}
+		if err := mgr.Add(n); err != nil {
+			return fmt.Errorf("failed to add notifier: %w", err)
+		}
+		pr.Notifier = n
+	}
+	if err := pr.SetupWithManager(mgr); err != nil {
+		return err
+	}
+	if err := (&controllers.ApprovalReconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("tend-approval-controller")}).SetupWithManager(mgr); err != nil {
 		return err
 	}
 	if err := (&controllers.GatePolicyReconciler{Client: mgr.GetClient(), Gate: gate}).SetupWithManager(mgr); err != nil {
