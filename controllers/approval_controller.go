@@ -30,11 +30,6 @@ const (
 	ReasonProposalClosed      = "ProposalAlreadyDecided"
 )
 
-// approvalsByProposal indexes Approvals by the proposal they name. The
-// proposal controller keeps an index of its own on the same field: either
-// controller may run without the other.
-const approvalsByProposal = "approval.spec.proposal"
-
 // ApprovalReconciler reports on every Approval whether it counts for its
 // proposal and, when it does not, why. It judges by the rule the proposal
 // controller counts by (judgeApprovals); it never changes a proposal.
@@ -49,9 +44,8 @@ type ApprovalReconciler struct {
 // Proposals they name, and the other Approvals of the same proposal (an
 // earlier approval by the same person decides whether a later one counts).
 func (r *ApprovalReconciler) SetupWithManager(mgr ctrl.Manager) error {
-	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &tendv1.Approval{}, approvalsByProposal,
-		func(o client.Object) []string { return []string{o.(*tendv1.Approval).Spec.Proposal} }); err != nil {
-		return fmt.Errorf("failed to index approvals: %w", err)
+	if err := indexApprovals(mgr); err != nil {
+		return err
 	}
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&tendv1.Approval{}).
@@ -70,7 +64,7 @@ func (r *ApprovalReconciler) SetupWithManager(mgr ctrl.Manager) error {
 // approvalsOf lists the approvals that name a proposal, from the cache.
 func (r *ApprovalReconciler) approvalsOf(ctx context.Context, namespace, proposal string) []reconcile.Request {
 	var list tendv1.ApprovalList
-	if err := r.Client.List(ctx, &list, client.InNamespace(namespace), client.MatchingFields{approvalsByProposal: proposal}); err != nil {
+	if err := r.Client.List(ctx, &list, client.InNamespace(namespace), client.MatchingFields{approvalProposalIndex: proposal}); err != nil {
 		ctrl.LoggerFrom(ctx).Error(err, "Failed to list the approvals of a proposal", "namespace", namespace, "proposal", proposal)
 		return nil
 	}
@@ -125,7 +119,7 @@ func (r *ApprovalReconciler) judge(ctx context.Context, a *tendv1.Approval) (app
 		return approvalVerdict{}, fmt.Errorf("failed to get proposal: %w", err)
 	}
 	var list tendv1.ApprovalList
-	if err := r.Client.List(ctx, &list, client.InNamespace(a.Namespace), client.MatchingFields{approvalsByProposal: p.Name}); err != nil {
+	if err := r.Client.List(ctx, &list, client.InNamespace(a.Namespace), client.MatchingFields{approvalProposalIndex: p.Name}); err != nil {
 		return approvalVerdict{}, fmt.Errorf("failed to list approvals: %w", err)
 	}
 	if !slices.ContainsFunc(list.Items, func(o tendv1.Approval) bool { return o.Name == a.Name }) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -100,16 +101,33 @@ type ProposalReconciler struct {
 	actions map[tendv1.Action]action
 }
 
+// approvalProposalIndex indexes Approvals by the proposal they name. The
+// proposal and approval controllers share it; either may run without the other.
 const approvalProposalIndex = "spec.proposal"
+
+// indexed remembers the managers whose cache has the approval index.
+var indexed sync.Map
+
+// indexApprovals registers approvalProposalIndex once per manager.
+func indexApprovals(mgr ctrl.Manager) error {
+	if _, done := indexed.LoadOrStore(mgr, true); done {
+		return nil
+	}
+	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &tendv1.Approval{}, approvalProposalIndex,
+		func(o client.Object) []string { return []string{o.(*tendv1.Approval).Spec.Proposal} }); err != nil {
+		indexed.Delete(mgr)
+		return fmt.Errorf("failed to index approvals: %w", err)
+	}
+	return nil
+}
 
 // SetupWithManager registers the reconciler, watching Proposals and the
 // Approvals that name them.
 func (r *ProposalReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	r.Options.defaults()
 	r.actions = newActions(actionOptions{Client: r.Client, FieldManager: r.Options.FieldManager, Now: r.Options.Now})
-	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &tendv1.Approval{}, approvalProposalIndex,
-		func(o client.Object) []string { return []string{o.(*tendv1.Approval).Spec.Proposal} }); err != nil {
-		return fmt.Errorf("failed to index approvals: %w", err)
+	if err := indexApprovals(mgr); err != nil {
+		return err
 	}
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&tendv1.Proposal{}).
