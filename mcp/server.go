@@ -114,9 +114,6 @@ func (s *Server) Handler() http.Handler {
 	}))
 }
 
-// MCPServer exposes the underlying server, e.g. for the stdio transport.
-func (s *Server) MCPServer() *mcpserver.MCPServer { return s.mcp }
-
 // caller returns the authenticated identity and checks it may do attrs.
 func (s *Server) caller(ctx context.Context, attrs authzv1.ResourceAttributes) (Identity, error) {
 	id, ok := IdentityFrom(ctx)
