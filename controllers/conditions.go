@@ -26,6 +26,7 @@ const (
 	ReasonApproved         = "Approved"
 	ReasonRejected         = "RejectedByApprover"
 	ReasonExpired          = "Expired"
+	ReasonSuperseded       = "Superseded"
 	ReasonStale            = "TargetChanged"
 	ReasonInvalidSpec      = "InvalidSpec"
 	ReasonApplying         = "Applying"

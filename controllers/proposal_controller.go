@@ -129,8 +129,15 @@ func (r *ProposalReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if err := indexApprovals(mgr); err != nil {
 		return err
 	}
+	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &tendv1.Proposal{}, proposalTargetIndex,
+		func(o client.Object) []string { return []string{targetKey(o.(*tendv1.Proposal))} }); err != nil {
+		return fmt.Errorf("failed to index proposals by target: %w", err)
+	}
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&tendv1.Proposal{}).
+		// A proposal that starts applying may supersede the open ones for
+		// the same target.
+		Watches(&tendv1.Proposal{}, handler.EnqueueRequestsFromMapFunc(r.sameTarget)).
 		Watches(&tendv1.Approval{}, handler.EnqueueRequestsFromMapFunc(
 			func(_ context.Context, o client.Object) []reconcile.Request {
 				a := o.(*tendv1.Approval)
@@ -138,6 +145,36 @@ func (r *ProposalReconciler) SetupWithManager(mgr ctrl.Manager) error {
 			})).
 		Named("proposal").
 		Complete(r)
+}
+
+// proposalTargetIndex indexes Proposals by targetKey.
+const proposalTargetIndex = "spec.target"
+
+// targetKey identifies a proposal's target object.
+func targetKey(p *tendv1.Proposal) string {
+	t := p.Spec.Target
+	return t.APIVersion + "/" + t.Kind + "/" + t.Namespace + "/" + t.Name
+}
+
+// sameTarget maps a proposal that has started applying to the other open
+// proposals for its target.
+func (r *ProposalReconciler) sameTarget(ctx context.Context, o client.Object) []reconcile.Request {
+	p := o.(*tendv1.Proposal)
+	if p.Status.Apply == nil {
+		return nil
+	}
+	var same tendv1.ProposalList
+	if err := r.Client.List(ctx, &same, client.InNamespace(p.Namespace), client.MatchingFields{proposalTargetIndex: targetKey(p)}); err != nil {
+		log.FromContext(ctx).Error(err, "Failed to list proposals for the same target", "proposal", klog.KObj(p))
+		return nil
+	}
+	var reqs []reconcile.Request
+	for i := range same.Items {
+		if q := &same.Items[i]; q.UID != p.UID && !q.Status.Phase.Terminal() {
+			reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: q.Namespace, Name: q.Name}})
+		}
+	}
+	return reqs
 }
 
 // scope is one reconcile's view of a proposal.
@@ -180,7 +217,7 @@ func (r *ProposalReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 		res = s.result
 	}()
 
-	for _, phase := range []phaseFunc{r.validate, r.expire, r.decide, r.awaitApproval, r.apply, r.verify, r.undo} {
+	for _, phase := range []phaseFunc{r.validate, r.expire, r.supersede, r.decide, r.awaitApproval, r.apply, r.verify, r.undo} {
 		done, err := phase(ctx, s)
 		if err != nil {
 			return ctrl.Result{}, err
@@ -270,6 +307,34 @@ func (r *ProposalReconciler) expire(ctx context.Context, s *scope) (bool, error)
 		return true, nil
 	}
 	s.requeueAfter(deadline.Sub(s.now))
+	return false, nil
+}
+
+// supersede ends an open proposal once another proposal for the same target
+// has started applying since it was made: it was decided or approved against
+// a target that is no longer there. (Were the two to race, the apply's
+// resourceVersion precondition would still refuse the second write.)
+func (r *ProposalReconciler) supersede(ctx context.Context, s *scope) (bool, error) {
+	switch s.p.Status.Phase {
+	case tendv1.PhasePending, tendv1.PhaseAwaitingApproval, tendv1.PhaseApproved:
+	default:
+		return false, nil
+	}
+	var same tendv1.ProposalList
+	if err := r.Client.List(ctx, &same, client.InNamespace(s.p.Namespace), client.MatchingFields{proposalTargetIndex: targetKey(s.p)}); err != nil {
+		return false, fmt.Errorf("failed to list proposals for the same target: %w", err)
+	}
+	for i := range same.Items {
+		q := &same.Items[i]
+		if q.UID == s.p.UID || q.Status.Apply == nil || !q.Status.Apply.StartedAt.After(s.p.CreationTimestamp.Time) {
+			continue
+		}
+		msg := fmt.Sprintf("Superseded by %s, which changed %s %s since this proposal was made", q.Name, s.p.Spec.Target.Kind, s.p.Spec.Target.Name)
+		s.p.Status.SupersededBy = q.Name
+		s.condition(ConditionApproved, metav1.ConditionFalse, ReasonSuperseded, msg)
+		s.setPhase(tendv1.PhaseSuperseded, msg)
+		return true, nil
+	}
 	return false, nil
 }
 
@@ -638,7 +703,7 @@ func (r *ProposalReconciler) record(ctx context.Context, p *tendv1.Proposal, fro
 	log.FromContext(ctx).Info("Proposal transition", "proposal", klog.KObj(p), "from", from, "to", to, "reason", reason)
 	typ := corev1.EventTypeNormal
 	switch to {
-	case tendv1.PhaseDenied, tendv1.PhaseFailed, tendv1.PhaseRolledBack, tendv1.PhaseExpired:
+	case tendv1.PhaseDenied, tendv1.PhaseFailed, tendv1.PhaseRolledBack, tendv1.PhaseExpired, tendv1.PhaseSuperseded:
 		typ = corev1.EventTypeWarning
 	}
 	if msg == "" {
@@ -705,6 +770,8 @@ func phaseReason(p *tendv1.Proposal, phase tendv1.Phase) string {
 		return ReasonRolledBack
 	case tendv1.PhaseExpired:
 		return ReasonExpired
+	case tendv1.PhaseSuperseded:
+		return ReasonSuperseded
 	}
 	return string(phase)
 }

@@ -403,6 +403,44 @@ func TestTargetChangedBeforeApprovalIsDenied(t *testing.T) {
 	h.expectTrail(t, g, p, "Pending→AwaitingApproval", "AwaitingApproval→Approved", "Approved→Denied")
 }
 
+func TestApplyingSupersedesOtherOpenProposalsForTheTarget(t *testing.T) {
+	g := newG(t)
+	ns := newNamespace(t, protected)
+	h := startTend(t, controllers.ProposalOptions{StableWindow: time.Second, VerifyTimeout: 5 * time.Minute}, ns)
+	w := newFailingRollout(t, h.Client, ns, "api")
+	first := createProposal(t, h.Client, rollbackProposal(w.Deployment()))
+	first = waitPhase(t, g, h.Client, first, tendv1.PhaseAwaitingApproval)
+	// CreationTimestamp has a resolution of a second: the second proposal is
+	// made in a later second than the first one's apply starts.
+	time.Sleep(1100 * time.Millisecond)
+	second := rollbackProposal(w.Deployment())
+	second.Spec.Rationale = "Another agent's view of the same problem."
+	second = createProposal(t, h.Client, second)
+	second = waitPhase(t, g, h.Client, second, tendv1.PhaseAwaitingApproval)
+	other := rollbackProposal(w.Deployment())
+	other.Spec.Target.Name = "another-app"
+	other = createProposal(t, h.Client, other)
+	other = waitPhase(t, g, h.Client, other, tendv1.PhaseDenied) // no such target; not affected either way
+
+	time.Sleep(1100 * time.Millisecond)
+	approve(t, h.Client, first, "alice", first.Status.SpecHash, tendv1.ApprovalApprove)
+	first = waitPhase(t, g, h.Client, first, tendv1.PhaseVerifying)
+	g.Expect(first.Status.Apply).NotTo(BeNil())
+
+	second = waitPhase(t, g, h.Client, second, tendv1.PhaseSuperseded)
+	g.Expect(second.Status.SupersededBy).To(Equal(first.Name))
+	g.Expect(second.Status.Apply).To(BeNil())
+	g.Expect(condition(second, controllers.ConditionApproved).Reason).To(Equal(controllers.ReasonSuperseded))
+	h.expectTrail(t, g, second, "Pending→AwaitingApproval", "AwaitingApproval→Superseded")
+
+	// An approval arriving afterwards changes nothing.
+	approve(t, h.Client, second, "bob", second.Status.SpecHash, tendv1.ApprovalApprove)
+	g.Consistently(func(g Gomega) tendv1.Phase {
+		g.Expect(h.Client.Get(context.Background(), client.ObjectKeyFromObject(second), second)).To(Succeed())
+		return second.Status.Phase
+	}, 2*time.Second).Should(Equal(tendv1.PhaseSuperseded))
+}
+
 func TestFailedVerificationRollsBack(t *testing.T) {
 	g := newG(t)
 	ns := newNamespace(t, nil)

@@ -14,6 +14,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
+	utilrand "k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/apimachinery/pkg/watch"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -21,6 +22,7 @@ import (
 	mcpserver "github.com/mark3labs/mcp-go/server"
 
 	tendv1 "github.com/tendops/tend/api/v1alpha1"
+	"github.com/tendops/tend/bus"
 )
 
 // Version is reported to MCP clients.
@@ -46,7 +48,18 @@ type Options struct {
 	Expiry time.Duration
 	// MaxRequestBytes bounds an HTTP request body; 1 MiB when zero.
 	MaxRequestBytes int64
+	// Repeats, if set, receives a repeat for every proposal not created
+	// because an open one has the same fingerprint; the proposal controller
+	// counts them on the open one. *bus.RepeatPublisher implements it.
+	Repeats RepeatRecorder
 }
+
+// RepeatRecorder records that an open proposal was proposed again.
+type RepeatRecorder interface {
+	PublishRepeat(ctx context.Context, r bus.Repeat) error
+}
+
+var _ RepeatRecorder = (*bus.RepeatPublisher)(nil)
 
 // Server is tend's MCP server.
 type Server struct {
@@ -191,10 +204,7 @@ func (s *Server) create(ctx context.Context, p *tendv1.Proposal) (ProposeResult,
 	}
 	for i := range open.Items {
 		if q := &open.Items[i]; !q.Status.Phase.Terminal() && q.Spec.Fingerprint == p.Spec.Fingerprint {
-			res := resultOf(q)
-			res.Duplicate = true
-			res.Message = "An open proposal with the same fingerprint exists; returning it. " + res.Message
-			return res, nil
+			return s.repeat(ctx, q), nil
 		}
 	}
 	if err := s.opts.Client.Create(ctx, p); err != nil {
@@ -205,6 +215,29 @@ func (s *Server) create(ctx context.Context, p *tendv1.Proposal) (ProposeResult,
 		return ProposeResult{}, err
 	}
 	return resultOf(decided), nil
+}
+
+// repeat records a repeat of the open proposal q and returns it.
+func (s *Server) repeat(ctx context.Context, q *tendv1.Proposal) ProposeResult {
+	res := resultOf(q)
+	res.Duplicate = true
+	res.Repeats = q.Status.Repeats
+	note := "An open proposal with the same fingerprint exists; returning it instead of creating another. "
+	if s.opts.Repeats != nil {
+		id, _ := IdentityFrom(ctx)
+		err := s.opts.Repeats.PublishRepeat(ctx, bus.Repeat{
+			ID: "repeat-" + utilrand.String(20), Namespace: q.Namespace, Name: q.Name, Proposer: id.Username, Time: time.Now().UTC(),
+		})
+		if err != nil {
+			// The caller's answer does not depend on the count; say so
+			// rather than fail the call.
+			note += "(This repeat could not be counted: " + err.Error() + ".) "
+		} else {
+			res.Repeats++
+		}
+	}
+	res.Message = note + res.Message
+	return res
 }
 
 // awaitDecision watches the proposal until the gate decided it or the wait

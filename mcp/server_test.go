@@ -20,6 +20,7 @@ import (
 	mcpclient "github.com/mark3labs/mcp-go/client"
 	"github.com/mark3labs/mcp-go/client/transport"
 	mcpgo "github.com/mark3labs/mcp-go/mcp"
+	"github.com/nats-io/nats.go/jetstream"
 	appsv1 "k8s.io/api/apps/v1"
 	authnv1 "k8s.io/api/authentication/v1"
 	authzv1 "k8s.io/api/authorization/v1"
@@ -39,6 +40,7 @@ import (
 	"github.com/tendops/tend/agents"
 	"github.com/tendops/tend/api/crds"
 	tendv1 "github.com/tendops/tend/api/v1alpha1"
+	"github.com/tendops/tend/bus"
 	"github.com/tendops/tend/mcp"
 )
 
@@ -65,7 +67,12 @@ type cluster struct {
 	// the same rights as the service accounts.
 	agentUser, readerUser *envtest.AuthenticatedUser
 	deployment            *appsv1.Deployment
+	// js reaches the NATS server the MCP server publishes repeats to.
+	js jetstream.JetStream
 }
+
+// repeatCluster names the cluster in repeat subjects.
+const repeatCluster = "envtest"
 
 const (
 	agentSA  = "system:serviceaccount:" + agentsNS + ":agent-a"
@@ -196,11 +203,28 @@ func (c *cluster) token(t *testing.T, sa string) string {
 // on a loopback HTTP server and returns its URL.
 func (c *cluster) serve(t *testing.T, decisionWait time.Duration) string {
 	t.Helper()
+	if c.js == nil {
+		nats, err := bus.StartEmbedded(bus.EmbeddedOptions{StoreDir: t.TempDir()})
+		if err != nil {
+			t.Fatalf("failed to start NATS: %v", err)
+		}
+		t.Cleanup(nats.Shutdown)
+		nc, js, err := bus.Connect(t.Context(), nats.URL(), t.Name())
+		if err != nil {
+			t.Fatalf("failed to connect to NATS: %v", err)
+		}
+		t.Cleanup(nc.Close)
+		if err := bus.EnsureStreams(t.Context(), js, bus.StreamsConfig{}); err != nil {
+			t.Fatalf("failed to create streams: %v", err)
+		}
+		c.js = js
+	}
 	srv, err := mcp.New(mcp.Options{
 		Client:        c.admin,
 		Authenticator: &mcp.TokenReviewAuthenticator{Client: c.admin},
 		Authorizer:    &mcp.SubjectAccessReviewAuthorizer{Client: c.admin},
 		DecisionWait:  decisionWait,
+		Repeats:       bus.NewRepeatPublisher(c.js, repeatCluster),
 	})
 	if err != nil {
 		t.Fatalf("mcp.New: %v", err)
@@ -592,6 +616,26 @@ func TestServer(t *testing.T) {
 		}
 		if got := c.proposals(t, "duplicate"); len(got) != 1 {
 			t.Errorf("got %d proposals, want 1", len(got))
+		}
+		// The repeat went to the bus for the proposal controller to count,
+		// naming the open proposal and the authenticated caller.
+		if second.Repeats != 1 {
+			t.Errorf("second call reports %d repeats, want 1", second.Repeats)
+		}
+		stream, err := c.js.Stream(t.Context(), bus.StreamProposals)
+		if err != nil {
+			t.Fatal(err)
+		}
+		msg, err := stream.GetLastMsgForSubject(t.Context(), bus.ProposalsSubject(repeatCluster, bus.RepeatEvent))
+		if err != nil {
+			t.Fatalf("no repeat on the bus: %v", err)
+		}
+		r, err := bus.DecodeRepeat(msg.Data)
+		if err != nil {
+			t.Fatalf("repeat on the bus: %v", err)
+		}
+		if r.Namespace != teamNS || r.Name != first.Name || r.Proposer != agentSA {
+			t.Errorf("repeat %+v, want %s/%s by %s", r, teamNS, first.Name, agentSA)
 		}
 
 		// Once the first is closed, the same fingerprint makes a new proposal.

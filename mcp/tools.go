@@ -67,6 +67,7 @@ type ProposeResult struct {
 	Reasons           []Reason `json:"reasons,omitempty"`
 	RequiredApprovals int32    `json:"requiredApprovals,omitempty"`
 	Duplicate         bool     `json:"duplicate,omitempty" jsonschema:"true when an open proposal with the same fingerprint already existed and was returned instead"`
+	Repeats           int32    `json:"repeats,omitempty" jsonschema:"for a duplicate: how many times the open proposal has been proposed again, including this call"`
 	Message           string   `json:"message"`
 }
 

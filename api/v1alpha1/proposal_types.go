@@ -402,9 +402,21 @@ type ProposalStatus struct {
 	// acted on the restored spec.
 	// +optional
 	RollbackVerify *VerifyRecord `json:"rollbackVerify,omitempty"`
-	// Repeats counts identical proposals folded into this one.
+	// Repeats counts identical proposals folded into this one: proposals
+	// with the same fingerprint made while this one was open.
 	// +optional
 	Repeats int32 `json:"repeats,omitempty"`
+	// LastRepeat is when the latest repeat was counted.
+	// +optional
+	LastRepeat *metav1.Time `json:"lastRepeat,omitempty"`
+	// RepeatSequence is the PROPOSALS stream sequence of the latest repeat
+	// counted, so that a redelivered repeat is not counted twice.
+	// +optional
+	RepeatSequence uint64 `json:"repeatSequence,omitempty"`
+	// SupersededBy names the proposal whose change to the same target made
+	// this one obsolete.
+	// +optional
+	SupersededBy string `json:"supersededBy,omitempty"`
 	// Message is a one-line summary of the current state.
 	// +optional
 	Message string `json:"message,omitempty"`
@@ -422,6 +434,7 @@ type ProposalStatus struct {
 // +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
 // +kubebuilder:printcolumn:name="Decision",type=string,JSONPath=`.status.decision.outcome`
 // +kubebuilder:printcolumn:name="Proposer",type=string,JSONPath=`.spec.proposer.username`,priority=1
+// +kubebuilder:printcolumn:name="Repeats",type=integer,JSONPath=`.status.repeats`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type Proposal struct {
 	metav1.TypeMeta   `json:",inline"`

@@ -131,6 +131,16 @@ func printProposal(out io.Writer, p *tendv1.Proposal) {
 	fmt.Fprintf(out, "Spec hash:  %s\n", orDash(p.Status.SpecHash))
 	fmt.Fprintf(out, "Phase:      %s\n", orDash(string(p.Status.Phase)))
 	fmt.Fprintf(out, "Message:    %s\n", orDash(p.Status.Message))
+	if p.Status.Repeats > 0 {
+		last := "-"
+		if p.Status.LastRepeat != nil {
+			last = p.Status.LastRepeat.UTC().Format(time.RFC3339)
+		}
+		fmt.Fprintf(out, "Repeats:    %d (proposed again while open; last at %s)\n", p.Status.Repeats, last)
+	}
+	if p.Status.SupersededBy != "" {
+		fmt.Fprintf(out, "Superseded: by %s/%s\n", p.Namespace, p.Status.SupersededBy)
+	}
 	if d := p.Status.Decision; d != nil {
 		fmt.Fprintf(out, "Decision:   %s", d.Outcome)
 		if d.Policy != "" {

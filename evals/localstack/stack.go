@@ -339,6 +339,9 @@ func (s *Stack) startComponents(ctx context.Context, opts Options, scheme *runti
 	if err := pr.SetupWithManager(mgr); err != nil {
 		return err
 	}
+	if err := mgr.Add(&controllers.RepeatCounter{Client: mgr.GetClient(), JS: s.JetStream, Cluster: opts.ClusterName}); err != nil {
+		return fmt.Errorf("failed to add repeat counter: %w", err)
+	}
 	if err := (&controllers.ApprovalReconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("tend-approval-controller")}).SetupWithManager(mgr); err != nil {
 		return err
 	}
@@ -361,6 +364,7 @@ func (s *Stack) startComponents(ctx context.Context, opts Options, scheme *runti
 		Client:        wc,
 		Authenticator: &mcp.TokenReviewAuthenticator{Client: wc},
 		Authorizer:    &mcp.SubjectAccessReviewAuthorizer{Client: wc},
+		Repeats:       bus.NewRepeatPublisher(s.JetStream, opts.ClusterName),
 	})
 	if err != nil {
 		return err
