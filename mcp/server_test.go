@@ -30,6 +30,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
@@ -201,7 +202,7 @@ func (c *cluster) token(t *testing.T, sa string) string {
 
 // serve runs tend's MCP server with the real authenticator and authorizer
 // on a loopback HTTP server and returns its URL.
-func (c *cluster) serve(t *testing.T, decisionWait time.Duration) string {
+func (c *cluster) serve(t *testing.T, decisionWait time.Duration, configure ...func(*mcp.Options)) string {
 	t.Helper()
 	if c.js == nil {
 		nats, err := bus.StartEmbedded(bus.EmbeddedOptions{StoreDir: t.TempDir()})
@@ -219,13 +220,22 @@ func (c *cluster) serve(t *testing.T, decisionWait time.Duration) string {
 		}
 		c.js = js
 	}
-	srv, err := mcp.New(mcp.Options{
+	opts := mcp.Options{
 		Client:        c.admin,
 		Authenticator: &mcp.TokenReviewAuthenticator{Client: c.admin},
 		Authorizer:    &mcp.SubjectAccessReviewAuthorizer{Client: c.admin},
 		DecisionWait:  decisionWait,
 		Repeats:       bus.NewRepeatPublisher(c.js, repeatCluster),
-	})
+		Cluster:       repeatCluster,
+		Telemetry:     c.js,
+		Logs:          &mcp.KubeLogs{Clientset: kubernetes.NewForConfigOrDie(c.env.Config)},
+		// The default rate limit would throttle the tests' bursts.
+		RateLimit: 1000, Burst: 1000,
+	}
+	for _, f := range configure {
+		f(&opts)
+	}
+	srv, err := mcp.New(opts)
 	if err != nil {
 		t.Fatalf("mcp.New: %v", err)
 	}

@@ -3,17 +3,10 @@ package mcp
 import (
 	"errors"
 	"fmt"
-	"strings"
 
 	"k8s.io/apimachinery/pkg/util/validation"
 
 	tendv1 "github.com/tendops/tend/api/v1alpha1"
-)
-
-// Tool names.
-const (
-	ToolProposeRollback = "propose_rollback"
-	ToolGetProposal     = "get_proposal"
 )
 
 // Limits on untrusted arguments.
@@ -89,51 +82,6 @@ type ProposalView struct {
 	Decision  *ProposeResult `json:"decision,omitempty"`
 	Approvals []string       `json:"approvals,omitempty"`
 	Checks    []tendv1.Check `json:"checks,omitempty"`
-}
-
-func (a *ProposeRollbackArgs) validate() error {
-	var errs []string
-	if msgs := validation.IsDNS1123Label(a.Namespace); len(msgs) > 0 {
-		errs = append(errs, fmt.Sprintf("namespace %q: %s", clip(a.Namespace), strings.Join(msgs, "; ")))
-	}
-	if msgs := validation.IsDNS1123Subdomain(a.Name); len(msgs) > 0 {
-		errs = append(errs, fmt.Sprintf("name %q: %s", clip(a.Name), strings.Join(msgs, "; ")))
-	}
-	if a.ToRevision < 0 || a.FromRevision < 0 {
-		errs = append(errs, "revisions must not be negative")
-	}
-	if strings.TrimSpace(a.Summary) == "" {
-		errs = append(errs, "summary is required")
-	}
-	if len(a.Summary) > maxSummary {
-		errs = append(errs, fmt.Sprintf("summary is %d bytes; at most %d", len(a.Summary), maxSummary))
-	}
-	if len(a.Rationale) > maxRationale {
-		errs = append(errs, fmt.Sprintf("rationale is %d bytes; at most %d", len(a.Rationale), maxRationale))
-	}
-	switch tendv1.Risk(a.Risk) {
-	case "", tendv1.RiskLow, tendv1.RiskMedium, tendv1.RiskHigh:
-	default:
-		errs = append(errs, fmt.Sprintf("risk %q: must be Low, Medium or High", clip(a.Risk)))
-	}
-	if len(a.Telemetry) > maxTelemetry {
-		// Only the count: one message per ref would let a small request
-		// produce an error many times its size.
-		errs = append(errs, fmt.Sprintf("%d telemetry refs; at most %d", len(a.Telemetry), maxTelemetry))
-	} else {
-		for i, t := range a.Telemetry {
-			if t.Subject == "" || len(t.Subject) > 1024 || len(t.ID) > maxShort {
-				errs = append(errs, fmt.Sprintf("telemetry[%d]: subject required (at most 1024 bytes), id at most %d bytes", i, maxShort))
-			}
-		}
-	}
-	if len(a.Fingerprint) > 128 || len(a.Agent) > maxShort {
-		errs = append(errs, "fingerprint is at most 128 bytes and agent at most 253")
-	}
-	if len(errs) > 0 {
-		return fmt.Errorf("%w: %s", ErrInvalidArgument, strings.Join(errs, "; "))
-	}
-	return nil
 }
 
 func (a *GetProposalArgs) validate() error {

@@ -77,7 +77,7 @@ func TestProposeRollbackArgsValidate(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			a := validRollback()
 			tc.mutate(&a)
-			err := a.validate()
+			_, err := validateArgs(&a)
 			if len(tc.wantErr) == 0 {
 				if err != nil {
 					t.Fatalf("validate() = %v, want nil", err)
@@ -141,7 +141,7 @@ func FuzzProposeRollbackArgs(f *testing.F) {
 		if err := json.Unmarshal(data, &a); err != nil {
 			return
 		}
-		err := a.validate()
+		_, err := validateArgs(&a)
 		if err != nil {
 			if !errors.Is(err, ErrInvalidArgument) {
 				t.Fatalf("validate() = %v, want an error wrapping ErrInvalidArgument", err)
@@ -185,7 +185,7 @@ func FuzzProposeRollbackArgs(f *testing.F) {
 		if err := json.Unmarshal(out, &back); err != nil {
 			t.Fatalf("unmarshal accepted args: %v", err)
 		}
-		if err := back.validate(); err != nil {
+		if _, err := validateArgs(&back); err != nil {
 			t.Fatalf("args valid once are invalid after a round trip: %v", err)
 		}
 	})

@@ -1,6 +1,7 @@
 package v1alpha1
 
 import (
+	corev1 "k8s.io/api/core/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -124,6 +125,76 @@ type Parameters struct {
 	// +optional
 	// +kubebuilder:validation:MaxItems=64
 	Patch []JSONPatchOperation `json:"patch,omitempty"`
+	// +optional
+	Resources *ResourcesParameters `json:"resources,omitempty"`
+	// +optional
+	Autoscaler *AutoscalerParameters `json:"autoscaler,omitempty"`
+	// +optional
+	Eviction *EvictionParameters `json:"eviction,omitempty"`
+	// +optional
+	Drain *DrainParameters `json:"drain,omitempty"`
+	// +optional
+	Container *ContainerParameters `json:"container,omitempty"`
+}
+
+// ResourcesParameters are the parameters of SetResources: the new requests
+// and limits of one container of the workload's pod template.
+type ResourcesParameters struct {
+	// Container names the container.
+	// +kubebuilder:validation:MinLength=1
+	Container string `json:"container"`
+	// Requests replace the container's requests for the resources named.
+	// +optional
+	Requests corev1.ResourceList `json:"requests,omitempty"`
+	// Limits replace the container's limits for the resources named.
+	// +optional
+	Limits corev1.ResourceList `json:"limits,omitempty"`
+}
+
+// AutoscalerParameters are the parameters of SetAutoscaler.
+type AutoscalerParameters struct {
+	// MinReplicas is the autoscaler's new lower bound.
+	// +kubebuilder:validation:Minimum=1
+	// +optional
+	MinReplicas *int32 `json:"minReplicas,omitempty"`
+	// MaxReplicas is the autoscaler's new upper bound.
+	// +kubebuilder:validation:Minimum=1
+	// +optional
+	MaxReplicas *int32 `json:"maxReplicas,omitempty"`
+	// TargetCPUUtilization is the new average CPU utilization target, in
+	// percent of requests.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=100
+	// +optional
+	TargetCPUUtilization *int32 `json:"targetCPUUtilization,omitempty"`
+}
+
+// EvictionParameters are the parameters of EvictPod.
+type EvictionParameters struct {
+	// GracePeriodSeconds overrides the pod's termination grace period.
+	// +kubebuilder:validation:Minimum=0
+	// +optional
+	GracePeriodSeconds *int64 `json:"gracePeriodSeconds,omitempty"`
+}
+
+// DrainParameters are the parameters of DrainNode.
+type DrainParameters struct {
+	// GracePeriodSeconds overrides each pod's termination grace period.
+	// +kubebuilder:validation:Minimum=0
+	// +optional
+	GracePeriodSeconds *int64 `json:"gracePeriodSeconds,omitempty"`
+	// TimeoutSeconds bounds the whole drain.
+	// +kubebuilder:validation:Minimum=1
+	// +optional
+	TimeoutSeconds *int64 `json:"timeoutSeconds,omitempty"`
+}
+
+// ContainerParameters name one container of the target pod, for
+// RestartContainer and CollectDiagnostics.
+type ContainerParameters struct {
+	// Container names the container; empty means all of the pod's.
+	// +optional
+	Container string `json:"container,omitempty"`
 }
 
 // TelemetryRef points at one telemetry message that supports a proposal.

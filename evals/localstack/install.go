@@ -135,8 +135,11 @@ func ClusterRoles() []*rbacv1.ClusterRole {
 			ObjectMeta: metav1.ObjectMeta{Name: "tend:mcp"},
 			Rules: []rbacv1.PolicyRule{
 				{APIGroups: []string{tend}, Resources: []string{"proposals"}, Verbs: append([]string{"create"}, read...)},
-				{APIGroups: []string{"apps"}, Resources: []string{"deployments", "replicasets"}, Verbs: read},
-				{APIGroups: []string{""}, Resources: []string{"pods", "events", "namespaces"}, Verbs: read},
+				// Read tools serve any kind, each call authorized for its
+				// caller with a SubjectAccessReview; Secret values never
+				// leave the server.
+				{APIGroups: []string{"*"}, Resources: []string{"*"}, Verbs: read},
+				{APIGroups: []string{""}, Resources: []string{"pods/log"}, Verbs: []string{"get"}},
 				{APIGroups: []string{"authentication.k8s.io"}, Resources: []string{"tokenreviews"}, Verbs: []string{"create"}},
 				{APIGroups: []string{"authorization.k8s.io"}, Resources: []string{"subjectaccessreviews"}, Verbs: []string{"create"}},
 			},

@@ -18,6 +18,7 @@ import (
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
@@ -361,10 +362,15 @@ func (s *Stack) startComponents(ctx context.Context, opts Options, scheme *runti
 		return fmt.Errorf("failed to create MCP server client: %w", err)
 	}
 	srv, err := mcp.New(mcp.Options{
-		Client:        wc,
-		Authenticator: &mcp.TokenReviewAuthenticator{Client: wc},
-		Authorizer:    &mcp.SubjectAccessReviewAuthorizer{Client: wc},
-		Repeats:       bus.NewRepeatPublisher(s.JetStream, opts.ClusterName),
+		Client:                   wc,
+		Authenticator:            &mcp.TokenReviewAuthenticator{Client: wc},
+		Authorizer:               &mcp.SubjectAccessReviewAuthorizer{Client: wc},
+		Repeats:                  bus.NewRepeatPublisher(s.JetStream, opts.ClusterName),
+		Cluster:                  opts.ClusterName,
+		Telemetry:                s.JetStream,
+		Logs:                     &mcp.KubeLogs{Clientset: kubernetes.NewForConfigOrDie(s.as(MCPAccount))},
+		Guards:                   &guardReader{client: wc, gate: gate},
+		ClusterProposalNamespace: SystemNamespace,
 	})
 	if err != nil {
 		return err
@@ -426,6 +432,28 @@ func (s *Stack) startComponents(ctx context.Context, opts Options, scheme *runti
 	}
 	progress("Sensor, proposal controller, gate and maintenance agent running")
 	return nil
+}
+
+// guardReader reports the gate's guards to the MCP server: the limits the
+// gate compiled from the policies, and the kill switch and breaker as the
+// gate state ConfigMap records them.
+type guardReader struct {
+	client client.Client
+	gate   *policies.Gate
+}
+
+func (g *guardReader) GuardState(ctx context.Context) (mcp.GuardState, error) {
+	st := mcp.LimitsState(g.gate.Limits())
+	cm := &corev1.ConfigMap{}
+	if err := g.client.Get(ctx, client.ObjectKey{Namespace: SystemNamespace, Name: controllers.GateStateName}, cm); err != nil {
+		if !apierrors.IsNotFound(err) {
+			return mcp.GuardState{}, fmt.Errorf("failed to read gate state: %w", err)
+		}
+		cm = nil
+	}
+	gs := controllers.ParseGateState(cm)
+	st.KillSwitch, st.BreakerTripped, st.BreakerReason = gs.KillSwitch, gs.Breaker.Tripped, gs.Breaker.Reason
+	return st, nil
 }
 
 // Done is closed when the components stop.
