@@ -69,11 +69,15 @@ BENCH_AREAS    := gate
 BENCH_PKG_gate := ./policies
 BENCH_RUN_gate := ^BenchmarkGate
 BENCH_REF_gate := OPA
+BENCH_AREAS    += mcp
+BENCH_PKG_mcp  := ./mcp
+BENCH_RUN_mcp  := ^BenchmarkMCP
+BENCH_REF_mcp  := RawHTTP
 BENCH          ?= $(BENCH_AREAS)
 BENCHTIME      ?= 3s
 
 .PHONY: bench
-bench: ## Run the benchmarks of every area, or of BENCH=<area> (gate), into bench/results.json
+bench: ## Run the benchmarks of every area, or of BENCH=<area> (gate, mcp), into bench/results.json
 	@$(foreach a,$(BENCH),$(if $(BENCH_PKG_$(a)),,$(error Unknown benchmark area "$(a)"; the areas are: $(BENCH_AREAS))))
 	$(foreach a,$(BENCH),$(GO) test -run '^$$' -bench '$(BENCH_RUN_$(a))' -benchtime $(BENCHTIME) $(BENCH_PKG_$(a)) | $(GO) run ./hack/benchjson -area $(a) -reference '$(BENCH_REF_$(a))';)
 

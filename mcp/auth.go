@@ -119,14 +119,7 @@ func (a *SubjectAccessReviewAuthorizer) Authorize(ctx context.Context, id Identi
 		return fmt.Errorf("failed to review access: %w", err)
 	}
 	if !sar.Status.Allowed || sar.Status.Denied {
-		what := attrs.Verb + " " + attrs.Resource
-		if attrs.Group != "" {
-			what += "." + attrs.Group
-		}
-		if attrs.Namespace != "" {
-			what += " in namespace " + attrs.Namespace
-		}
-		return fmt.Errorf("%w: %s may not %s", ErrForbidden, id.Username, what)
+		return forbidden(id, attrs)
 	}
 	return nil
 }
@@ -165,4 +158,67 @@ func authenticate(a Authenticator, next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r.WithContext(withIdentity(r.Context(), id)))
 	})
+}
+
+// Self returns the identity the API server authenticates c's credentials
+// as, with the SelfSubjectReview API. `tend mcp --stdio` serves one user, the
+// owner of the kubeconfig, and this is how it learns who that is.
+func Self(ctx context.Context, c client.Client) (Identity, error) {
+	r := &authnv1.SelfSubjectReview{}
+	if err := c.Create(ctx, r); err != nil {
+		return Identity{}, fmt.Errorf("failed to ask the API server who the kubeconfig user is: %w", err)
+	}
+	u := r.Status.UserInfo
+	if u.Username == "" {
+		return Identity{}, fmt.Errorf("%w: the API server did not name the kubeconfig user", ErrUnauthenticated)
+	}
+	id := Identity{Username: u.Username, UID: u.UID, Groups: u.Groups}
+	if len(u.Extra) > 0 {
+		id.Extra = make(map[string]authzv1.ExtraValue, len(u.Extra))
+		for k, v := range u.Extra {
+			id.Extra[k] = authzv1.ExtraValue(v)
+		}
+	}
+	return id, nil
+}
+
+// SelfAuthorizer asks the API server, with SelfSubjectAccessReview, whether
+// the client's own credentials may perform a call. It serves `tend mcp
+// --stdio`, where the client acts as the one caller; it refuses any other
+// identity.
+type SelfAuthorizer struct {
+	Client client.Client
+	// Self is the identity of Client's credentials.
+	Self Identity
+}
+
+var _ Authorizer = (*SelfAuthorizer)(nil)
+
+// Authorize implements Authorizer.
+func (a *SelfAuthorizer) Authorize(ctx context.Context, id Identity, attrs authzv1.ResourceAttributes) error {
+	if id.Username != a.Self.Username {
+		return fmt.Errorf("%w: this server acts only for %s, not %s", ErrForbidden, a.Self.Username, id.Username)
+	}
+	r := &authzv1.SelfSubjectAccessReview{Spec: authzv1.SelfSubjectAccessReviewSpec{ResourceAttributes: &attrs}}
+	if err := a.Client.Create(ctx, r); err != nil {
+		return fmt.Errorf("failed to review access: %w", err)
+	}
+	if !r.Status.Allowed || r.Status.Denied {
+		return forbidden(id, attrs)
+	}
+	return nil
+}
+
+func forbidden(id Identity, attrs authzv1.ResourceAttributes) error {
+	what := attrs.Verb + " " + attrs.Resource
+	if attrs.Subresource != "" {
+		what += "/" + attrs.Subresource
+	}
+	if attrs.Group != "" {
+		what += "." + attrs.Group
+	}
+	if attrs.Namespace != "" {
+		what += " in namespace " + attrs.Namespace
+	}
+	return fmt.Errorf("%w: %s may not %s", ErrForbidden, id.Username, what)
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"time"
 
@@ -179,6 +180,20 @@ func (s *Server) Handler() http.Handler {
 		r.Body = http.MaxBytesReader(w, r.Body, limit)
 		s.http.ServeHTTP(w, r)
 	}))
+}
+
+// ServeStdio serves MCP over in and out, as desktop clients run local
+// servers, for the one identity id until ctx is done or in ends. There is no
+// bearer token on stdio: the caller is whoever the server's credentials
+// authenticate as (see Self), and Options.Authorizer should be a
+// SelfAuthorizer for that identity.
+func (s *Server) ServeStdio(ctx context.Context, id Identity, in io.Reader, out io.Writer) error {
+	if id.Username == "" {
+		return ErrUnauthenticated
+	}
+	stdio := mcpserver.NewStdioServer(s.mcp)
+	stdio.SetContextFunc(func(ctx context.Context) context.Context { return withIdentity(ctx, id) })
+	return stdio.Listen(ctx, in, out)
 }
 
 // caller returns the authenticated identity and checks it may do attrs.

@@ -80,7 +80,7 @@ const (
 	readerSA = "system:serviceaccount:" + agentsNS + ":reader"
 )
 
-func startCluster(t *testing.T) *cluster {
+func startCluster(t testing.TB) *cluster {
 	t.Helper()
 	ctrllog.SetLogger(logr.Discard())
 	assets, err := filepath.Abs(filepath.Join("..", "bin"))
@@ -144,7 +144,7 @@ func startCluster(t *testing.T) *cluster {
 	c.create(t, &rbacv1.Role{
 		ObjectMeta: metav1.ObjectMeta{Namespace: teamNS, Name: "proposer"},
 		Rules: []rbacv1.PolicyRule{
-			proposals("create", "get"),
+			proposals("create", "get", "list", "watch"),
 			{APIGroups: []string{"apps"}, Resources: []string{"deployments"}, Verbs: []string{"get"}},
 		},
 	})
@@ -178,7 +178,7 @@ func startCluster(t *testing.T) *cluster {
 	return c
 }
 
-func (c *cluster) create(t *testing.T, obj client.Object) {
+func (c *cluster) create(t testing.TB, obj client.Object) {
 	t.Helper()
 	if err := c.admin.Create(t.Context(), obj); err != nil {
 		t.Fatalf("failed to create %T %s: %v", obj, obj.GetName(), err)
@@ -187,7 +187,7 @@ func (c *cluster) create(t *testing.T, obj client.Object) {
 
 // token asks the API server for a bound token of a service account through
 // the TokenRequest API, as the kubelet does for a projected volume.
-func (c *cluster) token(t *testing.T, sa string) string {
+func (c *cluster) token(t testing.TB, sa string) string {
 	t.Helper()
 	obj := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: agentsNS, Name: sa}}
 	tr := &authnv1.TokenRequest{Spec: authnv1.TokenRequestSpec{ExpirationSeconds: ptr.To[int64](3600)}}
@@ -202,7 +202,7 @@ func (c *cluster) token(t *testing.T, sa string) string {
 
 // serve runs tend's MCP server with the real authenticator and authorizer
 // on a loopback HTTP server and returns its URL.
-func (c *cluster) serve(t *testing.T, decisionWait time.Duration, configure ...func(*mcp.Options)) string {
+func (c *cluster) serve(t testing.TB, decisionWait time.Duration, configure ...func(*mcp.Options)) string {
 	t.Helper()
 	if c.js == nil {
 		nats, err := bus.StartEmbedded(bus.EmbeddedOptions{StoreDir: t.TempDir()})
@@ -239,13 +239,18 @@ func (c *cluster) serve(t *testing.T, decisionWait time.Duration, configure ...f
 	if err != nil {
 		t.Fatalf("mcp.New: %v", err)
 	}
-	ts := httptest.NewServer(srv.Handler())
+	// The MCP endpoint, and a trivial handler on the same server for the
+	// raw HTTP reference of the benchmarks.
+	mux := http.NewServeMux()
+	mux.Handle("/", srv.Handler())
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+	ts := httptest.NewServer(mux)
 	t.Cleanup(ts.Close)
 	return ts.URL
 }
 
 // proposals returns the proposals in team with fingerprint fp.
-func (c *cluster) proposals(t *testing.T, fp string) []tendv1.Proposal {
+func (c *cluster) proposals(t testing.TB, fp string) []tendv1.Proposal {
 	t.Helper()
 	var list tendv1.ProposalList
 	if err := c.admin.List(t.Context(), &list, client.InNamespace(teamNS)); err != nil {
@@ -296,7 +301,7 @@ func dialTools(t *testing.T, url, token string) *agents.ToolClient {
 
 // dialRaw opens an MCP session with mcp-go's client, for calls the agent's
 // client does not make (get_proposal, arguments of the wrong shape).
-func dialRaw(t *testing.T, url, token string) *mcpclient.Client {
+func dialRaw(t testing.TB, url, token string) *mcpclient.Client {
 	t.Helper()
 	c, err := mcpclient.NewStreamableHttpClient(url, transport.WithHTTPHeaders(map[string]string{"Authorization": "Bearer " + token}))
 	if err != nil {
@@ -314,7 +319,7 @@ func dialRaw(t *testing.T, url, token string) *mcpclient.Client {
 	return c
 }
 
-func callTool(t *testing.T, c *mcpclient.Client, name string, args any) *mcpgo.CallToolResult {
+func callTool(t testing.TB, c *mcpclient.Client, name string, args any) *mcpgo.CallToolResult {
 	t.Helper()
 	req := mcpgo.CallToolRequest{}
 	req.Params.Name, req.Params.Arguments = name, args

@@ -224,7 +224,7 @@ func TestToolSurface(t *testing.T) {
 		secret := &corev1.Secret{
 			ObjectMeta: metav1.ObjectMeta{Namespace: teamNS, Name: "db-credentials", Annotations: map[string]string{
 				corev1.LastAppliedConfigAnnotation: fmt.Sprintf(`{"apiVersion":"v1","kind":"Secret","stringData":{"password":%q}}`, value),
-				"owner": "payments",
+				"owner":                            "payments",
 			}},
 			Data: map[string][]byte{"password": []byte(value), "username": []byte("app")},
 		}
@@ -245,7 +245,7 @@ func TestToolSurface(t *testing.T) {
 		})
 		pub := bus.NewPublisher(c.js, repeatCluster, "test")
 		if _, err := pub.Publish(t.Context(), &bus.Envelope{
-			ID: "api-0/1",
+			ID:     "api-0/1",
 			Object: bus.ObjectRef{Kind: bus.KindPod, Namespace: teamNS, Name: "api-0", UID: "u1"},
 			Pod:    &bus.PodState{Phase: "Running", Containers: []bus.ContainerState{{Name: "api", State: bus.ContainerRunning}}},
 		}); err != nil {

@@ -1,0 +1,213 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/client-go/kubernetes"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	tendv1 "github.com/tendops/tend/api/v1alpha1"
+	"github.com/tendops/tend/bus"
+	"github.com/tendops/tend/controllers"
+	"github.com/tendops/tend/evals/localstack"
+	"github.com/tendops/tend/mcp"
+	"github.com/tendops/tend/policies"
+)
+
+// mcpOptions are the options of `tend mcp`.
+type mcpOptions struct {
+	kube              kubeOptions
+	stdio             bool
+	listen            string
+	natsURL           string
+	cluster           string
+	systemNamespace   string
+	redactEnv         bool
+	redactAnnotations bool
+	rateLimit         float64
+	burst             int
+	decisionWait      time.Duration
+}
+
+func (o *mcpOptions) Validate() error {
+	switch {
+	case o.stdio == (o.listen != ""):
+		return errors.New("give exactly one of --stdio and --listen ADDR")
+	case o.rateLimit <= 0 || o.burst <= 0:
+		return errors.New("--rate-limit and --burst must be positive")
+	case o.decisionWait <= 0:
+		return errors.New("--decision-wait must be positive")
+	}
+	return nil
+}
+
+func newMCPCommand() *cobra.Command {
+	o := &mcpOptions{}
+	cmd := &cobra.Command{
+		Use:   "mcp (--stdio | --listen ADDR)",
+		Short: "Serve tend's MCP tools: read the cluster and propose changes, never make them",
+		Long: `Serve tend's MCP tools. Read tools list and get objects of any kind (Secret values are
+always redacted), events, logs, recent telemetry, proposals, gate decisions and policies.
+Propose tools, one per action of the catalogue, create a Proposal and return the gate's
+decision; no tool changes anything else.
+
+--stdio serves one user over standard input and output, as desktop assistants and IDEs run
+local MCP servers. The caller is whoever your kubeconfig's credentials authenticate as
+(asked of the API server with SelfSubjectReview); every call is checked with
+SelfSubjectAccessReview, so the tools can do no more than you can, and your proposals
+are recorded as yours.
+
+--listen serves streamable HTTP at ADDR/mcp for many callers, as tend's own deployment does.
+Each request needs a bearer token, checked with TokenReview (service-account tokens for
+agents, user tokens for people); each call is authorized for its caller with
+SubjectAccessReview. The kubeconfig's identity needs the tend:mcp ClusterRole.
+
+Each caller has its own rate limit. With --nats-url, get_telemetry reads the TELEMETRY
+stream, and repeats of open proposals are published for the controller to count.`,
+		Example: `  # Claude Desktop, Cursor and other desktop clients: command "tend", args ["mcp", "--stdio"]
+  tend mcp --stdio --context prod
+  # In-cluster, behind a Service:
+  tend mcp --listen :8090 --nats-url nats://nats.tend-system:4222`,
+		Args: cobra.NoArgs,
+		PreRunE: func(*cobra.Command, []string) error {
+			return o.Validate()
+		},
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runMCP(cmd.Context(), o)
+		},
+	}
+	o.kube.bind(cmd, false)
+	f := cmd.Flags()
+	f.BoolVar(&o.stdio, "stdio", false, "serve one user over standard input and output")
+	f.StringVar(&o.listen, "listen", "", "serve streamable HTTP on this address, at /mcp (health at /healthz)")
+	f.StringVar(&o.natsURL, "nats-url", "", "NATS server with tend's streams, for telemetry and repeat counting")
+	f.StringVar(&o.cluster, "cluster", "local", "cluster name on the bus")
+	f.StringVar(&o.systemNamespace, "system-namespace", localstack.SystemNamespace, "tend's namespace: gate state, and proposals for cluster-scoped targets such as nodes")
+	f.BoolVar(&o.redactEnv, "redact-env-values", false, "redact the literal value of every container env var in read results")
+	f.BoolVar(&o.redactAnnotations, "redact-annotations", false, "redact every annotation value in read results")
+	f.Float64Var(&o.rateLimit, "rate-limit", 5, "tool calls per second each caller may make, sustained")
+	f.IntVar(&o.burst, "burst", 20, "tool calls each caller may make at once")
+	f.DurationVar(&o.decisionWait, "decision-wait", 10*time.Second, "how long a propose tool waits for the gate's decision before returning Pending")
+	return cmd
+}
+
+func runMCP(ctx context.Context, o *mcpOptions) error {
+	cfg, err := o.kube.restConfig()
+	if err != nil {
+		return err
+	}
+	c, err := client.NewWithWatch(cfg, client.Options{Scheme: localstack.Scheme()})
+	if err != nil {
+		return fmt.Errorf("failed to create client: %w", err)
+	}
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return fmt.Errorf("failed to create clientset: %w", err)
+	}
+	opts := mcp.Options{
+		Client:                   c,
+		Logs:                     &mcp.KubeLogs{Clientset: cs},
+		Guards:                   &policyGuards{client: c, namespace: o.systemNamespace},
+		Redact:                   mcp.Redaction{EnvValues: o.redactEnv, Annotations: o.redactAnnotations},
+		RateLimit:                o.rateLimit,
+		Burst:                    o.burst,
+		DecisionWait:             o.decisionWait,
+		Cluster:                  o.cluster,
+		ClusterProposalNamespace: o.systemNamespace,
+	}
+	if o.natsURL != "" {
+		nc, js, err := bus.Connect(ctx, o.natsURL, "tend-mcp")
+		if err != nil {
+			return err
+		}
+		defer nc.Close()
+		opts.Telemetry = js
+		opts.Repeats = bus.NewRepeatPublisher(js, o.cluster)
+	}
+	if o.stdio {
+		self, err := mcp.Self(ctx, c)
+		if err != nil {
+			return err
+		}
+		opts.Authenticator = noTokens{}
+		opts.Authorizer = &mcp.SelfAuthorizer{Client: c, Self: self}
+		srv, err := mcp.New(opts)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(os.Stderr, "tend MCP server on stdio, acting for %s\n", self.Username)
+		return srv.ServeStdio(ctx, self, os.Stdin, os.Stdout)
+	}
+	opts.Authenticator = &mcp.TokenReviewAuthenticator{Client: c}
+	opts.Authorizer = &mcp.SubjectAccessReviewAuthorizer{Client: c}
+	srv, err := mcp.New(opts)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", o.listen)
+	if err != nil {
+		return fmt.Errorf("failed to listen on %s: %w", o.listen, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/mcp", srv.Handler())
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	fmt.Fprintf(os.Stderr, "tend MCP server listening on http://%s/mcp\n", ln.Addr())
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return hs.Shutdown(sctx)
+	}
+}
+
+// noTokens refuses every bearer token: on stdio there is none to check.
+type noTokens struct{}
+
+func (noTokens) Authenticate(context.Context, string) (mcp.Identity, error) {
+	return mcp.Identity{}, mcp.ErrUnauthenticated
+}
+
+// policyGuards reports the guards as the controller would apply them: the
+// limits compiled from the cluster's GatePolicies, and the kill switch and
+// breaker from the gate state ConfigMap.
+type policyGuards struct {
+	client    client.Client
+	namespace string
+}
+
+func (g *policyGuards) GuardState(ctx context.Context) (mcp.GuardState, error) {
+	var list tendv1.GatePolicyList
+	if err := g.client.List(ctx, &list); err != nil {
+		return mcp.GuardState{}, fmt.Errorf("failed to list gate policies: %w", err)
+	}
+	gate, err := policies.New(policies.Options{})
+	if err != nil {
+		return mcp.GuardState{}, err
+	}
+	gate.Load(list.Items)
+	st := mcp.LimitsState(gate.Limits())
+	cm := &corev1.ConfigMap{}
+	if err := g.client.Get(ctx, client.ObjectKey{Namespace: g.namespace, Name: controllers.GateStateName}, cm); err != nil {
+		if !apierrors.IsNotFound(err) {
+			return mcp.GuardState{}, fmt.Errorf("failed to read gate state: %w", err)
+		}
+		cm = nil
+	}
+	gs := controllers.ParseGateState(cm)
+	st.KillSwitch, st.BreakerTripped, st.BreakerReason = gs.KillSwitch, gs.Breaker.Tripped, gs.Breaker.Reason
+	return st, nil
+}
