@@ -73,11 +73,15 @@ BENCH_AREAS    += mcp
 BENCH_PKG_mcp  := ./mcp
 BENCH_RUN_mcp  := ^BenchmarkMCP
 BENCH_REF_mcp  := RawHTTP
+BENCH_AREAS    += bus
+BENCH_PKG_bus  := ./bus ./evals/localstack
+BENCH_RUN_bus  := ^Benchmark(Bus|SensorMemory)
+BENCH_REF_bus  := JetStream
 BENCH          ?= $(BENCH_AREAS)
 BENCHTIME      ?= 3s
 
 .PHONY: bench
-bench: ## Run the benchmarks of every area, or of BENCH=<area> (gate, mcp), into bench/results.json
+bench: ## Run the benchmarks of every area, or of BENCH=<area> (gate, mcp, bus), into bench/results.json
 	@$(foreach a,$(BENCH),$(if $(BENCH_PKG_$(a)),,$(error Unknown benchmark area "$(a)"; the areas are: $(BENCH_AREAS))))
 	$(foreach a,$(BENCH),$(GO) test -run '^$$' -bench '$(BENCH_RUN_$(a))' -benchtime $(BENCHTIME) $(BENCH_PKG_$(a)) | $(GO) run ./hack/benchjson -area $(a) -reference '$(BENCH_REF_$(a))';)
 

@@ -4,12 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/go-logr/logr"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // ErrPermanent is wrapped by a handler's error to terminate the message
@@ -63,8 +66,22 @@ type Handler func(ctx context.Context, d Delivery) error
 type ConsumerOptions struct {
 	// Stream and Durable name the stream and the durable consumer. Required.
 	Stream, Durable string
-	// FilterSubjects restricts the consumer to these subjects; empty means all.
+	// FilterSubjects restricts the consumer to these subjects; empty means
+	// all. Not used with Partitions.
 	FilterSubjects []string
+	// Partitions, when set, scales the consumer out by object: it must be the
+	// TELEMETRY stream's partition count (StreamsConfig.TelemetryPartitions),
+	// Cluster names the cluster, and there is one durable consumer
+	// <Durable>-p<i> per partition. Each partition is pinned to one running
+	// replica at a time and handled in stream order, so one object is handled
+	// by one agent at a time. Zero is one durable consumer whose messages any
+	// replica may handle, in any order.
+	Partitions int
+	// Cluster is the cluster whose telemetry a partitioned consumer reads.
+	Cluster string
+	// PinnedTTL is how long a partition stays pinned to a replica that stopped
+	// pulling before another replica takes it over. Default 15s.
+	PinnedTTL time.Duration
 	// MaxDeliver bounds deliveries of one message. Default 10; -1 is unlimited.
 	MaxDeliver int
 	// Backoff is the delay before the n-th redelivery after a handler error;
@@ -74,10 +91,43 @@ type ConsumerOptions struct {
 	AckWait time.Duration
 	// MaxAckPending bounds unacknowledged messages; 0 is the server default.
 	MaxAckPending int
+	// DeadLetter is the subject terminated messages are copied to, with why.
+	// Default DeadLetterSubject(Durable), kept by the DEADLETTER stream.
+	DeadLetter string
+	// NoDeadLetter turns the copy to DeadLetter off.
+	NoDeadLetter bool
+	// LagInterval is how often the consumer lag gauge is refreshed from the
+	// server while no messages arrive. Default 15s.
+	LagInterval time.Duration
 }
 
-// Consumer runs a Handler over a durable JetStream pull consumer. It is a
-// controller-runtime manager.Runnable and LeaderElectionRunnable.
+// Consumer defaults of the options above.
+const (
+	DefaultPinnedTTL   = 15 * time.Second
+	DefaultLagInterval = 15 * time.Second
+	// pinnedPullExpiry is how long a pull request of a pinned consumer
+	// waits; it is well within PinnedTTL so that a live replica keeps its pin.
+	pinnedPullExpiry = 5 * time.Second
+	// priorityGroup is the one priority group of a partition consumer.
+	priorityGroup = "tend"
+	// deadLetterTimeout bounds copying one message to the dead-letter subject.
+	deadLetterTimeout = 10 * time.Second
+)
+
+// Headers of a dead-lettered message; its data is the original message's.
+const (
+	HeaderSubject   = "Tend-Subject"
+	HeaderStream    = "Tend-Stream"
+	HeaderStreamSeq = "Tend-Stream-Seq"
+	HeaderConsumer  = "Tend-Consumer"
+	HeaderDelivered = "Tend-Delivered"
+	HeaderReason    = "Tend-Reason"
+	HeaderError     = "Tend-Error"
+)
+
+// Consumer runs a Handler over a durable JetStream pull consumer, or over
+// one per partition. It is a controller-runtime manager.Runnable and
+// LeaderElectionRunnable.
 type Consumer struct {
 	js      jetstream.JetStream
 	opts    ConsumerOptions
@@ -85,7 +135,7 @@ type Consumer struct {
 }
 
 // NewConsumer checks opts, applies defaults and returns a Consumer. The
-// durable consumer is created or updated by Start.
+// durable consumers are created or updated by Start.
 func NewConsumer(js jetstream.JetStream, opts ConsumerOptions, h Handler) (*Consumer, error) {
 	switch {
 	case js == nil:
@@ -96,8 +146,18 @@ func NewConsumer(js jetstream.JetStream, opts ConsumerOptions, h Handler) (*Cons
 		return nil, errors.New("bus: consumer needs a stream and a durable name")
 	case strings.ContainsAny(opts.Durable, ".*> \t\r\n"):
 		return nil, fmt.Errorf("bus: invalid durable name %q", opts.Durable)
-	case opts.MaxDeliver < -1 || opts.AckWait < 0 || opts.MaxAckPending < 0:
+	case opts.MaxDeliver < -1 || opts.AckWait < 0 || opts.MaxAckPending < 0 || opts.Partitions < 0 || opts.PinnedTTL < 0 || opts.LagInterval < 0:
 		return nil, errors.New("bus: consumer limits must not be negative")
+	case opts.Partitions > maxTelemetryPartitions:
+		return nil, fmt.Errorf("bus: at most %d partitions", maxTelemetryPartitions)
+	case opts.Partitions > 0 && opts.Stream != StreamTelemetry:
+		return nil, fmt.Errorf("bus: only stream %s is partitioned", StreamTelemetry)
+	case opts.Partitions > 0 && opts.Cluster == "":
+		return nil, errors.New("bus: a partitioned consumer needs a cluster")
+	case opts.Partitions > 0 && len(opts.FilterSubjects) > 0:
+		return nil, errors.New("bus: a partitioned consumer takes no filter subjects")
+	case opts.DeadLetter != "" && (strings.ContainsAny(opts.DeadLetter, "*> \t\r\n") || !strings.HasPrefix(opts.DeadLetter, deadRoot+".")):
+		return nil, fmt.Errorf("bus: invalid dead-letter subject %q, want one under %s", opts.DeadLetter, deadRoot)
 	}
 	for _, d := range opts.Backoff {
 		if d <= 0 {
@@ -115,114 +175,248 @@ func NewConsumer(js jetstream.JetStream, opts ConsumerOptions, h Handler) (*Cons
 	if opts.AckWait == 0 {
 		opts.AckWait = DefaultAckWait
 	}
+	if opts.PinnedTTL == 0 {
+		opts.PinnedTTL = DefaultPinnedTTL
+	}
+	if opts.LagInterval == 0 {
+		opts.LagInterval = DefaultLagInterval
+	}
+	switch {
+	case opts.NoDeadLetter:
+		opts.DeadLetter = ""
+	case opts.DeadLetter == "":
+		opts.DeadLetter = DeadLetterSubject(opts.Durable)
+	}
 	return &Consumer{js: js, opts: opts, handler: h}, nil
 }
 
 // NeedLeaderElection is false: every replica consumes from the shared durable
-// consumer, and the server hands each message to one of them.
+// consumers, and the server hands each message to one of them.
 func (c *Consumer) NeedLeaderElection() bool { return false }
 
-// Start creates or updates the durable consumer and handles messages until
+// part is one durable consumer of a Consumer.
+type part struct {
+	durable string
+	filter  []string
+	pinned  bool
+}
+
+func (c *Consumer) parts() []part {
+	if c.opts.Partitions == 0 {
+		return []part{{durable: c.opts.Durable, filter: c.opts.FilterSubjects}}
+	}
+	ps := make([]part, c.opts.Partitions)
+	for i := range ps {
+		ps[i] = part{
+			durable: fmt.Sprintf("%s-p%d", c.opts.Durable, i),
+			filter:  []string{TelemetryPartitionFilter(c.opts.Cluster, i)},
+			pinned:  true,
+		}
+	}
+	return ps
+}
+
+// Start creates or updates the durable consumers and handles messages until
 // ctx is done, then drains: messages already received are still handled.
-// It returns an error if the consumer cannot be set up or stops on its own,
+// It returns an error if a consumer cannot be set up or stops on its own,
 // for example because it was deleted.
 func (c *Consumer) Start(ctx context.Context) error {
 	log := logr.FromContextOrDiscard(ctx).WithValues("stream", c.opts.Stream, "consumer", c.opts.Durable)
-	// The server's own BackOff would also replace AckWait with its first
-	// entry, so backoff is applied per message with NakWithDelay instead.
-	cons, err := c.js.CreateOrUpdateConsumer(ctx, c.opts.Stream, jetstream.ConsumerConfig{
-		Durable:        c.opts.Durable,
-		FilterSubjects: c.opts.FilterSubjects,
-		AckPolicy:      jetstream.AckExplicitPolicy,
-		DeliverPolicy:  jetstream.DeliverAllPolicy,
-		AckWait:        c.opts.AckWait,
-		MaxDeliver:     c.opts.MaxDeliver,
-		MaxAckPending:  c.opts.MaxAckPending,
-	})
-	if err != nil {
-		return fmt.Errorf("failed to create or update consumer %s on stream %s: %w", c.opts.Durable, c.opts.Stream, err)
+	if c.opts.Partitions > 0 {
+		n, err := telemetryPartitions(ctx, c.js)
+		if err != nil {
+			return err
+		}
+		if n != c.opts.Partitions {
+			return fmt.Errorf("bus: consumer %s wants %d partitions, stream %s has %d", c.opts.Durable, c.opts.Partitions, c.opts.Stream, n)
+		}
 	}
-
-	var (
-		mu      sync.Mutex
-		lastErr error
-	)
 	// Handlers keep running while the consumer drains, so they do not
 	// inherit ctx's cancellation; each is bounded by AckWait instead.
 	handlerCtx := logr.NewContext(context.WithoutCancel(ctx), log)
-	cc, err := cons.Consume(
-		func(msg jetstream.Msg) { c.handle(handlerCtx, log, msg) },
-		jetstream.PullMaxMessages(pullBatch),
-		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
-			log.Error(err, "Consuming failed")
-			mu.Lock()
-			lastErr = err
-			mu.Unlock()
-		}),
-	)
-	if err != nil {
-		return fmt.Errorf("failed to consume %s on stream %s: %w", c.opts.Durable, c.opts.Stream, err)
+	lagCtx, stopLag := context.WithCancel(ctx)
+	defer stopLag()
+
+	var running []*run
+	stopAll := func() {
+		for _, r := range running {
+			r.cc.Drain()
+		}
+		for _, r := range running {
+			<-r.cc.Closed()
+		}
+	}
+	stopped := make(chan *run, 1)
+	for _, p := range c.parts() {
+		r, err := c.consume(ctx, handlerCtx, log, p)
+		if err != nil {
+			stopAll()
+			return err
+		}
+		running = append(running, r)
+		go func() {
+			<-r.cc.Closed()
+			select {
+			case stopped <- r:
+			default:
+			}
+		}()
+		go r.watchLag(lagCtx, c.opts.LagInterval)
 	}
 
-	closed := cc.Closed()
 	select {
 	case <-ctx.Done():
-		cc.Drain()
-		<-closed
+		stopAll()
 		return nil
-	case <-closed:
-		mu.Lock()
-		defer mu.Unlock()
-		if lastErr == nil {
-			return fmt.Errorf("bus: consumer %s on stream %s stopped unexpectedly", c.opts.Durable, c.opts.Stream)
-		}
-		return fmt.Errorf("consumer %s on stream %s stopped: %w", c.opts.Durable, c.opts.Stream, lastErr)
+	case r := <-stopped:
+		stopAll()
+		return r.err(c.opts.Stream)
 	}
 }
 
+// run is one durable consumer being consumed.
+type run struct {
+	durable string
+	cons    jetstream.Consumer
+	cc      jetstream.ConsumeContext
+
+	mu      sync.Mutex
+	lastErr error
+}
+
+func (r *run) err(stream string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.lastErr == nil {
+		return fmt.Errorf("bus: consumer %s on stream %s stopped unexpectedly", r.durable, stream)
+	}
+	return fmt.Errorf("consumer %s on stream %s stopped: %w", r.durable, stream, r.lastErr)
+}
+
+// watchLag refreshes the lag gauges from the server every interval, so they
+// stay true while no messages arrive.
+func (r *run) watchLag(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		if info, err := r.cons.Info(ctx); err == nil {
+			consumerLag.WithLabelValues(r.durable).Set(float64(info.NumPending))
+			consumerAckPending.WithLabelValues(r.durable).Set(float64(info.NumAckPending))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (c *Consumer) consume(ctx, handlerCtx context.Context, log logr.Logger, p part) (*run, error) {
+	cfg := jetstream.ConsumerConfig{
+		Durable:        p.durable,
+		FilterSubjects: p.filter,
+		AckPolicy:      jetstream.AckExplicitPolicy,
+		DeliverPolicy:  jetstream.DeliverAllPolicy,
+		// The server's own BackOff would also replace AckWait with its first
+		// entry, so backoff is applied per message with NakWithDelay instead.
+		AckWait:       c.opts.AckWait,
+		MaxDeliver:    c.opts.MaxDeliver,
+		MaxAckPending: c.opts.MaxAckPending,
+	}
+	consumeOpts := []jetstream.PullConsumeOpt{jetstream.PullMaxMessages(pullBatch)}
+	if p.pinned {
+		cfg.PriorityPolicy = jetstream.PriorityPolicyPinned
+		cfg.PriorityGroups = []string{priorityGroup}
+		cfg.PinnedTTL = c.opts.PinnedTTL
+		consumeOpts = append(consumeOpts, jetstream.PullPriorityGroup(priorityGroup), jetstream.PullExpiry(min(pinnedPullExpiry, c.opts.PinnedTTL/2)))
+	}
+	cons, err := c.js.CreateOrUpdateConsumer(ctx, c.opts.Stream, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("failed to create or update consumer %s on stream %s: %w", p.durable, c.opts.Stream, err)
+	}
+	r := &run{durable: p.durable, cons: cons}
+	plog := log.WithValues("durable", p.durable)
+	s := &settler{c: c, durable: p.durable, lag: consumerLag.WithLabelValues(p.durable),
+		delivered: deliveredTotal.WithLabelValues(p.durable), redelivered: redeliveredTotal.WithLabelValues(p.durable)}
+	consumeOpts = append(consumeOpts, jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+		plog.Error(err, "Consuming failed")
+		r.mu.Lock()
+		r.lastErr = err
+		r.mu.Unlock()
+	}))
+	r.cc, err = cons.Consume(func(msg jetstream.Msg) { s.handle(handlerCtx, plog, msg) }, consumeOpts...)
+	if err != nil {
+		return nil, fmt.Errorf("failed to consume %s on stream %s: %w", p.durable, c.opts.Stream, err)
+	}
+	return r, nil
+}
+
+// settler handles and settles the messages of one durable consumer; the
+// metrics it updates are looked up once.
+type settler struct {
+	c                      *Consumer
+	durable                string
+	lag                    prometheus.Gauge
+	delivered, redelivered prometheus.Counter
+}
+
 // handle settles one message: malformed and permanently failing messages
-// are terminated, transient failures are redelivered after a backoff.
-func (c *Consumer) handle(ctx context.Context, log logr.Logger, msg jetstream.Msg) {
-	name := c.opts.Durable
-	deliveredTotal.WithLabelValues(name).Inc()
+// are terminated and dead-lettered, transient failures are redelivered
+// after a backoff.
+func (s *settler) handle(ctx context.Context, log logr.Logger, msg jetstream.Msg) {
+	s.delivered.Inc()
 	meta, err := msg.Metadata()
 	if err != nil {
-		c.terminate(log, msg, ReasonMalformed, fmt.Errorf("no JetStream metadata: %w", err))
+		s.terminate(ctx, log, msg, nil, ReasonMalformed, fmt.Errorf("no JetStream metadata: %w", err))
 		return
 	}
+	s.lag.Set(float64(meta.NumPending))
 	if meta.NumDelivered > 1 {
-		redeliveredTotal.WithLabelValues(name).Inc()
+		s.redelivered.Inc()
 	}
-	log = log.WithValues("subject", msg.Subject(), "streamSeq", meta.Sequence.Stream, "numDelivered", meta.NumDelivered)
 
 	env, err := Decode(msg.Data())
 	if err != nil {
-		c.terminate(log, msg, ReasonMalformed, err)
+		s.terminate(ctx, msgLog(log, msg, meta), msg, meta, ReasonMalformed, err)
 		return
 	}
-	err = c.call(ctx, Delivery{
+	err = s.c.call(ctx, Delivery{
 		Envelope:     env,
-		Subject:      msg.Subject(),
+		Subject:      ObjectSubject(msg.Subject()),
 		StreamSeq:    meta.Sequence.Stream,
 		NumDelivered: meta.NumDelivered,
 		msg:          msg,
 	})
+	if err != nil {
+		log = msgLog(log, msg, meta)
+	}
 	switch {
 	case err == nil:
 		if err := msg.Ack(); err != nil {
 			log.Error(err, "Failed to ack message")
 		}
 	case errors.Is(err, ErrPermanent):
-		c.terminate(log, msg, ReasonPermanent, err)
-	case c.opts.MaxDeliver > 0 && meta.NumDelivered >= uint64(c.opts.MaxDeliver):
-		c.terminate(log, msg, ReasonExhausted, err)
+		s.terminate(ctx, log, msg, meta, ReasonPermanent, err)
+	case s.lastDelivery(meta):
+		s.terminate(ctx, log, msg, meta, ReasonExhausted, err)
 	default:
-		delay := c.backoff(meta.NumDelivered)
+		delay := s.c.backoff(meta.NumDelivered)
 		log.V(1).Info("Handler failed, retrying later", "error", err.Error(), "delay", delay)
 		if err := msg.NakWithDelay(delay); err != nil {
 			log.Error(err, "Failed to nak message")
 		}
 	}
+}
+
+// msgLog adds a message's identity to log; it is only built when there is
+// something to log, to keep the message path free of allocations.
+func msgLog(log logr.Logger, msg jetstream.Msg, meta *jetstream.MsgMetadata) logr.Logger {
+	return log.WithValues("subject", msg.Subject(), "streamSeq", meta.Sequence.Stream, "numDelivered", meta.NumDelivered)
+}
+
+// lastDelivery reports whether the server will not deliver the message again.
+func (s *settler) lastDelivery(meta *jetstream.MsgMetadata) bool {
+	return s.c.opts.MaxDeliver > 0 && meta.NumDelivered >= uint64(s.c.opts.MaxDeliver)
 }
 
 // call runs the handler, turning a panic into a transient error.
@@ -237,16 +431,71 @@ func (c *Consumer) call(ctx context.Context, d Delivery) (err error) {
 	return c.handler(ctx, d)
 }
 
-func (c *Consumer) terminate(log logr.Logger, msg jetstream.Msg, reason string, cause error) {
-	terminatedTotal.WithLabelValues(c.opts.Durable, reason).Inc()
-	log.V(1).Info("Terminating message", "reason", reason, "error", cause.Error())
+// terminate copies msg to the dead-letter subject and terminates it. When
+// the copy fails and the server would deliver msg again, it is redelivered
+// after a backoff instead, so that it is not lost; on its last delivery it
+// is terminated anyway.
+func (s *settler) terminate(ctx context.Context, log logr.Logger, msg jetstream.Msg, meta *jetstream.MsgMetadata, reason string, cause error) {
 	text := reason + ": " + cause.Error()
 	if len(text) > maxTermReason {
 		text = strings.ToValidUTF8(text[:maxTermReason], "")
 	}
+	if s.c.opts.DeadLetter != "" {
+		if err := s.deadLetter(ctx, msg, meta, reason, text); err != nil {
+			deadLetterFailedTotal.WithLabelValues(s.durable).Inc()
+			if meta != nil && !s.lastDelivery(meta) {
+				log.Error(err, "Failed to dead-letter message, retrying later", "reason", reason)
+				if err := msg.NakWithDelay(s.c.backoff(meta.NumDelivered)); err != nil {
+					log.Error(err, "Failed to nak message")
+				}
+				return
+			}
+			log.Error(err, "Failed to dead-letter message on its last delivery", "reason", reason)
+		} else {
+			deadLetteredTotal.WithLabelValues(s.durable, reason).Inc()
+		}
+	}
+	terminatedTotal.WithLabelValues(s.durable, reason).Inc()
+	log.V(1).Info("Terminating message", "reason", reason, "error", cause.Error())
 	if err := msg.TermWithReason(text); err != nil {
 		log.Error(err, "Failed to terminate message")
 	}
+}
+
+// deadLetter publishes a copy of msg, with where it came from and why it
+// was terminated, to the dead-letter subject. Its message ID makes a
+// repeated copy of the same stored message a no-op.
+func (s *settler) deadLetter(ctx context.Context, msg jetstream.Msg, meta *jetstream.MsgMetadata, reason, text string) error {
+	ctx, cancel := context.WithTimeout(ctx, deadLetterTimeout)
+	defer cancel()
+	dl := nats.NewMsg(s.c.opts.DeadLetter)
+	dl.Data = msg.Data()
+	dl.Header.Set(HeaderSubject, msg.Subject())
+	dl.Header.Set(HeaderConsumer, s.durable)
+	dl.Header.Set(HeaderReason, reason)
+	dl.Header.Set(HeaderError, headerText(text))
+	var opts []jetstream.PublishOpt
+	if meta != nil {
+		dl.Header.Set(HeaderStream, meta.Stream)
+		dl.Header.Set(HeaderStreamSeq, strconv.FormatUint(meta.Sequence.Stream, 10))
+		dl.Header.Set(HeaderDelivered, strconv.FormatUint(meta.NumDelivered, 10))
+		opts = append(opts, jetstream.WithMsgID(fmt.Sprintf("%s-%s-%d", meta.Stream, s.durable, meta.Sequence.Stream)))
+	}
+	if _, err := s.c.js.PublishMsg(ctx, dl, append(opts, jetstream.WithExpectStream(StreamDeadLetter))...); err != nil {
+		return fmt.Errorf("failed to publish to %s: %w", s.c.opts.DeadLetter, err)
+	}
+	return nil
+}
+
+// headerText makes text safe as a header value: one line of printable ASCII.
+func headerText(text string) string {
+	b := []byte(text)
+	for i, c := range b {
+		if c < ' ' || c > '~' {
+			b[i] = '?'
+		}
+	}
+	return string(b)
 }
 
 // backoff is the delay before redelivering a message delivered n times.

@@ -1,8 +1,10 @@
 package bus
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
+	"net"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -19,6 +21,33 @@ type EmbeddedOptions struct {
 	Host string
 	// Port to listen on. Default -1, a random free port.
 	Port int
+	// Users and NkeyUsers, when set, are the only identities the server
+	// accepts, each limited to its permissions. Default: no authentication.
+	Users     []EmbeddedUser
+	NkeyUsers []EmbeddedNkeyUser
+	// TLS, when set, makes the server require TLS with this configuration
+	// (its certificate, and client certificate checks if any).
+	TLS *tls.Config
+}
+
+// EmbeddedNkeyUser is a user of an embedded server identified by the
+// public key of its nkey; it proves itself with the seed.
+type EmbeddedNkeyUser struct {
+	PublicKey   string
+	Permissions Permissions
+}
+
+// EmbeddedUser is a user of an embedded server.
+type EmbeddedUser struct {
+	Name, Password string
+	Permissions    Permissions
+}
+
+func (p Permissions) server() *server.Permissions {
+	return &server.Permissions{
+		Publish:   &server.SubjectPermission{Allow: p.PublishAllow, Deny: p.PublishDeny},
+		Subscribe: &server.SubjectPermission{Allow: p.SubscribeAllow, Deny: p.SubscribeDeny},
+	}
 }
 
 // Embedded is a nats-server with JetStream running in this process, for
@@ -38,14 +67,24 @@ func StartEmbedded(opts EmbeddedOptions) (*Embedded, error) {
 	if opts.Port == 0 {
 		opts.Port = server.RANDOM_PORT
 	}
-	srv, err := server.NewServer(&server.Options{
+	sopts := &server.Options{
 		ServerName: "tend-embedded",
 		Host:       opts.Host,
 		Port:       opts.Port,
 		JetStream:  true,
 		StoreDir:   opts.StoreDir,
 		NoSigs:     true,
-	})
+	}
+	for _, u := range opts.Users {
+		sopts.Users = append(sopts.Users, &server.User{Username: u.Name, Password: u.Password, Permissions: u.Permissions.server()})
+	}
+	for _, u := range opts.NkeyUsers {
+		sopts.Nkeys = append(sopts.Nkeys, &server.NkeyUser{Nkey: u.PublicKey, Permissions: u.Permissions.server()})
+	}
+	if opts.TLS != nil {
+		sopts.TLS, sopts.TLSConfig, sopts.TLSTimeout = true, opts.TLS, 5
+	}
+	srv, err := server.NewServer(sopts)
 	if err != nil {
 		return nil, fmt.Errorf("failed to configure embedded nats-server: %w", err)
 	}
@@ -66,6 +105,11 @@ func StartEmbedded(opts EmbeddedOptions) (*Embedded, error) {
 // URL is the client URL of the server.
 func (e *Embedded) URL() string {
 	return e.srv.ClientURL()
+}
+
+// Port is the port the server listens on, for restarting it on the same one.
+func (e *Embedded) Port() int {
+	return e.srv.Addr().(*net.TCPAddr).Port
 }
 
 // Shutdown stops the server and waits until it has stopped.

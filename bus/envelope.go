@@ -25,6 +25,11 @@ const (
 	maxListLen    = 64 // conditions, images, labels
 )
 
+// maxExpansion bounds how much larger the canonical encoding of a decoded
+// envelope is than its input: one invalid UTF-8 byte becomes the three bytes
+// of U+FFFD, and nothing grows more.
+const maxExpansion = 3
+
 // ErrMalformed is wrapped by every error Decode and Validate return for an
 // envelope that does not satisfy the schema.
 var ErrMalformed = errors.New("bus: malformed envelope")
@@ -40,6 +45,15 @@ const (
 	KindEvent      Kind = "event"
 	KindAlert      Kind = "alert"
 	KindProposal   Kind = "proposal"
+
+	KindStatefulSet Kind = "statefulset"
+	KindDaemonSet   Kind = "daemonset"
+	KindJob         Kind = "job"
+	KindHPA         Kind = "hpa"
+	// KindPodMetrics and KindNodeMetrics are resource usage samples from
+	// metrics.k8s.io, when the cluster serves it.
+	KindPodMetrics  Kind = "podmetrics"
+	KindNodeMetrics Kind = "nodemetrics"
 )
 
 // ObjectRef names an object. Namespace is empty for cluster-scoped objects.
@@ -67,6 +81,77 @@ type Envelope struct {
 	Node       *NodeState       `json:"node,omitempty"`
 	Event      *EventRecord     `json:"event,omitempty"`
 	Alert      *AlertRecord     `json:"alert,omitempty"`
+
+	StatefulSet *WorkloadState   `json:"statefulSet,omitempty"`
+	DaemonSet   *WorkloadState   `json:"daemonSet,omitempty"`
+	Job         *JobState        `json:"job,omitempty"`
+	HPA         *AutoscalerState `json:"hpa,omitempty"`
+	// Usage is the payload of both KindPodMetrics and KindNodeMetrics.
+	Usage *UsageSample `json:"usage,omitempty"`
+}
+
+// WorkloadState is the observed state of a StatefulSet or a DaemonSet. For a
+// DaemonSet, Replicas is the number of nodes that should run its pod.
+type WorkloadState struct {
+	Deleted            bool  `json:"deleted,omitempty"`
+	Generation         int64 `json:"generation,omitempty"`
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+	Replicas           int32 `json:"replicas,omitempty"`
+	CurrentReplicas    int32 `json:"currentReplicas,omitempty"`
+	UpdatedReplicas    int32 `json:"updatedReplicas,omitempty"`
+	ReadyReplicas      int32 `json:"readyReplicas,omitempty"`
+	AvailableReplicas  int32 `json:"availableReplicas,omitempty"`
+	// CurrentRevision and UpdateRevision name the controller revisions of a
+	// StatefulSet's pods; empty for a DaemonSet.
+	CurrentRevision string      `json:"currentRevision,omitempty"`
+	UpdateRevision  string      `json:"updateRevision,omitempty"`
+	Images          []string    `json:"images,omitempty"`
+	Conditions      []Condition `json:"conditions,omitempty"`
+}
+
+// JobState is the observed state of a Job.
+type JobState struct {
+	Deleted        bool         `json:"deleted,omitempty"`
+	Owner          *WorkloadRef `json:"owner,omitempty"` // its CronJob, if any
+	Completions    int32        `json:"completions,omitempty"`
+	Parallelism    int32        `json:"parallelism,omitempty"`
+	BackoffLimit   int32        `json:"backoffLimit,omitempty"`
+	Active         int32        `json:"active,omitempty"`
+	Succeeded      int32        `json:"succeeded,omitempty"`
+	Failed         int32        `json:"failed,omitempty"`
+	StartTime      time.Time    `json:"startTime,omitzero"`
+	CompletionTime time.Time    `json:"completionTime,omitzero"`
+	Images         []string     `json:"images,omitempty"`
+	Conditions     []Condition  `json:"conditions,omitempty"`
+}
+
+// AutoscalerState is the observed state of a HorizontalPodAutoscaler.
+type AutoscalerState struct {
+	Deleted         bool        `json:"deleted,omitempty"`
+	Target          WorkloadRef `json:"target"`
+	MinReplicas     int32       `json:"minReplicas,omitempty"`
+	MaxReplicas     int32       `json:"maxReplicas,omitempty"`
+	CurrentReplicas int32       `json:"currentReplicas,omitempty"`
+	DesiredReplicas int32       `json:"desiredReplicas,omitempty"`
+	LastScaleTime   time.Time   `json:"lastScaleTime,omitzero"`
+	Conditions      []Condition `json:"conditions,omitempty"`
+}
+
+// UsageSample is one resource usage sample of a pod or a node from
+// metrics.k8s.io. Containers is empty for a node.
+type UsageSample struct {
+	Timestamp     time.Time        `json:"timestamp,omitzero"`
+	WindowSeconds float64          `json:"windowSeconds,omitempty"`
+	CPUMillicores int64            `json:"cpuMillicores,omitempty"`
+	MemoryBytes   int64            `json:"memoryBytes,omitempty"`
+	Containers    []ContainerUsage `json:"containers,omitempty"`
+}
+
+// ContainerUsage is the resource usage of one container.
+type ContainerUsage struct {
+	Name          string `json:"name"`
+	CPUMillicores int64  `json:"cpuMillicores,omitempty"`
+	MemoryBytes   int64  `json:"memoryBytes,omitempty"`
 }
 
 // PodState is the observed state of a pod.
@@ -203,8 +288,16 @@ func Decode(data []byte) (*Envelope, error) {
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return nil, fmt.Errorf("%w: trailing data after the envelope", ErrMalformed)
 	}
-	// Encoding checks the envelope and that its canonical form is within
-	// bounds, so anything Decode accepts can be re-encoded and re-published.
+	// Anything Decode accepts can be re-encoded and re-published: the
+	// envelope is valid and its canonical form within bounds. Re-encoding
+	// grows a string by at most maxExpansion (an invalid byte becomes
+	// U+FFFD), so only large input needs to be encoded to check its size.
+	if len(data)*maxExpansion <= MaxMessageSize {
+		if err := e.Validate(); err != nil {
+			return nil, err
+		}
+		return &e, nil
+	}
 	if _, err := Encode(&e); err != nil {
 		return nil, err
 	}
@@ -226,7 +319,10 @@ func (e *Envelope) Validate() error {
 	c.ref("object", e.Object)
 
 	payloads := 0
-	for _, set := range []bool{e.Pod != nil, e.Deployment != nil, e.Node != nil, e.Event != nil, e.Alert != nil} {
+	for _, set := range []bool{
+		e.Pod != nil, e.Deployment != nil, e.Node != nil, e.Event != nil, e.Alert != nil,
+		e.StatefulSet != nil, e.DaemonSet != nil, e.Job != nil, e.HPA != nil, e.Usage != nil,
+	} {
 		if set {
 			payloads++
 		}
@@ -250,6 +346,21 @@ func (e *Envelope) Validate() error {
 	case KindAlert:
 		c.require("alert", e.Alert != nil)
 		c.alert(e.Alert)
+	case KindStatefulSet:
+		c.require("statefulSet", e.StatefulSet != nil)
+		c.workload("statefulSet", e.StatefulSet)
+	case KindDaemonSet:
+		c.require("daemonSet", e.DaemonSet != nil)
+		c.workload("daemonSet", e.DaemonSet)
+	case KindJob:
+		c.require("job", e.Job != nil)
+		c.job(e.Job)
+	case KindHPA:
+		c.require("hpa", e.HPA != nil)
+		c.hpa(e.HPA)
+	case KindPodMetrics, KindNodeMetrics:
+		c.require("usage", e.Usage != nil)
+		c.usage(e.Usage)
 	default:
 		c.failf("object.kind", "unsupported kind %q", e.Object.Kind)
 	}
@@ -424,6 +535,99 @@ func (c *checker) alert(a *AlertRecord) {
 	for k, v := range a.Labels {
 		c.name("alert.labels", k, true)
 		c.text("alert.labels", v)
+	}
+}
+
+func (c *checker) workload(field string, w *WorkloadState) {
+	if w == nil {
+		return
+	}
+	for _, f := range []struct {
+		name string
+		n    int64
+	}{
+		{"generation", w.Generation},
+		{"observedGeneration", w.ObservedGeneration},
+		{"replicas", int64(w.Replicas)},
+		{"currentReplicas", int64(w.CurrentReplicas)},
+		{"updatedReplicas", int64(w.UpdatedReplicas)},
+		{"readyReplicas", int64(w.ReadyReplicas)},
+		{"availableReplicas", int64(w.AvailableReplicas)},
+	} {
+		c.count(field+"."+f.name, f.n)
+	}
+	c.name(field+".currentRevision", w.CurrentRevision, false)
+	c.name(field+".updateRevision", w.UpdateRevision, false)
+	c.images(field+".images", w.Images)
+	c.conditions(field+".conditions", w.Conditions)
+}
+
+func (c *checker) images(field string, images []string) {
+	c.list(field, len(images), maxListLen)
+	for i, img := range images {
+		c.text(fmt.Sprintf("%s[%d]", field, i), img)
+	}
+}
+
+func (c *checker) job(j *JobState) {
+	if j == nil {
+		return
+	}
+	if j.Owner != nil {
+		c.name("job.owner.kind", j.Owner.Kind, true)
+		c.name("job.owner.name", j.Owner.Name, true)
+	}
+	for _, f := range []struct {
+		name string
+		n    int32
+	}{
+		{"completions", j.Completions}, {"parallelism", j.Parallelism}, {"backoffLimit", j.BackoffLimit},
+		{"active", j.Active}, {"succeeded", j.Succeeded}, {"failed", j.Failed},
+	} {
+		c.count("job."+f.name, int64(f.n))
+	}
+	c.images("job.images", j.Images)
+	c.conditions("job.conditions", j.Conditions)
+}
+
+func (c *checker) hpa(h *AutoscalerState) {
+	if h == nil {
+		return
+	}
+	if !h.Deleted {
+		c.name("hpa.target.kind", h.Target.Kind, true)
+		c.name("hpa.target.name", h.Target.Name, true)
+	} else {
+		c.name("hpa.target.kind", h.Target.Kind, false)
+		c.name("hpa.target.name", h.Target.Name, false)
+	}
+	for _, f := range []struct {
+		name string
+		n    int32
+	}{
+		{"minReplicas", h.MinReplicas}, {"maxReplicas", h.MaxReplicas},
+		{"currentReplicas", h.CurrentReplicas}, {"desiredReplicas", h.DesiredReplicas},
+	} {
+		c.count("hpa."+f.name, int64(f.n))
+	}
+	c.conditions("hpa.conditions", h.Conditions)
+}
+
+func (c *checker) usage(u *UsageSample) {
+	if u == nil {
+		return
+	}
+	if u.WindowSeconds < 0 || u.WindowSeconds != u.WindowSeconds {
+		c.failf("usage.windowSeconds", "must be a non-negative number")
+	}
+	c.count("usage.cpuMillicores", u.CPUMillicores)
+	c.count("usage.memoryBytes", u.MemoryBytes)
+	c.list("usage.containers", len(u.Containers), maxContainers)
+	for i, ct := range u.Containers {
+		f := fmt.Sprintf("usage.containers[%d]", i)
+		c.name(f+".name", ct.Name, true)
+		c.count(f+".cpuMillicores", ct.CPUMillicores)
+		c.count(f+".memoryBytes", ct.MemoryBytes)
 	}
 }
 

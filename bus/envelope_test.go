@@ -94,6 +94,38 @@ func alertEnvelope() *Envelope {
 	}
 }
 
+func workloadEnvelopes() []*Envelope {
+	ws := &WorkloadState{Generation: 3, ObservedGeneration: 3, Replicas: 3, CurrentReplicas: 3, UpdatedReplicas: 1, ReadyReplicas: 2,
+		AvailableReplicas: 2, CurrentRevision: "db-6c8f", UpdateRevision: "db-7d9e", Images: []string{"postgres:17"}}
+	return []*Envelope{{
+		SchemaVersion: SchemaVersion, ID: "sts/7", Cluster: "prod",
+		Object:      ObjectRef{Kind: KindStatefulSet, Namespace: "shop", Name: "db", UID: "sts"},
+		StatefulSet: ws,
+	}, {
+		SchemaVersion: SchemaVersion, ID: "ds/7", Cluster: "prod",
+		Object:    ObjectRef{Kind: KindDaemonSet, Namespace: "kube-system", Name: "node-exporter"},
+		DaemonSet: &WorkloadState{Replicas: 5, ReadyReplicas: 4, Conditions: []Condition{{Type: "Progressing", Status: "True"}}},
+	}, {
+		SchemaVersion: SchemaVersion, ID: "job/2", Cluster: "prod",
+		Object: ObjectRef{Kind: KindJob, Namespace: "shop", Name: "nightly-123"},
+		Job: &JobState{Owner: &WorkloadRef{Kind: "CronJob", Name: "nightly"}, Completions: 1, Parallelism: 1, BackoffLimit: 6,
+			Failed: 2, StartTime: testTime, Conditions: []Condition{{Type: "Failed", Status: "True", Reason: "BackoffLimitExceeded"}}},
+	}, {
+		SchemaVersion: SchemaVersion, ID: "hpa/9", Cluster: "prod",
+		Object: ObjectRef{Kind: KindHPA, Namespace: "shop", Name: "web"},
+		HPA:    &AutoscalerState{Target: WorkloadRef{Kind: "Deployment", Name: "web"}, MinReplicas: 2, MaxReplicas: 10, CurrentReplicas: 10, DesiredReplicas: 10, LastScaleTime: testTime},
+	}, {
+		SchemaVersion: SchemaVersion, ID: "pm/web/1", Cluster: "prod",
+		Object: ObjectRef{Kind: KindPodMetrics, Namespace: "shop", Name: "web-7d9f-abcde"},
+		Usage: &UsageSample{Timestamp: testTime, WindowSeconds: 15, CPUMillicores: 250, MemoryBytes: 128 << 20,
+			Containers: []ContainerUsage{{Name: "web", CPUMillicores: 250, MemoryBytes: 128 << 20}}},
+	}, {
+		SchemaVersion: SchemaVersion, ID: "nm/node-1/1", Cluster: "prod",
+		Object: ObjectRef{Kind: KindNodeMetrics, Name: "node-1"},
+		Usage:  &UsageSample{Timestamp: testTime, WindowSeconds: 20, CPUMillicores: 1500, MemoryBytes: 3 << 30},
+	}}
+}
+
 // mustJSON encodes v without validating it, to build bad input.
 func mustJSON(t *testing.T, v any) []byte {
 	t.Helper()
@@ -105,7 +137,7 @@ func mustJSON(t *testing.T, v any) []byte {
 }
 
 func TestDecodeAccepts(t *testing.T) {
-	for _, want := range []*Envelope{podEnvelope(), nodeEnvelope(), deploymentEnvelope(), eventEnvelope(), alertEnvelope()} {
+	for _, want := range append([]*Envelope{podEnvelope(), nodeEnvelope(), deploymentEnvelope(), eventEnvelope(), alertEnvelope()}, workloadEnvelopes()...) {
 		t.Run(string(want.Object.Kind), func(t *testing.T) {
 			data, err := Encode(want)
 			if err != nil {
@@ -165,6 +197,10 @@ func TestDecodeRejects(t *testing.T) {
 		{"unknown container state", mustJSON(t, with(func(e *Envelope) { e.Pod.Containers[0].State = "exploded" })), `state: unsupported value "exploded"`},
 		{"wrong type", []byte(`{"schemaVersion":1,"id":"x","cluster":"c","object":{"kind":"node","name":"n"},"node":{"ready":"yes"}}`), "cannot unmarshal string"},
 		{"alert without status", mustJSON(t, &Envelope{SchemaVersion: 1, ID: "a", Cluster: "c", Object: ObjectRef{Kind: KindAlert, Name: "A"}, Alert: &AlertRecord{}}), `alert.status: unsupported value ""`},
+		{"statefulset without payload", mustJSON(t, &Envelope{SchemaVersion: 1, ID: "s", Cluster: "c", Object: ObjectRef{Kind: KindStatefulSet, Name: "s"}, DaemonSet: &WorkloadState{}}), "statefulSet: payload missing"},
+		{"negative job failures", mustJSON(t, &Envelope{SchemaVersion: 1, ID: "j", Cluster: "c", Object: ObjectRef{Kind: KindJob, Name: "j"}, Job: &JobState{Failed: -1}}), "job.failed: must not be negative"},
+		{"hpa without target", mustJSON(t, &Envelope{SchemaVersion: 1, ID: "h", Cluster: "c", Object: ObjectRef{Kind: KindHPA, Name: "h"}, HPA: &AutoscalerState{}}), "hpa.target.kind: required"},
+		{"negative memory", mustJSON(t, &Envelope{SchemaVersion: 1, ID: "m", Cluster: "c", Object: ObjectRef{Kind: KindNodeMetrics, Name: "n"}, Usage: &UsageSample{MemoryBytes: -1}}), "usage.memoryBytes: must not be negative"},
 		{"event without involved object", mustJSON(t, &Envelope{SchemaVersion: 1, ID: "e", Cluster: "c", Object: ObjectRef{Kind: KindEvent, Name: "e"}, Event: &EventRecord{}}), "event.involved.kind: required"},
 	}
 	for _, tt := range tests {
@@ -195,6 +231,13 @@ func TestEncodeRejectsInvalid(t *testing.T) {
 }
 
 func FuzzDecode(f *testing.F) {
+	for _, e := range append([]*Envelope{podEnvelope(), nodeEnvelope(), deploymentEnvelope(), eventEnvelope(), alertEnvelope()}, workloadEnvelopes()...) {
+		data, err := Encode(e)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(data)
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		e, err := Decode(data)
 		if err != nil {

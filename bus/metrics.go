@@ -32,11 +32,34 @@ var (
 		Name: "tend_bus_terminated_total",
 		Help: "Messages a consumer terminated instead of retrying, by reason.",
 	}, []string{"consumer", "reason"})
+	deadLetteredTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tend_bus_deadlettered_total",
+		Help: "Terminated messages copied to the consumer's dead-letter subject, by reason.",
+	}, []string{"consumer", "reason"})
+	deadLetterFailedTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tend_bus_deadletter_failed_total",
+		Help: "Failed attempts to copy a message to the dead-letter subject.",
+	}, []string{"consumer"})
+	consumerLag = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "tend_bus_consumer_lag",
+		Help: "Messages in the stream that the durable consumer has not delivered yet (num_pending).",
+	}, []string{"consumer"})
+	consumerAckPending = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "tend_bus_consumer_ack_pending",
+		Help: "Messages delivered to the durable consumer and not yet acknowledged.",
+	}, []string{"consumer"})
+	alertsReceivedTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tend_bus_alerts_received_total",
+		Help: "Alertmanager webhook requests, by result (published, rejected, failed).",
+	}, []string{"result"})
 )
 
 // Register adds the bus metrics to r. Registering them again is not an error.
 func Register(r prometheus.Registerer) error {
-	for _, c := range []prometheus.Collector{publishedTotal, deliveredTotal, redeliveredTotal, terminatedTotal} {
+	for _, c := range []prometheus.Collector{
+		publishedTotal, deliveredTotal, redeliveredTotal, terminatedTotal,
+		deadLetteredTotal, deadLetterFailedTotal, consumerLag, consumerAckPending, alertsReceivedTotal,
+	} {
 		if err := r.Register(c); err != nil {
 			if are, ok := errors.AsType[prometheus.AlreadyRegisteredError](err); ok && are.ExistingCollector == c {
 				continue

@@ -28,9 +28,10 @@ func TestEnsureStreams(t *testing.T) {
 		DenyDelete         bool
 	}
 	want := map[string]limits{
-		StreamTelemetry: {Subjects: []string{"tend.telemetry.>"}, MaxAge: time.Hour, MaxBytes: 64 << 20, Duplicates: time.Minute},
-		StreamProposals: {Subjects: []string{"tend.proposals.>"}, MaxAge: ProposalsMaxAge, MaxBytes: -1, Duplicates: time.Minute},
-		StreamAudit:     {Subjects: []string{"tend.audit.>"}, MaxBytes: -1, Duplicates: time.Minute, DenyDelete: true},
+		StreamTelemetry:  {Subjects: []string{"tend.telemetry.>"}, MaxAge: time.Hour, MaxBytes: 64 << 20, Duplicates: time.Minute},
+		StreamProposals:  {Subjects: []string{"tend.proposals.>"}, MaxAge: ProposalsMaxAge, MaxBytes: -1, Duplicates: time.Minute},
+		StreamAudit:      {Subjects: []string{"tend.audit.>"}, MaxBytes: -1, Duplicates: time.Minute, DenyDelete: true},
+		StreamDeadLetter: {Subjects: []string{"tend.deadletter.>"}, MaxAge: DeadLetterMaxAge, MaxBytes: 64 << 20, Duplicates: time.Minute},
 	}
 	for name, w := range want {
 		s, err := js.Stream(t.Context(), name)
@@ -45,6 +46,17 @@ func TestEnsureStreams(t *testing.T) {
 		if c.Storage.String() != "File" {
 			t.Errorf("stream %s has %s storage, want file", name, c.Storage)
 		}
+	}
+	if n, err := telemetryPartitions(t.Context(), js); err != nil || n != DefaultTelemetryPartitions {
+		t.Errorf("TELEMETRY has %d partitions (%v), want %d", n, err, DefaultTelemetryPartitions)
+	}
+	// Changing the partitions updates the stream.
+	cfg.TelemetryPartitions = 4
+	if err := EnsureStreams(t.Context(), js, cfg); err != nil {
+		t.Fatalf("EnsureStreams with 4 partitions: %v", err)
+	}
+	if n, err := telemetryPartitions(t.Context(), js); err != nil || n != 4 {
+		t.Errorf("TELEMETRY has %d partitions (%v), want 4", n, err)
 	}
 }
 

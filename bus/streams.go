@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
+	"strconv"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -14,6 +16,8 @@ const (
 	StreamTelemetry = "TELEMETRY"
 	StreamProposals = "PROPOSALS"
 	StreamAudit     = "AUDIT"
+	// StreamDeadLetter keeps the messages consumers gave up on.
+	StreamDeadLetter = "DEADLETTER"
 )
 
 // Stream defaults.
@@ -22,6 +26,13 @@ const (
 	DefaultTelemetryMaxBytes = 1 << 30
 	DefaultDuplicateWindow   = 2 * time.Minute
 	ProposalsMaxAge          = 7 * 24 * time.Hour
+	DeadLetterMaxAge         = 7 * 24 * time.Hour
+	// DefaultTelemetryPartitions is the number of partitions telemetry is
+	// stored in; a partitioned consumer has one durable consumer per partition.
+	DefaultTelemetryPartitions = 16
+	// maxTelemetryPartitions bounds the partitions, and so the durable
+	// consumers a partitioned consumer creates.
+	maxTelemetryPartitions = 1024
 )
 
 // maxHeaderBytes is the room a telemetry message has for headers on top of
@@ -38,11 +49,21 @@ type StreamsConfig struct {
 	Replicas int
 	// DuplicateWindow is how long JetStream remembers Nats-Msg-Id values. Default 2m.
 	DuplicateWindow time.Duration
+	// TelemetryPartitions is the number of partitions of the TELEMETRY
+	// stream. Default DefaultTelemetryPartitions. Partitioned consumers must
+	// use the same number.
+	TelemetryPartitions int
 }
 
 func (c StreamsConfig) withDefaults() (StreamsConfig, error) {
-	if c.TelemetryMaxAge < 0 || c.TelemetryMaxBytes < 0 || c.Replicas < 0 || c.DuplicateWindow < 0 {
+	if c.TelemetryMaxAge < 0 || c.TelemetryMaxBytes < 0 || c.Replicas < 0 || c.DuplicateWindow < 0 || c.TelemetryPartitions < 0 {
 		return c, errors.New("bus: stream limits must not be negative")
+	}
+	if c.TelemetryPartitions > maxTelemetryPartitions {
+		return c, fmt.Errorf("bus: at most %d telemetry partitions", maxTelemetryPartitions)
+	}
+	if c.TelemetryPartitions == 0 {
+		c.TelemetryPartitions = DefaultTelemetryPartitions
 	}
 	if c.TelemetryMaxAge == 0 {
 		c.TelemetryMaxAge = DefaultTelemetryMaxAge
@@ -59,8 +80,43 @@ func (c StreamsConfig) withDefaults() (StreamsConfig, error) {
 	return c, nil
 }
 
-// EnsureStreams creates the TELEMETRY, PROPOSALS and AUDIT streams, or updates
-// them to cfg. It is idempotent.
+// telemetryTransform puts an object's partition into every telemetry
+// subject the TELEMETRY stream stores, after the cluster:
+// tend.telemetry.<cluster>.<partition>.<kind>.<namespace>.<name>. The
+// partition is the server's deterministic partition function, a hash of
+// the cluster, kind, namespace and name tokens modulo n. Putting it before
+// the object keeps a partition's filter a prefix, which the server matches
+// cheaply.
+func telemetryTransform(n int) *jetstream.SubjectTransformConfig {
+	return &jetstream.SubjectTransformConfig{
+		Source:      telemetryRoot + ".*.*.*.*",
+		Destination: fmt.Sprintf("%s.{{wildcard(1)}}.{{partition(%d,1,2,3,4)}}.{{wildcard(2)}}.{{wildcard(3)}}.{{wildcard(4)}}", telemetryRoot, n),
+	}
+}
+
+// partitionsPattern reads the partition count back from a stream's transform.
+var partitionsPattern = regexp.MustCompile(`\{\{partition\((\d+),`)
+
+// telemetryPartitions returns the number of partitions of the TELEMETRY
+// stream, 0 if it is not partitioned.
+func telemetryPartitions(ctx context.Context, js jetstream.JetStream) (int, error) {
+	s, err := js.Stream(ctx, StreamTelemetry)
+	if err != nil {
+		return 0, fmt.Errorf("failed to look up stream %s: %w", StreamTelemetry, err)
+	}
+	tr := s.CachedInfo().Config.SubjectTransform
+	if tr == nil {
+		return 0, nil
+	}
+	m := partitionsPattern.FindStringSubmatch(tr.Destination)
+	if m == nil {
+		return 0, nil
+	}
+	return strconv.Atoi(m[1])
+}
+
+// EnsureStreams creates the TELEMETRY, PROPOSALS, AUDIT and DEADLETTER
+// streams, or updates them to cfg. It is idempotent.
 func EnsureStreams(ctx context.Context, js jetstream.JetStream, cfg StreamsConfig) error {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
@@ -75,9 +131,12 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, cfg StreamsConfi
 		Discard:     jetstream.DiscardOld,
 		MaxAge:      cfg.TelemetryMaxAge,
 		MaxBytes:    cfg.TelemetryMaxBytes,
-		MaxMsgSize:  MaxMessageSize,
+		MaxMsgSize:  MaxMessageSize + maxHeaderBytes,
 		Replicas:    cfg.Replicas,
 		Duplicates:  cfg.DuplicateWindow,
+		// Partitions give every object one partition, so that a partitioned
+		// consumer hands all of an object's messages to one agent.
+		SubjectTransform: telemetryTransform(cfg.TelemetryPartitions),
 	}, {
 		Name:        StreamProposals,
 		Description: "tend proposal lifecycle events",
@@ -98,6 +157,18 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, cfg StreamsConfi
 		Duplicates:  cfg.DuplicateWindow,
 		DenyDelete:  true,
 		DenyPurge:   true,
+	}, {
+		// Messages consumers gave up on, with the reason, for an operator to
+		// inspect or replay.
+		Name:        StreamDeadLetter,
+		Description: "tend messages consumers terminated",
+		Subjects:    []string{deadRoot + ".>"},
+		Storage:     jetstream.FileStorage,
+		Retention:   jetstream.LimitsPolicy,
+		MaxAge:      DeadLetterMaxAge,
+		MaxBytes:    cfg.TelemetryMaxBytes,
+		Replicas:    cfg.Replicas,
+		Duplicates:  cfg.DuplicateWindow,
 	}}
 	for _, sc := range streams {
 		if _, err := js.CreateOrUpdateStream(ctx, sc); err != nil {

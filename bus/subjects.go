@@ -1,6 +1,7 @@
 package bus
 
 import (
+	"strconv"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -12,7 +13,13 @@ const (
 	proposalsRoot = "tend.proposals"
 	auditRoot     = "tend.audit"
 	shimRoot      = "tend.shim"
+	deadRoot      = "tend.deadletter"
 )
+
+// telemetryTokens is the number of tokens of a telemetry subject as
+// published: tend, telemetry, cluster, kind, namespace, name. The TELEMETRY
+// stream stores it with one more token, the object's partition.
+const telemetryTokens = 6
 
 // TelemetrySubject is the subject a telemetry envelope about one object is
 // published on: tend.telemetry.<cluster>.<kind>.<namespace>.<name>.
@@ -24,6 +31,41 @@ func TelemetrySubject(cluster string, kind Kind, namespace, name string) string 
 // TelemetryFilter matches all telemetry of one cluster: tend.telemetry.<cluster>.>.
 func TelemetryFilter(cluster string) string {
 	return join(telemetryRoot, cluster) + ".>"
+}
+
+// TelemetryPartitionFilter matches the telemetry of one cluster stored in one
+// partition: tend.telemetry.<cluster>.<partition>.>. The TELEMETRY stream
+// stores every telemetry subject with the partition of its object, a hash
+// of its kind, namespace and name, after the cluster (see EnsureStreams), so
+// all messages about one object are in one partition.
+func TelemetryPartitionFilter(cluster string, partition int) string {
+	return join(telemetryRoot, cluster) + "." + strconv.Itoa(partition) + ".>"
+}
+
+// StoredTelemetryFilter matches the subject the TELEMETRY stream stores the
+// telemetry of one object under, whatever its partition:
+// tend.telemetry.<cluster>.*.<kind>.<namespace>.<name>.
+func StoredTelemetryFilter(cluster string, kind Kind, namespace, name string) string {
+	// join of an empty root gives ".<kind>.<namespace>.<name>".
+	return join(telemetryRoot, cluster) + ".*" + join("", string(kind), namespace, name)
+}
+
+// ObjectSubject returns the subject a stored telemetry message was published
+// on, without the partition token the TELEMETRY stream added. Other
+// subjects are returned as they are.
+func ObjectSubject(stored string) string {
+	if !strings.HasPrefix(stored, telemetryRoot+".") || strings.Count(stored, ".") != telemetryTokens {
+		return stored
+	}
+	// tend.telemetry.<cluster>.<partition>.<rest>: drop the fourth token.
+	tokens := strings.SplitN(stored, ".", 5)
+	return strings.Join([]string{tokens[0], tokens[1], tokens[2], tokens[4]}, ".")
+}
+
+// DeadLetterSubject is where a consumer puts the messages it gives up on:
+// tend.deadletter.<durable>. The DEADLETTER stream keeps them.
+func DeadLetterSubject(durable string) string {
+	return join(deadRoot, durable)
 }
 
 // ProposalsSubject is the subject of a proposal lifecycle event:

@@ -11,8 +11,10 @@
 //     by. It writes only Approval status.
 //   - GatePolicyReconciler compiles GatePolicies into the gate and reports
 //     whether each one is in force.
-//   - Sensor publishes the state of pods, deployments, nodes and events to the
-//     TELEMETRY stream.
+//   - Sensor publishes the state of pods, nodes, events, deployments,
+//     statefulsets, daemonsets, jobs and HPAs, and metrics.k8s.io usage when
+//     served, to the TELEMETRY stream, coalescing each object to a bounded
+//     rate.
 //   - Notifier posts a Slack-compatible webhook message when a proposal
 //     awaits approval, fails or is rolled back, off the reconcile path. It
 //     sends names, phases and reason codes, never the proposal's free text.

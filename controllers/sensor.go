@@ -3,86 +3,300 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
+	"github.com/go-logr/logr"
 	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"github.com/tendops/tend/bus"
 )
 
 // publisher sends telemetry. *bus.Publisher implements it.
 type publisher interface {
-	Publish(ctx context.Context, env *bus.Envelope) (uint64, error)
+	PublishAsync(ctx context.Context, env *bus.Envelope, done func(seq uint64, err error)) error
 }
 
 var _ publisher = (*bus.Publisher)(nil)
 
-// Sensor publishes the observed state of pods, deployments, nodes and events
-// to the TELEMETRY stream. Each kind is a small level-based controller: the
-// work queue folds a burst of changes to one object into one publish of its
-// latest state, and the envelope ID (uid/resourceVersion) lets JetStream drop
-// repeats.
+// Defaults of Sensor.MinInterval and Sensor.Burst.
+const (
+	DefaultSensorInterval = time.Second
+	DefaultSensorBurst    = 10
+)
+
+// Sensor publishes the observed state of pods, nodes, events, deployments,
+// statefulsets, daemonsets, jobs and HPAs to the TELEMETRY stream, and
+// resource usage from metrics.k8s.io when the cluster serves it. Each kind
+// is a small level-based controller that publishes an object's latest state:
+//
+//   - the work queue folds a burst of changes to one object into one
+//     reconcile, and a token bucket per object bounds how often it is
+//     published: Burst changes go out at once, then one per MinInterval; a
+//     change beyond that is held back and the object's state when it may be
+//     published again is sent, so a flapping object sends its latest state
+//     at a bounded rate while an object that changes now and then loses no
+//     state;
+//   - the envelope ID (uid/resourceVersion) is the Nats-Msg-Id, so JetStream
+//     drops a state published twice;
+//   - publishing is asynchronous; a publish that JetStream does not
+//     acknowledge brings the object back to its controller, which publishes
+//     its state again.
+//
+// A kind the API server does not serve, or that the sensor may not list and
+// watch, is left out rather than failing the manager; Watching lists the
+// kinds it observes.
 type Sensor struct {
 	Client    client.Client
 	Publisher publisher
 	Now       func() time.Time
+	// MinInterval is the least time between two publishes about one object
+	// once its Burst is spent. Default DefaultSensorInterval.
+	MinInterval time.Duration
+	// Burst is how many publishes about one object may go out back to back.
+	// Default DefaultSensorBurst.
+	Burst int
+	// MetricsInterval is how often metrics.k8s.io is sampled. Default
+	// DefaultMetricsInterval.
+	MetricsInterval time.Duration
+
+	mu       sync.Mutex
+	buckets  map[objectKey]*bucket
+	watching []bus.Kind
 }
 
-// SetupWithManager registers one controller per observed kind.
+// bucket is the publish allowance of one object: tokens refill at one per
+// MinInterval up to Burst, and a publish takes one.
+type bucket struct {
+	tokens float64
+	at     time.Time
+}
+
+// objectKey names one observed object.
+type objectKey struct {
+	kind bus.Kind
+	types.NamespacedName
+}
+
+// sensorKind is one kind of object the sensor observes.
+type sensorKind struct {
+	kind     bus.Kind
+	group    string
+	version  string
+	resource string
+	newObj   func() client.Object
+	// fill sets the envelope's payload from the object.
+	fill func(ctx context.Context, s *Sensor, obj client.Object, env *bus.Envelope) error
+	// tombstone sets the payload of a deleted object; nil publishes nothing.
+	tombstone func(env *bus.Envelope)
+}
+
+func sensorKinds() []sensorKind {
+	return []sensorKind{
+		observe(sensorKind{kind: bus.KindPod, version: "v1", resource: "pods",
+			tombstone: func(e *bus.Envelope) { e.Pod = &bus.PodState{Deleted: true} }},
+			func() *corev1.Pod { return &corev1.Pod{} }, fillPod),
+		observe(sensorKind{kind: bus.KindNode, version: "v1", resource: "nodes",
+			tombstone: func(e *bus.Envelope) { e.Node = &bus.NodeState{Deleted: true} }},
+			func() *corev1.Node { return &corev1.Node{} }, fillNode),
+		observe(sensorKind{kind: bus.KindEvent, version: "v1", resource: "events"},
+			func() *corev1.Event { return &corev1.Event{} }, fillEvent),
+		observe(sensorKind{kind: bus.KindDeployment, group: "apps", version: "v1", resource: "deployments",
+			tombstone: func(e *bus.Envelope) { e.Deployment = &bus.DeploymentState{Deleted: true} }},
+			func() *appsv1.Deployment { return &appsv1.Deployment{} }, fillDeployment),
+		observe(sensorKind{kind: bus.KindStatefulSet, group: "apps", version: "v1", resource: "statefulsets",
+			tombstone: func(e *bus.Envelope) { e.StatefulSet = &bus.WorkloadState{Deleted: true} }},
+			func() *appsv1.StatefulSet { return &appsv1.StatefulSet{} }, fillStatefulSet),
+		observe(sensorKind{kind: bus.KindDaemonSet, group: "apps", version: "v1", resource: "daemonsets",
+			tombstone: func(e *bus.Envelope) { e.DaemonSet = &bus.WorkloadState{Deleted: true} }},
+			func() *appsv1.DaemonSet { return &appsv1.DaemonSet{} }, fillDaemonSet),
+		observe(sensorKind{kind: bus.KindJob, group: "batch", version: "v1", resource: "jobs",
+			tombstone: func(e *bus.Envelope) { e.Job = &bus.JobState{Deleted: true} }},
+			func() *batchv1.Job { return &batchv1.Job{} }, fillJob),
+		observe(sensorKind{kind: bus.KindHPA, group: "autoscaling", version: "v2", resource: "horizontalpodautoscalers",
+			tombstone: func(e *bus.Envelope) { e.HPA = &bus.AutoscalerState{Deleted: true} }},
+			func() *autoscalingv2.HorizontalPodAutoscaler { return &autoscalingv2.HorizontalPodAutoscaler{} }, fillHPA),
+	}
+}
+
+// observe completes k with the typed constructor and fill function of its
+// objects.
+func observe[T client.Object](k sensorKind, newObj func() T, fill func(context.Context, *Sensor, T, *bus.Envelope) error) sensorKind {
+	k.newObj = func() client.Object { return newObj() }
+	k.fill = func(ctx context.Context, s *Sensor, obj client.Object, env *bus.Envelope) error {
+		o, ok := obj.(T)
+		if !ok {
+			return fmt.Errorf("sensor: the %s controller got a %T", k.kind, obj)
+		}
+		return fill(ctx, s, o, env)
+	}
+	return k
+}
+
+// SetupWithManager registers one controller per observed kind that the API
+// server serves and the sensor may list and watch, and the metrics.k8s.io
+// sampler when that API is served and readable.
 func (s *Sensor) SetupWithManager(mgr ctrl.Manager) error {
 	if s.Now == nil {
 		s.Now = time.Now
 	}
-	kinds := []struct {
-		name string
-		obj  client.Object
-		fn   reconcile.Func
-	}{
-		{"sensor-pod", &corev1.Pod{}, s.reconcilePod},
-		{"sensor-deployment", &appsv1.Deployment{}, s.reconcileDeployment},
-		{"sensor-node", &corev1.Node{}, s.reconcileNode},
-		{"sensor-event", &corev1.Event{}, s.reconcileEvent},
+	if s.MinInterval <= 0 {
+		s.MinInterval = DefaultSensorInterval
 	}
-	for _, k := range kinds {
-		if err := ctrl.NewControllerManagedBy(mgr).Named(k.name).For(k.obj).Complete(k.fn); err != nil {
-			return fmt.Errorf("failed to set up %s: %w", k.name, err)
+	if s.Burst <= 0 {
+		s.Burst = DefaultSensorBurst
+	}
+	if s.MetricsInterval <= 0 {
+		s.MetricsInterval = DefaultMetricsInterval
+	}
+	s.buckets = map[objectKey]*bucket{}
+	log := mgr.GetLogger().WithName("sensor")
+	ctx, cancel := context.WithTimeout(context.Background(), discoveryTimeout)
+	defer cancel()
+	api, err := newAPIAccess(mgr.GetConfig())
+	if err != nil {
+		return err
+	}
+	for _, k := range sensorKinds() {
+		ok, why, err := api.readable(ctx, k.group, k.version, k.resource)
+		if err != nil {
+			return err
 		}
+		if !ok {
+			log.Info("Not observing a kind", "kind", k.kind, "reason", why)
+			continue
+		}
+		retry := make(chan event.GenericEvent, bus.MaxPendingPublishes)
+		name := "sensor-" + string(k.kind)
+		if err := ctrl.NewControllerManagedBy(mgr).Named(name).For(k.newObj()).
+			WatchesRawSource(source.Channel(retry, &handler.EnqueueRequestForObject{})).
+			Complete(s.reconciler(k, retry)); err != nil {
+			return fmt.Errorf("failed to set up %s: %w", name, err)
+		}
+		s.watching = append(s.watching, k.kind)
 	}
-	return nil
+	return s.setupMetrics(ctx, mgr, api, log)
 }
 
-func (s *Sensor) publish(ctx context.Context, env *bus.Envelope) (reconcile.Result, error) {
-	if _, err := s.Publisher.Publish(ctx, env); err != nil {
+// Watching lists the kinds the sensor observes, once set up.
+func (s *Sensor) Watching() []bus.Kind {
+	return append([]bus.Kind(nil), s.watching...)
+}
+
+func (s *Sensor) reconciler(k sensorKind, retry chan<- event.GenericEvent) reconcile.Func {
+	return func(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+		key := objectKey{kind: k.kind, NamespacedName: req.NamespacedName}
+		obj := k.newObj()
+		if err := s.Client.Get(ctx, req.NamespacedName, obj); apierrors.IsNotFound(err) {
+			s.forget(key)
+			if k.tombstone == nil {
+				// A deleted event is just gone; there is nothing to report.
+				return reconcile.Result{}, nil
+			}
+			return s.publish(ctx, k, key, s.tombstone(k, req))
+		} else if err != nil {
+			return reconcile.Result{}, err
+		}
+		if wait := s.hold(key); wait > 0 {
+			return reconcile.Result{RequeueAfter: wait}, nil
+		}
+		env := envelopeFor(k.kind, obj, s.Now())
+		if err := k.fill(ctx, s, obj, env); err != nil {
+			s.forget(key)
+			return reconcile.Result{}, err
+		}
+		res, err := s.publishRetrying(ctx, k, key, env, retry)
+		return res, err
+	}
+}
+
+// hold reports how long to wait before an object may be published again,
+// and if it may be now, takes a token from its bucket.
+func (s *Sensor) hold(key objectKey) time.Duration {
+	now := s.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	b := s.buckets[key]
+	if b == nil {
+		b = &bucket{tokens: float64(s.Burst), at: now}
+		s.buckets[key] = b
+	}
+	if elapsed := now.Sub(b.at); elapsed > 0 {
+		b.tokens = min(float64(s.Burst), b.tokens+float64(elapsed)/float64(s.MinInterval))
+		b.at = now
+	}
+	if b.tokens >= 1 {
+		b.tokens--
+		return 0
+	}
+	return time.Duration((1 - b.tokens) * float64(s.MinInterval))
+}
+
+func (s *Sensor) forget(key objectKey) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.buckets, key)
+}
+
+// publish publishes a tombstone; one that fails is retried by the
+// controller's own requeue, as the object is gone.
+func (s *Sensor) publish(ctx context.Context, k sensorKind, key objectKey, env *bus.Envelope) (reconcile.Result, error) {
+	return s.publishRetrying(ctx, k, key, env, nil)
+}
+
+// publishRetrying sends env. When JetStream does not acknowledge it, the
+// object goes back to its controller through retry; without retry the
+// failure is only logged.
+func (s *Sensor) publishRetrying(ctx context.Context, k sensorKind, key objectKey, env *bus.Envelope, retry chan<- event.GenericEvent) (reconcile.Result, error) {
+	log := logr.FromContextOrDiscard(ctx)
+	err := s.Publisher.PublishAsync(ctx, env, func(_ uint64, err error) {
+		if err == nil {
+			return
+		}
+		s.forget(key)
+		log.Error(err, "Telemetry not acknowledged, publishing again", "kind", k.kind)
+		if retry == nil {
+			return
+		}
+		obj := k.newObj()
+		obj.SetNamespace(key.Namespace)
+		obj.SetName(key.Name)
+		select {
+		case retry <- event.GenericEvent{Object: obj}:
+		default:
+			// The queue holds as many as can be pending; a full one means
+			// the controller has stopped.
+		}
+	})
+	if err != nil {
+		s.forget(key)
 		return reconcile.Result{}, fmt.Errorf("failed to publish %s telemetry: %w", env.Object.Kind, err)
 	}
 	return reconcile.Result{}, nil
 }
 
-// deleted publishes a tombstone for an object that is gone.
-func (s *Sensor) deleted(ctx context.Context, kind bus.Kind, req reconcile.Request) (reconcile.Result, error) {
+// tombstone is the envelope of an object that is gone.
+func (s *Sensor) tombstone(k sensorKind, req reconcile.Request) *bus.Envelope {
 	now := s.Now()
 	env := &bus.Envelope{
-		ID:     fmt.Sprintf("%s/%s/%s/deleted/%d", kind, req.Namespace, req.Name, now.UnixNano()),
-		Object: bus.ObjectRef{Kind: kind, Namespace: req.Namespace, Name: req.Name},
+		ID:     fmt.Sprintf("%s/%s/%s/deleted/%d", k.kind, req.Namespace, req.Name, now.UnixNano()),
+		Object: bus.ObjectRef{Kind: k.kind, Namespace: req.Namespace, Name: req.Name},
 		Time:   now,
 	}
-	switch kind {
-	case bus.KindPod:
-		env.Pod = &bus.PodState{Deleted: true}
-	case bus.KindDeployment:
-		env.Deployment = &bus.DeploymentState{Deleted: true}
-	case bus.KindNode:
-		env.Node = &bus.NodeState{Deleted: true}
-	default:
-		return reconcile.Result{}, nil
-	}
-	return s.publish(ctx, env)
+	k.tombstone(env)
+	return env
 }
 
 func envelopeFor(kind bus.Kind, obj client.Object, now time.Time) *bus.Envelope {
@@ -93,13 +307,7 @@ func envelopeFor(kind bus.Kind, obj client.Object, now time.Time) *bus.Envelope 
 	}
 }
 
-func (s *Sensor) reconcilePod(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
-	pod := &corev1.Pod{}
-	if err := s.Client.Get(ctx, req.NamespacedName, pod); apierrors.IsNotFound(err) {
-		return s.deleted(ctx, bus.KindPod, req)
-	} else if err != nil {
-		return reconcile.Result{}, err
-	}
+func fillPod(ctx context.Context, s *Sensor, pod *corev1.Pod, env *bus.Envelope) error {
 	st := &bus.PodState{
 		Phase:        string(pod.Status.Phase),
 		Ready:        podReady(pod),
@@ -113,7 +321,7 @@ func (s *Sensor) reconcilePod(ctx context.Context, req reconcile.Request) (recon
 			rs := &appsv1.ReplicaSet{}
 			err := s.Client.Get(ctx, client.ObjectKey{Namespace: pod.Namespace, Name: ref.Name}, rs)
 			if err != nil && !apierrors.IsNotFound(err) {
-				return reconcile.Result{}, fmt.Errorf("failed to get replicaset: %w", err)
+				return fmt.Errorf("failed to get replicaset: %w", err)
 			}
 			if err == nil {
 				st.Revision = revision(rs)
@@ -127,62 +335,134 @@ func (s *Sensor) reconcilePod(ctx context.Context, req reconcile.Request) (recon
 		c := bus.ContainerState{Name: cs.Name, Image: cs.Image, Ready: cs.Ready, RestartCount: cs.RestartCount}
 		switch {
 		case cs.State.Waiting != nil:
-			c.State, c.Reason, c.Message = "waiting", cs.State.Waiting.Reason, cs.State.Waiting.Message
+			c.State, c.Reason, c.Message = bus.ContainerWaiting, cs.State.Waiting.Reason, cs.State.Waiting.Message
 		case cs.State.Running != nil:
-			c.State = "running"
+			c.State = bus.ContainerRunning
 		case cs.State.Terminated != nil:
-			c.State, c.Reason, c.Message = "terminated", cs.State.Terminated.Reason, cs.State.Terminated.Message
+			c.State, c.Reason, c.Message = bus.ContainerTerminated, cs.State.Terminated.Reason, cs.State.Terminated.Message
 		}
 		if t := cs.LastTerminationState.Terminated; t != nil {
 			c.LastTerminationReason, c.LastExitCode = t.Reason, t.ExitCode
 		}
 		st.Containers = append(st.Containers, c)
 	}
-	env := envelopeFor(bus.KindPod, pod, s.Now())
 	env.Pod = st
-	return s.publish(ctx, env)
+	return nil
 }
 
-func (s *Sensor) reconcileDeployment(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
-	d := &appsv1.Deployment{}
-	if err := s.Client.Get(ctx, req.NamespacedName, d); apierrors.IsNotFound(err) {
-		return s.deleted(ctx, bus.KindDeployment, req)
-	} else if err != nil {
-		return reconcile.Result{}, err
-	}
-	replicas := int32(1)
-	if d.Spec.Replicas != nil {
-		replicas = *d.Spec.Replicas
-	}
+func fillDeployment(_ context.Context, _ *Sensor, d *appsv1.Deployment, env *bus.Envelope) error {
 	st := &bus.DeploymentState{
 		Deleted:             d.DeletionTimestamp != nil,
 		Generation:          d.Generation,
 		ObservedGeneration:  d.Status.ObservedGeneration,
-		Replicas:            replicas,
+		Replicas:            replicasOr1(d.Spec.Replicas),
 		UpdatedReplicas:     d.Status.UpdatedReplicas,
 		ReadyReplicas:       d.Status.ReadyReplicas,
 		AvailableReplicas:   d.Status.AvailableReplicas,
 		UnavailableReplicas: d.Status.UnavailableReplicas,
 		Revision:            revision(d),
-	}
-	for _, c := range d.Spec.Template.Spec.Containers {
-		st.Images = append(st.Images, c.Image)
+		Images:              images(d.Spec.Template.Spec),
 	}
 	for _, c := range d.Status.Conditions {
 		st.Conditions = append(st.Conditions, bus.Condition{Type: string(c.Type), Status: string(c.Status), Reason: c.Reason, Message: c.Message})
 	}
-	env := envelopeFor(bus.KindDeployment, d, s.Now())
 	env.Deployment = st
-	return s.publish(ctx, env)
+	return nil
 }
 
-func (s *Sensor) reconcileNode(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
-	n := &corev1.Node{}
-	if err := s.Client.Get(ctx, req.NamespacedName, n); apierrors.IsNotFound(err) {
-		return s.deleted(ctx, bus.KindNode, req)
-	} else if err != nil {
-		return reconcile.Result{}, err
+func fillStatefulSet(_ context.Context, _ *Sensor, ss *appsv1.StatefulSet, env *bus.Envelope) error {
+	st := &bus.WorkloadState{
+		Deleted:            ss.DeletionTimestamp != nil,
+		Generation:         ss.Generation,
+		ObservedGeneration: ss.Status.ObservedGeneration,
+		Replicas:           replicasOr1(ss.Spec.Replicas),
+		CurrentReplicas:    ss.Status.CurrentReplicas,
+		UpdatedReplicas:    ss.Status.UpdatedReplicas,
+		ReadyReplicas:      ss.Status.ReadyReplicas,
+		AvailableReplicas:  ss.Status.AvailableReplicas,
+		CurrentRevision:    ss.Status.CurrentRevision,
+		UpdateRevision:     ss.Status.UpdateRevision,
+		Images:             images(ss.Spec.Template.Spec),
 	}
+	for _, c := range ss.Status.Conditions {
+		st.Conditions = append(st.Conditions, bus.Condition{Type: string(c.Type), Status: string(c.Status), Reason: c.Reason, Message: c.Message})
+	}
+	env.StatefulSet = st
+	return nil
+}
+
+func fillDaemonSet(_ context.Context, _ *Sensor, ds *appsv1.DaemonSet, env *bus.Envelope) error {
+	st := &bus.WorkloadState{
+		Deleted:            ds.DeletionTimestamp != nil,
+		Generation:         ds.Generation,
+		ObservedGeneration: ds.Status.ObservedGeneration,
+		Replicas:           ds.Status.DesiredNumberScheduled,
+		CurrentReplicas:    ds.Status.CurrentNumberScheduled,
+		UpdatedReplicas:    ds.Status.UpdatedNumberScheduled,
+		ReadyReplicas:      ds.Status.NumberReady,
+		AvailableReplicas:  ds.Status.NumberAvailable,
+		Images:             images(ds.Spec.Template.Spec),
+	}
+	for _, c := range ds.Status.Conditions {
+		st.Conditions = append(st.Conditions, bus.Condition{Type: string(c.Type), Status: string(c.Status), Reason: c.Reason, Message: c.Message})
+	}
+	env.DaemonSet = st
+	return nil
+}
+
+func fillJob(_ context.Context, _ *Sensor, j *batchv1.Job, env *bus.Envelope) error {
+	st := &bus.JobState{
+		Deleted:   j.DeletionTimestamp != nil,
+		Active:    j.Status.Active,
+		Succeeded: j.Status.Succeeded,
+		Failed:    j.Status.Failed,
+		Images:    images(j.Spec.Template.Spec),
+	}
+	if ref := metav1.GetControllerOf(j); ref != nil {
+		st.Owner = &bus.WorkloadRef{Kind: ref.Kind, Name: ref.Name}
+	}
+	if j.Spec.Completions != nil {
+		st.Completions = *j.Spec.Completions
+	}
+	if j.Spec.Parallelism != nil {
+		st.Parallelism = *j.Spec.Parallelism
+	}
+	if j.Spec.BackoffLimit != nil {
+		st.BackoffLimit = *j.Spec.BackoffLimit
+	}
+	if j.Status.StartTime != nil {
+		st.StartTime = j.Status.StartTime.Time
+	}
+	if j.Status.CompletionTime != nil {
+		st.CompletionTime = j.Status.CompletionTime.Time
+	}
+	for _, c := range j.Status.Conditions {
+		st.Conditions = append(st.Conditions, bus.Condition{Type: string(c.Type), Status: string(c.Status), Reason: c.Reason, Message: c.Message})
+	}
+	env.Job = st
+	return nil
+}
+
+func fillHPA(_ context.Context, _ *Sensor, h *autoscalingv2.HorizontalPodAutoscaler, env *bus.Envelope) error {
+	st := &bus.AutoscalerState{
+		Deleted:         h.DeletionTimestamp != nil,
+		Target:          bus.WorkloadRef{Kind: h.Spec.ScaleTargetRef.Kind, Name: h.Spec.ScaleTargetRef.Name},
+		MinReplicas:     replicasOr1(h.Spec.MinReplicas),
+		MaxReplicas:     h.Spec.MaxReplicas,
+		CurrentReplicas: h.Status.CurrentReplicas,
+		DesiredReplicas: h.Status.DesiredReplicas,
+	}
+	if h.Status.LastScaleTime != nil {
+		st.LastScaleTime = h.Status.LastScaleTime.Time
+	}
+	for _, c := range h.Status.Conditions {
+		st.Conditions = append(st.Conditions, bus.Condition{Type: string(c.Type), Status: string(c.Status), Reason: c.Reason, Message: c.Message})
+	}
+	env.HPA = st
+	return nil
+}
+
+func fillNode(_ context.Context, _ *Sensor, n *corev1.Node, env *bus.Envelope) error {
 	st := &bus.NodeState{Deleted: n.DeletionTimestamp != nil, Unschedulable: n.Spec.Unschedulable}
 	for _, c := range n.Status.Conditions {
 		if c.Type == corev1.NodeReady {
@@ -190,17 +470,11 @@ func (s *Sensor) reconcileNode(ctx context.Context, req reconcile.Request) (reco
 		}
 		st.Conditions = append(st.Conditions, bus.Condition{Type: string(c.Type), Status: string(c.Status), Reason: c.Reason, Message: c.Message})
 	}
-	env := envelopeFor(bus.KindNode, n, s.Now())
 	env.Node = st
-	return s.publish(ctx, env)
+	return nil
 }
 
-func (s *Sensor) reconcileEvent(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
-	e := &corev1.Event{}
-	if err := s.Client.Get(ctx, req.NamespacedName, e); err != nil {
-		// A deleted event is just gone; there is nothing to report.
-		return reconcile.Result{}, client.IgnoreNotFound(err)
-	}
+func fillEvent(_ context.Context, _ *Sensor, e *corev1.Event, env *bus.Envelope) error {
 	last := e.LastTimestamp.Time
 	if last.IsZero() {
 		last = e.EventTime.Time
@@ -212,13 +486,27 @@ func (s *Sensor) reconcileEvent(ctx context.Context, req reconcile.Request) (rec
 	if e.Series != nil && e.Series.Count > count {
 		count = e.Series.Count
 	}
-	env := envelopeFor(bus.KindEvent, e, s.Now())
 	env.Event = &bus.EventRecord{
 		Type: e.Type, Reason: e.Reason, Message: e.Message, Count: count, LastTime: last,
 		Involved: bus.ObjectRef{Kind: bus.Kind(lowerKind(e.InvolvedObject.Kind)), Namespace: e.InvolvedObject.Namespace,
 			Name: e.InvolvedObject.Name, UID: string(e.InvolvedObject.UID)},
 	}
-	return s.publish(ctx, env)
+	return nil
+}
+
+func replicasOr1(n *int32) int32 {
+	if n == nil {
+		return 1
+	}
+	return *n
+}
+
+func images(spec corev1.PodSpec) []string {
+	var out []string
+	for _, c := range spec.Containers {
+		out = append(out, c.Image)
+	}
+	return out
 }
 
 func lowerKind(k string) string {

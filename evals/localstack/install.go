@@ -127,6 +127,10 @@ func ClusterRoles() []*rbacv1.ClusterRole {
 				{APIGroups: []string{"apps"}, Resources: []string{"deployments"}, Verbs: append([]string{"update", "patch"}, read...)},
 				{APIGroups: []string{"apps"}, Resources: []string{"replicasets", "statefulsets", "daemonsets"}, Verbs: read},
 				{APIGroups: []string{""}, Resources: []string{"pods", "nodes", "namespaces", "events"}, Verbs: read},
+				// The sensor's other kinds, and usage where metrics.k8s.io is served.
+				{APIGroups: []string{"batch"}, Resources: []string{"jobs"}, Verbs: read},
+				{APIGroups: []string{"autoscaling"}, Resources: []string{"horizontalpodautoscalers"}, Verbs: read},
+				{APIGroups: []string{"metrics.k8s.io"}, Resources: []string{"pods", "nodes"}, Verbs: []string{"get", "list"}},
 				{APIGroups: []string{"", "events.k8s.io"}, Resources: []string{"events"}, Verbs: []string{"create", "patch", "update"}},
 				{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, Verbs: append([]string{"create", "update"}, read...)},
 			},

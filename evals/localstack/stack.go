@@ -1,6 +1,7 @@
 package localstack
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -68,6 +69,12 @@ type Options struct {
 	Progress func(format string, args ...any)
 	// Logger for the components; discards when zero.
 	Logger logr.Logger
+	// MetricsAddr, if set, serves the components' Prometheus metrics
+	// (tend_bus_* among them) at /metrics, e.g. "127.0.0.1:9090".
+	MetricsAddr string
+	// AlertmanagerAddr, if set, serves the Alertmanager webhook receiver at
+	// http://<addr>/alertmanager, publishing alerts as telemetry.
+	AlertmanagerAddr string
 }
 
 // Stack is a running local stack.
@@ -277,7 +284,7 @@ func (s *Stack) startComponents(ctx context.Context, opts Options, scheme *runti
 			&corev1.ConfigMap{}: {Namespaces: map[string]cache.Config{SystemNamespace: {}}},
 		}},
 		Logger:                 opts.Logger,
-		Metrics:                metricsserver.Options{BindAddress: "0"},
+		Metrics:                metricsserver.Options{BindAddress: cmp.Or(opts.MetricsAddr, "0")},
 		HealthProbeBindAddress: "0",
 		// One controller acts at a time, however many run. On shutdown a
 		// reconcile in flight finishes (an apply is one write, recorded before
@@ -352,8 +359,16 @@ func (s *Stack) startComponents(ctx context.Context, opts Options, scheme *runti
 	if err := (&controllers.GateStateReconciler{Client: mgr.GetClient(), Gate: gate, Namespace: SystemNamespace}).SetupWithManager(mgr); err != nil {
 		return err
 	}
+	if err := bus.Register(ctrlmetrics.Registry); err != nil {
+		return err
+	}
 	if err := (&controllers.Sensor{Client: mgr.GetClient(), Publisher: bus.NewPublisher(s.JetStream, opts.ClusterName, "sensor")}).SetupWithManager(mgr); err != nil {
 		return err
+	}
+	if opts.AlertmanagerAddr != "" {
+		if err := s.serveAlerts(opts); err != nil {
+			return err
+		}
 	}
 
 	// MCP server.
@@ -454,6 +469,33 @@ func (g *guardReader) GuardState(ctx context.Context) (mcp.GuardState, error) {
 	gs := controllers.ParseGateState(cm)
 	st.KillSwitch, st.BreakerTripped, st.BreakerReason = gs.KillSwitch, gs.Breaker.Tripped, gs.Breaker.Reason
 	return st, nil
+}
+
+// serveAlerts serves the Alertmanager webhook receiver until the stack stops.
+func (s *Stack) serveAlerts(opts Options) error {
+	recv, err := bus.NewAlertReceiver(bus.NewPublisher(s.JetStream, opts.ClusterName, "alertmanager"),
+		bus.AlertReceiverOptions{Cluster: opts.ClusterName, Log: opts.Logger.WithName("alertmanager")})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", opts.AlertmanagerAddr)
+	if err != nil {
+		return fmt.Errorf("failed to listen for Alertmanager on %s: %w", opts.AlertmanagerAddr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/alertmanager", recv)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			opts.Logger.Error(err, "Alertmanager receiver stopped")
+		}
+	}()
+	s.cleanup = append(s.cleanup, func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	})
+	return nil
 }
 
 // Done is closed when the components stop.

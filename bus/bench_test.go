@@ -1,0 +1,353 @@
+package bus
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// The bus benchmarks measure telemetry end to end, from a publish to the
+// handler that gets it, with JetStream file storage on loopback:
+//
+//   - BenchmarkBus: tend's path. bus.Publisher.PublishAsync encodes,
+//     validates and publishes each envelope with its Nats-Msg-Id, as the
+//     sensor does, and settles its acknowledgement; a
+//     partitioned bus.Consumer (DefaultTelemetryPartitions durable consumers,
+//     as agents run it) decodes and validates each message, hands it to the
+//     handler, and acknowledges it.
+//   - BenchmarkBusJetStream, the reference: the same payloads, already
+//     encoded, published with jetstream.PublishAsync and the same Nats-Msg-Id,
+//     and consumed by one plain pull consumer that acknowledges each message.
+//
+// load=max publishes as fast as benchPublishers concurrent publishers can
+// and reports throughput; rate=N publishes N events/s, below saturation, and
+// reports the latency from publish to handler.
+const (
+	benchPublishers = 4
+	benchBatch      = 20000 // events per iteration at full load
+	benchObjects    = 1000  // distinct objects the events are about
+	benchRate       = 10000 // events/s of the paced runs
+	benchPaced      = 10000 // events per iteration of the paced runs
+)
+
+// benchPartitions is the partition count of the benchmarks' stream.
+const benchPartitions = DefaultTelemetryPartitions
+
+func BenchmarkBus(b *testing.B) {
+	benchBus(b, func(b *testing.B, js jetstream.JetStream, rec *recorder) (publishFunc, func()) {
+		c, err := NewConsumer(js, ConsumerOptions{Stream: StreamTelemetry, Durable: "bench", Cluster: "prod", Partitions: benchPartitions},
+			func(_ context.Context, d Delivery) error {
+				rec.record(d.Envelope.ID)
+				return nil
+			})
+		if err != nil {
+			b.Fatal(err)
+		}
+		stop := startBenchConsumer(b, c)
+		p := NewPublisher(js, "prod", "sensor")
+		return func(ctx context.Context, i int) error {
+				e := benchEnvelope(i)
+				rec.sent(i)
+				return p.PublishAsync(ctx, e, rec.acked)
+			}, func() {
+				if err := p.Close(context.Background()); err != nil {
+					b.Error(err)
+				}
+				stop()
+			}
+	})
+}
+
+func BenchmarkBusJetStream(b *testing.B) {
+	benchBus(b, func(b *testing.B, js jetstream.JetStream, rec *recorder) (publishFunc, func()) {
+		cons, err := js.CreateOrUpdateConsumer(b.Context(), StreamTelemetry, jetstream.ConsumerConfig{
+			Durable: "bench-raw", AckPolicy: jetstream.AckExplicitPolicy, DeliverPolicy: jetstream.DeliverAllPolicy,
+			FilterSubjects: []string{TelemetryFilter("prod")},
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		cc, err := cons.Consume(func(m jetstream.Msg) {
+			rec.record(m.Headers().Get(jetstream.MsgIDHeader))
+			_ = m.Ack()
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		// The payloads, encoded once: the reference does no encoding.
+		payloads := make([][]byte, benchObjects)
+		subjects := make([]string, benchObjects)
+		for i := range payloads {
+			e := benchEnvelope(i)
+			e.SchemaVersion, e.Cluster, e.Source, e.Time = SchemaVersion, "prod", "sensor", time.Now().UTC()
+			data, err := Encode(e)
+			if err != nil {
+				b.Fatal(err)
+			}
+			payloads[i] = data
+			subjects[i] = TelemetrySubject("prod", e.Object.Kind, e.Object.Namespace, e.Object.Name)
+		}
+		// Acknowledgements are checked as tend's are: each one, in order, by
+		// one goroutine.
+		futures := make(chan jetstream.PubAckFuture, MaxPendingPublishes)
+		settled := make(chan struct{})
+		go func() {
+			defer close(settled)
+			for f := range futures {
+				select {
+				case <-f.Ok():
+				case err := <-f.Err():
+					rec.acked(0, err)
+				}
+			}
+		}()
+		return func(_ context.Context, i int) error {
+				rec.sent(i)
+				f, err := js.PublishAsync(subjects[i%benchObjects], payloads[i%benchObjects], jetstream.WithMsgID(benchID(i)),
+					jetstream.WithExpectStream(StreamTelemetry), jetstream.WithStallWait(time.Minute))
+				if err != nil {
+					return err
+				}
+				futures <- f
+				return nil
+			}, func() {
+				close(futures)
+				<-settled
+				cc.Drain()
+				<-cc.Closed()
+			}
+	})
+}
+
+// publishFunc publishes the i-th event of a run.
+type publishFunc func(ctx context.Context, i int) error
+
+func benchBus(b *testing.B, setup func(*testing.B, jetstream.JetStream, *recorder) (publishFunc, func())) {
+	b.Run("load=max", func(b *testing.B) {
+		js, rec := benchStart(b)
+		publish, stop := setup(b, js, rec)
+		defer stop()
+		var (
+			events  int
+			elapsed time.Duration
+			next    int
+		)
+		for b.Loop() {
+			start := time.Now()
+			rec.expect(next + benchBatch)
+			publishConcurrently(b, publish, next, benchBatch, nil)
+			rec.wait(b)
+			elapsed += time.Since(start)
+			events += benchBatch
+			next += benchBatch
+		}
+		b.ReportMetric(float64(events)/elapsed.Seconds(), "throughput-events/s")
+	})
+	b.Run(fmt.Sprintf("rate=%d", benchRate), func(b *testing.B) {
+		js, rec := benchStart(b)
+		publish, stop := setup(b, js, rec)
+		defer stop()
+		next := 0
+		for b.Loop() {
+			rec.expect(next + benchPaced)
+			publishConcurrently(b, publish, next, benchPaced, pace(b.Context(), benchRate, benchPaced))
+			rec.wait(b)
+			next += benchPaced
+		}
+		p50, p99 := rec.percentiles()
+		b.ReportMetric(float64(p50)/float64(time.Millisecond), "latency_p50-ms")
+		b.ReportMetric(float64(p99)/float64(time.Millisecond), "latency_p99-ms")
+	})
+}
+
+// benchStart starts a nats-server with file storage in a temporary directory
+// and the tend streams.
+func benchStart(b *testing.B) (jetstream.JetStream, *recorder) {
+	b.Helper()
+	srv, err := StartEmbedded(EmbeddedOptions{StoreDir: b.TempDir()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(srv.Shutdown)
+	nc, js, err := Connect(b.Context(), srv.URL(), b.Name())
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(nc.Close)
+	if err := EnsureStreams(b.Context(), js, StreamsConfig{TelemetryPartitions: benchPartitions}); err != nil {
+		b.Fatal(err)
+	}
+	return js, newRecorder()
+}
+
+func startBenchConsumer(b *testing.B, c *Consumer) func() {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Start(ctx) }()
+	return func() {
+		cancel()
+		if err := <-done; err != nil {
+			b.Errorf("consumer: %v", err)
+		}
+	}
+}
+
+// publishConcurrently publishes events first..first+n-1 from benchPublishers
+// goroutines, each taking a token from tokens first when it is not nil.
+func publishConcurrently(b *testing.B, publish publishFunc, first, n int, tokens <-chan struct{}) {
+	var (
+		wg      sync.WaitGroup
+		counter atomic.Int64
+		failed  atomic.Pointer[error]
+	)
+	counter.Store(int64(first) - 1)
+	for range benchPublishers {
+		wg.Go(func() {
+			for {
+				i := int(counter.Add(1))
+				if i >= first+n {
+					return
+				}
+				if tokens != nil {
+					<-tokens
+				}
+				if err := publish(b.Context(), i); err != nil {
+					failed.Store(&err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if err := failed.Load(); err != nil {
+		b.Fatalf("publish: %v", *err)
+	}
+}
+
+// pace returns a channel that yields n tokens at rate per second.
+func pace(ctx context.Context, rate, n int) <-chan struct{} {
+	tokens := make(chan struct{}, benchPublishers)
+	go func() {
+		defer close(tokens)
+		start := time.Now()
+		for i := range n {
+			if d := time.Until(start.Add(time.Duration(i) * time.Second / time.Duration(rate))); d > 0 {
+				time.Sleep(d)
+			}
+			select {
+			case tokens <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return tokens
+}
+
+func benchID(i int) string { return "bench-" + strconv.Itoa(i) }
+
+// benchEnvelope is the i-th event: a pod state, ~0.5 KiB encoded.
+func benchEnvelope(i int) *Envelope {
+	e := podEnvelope()
+	e.SchemaVersion, e.Cluster, e.Source, e.Time = 0, "", "", time.Time{}
+	e.ID = benchID(i)
+	e.Object.Name = "web-" + strconv.Itoa(i%benchObjects)
+	e.Object.UID = "uid-" + strconv.Itoa(i%benchObjects)
+	return e
+}
+
+// recorder keeps the send time of every event and its latency once handled.
+type recorder struct {
+	mu        sync.Mutex
+	sentAt    map[int]time.Time
+	latencies []time.Duration
+	handled   map[int]bool
+	want      int
+	done      chan struct{}
+	pubErr    error
+}
+
+func newRecorder() *recorder {
+	return &recorder{sentAt: map[int]time.Time{}, handled: map[int]bool{}}
+}
+
+func (r *recorder) expect(total int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.want = total
+	r.done = make(chan struct{})
+	if len(r.handled) >= total {
+		close(r.done)
+	}
+}
+
+func (r *recorder) sent(i int) {
+	now := time.Now()
+	r.mu.Lock()
+	r.sentAt[i] = now
+	r.mu.Unlock()
+}
+
+func (r *recorder) record(id string) {
+	now := time.Now()
+	i, err := strconv.Atoi(strings.TrimPrefix(id, "bench-"))
+	if err != nil {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.handled[i] {
+		return
+	}
+	r.handled[i] = true
+	r.latencies = append(r.latencies, now.Sub(r.sentAt[i]))
+	if len(r.handled) == r.want {
+		close(r.done)
+	}
+}
+
+// acked records a publish's acknowledgement; a failure fails the benchmark.
+func (r *recorder) acked(_ uint64, err error) {
+	if err != nil {
+		r.mu.Lock()
+		r.pubErr = err
+		r.mu.Unlock()
+	}
+}
+
+func (r *recorder) wait(b *testing.B) {
+	r.mu.Lock()
+	done := r.done
+	r.mu.Unlock()
+	select {
+	case <-done:
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		if r.pubErr != nil {
+			b.Fatalf("publish: %v", r.pubErr)
+		}
+	case <-time.After(time.Minute):
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		b.Fatalf("%d of %d events handled after a minute", len(r.handled), r.want)
+	}
+}
+
+func (r *recorder) percentiles() (p50, p99 time.Duration) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	l := slices.Clone(r.latencies)
+	slices.Sort(l)
+	if len(l) == 0 {
+		return 0, 0
+	}
+	return l[len(l)*50/100], l[len(l)*99/100]
+}

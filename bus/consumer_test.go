@@ -1,0 +1,322 @@
+package bus
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+)
+
+// startBusWith is startBus with stream settings.
+func startBusWith(t *testing.T, cfg StreamsConfig) jetstream.JetStream {
+	t.Helper()
+	srv, err := StartEmbedded(EmbeddedOptions{StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatalf("StartEmbedded: %v", err)
+	}
+	t.Cleanup(srv.Shutdown)
+	js := connect(t, srv)
+	if err := EnsureStreams(t.Context(), js, cfg); err != nil {
+		t.Fatalf("EnsureStreams: %v", err)
+	}
+	return js
+}
+
+// deadLetters returns the headers and data of every message on subject in
+// the DEADLETTER stream.
+func deadLetters(t *testing.T, js jetstream.JetStream, subject string) []map[string]string {
+	t.Helper()
+	s, err := js.Stream(t.Context(), StreamDeadLetter)
+	if err != nil {
+		t.Fatalf("stream %s: %v", StreamDeadLetter, err)
+	}
+	info, err := s.Info(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []map[string]string
+	for seq := info.State.FirstSeq; seq <= info.State.LastSeq && info.State.Msgs > 0; seq++ {
+		m, err := s.GetMsg(t.Context(), seq)
+		if err != nil {
+			t.Fatalf("dead letter %d: %v", seq, err)
+		}
+		if m.Subject != subject {
+			continue
+		}
+		h := map[string]string{"data": string(m.Data)}
+		for _, k := range []string{HeaderSubject, HeaderStream, HeaderConsumer, HeaderReason, HeaderDelivered} {
+			h[k] = m.Header.Get(k)
+		}
+		out = append(out, h)
+	}
+	return out
+}
+
+func TestConsumerDeadLetters(t *testing.T) {
+	_, js := startBus(t)
+	const durable = "dead-letters"
+	runConsumer(t, js, ConsumerOptions{Stream: StreamTelemetry, Durable: durable, MaxDeliver: 2, Backoff: []time.Duration{time.Millisecond}},
+		func(_ context.Context, d Delivery) error {
+			switch d.Envelope.ID {
+			case "permanent":
+				return fmt.Errorf("no such workload: %w", ErrPermanent)
+			case "exhausted":
+				return fmt.Errorf("still failing")
+			}
+			return nil
+		})
+
+	garbage := `{"schemaVersion":1,"id":"x","verdict":"approve"}`
+	if _, err := js.Publish(t.Context(), TelemetrySubject("prod", KindPod, "shop", "web"), []byte(garbage)); err != nil {
+		t.Fatalf("publishing raw data: %v", err)
+	}
+	p := NewPublisher(js, "prod", "sensor")
+	var last uint64
+	for _, id := range []string{"permanent", "fine", "exhausted"} {
+		e := nodeEnvelope()
+		e.ID = id
+		seq, err := p.Publish(t.Context(), e)
+		if err != nil {
+			t.Fatalf("Publish: %v", err)
+		}
+		last = seq
+	}
+	eventually(t, "all messages settled", settled(t.Context(), js, StreamTelemetry, durable, last))
+
+	got := deadLetters(t, js, DeadLetterSubject(durable))
+	// Data is compared by envelope ID only; the envelopes are checked by other tests.
+	for _, h := range got {
+		if env, err := Decode([]byte(h["data"])); err == nil {
+			h["data"] = env.ID
+		}
+	}
+	want := []map[string]string{
+		{"data": garbage, HeaderSubject: storedSubject(t, js, KindPod, "shop", "web"),
+			HeaderStream: StreamTelemetry, HeaderConsumer: durable, HeaderReason: ReasonMalformed, HeaderDelivered: "1"},
+		{"data": "permanent", HeaderSubject: storedSubject(t, js, KindNode, "", "node-1"),
+			HeaderStream: StreamTelemetry, HeaderConsumer: durable, HeaderReason: ReasonPermanent, HeaderDelivered: "1"},
+		{"data": "exhausted", HeaderSubject: storedSubject(t, js, KindNode, "", "node-1"),
+			HeaderStream: StreamTelemetry, HeaderConsumer: durable, HeaderReason: ReasonExhausted, HeaderDelivered: "2"},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("dead letters (-want +got):\n%s", diff)
+	}
+	for reason, want := range map[string]float64{ReasonMalformed: 1, ReasonPermanent: 1, ReasonExhausted: 1} {
+		if n := testutil.ToFloat64(deadLetteredTotal.WithLabelValues(durable, reason)); n != want {
+			t.Errorf("deadlettered_total{reason=%s} = %v, want %v", reason, n, want)
+		}
+	}
+}
+
+// storedSubject returns the subject the TELEMETRY stream stored the last
+// message about an object under, with its partition.
+func storedSubject(t *testing.T, js jetstream.JetStream, kind Kind, namespace, name string) string {
+	t.Helper()
+	s, err := js.Stream(t.Context(), StreamTelemetry)
+	if err != nil {
+		t.Fatal(err)
+	}
+	filter := StoredTelemetryFilter("prod", kind, namespace, name)
+	m, err := s.GetLastMsgForSubject(t.Context(), filter)
+	if err != nil {
+		t.Fatalf("last message on %s: %v", filter, err)
+	}
+	if got, want := ObjectSubject(m.Subject), TelemetrySubject("prod", kind, namespace, name); got != want {
+		t.Fatalf("stored as %s, published as %s, want %s", m.Subject, got, want)
+	}
+	return m.Subject
+}
+
+func TestConsumerWithoutDeadLetter(t *testing.T) {
+	_, js := startBus(t)
+	const durable = "no-dead-letters"
+	runConsumer(t, js, ConsumerOptions{Stream: StreamTelemetry, Durable: durable, NoDeadLetter: true},
+		func(context.Context, Delivery) error { return fmt.Errorf("bad: %w", ErrPermanent) })
+	seq, err := NewPublisher(js, "prod", "sensor").Publish(t.Context(), nodeEnvelope())
+	if err != nil {
+		t.Fatalf("Publish: %v", err)
+	}
+	eventually(t, "message settled", settled(t.Context(), js, StreamTelemetry, durable, seq))
+	if got := deadLetters(t, js, DeadLetterSubject(durable)); len(got) != 0 {
+		t.Errorf("dead letters: %v, want none", got)
+	}
+	if n := testutil.ToFloat64(terminatedTotal.WithLabelValues(durable, ReasonPermanent)); n != 1 {
+		t.Errorf("terminated_total{reason=permanent} = %v, want 1", n)
+	}
+}
+
+func TestConsumerLag(t *testing.T) {
+	_, js := startBus(t)
+	const durable = "lag"
+	p := NewPublisher(js, "prod", "sensor")
+	for i := range 5 {
+		e := nodeEnvelope()
+		e.ID = fmt.Sprintf("lag-%d", i)
+		if _, err := p.Publish(t.Context(), e); err != nil {
+			t.Fatalf("Publish: %v", err)
+		}
+	}
+	release := make(chan struct{})
+	// One message at a time: while the handler holds the first, four wait.
+	runConsumer(t, js, ConsumerOptions{Stream: StreamTelemetry, Durable: durable, MaxAckPending: 1, LagInterval: 20 * time.Millisecond},
+		func(ctx context.Context, _ Delivery) error {
+			select {
+			case <-release:
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		})
+	gauge := func(want float64) func() (bool, error) {
+		return func() (bool, error) {
+			return testutil.ToFloat64(consumerLag.WithLabelValues(durable)) == want &&
+				testutil.ToFloat64(consumerAckPending.WithLabelValues(durable)) == min(want, 1), nil
+		}
+	}
+	eventually(t, "lag of 4 with one message in the handler", gauge(4))
+	close(release)
+	eventually(t, "lag of 0 once all are handled", gauge(0))
+}
+
+func TestPartitionedConsumerMismatch(t *testing.T) {
+	js := startBusWith(t, StreamsConfig{TelemetryPartitions: 4})
+	c, err := NewConsumer(js, ConsumerOptions{Stream: StreamTelemetry, Durable: "wrong", Cluster: "prod", Partitions: 8},
+		func(context.Context, Delivery) error { return nil })
+	if err != nil {
+		t.Fatalf("NewConsumer: %v", err)
+	}
+	if err := c.Start(t.Context()); err == nil {
+		t.Error("Start of a consumer with 8 partitions on a stream with 4 succeeded")
+	}
+}
+
+// TestPartitionedConsumerScaleOut runs two replicas of a partitioned
+// consumer and checks that every object is handled by one replica, one
+// message at a time, in the order its states were published.
+func TestPartitionedConsumerScaleOut(t *testing.T) {
+	const (
+		partitions = 4
+		objects    = 40
+		states     = 25
+		durable    = "agents"
+	)
+	srv, err := StartEmbedded(EmbeddedOptions{StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatalf("StartEmbedded: %v", err)
+	}
+	t.Cleanup(srv.Shutdown)
+	js := connect(t, srv)
+	if err := EnsureStreams(t.Context(), js, StreamsConfig{TelemetryPartitions: partitions}); err != nil {
+		t.Fatalf("EnsureStreams: %v", err)
+	}
+
+	type object = string
+	var (
+		mu       sync.Mutex
+		inFlight = map[object]int{}     // replica handling the object now, or absent
+		handled  = map[object][]int32{} // states handled, in order
+		replicas = map[object]map[int]bool{}
+		overlaps []string
+	)
+	replica := func(id int) Handler {
+		return func(_ context.Context, d Delivery) error {
+			key := d.Envelope.Object.Name
+			mu.Lock()
+			if other, busy := inFlight[key]; busy {
+				overlaps = append(overlaps, fmt.Sprintf("%s in replica %d while in replica %d", key, id, other))
+			}
+			inFlight[key] = id
+			mu.Unlock()
+			// The handler works with the object while it holds it.
+			state := d.Envelope.Pod.Containers[0].RestartCount
+			mu.Lock()
+			delete(inFlight, key)
+			handled[key] = append(handled[key], state)
+			if replicas[key] == nil {
+				replicas[key] = map[int]bool{}
+			}
+			replicas[key][id] = true
+			mu.Unlock()
+			return nil
+		}
+	}
+	opts := ConsumerOptions{Stream: StreamTelemetry, Durable: durable, Cluster: "prod", Partitions: partitions}
+	runConsumer(t, connect(t, srv), opts, replica(1))
+	runConsumer(t, connect(t, srv), opts, replica(2))
+
+	p := NewPublisher(js, "prod", "sensor")
+	for s := range states {
+		for o := range objects {
+			e := podEnvelope()
+			e.Object.Name = fmt.Sprintf("pod-%d", o)
+			e.ID = fmt.Sprintf("%s/%d", e.Object.Name, s)
+			e.Pod.Containers[0].RestartCount = int32(s)
+			if _, err := p.Publish(t.Context(), e); err != nil {
+				t.Fatalf("Publish: %v", err)
+			}
+		}
+	}
+	eventually(t, "every state handled", func() (bool, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		n := 0
+		for _, h := range handled {
+			n += len(h)
+		}
+		return n >= objects*states, nil
+	})
+
+	mu.Lock()
+	defer mu.Unlock()
+	if len(overlaps) > 0 {
+		t.Errorf("objects handled by two replicas at once: %v", overlaps)
+	}
+	want := make([]int32, states)
+	for i := range want {
+		want[i] = int32(i)
+	}
+	for o := range objects {
+		key := fmt.Sprintf("pod-%d", o)
+		if diff := cmp.Diff(want, handled[key]); diff != "" {
+			t.Errorf("states of %s handled (-want +got):\n%s", key, diff)
+		}
+		if len(replicas[key]) != 1 {
+			t.Errorf("%s handled by replicas %v, want one", key, replicas[key])
+		}
+	}
+}
+
+// TestConsumerTerminatesOversized publishes a message the stream stores but
+// Decode refuses for its size: the consumer terminates and dead-letters it.
+func TestConsumerTerminatesOversized(t *testing.T) {
+	_, js := startBus(t)
+	const durable = "oversized"
+	got := make(chan Delivery, 1)
+	runConsumer(t, js, ConsumerOptions{Stream: StreamTelemetry, Durable: durable}, func(_ context.Context, d Delivery) error {
+		got <- d
+		return nil
+	})
+	big := append([]byte(`{"schemaVersion":1,"id":"`), make([]byte, MaxMessageSize)...)
+	for i := 25; i < len(big); i++ {
+		big[i] = 'a'
+	}
+	ack, err := js.Publish(t.Context(), TelemetrySubject("prod", KindPod, "shop", "big"), big)
+	if err != nil {
+		t.Fatalf("publishing %d bytes: %v", len(big), err)
+	}
+	eventually(t, "message settled", settled(t.Context(), js, StreamTelemetry, durable, ack.Sequence))
+	if n := testutil.ToFloat64(terminatedTotal.WithLabelValues(durable, ReasonMalformed)); n != 1 {
+		t.Errorf("terminated_total{reason=malformed} = %v, want 1", n)
+	}
+	if dl := deadLetters(t, js, DeadLetterSubject(durable)); len(dl) != 1 || len(dl[0]["data"]) != len(big) {
+		t.Errorf("dead letters: %d, want the one oversized message", len(dl))
+	}
+	if len(got) != 0 {
+		t.Error("the handler saw the oversized message")
+	}
+}

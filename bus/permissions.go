@@ -1,0 +1,128 @@
+package bus
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Component is a tend process that connects to NATS with its own identity.
+type Component string
+
+// The components and what each does on the bus.
+const (
+	// ComponentController is the controller manager: the sensor publishes
+	// telemetry; the proposal controller publishes proposal events and the
+	// audit chain and sends shim requests; it sets up the streams.
+	ComponentController Component = "controller"
+	// ComponentAgent runs agents: it consumes telemetry through its own
+	// durable consumers and dead-letters what it gives up on. It publishes
+	// nothing else: its only write is a Proposal, made through MCP.
+	ComponentAgent Component = "agent"
+	// ComponentIngest is the Alertmanager receiver: it publishes alerts.
+	ComponentIngest Component = "ingest"
+	// ComponentMCP is the MCP server: it publishes proposal repeats.
+	ComponentMCP Component = "mcp"
+	// ComponentShim is the runtime shim on a node: it answers shim requests
+	// for its node and publishes that node's telemetry.
+	ComponentShim Component = "shim"
+	// ComponentAuditReader reads and verifies the audit chain (tend audit).
+	ComponentAuditReader Component = "audit-reader"
+)
+
+// Components lists every component, in the order docs/nats-permissions.md uses.
+var Components = []Component{ComponentController, ComponentAgent, ComponentIngest, ComponentMCP, ComponentShim, ComponentAuditReader}
+
+// Permissions is what one component may publish and subscribe to. Anything
+// not allowed is denied; Deny lists what must stay denied even if an allow
+// rule is widened later.
+type Permissions struct {
+	PublishAllow, PublishDeny     []string
+	SubscribeAllow, SubscribeDeny []string
+}
+
+// ComponentPermissions returns the least privilege c needs on the bus of
+// cluster. node is the node of a shim and is ignored for other components.
+// An operator turns these into the users of their NATS accounts; the
+// embedded server of `tend up` and the tests use them as they are.
+func ComponentPermissions(c Component, cluster, node string) (Permissions, error) {
+	cl := Token(cluster)
+	// Every JetStream client checks that JetStream is there and reads its
+	// replies, publish acks and pulled messages on its inbox.
+	base := []string{"$JS.API.INFO"}
+	inbox := []string{"_INBOX.>"}
+	switch c {
+	case ComponentController:
+		return Permissions{
+			PublishAllow: append(base,
+				telemetryRoot+"."+cl+".>", proposalsRoot+"."+cl+".>", auditRoot+"."+cl, shimRoot+"."+cl+".>",
+				"$JS.API.STREAM.CREATE.*", "$JS.API.STREAM.UPDATE.*", "$JS.API.STREAM.INFO.*",
+				"$JS.API.STREAM.MSG.GET.*", "$JS.API.DIRECT.GET.*", "$JS.API.DIRECT.GET.*.>",
+				// Its consumers: proposal repeats and the audit chain.
+				"$JS.API.CONSUMER.CREATE.*.>", "$JS.API.CONSUMER.INFO.*.>", "$JS.API.CONSUMER.DELETE.*.>",
+				"$JS.API.CONSUMER.MSG.NEXT.*.>", "$JS.ACK.*.>", deadRoot+".>",
+			),
+			SubscribeAllow: inbox,
+		}, nil
+	case ComponentAgent:
+		t := StreamTelemetry
+		return Permissions{
+			PublishAllow: append(base,
+				"$JS.API.STREAM.INFO."+t,
+				"$JS.API.CONSUMER.CREATE."+t+".>", "$JS.API.CONSUMER.INFO."+t+".>",
+				"$JS.API.CONSUMER.MSG.NEXT."+t+".>", "$JS.ACK."+t+".>",
+				deadRoot+".>",
+			),
+			// Agents never act: no shim requests, no telemetry, proposal,
+			// audit or stream writes, no deleting consumers or messages.
+			PublishDeny: []string{
+				shimRoot + ".>", telemetryRoot + ".>", proposalsRoot + ".>", auditRoot + ".>",
+				"$JS.API.STREAM.CREATE.>", "$JS.API.STREAM.UPDATE.>", "$JS.API.STREAM.DELETE.>",
+				"$JS.API.STREAM.PURGE.>", "$JS.API.STREAM.MSG.DELETE.>", "$JS.API.CONSUMER.DELETE.>",
+			},
+			SubscribeAllow: inbox,
+			SubscribeDeny:  []string{shimRoot + ".>"},
+		}, nil
+	case ComponentIngest:
+		return Permissions{
+			PublishAllow:   append(base, telemetryRoot+"."+cl+"."+string(KindAlert)+".>"),
+			PublishDeny:    []string{shimRoot + ".>", auditRoot + ".>", proposalsRoot + ".>"},
+			SubscribeAllow: inbox,
+			SubscribeDeny:  []string{shimRoot + ".>"},
+		}, nil
+	case ComponentMCP:
+		return Permissions{
+			PublishAllow:   append(base, "$JS.API.STREAM.INFO."+StreamProposals, proposalsRoot+"."+cl+".>"),
+			PublishDeny:    []string{shimRoot + ".>", telemetryRoot + ".>", auditRoot + ".>"},
+			SubscribeAllow: inbox,
+			SubscribeDeny:  []string{shimRoot + ".>"},
+		}, nil
+	case ComponentShim:
+		if node == "" {
+			return Permissions{}, fmt.Errorf("bus: the %s component needs a node", c)
+		}
+		n := Token(node)
+		return Permissions{
+			PublishAllow:   append(base, telemetryRoot+"."+cl+"."+string(KindNode)+"._."+n),
+			PublishDeny:    []string{shimRoot + ".>", auditRoot + ".>", proposalsRoot + ".>"},
+			SubscribeAllow: append(inbox, shimRoot+"."+cl+"."+n+".>"),
+		}, nil
+	case ComponentAuditReader:
+		a := StreamAudit
+		return Permissions{
+			PublishAllow: append(base, "$JS.API.STREAM.INFO."+a, "$JS.API.STREAM.MSG.GET."+a,
+				"$JS.API.DIRECT.GET."+a, "$JS.API.DIRECT.GET."+a+".>", "$JS.API.CONSUMER.CREATE."+a+".>",
+				"$JS.API.CONSUMER.DELETE."+a+".>", "$JS.ACK."+a+".>"),
+			PublishDeny:    []string{shimRoot + ".>", auditRoot + ".>", telemetryRoot + ".>"},
+			SubscribeAllow: inbox,
+		}, nil
+	}
+	return Permissions{}, fmt.Errorf("bus: unknown component %q (want one of %s)", c, componentNames())
+}
+
+func componentNames() string {
+	names := make([]string, len(Components))
+	for i, c := range Components {
+		names[i] = string(c)
+	}
+	return strings.Join(names, ", ")
+}
