@@ -27,6 +27,8 @@ type stackOptions struct {
 	verifyTimeout time.Duration
 	stableWindow  time.Duration
 	notifyURL     string
+	metricsAddr   string
+	alertsAddr    string
 	verbosity     int
 }
 
@@ -41,6 +43,8 @@ func (o *stackOptions) bind(cmd *cobra.Command) {
 	f.DurationVar(&o.verifyTimeout, "verify-timeout", 3*time.Minute, "how long a change may take to verify before it is rolled back")
 	f.DurationVar(&o.stableWindow, "stable-window", 15*time.Second, "how long a change must stay healthy, with no restarts, to count as verified")
 	f.StringVar(&o.notifyURL, "notify-url", "", "webhook (Slack-compatible) to tell when a proposal awaits approval, fails or is rolled back")
+	f.StringVar(&o.metricsAddr, "metrics-addr", "", "serve the components' Prometheus metrics (tend_bus_*, tend_notify_*, controller-runtime's) at http://ADDR/metrics")
+	f.StringVar(&o.alertsAddr, "alertmanager-addr", "", "serve an Alertmanager webhook receiver at http://ADDR/alertmanager that publishes alerts as telemetry")
 	f.IntVarP(&o.verbosity, "verbosity", "v", 0, "log verbosity of the components (0: info)")
 }
 
@@ -66,16 +70,18 @@ func (o *stackOptions) Validate() error {
 
 func (o *stackOptions) localstack(logger logr.Logger, progress func(string, ...any)) localstack.Options {
 	return localstack.Options{
-		Kubeconfig: o.kubeconfig,
-		NATSURL:    o.natsURL,
-		BinDir:     o.binDir,
-		WorkDir:    o.workDir,
-		Nodes:      o.nodes,
-		MCPAddr:    o.mcpAddr,
-		Proposal:   controllers.ProposalOptions{VerifyTimeout: o.verifyTimeout, StableWindow: o.stableWindow},
-		NotifyURL:  o.notifyURL,
-		Progress:   progress,
-		Logger:     logger,
+		Kubeconfig:       o.kubeconfig,
+		NATSURL:          o.natsURL,
+		BinDir:           o.binDir,
+		WorkDir:          o.workDir,
+		Nodes:            o.nodes,
+		MCPAddr:          o.mcpAddr,
+		Proposal:         controllers.ProposalOptions{VerifyTimeout: o.verifyTimeout, StableWindow: o.stableWindow},
+		NotifyURL:        o.notifyURL,
+		MetricsAddr:      o.metricsAddr,
+		AlertmanagerAddr: o.alertsAddr,
+		Progress:         progress,
+		Logger:           logger,
 	}
 }
 
