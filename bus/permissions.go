@@ -20,7 +20,8 @@ const (
 	ComponentAgent Component = "agent"
 	// ComponentIngest is the Alertmanager receiver: it publishes alerts.
 	ComponentIngest Component = "ingest"
-	// ComponentMCP is the MCP server: it publishes proposal repeats.
+	// ComponentMCP is the MCP server: it publishes proposal repeats and
+	// reads recent telemetry for get_telemetry.
 	ComponentMCP Component = "mcp"
 	// ComponentShim is the runtime shim on a node: it answers shim requests
 	// for its node and publishes that node's telemetry.
@@ -90,8 +91,12 @@ func ComponentPermissions(c Component, cluster, node string) (Permissions, error
 			SubscribeDeny:  []string{shimRoot + ".>"},
 		}, nil
 	case ComponentMCP:
+		t := StreamTelemetry
 		return Permissions{
-			PublishAllow:   append(base, "$JS.API.STREAM.INFO."+StreamProposals, proposalsRoot+"."+cl+".>"),
+			// Proposal repeats, and get_telemetry's short-lived consumers
+			// (they expire on their own; it deletes none).
+			PublishAllow: append(base, "$JS.API.STREAM.INFO."+StreamProposals, ProposalsSubject(cluster, RepeatEvent),
+				"$JS.API.CONSUMER.CREATE."+t+".>", "$JS.API.CONSUMER.INFO."+t+".>", "$JS.API.CONSUMER.MSG.NEXT."+t+".>"),
 			PublishDeny:    []string{shimRoot + ".>", telemetryRoot + ".>", auditRoot + ".>"},
 			SubscribeAllow: inbox,
 			SubscribeDeny:  []string{shimRoot + ".>"},

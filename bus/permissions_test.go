@@ -153,6 +153,48 @@ func TestComponentPermissions(t *testing.T) {
 	if info.State.Msgs != 3 {
 		t.Errorf("TELEMETRY holds %d messages, want 3: two from the controller, one alert", info.State.Msgs)
 	}
+
+	// The MCP server publishes repeats and reads an object's telemetry the
+	// way get_telemetry does, with a short-lived consumer; nothing else.
+	mcpNC, mcpJS, mcpErrs := connectAs(t, srv, ComponentMCP)
+	if err := NewRepeatPublisher(mcpJS, "prod").PublishRepeat(t.Context(), Repeat{ID: "r1", Namespace: "shop", Name: "rollback-web-1", Proposer: "agent"}); err != nil {
+		t.Errorf("the MCP server cannot publish a repeat: %v", err)
+	}
+	cons, err := mcpJS.CreateConsumer(t.Context(), StreamTelemetry, jetstream.ConsumerConfig{
+		FilterSubjects:    []string{StoredTelemetryFilter("prod", KindPod, "shop", podEnvelope().Object.Name)},
+		AckPolicy:         jetstream.AckNonePolicy,
+		InactiveThreshold: 5 * time.Second,
+	})
+	if err != nil {
+		t.Fatalf("the MCP server cannot read telemetry: %v", err)
+	}
+	batch, err := cons.Fetch(1, jetstream.FetchMaxWait(5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for range batch.Messages() {
+		n++
+	}
+	if n != 1 {
+		t.Errorf("the MCP server read %d pod messages, want 1 (%v)", n, batch.Error())
+	}
+	for _, subject := range []string{
+		ShimSubject("prod", "node-1", "restart-container"),
+		TelemetrySubject("prod", KindPod, "shop", "web"),
+		ProposalsSubject("prod", "applied"),
+		"$JS.API.CONSUMER.DELETE." + StreamTelemetry + ".agent-maintenance-p0",
+	} {
+		if err := mcpNC.Publish(subject, []byte(`{}`)); err != nil {
+			t.Fatalf("publish to %s: %v", subject, err)
+		}
+		if err := mcpNC.Flush(); err != nil {
+			t.Fatalf("flush: %v", err)
+		}
+		if err := receive(t, mcpErrs); !errors.Is(err, nats.ErrPermissionViolation) || !strings.Contains(err.Error(), subject) {
+			t.Errorf("MCP server publishing to %s: got %v, want a permissions violation", subject, err)
+		}
+	}
 }
 
 func TestComponentPermissionsRejects(t *testing.T) {

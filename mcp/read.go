@@ -582,24 +582,21 @@ func (s *Server) getTelemetry(ctx context.Context, _ mcpgo.CallToolRequest, a Ge
 	subject := bus.TelemetrySubject(s.opts.Cluster, kind, attrs.Namespace, a.Name)
 	// An ephemeral consumer on the one subject knows how many messages are
 	// pending, so each fetch returns as soon as it is filled.
-	// The stream may store an object's subject with its partition after the
-	// cluster token; match both forms.
-	prefix := strings.TrimSuffix(bus.TelemetryFilter(s.opts.Cluster), ">")
-	partitioned := prefix + "*." + strings.TrimPrefix(subject, prefix)
+	// A partitioned stream stores the subject with the object's partition
+	// after the cluster; an older one as published. Match both.
+	partitioned := bus.StoredTelemetryFilter(s.opts.Cluster, kind, attrs.Namespace, a.Name)
 	cons, err := s.opts.Telemetry.CreateConsumer(ctx, bus.StreamTelemetry, jetstream.ConsumerConfig{
 		FilterSubjects:    []string{subject, partitioned},
 		DeliverPolicy:     jetstream.DeliverByStartTimePolicy,
 		OptStartTime:      ptrTo(time.Now().Add(-since)),
 		AckPolicy:         jetstream.AckNonePolicy,
-		InactiveThreshold: time.Minute,
+		// The server removes it once it is idle: the MCP server may create
+		// consumers on TELEMETRY but delete none (see docs/nats-permissions.md).
+		InactiveThreshold: 5 * time.Second,
 	})
 	if err != nil {
 		return Telemetry{}, fmt.Errorf("failed to read telemetry: %w", err)
 	}
-	defer func() {
-		// Best effort: the server removes it after InactiveThreshold anyway.
-		_ = s.opts.Telemetry.DeleteConsumer(context.WithoutCancel(ctx), bus.StreamTelemetry, cons.CachedInfo().Name)
-	}()
 	info, err := cons.Info(ctx)
 	if err != nil {
 		return Telemetry{}, fmt.Errorf("failed to read telemetry: %w", err)
@@ -623,7 +620,7 @@ func (s *Server) getTelemetry(ctx context.Context, _ mcpgo.CallToolRequest, a Ge
 				// Malformed messages are the consumers' to count; skip.
 				continue
 			}
-			out.Messages = append(out.Messages, TelemetryMessage{Subject: msg.Subject(), Sequence: md.Sequence.Stream, Envelope: env})
+			out.Messages = append(out.Messages, TelemetryMessage{Subject: bus.ObjectSubject(msg.Subject()), Sequence: md.Sequence.Stream, Envelope: env})
 			if len(out.Messages) > limit {
 				out.Messages = out.Messages[1:]
 			}

@@ -310,8 +310,8 @@ func TestToolSurface(t *testing.T) {
 		}
 		var tel mcp.Telemetry
 		decode(t, call(mcp.ToolGetTelemetry, mcp.GetTelemetryArgs{Kind: "pod", Namespace: teamNS, Name: "api-0"}), &tel)
-		if len(tel.Messages) != 1 || tel.Messages[0].Envelope.Pod == nil {
-			t.Errorf("telemetry %+v, want the one message published", tel.Messages)
+		if len(tel.Messages) != 1 || tel.Messages[0].Envelope.Pod == nil || tel.Messages[0].Subject != bus.TelemetrySubject(repeatCluster, bus.KindPod, teamNS, "api-0") {
+			t.Errorf("telemetry %+v, want the one message published, on the subject it was published on", tel.Messages)
 		}
 		// envtest runs no kubelet; the API server answers an unscheduled
 		// pod's logs with nothing.
