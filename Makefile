@@ -93,6 +93,10 @@ demo: tools build ## Run the demo: a bad rollout healed on the local stack, narr
 up: tools build ## Run the local stack in the foreground (Ctrl-C stops it)
 	$(TEND) up
 
+.PHONY: evals
+evals: tools build ## Run the whole eval suite (3 runs per scenario) on the local stack into evals/out/
+	$(TEND) eval run evals/scenarios --runs 3 --out evals/out
+
 .PHONY: clean
 clean: ## Remove bin/ and the local stack's work dir (the tools cache stays)
 	rm -rf $(BIN) .tend

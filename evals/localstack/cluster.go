@@ -40,6 +40,11 @@ type ClusterOptions struct {
 	Nodes int
 	// Faults are the app profiles that make pods crash-loop.
 	Faults []Fault
+	// RealisticHeartbeats runs node heartbeats close to upstream defaults
+	// (a 40s lease, and a 40s node-monitor grace period in the controller
+	// manager) instead of kwokctl's five-times-slower ones, so that a node
+	// whose heartbeats stop goes NotReady in under a minute.
+	RealisticHeartbeats bool
 	// Progress receives one line per step; may be nil.
 	Progress func(format string, args ...any)
 }
@@ -97,11 +102,15 @@ func StartCluster(ctx context.Context, opts ClusterOptions) (*Cluster, error) {
 	defer unlock()
 	opts.Progress("Starting control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok)")
 	start := time.Now()
-	if err := c.kwokctl(ctx, "create", "cluster", "--name", opts.Name, "--runtime", "binary",
+	args := []string{"create", "cluster", "--name", opts.Name, "--runtime", "binary",
 		"--etcd-binary", bin("etcd"), "--kube-apiserver-binary", bin("kube-apiserver"),
 		"--kube-controller-manager-binary", bin("kube-controller-manager"),
 		"--kube-scheduler-binary", bin("kube-scheduler"), "--kwok-controller-binary", bin("kwok"),
-		"--config", stagesFile, "--wait", "90s"); err != nil {
+		"--config", stagesFile, "--wait", "90s"}
+	if opts.RealisticHeartbeats {
+		args = append(args, "--heartbeat-factor", "1")
+	}
+	if err := c.kwokctl(ctx, args...); err != nil {
 		_ = c.Stop(context.WithoutCancel(ctx))
 		return nil, err
 	}

@@ -6,8 +6,9 @@
 // maintenance agent. `tend up`, `tend demo`, the end-to-end tests and the
 // eval harness all start it through Start.
 //
-// Simulated pods get their state from their spec: kwok Stages with CEL
-// selectors decide, from a pod's containers, whether it runs or crash-loops.
+// Simulated pods get their state from their spec: kwok Stages with jq
+// selectors decide, from a pod's containers, whether it runs, crash-loops,
+// runs unready or cannot pull its image (see Fault).
 // A fault is a spec problem and only a spec change clears it; nothing here
 // keys on labels or annotations an agent could delete.
 //

@@ -55,6 +55,8 @@ type Options struct {
 	Nodes int
 	// Faults are the app profiles of simulated pods; DemoFaults when nil.
 	Faults []Fault
+	// RealisticHeartbeats: see ClusterOptions.
+	RealisticHeartbeats bool
 	// MCPAddr is where the MCP server listens; 127.0.0.1:0 (any free port)
 	// when empty.
 	MCPAddr string
@@ -160,7 +162,7 @@ func Start(ctx context.Context, opts Options) (st *Stack, err error) {
 	if s.Kubeconfig == "" {
 		cl, err := StartCluster(ctx, ClusterOptions{
 			Name: opts.ClusterName, BinDir: opts.BinDir, WorkDir: filepath.Join(opts.WorkDir, "kwok"),
-			Nodes: opts.Nodes, Faults: opts.Faults, Progress: progress,
+			Nodes: opts.Nodes, Faults: opts.Faults, RealisticHeartbeats: opts.RealisticHeartbeats, Progress: progress,
 		})
 		if err != nil {
 			return nil, err

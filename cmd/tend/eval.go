@@ -1,0 +1,115 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/cobra"
+	ctrl "sigs.k8s.io/controller-runtime"
+
+	"github.com/tendops/tend/evals/harness"
+	"github.com/tendops/tend/evals/scenario"
+)
+
+// evalOptions are the flags of `tend eval run`.
+type evalOptions struct {
+	paths       []string
+	runs        int
+	concurrency int
+	out         string
+	binDir      string
+	workDir     string
+	brain       string
+	verbosity   int
+}
+
+func (o *evalOptions) bind(cmd *cobra.Command) {
+	f := cmd.Flags()
+	f.IntVar(&o.runs, "runs", 3, "runs per scenario (the n of pass@1)")
+	f.IntVar(&o.concurrency, "concurrency", 24, "scenario runs at once, each in its own namespace")
+	f.StringVar(&o.out, "out", filepath.Join("evals", "out"), "directory for summary.json, report.md and chart.svg")
+	f.StringVar(&o.binDir, "bin-dir", defaultBinDir(), "directory with the binaries `make tools` builds")
+	f.StringVar(&o.workDir, "work-dir", filepath.Join(".tend", "evals"), "directory for the eval stack's cluster and NATS store")
+	f.StringVar(&o.brain, "brain", harness.BrainDeterministic, "agent brain (only deterministic runs without an LLM endpoint)")
+	f.IntVarP(&o.verbosity, "verbosity", "v", -1, "log verbosity of the stack's components (-1: errors only)")
+}
+
+// Validate checks the flags; args are scenario files or directories.
+func (o *evalOptions) Validate(args []string) error {
+	o.paths = args
+	if len(o.paths) == 0 {
+		o.paths = []string{filepath.Join("evals", "scenarios")}
+	}
+	if o.runs < 1 || o.runs > 100 {
+		return fmt.Errorf("--runs must be between 1 and 100, not %d", o.runs)
+	}
+	if o.concurrency < 1 || o.concurrency > 200 {
+		return fmt.Errorf("--concurrency must be between 1 and 200, not %d", o.concurrency)
+	}
+	if o.brain != harness.BrainDeterministic {
+		return fmt.Errorf("--brain %q is not available: only %q runs without an LLM endpoint", o.brain, harness.BrainDeterministic)
+	}
+	return nil
+}
+
+func newEvalCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "eval",
+		Short: "Evaluate tend's agents and gate on fault scenarios",
+	}
+	o := &evalOptions{}
+	run := &cobra.Command{
+		Use:   "run [scenario files or directories...]",
+		Short: "Run eval scenarios on the local stack and score them",
+		Long: `Run eval scenarios (default: evals/scenarios) on a local stack started for the run and
+shared by every scenario. Each run of a scenario gets its own namespace: the harness
+applies the healthy baseline, injects the fault as its own user, lets tend's agents,
+gate and controllers act, and evaluates the oracle (the scenario's predicates and the
+global rules G1–G6) until it passes for a stable window or times out. A scenario the
+agents cannot handle is reported as failed.
+
+It writes summary.json, report.md and chart.svg to --out. The format of scenarios is
+in docs/scenarios.md.`,
+		PreRunE: func(_ *cobra.Command, args []string) error {
+			return o.Validate(args)
+		},
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runEval(cmd.Context(), cmd.OutOrStdout(), o)
+		},
+	}
+	o.bind(run)
+	cmd.AddCommand(run)
+	return cmd
+}
+
+func runEval(ctx context.Context, out io.Writer, o *evalOptions) error {
+	scs, err := scenario.Load(o.paths...)
+	if err != nil {
+		return err
+	}
+	logger := newLogger(o.verbosity)
+	ctrl.SetLogger(logger)
+	start := time.Now()
+	sum, err := harness.Run(ctx, harness.Options{
+		Scenarios:   scs,
+		Runs:        o.runs,
+		Concurrency: o.concurrency,
+		Out:         o.out,
+		BinDir:      o.binDir,
+		WorkDir:     o.workDir,
+		Brain:       o.brain,
+		Progress:    out,
+		Logger:      logger,
+	})
+	if err != nil {
+		return err
+	}
+	ov := sum.Overall
+	fmt.Fprintf(out, "\n%d scenarios × %d runs in %s: pass@1 %.2f ± %.2f, detected %.0f%%, %d proposals (%d denied), unsafe %d attempted / %d applied, %d actions on the healthy control\n",
+		ov.Scenarios, o.runs, time.Since(start).Round(time.Second), ov.PassAt1, ov.StdErr, 100*ov.Detected, ov.Proposals, ov.Denials,
+		ov.UnsafeAttempted, ov.UnsafeApplied, ov.ControlActions)
+	return nil
+}

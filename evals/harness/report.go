@@ -1,0 +1,128 @@
+package harness
+
+import (
+	"bytes"
+	"encoding/xml"
+	"fmt"
+	"strings"
+)
+
+// Report renders the markdown report.
+func Report(s *Summary) string {
+	var b strings.Builder
+	o := s.Overall
+	fmt.Fprintf(&b, "# tend eval report\n\n")
+	fmt.Fprintf(&b, "Brain `%s`, gate policy `%s`, %d scenarios × %d runs, %s wall time (%s).\n\n",
+		s.Brain, s.Policy, o.Scenarios, s.Runs, fmtSeconds(&s.WallSeconds), s.StartedAt.UTC().Format("2006-01-02 15:04 UTC"))
+	fmt.Fprintf(&b, "**Mitigated (pass@1): %.2f ± %.2f** · detected %.0f%% of faulty runs · mean time to detect %s · mean time to mitigate %s\n\n",
+		o.PassAt1, o.StdErr, 100*o.Detected, fmtSeconds(o.MeanTTDSeconds), fmtSeconds(o.MeanTTMSeconds))
+	fmt.Fprintf(&b, "Proposals %d (denied %d, applied %d) · unsafe attempted %d, applied %d · proposals on healthy-expected scenarios %d, actions on the healthy control %d · harness errors %d",
+		o.Proposals, o.Denials, o.Applied, o.UnsafeAttempted, o.UnsafeApplied, o.FalsePositives, o.ControlActions, o.Errors)
+	if o.LLM.Tokens == nil {
+		b.WriteString(" · LLM tokens, steps and cost: n/a (deterministic brain)")
+	}
+	b.WriteString("\n\n![pass rate and time to mitigate per category](chart.svg)\n\n")
+	b.WriteString("## By category\n\n| category | scenarios | pass@1 | ± s.e. | detected | mean TTM | proposals | denied | unsafe (attempted/applied) |\n|---|---|---|---|---|---|---|---|---|\n")
+	for _, c := range s.Categories {
+		fmt.Fprintf(&b, "| %s | %d | %.2f | %.2f | %.0f%% | %s | %d | %d | %d/%d |\n", c.Category, c.Scenarios, c.PassAt1, c.StdErr,
+			100*c.Detected, fmtSeconds(c.MeanTTMSeconds), c.Proposals, c.Denials, c.UnsafeAttempted, c.UnsafeApplied)
+	}
+	b.WriteString("\n## By scenario\n\n| scenario | category | difficulty | corresponds to | pass@1 | detected | mean TTD | mean TTM | proposals | denied | unsafe |\n|---|---|---|---|---|---|---|---|---|---|---|\n")
+	for _, sc := range s.Scenarios {
+		var refs []string
+		for _, r := range sc.Benchmarks {
+			if r.Suite == "none" {
+				refs = append(refs, "—")
+				continue
+			}
+			refs = append(refs, string(r.Suite)+": "+r.Problem)
+		}
+		det, ttd, ttm := fmt.Sprintf("%d/%d", sc.DetectedRuns, sc.Runs), fmtSeconds(sc.MeanTTDSeconds), fmtSeconds(sc.MeanTTMSeconds)
+		if sc.ExpectHealthy {
+			det, ttd, ttm = fmt.Sprintf("%d false positives", sc.FalsePositives), "n/a", "n/a"
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %d/%d | %s | %s | %s | %d | %d | %d/%d |\n", sc.Name, sc.Category, sc.Difficulty,
+			mdEscape(strings.Join(refs, "; ")), sc.MitigatedRuns, sc.Runs, det, ttd, ttm,
+			sc.Proposals, sc.Denials, sc.UnsafeAttempted, sc.UnsafeApplied)
+	}
+	b.WriteString("\n## Failed runs\n\n")
+	anyFailed := false
+	for _, sc := range s.Scenarios {
+		for _, r := range sc.Results {
+			if r.Mitigated {
+				continue
+			}
+			anyFailed = true
+			why := r.Failure
+			if r.Error != "" {
+				why = "harness error: " + r.Error
+			}
+			fmt.Fprintf(&b, "- **%s** run %d: %s\n", sc.Name, r.Run, mdEscape(why))
+		}
+	}
+	if !anyFailed {
+		b.WriteString("None.\n")
+	}
+	return b.String()
+}
+
+func fmtSeconds(p *float64) string {
+	if p == nil {
+		return "∞"
+	}
+	return fmt.Sprintf("%.1fs", *p)
+}
+
+func mdEscape(s string) string {
+	return strings.NewReplacer("|", "\\|", "\n", " ").Replace(s)
+}
+
+// Chart renders an SVG bar chart of pass@1 and mean time to mitigate per
+// category.
+func Chart(s *Summary) string {
+	const (
+		rowH, left, barW, gap, top = 26, 130, 260, 60, 50
+	)
+	width := left + 2*barW + gap + 80
+	height := top + rowH*len(s.Categories) + 40
+	maxTTM := 1.0
+	for _, c := range s.Categories {
+		if c.MeanTTMSeconds != nil && *c.MeanTTMSeconds > maxTTM {
+			maxTTM = *c.MeanTTMSeconds
+		}
+	}
+	var b bytes.Buffer
+	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="sans-serif" font-size="12">`+"\n", width, height, width, height)
+	fmt.Fprintf(&b, `<rect width="100%%" height="100%%" fill="white"/>`+"\n")
+	text := func(x, y int, anchor, weight, s string) {
+		fmt.Fprintf(&b, `<text x="%d" y="%d" text-anchor="%s" font-weight="%s">`, x, y, anchor, weight)
+		_ = xml.EscapeText(&b, []byte(s))
+		b.WriteString("</text>\n")
+	}
+	text(left, 20, "start", "bold", "pass@1 per category (± s.e.)")
+	text(left+barW+gap, 20, "start", "bold", "mean time to mitigate (s; ∞ = never)")
+	for i, c := range s.Categories {
+		y := top + i*rowH
+		text(left-8, y+13, "end", "normal", string(c.Category))
+		// pass@1 bar with its standard error.
+		fmt.Fprintf(&b, `<rect x="%d" y="%d" width="%d" height="16" fill="#eee"/>`+"\n", left, y, barW)
+		fmt.Fprintf(&b, `<rect x="%d" y="%d" width="%.1f" height="16" fill="#2a7ab9"/>`+"\n", left, y, float64(barW)*c.PassAt1)
+		lo, hi := clamp01(c.PassAt1-c.StdErr), clamp01(c.PassAt1+c.StdErr)
+		fmt.Fprintf(&b, `<line x1="%.1f" x2="%.1f" y1="%d" y2="%d" stroke="black"/>`+"\n", float64(left)+float64(barW)*lo, float64(left)+float64(barW)*hi, y+8, y+8)
+		text(left+barW+4, y+13, "start", "normal", fmt.Sprintf("%.2f", c.PassAt1))
+		// time to mitigate bar.
+		x := left + barW + gap
+		fmt.Fprintf(&b, `<rect x="%d" y="%d" width="%d" height="16" fill="#eee"/>`+"\n", x, y, barW)
+		if c.MeanTTMSeconds != nil {
+			fmt.Fprintf(&b, `<rect x="%d" y="%d" width="%.1f" height="16" fill="#d9822b"/>`+"\n", x, y, float64(barW)**c.MeanTTMSeconds/maxTTM)
+		}
+		text(x+barW+4, y+13, "start", "normal", fmtSeconds(c.MeanTTMSeconds))
+	}
+	text(left, height-12, "start", "normal", fmt.Sprintf("overall pass@1 %.2f ± %.2f over %d scenarios × %d runs; brain %s", s.Overall.PassAt1, s.Overall.StdErr, s.Overall.Scenarios, s.Runs, s.Brain))
+	b.WriteString("</svg>\n")
+	return b.String()
+}
+
+func clamp01(x float64) float64 {
+	return max(0, min(1, x))
+}

@@ -1,0 +1,157 @@
+package oracle
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	tendv1 "github.com/tendops/tend/api/v1alpha1"
+)
+
+// State is what the oracle reads of one scenario: the objects of its
+// namespace, the nodes, and the cluster's RBAC.
+type State struct {
+	Time            time.Time
+	Namespace       string
+	Deployments     []appsv1.Deployment
+	Pods            []corev1.Pod
+	Services        []corev1.Service
+	EndpointSlices  []discoveryv1.EndpointSlice
+	ConfigMaps      []corev1.ConfigMap
+	Secrets         []corev1.Secret
+	Claims          []corev1.PersistentVolumeClaim
+	Quotas          []corev1.ResourceQuota
+	LimitRanges     []corev1.LimitRange
+	NetworkPolicies []networkingv1.NetworkPolicy
+	Budgets         []policyv1.PodDisruptionBudget
+	Autoscalers     []autoscalingv2.HorizontalPodAutoscaler
+	Proposals       []tendv1.Proposal
+	Nodes           []corev1.Node
+	// Cluster-wide RBAC.
+	ClusterRoles        []rbacv1.ClusterRole
+	ClusterRoleBindings []rbacv1.ClusterRoleBinding
+	Roles               []rbacv1.Role
+	RoleBindings        []rbacv1.RoleBinding
+}
+
+// Gather reads the state of a scenario namespace.
+func Gather(ctx context.Context, c client.Reader, ns string) (*State, error) {
+	s := &State{Time: time.Now(), Namespace: ns}
+	in := client.InNamespace(ns)
+	lists := []struct {
+		list client.ObjectList
+		opts []client.ListOption
+	}{
+		{&appsv1.DeploymentList{}, []client.ListOption{in}},
+		{&corev1.PodList{}, []client.ListOption{in}},
+		{&corev1.ServiceList{}, []client.ListOption{in}},
+		{&discoveryv1.EndpointSliceList{}, []client.ListOption{in}},
+		{&corev1.ConfigMapList{}, []client.ListOption{in}},
+		{&corev1.SecretList{}, []client.ListOption{in}},
+		{&corev1.PersistentVolumeClaimList{}, []client.ListOption{in}},
+		{&corev1.ResourceQuotaList{}, []client.ListOption{in}},
+		{&corev1.LimitRangeList{}, []client.ListOption{in}},
+		{&networkingv1.NetworkPolicyList{}, []client.ListOption{in}},
+		{&policyv1.PodDisruptionBudgetList{}, []client.ListOption{in}},
+		{&autoscalingv2.HorizontalPodAutoscalerList{}, []client.ListOption{in}},
+		{&tendv1.ProposalList{}, []client.ListOption{in}},
+		{&corev1.NodeList{}, nil},
+		{&rbacv1.ClusterRoleList{}, nil},
+		{&rbacv1.ClusterRoleBindingList{}, nil},
+		{&rbacv1.RoleList{}, nil},
+		{&rbacv1.RoleBindingList{}, nil},
+	}
+	for _, l := range lists {
+		if err := c.List(ctx, l.list, l.opts...); err != nil {
+			return nil, fmt.Errorf("failed to list %T: %w", l.list, err)
+		}
+		switch v := l.list.(type) {
+		case *appsv1.DeploymentList:
+			s.Deployments = v.Items
+		case *corev1.PodList:
+			s.Pods = v.Items
+		case *corev1.ServiceList:
+			s.Services = v.Items
+		case *discoveryv1.EndpointSliceList:
+			s.EndpointSlices = v.Items
+		case *corev1.ConfigMapList:
+			s.ConfigMaps = v.Items
+		case *corev1.SecretList:
+			s.Secrets = v.Items
+		case *corev1.PersistentVolumeClaimList:
+			s.Claims = v.Items
+		case *corev1.ResourceQuotaList:
+			s.Quotas = v.Items
+		case *corev1.LimitRangeList:
+			s.LimitRanges = v.Items
+		case *networkingv1.NetworkPolicyList:
+			s.NetworkPolicies = v.Items
+		case *policyv1.PodDisruptionBudgetList:
+			s.Budgets = v.Items
+		case *autoscalingv2.HorizontalPodAutoscalerList:
+			s.Autoscalers = v.Items
+		case *tendv1.ProposalList:
+			s.Proposals = v.Items
+		case *corev1.NodeList:
+			s.Nodes = v.Items
+		case *rbacv1.ClusterRoleList:
+			s.ClusterRoles = v.Items
+		case *rbacv1.ClusterRoleBindingList:
+			s.ClusterRoleBindings = v.Items
+		case *rbacv1.RoleList:
+			s.Roles = v.Items
+		case *rbacv1.RoleBindingList:
+			s.RoleBindings = v.Items
+		}
+	}
+	return s, nil
+}
+
+// LivePods are the pods not being deleted.
+func (s *State) LivePods() []corev1.Pod {
+	var out []corev1.Pod
+	for _, p := range s.Pods {
+		if p.DeletionTimestamp == nil {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// RestartCounts maps pod/container to its restart count.
+func (s *State) RestartCounts() map[string]int32 {
+	m := map[string]int32{}
+	for _, p := range s.LivePods() {
+		for _, cs := range append(append([]corev1.ContainerStatus{}, p.Status.InitContainerStatuses...), p.Status.ContainerStatuses...) {
+			m[p.Name+"/"+cs.Name] = cs.RestartCount
+		}
+	}
+	return m
+}
+
+func (s *State) deployment(name string) *appsv1.Deployment {
+	for i := range s.Deployments {
+		if s.Deployments[i].Name == name {
+			return &s.Deployments[i]
+		}
+	}
+	return nil
+}
+
+func (s *State) node(name string) *corev1.Node {
+	for i := range s.Nodes {
+		if s.Nodes[i].Name == name {
+			return &s.Nodes[i]
+		}
+	}
+	return nil
+}

@@ -1,0 +1,241 @@
+package scenario
+
+import (
+	"encoding/json"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/tendops/tend/evals/sim"
+)
+
+// Category is a class of the EVALS.md taxonomy.
+type Category string
+
+// The taxonomy's categories.
+const (
+	CategoryWorkload     Category = "workload"
+	CategoryScheduling   Category = "scheduling"
+	CategoryStorage      Category = "storage"
+	CategoryNetworking   Category = "networking"
+	CategoryNode         Category = "node"
+	CategoryControlPlane Category = "control-plane"
+	CategoryControl      Category = "control"
+	CategoryImprovement  Category = "improvement"
+	CategoryAdversarial  Category = "adversarial"
+)
+
+// Categories lists every category in report order.
+var Categories = []Category{CategoryWorkload, CategoryScheduling, CategoryStorage, CategoryNetworking,
+	CategoryNode, CategoryControlPlane, CategoryControl, CategoryImprovement, CategoryAdversarial}
+
+// Difficulty is how hard a scenario is for an agent.
+type Difficulty string
+
+// Difficulties.
+const (
+	Easy   Difficulty = "easy"
+	Medium Difficulty = "medium"
+	Hard   Difficulty = "hard"
+)
+
+// Suite is a public benchmark a scenario can be set beside.
+type Suite string
+
+// Benchmarks scenarios correspond to.
+const (
+	AIOpsLab Suite = "AIOpsLab"
+	ITBench  Suite = "ITBench"
+	K8sBench Suite = "k8s-bench"
+	// None marks a scenario with no counterpart (the gate-specific ones).
+	None Suite = "none"
+)
+
+// Scenario is one eval scenario.
+type Scenario struct {
+	// Name is a DNS label, unique in the suite.
+	Name string `json:"name"`
+	// Description says what goes wrong, for the report.
+	Description string `json:"description"`
+	// Category in the taxonomy.
+	Category Category `json:"category"`
+	// Difficulty for an agent.
+	Difficulty Difficulty `json:"difficulty"`
+	// Benchmarks names the problems of other suites this one corresponds to.
+	Benchmarks []Reference `json:"benchmarks"`
+	// Profiles are the app profiles of the images the scenario runs.
+	Profiles []sim.Profile `json:"profiles,omitempty"`
+	// Nodes are simulated nodes of the scenario's own; only its pods
+	// schedule there, and node faults act on them.
+	Nodes []Node `json:"nodes,omitempty"`
+	// Baseline is the healthy state: manifests of namespaced objects,
+	// created in the scenario's namespace.
+	Baseline []Manifest `json:"baseline"`
+	// Faults are injected in order, after the baseline is healthy.
+	Faults []Fault `json:"faults,omitempty"`
+	// Oracle says when the fault is mitigated.
+	Oracle Oracle `json:"oracle"`
+	// Timeouts bound each phase.
+	Timeouts Timeouts `json:"timeouts,omitempty"`
+
+	// File the scenario was loaded from.
+	File string `json:"-"`
+}
+
+// Reference is a problem of another benchmark suite.
+type Reference struct {
+	Suite   Suite  `json:"suite"`
+	Problem string `json:"problem"`
+}
+
+// Node is a simulated node the scenario owns.
+type Node struct {
+	// Name, unique in the scenario; the harness makes it unique in the cluster.
+	Name string `json:"name"`
+	// Labels of the node, besides the hostname label.
+	Labels map[string]string `json:"labels,omitempty"`
+	// Unschedulable starts the node cordoned (a spare held in reserve).
+	Unschedulable bool `json:"unschedulable,omitempty"`
+}
+
+// Manifest is one Kubernetes object, as YAML.
+type Manifest struct {
+	json.RawMessage
+}
+
+// UnmarshalJSON keeps the raw object.
+func (m *Manifest) UnmarshalJSON(b []byte) error {
+	m.RawMessage = append(m.RawMessage[:0], b...)
+	return nil
+}
+
+// MarshalJSON returns the raw object.
+func (m Manifest) MarshalJSON() ([]byte, error) {
+	if m.RawMessage == nil {
+		return []byte("null"), nil
+	}
+	return m.RawMessage, nil
+}
+
+// ObjectRef names an object in the scenario's namespace.
+type ObjectRef struct {
+	APIVersion string `json:"apiVersion"`
+	Kind       string `json:"kind"`
+	Name       string `json:"name"`
+}
+
+// PatchType is how a patch applies.
+type PatchType string
+
+// Patch types.
+const (
+	StrategicMerge PatchType = "strategic"
+	MergePatch     PatchType = "merge"
+	JSONPatch      PatchType = "json"
+)
+
+// Fault is one injection step: exactly one of its members is set.
+type Fault struct {
+	// Description of the step, for the report.
+	Description string `json:"description,omitempty"`
+	// Patch changes an object of the baseline.
+	Patch *Patch `json:"patch,omitempty"`
+	// Apply creates objects in the namespace (an Event, a NetworkPolicy).
+	Apply []Manifest `json:"apply,omitempty"`
+	// Delete deletes an object of the baseline.
+	Delete *ObjectRef `json:"delete,omitempty"`
+	// StopNode stops the heartbeats of one of the scenario's nodes: the
+	// simulated kubelet stops, its lease expires and the node goes NotReady.
+	StopNode string `json:"stopNode,omitempty"`
+	// Cordon marks one of the scenario's nodes unschedulable.
+	Cordon string `json:"cordon,omitempty"`
+	// NodeCondition sets a condition on one of the scenario's nodes.
+	NodeCondition *NodeCondition `json:"nodeCondition,omitempty"`
+}
+
+// Patch is a patch of one object.
+type Patch struct {
+	Target ObjectRef `json:"target"`
+	// Type of patch; strategic when empty.
+	Type PatchType `json:"type,omitempty"`
+	// Patch is the patch document.
+	Patch json.RawMessage `json:"patch"`
+}
+
+// NodeCondition is a node condition the simulated kubelet reports.
+type NodeCondition struct {
+	Node   string `json:"node"`
+	Type   string `json:"type"`
+	Status string `json:"status"`
+}
+
+// Oracle decides whether a run mitigated the fault: the fault-specific
+// predicates AND the global rules G1–G6.
+type Oracle struct {
+	// Target is the faulty object: a proposal about it counts as detection.
+	Target *ObjectRef `json:"target,omitempty"`
+	// ExpectHealthy marks a scenario whose right outcome is to change
+	// nothing (the healthy control, an injection attempt without a fault):
+	// it passes when the rules hold to the end and no proposal was applied.
+	ExpectHealthy bool `json:"expectHealthy,omitempty"`
+	// Predicates specific to the fault.
+	Predicates []Predicate `json:"predicates,omitempty"`
+	// Cause lists baseline guardrails the ground truth names as the cause
+	// ("Deployment/web/web/readinessProbe", "NetworkPolicy/allow-web"): G5
+	// lets the fix change or remove them.
+	Cause []string `json:"cause,omitempty"`
+}
+
+// Predicate is one fault-specific check: exactly one member is set.
+type Predicate struct {
+	// Endpoints: the Service has at least MinReady ready endpoints, on a
+	// port the selected pods' app listens on.
+	Endpoints *EndpointsPredicate `json:"endpoints,omitempty"`
+	// Reachable: pods with these labels may reach the Service's pods under
+	// the namespace's NetworkPolicies.
+	Reachable *ReachablePredicate `json:"reachable,omitempty"`
+	// Autoscaler: the HorizontalPodAutoscaler targets an existing workload
+	// and allows at least MinMaxReplicas.
+	Autoscaler *AutoscalerPredicate `json:"autoscaler,omitempty"`
+	// OnReadyNodes: every pod of the namespace runs on a Ready,
+	// untainted-by-pressure node.
+	OnReadyNodes bool `json:"onReadyNodes,omitempty"`
+	// Proposal: a proposal of one of these actions on the target was applied
+	// (improvement scenarios, where nothing is broken).
+	Proposal *ProposalPredicate `json:"proposal,omitempty"`
+}
+
+// EndpointsPredicate checks a Service's endpoints.
+type EndpointsPredicate struct {
+	Service  string `json:"service"`
+	MinReady int32  `json:"minReady"`
+}
+
+// ReachablePredicate checks NetworkPolicies.
+type ReachablePredicate struct {
+	From    map[string]string `json:"from"`
+	Service string            `json:"service"`
+}
+
+// AutoscalerPredicate checks an HPA.
+type AutoscalerPredicate struct {
+	Name           string `json:"name"`
+	MinMaxReplicas int32  `json:"minMaxReplicas"`
+}
+
+// ProposalPredicate checks that a proposal was applied.
+type ProposalPredicate struct {
+	Actions []string `json:"actions"`
+}
+
+// Timeouts bound the phases of a run.
+type Timeouts struct {
+	// Baseline: how long the baseline may take to become healthy (60s).
+	Baseline metav1.Duration `json:"baseline,omitempty"`
+	// Manifest: how long the fault may take to show (45s).
+	Manifest metav1.Duration `json:"manifest,omitempty"`
+	// Mitigate: how long after injection the oracle may take to pass (90s);
+	// for an expectHealthy scenario, how long it is watched.
+	Mitigate metav1.Duration `json:"mitigate,omitempty"`
+	// Stable: how long the oracle must keep passing, with no restarts (10s).
+	Stable metav1.Duration `json:"stable,omitempty"`
+}

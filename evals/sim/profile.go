@@ -1,0 +1,303 @@
+package sim
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/api/resource"
+)
+
+// ErrInvalidProfile is returned for a profile that cannot be simulated.
+var ErrInvalidProfile = errors.New("sim: invalid app profile")
+
+// Profile describes the app in one image repository at some tags: what it
+// needs to start and what it serves. It is keyed by image, never by anything
+// on the pod an agent could change without changing what runs.
+type Profile struct {
+	// Image is the repository, without a tag (registry.tend.local/shop/web).
+	Image string `json:"image"`
+	// Tags this profile describes. A tag of the repository that no profile
+	// lists does not exist: pulling it fails.
+	Tags []string `json:"tags"`
+	// Commands are the valid container commands; a container that sets
+	// another command fails to start. Leaving command unset (the image's
+	// entrypoint) is always valid.
+	Commands [][]string `json:"commands,omitempty"`
+	// Ports the app listens on.
+	Ports []int32 `json:"ports,omitempty"`
+	// Health is where the app answers health checks.
+	Health Health `json:"health,omitempty"`
+	// WorkingSet is the memory the app uses; a memory limit below it is
+	// OOMKilled.
+	WorkingSet *resource.Quantity `json:"workingSet,omitempty"`
+	// RequiredEnv are environment variables (config keys) the app exits 1
+	// without.
+	RequiredEnv []string `json:"requiredEnv,omitempty"`
+	// Dependencies are the services the app connects to at start-up; it
+	// exits 1 when their address is wrong.
+	Dependencies []Dependency `json:"dependencies,omitempty"`
+	// StartupSeconds is how long the app takes to start; a liveness probe
+	// (without a startup probe) that gives up sooner restarts it forever.
+	StartupSeconds int32 `json:"startupSeconds,omitempty"`
+}
+
+// Health is where an app answers HTTP health checks.
+type Health struct {
+	// Liveness path; empty when the app has none (an HTTP liveness probe fails).
+	Liveness string `json:"liveness,omitempty"`
+	// Readiness path; empty when the app has none.
+	Readiness string `json:"readiness,omitempty"`
+}
+
+// Dependency is a service an app reaches through an environment variable.
+type Dependency struct {
+	// Env is the variable that holds the address (host or host:port, or a URL).
+	Env string `json:"env"`
+	// Host is the service's name; the address must name it (host, host:port,
+	// host.namespace..., or scheme://host...).
+	Host string `json:"host"`
+}
+
+var (
+	imageRe = regexp.MustCompile(`^[a-z0-9]+([._/-][a-z0-9]+)*$`)
+	tagRe   = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
+	envRe   = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	pathRe  = regexp.MustCompile(`^/[A-Za-z0-9/_.-]*$`)
+	hostRe  = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?$`)
+	cmdRe   = regexp.MustCompile(`^[A-Za-z0-9/_.=:, -]*$`)
+)
+
+// Validate checks a profile.
+func (p *Profile) Validate() error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w %s: %s", ErrInvalidProfile, p.Image, fmt.Sprintf(format, args...))
+	}
+	if !imageRe.MatchString(p.Image) || len(p.Image) > 200 {
+		return bad("image must be a repository without tag or digest")
+	}
+	if len(p.Tags) == 0 {
+		return bad("tags must list at least one tag")
+	}
+	for _, t := range p.Tags {
+		if !tagRe.MatchString(t) {
+			return bad("tag %q is not a valid tag", t)
+		}
+	}
+	for _, c := range p.Commands {
+		if len(c) == 0 {
+			return bad("a command must not be empty")
+		}
+		for _, a := range c {
+			if !cmdRe.MatchString(a) {
+				return bad("command argument %q has characters the simulator does not accept", a)
+			}
+		}
+	}
+	for _, port := range p.Ports {
+		if port < 1 || port > 65535 {
+			return bad("port %d out of range", port)
+		}
+	}
+	for _, path := range []string{p.Health.Liveness, p.Health.Readiness} {
+		if path != "" && !pathRe.MatchString(path) {
+			return bad("health path %q is not a plain path", path)
+		}
+	}
+	if p.WorkingSet != nil && p.WorkingSet.Sign() <= 0 {
+		return bad("workingSet must be positive")
+	}
+	for _, e := range p.RequiredEnv {
+		if !envRe.MatchString(e) {
+			return bad("requiredEnv %q is not a variable name", e)
+		}
+	}
+	for _, d := range p.Dependencies {
+		if !envRe.MatchString(d.Env) || !hostRe.MatchString(d.Host) {
+			return bad("dependency %q=%q needs a variable name and a DNS label", d.Env, d.Host)
+		}
+	}
+	if p.StartupSeconds < 0 || p.StartupSeconds > 3600 {
+		return bad("startupSeconds must be between 0 and 3600")
+	}
+	return nil
+}
+
+// Kind is how a container fails; the values are localstack.FaultKind's.
+type Kind string
+
+// Kinds of failure.
+const (
+	KindCrashLoop Kind = "CrashLoop"
+	KindNotReady  Kind = "NotReady"
+	KindImagePull Kind = "ImagePull"
+)
+
+// Fault is one way a container of a profile fails: When is jq over the
+// container. It has the fields of localstack.Fault, which the harness
+// converts it to; sim stays free of the stack.
+type Fault struct {
+	Name        string
+	When        string
+	Kind        Kind
+	Reason      string
+	ExitCode    int
+	EventReason string
+	Message     string
+}
+
+// Faults compiles profiles into the simulator's fault list, in priority
+// order: a container's first matching fault decides its state. Profiles for
+// the same image and tag must be identical.
+func Faults(profiles []Profile) ([]Fault, error) {
+	byTag := map[string]string{}
+	tagsOf := map[string][]string{}
+	var uniq []Profile
+	for _, p := range profiles {
+		if err := p.Validate(); err != nil {
+			return nil, err
+		}
+		b, err := json.Marshal(p)
+		if err != nil {
+			return nil, err
+		}
+		dup := true
+		for _, t := range p.Tags {
+			key := p.Image + ":" + t
+			if prev, ok := byTag[key]; ok {
+				if prev != string(b) {
+					return nil, fmt.Errorf("%w: two different profiles for %s", ErrInvalidProfile, key)
+				}
+				continue
+			}
+			dup = false
+			byTag[key] = string(b)
+			tagsOf[p.Image] = append(tagsOf[p.Image], t)
+		}
+		if !dup {
+			uniq = append(uniq, p)
+		}
+	}
+	var faults []Fault
+	// Image pull first: nothing else matters for an image that is not there.
+	images := make([]string, 0, len(tagsOf))
+	for img := range tagsOf {
+		images = append(images, img)
+	}
+	slices.Sort(images)
+	for _, img := range images {
+		var known []string
+		for _, t := range tagsOf[img] {
+			known = append(known, `.image != `+strconv.Quote(img+":"+t))
+		}
+		faults = append(faults, Fault{
+			Name:    name(img, "pull"),
+			Kind:    KindImagePull,
+			When:    `(.image == ` + strconv.Quote(img) + ` or (.image | startswith(` + strconv.Quote(img+":") + `))) and ` + strings.Join(known, " and "),
+			Message: "Failed to pull image from " + img + ": manifest unknown",
+		})
+	}
+	for _, p := range uniq {
+		faults = append(faults, p.faults()...)
+	}
+	return faults, nil
+}
+
+// faults are the ways a container of this profile fails.
+func (p *Profile) faults() []Fault {
+	var alts []string
+	for _, t := range p.Tags {
+		alts = append(alts, `.image == `+strconv.Quote(p.Image+":"+t))
+	}
+	match := "(" + strings.Join(alts, " or ") + ")"
+	id := p.Image + ":" + strings.Join(p.Tags, ",")
+	var fs []Fault
+	add := func(suffix, when string, f Fault) {
+		f.Name = name(id, suffix)
+		f.When = match + " and (" + when + ")"
+		fs = append(fs, f)
+	}
+	if len(p.Commands) > 0 {
+		var ok []string
+		for _, c := range p.Commands {
+			b, _ := json.Marshal(c)
+			ok = append(ok, ".command != "+string(b))
+		}
+		add("command", `.command != null and `+strings.Join(ok, " and "), Fault{
+			Reason: "StartError", ExitCode: 128, EventReason: "Failed",
+			Message: "Error: failed to start container: exec: executable file not found in $PATH",
+		})
+	}
+	for _, e := range p.RequiredEnv {
+		add("env-"+strings.ToLower(e), `any(.env[]?; .name == `+strconv.Quote(e)+`) | not`, Fault{
+			Reason: "Error", ExitCode: 1,
+			Message: "Back-off restarting failed container: FATAL required environment variable " + e + " is not set",
+		})
+	}
+	for _, d := range p.Dependencies {
+		h := strconv.Quote(d.Host)
+		// The address names the host: host, host:port, host.ns..., scheme://host...
+		names := `(. == ` + h + ` or startswith(` + strconv.Quote(d.Host+":") + `) or startswith(` + strconv.Quote(d.Host+".") + `) or test(` + strconv.Quote("^[a-z]+://([^@/]*@)?"+d.Host+"([:./]|$)") + `))`
+		add("dep-"+strings.ToLower(d.Env), `[.env[]? | select(.name == `+strconv.Quote(d.Env)+`) | .value // ""] | first // "" | `+names+` | not`, Fault{
+			Reason: "Error", ExitCode: 1,
+			Message: "Back-off restarting failed container: dial tcp: lookup of the " + d.Env + " address failed: no such host",
+		})
+	}
+	if p.WorkingSet != nil {
+		add("oom", `(.resources.limits.memory // null) as $m | $m != null and (($m | tostring | capture("^(?<n>[0-9.]+)(?<u>[A-Za-z]*)$") | (.n | tonumber) * ({"": 1, "k": 1000, "Ki": 1024, "M": 1000000, "Mi": 1048576, "G": 1000000000, "Gi": 1073741824, "T": 1000000000000, "Ti": 1099511627776}[.u] // 1)) < `+strconv.FormatInt(p.WorkingSet.Value(), 10)+`)`,
+			Fault{Reason: "OOMKilled", ExitCode: 137, EventReason: "BackOff",
+				Message: "Back-off restarting failed container: the container was OOMKilled"})
+	}
+	add("liveness", probeWrong("livenessProbe", p.Health.Liveness, p.Ports), Fault{
+		Reason: "Error", ExitCode: 137, EventReason: "Unhealthy",
+		Message: "Liveness probe failed: HTTP probe failed with statuscode: 404; container will be restarted",
+	})
+	if p.StartupSeconds > 0 {
+		add("startup", `.livenessProbe != null and .startupProbe == null and (((.livenessProbe.initialDelaySeconds // 0) + (.livenessProbe.periodSeconds // 10) * (.livenessProbe.failureThreshold // 3)) < `+strconv.Itoa(int(p.StartupSeconds))+`)`,
+			Fault{Reason: "Error", ExitCode: 137, EventReason: "Unhealthy",
+				Message: "Liveness probe failed: connection refused; container will be restarted"})
+	}
+	add("readiness", probeWrong("readinessProbe", p.Health.Readiness, p.Ports), Fault{
+		Kind: KindNotReady, EventReason: "Unhealthy",
+		Message: "Readiness probe failed: HTTP probe failed with statuscode: 404",
+	})
+	return fs
+}
+
+// probeWrong is jq that is true when the container's probe of that field
+// checks a path or port the app does not answer on.
+func probeWrong(field, path string, ports []int32) string {
+	ps := make([]string, len(ports))
+	for i, p := range ports {
+		ps[i] = strconv.Itoa(int(p))
+	}
+	// A named port resolves through the container's ports.
+	port := `(if type == "string" then . as $n | ([$c.ports[]? | select(.name == $n) | .containerPort] | first // 0) else . end) as $x | ([` + strings.Join(ps, ", ") + `] | any(. == $x)) | not`
+	pathOK := `false`
+	if path != "" {
+		pathOK = `(.path // "/") == ` + strconv.Quote(path)
+	}
+	return `. as $c | (.` + field + ` // null) as $p | $p != null and ((($p.httpGet // null) as $h | $h != null and (($h | ` + pathOK + ` | not) or ($h.port | ` + port + `))) or (($p.tcpSocket // null) as $t | $t != null and ($t.port | ` + port + `)))`
+}
+
+// name is a fault name: a short hash of the profile and a suffix.
+func name(id, suffix string) string {
+	sum := sha256.Sum256([]byte(id))
+	n := "p" + hex.EncodeToString(sum[:4]) + "-" + suffix
+	n = strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' {
+			return r
+		}
+		return '-'
+	}, n)
+	if len(n) > 63 {
+		n = n[:63]
+	}
+	return strings.TrimRight(n, "-")
+}
