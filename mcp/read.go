@@ -586,10 +586,10 @@ func (s *Server) getTelemetry(ctx context.Context, _ mcpgo.CallToolRequest, a Ge
 	// after the cluster; an older one as published. Match both.
 	partitioned := bus.StoredTelemetryFilter(s.opts.Cluster, kind, attrs.Namespace, a.Name)
 	cons, err := s.opts.Telemetry.CreateConsumer(ctx, bus.StreamTelemetry, jetstream.ConsumerConfig{
-		FilterSubjects:    []string{subject, partitioned},
-		DeliverPolicy:     jetstream.DeliverByStartTimePolicy,
-		OptStartTime:      ptrTo(time.Now().Add(-since)),
-		AckPolicy:         jetstream.AckNonePolicy,
+		FilterSubjects: []string{subject, partitioned},
+		DeliverPolicy:  jetstream.DeliverByStartTimePolicy,
+		OptStartTime:   ptrTo(time.Now().Add(-since)),
+		AckPolicy:      jetstream.AckNonePolicy,
 		// The server removes it once it is idle: the MCP server may create
 		// consumers on TELEMETRY but delete none (see docs/nats-permissions.md).
 		InactiveThreshold: 5 * time.Second,
