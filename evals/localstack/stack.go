@@ -426,8 +426,12 @@ func (s *Stack) startComponents(ctx context.Context, opts Options, scheme *runti
 	}
 	consumer, err := bus.NewConsumer(s.JetStream, bus.ConsumerOptions{
 		Stream:         bus.StreamTelemetry,
-		Durable:        "agent-maintenance",
-		FilterSubjects: []string{bus.TelemetryFilter(opts.ClusterName)},
+		Durable: "agent-maintenance",
+		// One durable consumer per partition of the stream, each pinned to
+		// one running agent: start more agents with the same durable name
+		// and they share the work, one object on one agent at a time.
+		Partitions: bus.DefaultTelemetryPartitions,
+		Cluster:    opts.ClusterName,
 	}, agent.Handle)
 	if err != nil {
 		return err
