@@ -66,6 +66,19 @@ func ParseGateState(cm *corev1.ConfigMap) GateState {
 	return st
 }
 
+// ReadGateState reads and decodes the gate state ConfigMap in namespace; a
+// missing one is the default state.
+func ReadGateState(ctx context.Context, c client.Reader, namespace string) (GateState, error) {
+	cm := &corev1.ConfigMap{}
+	if err := c.Get(ctx, client.ObjectKey{Namespace: namespace, Name: GateStateName}, cm); err != nil {
+		if !apierrors.IsNotFound(err) {
+			return GateState{}, fmt.Errorf("failed to read the gate state: %w", err)
+		}
+		cm = nil
+	}
+	return ParseGateState(cm), nil
+}
+
 // UpdateGateState reads, changes and writes the gate state ConfigMap,
 // creating it when missing. mutate edits the data map in place.
 func UpdateGateState(ctx context.Context, c client.Client, namespace string, mutate func(data map[string]string)) error {

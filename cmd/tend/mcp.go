@@ -10,8 +10,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -200,14 +198,10 @@ func (g *policyGuards) GuardState(ctx context.Context) (mcp.GuardState, error) {
 	}
 	gate.Load(list.Items)
 	st := mcp.LimitsState(gate.Limits())
-	cm := &corev1.ConfigMap{}
-	if err := g.client.Get(ctx, client.ObjectKey{Namespace: g.namespace, Name: controllers.GateStateName}, cm); err != nil {
-		if !apierrors.IsNotFound(err) {
-			return mcp.GuardState{}, fmt.Errorf("failed to read gate state: %w", err)
-		}
-		cm = nil
+	gs, err := controllers.ReadGateState(ctx, g.client, g.namespace)
+	if err != nil {
+		return mcp.GuardState{}, err
 	}
-	gs := controllers.ParseGateState(cm)
 	st.KillSwitch, st.BreakerTripped, st.BreakerReason = gs.KillSwitch, gs.Breaker.Tripped, gs.Breaker.Reason
 	return st, nil
 }

@@ -8,10 +8,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
-	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	tendv1 "github.com/tendops/tend/api/v1alpha1"
 	"github.com/tendops/tend/controllers"
@@ -30,12 +27,9 @@ func newStatusCommand() *cobra.Command {
 				return err
 			}
 			ctx := cmd.Context()
-			cm := &corev1.ConfigMap{}
-			if err := c.Get(ctx, client.ObjectKey{Namespace: system, Name: controllers.GateStateName}, cm); err != nil {
-				if !apierrors.IsNotFound(err) {
-					return fmt.Errorf("failed to read the gate state: %w", err)
-				}
-				cm = nil
+			gs, err := controllers.ReadGateState(ctx, c, system)
+			if err != nil {
+				return err
 			}
 			var gps tendv1.GatePolicyList
 			if err := c.List(ctx, &gps); err != nil {
@@ -45,7 +39,7 @@ func newStatusCommand() *cobra.Command {
 			if err := c.List(ctx, &props); err != nil {
 				return fmt.Errorf("failed to list proposals: %w", err)
 			}
-			printStatus(cmd.OutOrStdout(), controllers.ParseGateState(cm), gps.Items, props.Items)
+			printStatus(cmd.OutOrStdout(), gs, gps.Items, props.Items)
 			return nil
 		},
 	}

@@ -17,7 +17,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	corev1 "k8s.io/api/core/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -314,14 +313,11 @@ func (s *Stack) startComponents(ctx context.Context, opts Options, scheme *runti
 	}
 	gate.Load(gps.Items)
 	// Likewise the persisted kill switch is in force before anything is decided.
-	cm := &corev1.ConfigMap{}
-	if err := s.Client.Get(ctx, client.ObjectKey{Namespace: SystemNamespace, Name: controllers.GateStateName}, cm); err != nil {
-		if !apierrors.IsNotFound(err) {
-			return fmt.Errorf("failed to read gate state: %w", err)
-		}
-		cm = nil
+	gs, err := controllers.ReadGateState(ctx, s.Client, SystemNamespace)
+	if err != nil {
+		return err
 	}
-	gate.SetKillSwitch(controllers.ParseGateState(cm).KillSwitch)
+	gate.SetKillSwitch(gs.KillSwitch)
 
 	popts := opts.Proposal
 	popts.Cluster = opts.ClusterName
@@ -425,7 +421,7 @@ func (s *Stack) startComponents(ctx context.Context, opts Options, scheme *runti
 		OnProposal: opts.OnProposal,
 	}
 	consumer, err := bus.NewConsumer(s.JetStream, bus.ConsumerOptions{
-		Stream:         bus.StreamTelemetry,
+		Stream:  bus.StreamTelemetry,
 		Durable: "agent-maintenance",
 		// One durable consumer per partition of the stream, each pinned to
 		// one running agent: start more agents with the same durable name
@@ -465,14 +461,10 @@ type guardReader struct {
 
 func (g *guardReader) GuardState(ctx context.Context) (mcp.GuardState, error) {
 	st := mcp.LimitsState(g.gate.Limits())
-	cm := &corev1.ConfigMap{}
-	if err := g.client.Get(ctx, client.ObjectKey{Namespace: SystemNamespace, Name: controllers.GateStateName}, cm); err != nil {
-		if !apierrors.IsNotFound(err) {
-			return mcp.GuardState{}, fmt.Errorf("failed to read gate state: %w", err)
-		}
-		cm = nil
+	gs, err := controllers.ReadGateState(ctx, g.client, SystemNamespace)
+	if err != nil {
+		return mcp.GuardState{}, err
 	}
-	gs := controllers.ParseGateState(cm)
 	st.KillSwitch, st.BreakerTripped, st.BreakerReason = gs.KillSwitch, gs.Breaker.Tripped, gs.Breaker.Reason
 	return st, nil
 }
