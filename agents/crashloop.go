@@ -156,11 +156,13 @@ func (r *CrashLoopRollback) evaluate(key string) []Intent {
 		Name:         m.name,
 		FromRevision: m.revision,
 		ToRevision:   good,
-		Summary:      summary,
-		Rationale:    fmt.Sprintf("Revision %d started failing right after it rolled out, while revision %d ran healthy; returning to revision %d restores the last known-good pod template.", m.revision, good, good),
-		Risk:         "Low",
-		Telemetry:    refs,
-		Fingerprint:  fmt.Sprintf("crashloop-rollback/%s/%s/revision-%d", m.namespace, m.name, m.revision),
+		Common: mcp.Common{
+			Summary:     summary,
+			Rationale:   fmt.Sprintf("Revision %d started failing right after it rolled out, while revision %d ran healthy; returning to revision %d restores the last known-good pod template.", m.revision, good, good),
+			Risk:        "Low",
+			Telemetry:   refs,
+			Fingerprint: fmt.Sprintf("crashloop-rollback/%s/%s/revision-%d", m.namespace, m.name, m.revision),
+		},
 	}}}
 }
 

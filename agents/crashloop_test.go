@@ -100,13 +100,15 @@ func rollback(from, to int64, refs ...mcp.TelemetryRef) Intent {
 		Name:         testDep,
 		FromRevision: from,
 		ToRevision:   to,
-		Risk:         "Low",
-		Telemetry:    refs,
-		Fingerprint:  fmt.Sprintf("crashloop-rollback/%s/%s/revision-%d", testNS, testDep, from),
+		Common: mcp.Common{
+			Risk:        "Low",
+			Telemetry:   refs,
+			Fingerprint: fmt.Sprintf("crashloop-rollback/%s/%s/revision-%d", testNS, testDep, from),
+		},
 	}}
 }
 
-var ignoreText = cmpopts.IgnoreFields(mcp.ProposeRollbackArgs{}, "Summary", "Rationale")
+var ignoreText = cmpopts.IgnoreFields(mcp.ProposeRollbackArgs{}, "Common.Summary", "Common.Rationale")
 
 // observeAll feeds every delivery to r and returns every intent it produced.
 func observeAll(r *CrashLoopRollback, ds []bus.Delivery) []Intent {

@@ -278,10 +278,6 @@ func (n *NodeArgs) target() (tendv1.TargetRef, []string) {
 	return tendv1.TargetRef{APIVersion: "v1", Kind: "Node", Name: n.Node}, nameErrs("node", n.Node, false)
 }
 
-func (a *ProposeRollbackArgs) common() *Common {
-	return &Common{Summary: a.Summary, Rationale: a.Rationale, Risk: a.Risk, Telemetry: a.Telemetry, Fingerprint: a.Fingerprint, Agent: a.Agent}
-}
-
 func (a *ProposeRollbackArgs) draft() (draft, []string) {
 	errs := append(nameErrs("namespace", a.Namespace, true), nameErrs("name", a.Name, false)...)
 	if a.ToRevision < 0 || a.FromRevision < 0 {

@@ -363,11 +363,13 @@ func getProposal(t *testing.T, c *mcpclient.Client, name string) mcp.ProposalVie
 func rollbackArgs(fp string) mcp.ProposeRollbackArgs {
 	return mcp.ProposeRollbackArgs{
 		Namespace: teamNS, Name: "web", FromRevision: 2, ToRevision: 1,
-		Summary:     "1 of 1 pods of revision 2 of deployment team/web are crash-looping; revision 1 was healthy",
-		Risk:        "Low",
-		Telemetry:   []mcp.TelemetryRef{{Subject: "tend.telemetry.test.pod.team.web-2-a", Sequence: 3, ID: "uid/3"}},
-		Fingerprint: fp,
-		Agent:       "maintenance",
+		Common: mcp.Common{
+			Summary:     "1 of 1 pods of revision 2 of deployment team/web are crash-looping; revision 1 was healthy",
+			Risk:        "Low",
+			Telemetry:   []mcp.TelemetryRef{{Subject: "tend.telemetry.test.pod.team.web-2-a", Sequence: 3, ID: "uid/3"}},
+			Fingerprint: fp,
+			Agent:       "maintenance",
+		},
 	}
 }
 

@@ -29,16 +29,11 @@ type TelemetryRef struct {
 
 // ProposeRollbackArgs are the arguments of propose_rollback.
 type ProposeRollbackArgs struct {
-	Namespace    string         `json:"namespace" jsonschema:"namespace of the Deployment"`
-	Name         string         `json:"name" jsonschema:"name of the Deployment"`
-	ToRevision   int64          `json:"toRevision,omitempty" jsonschema:"rollout revision to return to; 0 means the revision before the current one"`
-	FromRevision int64          `json:"fromRevision,omitempty" jsonschema:"the revision you saw as current and failing; the proposal goes stale if the Deployment moved on"`
-	Summary      string         `json:"summary" jsonschema:"what you observed, in one or two sentences"`
-	Rationale    string         `json:"rationale,omitempty" jsonschema:"why the rollback should fix it"`
-	Risk         string         `json:"risk,omitempty" jsonschema:"your risk assessment: Low, Medium or High (default Medium)"`
-	Telemetry    []TelemetryRef `json:"telemetry,omitempty" jsonschema:"telemetry messages that support the proposal (at most 32)"`
-	Fingerprint  string         `json:"fingerprint,omitempty" jsonschema:"identifies the same proposal across repeats; derived from target and revision when empty"`
-	Agent        string         `json:"agent,omitempty" jsonschema:"name of the calling agent, for the record"`
+	Namespace    string `json:"namespace" jsonschema:"namespace of the Deployment"`
+	Name         string `json:"name" jsonschema:"name of the Deployment"`
+	ToRevision   int64  `json:"toRevision,omitempty" jsonschema:"rollout revision to return to; 0 means the revision before the current one"`
+	FromRevision int64  `json:"fromRevision,omitempty" jsonschema:"the revision you saw as current and failing; the proposal goes stale if the Deployment moved on"`
+	Common
 }
 
 // Reason is one reason code of a gate decision.

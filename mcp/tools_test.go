@@ -15,12 +15,14 @@ func validRollback() ProposeRollbackArgs {
 		Name:         "web",
 		ToRevision:   1,
 		FromRevision: 2,
-		Summary:      "1 of 1 pods of revision 2 are crash-looping; revision 1 was healthy",
-		Rationale:    "Revision 2 started failing right after it rolled out.",
-		Risk:         "Low",
-		Telemetry:    []TelemetryRef{{Subject: "tend.telemetry.test.pod.team.web-2-a", Sequence: 3, ID: "uid/3"}},
-		Fingerprint:  "crashloop-rollback/team/web/revision-2",
-		Agent:        "maintenance",
+		Common: Common{
+			Summary:     "1 of 1 pods of revision 2 are crash-looping; revision 1 was healthy",
+			Rationale:   "Revision 2 started failing right after it rolled out.",
+			Risk:        "Low",
+			Telemetry:   []TelemetryRef{{Subject: "tend.telemetry.test.pod.team.web-2-a", Sequence: 3, ID: "uid/3"}},
+			Fingerprint: "crashloop-rollback/team/web/revision-2",
+			Agent:       "maintenance",
+		},
 	}
 }
 
@@ -33,7 +35,7 @@ func TestProposeRollbackArgsValidate(t *testing.T) {
 	}{
 		{name: "valid", mutate: func(*ProposeRollbackArgs) {}},
 		{name: "minimal", mutate: func(a *ProposeRollbackArgs) {
-			*a = ProposeRollbackArgs{Namespace: "team", Name: "web", Summary: "crash-looping"}
+			*a = ProposeRollbackArgs{Namespace: "team", Name: "web", Common: Common{Summary: "crash-looping"}}
 		}},
 		{name: "dotted name", mutate: func(a *ProposeRollbackArgs) { a.Name = "web.v2" }},
 		{name: "summary at the limit", mutate: func(a *ProposeRollbackArgs) { a.Summary = strings.Repeat("s", maxSummary) }},
