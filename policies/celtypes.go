@@ -312,12 +312,6 @@ func (ts *inputTypes) newInput(in *Input) (ref.Val, []ref.Val, inputSize) {
 
 // fromGo converts an input struct, or a pointer to one, into an object.
 func (ts *inputTypes) fromGo(v any) (ref.Val, bool) {
-	switch v.(type) {
-	case *Input, Input, *Parameters, Parameters, *RollbackParameters, RollbackParameters,
-		*ScaleParameters, ScaleParameters, *Target, Target, *Namespace, Namespace, *Proposer, Proposer:
-	default:
-		return nil, false
-	}
 	b := &builder{types: ts}
 	var o ref.Val
 	switch v := v.(type) {
@@ -349,6 +343,8 @@ func (ts *inputTypes) fromGo(v any) (ref.Val, bool) {
 		o, _ = build(b, ts.proposer, v)
 	case Proposer:
 		o, _ = build(b, ts.proposer, &v)
+	default:
+		return nil, false
 	}
 	return o, true
 }
