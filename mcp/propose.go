@@ -241,10 +241,11 @@ func (c *Common) validate() []string {
 	return errs
 }
 
-// nameErrs checks a namespace (when ns) or object name.
-func nameErrs(field, v string, ns bool) []string {
+// nameErrs checks a DNS label such as a namespace or container name (when
+// label), or an object name.
+func nameErrs(field, v string, label bool) []string {
 	var msgs []string
-	if ns {
+	if label {
 		msgs = validation.IsDNS1123Label(v)
 	} else {
 		msgs = validation.IsDNS1123Subdomain(v)
@@ -340,9 +341,7 @@ func resourceList(field string, in map[string]string) (corev1.ResourceList, []st
 
 func (a *SetResourcesArgs) draft() (draft, []string) {
 	t, errs := a.target(workloadKinds...)
-	if msgs := validation.IsDNS1123Label(a.Container); len(msgs) > 0 {
-		errs = append(errs, fmt.Sprintf("container %q: %s", clip(a.Container), strings.Join(msgs, "; ")))
-	}
+	errs = append(errs, nameErrs("container", a.Container, true)...)
 	req, e1 := resourceList("requests", a.Requests)
 	lim, e2 := resourceList("limits", a.Limits)
 	errs = append(append(errs, e1...), e2...)
@@ -482,9 +481,7 @@ func (a *SetAutoscalerArgs) draft() (draft, []string) {
 
 func (a *RestartContainerArgs) draft() (draft, []string) {
 	t, errs := a.target()
-	if msgs := validation.IsDNS1123Label(a.Container); len(msgs) > 0 {
-		errs = append(errs, fmt.Sprintf("container %q: %s", clip(a.Container), strings.Join(msgs, "; ")))
-	}
+	errs = append(errs, nameErrs("container", a.Container, true)...)
 	return draft{action: tendv1.ActionRestartContainer, target: t, params: tendv1.Parameters{Container: &tendv1.ContainerParameters{Container: a.Container}}, change: a.Container}, errs
 }
 
@@ -499,9 +496,7 @@ func (a *CollectDiagnosticsArgs) draft() (draft, []string) {
 	default:
 		d.target, errs = (&PodArgs{Namespace: a.Namespace, Pod: a.Pod}).target()
 		if a.Container != "" {
-			if msgs := validation.IsDNS1123Label(a.Container); len(msgs) > 0 {
-				errs = append(errs, fmt.Sprintf("container %q: %s", clip(a.Container), strings.Join(msgs, "; ")))
-			}
+			errs = append(errs, nameErrs("container", a.Container, true)...)
 		}
 		d.params.Container = &tendv1.ContainerParameters{Container: a.Container}
 		d.change = a.Container
@@ -509,8 +504,8 @@ func (a *CollectDiagnosticsArgs) draft() (draft, []string) {
 	return d, errs
 }
 
-// proposeTool is one propose tool of the catalogue.
-type proposeTool struct {
+// tool is one tool with its handler.
+type tool struct {
 	tool    mcpgo.Tool
 	handler mcpserver.ToolHandlerFunc
 }
@@ -519,7 +514,7 @@ type proposeTool struct {
 func newPropose[A any, PA interface {
 	*A
 	proposeArgs
-}](s *Server, name, desc string, destructive bool) proposeTool {
+}](s *Server, name, desc string, destructive bool) tool {
 	t := mcpgo.NewTool(name,
 		mcpgo.WithDescription(desc+" Creates a Proposal and returns the gate's decision (auto-approved, awaiting approval, or denied with reasons you can act on); it changes nothing by itself."),
 		mcpgo.WithInputSchema[A](),
@@ -532,12 +527,12 @@ func newPropose[A any, PA interface {
 	h := mcpgo.NewStructuredToolHandler(func(ctx context.Context, _ mcpgo.CallToolRequest, args A) (ProposeResult, error) {
 		return s.propose(ctx, PA(&args))
 	})
-	return proposeTool{tool: t, handler: h}
+	return tool{tool: t, handler: h}
 }
 
 // proposeTools is the catalogue as tools.
-func (s *Server) proposeTools() []proposeTool {
-	return []proposeTool{
+func (s *Server) proposeTools() []tool {
+	return []tool{
 		newPropose[ProposeRollbackArgs](s, ToolProposeRollback,
 			"Propose rolling a Deployment back to an earlier revision (RollbackWorkload).", false),
 		newPropose[RestartWorkloadArgs](s, ToolProposeRestartWorkload,
