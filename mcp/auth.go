@@ -124,6 +124,13 @@ func (a *SubjectAccessReviewAuthorizer) Authorize(ctx context.Context, id Identi
 	return nil
 }
 
+// refuseTokens authenticates no token.
+type refuseTokens struct{}
+
+func (refuseTokens) Authenticate(context.Context, string) (Identity, error) {
+	return Identity{}, ErrUnauthenticated
+}
+
 type identityKey struct{}
 
 func withIdentity(ctx context.Context, id Identity) context.Context {

@@ -69,7 +69,7 @@ func offlineClient(f *testing.F) client.WithWatch {
 // JSON-RPC error, never a panic (the server would turn one into an error
 // naming it), and errors stay small whatever the input.
 func FuzzToolArguments(f *testing.F) {
-	srv, err := mcp.New(mcp.Options{Client: offlineClient(f), Authenticator: noTokens{}, Authorizer: denyAll{}})
+	srv, err := mcp.New(mcp.Options{Client: offlineClient(f), Authorizer: denyAll{}})
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -38,7 +38,8 @@ type Options struct {
 	// Client reads the cluster and creates Proposals, with the server's own
 	// identity. It must be able to watch Proposals.
 	Client client.WithWatch
-	// Authenticator checks bearer tokens.
+	// Authenticator checks the bearer tokens of HTTP requests; nil refuses
+	// them all. ServeStdio needs none.
 	Authenticator Authenticator
 	// Authorizer checks every tool call.
 	Authorizer Authorizer
@@ -98,8 +99,11 @@ type Server struct {
 
 // New builds the server and registers its tools.
 func New(opts Options) (*Server, error) {
-	if opts.Client == nil || opts.Authenticator == nil || opts.Authorizer == nil {
-		return nil, errors.New("mcp: Client, Authenticator and Authorizer are required")
+	if opts.Client == nil || opts.Authorizer == nil {
+		return nil, errors.New("mcp: Client and Authorizer are required")
+	}
+	if opts.Authenticator == nil {
+		opts.Authenticator = refuseTokens{}
 	}
 	if opts.DecisionWait == 0 {
 		opts.DecisionWait = 10 * time.Second

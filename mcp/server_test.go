@@ -252,13 +252,20 @@ func (c *cluster) serve(t testing.TB, decisionWait time.Duration, configure ...f
 // proposals returns the proposals in team with fingerprint fp.
 func (c *cluster) proposals(t testing.TB, fp string) []tendv1.Proposal {
 	t.Helper()
+	return c.proposalsWhere(t, func(got string) bool { return got == fp })
+}
+
+// proposalsWhere returns the proposals in team whose fingerprint keep
+// accepts.
+func (c *cluster) proposalsWhere(t testing.TB, keep func(fingerprint string) bool) []tendv1.Proposal {
+	t.Helper()
 	var list tendv1.ProposalList
 	if err := c.admin.List(t.Context(), &list, client.InNamespace(teamNS)); err != nil {
 		t.Fatalf("list proposals: %v", err)
 	}
 	var out []tendv1.Proposal
 	for _, p := range list.Items {
-		if p.Spec.Fingerprint == fp {
+		if keep(p.Spec.Fingerprint) {
 			out = append(out, p)
 		}
 	}

@@ -43,7 +43,7 @@ func TestStdioActsAsTheKubeconfigUser(t *testing.T) {
 				t.Fatalf("Self = %q, want %q", self.Username, tc.user)
 			}
 			srv, err := mcp.New(mcp.Options{
-				Client: uc, Authenticator: noTokens{}, Authorizer: &mcp.SelfAuthorizer{Client: uc, Self: self},
+				Client: uc, Authorizer: &mcp.SelfAuthorizer{Client: uc, Self: self},
 				DecisionWait: 100 * time.Millisecond,
 			})
 			if err != nil {
@@ -100,10 +100,4 @@ func TestStdioActsAsTheKubeconfigUser(t *testing.T) {
 			}
 		})
 	}
-}
-
-type noTokens struct{}
-
-func (noTokens) Authenticate(context.Context, string) (mcp.Identity, error) {
-	return mcp.Identity{}, mcp.ErrUnauthenticated
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	mcpgo "github.com/mark3labs/mcp-go/mcp"
+	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -365,9 +366,13 @@ func TestToolSurface(t *testing.T) {
 				t.Fatalf("call %d within the burst was rate limited", i+1)
 			}
 		}
+		before := rateLimited(t)
 		res := callTool(t, reader, mcp.ToolListProposals, args)
 		if !res.IsError || !strings.Contains(resultText(res), "rate limited") || !strings.Contains(resultText(res), readerSA) {
 			t.Errorf("fourth call: %s, want rate limited", resultText(res))
+		}
+		if after := rateLimited(t); after != before+1 {
+			t.Errorf("tend_mcp_rate_limited_total went from %v to %v, want one more", before, after)
 		}
 		// Another identity is not affected.
 		if res := callTool(t, dialRaw(t, limited, viewerToken), mcp.ToolListProposals, args); res.IsError {
@@ -376,19 +381,30 @@ func TestToolSurface(t *testing.T) {
 	})
 }
 
+// rateLimited reads tend_mcp_rate_limited_total as a registry with the MCP
+// server's metrics exports it.
+func rateLimited(t *testing.T) float64 {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	if err := mcp.Register(reg); err != nil {
+		t.Fatal(err)
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == "tend_mcp_rate_limited_total" {
+			return mf.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	t.Fatal("tend_mcp_rate_limited_total is not exported")
+	return 0
+}
+
 // proposalsWithPrefix returns the proposals in team whose fingerprint
 // starts with prefix.
 func (c *cluster) proposalsWithPrefix(t *testing.T, prefix string) []tendv1.Proposal {
 	t.Helper()
-	var list tendv1.ProposalList
-	if err := c.admin.List(t.Context(), &list, client.InNamespace(teamNS)); err != nil {
-		t.Fatalf("list proposals: %v", err)
-	}
-	var out []tendv1.Proposal
-	for _, p := range list.Items {
-		if strings.HasPrefix(p.Spec.Fingerprint, prefix) {
-			out = append(out, p)
-		}
-	}
-	return out
+	return c.proposalsWhere(t, func(fp string) bool { return strings.HasPrefix(fp, prefix) })
 }

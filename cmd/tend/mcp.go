@@ -9,6 +9,8 @@ import (
 	"os"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -86,7 +88,7 @@ stream, and repeats of open proposals are published for the controller to count.
 	o.kube.bind(cmd, false)
 	f := cmd.Flags()
 	f.BoolVar(&o.stdio, "stdio", false, "serve one user over standard input and output")
-	f.StringVar(&o.listen, "listen", "", "serve streamable HTTP on this address, at /mcp (health at /healthz)")
+	f.StringVar(&o.listen, "listen", "", "serve streamable HTTP on this address, at /mcp (health at /healthz, metrics at /metrics)")
 	f.StringVar(&o.natsURL, "nats-url", "", "NATS server with tend's streams, for telemetry and repeat counting")
 	f.StringVar(&o.cluster, "cluster", "local", "cluster name on the bus")
 	f.StringVar(&o.systemNamespace, "system-namespace", localstack.SystemNamespace, "tend's namespace: gate state, and proposals for cluster-scoped targets such as nodes")
@@ -136,7 +138,6 @@ func runMCP(ctx context.Context, o *mcpOptions) error {
 		if err != nil {
 			return err
 		}
-		opts.Authenticator = noTokens{}
 		opts.Authorizer = &mcp.SelfAuthorizer{Client: c, Self: self}
 		srv, err := mcp.New(opts)
 		if err != nil {
@@ -158,6 +159,11 @@ func runMCP(ctx context.Context, o *mcpOptions) error {
 	mux := http.NewServeMux()
 	mux.Handle("/mcp", srv.Handler())
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+	reg := prometheus.NewRegistry()
+	if err := mcp.Register(reg); err != nil {
+		return err
+	}
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	fmt.Fprintf(os.Stderr, "tend MCP server listening on http://%s/mcp\n", ln.Addr())
 	errc := make(chan error, 1)
@@ -170,13 +176,6 @@ func runMCP(ctx context.Context, o *mcpOptions) error {
 		defer cancel()
 		return hs.Shutdown(sctx)
 	}
-}
-
-// noTokens refuses every bearer token: on stdio there is none to check.
-type noTokens struct{}
-
-func (noTokens) Authenticate(context.Context, string) (mcp.Identity, error) {
-	return mcp.Identity{}, mcp.ErrUnauthenticated
 }
 
 // policyGuards reports the guards as the controller would apply them: the

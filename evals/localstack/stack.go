@@ -360,6 +360,9 @@ func (s *Stack) startComponents(ctx context.Context, opts Options, scheme *runti
 	if err := bus.Register(ctrlmetrics.Registry); err != nil {
 		return err
 	}
+	if err := mcp.Register(ctrlmetrics.Registry); err != nil {
+		return err
+	}
 	if err := (&controllers.Sensor{Client: mgr.GetClient(), Publisher: bus.NewPublisher(s.JetStream, opts.ClusterName, "sensor")}).SetupWithManager(mgr); err != nil {
 		return err
 	}
