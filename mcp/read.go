@@ -616,17 +616,13 @@ func (s *Server) getTelemetry(ctx context.Context, _ mcpgo.CallToolRequest, a Ge
 	if limit == 0 {
 		limit = defaultTelemetryLimit
 	}
-	subject := bus.TelemetrySubject(s.opts.Cluster, kind, attrs.Namespace, a.Name)
 	// An ephemeral consumer on the one subject knows how many messages are
 	// pending, so each fetch returns as soon as it is filled.
-	// A partitioned stream stores the subject with the object's partition
-	// after the cluster; an older one as published. Match both.
-	partitioned := bus.StoredTelemetryFilter(s.opts.Cluster, kind, attrs.Namespace, a.Name)
 	cons, err := s.opts.Telemetry.CreateConsumer(ctx, bus.StreamTelemetry, jetstream.ConsumerConfig{
-		FilterSubjects: []string{subject, partitioned},
-		DeliverPolicy:  jetstream.DeliverByStartTimePolicy,
-		OptStartTime:   ptr.To(time.Now().Add(-since)),
-		AckPolicy:      jetstream.AckNonePolicy,
+		FilterSubject: bus.StoredTelemetryFilter(s.opts.Cluster, kind, attrs.Namespace, a.Name),
+		DeliverPolicy: jetstream.DeliverByStartTimePolicy,
+		OptStartTime:  ptr.To(time.Now().Add(-since)),
+		AckPolicy:     jetstream.AckNonePolicy,
 		// The server removes it once it is idle: the MCP server may create
 		// consumers on TELEMETRY but delete none (see docs/nats-permissions.md).
 		InactiveThreshold: 5 * time.Second,
