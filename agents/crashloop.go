@@ -6,7 +6,7 @@ import (
 	"strings"
 
 	"github.com/tendops/tend/bus"
-	"github.com/tendops/tend/mcp"
+	"github.com/tendops/tend/mcp/wire"
 )
 
 // CrashLoopRollback is the maintenance runbook for a bad rollout: when the
@@ -29,7 +29,7 @@ type deploymentModel struct {
 	namespace, name string
 	revision        int64
 	healthy         map[int64]bool
-	ref             mcp.TelemetryRef
+	ref             wire.TelemetryRef
 }
 
 type podModel struct {
@@ -38,7 +38,7 @@ type podModel struct {
 	revision   int64
 	crashing   bool
 	detail     string
-	ref        mcp.TelemetryRef
+	ref        wire.TelemetryRef
 }
 
 var _ Runbook = (*CrashLoopRollback)(nil)
@@ -52,7 +52,7 @@ func (r *CrashLoopRollback) Observe(d bus.Delivery) []Intent {
 		r.deployments, r.pods = map[string]*deploymentModel{}, map[string]*podModel{}
 	}
 	env := d.Envelope
-	ref := mcp.TelemetryRef{Subject: d.Subject, Sequence: d.StreamSeq, ID: env.ID}
+	ref := wire.TelemetryRef{Subject: d.Subject, Sequence: d.StreamSeq, ID: env.ID}
 	switch {
 	case env.Deployment != nil:
 		key := env.Object.Namespace + "/" + env.Object.Name
@@ -142,7 +142,7 @@ func (r *CrashLoopRollback) evaluate(key string) []Intent {
 	}
 	slices.SortFunc(crashing, func(a, b *podModel) int { return strings.Compare(a.name, b.name) })
 	var lines []string
-	refs := []mcp.TelemetryRef{m.ref}
+	refs := []wire.TelemetryRef{m.ref}
 	for i, p := range crashing {
 		if i < 5 {
 			lines = append(lines, fmt.Sprintf("%s: %s", p.name, p.detail))
@@ -151,12 +151,12 @@ func (r *CrashLoopRollback) evaluate(key string) []Intent {
 	}
 	summary := fmt.Sprintf("%d of %d pods of revision %d of deployment %s are crash-looping (%s); revision %d was healthy",
 		len(crashing), len(total), m.revision, key, strings.Join(lines, "; "), good)
-	return []Intent{{Rollback: &mcp.ProposeRollbackArgs{
+	return []Intent{{Rollback: &wire.ProposeRollbackArgs{
 		Namespace:    m.namespace,
 		Name:         m.name,
 		FromRevision: m.revision,
 		ToRevision:   good,
-		Common: mcp.Common{
+		Common: wire.Common{
 			Summary:     summary,
 			Rationale:   fmt.Sprintf("Revision %d started failing right after it rolled out, while revision %d ran healthy; returning to revision %d restores the last known-good pod template.", m.revision, good, good),
 			Risk:        "Low",

@@ -11,7 +11,7 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/tendops/tend/bus"
-	"github.com/tendops/tend/mcp"
+	"github.com/tendops/tend/mcp/wire"
 )
 
 const (
@@ -88,19 +88,19 @@ func running() bus.ContainerState {
 	return bus.ContainerState{Name: "app", Ready: true, State: bus.ContainerRunning}
 }
 
-func ref(d bus.Delivery) mcp.TelemetryRef {
-	return mcp.TelemetryRef{Subject: d.Subject, Sequence: d.StreamSeq, ID: d.Envelope.ID}
+func ref(d bus.Delivery) wire.TelemetryRef {
+	return wire.TelemetryRef{Subject: d.Subject, Sequence: d.StreamSeq, ID: d.Envelope.ID}
 }
 
 // rollback is the intent the runbook is expected to produce, apart from its
 // free-text summary and rationale, which are compared separately.
-func rollback(from, to int64, refs ...mcp.TelemetryRef) Intent {
-	return Intent{Rollback: &mcp.ProposeRollbackArgs{
+func rollback(from, to int64, refs ...wire.TelemetryRef) Intent {
+	return Intent{Rollback: &wire.ProposeRollbackArgs{
 		Namespace:    testNS,
 		Name:         testDep,
 		FromRevision: from,
 		ToRevision:   to,
-		Common: mcp.Common{
+		Common: wire.Common{
 			Risk:        "Low",
 			Telemetry:   refs,
 			Fingerprint: fmt.Sprintf("crashloop-rollback/%s/%s/revision-%d", testNS, testDep, from),
@@ -108,7 +108,7 @@ func rollback(from, to int64, refs ...mcp.TelemetryRef) Intent {
 	}}
 }
 
-var ignoreText = cmpopts.IgnoreFields(mcp.ProposeRollbackArgs{}, "Common.Summary", "Common.Rationale")
+var ignoreText = cmpopts.IgnoreFields(wire.ProposeRollbackArgs{}, "Common.Summary", "Common.Rationale")
 
 // observeAll feeds every delivery to r and returns every intent it produced.
 func observeAll(r *CrashLoopRollback, ds []bus.Delivery) []Intent {
@@ -260,7 +260,7 @@ func TestCrashLoopRollbackSummary(t *testing.T) {
 		t.Errorf("summary:\n got %q\nwant %q", got.Summary, want)
 	}
 	// Pods are cited in name order after the deployment.
-	wantRefs := []mcp.TelemetryRef{
+	wantRefs := []wire.TelemetryRef{
 		ref(depDelivery(2, 2, false)),
 		ref(podDelivery(4, "web-2-a", 2)),
 		ref(podDelivery(3, "web-2-b", 2)),
@@ -390,20 +390,20 @@ func TestReasonCode(t *testing.T) {
 // fakeProposer stands in for the MCP client. Its proposals are the world the
 // agent changes: every call that succeeds makes one.
 type fakeProposer struct {
-	proposals []mcp.ProposeRollbackArgs
+	proposals []wire.ProposeRollbackArgs
 	// failures is how many calls fail before calls succeed again.
 	failures int
 }
 
 var errUnavailable = errors.New("mcp server unavailable")
 
-func (f *fakeProposer) ProposeRollback(_ context.Context, args mcp.ProposeRollbackArgs) (mcp.ProposeResult, error) {
+func (f *fakeProposer) ProposeRollback(_ context.Context, args wire.ProposeRollbackArgs) (wire.ProposeResult, error) {
 	if f.failures > 0 {
 		f.failures--
-		return mcp.ProposeResult{}, errUnavailable
+		return wire.ProposeResult{}, errUnavailable
 	}
 	f.proposals = append(f.proposals, args)
-	return mcp.ProposeResult{
+	return wire.ProposeResult{
 		Namespace: args.Namespace,
 		Name:      fmt.Sprintf("rollback-%s-%d", args.Name, len(f.proposals)),
 		Phase:     "Pending",
@@ -443,7 +443,7 @@ func TestAgentHandleProposesOncePerFingerprint(t *testing.T) {
 	}
 	wantOutcomes := []Outcome{{
 		Intent: Intent{Runbook: "crashloop-rollback", Rollback: &tools.proposals[0]},
-		Result: mcp.ProposeResult{Namespace: testNS, Name: "rollback-web-1", Phase: "Pending"},
+		Result: wire.ProposeResult{Namespace: testNS, Name: "rollback-web-1", Phase: "Pending"},
 	}}
 	if diff := cmp.Diff(wantOutcomes, outcomes); diff != "" {
 		t.Errorf("outcomes (-want +got):\n%s", diff)
@@ -494,7 +494,7 @@ func TestAgentHandleRetriesAfterProposerError(t *testing.T) {
 	if err := a.Handle(t.Context(), crash); err != nil {
 		t.Fatalf("Handle on a second redelivery: %v", err)
 	}
-	want := []mcp.ProposeRollbackArgs{*rollback(2, 1, ref(depDelivery(2, 2, false)), ref(crash)).Rollback}
+	want := []wire.ProposeRollbackArgs{*rollback(2, 1, ref(depDelivery(2, 2, false)), ref(crash)).Rollback}
 	if diff := cmp.Diff(want, tools.proposals, ignoreText); diff != "" {
 		t.Errorf("proposals (-want +got):\n%s", diff)
 	}

@@ -11,7 +11,7 @@ import (
 	"github.com/mark3labs/mcp-go/client/transport"
 	mcpgo "github.com/mark3labs/mcp-go/mcp"
 
-	"github.com/tendops/tend/mcp"
+	"github.com/tendops/tend/mcp/wire"
 )
 
 // ErrToolFailed means the MCP server answered a tool call with an error
@@ -42,7 +42,7 @@ func DialTools(ctx context.Context, url, agentName string, token TokenSource) (*
 		return nil, fmt.Errorf("failed to start MCP client: %w", err)
 	}
 	req := mcpgo.InitializeRequest{}
-	req.Params.ClientInfo = mcpgo.Implementation{Name: agentName, Version: mcp.Version}
+	req.Params.ClientInfo = mcpgo.Implementation{Name: agentName, Version: wire.Version}
 	if _, err := c.Initialize(ctx, req); err != nil {
 		_ = c.Close()
 		return nil, fmt.Errorf("failed to initialize MCP session with %s: %w", url, err)
@@ -54,9 +54,9 @@ func DialTools(ctx context.Context, url, agentName string, token TokenSource) (*
 func (t *ToolClient) Close() error { return t.c.Close() }
 
 // ProposeRollback calls propose_rollback.
-func (t *ToolClient) ProposeRollback(ctx context.Context, args mcp.ProposeRollbackArgs) (mcp.ProposeResult, error) {
-	var out mcp.ProposeResult
-	err := t.call(ctx, mcp.ToolProposeRollback, args, &out)
+func (t *ToolClient) ProposeRollback(ctx context.Context, args wire.ProposeRollbackArgs) (wire.ProposeResult, error) {
+	var out wire.ProposeResult
+	err := t.call(ctx, wire.ToolProposeRollback, args, &out)
 	return out, err
 }
 

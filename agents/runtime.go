@@ -9,7 +9,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/tendops/tend/bus"
-	"github.com/tendops/tend/mcp"
+	"github.com/tendops/tend/mcp/wire"
 )
 
 // Intent is a proposal a runbook wants made.
@@ -17,7 +17,7 @@ type Intent struct {
 	// Runbook that produced the intent.
 	Runbook string
 	// Rollback, when set, is a propose_rollback call.
-	Rollback *mcp.ProposeRollbackArgs
+	Rollback *wire.ProposeRollbackArgs
 }
 
 // fingerprint identifies the intent across repeats.
@@ -39,7 +39,7 @@ type Runbook interface {
 
 // proposer makes proposals. *ToolClient implements it.
 type proposer interface {
-	ProposeRollback(ctx context.Context, args mcp.ProposeRollbackArgs) (mcp.ProposeResult, error)
+	ProposeRollback(ctx context.Context, args wire.ProposeRollbackArgs) (wire.ProposeResult, error)
 }
 
 var _ proposer = (*ToolClient)(nil)
@@ -50,7 +50,7 @@ const maxRemembered = 4096
 // Outcome reports one proposal the agent made, for whoever watches the agent.
 type Outcome struct {
 	Intent Intent
-	Result mcp.ProposeResult
+	Result wire.ProposeResult
 }
 
 // Agent is a maintenance agent: a set of runbooks over the telemetry stream,
@@ -63,7 +63,7 @@ type Agent struct {
 	OnProposal func(Outcome)
 
 	mu       sync.Mutex
-	proposed map[string]mcp.ProposeResult
+	proposed map[string]wire.ProposeResult
 }
 
 // Handle is the agent's bus.Handler.
@@ -106,7 +106,7 @@ func (a *Agent) propose(ctx context.Context, logger logr.Logger, in Intent) erro
 	if a.proposed == nil || len(a.proposed) >= maxRemembered {
 		// Forgetting is safe: the MCP server returns an open proposal with
 		// the same fingerprint instead of making a second one.
-		a.proposed = map[string]mcp.ProposeResult{}
+		a.proposed = map[string]wire.ProposeResult{}
 	}
 	a.proposed[fp] = res
 	a.mu.Unlock()

@@ -54,7 +54,7 @@ func waitPolicyReady(g *WithT, c client.Client, name string) {
 
 // approveIn creates, as an administrator, an Approval of the proposal named
 // proposal by approver in the groups given (the admission policy that binds
-// both to the caller is tested in evals/localstack).
+// both to the caller is tested in internal/localstack).
 func approveIn(t *testing.T, c client.Client, ns, proposal, approver string, groups []string, specHash string) *tendv1.Approval {
 	t.Helper()
 	a := &tendv1.Approval{

@@ -60,7 +60,7 @@ func createProposal(t *testing.T, c client.Client, p *tendv1.Proposal) *tendv1.P
 
 // approve creates an Approval of p by approver for the spec hash given, as
 // an administrator (the admission policy that binds the approver to the
-// caller is tested in evals/localstack).
+// caller is tested in internal/localstack).
 func approve(t *testing.T, c client.Client, p *tendv1.Proposal, approver, specHash string, decision tendv1.ApprovalDecision) *tendv1.Approval {
 	t.Helper()
 	a := &tendv1.Approval{

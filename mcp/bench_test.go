@@ -15,6 +15,7 @@ import (
 
 	"github.com/tendops/tend/controllers"
 	"github.com/tendops/tend/mcp"
+	"github.com/tendops/tend/mcp/wire"
 	"github.com/tendops/tend/policies"
 )
 
@@ -77,9 +78,9 @@ func BenchmarkMCP(b *testing.B) {
 	c, url := benchServer(b)
 	raw := dialRaw(b, url, c.agentToken)
 	b.Run("tool=read", func(b *testing.B) {
-		args := mcp.GetResourceArgs{APIVersion: "apps/v1", Kind: "Deployment", Namespace: teamNS, Name: "web"}
+		args := wire.GetResourceArgs{APIVersion: "apps/v1", Kind: "Deployment", Namespace: teamNS, Name: "web"}
 		measure(b, func(int) {
-			if res := callTool(b, raw, mcp.ToolGetResource, args); res.IsError {
+			if res := callTool(b, raw, wire.ToolGetResource, args); res.IsError {
 				b.Fatalf("get_resource: %s", resultText(res))
 			}
 		})
@@ -87,11 +88,11 @@ func BenchmarkMCP(b *testing.B) {
 	b.Run("tool=propose", func(b *testing.B) {
 		run := time.Now().UnixNano()
 		measure(b, func(i int) {
-			args := mcp.ScaleWorkloadArgs{
-				WorkloadArgs: mcp.WorkloadArgs{Namespace: teamNS, Name: "web"}, Replicas: ptr.To[int32](3),
-				Common: mcp.Common{Summary: "benchmark", Fingerprint: fmt.Sprintf("bench-%d-%d", run, i)},
+			args := wire.ScaleWorkloadArgs{
+				WorkloadArgs: wire.WorkloadArgs{Namespace: teamNS, Name: "web"}, Replicas: ptr.To[int32](3),
+				Common: wire.Common{Summary: "benchmark", Fingerprint: fmt.Sprintf("bench-%d-%d", run, i)},
 			}
-			res := callTool(b, raw, mcp.ToolProposeScaleWorkload, args)
+			res := callTool(b, raw, wire.ToolProposeScaleWorkload, args)
 			if res.IsError {
 				b.Fatalf("propose_scale_workload: %s", resultText(res))
 			}

@@ -17,6 +17,7 @@ import (
 	tendv1 "github.com/tendops/tend/api/v1alpha1"
 
 	"github.com/tendops/tend/mcp"
+	"github.com/tendops/tend/mcp/wire"
 )
 
 // denyAll refuses every call: the fuzzed calls run all the way through
@@ -29,12 +30,12 @@ func (denyAll) Authorize(_ context.Context, id mcp.Identity, attrs authzv1.Resou
 }
 
 var fuzzTools = []string{
-	mcp.ToolProposeRollback, mcp.ToolProposeRestartWorkload, mcp.ToolProposeScaleWorkload, mcp.ToolProposeSetResources,
-	mcp.ToolProposePatchWorkload, mcp.ToolProposeEvictPod, mcp.ToolProposeForceDeletePod, mcp.ToolProposeCordonNode,
-	mcp.ToolProposeUncordonNode, mcp.ToolProposeDrainNode, mcp.ToolProposeRetryJob, mcp.ToolProposeSetAutoscaler,
-	mcp.ToolProposeRestartContainer, mcp.ToolProposePruneImages, mcp.ToolProposeCollectDiagnostics,
-	mcp.ToolListResources, mcp.ToolGetResource, mcp.ToolGetEvents, mcp.ToolGetLogs, mcp.ToolGetTelemetry,
-	mcp.ToolListProposals, mcp.ToolGetProposal, mcp.ToolExplainDecision, mcp.ToolGetPolicies,
+	wire.ToolProposeRollback, wire.ToolProposeRestartWorkload, wire.ToolProposeScaleWorkload, wire.ToolProposeSetResources,
+	wire.ToolProposePatchWorkload, wire.ToolProposeEvictPod, wire.ToolProposeForceDeletePod, wire.ToolProposeCordonNode,
+	wire.ToolProposeUncordonNode, wire.ToolProposeDrainNode, wire.ToolProposeRetryJob, wire.ToolProposeSetAutoscaler,
+	wire.ToolProposeRestartContainer, wire.ToolProposePruneImages, wire.ToolProposeCollectDiagnostics,
+	wire.ToolListResources, wire.ToolGetResource, wire.ToolGetEvents, wire.ToolGetLogs, wire.ToolGetTelemetry,
+	wire.ToolListProposals, wire.ToolGetProposal, wire.ToolExplainDecision, wire.ToolGetPolicies,
 }
 
 // offlineClient is a client that never reaches an API server: its REST

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tendops/tend/mcp"
+	"github.com/tendops/tend/mcp/wire"
 )
 
 // interopDir installs the TypeScript SDK client of testdata/interop, at the
@@ -102,8 +102,8 @@ func TestTypeScriptSDKInterop(t *testing.T) {
 		t.Fatalf("client output: %v\n%s", err, stdout.String())
 	}
 
-	if got.Server.Name != "tend" || got.Server.Version != mcp.Version {
-		t.Errorf("server %+v, want tend %s", got.Server, mcp.Version)
+	if got.Server.Name != "tend" || got.Server.Version != wire.Version {
+		t.Errorf("server %+v, want tend %s", got.Server, wire.Version)
 	}
 	names := map[string]bool{}
 	for _, tool := range got.Tools {
@@ -123,7 +123,7 @@ func TestTypeScriptSDKInterop(t *testing.T) {
 	if got.Propose.IsError {
 		t.Fatalf("propose_scale_workload through the SDK: %+v", got.Propose)
 	}
-	var res mcp.ProposeResult
+	var res wire.ProposeResult
 	if err := json.Unmarshal(got.Propose.StructuredContent, &res); err != nil {
 		t.Fatalf("propose result: %v", err)
 	}

@@ -2,8 +2,6 @@ package mcp
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -24,10 +22,11 @@ import (
 
 	tendv1 "github.com/tendops/tend/api/v1alpha1"
 	"github.com/tendops/tend/bus"
+	"github.com/tendops/tend/mcp/wire"
 )
 
 // Version is reported to MCP clients.
-const Version = "0.1.0"
+const Version = wire.Version
 
 // LabelFingerprint on a Proposal carries a hash of its fingerprint so open
 // duplicates are found with a label selector.
@@ -187,10 +186,10 @@ func (s *Server) caller(ctx context.Context, attrs authzv1.ResourceAttributes) (
 
 // create makes the proposal unless an open one with the same fingerprint
 // exists, then waits for the gate's decision.
-func (s *Server) create(ctx context.Context, p *tendv1.Proposal) (ProposeResult, error) {
+func (s *Server) create(ctx context.Context, p *tendv1.Proposal) (wire.ProposeResult, error) {
 	var open tendv1.ProposalList
 	if err := s.opts.Client.List(ctx, &open, client.InNamespace(p.Namespace), client.MatchingLabels{LabelFingerprint: p.Labels[LabelFingerprint]}); err != nil {
-		return ProposeResult{}, fmt.Errorf("failed to look for duplicates: %w", err)
+		return wire.ProposeResult{}, fmt.Errorf("failed to look for duplicates: %w", err)
 	}
 	for i := range open.Items {
 		if q := &open.Items[i]; !q.Status.Phase.Terminal() && q.Spec.Fingerprint == p.Spec.Fingerprint {
@@ -198,17 +197,17 @@ func (s *Server) create(ctx context.Context, p *tendv1.Proposal) (ProposeResult,
 		}
 	}
 	if err := s.opts.Client.Create(ctx, p); err != nil {
-		return ProposeResult{}, fmt.Errorf("failed to create proposal: %w", err)
+		return wire.ProposeResult{}, fmt.Errorf("failed to create proposal: %w", err)
 	}
 	decided, err := s.awaitDecision(ctx, p)
 	if err != nil {
-		return ProposeResult{}, err
+		return wire.ProposeResult{}, err
 	}
 	return resultOf(decided), nil
 }
 
 // repeat records a repeat of the open proposal q and returns it.
-func (s *Server) repeat(ctx context.Context, q *tendv1.Proposal) ProposeResult {
+func (s *Server) repeat(ctx context.Context, q *tendv1.Proposal) wire.ProposeResult {
 	res := resultOf(q)
 	res.Duplicate = true
 	res.Repeats = q.Status.Repeats
@@ -262,12 +261,12 @@ func (s *Server) awaitDecision(ctx context.Context, p *tendv1.Proposal) (*tendv1
 	}
 }
 
-func (s *Server) getProposal(ctx context.Context, _ mcpgo.CallToolRequest, args GetProposalArgs) (ProposalView, error) {
+func (s *Server) getProposal(ctx context.Context, _ mcpgo.CallToolRequest, args wire.GetProposalArgs) (wire.ProposalView, error) {
 	p, err := s.proposal(ctx, args)
 	if err != nil {
-		return ProposalView{}, err
+		return wire.ProposalView{}, err
 	}
-	v := ProposalView{
+	v := wire.ProposalView{
 		Namespace: p.Namespace, Name: p.Name, Action: string(p.Spec.Action),
 		Target:   fmt.Sprintf("%s %s/%s", p.Spec.Target.Kind, p.Spec.Target.Namespace, p.Spec.Target.Name),
 		Proposer: p.Spec.Proposer.Username, Phase: string(p.Status.Phase), Message: p.Status.Message,
@@ -285,8 +284,8 @@ func (s *Server) getProposal(ctx context.Context, _ mcpgo.CallToolRequest, args 
 	return v, nil
 }
 
-func resultOf(p *tendv1.Proposal) ProposeResult {
-	r := ProposeResult{Namespace: p.Namespace, Name: p.Name, Phase: string(p.Status.Phase), Message: p.Status.Message}
+func resultOf(p *tendv1.Proposal) wire.ProposeResult {
+	r := wire.ProposeResult{Namespace: p.Namespace, Name: p.Name, Phase: string(p.Status.Phase), Message: p.Status.Message}
 	if r.Phase == "" {
 		r.Phase = string(tendv1.PhasePending)
 	}
@@ -294,7 +293,7 @@ func resultOf(p *tendv1.Proposal) ProposeResult {
 		r.Outcome = string(d.Outcome)
 		r.RequiredApprovals = d.RequiredApprovals
 		for _, x := range d.Reasons {
-			r.Reasons = append(r.Reasons, Reason{Code: x.Code, Message: x.Message, Policy: x.Policy, Rule: x.Rule, Guard: x.Guard})
+			r.Reasons = append(r.Reasons, wire.Reason{Code: x.Code, Message: x.Message, Policy: x.Policy, Rule: x.Rule, Guard: x.Guard})
 		}
 	}
 	if r.Message == "" {
@@ -303,10 +302,7 @@ func resultOf(p *tendv1.Proposal) ProposeResult {
 	return r
 }
 
-func fingerprintLabel(fp string) string {
-	sum := sha256.Sum256([]byte(fp))
-	return hex.EncodeToString(sum[:])[:40]
-}
+func fingerprintLabel(fp string) string { return wire.Digest(fp) }
 
 func shorten(s string, n int) string {
 	if len(s) > n {

@@ -43,6 +43,7 @@ import (
 	tendv1 "github.com/tendops/tend/api/v1alpha1"
 	"github.com/tendops/tend/bus"
 	"github.com/tendops/tend/mcp"
+	"github.com/tendops/tend/mcp/wire"
 )
 
 const (
@@ -347,9 +348,9 @@ func resultText(res *mcpgo.CallToolResult) string {
 	return strings.Join(texts, "; ")
 }
 
-func getProposal(t *testing.T, c *mcpclient.Client, name string) mcp.ProposalView {
+func getProposal(t *testing.T, c *mcpclient.Client, name string) wire.ProposalView {
 	t.Helper()
-	res := callTool(t, c, mcp.ToolGetProposal, mcp.GetProposalArgs{Namespace: teamNS, Name: name})
+	res := callTool(t, c, wire.ToolGetProposal, wire.GetProposalArgs{Namespace: teamNS, Name: name})
 	if res.IsError {
 		t.Fatalf("get_proposal %s: %s", name, resultText(res))
 	}
@@ -360,20 +361,20 @@ func getProposal(t *testing.T, c *mcpclient.Client, name string) mcp.ProposalVie
 			t.Fatal(err)
 		}
 	}
-	var v mcp.ProposalView
+	var v wire.ProposalView
 	if err := json.Unmarshal(raw, &v); err != nil {
 		t.Fatalf("decode get_proposal result: %v", err)
 	}
 	return v
 }
 
-func rollbackArgs(fp string) mcp.ProposeRollbackArgs {
-	return mcp.ProposeRollbackArgs{
+func rollbackArgs(fp string) wire.ProposeRollbackArgs {
+	return wire.ProposeRollbackArgs{
 		Namespace: teamNS, Name: "web", FromRevision: 2, ToRevision: 1,
-		Common: mcp.Common{
+		Common: wire.Common{
 			Summary:     "1 of 1 pods of revision 2 of deployment team/web are crash-looping; revision 1 was healthy",
 			Risk:        "Low",
-			Telemetry:   []mcp.TelemetryRef{{Subject: "tend.telemetry.test.pod.team.web-2-a", Sequence: 3, ID: "uid/3"}},
+			Telemetry:   []wire.TelemetryRef{{Subject: "tend.telemetry.test.pod.team.web-2-a", Sequence: 3, ID: "uid/3"}},
 			Fingerprint: fp,
 			Agent:       "maintenance",
 		},
@@ -484,7 +485,7 @@ func TestServer(t *testing.T) {
 
 		// Fields naming another proposer are not arguments and change nothing.
 		raw := dialRaw(t, url, c.agentToken)
-		res2 := callTool(t, raw, mcp.ToolProposeRollback, map[string]any{
+		res2 := callTool(t, raw, wire.ToolProposeRollback, map[string]any{
 			"namespace": teamNS, "name": "web", "summary": "crash-looping", "fingerprint": "proposer-spoofed",
 			"agent": "system:admin", "proposer": map[string]any{"username": "system:admin", "groups": []string{"system:masters"}},
 			"username": "system:admin",
@@ -601,7 +602,7 @@ func TestServer(t *testing.T) {
 			{"wrong type", map[string]any{"namespace": teamNS, "name": "web", "summary": "s", "toRevision": "one"}, "toRevision"},
 			{"negative revision", map[string]any{"namespace": teamNS, "name": "web", "summary": "s", "fromRevision": -3, "fingerprint": "invalid-negative"}, "revisions must not be negative"},
 		} {
-			res := callTool(t, raw, mcp.ToolProposeRollback, tc.args)
+			res := callTool(t, raw, wire.ToolProposeRollback, tc.args)
 			if !res.IsError {
 				t.Errorf("%s: not a tool error: %+v", tc.name, res)
 				continue
@@ -616,7 +617,7 @@ func TestServer(t *testing.T) {
 			}
 		}
 		// The same session still works.
-		res := callTool(t, raw, mcp.ToolProposeRollback, rollbackArgs("after-invalid"))
+		res := callTool(t, raw, wire.ToolProposeRollback, rollbackArgs("after-invalid"))
 		if res.IsError {
 			t.Fatalf("valid call after invalid ones: %s", resultText(res))
 		}
@@ -705,9 +706,9 @@ func TestServer(t *testing.T) {
 			t.Fatalf("decide: %v", err)
 		}
 		v := getProposal(t, raw, res.Name)
-		want := &mcp.ProposeResult{
+		want := &wire.ProposeResult{
 			Namespace: teamNS, Name: res.Name, Phase: string(tendv1.PhaseAwaitingApproval), Outcome: string(tendv1.OutcomeRequireApproval),
-			Reasons:           []mcp.Reason{{Code: "ProductionNamespace", Message: "Rollbacks in team need one approver.", Policy: "default", Rule: "prod"}},
+			Reasons:           []wire.Reason{{Code: "ProductionNamespace", Message: "Rollbacks in team need one approver.", Policy: "default", Rule: "prod"}},
 			RequiredApprovals: 1,
 			Message:           v.Decision.Message,
 		}
@@ -748,9 +749,9 @@ func TestServer(t *testing.T) {
 		if err := <-decided; err != nil {
 			t.Fatalf("decide: %v", err)
 		}
-		want := mcp.ProposeResult{
+		want := wire.ProposeResult{
 			Namespace: teamNS, Name: res.Name, Phase: string(tendv1.PhaseAwaitingApproval), Outcome: string(tendv1.OutcomeRequireApproval),
-			Reasons:           []mcp.Reason{{Code: "ProductionNamespace", Message: "Rollbacks in team need one approver.", Policy: "default", Rule: "prod"}},
+			Reasons:           []wire.Reason{{Code: "ProductionNamespace", Message: "Rollbacks in team need one approver.", Policy: "default", Rule: "prod"}},
 			RequiredApprovals: 1,
 			Message:           res.Message,
 		}

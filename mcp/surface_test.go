@@ -22,6 +22,7 @@ import (
 	tendv1 "github.com/tendops/tend/api/v1alpha1"
 	"github.com/tendops/tend/bus"
 	"github.com/tendops/tend/mcp"
+	"github.com/tendops/tend/mcp/wire"
 )
 
 // fullText is everything a tool result carries: its text content and its
@@ -86,43 +87,43 @@ func (c *cluster) grantViewer(t *testing.T, sa string) string {
 // validProposeArgs holds valid arguments for every propose tool, each with
 // its own fingerprint.
 func validProposeArgs(prefix string) map[string]any {
-	common := func(name string) mcp.Common {
-		return mcp.Common{Summary: "observed a problem with " + name, Fingerprint: prefix + "-" + name, Risk: "Low"}
+	common := func(name string) wire.Common {
+		return wire.Common{Summary: "observed a problem with " + name, Fingerprint: prefix + "-" + name, Risk: "Low"}
 	}
-	wl := mcp.WorkloadArgs{Namespace: teamNS, Name: "web"}
-	pod := mcp.PodArgs{Namespace: teamNS, Pod: "web-1"}
-	node := mcp.NodeArgs{Node: "node-1"}
+	wl := wire.WorkloadArgs{Namespace: teamNS, Name: "web"}
+	pod := wire.PodArgs{Namespace: teamNS, Pod: "web-1"}
+	node := wire.NodeArgs{Node: "node-1"}
 	return map[string]any{
-		mcp.ToolProposeRollback: func() mcp.ProposeRollbackArgs {
+		wire.ToolProposeRollback: func() wire.ProposeRollbackArgs {
 			a := rollbackArgs(prefix + "-rollback")
 			return a
 		}(),
-		mcp.ToolProposeRestartWorkload:    mcp.RestartWorkloadArgs{WorkloadArgs: wl, Common: common("restart")},
-		mcp.ToolProposeScaleWorkload:      mcp.ScaleWorkloadArgs{WorkloadArgs: wl, Replicas: ptr.To[int32](3), Common: common("scale")},
-		mcp.ToolProposeSetResources:       mcp.SetResourcesArgs{WorkloadArgs: wl, Container: "app", Requests: map[string]string{"memory": "256Mi"}, Limits: map[string]string{"memory": "512Mi"}, Common: common("resources")},
-		mcp.ToolProposePatchWorkload:      mcp.PatchWorkloadArgs{WorkloadArgs: wl, Patch: []mcp.PatchOp{{Op: "replace", Path: "/spec/template/spec/containers/0/image", Value: json.RawMessage(`"registry.example.com/web:1"`)}}, Common: common("patch")},
-		mcp.ToolProposeEvictPod:           mcp.EvictPodArgs{PodArgs: pod, Common: common("evict")},
-		mcp.ToolProposeForceDeletePod:     mcp.ForceDeletePodArgs{PodArgs: pod, Common: common("force-delete")},
-		mcp.ToolProposeCordonNode:         mcp.CordonNodeArgs{NodeArgs: node, Common: common("cordon")},
-		mcp.ToolProposeUncordonNode:       mcp.UncordonNodeArgs{NodeArgs: node, Common: common("uncordon")},
-		mcp.ToolProposeDrainNode:          mcp.DrainNodeArgs{NodeArgs: node, TimeoutSeconds: ptr.To[int64](300), Common: common("drain")},
-		mcp.ToolProposeRetryJob:           mcp.RetryJobArgs{Namespace: teamNS, Name: "migrate", Common: common("retry")},
-		mcp.ToolProposeSetAutoscaler:      mcp.SetAutoscalerArgs{Namespace: teamNS, Name: "web", MinReplicas: ptr.To[int32](2), MaxReplicas: ptr.To[int32](6), Common: common("hpa")},
-		mcp.ToolProposeRestartContainer:   mcp.RestartContainerArgs{PodArgs: pod, Container: "app", Common: common("restart-container")},
-		mcp.ToolProposePruneImages:        mcp.PruneImagesArgs{NodeArgs: node, Common: common("prune")},
-		mcp.ToolProposeCollectDiagnostics: mcp.CollectDiagnosticsArgs{Namespace: teamNS, Pod: "web-1", Common: common("diagnostics")},
+		wire.ToolProposeRestartWorkload:    wire.RestartWorkloadArgs{WorkloadArgs: wl, Common: common("restart")},
+		wire.ToolProposeScaleWorkload:      wire.ScaleWorkloadArgs{WorkloadArgs: wl, Replicas: ptr.To[int32](3), Common: common("scale")},
+		wire.ToolProposeSetResources:       wire.SetResourcesArgs{WorkloadArgs: wl, Container: "app", Requests: map[string]string{"memory": "256Mi"}, Limits: map[string]string{"memory": "512Mi"}, Common: common("resources")},
+		wire.ToolProposePatchWorkload:      wire.PatchWorkloadArgs{WorkloadArgs: wl, Patch: []wire.PatchOp{{Op: "replace", Path: "/spec/template/spec/containers/0/image", Value: json.RawMessage(`"registry.example.com/web:1"`)}}, Common: common("patch")},
+		wire.ToolProposeEvictPod:           wire.EvictPodArgs{PodArgs: pod, Common: common("evict")},
+		wire.ToolProposeForceDeletePod:     wire.ForceDeletePodArgs{PodArgs: pod, Common: common("force-delete")},
+		wire.ToolProposeCordonNode:         wire.CordonNodeArgs{NodeArgs: node, Common: common("cordon")},
+		wire.ToolProposeUncordonNode:       wire.UncordonNodeArgs{NodeArgs: node, Common: common("uncordon")},
+		wire.ToolProposeDrainNode:          wire.DrainNodeArgs{NodeArgs: node, TimeoutSeconds: ptr.To[int64](300), Common: common("drain")},
+		wire.ToolProposeRetryJob:           wire.RetryJobArgs{Namespace: teamNS, Name: "migrate", Common: common("retry")},
+		wire.ToolProposeSetAutoscaler:      wire.SetAutoscalerArgs{Namespace: teamNS, Name: "web", MinReplicas: ptr.To[int32](2), MaxReplicas: ptr.To[int32](6), Common: common("hpa")},
+		wire.ToolProposeRestartContainer:   wire.RestartContainerArgs{PodArgs: pod, Container: "app", Common: common("restart-container")},
+		wire.ToolProposePruneImages:        wire.PruneImagesArgs{NodeArgs: node, Common: common("prune")},
+		wire.ToolProposeCollectDiagnostics: wire.CollectDiagnosticsArgs{Namespace: teamNS, Pod: "web-1", Common: common("diagnostics")},
 	}
 }
 
 var wantActions = map[string]tendv1.Action{
-	mcp.ToolProposeRollback: tendv1.ActionRollbackWorkload, mcp.ToolProposeRestartWorkload: tendv1.ActionRestartWorkload,
-	mcp.ToolProposeScaleWorkload: tendv1.ActionScaleWorkload, mcp.ToolProposeSetResources: tendv1.ActionSetResources,
-	mcp.ToolProposePatchWorkload: tendv1.ActionPatchWorkload, mcp.ToolProposeEvictPod: tendv1.ActionEvictPod,
-	mcp.ToolProposeForceDeletePod: tendv1.ActionForceDeletePod, mcp.ToolProposeCordonNode: tendv1.ActionCordonNode,
-	mcp.ToolProposeUncordonNode: tendv1.ActionUncordonNode, mcp.ToolProposeDrainNode: tendv1.ActionDrainNode,
-	mcp.ToolProposeRetryJob: tendv1.ActionRetryJob, mcp.ToolProposeSetAutoscaler: tendv1.ActionSetAutoscaler,
-	mcp.ToolProposeRestartContainer: tendv1.ActionRestartContainer, mcp.ToolProposePruneImages: tendv1.ActionPruneImages,
-	mcp.ToolProposeCollectDiagnostics: tendv1.ActionCollectDiagnostics,
+	wire.ToolProposeRollback: tendv1.ActionRollbackWorkload, wire.ToolProposeRestartWorkload: tendv1.ActionRestartWorkload,
+	wire.ToolProposeScaleWorkload: tendv1.ActionScaleWorkload, wire.ToolProposeSetResources: tendv1.ActionSetResources,
+	wire.ToolProposePatchWorkload: tendv1.ActionPatchWorkload, wire.ToolProposeEvictPod: tendv1.ActionEvictPod,
+	wire.ToolProposeForceDeletePod: tendv1.ActionForceDeletePod, wire.ToolProposeCordonNode: tendv1.ActionCordonNode,
+	wire.ToolProposeUncordonNode: tendv1.ActionUncordonNode, wire.ToolProposeDrainNode: tendv1.ActionDrainNode,
+	wire.ToolProposeRetryJob: tendv1.ActionRetryJob, wire.ToolProposeSetAutoscaler: tendv1.ActionSetAutoscaler,
+	wire.ToolProposeRestartContainer: tendv1.ActionRestartContainer, wire.ToolProposePruneImages: tendv1.ActionPruneImages,
+	wire.ToolProposeCollectDiagnostics: tendv1.ActionCollectDiagnostics,
 }
 
 func TestToolSurface(t *testing.T) {
@@ -156,8 +157,8 @@ func TestToolSurface(t *testing.T) {
 				t.Errorf("%s: input schema %+v lacks summary", name, tool.InputSchema)
 			}
 		}
-		for _, name := range []string{mcp.ToolListResources, mcp.ToolGetResource, mcp.ToolGetEvents, mcp.ToolGetLogs, mcp.ToolGetTelemetry,
-			mcp.ToolListProposals, mcp.ToolGetProposal, mcp.ToolExplainDecision, mcp.ToolGetPolicies} {
+		for _, name := range []string{wire.ToolListResources, wire.ToolGetResource, wire.ToolGetEvents, wire.ToolGetLogs, wire.ToolGetTelemetry,
+			wire.ToolListProposals, wire.ToolGetProposal, wire.ToolExplainDecision, wire.ToolGetPolicies} {
 			tool, ok := got[name]
 			if !ok {
 				t.Errorf("no tool %s", name)
@@ -188,7 +189,7 @@ func TestToolSurface(t *testing.T) {
 	t.Run("every propose tool records the token's identity as the proposer and changes nothing else", func(t *testing.T) {
 		raw := dialRaw(t, url, c.agentToken)
 		for name, args := range validProposeArgs("made") {
-			var res mcp.ProposeResult
+			var res wire.ProposeResult
 			decode(t, callTool(t, raw, name, args), &res)
 			if res.Name == "" || res.Duplicate {
 				t.Errorf("%s: result %+v, want a new proposal", name, res)
@@ -266,16 +267,16 @@ func TestToolSurface(t *testing.T) {
 		}
 
 		// The Secret itself: its keys are shown, its values never.
-		var one mcp.Resource
-		decode(t, call(mcp.ToolGetResource, mcp.GetResourceArgs{APIVersion: "v1", Kind: "Secret", Namespace: teamNS, Name: "db-credentials"}), &one)
+		var one wire.Resource
+		decode(t, call(wire.ToolGetResource, wire.GetResourceArgs{APIVersion: "v1", Kind: "Secret", Namespace: teamNS, Name: "db-credentials"}), &one)
 		if data, _ := one.Object["data"].(map[string]any); data["password"] != mcp.Redacted || data["username"] != mcp.Redacted {
 			t.Errorf("secret data %v, want every value redacted", one.Object["data"])
 		}
 		if md, _ := one.Object["metadata"].(map[string]any); md["annotations"].(map[string]any)["owner"] != "payments" {
 			t.Errorf("secret metadata %v, want its other annotations", md)
 		}
-		var secrets mcp.ResourceList
-		decode(t, call(mcp.ToolListResources, mcp.ListResourcesArgs{APIVersion: "v1", Kind: "Secret", Namespace: teamNS}), &secrets)
+		var secrets wire.ResourceList
+		decode(t, call(wire.ToolListResources, wire.ListResourcesArgs{APIVersion: "v1", Kind: "Secret", Namespace: teamNS}), &secrets)
 		if len(secrets.Items) == 0 {
 			t.Error("list_resources found no Secrets in team")
 		}
@@ -295,30 +296,30 @@ func TestToolSurface(t *testing.T) {
 					continue
 				}
 				kinds++
-				call(mcp.ToolListResources, mcp.ListResourcesArgs{APIVersion: l.GroupVersion, Kind: r.Kind, Namespace: teamNS})
-				call(mcp.ToolListResources, mcp.ListResourcesArgs{APIVersion: l.GroupVersion, Kind: r.Kind})
+				call(wire.ToolListResources, wire.ListResourcesArgs{APIVersion: l.GroupVersion, Kind: r.Kind, Namespace: teamNS})
+				call(wire.ToolListResources, wire.ListResourcesArgs{APIVersion: l.GroupVersion, Kind: r.Kind})
 			}
 		}
 		if kinds < 20 {
 			t.Errorf("only %d kinds listed", kinds)
 		}
-		var pod mcp.Resource
-		decode(t, call(mcp.ToolGetResource, mcp.GetResourceArgs{APIVersion: "v1", Kind: "Pod", Namespace: teamNS, Name: "api-0"}), &pod)
-		var events mcp.Events
-		decode(t, call(mcp.ToolGetEvents, mcp.GetEventsArgs{Namespace: teamNS, Kind: "Secret", Name: "db-credentials"}), &events)
+		var pod wire.Resource
+		decode(t, call(wire.ToolGetResource, wire.GetResourceArgs{APIVersion: "v1", Kind: "Pod", Namespace: teamNS, Name: "api-0"}), &pod)
+		var events wire.Events
+		decode(t, call(wire.ToolGetEvents, wire.GetEventsArgs{Namespace: teamNS, Kind: "Secret", Name: "db-credentials"}), &events)
 		if len(events.Events) != 1 || events.Events[0].Reason != "Mounted" {
 			t.Errorf("events %+v, want the one about the Secret", events.Events)
 		}
-		var tel mcp.Telemetry
-		decode(t, call(mcp.ToolGetTelemetry, mcp.GetTelemetryArgs{Kind: "pod", Namespace: teamNS, Name: "api-0"}), &tel)
+		var tel wire.Telemetry
+		decode(t, call(wire.ToolGetTelemetry, wire.GetTelemetryArgs{Kind: "pod", Namespace: teamNS, Name: "api-0"}), &tel)
 		if len(tel.Messages) != 1 || tel.Messages[0].Envelope.Pod == nil || tel.Messages[0].Subject != bus.TelemetrySubject(repeatCluster, bus.KindPod, teamNS, "api-0") {
 			t.Errorf("telemetry %+v, want the one message published, on the subject it was published on", tel.Messages)
 		}
 		// envtest runs no kubelet; the API server answers an unscheduled
 		// pod's logs with nothing.
-		call(mcp.ToolGetLogs, mcp.GetLogsArgs{Namespace: teamNS, Pod: "api-0"})
-		call(mcp.ToolListProposals, mcp.ListProposalsArgs{Namespace: teamNS})
-		call(mcp.ToolGetPolicies, mcp.GetPoliciesArgs{})
+		call(wire.ToolGetLogs, wire.GetLogsArgs{Namespace: teamNS, Pod: "api-0"})
+		call(wire.ToolListProposals, wire.ListProposalsArgs{Namespace: teamNS})
+		call(wire.ToolGetPolicies, wire.GetPoliciesArgs{})
 		t.Logf("checked %d tool results over %d kinds", len(seen), kinds)
 	})
 
@@ -328,13 +329,13 @@ func TestToolSurface(t *testing.T) {
 			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "registry.example.com/app:1",
 				Env: []corev1.EnvVar{{Name: "DATABASE_URL", Value: "postgres://app:literal-password@db:5432/app"}}}}},
 		})
-		args := mcp.GetResourceArgs{APIVersion: "v1", Kind: "Pod", Namespace: teamNS, Name: "literal-env"}
-		plain := fullText(t, callTool(t, dialRaw(t, url, viewerToken), mcp.ToolGetResource, args))
+		args := wire.GetResourceArgs{APIVersion: "v1", Kind: "Pod", Namespace: teamNS, Name: "literal-env"}
+		plain := fullText(t, callTool(t, dialRaw(t, url, viewerToken), wire.ToolGetResource, args))
 		if !strings.Contains(plain, "literal-password") || !strings.Contains(plain, "annotation-text") {
 			t.Fatalf("by default env values and annotations are shown: %s", plain)
 		}
 		redacting := c.serve(t, time.Second, func(o *mcp.Options) { o.Redact = mcp.Redaction{EnvValues: true, Annotations: true} })
-		text := fullText(t, callTool(t, dialRaw(t, redacting, viewerToken), mcp.ToolGetResource, args))
+		text := fullText(t, callTool(t, dialRaw(t, redacting, viewerToken), wire.ToolGetResource, args))
 		if strings.Contains(text, "literal-password") || strings.Contains(text, "annotation-text") || !strings.Contains(text, "DATABASE_URL") {
 			t.Errorf("with redaction: %s", text)
 		}
@@ -344,11 +345,11 @@ func TestToolSurface(t *testing.T) {
 		// The reader may get proposals and nothing else.
 		raw := dialRaw(t, url, c.readerToken)
 		for name, args := range map[string]any{
-			mcp.ToolGetResource:   mcp.GetResourceArgs{APIVersion: "v1", Kind: "Secret", Namespace: teamNS, Name: "db-credentials"},
-			mcp.ToolListResources: mcp.ListResourcesArgs{APIVersion: "v1", Kind: "Pod", Namespace: teamNS},
-			mcp.ToolGetEvents:     mcp.GetEventsArgs{Namespace: teamNS, Kind: "Pod", Name: "api-0"},
-			mcp.ToolGetTelemetry:  mcp.GetTelemetryArgs{Kind: "pod", Namespace: teamNS, Name: "api-0"},
-			mcp.ToolGetPolicies:   mcp.GetPoliciesArgs{},
+			wire.ToolGetResource:   wire.GetResourceArgs{APIVersion: "v1", Kind: "Secret", Namespace: teamNS, Name: "db-credentials"},
+			wire.ToolListResources: wire.ListResourcesArgs{APIVersion: "v1", Kind: "Pod", Namespace: teamNS},
+			wire.ToolGetEvents:     wire.GetEventsArgs{Namespace: teamNS, Kind: "Pod", Name: "api-0"},
+			wire.ToolGetTelemetry:  wire.GetTelemetryArgs{Kind: "pod", Namespace: teamNS, Name: "api-0"},
+			wire.ToolGetPolicies:   wire.GetPoliciesArgs{},
 		} {
 			res := callTool(t, raw, name, args)
 			if !res.IsError || !strings.Contains(resultText(res), "forbidden") {
@@ -359,15 +360,15 @@ func TestToolSurface(t *testing.T) {
 
 	t.Run("each identity has its own rate limit", func(t *testing.T) {
 		limited := c.serve(t, time.Second, func(o *mcp.Options) { o.RateLimit, o.Burst = 0.01, 3 })
-		args := mcp.ListProposalsArgs{Namespace: teamNS}
+		args := wire.ListProposalsArgs{Namespace: teamNS}
 		reader := dialRaw(t, limited, c.readerToken)
 		for i := range 3 {
-			if res := callTool(t, reader, mcp.ToolListProposals, args); res.IsError && strings.Contains(resultText(res), "rate limited") {
+			if res := callTool(t, reader, wire.ToolListProposals, args); res.IsError && strings.Contains(resultText(res), "rate limited") {
 				t.Fatalf("call %d within the burst was rate limited", i+1)
 			}
 		}
 		before := rateLimited(t)
-		res := callTool(t, reader, mcp.ToolListProposals, args)
+		res := callTool(t, reader, wire.ToolListProposals, args)
 		if !res.IsError || !strings.Contains(resultText(res), "rate limited") || !strings.Contains(resultText(res), readerSA) {
 			t.Errorf("fourth call: %s, want rate limited", resultText(res))
 		}
@@ -375,7 +376,7 @@ func TestToolSurface(t *testing.T) {
 			t.Errorf("tend_mcp_rate_limited_total went from %v to %v, want one more", before, after)
 		}
 		// Another identity is not affected.
-		if res := callTool(t, dialRaw(t, limited, viewerToken), mcp.ToolListProposals, args); res.IsError {
+		if res := callTool(t, dialRaw(t, limited, viewerToken), wire.ToolListProposals, args); res.IsError {
 			t.Errorf("another identity: %s", resultText(res))
 		}
 	})

@@ -9,7 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tendops/tend/bus"
-	"github.com/tendops/tend/evals/localstack"
+	"github.com/tendops/tend/internal/localstack"
 )
 
 type auditOptions struct {

@@ -24,7 +24,7 @@ import (
 
 	tendv1 "github.com/tendops/tend/api/v1alpha1"
 	"github.com/tendops/tend/bus"
-	"github.com/tendops/tend/evals/localstack"
+	"github.com/tendops/tend/internal/localstack"
 )
 
 type demoOptions struct {

@@ -18,8 +18,9 @@ import (
 	tendv1 "github.com/tendops/tend/api/v1alpha1"
 	"github.com/tendops/tend/bus"
 	"github.com/tendops/tend/controllers"
-	"github.com/tendops/tend/evals/localstack"
+	"github.com/tendops/tend/internal/localstack"
 	"github.com/tendops/tend/mcp"
+	"github.com/tendops/tend/mcp/wire"
 	"github.com/tendops/tend/policies"
 )
 
@@ -186,20 +187,20 @@ type policyGuards struct {
 	namespace string
 }
 
-func (g *policyGuards) GuardState(ctx context.Context) (mcp.GuardState, error) {
+func (g *policyGuards) GuardState(ctx context.Context) (wire.GuardState, error) {
 	var list tendv1.GatePolicyList
 	if err := g.client.List(ctx, &list); err != nil {
-		return mcp.GuardState{}, fmt.Errorf("failed to list gate policies: %w", err)
+		return wire.GuardState{}, fmt.Errorf("failed to list gate policies: %w", err)
 	}
 	gate, err := policies.New(policies.Options{})
 	if err != nil {
-		return mcp.GuardState{}, err
+		return wire.GuardState{}, err
 	}
 	gate.Load(list.Items)
 	st := mcp.LimitsState(gate.Limits())
 	gs, err := controllers.ReadGateState(ctx, g.client, g.namespace)
 	if err != nil {
-		return mcp.GuardState{}, err
+		return wire.GuardState{}, err
 	}
 	st.KillSwitch, st.BreakerTripped, st.BreakerReason = gs.KillSwitch, gs.Breaker.Tripped, gs.Breaker.Reason
 	return st, nil

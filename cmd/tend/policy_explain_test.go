@@ -19,7 +19,7 @@ import (
 
 	"github.com/tendops/tend/api/crds"
 	tendv1 "github.com/tendops/tend/api/v1alpha1"
-	"github.com/tendops/tend/evals/localstack"
+	"github.com/tendops/tend/internal/localstack"
 	"github.com/tendops/tend/policies"
 )
 

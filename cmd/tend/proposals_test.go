@@ -16,7 +16,7 @@ import (
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	tendv1 "github.com/tendops/tend/api/v1alpha1"
-	"github.com/tendops/tend/evals/localstack"
+	"github.com/tendops/tend/internal/localstack"
 )
 
 // TestProposalsApproveRecordsAuthenticatedGroups runs `tend proposals

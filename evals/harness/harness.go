@@ -15,9 +15,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/tendops/tend/controllers"
-	"github.com/tendops/tend/evals/localstack"
 	"github.com/tendops/tend/evals/scenario"
 	"github.com/tendops/tend/evals/sim"
+	"github.com/tendops/tend/internal/localstack"
 )
 
 // BrainDeterministic is the runbook brain, the only one that runs without

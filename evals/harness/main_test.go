@@ -12,8 +12,8 @@ import (
 	"github.com/go-logr/logr"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
-	"github.com/tendops/tend/evals/localstack"
 	"github.com/tendops/tend/evals/scenario"
+	"github.com/tendops/tend/internal/localstack"
 )
 
 // The live tests share one stack, started on first use with every

@@ -34,6 +34,7 @@ import (
 	"github.com/tendops/tend/bus"
 	"github.com/tendops/tend/controllers"
 	"github.com/tendops/tend/mcp"
+	"github.com/tendops/tend/mcp/wire"
 	"github.com/tendops/tend/policies"
 )
 
@@ -462,11 +463,11 @@ type guardReader struct {
 	gate   *policies.Gate
 }
 
-func (g *guardReader) GuardState(ctx context.Context) (mcp.GuardState, error) {
+func (g *guardReader) GuardState(ctx context.Context) (wire.GuardState, error) {
 	st := mcp.LimitsState(g.gate.Limits())
 	gs, err := controllers.ReadGateState(ctx, g.client, SystemNamespace)
 	if err != nil {
-		return mcp.GuardState{}, err
+		return wire.GuardState{}, err
 	}
 	st.KillSwitch, st.BreakerTripped, st.BreakerReason = gs.KillSwitch, gs.Breaker.Tripped, gs.Breaker.Reason
 	return st, nil

@@ -25,7 +25,7 @@ import (
 
 	"github.com/tendops/tend/bus"
 	"github.com/tendops/tend/controllers"
-	"github.com/tendops/tend/evals/localstack"
+	"github.com/tendops/tend/internal/localstack"
 )
 
 // sensorPods is the number of pods BenchmarkSensorMemory observes.

@@ -1,4 +1,4 @@
-package mcp
+package wire
 
 import (
 	"errors"
@@ -79,17 +79,22 @@ type ProposalView struct {
 	Checks    []tendv1.Check `json:"checks,omitempty"`
 }
 
-func (a *GetProposalArgs) validate() error {
+// Validate checks the proposal's namespace and name.
+func (a *GetProposalArgs) Validate() error {
 	if len(validation.IsDNS1123Label(a.Namespace)) > 0 || len(validation.IsDNS1123Subdomain(a.Name)) > 0 {
 		return fmt.Errorf("%w: namespace and name must be valid Kubernetes names", ErrInvalidArgument)
 	}
 	return nil
 }
 
-// clip shortens untrusted text before it is echoed back.
-func clip(s string) string {
+// Clip shortens untrusted text before it is echoed back.
+func Clip(s string) string {
 	if len(s) > 64 {
 		return s[:64] + "..."
 	}
 	return s
 }
+
+// Version is the version of tend's MCP tools, reported by the server and
+// sent by tend's clients.
+const Version = "0.1.0"

@@ -1,4 +1,4 @@
-package mcp
+package wire
 
 import (
 	"encoding/json"
@@ -79,7 +79,7 @@ func TestProposeRollbackArgsValidate(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			a := validRollback()
 			tc.mutate(&a)
-			_, err := validateArgs(&a)
+			_, err := Validate(&a)
 			if len(tc.wantErr) == 0 {
 				if err != nil {
 					t.Fatalf("validate() = %v, want nil", err)
@@ -114,7 +114,7 @@ func TestGetProposalArgsValidate(t *testing.T) {
 		{GetProposalArgs{Namespace: "team", Name: "a/b"}, false},
 	}
 	for _, tc := range tests {
-		err := tc.args.validate()
+		err := tc.args.Validate()
 		if tc.valid && err != nil {
 			t.Errorf("validate(%+v) = %v, want nil", tc.args, err)
 		}
@@ -143,7 +143,7 @@ func FuzzProposeRollbackArgs(f *testing.F) {
 		if err := json.Unmarshal(data, &a); err != nil {
 			return
 		}
-		_, err := validateArgs(&a)
+		_, err := Validate(&a)
 		if err != nil {
 			if !errors.Is(err, ErrInvalidArgument) {
 				t.Fatalf("validate() = %v, want an error wrapping ErrInvalidArgument", err)
@@ -187,7 +187,7 @@ func FuzzProposeRollbackArgs(f *testing.F) {
 		if err := json.Unmarshal(out, &back); err != nil {
 			t.Fatalf("unmarshal accepted args: %v", err)
 		}
-		if _, err := validateArgs(&back); err != nil {
+		if _, err := Validate(&back); err != nil {
 			t.Fatalf("args valid once are invalid after a round trip: %v", err)
 		}
 	})
