@@ -46,6 +46,39 @@ type Profile struct {
 	// StartupSeconds is how long the app takes to start; a liveness probe
 	// (without a startup probe) that gives up sooner restarts it forever.
 	StartupSeconds int32 `json:"startupSeconds,omitempty"`
+	// CompletesAfterSeconds makes the app a batch job: it runs this long and
+	// exits 0. In a pod that is not restarted (a Job's) the pod succeeds;
+	// under restartPolicy Always it is restarted forever (CrashLoopBackOff,
+	// last exit 0 Completed).
+	CompletesAfterSeconds int32 `json:"completesAfterSeconds,omitempty"`
+	// PeriodicRestart makes a running app exit now and then and be
+	// restarted at once, healthy otherwise (a slow leak, a watchdog).
+	PeriodicRestart *PeriodicRestart `json:"periodicRestart,omitempty"`
+	// Usage is what the app consumes, for improvement scenarios.
+	Usage *Usage `json:"usage,omitempty"`
+}
+
+// PeriodicRestart is how often a running app exits and how.
+type PeriodicRestart struct {
+	// EverySeconds the app runs between exits.
+	EverySeconds int32 `json:"everySeconds"`
+	// Reason of the exit (OOMKilled, Error, Completed); Error when empty.
+	Reason string `json:"reason,omitempty"`
+	// ExitCode of the exit.
+	ExitCode int32 `json:"exitCode,omitempty"`
+}
+
+// Usage is an app's CPU and memory use over time: a steady level and a
+// peak it reaches now and then. Memory's steady level is WorkingSet.
+type Usage struct {
+	// CPU is the steady CPU use.
+	CPU resource.Quantity `json:"cpu"`
+	// PeakCPU is the highest CPU use; CPU when unset.
+	PeakCPU *resource.Quantity `json:"peakCPU,omitempty"`
+	// PeakMemory is the highest memory use; WorkingSet when unset. A memory
+	// limit below it is OOM risk, though the simulator kills only below
+	// WorkingSet.
+	PeakMemory *resource.Quantity `json:"peakMemory,omitempty"`
 }
 
 // Health is where an app answers HTTP health checks.
@@ -63,15 +96,19 @@ type Dependency struct {
 	// Host is the service's name; the address must name it (host, host:port,
 	// host.namespace..., or scheme://host...).
 	Host string `json:"host"`
+	// Port, if set, is the port the service answers on; the address must
+	// name it (host:port, scheme://host:port...).
+	Port int32 `json:"port,omitempty"`
 }
 
 var (
-	imageRe = regexp.MustCompile(`^[a-z0-9]+([._/-][a-z0-9]+)*$`)
-	tagRe   = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
-	envRe   = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
-	pathRe  = regexp.MustCompile(`^/[A-Za-z0-9/_.-]*$`)
-	hostRe  = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?$`)
-	cmdRe   = regexp.MustCompile(`^[A-Za-z0-9/_.=:, -]*$`)
+	imageRe  = regexp.MustCompile(`^[a-z0-9]+([._/-][a-z0-9]+)*$`)
+	tagRe    = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
+	envRe    = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	pathRe   = regexp.MustCompile(`^/[A-Za-z0-9/_.-]*$`)
+	hostRe   = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?$`)
+	cmdRe    = regexp.MustCompile(`^[A-Za-z0-9/_.=:, -]*$`)
+	reasonRe = regexp.MustCompile(`^[A-Za-z]+$`)
 )
 
 // Validate checks a profile.
@@ -122,39 +159,92 @@ func (p *Profile) Validate() error {
 		if !envRe.MatchString(d.Env) || !hostRe.MatchString(d.Host) {
 			return bad("dependency %q=%q needs a variable name and a DNS label", d.Env, d.Host)
 		}
+		if d.Port < 0 || d.Port > 65535 {
+			return bad("dependency %s: port %d out of range", d.Env, d.Port)
+		}
 	}
 	if p.StartupSeconds < 0 || p.StartupSeconds > 3600 {
 		return bad("startupSeconds must be between 0 and 3600")
 	}
+	if p.CompletesAfterSeconds < 0 || p.CompletesAfterSeconds > 3600 {
+		return bad("completesAfterSeconds must be between 0 and 3600")
+	}
+	if r := p.PeriodicRestart; r != nil {
+		if r.EverySeconds < 5 || r.EverySeconds > 3600 {
+			return bad("periodicRestart.everySeconds must be between 5 and 3600")
+		}
+		if r.Reason != "" && !reasonRe.MatchString(r.Reason) {
+			return bad("periodicRestart.reason %q must be one word", r.Reason)
+		}
+		if r.ExitCode < 0 || r.ExitCode > 255 {
+			return bad("periodicRestart.exitCode must be between 0 and 255")
+		}
+		if p.CompletesAfterSeconds > 0 {
+			return bad("a batch app (completesAfterSeconds) does not restart periodically")
+		}
+	}
+	if u := p.Usage; u != nil {
+		if u.CPU.Sign() <= 0 {
+			return bad("usage.cpu must be positive")
+		}
+		if u.PeakCPU != nil && u.PeakCPU.Cmp(u.CPU) < 0 {
+			return bad("usage.peakCPU must be at least usage.cpu")
+		}
+		if u.PeakMemory != nil && (p.WorkingSet == nil || u.PeakMemory.Cmp(*p.WorkingSet) < 0) {
+			return bad("usage.peakMemory needs a workingSet no larger than it")
+		}
+	}
 	return nil
 }
 
-// Kind is how a container fails; the values are localstack.FaultKind's.
+// Kind is how a container fails or behaves; the values are
+// localstack.FaultKind's.
 type Kind string
 
-// Kinds of failure.
+// Kinds of failure and behaviour.
 const (
-	KindCrashLoop Kind = "CrashLoop"
-	KindNotReady  Kind = "NotReady"
-	KindImagePull Kind = "ImagePull"
+	KindCrashLoop       Kind = "CrashLoop"
+	KindNotReady        Kind = "NotReady"
+	KindImagePull       Kind = "ImagePull"
+	KindWait            Kind = "Wait"
+	KindConfigError     Kind = "ConfigError"
+	KindComplete        Kind = "Complete"
+	KindPeriodicRestart Kind = "PeriodicRestart"
 )
 
+// EnvCondition is the pod condition in which the simulated kubelet records
+// each container's resolved environment (localstack.EnvConditionType).
+const EnvCondition = "tend.dev/simulated-env"
+
 // Fault is one way a container of a profile fails: When is jq over the
-// container. It has the fields of localstack.Fault, which the harness
-// converts it to; sim stays free of the stack.
+// container (`$pod` is the pod), or over the pod when Pod is set. It has the
+// fields of localstack.Fault, which the harness converts it to; sim stays
+// free of the stack.
 type Fault struct {
 	Name        string
 	When        string
+	Pod         bool
 	Kind        Kind
 	Reason      string
 	ExitCode    int
 	EventReason string
 	Message     string
+	Seconds     int
+	Images      []string
 }
+
+// envOf is jq that binds $env to the container's environment as the
+// simulated kubelet resolved it (an object of name to value; null values
+// came from a Secret).
+const envOf = `(. as $c | [$pod.status.conditions[]? | select(.type == "` + EnvCondition + `" and .status == "True") | .message | fromjson | .[$c.name]] | first // {}) as $env | `
 
 // Faults compiles profiles into the simulator's fault list, in priority
 // order: a container's first matching fault decides its state. Profiles for
-// the same image and tag must be identical.
+// the same image and tag must be identical. Besides the profiles' own
+// faults, a pod waits until the simulated kubelet has resolved its
+// environment and fails with CreateContainerConfigError when it could not,
+// and an image of a repository no profile describes cannot be pulled: no
+// container runs an app nobody described.
 func Faults(profiles []Profile) ([]Fault, error) {
 	byTag := map[string]string{}
 	tagsOf := map[string][]string{}
@@ -184,13 +274,30 @@ func Faults(profiles []Profile) ([]Fault, error) {
 			uniq = append(uniq, p)
 		}
 	}
-	var faults []Fault
-	// Image pull first: nothing else matters for an image that is not there.
+	faults := []Fault{
+		{Name: "env-wait", Pod: true, Kind: KindWait,
+			When: `[.status.conditions[]? | select(.type == "` + EnvCondition + `")] | length == 0`},
+		{Name: "env-error", Pod: true, Kind: KindConfigError, EventReason: "Failed",
+			When:    `any(.status.conditions[]?; .type == "` + EnvCondition + `" and .status == "False")`,
+			Message: "Error: CreateContainerConfigError: a ConfigMap, Secret or key the container needs is missing"},
+	}
 	images := make([]string, 0, len(tagsOf))
 	for img := range tagsOf {
 		images = append(images, img)
 	}
 	slices.Sort(images)
+	// An image no profile describes does not exist.
+	quoted := make([]string, len(images))
+	for i, img := range images {
+		quoted[i] = strconv.Quote(img)
+	}
+	faults = append(faults, Fault{
+		Name:    "unknown-image",
+		Kind:    KindImagePull,
+		When:    `(.image | sub("@.*$"; "") | sub(":[^:/]*$"; "")) as $repo | ([` + strings.Join(quoted, ", ") + `] | any(. == $repo)) | not`,
+		Message: "Failed to pull image: repository does not exist or may require authorization (no app profile describes it)",
+	})
+	// Image pull next: nothing else matters for an image that is not there.
 	for _, img := range images {
 		var known []string
 		for _, t := range tagsOf[img] {
@@ -209,11 +316,12 @@ func Faults(profiles []Profile) ([]Fault, error) {
 	return faults, nil
 }
 
-// faults are the ways a container of this profile fails.
+// faults are the ways a container of this profile fails or behaves.
 func (p *Profile) faults() []Fault {
-	var alts []string
+	var alts, refs []string
 	for _, t := range p.Tags {
 		alts = append(alts, `.image == `+strconv.Quote(p.Image+":"+t))
+		refs = append(refs, p.Image+":"+t)
 	}
 	match := "(" + strings.Join(alts, " or ") + ")"
 	id := p.Image + ":" + strings.Join(p.Tags, ",")
@@ -235,24 +343,35 @@ func (p *Profile) faults() []Fault {
 		})
 	}
 	for _, e := range p.RequiredEnv {
-		add("env-"+strings.ToLower(e), `any(.env[]?; .name == `+strconv.Quote(e)+`) | not`, Fault{
+		add("env-"+strings.ToLower(e), envOf+`$env | has(`+strconv.Quote(e)+`) | not`, Fault{
 			Reason: "Error", ExitCode: 1,
 			Message: "Back-off restarting failed container: FATAL required environment variable " + e + " is not set",
 		})
 	}
 	for _, d := range p.Dependencies {
-		h := strconv.Quote(d.Host)
-		// The address names the host: host, host:port, host.ns..., scheme://host...
-		names := `(. == ` + h + ` or startswith(` + strconv.Quote(d.Host+":") + `) or startswith(` + strconv.Quote(d.Host+".") + `) or test(` + strconv.Quote("^[a-z]+://([^@/]*@)?"+d.Host+"([:./]|$)") + `))`
-		add("dep-"+strings.ToLower(d.Env), `[.env[]? | select(.name == `+strconv.Quote(d.Env)+`) | .value // ""] | first // "" | `+names+` | not`, Fault{
+		// The address names the host (host, host.ns..., scheme://[user@]host...)
+		// and, if the dependency has one, the port.
+		port := `(:[0-9]+)?`
+		if d.Port > 0 {
+			port = `:` + strconv.Itoa(int(d.Port))
+		}
+		re := `^([a-z][a-z0-9+.-]*://([^@/]*@)?)?` + d.Host + `(\\.[A-Za-z0-9.-]+)?` + port + `([/?#].*)?$`
+		// A value the kubelet does not disclose (a Secret's) is not checked.
+		add("dep-"+strings.ToLower(d.Env), envOf+`($env | has(`+strconv.Quote(d.Env)+`) | not) or (($env[`+strconv.Quote(d.Env)+`] // "") as $v | $env[`+strconv.Quote(d.Env)+`] != null and ($v | test("`+re+`") | not))`, Fault{
 			Reason: "Error", ExitCode: 1,
-			Message: "Back-off restarting failed container: dial tcp: lookup of the " + d.Env + " address failed: no such host",
+			Message: "Back-off restarting failed container: dial tcp: connecting to the " + d.Env + " address failed: no such host or connection refused",
 		})
 	}
 	if p.WorkingSet != nil {
 		add("oom", `(.resources.limits.memory // null) as $m | $m != null and (($m | tostring | capture("^(?<n>[0-9.]+)(?<u>[A-Za-z]*)$") | (.n | tonumber) * ({"": 1, "k": 1000, "Ki": 1024, "M": 1000000, "Mi": 1048576, "G": 1000000000, "Gi": 1073741824, "T": 1000000000000, "Ti": 1099511627776}[.u] // 1)) < `+strconv.FormatInt(p.WorkingSet.Value(), 10)+`)`,
 			Fault{Reason: "OOMKilled", ExitCode: 137, EventReason: "BackOff",
 				Message: "Back-off restarting failed container: the container was OOMKilled"})
+	}
+	if p.CompletesAfterSeconds > 0 {
+		add("exits", `($pod.spec.restartPolicy // "Always") == "Always"`, Fault{
+			Reason: "Completed", ExitCode: 0,
+			Message: "Back-off restarting failed container: the container exited 0 and is restarted (restartPolicy Always)",
+		})
 	}
 	add("liveness", probeWrong("livenessProbe", p.Health.Liveness, p.Ports), Fault{
 		Reason: "Error", ExitCode: 137, EventReason: "Unhealthy",
@@ -267,6 +386,17 @@ func (p *Profile) faults() []Fault {
 		Kind: KindNotReady, EventReason: "Unhealthy",
 		Message: "Readiness probe failed: HTTP probe failed with statuscode: 404",
 	})
+	if p.CompletesAfterSeconds > 0 {
+		add("completes", "true", Fault{Kind: KindComplete, Seconds: int(p.CompletesAfterSeconds)})
+	}
+	if r := p.PeriodicRestart; r != nil {
+		reason := r.Reason
+		if reason == "" {
+			reason = "Error"
+		}
+		fs = append(fs, Fault{Name: name(id, "restarts"), Kind: KindPeriodicRestart, Images: refs, Seconds: int(r.EverySeconds),
+			Reason: reason, ExitCode: int(r.ExitCode)})
+	}
 	return fs
 }
 

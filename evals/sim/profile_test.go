@@ -33,12 +33,14 @@ func TestFaults(t *testing.T) {
 		}
 		kinds = append(kinds, f.Name[strings.Index(f.Name, "-")+1:])
 	}
-	// Identical profiles fold into one; image pull decides first, readiness last.
-	want := []string{"pull", "command", "env-database-url", "dep-cache-addr", "oom", "liveness", "startup", "readiness"}
+	// Identical profiles fold into one; the kubelet's environment comes
+	// first, then images no profile describes and image pull, readiness last.
+	want := []string{"wait", "error", "image", "pull", "command", "env-database-url", "dep-cache-addr", "oom", "liveness", "startup", "readiness"}
 	if strings.Join(kinds, ",") != strings.Join(want, ",") {
 		t.Fatalf("faults = %v, want %v", kinds, want)
 	}
-	if fs[0].Kind != KindImagePull || fs[len(fs)-1].Kind != KindNotReady || fs[4].Reason != "OOMKilled" || fs[4].ExitCode != 137 {
+	if !fs[0].Pod || fs[0].Kind != KindWait || fs[1].Kind != KindConfigError || fs[2].Kind != KindImagePull || fs[3].Kind != KindImagePull ||
+		fs[len(fs)-1].Kind != KindNotReady || fs[7].Reason != "OOMKilled" || fs[7].ExitCode != 137 {
 		t.Fatalf("unexpected kinds or exits: %+v", fs)
 	}
 }
@@ -58,6 +60,18 @@ func TestValidate(t *testing.T) {
 		{"bad env name", func(p *Profile) { p.RequiredEnv = []string{"DATABASE-URL"} }},
 		{"bad dependency host", func(p *Profile) { p.Dependencies = []Dependency{{Env: "X", Host: "Cache"}} }},
 		{"negative working set", func(p *Profile) { q := resource.MustParse("-1Mi"); p.WorkingSet = &q }},
+		{"dependency port out of range", func(p *Profile) { p.Dependencies[0].Port = 70000 }},
+		{"restarts too often", func(p *Profile) { p.PeriodicRestart = &PeriodicRestart{EverySeconds: 1} }},
+		{"restart reason with a space", func(p *Profile) { p.PeriodicRestart = &PeriodicRestart{EverySeconds: 30, Reason: "OOM Killed"} }},
+		{"a batch app that restarts", func(p *Profile) {
+			p.CompletesAfterSeconds = 3
+			p.PeriodicRestart = &PeriodicRestart{EverySeconds: 30}
+		}},
+		{"peak memory below the working set", func(p *Profile) {
+			q := resource.MustParse("10Mi")
+			p.Usage = &Usage{CPU: resource.MustParse("10m"), PeakMemory: &q}
+		}},
+		{"no cpu usage", func(p *Profile) { p.Usage = &Usage{} }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
