@@ -33,18 +33,19 @@ $(TEND): $(GO_SOURCES)
 	$(GO) build -o $(TEND) ./cmd/tend
 
 .PHONY: generate
-generate: $(CONTROLLER_GEN) ## Generate deepcopy code and CRDs (api/crds), and copy CRDs and the default policy into charts/tend
+generate: $(CONTROLLER_GEN) ## Generate deepcopy code and CRDs (api/crds); copy CRDs and the default policy into charts/tend and write its ClusterRoles and admission policies
 	$(CONTROLLER_GEN) object:headerFile=hack/boilerplate.go.txt paths=./api/...
 	$(CONTROLLER_GEN) crd:crdVersions=v1 paths=./api/... output:crd:artifacts:config=api/crds
 	@mkdir -p charts/tend/crds
 	@rm -f charts/tend/crds/*.yaml
 	@cp api/crds/*.yaml charts/tend/crds/
 	@cp policies/bundle/default.yaml charts/tend/files/default-policy.yaml
+	$(GO) run ./hack/chartgen charts/tend/templates
 
 .PHONY: verify
 verify: generate $(HELM) ## Fail when generated files are stale, code is unformatted, vet complains, or the chart does not lint
-	@if [ -n "$$(git status --porcelain -- api charts/tend/crds charts/tend/files)" ]; then \
-		echo "Generated files are stale; run 'make generate' and commit:"; git status --porcelain -- api charts/tend/crds charts/tend/files; exit 1; fi
+	@if [ -n "$$(git status --porcelain -- api charts/tend/crds charts/tend/files charts/tend/templates)" ]; then \
+		echo "Generated files are stale; run 'make generate' and commit:"; git status --porcelain -- api charts/tend/crds charts/tend/files charts/tend/templates; exit 1; fi
 	@if [ -n "$$(gofmt -l $$(git ls-files '*.go'))" ]; then echo "Not gofmt-ed:"; gofmt -l $$(git ls-files '*.go'); exit 1; fi
 	$(GO) vet ./...
 	$(GO) mod tidy -diff

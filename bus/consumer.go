@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -199,11 +200,14 @@ type part struct {
 	durable string
 	filter  []string
 	pinned  bool
+	// done is the highest stream sequence the part finished (acked or
+	// terminated), where a consumer created again resumes.
+	done *atomic.Uint64
 }
 
 func (c *Consumer) parts() []part {
 	if c.opts.Partitions == 0 {
-		return []part{{durable: c.opts.Durable, filter: c.opts.FilterSubjects}}
+		return []part{{durable: c.opts.Durable, filter: c.opts.FilterSubjects, done: new(atomic.Uint64)}}
 	}
 	ps := make([]part, c.opts.Partitions)
 	for i := range ps {
@@ -211,6 +215,7 @@ func (c *Consumer) parts() []part {
 			durable: fmt.Sprintf("%s-p%d", c.opts.Durable, i),
 			filter:  []string{TelemetryPartitionFilter(c.opts.Cluster, i)},
 			pinned:  true,
+			done:    new(atomic.Uint64),
 		}
 	}
 	return ps
@@ -218,8 +223,10 @@ func (c *Consumer) parts() []part {
 
 // Start creates or updates the durable consumers and handles messages until
 // ctx is done, then drains: messages already received are still handled.
-// It returns an error if a consumer cannot be set up or stops on its own,
-// for example because it was deleted.
+// It returns an error if a consumer cannot be set up at start. A consumer
+// that stops later on its own, for example because someone deleted it, is
+// reported (a log line and tend_bus_consumer_recreated_total) and created
+// again, with a growing delay, while the others go on.
 func (c *Consumer) Start(ctx context.Context) error {
 	log := logr.FromContextOrDiscard(ctx).WithValues("stream", c.opts.Stream, "consumer", c.opts.Durable)
 	if c.opts.Partitions > 0 {
@@ -234,54 +241,125 @@ func (c *Consumer) Start(ctx context.Context) error {
 	// Handlers keep running while the consumer drains, so they do not
 	// inherit ctx's cancellation; each is bounded by AckWait instead.
 	handlerCtx := logr.NewContext(context.WithoutCancel(ctx), log)
-	lagCtx, stopLag := context.WithCancel(ctx)
-	defer stopLag()
 
-	var running []*run
+	parts := c.parts()
+	runs := make([]*run, len(parts))
 	stopAll := func() {
-		for _, r := range running {
-			r.cc.Drain()
+		for _, r := range runs {
+			if r != nil {
+				r.stop()
+			}
 		}
-		for _, r := range running {
-			<-r.cc.Closed()
+		for _, r := range runs {
+			if r != nil {
+				<-r.cc.Closed()
+			}
 		}
 	}
-	stopped := make(chan *run, 1)
-	for _, p := range c.parts() {
-		r, err := c.consume(ctx, handlerCtx, log, p)
+	// stopped receives the index of a part whose consumer stopped on its own.
+	stopped := make(chan int, len(parts))
+	watch := func(i int, r *run) {
+		go func() {
+			<-r.cc.Closed()
+			if !r.stopping() {
+				stopped <- i
+			}
+		}()
+		go r.watchLag(c.opts.LagInterval)
+	}
+	for i, p := range parts {
+		r, err := c.consume(ctx, handlerCtx, log, p, false)
 		if err != nil {
 			stopAll()
 			return err
 		}
-		running = append(running, r)
-		go func() {
-			<-r.cc.Closed()
-			select {
-			case stopped <- r:
-			default:
-			}
-		}()
-		go r.watchLag(lagCtx, c.opts.LagInterval)
+		runs[i] = r
+		watch(i, r)
 	}
 
-	select {
-	case <-ctx.Done():
-		stopAll()
-		return nil
-	case r := <-stopped:
-		stopAll()
-		return r.err(c.opts.Stream)
+	for {
+		select {
+		case <-ctx.Done():
+			stopAll()
+			return nil
+		case i := <-stopped:
+			old := runs[i]
+			old.stopLag()
+			log.Error(old.err(c.opts.Stream), "Consumer stopped; creating it again", "durable", old.durable)
+			consumerRecreatedTotal.WithLabelValues(old.durable).Inc()
+			r, err := c.recreate(ctx, handlerCtx, log, parts[i])
+			if err != nil {
+				runs[i] = nil
+				stopAll()
+				if ctx.Err() != nil {
+					return nil
+				}
+				return fmt.Errorf("consumer %s on stream %s stopped and cannot be created again: %w", old.durable, c.opts.Stream, errors.Join(old.err(c.opts.Stream), err))
+			}
+			runs[i] = r
+			watch(i, r)
+		}
 	}
 }
+
+// recreate creates and consumes p again, retrying with a growing delay until
+// it works or ctx is done.
+func (c *Consumer) recreate(ctx context.Context, handlerCtx context.Context, log logr.Logger, p part) (*run, error) {
+	delay := recreateDelay
+	for {
+		if c.js.Conn().IsClosed() {
+			// Nothing to create it again on: the connection is gone for good.
+			return nil, nats.ErrConnectionClosed
+		}
+		r, err := c.consume(ctx, handlerCtx, log, p, true)
+		if err == nil {
+			log.Info("Consumer created again", "durable", p.durable)
+			return r, nil
+		}
+		log.Error(err, "Failed to create the consumer again; retrying", "durable", p.durable, "delay", delay)
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, maxRecreateDelay)
+	}
+}
+
+// Delays between attempts to create a stopped consumer again.
+const (
+	recreateDelay    = 500 * time.Millisecond
+	maxRecreateDelay = 30 * time.Second
+)
 
 // run is one durable consumer being consumed.
 type run struct {
 	durable string
 	cons    jetstream.Consumer
 	cc      jetstream.ConsumeContext
+	// lagCtx ends the lag watch of this run.
+	lagCtx  context.Context
+	stopLag context.CancelFunc
 
-	mu      sync.Mutex
-	lastErr error
+	mu       sync.Mutex
+	lastErr  error
+	draining bool
+}
+
+// stop drains the run on purpose.
+func (r *run) stop() {
+	r.mu.Lock()
+	r.draining = true
+	r.mu.Unlock()
+	r.stopLag()
+	r.cc.Drain()
+}
+
+// stopping reports whether the run was stopped on purpose.
+func (r *run) stopping() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.draining
 }
 
 func (r *run) err(stream string) error {
@@ -295,7 +373,8 @@ func (r *run) err(stream string) error {
 
 // watchLag refreshes the lag gauges from the server every interval, so they
 // stay true while no messages arrive.
-func (r *run) watchLag(ctx context.Context, interval time.Duration) {
+func (r *run) watchLag(interval time.Duration) {
+	ctx := r.lagCtx
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
@@ -311,7 +390,11 @@ func (r *run) watchLag(ctx context.Context, interval time.Duration) {
 	}
 }
 
-func (c *Consumer) consume(ctx, handlerCtx context.Context, log logr.Logger, p part) (*run, error) {
+// consume creates or updates p's durable consumer and consumes it. With
+// again, the consumer stopped before: one that exists (another replica made
+// it again) is consumed as it is, and a new one resumes after the last
+// message p finished rather than from the start of the stream.
+func (c *Consumer) consume(ctx, handlerCtx context.Context, log logr.Logger, p part, again bool) (*run, error) {
 	cfg := jetstream.ConsumerConfig{
 		Durable:        p.durable,
 		FilterSubjects: p.filter,
@@ -330,13 +413,26 @@ func (c *Consumer) consume(ctx, handlerCtx context.Context, log logr.Logger, p p
 		cfg.PinnedTTL = c.opts.PinnedTTL
 		consumeOpts = append(consumeOpts, jetstream.PullPriorityGroup(priorityGroup), jetstream.PullExpiry(min(pinnedPullExpiry, c.opts.PinnedTTL/2)))
 	}
-	cons, err := c.js.CreateOrUpdateConsumer(ctx, c.opts.Stream, cfg)
+	var cons jetstream.Consumer
+	var err error
+	if again {
+		cons, err = c.js.Consumer(ctx, c.opts.Stream, p.durable)
+		if errors.Is(err, jetstream.ErrConsumerNotFound) {
+			if done := p.done.Load(); done > 0 {
+				cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, done+1
+			}
+			cons, err = c.js.CreateConsumer(ctx, c.opts.Stream, cfg)
+		}
+	} else {
+		cons, err = c.js.CreateOrUpdateConsumer(ctx, c.opts.Stream, cfg)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("failed to create or update consumer %s on stream %s: %w", p.durable, c.opts.Stream, err)
 	}
 	r := &run{durable: p.durable, cons: cons}
+	r.lagCtx, r.stopLag = context.WithCancel(ctx)
 	plog := log.WithValues("durable", p.durable)
-	s := &settler{c: c, durable: p.durable, lag: consumerLag.WithLabelValues(p.durable),
+	s := &settler{c: c, durable: p.durable, done: p.done, lag: consumerLag.WithLabelValues(p.durable),
 		delivered: deliveredTotal.WithLabelValues(p.durable), redelivered: redeliveredTotal.WithLabelValues(p.durable)}
 	consumeOpts = append(consumeOpts, jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 		plog.Error(err, "Consuming failed")
@@ -354,8 +450,10 @@ func (c *Consumer) consume(ctx, handlerCtx context.Context, log logr.Logger, p p
 // settler handles and settles the messages of one durable consumer; the
 // metrics it updates are looked up once.
 type settler struct {
-	c                      *Consumer
-	durable                string
+	c       *Consumer
+	durable string
+	// done is the part's highest finished stream sequence.
+	done                   *atomic.Uint64
 	lag                    prometheus.Gauge
 	delivered, redelivered prometheus.Counter
 }
@@ -378,6 +476,7 @@ func (s *settler) handle(ctx context.Context, log logr.Logger, msg jetstream.Msg
 	env, err := Decode(msg.Data())
 	if err != nil {
 		s.terminate(ctx, msgLog(log, msg, meta), msg, meta, ReasonMalformed, err)
+		s.finished(meta)
 		return
 	}
 	err = s.c.call(ctx, Delivery{
@@ -395,10 +494,13 @@ func (s *settler) handle(ctx context.Context, log logr.Logger, msg jetstream.Msg
 		if err := msg.Ack(); err != nil {
 			log.Error(err, "Failed to ack message")
 		}
+		s.finished(meta)
 	case errors.Is(err, ErrPermanent):
 		s.terminate(ctx, log, msg, meta, ReasonPermanent, err)
+		s.finished(meta)
 	case s.lastDelivery(meta):
 		s.terminate(ctx, log, msg, meta, ReasonExhausted, err)
+		s.finished(meta)
 	default:
 		delay := s.c.backoff(meta.NumDelivered)
 		log.V(1).Info("Handler failed, retrying later", "error", err.Error(), "delay", delay)
@@ -410,6 +512,16 @@ func (s *settler) handle(ctx context.Context, log logr.Logger, msg jetstream.Msg
 
 // msgLog adds a message's identity to log; it is only built when there is
 // something to log, to keep the message path free of allocations.
+// finished records that the message at meta's stream sequence is done with.
+func (s *settler) finished(meta *jetstream.MsgMetadata) {
+	for seq := meta.Sequence.Stream; ; {
+		cur := s.done.Load()
+		if cur >= seq || s.done.CompareAndSwap(cur, seq) {
+			return
+		}
+	}
+}
+
 func msgLog(log logr.Logger, msg jetstream.Msg, meta *jetstream.MsgMetadata) logr.Logger {
 	return log.WithValues("subject", msg.Subject(), "streamSeq", meta.Sequence.Stream, "numDelivered", meta.NumDelivered)
 }

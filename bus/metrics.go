@@ -44,6 +44,10 @@ var (
 		Name: "tend_bus_consumer_lag",
 		Help: "Messages in the stream that the durable consumer has not delivered yet (num_pending).",
 	}, []string{"consumer"})
+	consumerRecreatedTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tend_bus_consumer_recreated_total",
+		Help: "Durable consumers that stopped on their own (deleted, say) and were created again.",
+	}, []string{"consumer"})
 	consumerAckPending = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "tend_bus_consumer_ack_pending",
 		Help: "Messages delivered to the durable consumer and not yet acknowledged.",
@@ -58,7 +62,7 @@ var (
 func Register(r prometheus.Registerer) error {
 	for _, c := range []prometheus.Collector{
 		publishedTotal, deliveredTotal, redeliveredTotal, terminatedTotal,
-		deadLetteredTotal, deadLetterFailedTotal, consumerLag, consumerAckPending, alertsReceivedTotal,
+		deadLetteredTotal, deadLetterFailedTotal, consumerLag, consumerAckPending, consumerRecreatedTotal, alertsReceivedTotal,
 	} {
 		if err := r.Register(c); err != nil {
 			if are, ok := errors.AsType[prometheus.AlreadyRegisteredError](err); ok && are.ExistingCollector == c {

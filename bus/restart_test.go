@@ -218,3 +218,80 @@ func TestRestartConsumer(t *testing.T) {
 		t.Errorf("redelivered_total = %v, want the message the first consumer held to be redelivered", n)
 	}
 }
+
+// TestDeletedConsumerIsCreatedAgain deletes one partition's durable
+// consumer while a partitioned consumer runs: the consumer reports it and
+// creates it again, and what is published after is handled on every
+// partition, the deleted one included; what was finished before is not
+// handled again.
+func TestDeletedConsumerIsCreatedAgain(t *testing.T) {
+	srv, js := startBus(t)
+	var mu sync.Mutex
+	seen := map[string]int{}
+	handle := func(_ context.Context, d Delivery) error {
+		mu.Lock()
+		defer mu.Unlock()
+		seen[d.Envelope.ID]++
+		return nil
+	}
+	count := func(ids ...string) (handled, twice int) {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, id := range ids {
+			if seen[id] > 0 {
+				handled++
+			}
+			if seen[id] > 1 {
+				twice++
+			}
+		}
+		return handled, twice
+	}
+	opts := ConsumerOptions{Stream: StreamTelemetry, Durable: "deletable", Partitions: 4, Cluster: "prod"}
+	if err := EnsureStreams(t.Context(), js, StreamsConfig{TelemetryPartitions: 4}); err != nil {
+		t.Fatal(err)
+	}
+	runConsumer(t, connect(t, srv), opts, handle)
+	p := NewPublisher(js, "prod", "sensor")
+	publish := func(prefix string) []string {
+		var ids []string
+		for i := range 40 {
+			e := podEnvelope()
+			e.ID = fmt.Sprintf("%s-%02d", prefix, i)
+			e.Object.Name = fmt.Sprintf("pod-%d", i)
+			if _, err := p.Publish(t.Context(), e); err != nil {
+				t.Fatal(err)
+			}
+			ids = append(ids, e.ID)
+		}
+		return ids
+	}
+	before := publish("before")
+	waitFor(t, func() bool { n, _ := count(before...); return n == len(before) })
+
+	recreated := testutil.ToFloat64(consumerRecreatedTotal.WithLabelValues("deletable-p2"))
+	if err := js.DeleteConsumer(t.Context(), StreamTelemetry, "deletable-p2"); err != nil {
+		t.Fatalf("DeleteConsumer: %v", err)
+	}
+	waitFor(t, func() bool {
+		_, err := js.Consumer(t.Context(), StreamTelemetry, "deletable-p2")
+		return err == nil && testutil.ToFloat64(consumerRecreatedTotal.WithLabelValues("deletable-p2")) > recreated
+	})
+	after := publish("after")
+	waitFor(t, func() bool { n, _ := count(after...); return n == len(after) })
+	if _, twice := count(append(before, after...)...); twice > 0 {
+		t.Errorf("%d messages were handled twice after the consumer was created again", twice)
+	}
+}
+
+// waitFor polls cond until it holds, failing the test after waitTimeout.
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(waitTimeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("condition not met within %s", waitTimeout)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

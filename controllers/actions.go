@@ -17,13 +17,19 @@ var ErrStale = errors.New("controllers: target changed since the proposal was ma
 // ErrInvalidParameters means a proposal's parameters do not fit its action.
 var ErrInvalidParameters = errors.New("controllers: invalid parameters")
 
+// ErrOvertaken means someone changed the target after tend applied the
+// proposal, so the live state is no longer the proposal's to judge.
+var ErrOvertaken = errors.New("controllers: target changed after the apply")
+
 // applyResult describes a write the action made (or found already made).
 type applyResult struct {
 	Before, After    string
 	PreviousRevision int64
 	ResourceVersion  string
 	Generation       int64
-	AlreadyApplied   bool
+	// Digest is the action's digest of what the write set, as stored.
+	Digest         string
+	AlreadyApplied bool
 }
 
 // verifyResult is one evaluation of an action's success checks.
@@ -55,6 +61,17 @@ type action interface {
 	Validate(p *tendv1.Proposal) error
 	// Target reads the live target; a NotFound error means it does not exist.
 	Target(ctx context.Context, p *tendv1.Proposal) (client.Object, error)
+	// Facts reads what the gate needs to know about the change from the
+	// cluster: the target's state, history and what the change disrupts.
+	// A fact it cannot establish stays unset or false. maturing, when
+	// positive, is how soon a fact still short of its evidence window
+	// would be established if nothing changes: the controller decides
+	// then, rather than now without it.
+	Facts(ctx context.Context, p *tendv1.Proposal, target client.Object) (facts tendv1.Facts, maturing time.Duration, err error)
+	// Digest summarises the part of target the action writes (a
+	// workload's pod template, say); verification credits the proposal
+	// only while the live target still has the digest its apply produced.
+	Digest(target client.Object) (string, error)
 	// Apply makes the change exactly once: if the target already carries
 	// the attempt's marker it reports AlreadyApplied and writes nothing; if
 	// the target changed since the proposal it returns ErrStale. dryRun asks
@@ -74,6 +91,9 @@ type actionOptions struct {
 	Client       client.Client
 	FieldManager string
 	Now          func() time.Time
+	// HealthyWindow is how long a revision's pods must all have been ready
+	// to count as healthy live.
+	HealthyWindow time.Duration
 }
 
 // newActions returns the implemented actions keyed by catalogue name. An

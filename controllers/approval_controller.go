@@ -151,7 +151,7 @@ func verdictFor(p *tendv1.Proposal, approvals []tendv1.Approval, name string) ap
 	case "", tendv1.PhasePending, tendv1.PhaseAwaitingApproval:
 		open = true
 	}
-	hash := p.Spec.Hash()
+	hash := decidedSpec(p).Hash()
 	if !open && p.Status.SpecHash != "" {
 		// A spec edited after the approval changes nothing any more.
 		hash = p.Status.SpecHash
@@ -204,9 +204,9 @@ func judgeApprovals(p *tendv1.Proposal, hash string, approvals []tendv1.Approval
 		switch {
 		case a.Spec.SpecHash != hash:
 			verdicts[a.Name] = stale(hash)
-		case a.Spec.Approver == p.Spec.Proposer.Username:
+		case a.Spec.Approver == decidedSpec(p).Proposer.Username:
 			verdicts[a.Name] = approvalVerdict{reason: ReasonApproverIsProposer,
-				message: fmt.Sprintf("The approver is the proposer (%s); a proposal needs someone else's approval", p.Spec.Proposer.Username)}
+				message: fmt.Sprintf("The approver is the proposer (%s); a proposal needs someone else's approval", decidedSpec(p).Proposer.Username)}
 		case len(groups) > 0 && !slices.ContainsFunc(a.Spec.ApproverGroups, func(g string) bool { return slices.Contains(groups, g) }):
 			verdicts[a.Name] = notInGroups(a, groups)
 		case first[a.Spec.Approver] != "":

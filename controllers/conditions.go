@@ -38,8 +38,18 @@ const (
 	ReasonRolledBack       = "RolledBack"
 	ReasonRollbackFailed   = "RollbackFailed"
 	ReasonSpecChanged      = "SpecChanged"
-	ReasonCompiled         = "Compiled"
-	ReasonInvalid          = "Invalid"
+	// ReasonTargetNotPinned: the proposal does not pin its target's UID.
+	ReasonTargetNotPinned = "TargetNotPinned"
+	// ReasonTargetOutsideNamespace: the proposal reaches outside its own
+	// namespace.
+	ReasonTargetOutsideNamespace = "TargetOutsideNamespace"
+	// ReasonOvertaken: someone else changed the target after tend applied
+	// the proposal.
+	ReasonOvertaken = "Overtaken"
+	// ReasonAuditPending: committed transitions wait for the audit log.
+	ReasonAuditPending = "AuditPending"
+	ReasonCompiled     = "Compiled"
+	ReasonInvalid      = "Invalid"
 )
 
 // Annotations tend writes.

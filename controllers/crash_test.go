@@ -71,7 +71,10 @@ func TestCrashChild(t *testing.T) {
 		Spec: tendv1.GatePolicySpec{
 			Rules: []tendv1.GateRule{{Name: "none", When: "false", Outcome: tendv1.OutcomeDeny, Reason: "Never"}},
 			Guards: &tendv1.GuardLimits{
-				RateLimits:     []tendv1.RateLimit{{Action: "*", Max: 1000, Window: metav1.Duration{Duration: time.Minute}}},
+				RateLimits: []tendv1.RateLimit{
+					{Action: "*", Max: 1000, Window: metav1.Duration{Duration: time.Minute}},
+					{Action: "*", Per: tendv1.RateScopeProposer, Max: 1000, Window: metav1.Duration{Duration: time.Minute}},
+				},
 				CircuitBreaker: &tendv1.CircuitBreakerLimits{MaxProposals: ptr.To[int32](1000)},
 				// Earlier trials stay Verifying (the stable window is an hour).
 				MaxApplyingPerNamespace: ptr.To[int32](1000),

@@ -8,6 +8,7 @@ import (
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	tendv1 "github.com/tendops/tend/api/v1alpha1"
@@ -87,7 +88,18 @@ func TestKillSwitchHoldsApplying(t *testing.T) {
 func TestCircuitBreakerTripsAndHoldsUntilReset(t *testing.T) {
 	g := newG(t)
 	ns := newNamespace(t, nil)
+	// The cluster breaker at three failures, and the per-proposer one out
+	// of its way (all these proposals have one proposer).
+	createGatePolicy(t, &tendv1.GatePolicy{
+		ObjectMeta: metav1.ObjectMeta{Name: "test-breaker-at-three"},
+		Spec: tendv1.GatePolicySpec{
+			Rules: []tendv1.GateRule{{Name: "none", When: "false", Outcome: tendv1.OutcomeDeny, Reason: "Never"}},
+			Guards: &tendv1.GuardLimits{CircuitBreaker: &tendv1.CircuitBreakerLimits{
+				MaxFailures: ptr.To[int32](3), MaxFailuresPerProposer: ptr.To[int32](10), MaxFailuresPerTarget: ptr.To[int32](10)}},
+		},
+	})
 	h := startTend(t, controllers.ProposalOptions{StableWindow: time.Second}, ns)
+	waitPolicyReady(g, h.Client, "test-breaker-at-three")
 
 	// Three proposals that were rolled back a few minutes ago.
 	for i := range 3 {

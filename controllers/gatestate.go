@@ -36,15 +36,20 @@ type GateState struct {
 	KillSwitch bool
 	Breaker    policies.BreakerState
 	TrippedAt  time.Time
+	// Missing is true when there is no gate state ConfigMap: the kill
+	// switch then counts as engaged.
+	Missing bool
 }
 
-// ParseGateState decodes the ConfigMap; a missing ConfigMap (nil) is the
-// default state: switch released, breaker closed. A value it cannot parse
-// engages the kill switch: fail closed.
+// ParseGateState decodes the ConfigMap. The install creates it with the
+// kill switch released; a missing one (nil), deleted since, engages the
+// kill switch, as does a value it cannot parse: fail closed. Deleting the
+// ConfigMap never releases the switch; `tend gate kill-switch off` creates
+// it again.
 func ParseGateState(cm *corev1.ConfigMap) GateState {
 	var st GateState
 	if cm == nil {
-		return st
+		return GateState{KillSwitch: true, Missing: true}
 	}
 	d := cm.Data
 	switch d[KeyKillSwitch] {
@@ -67,7 +72,7 @@ func ParseGateState(cm *corev1.ConfigMap) GateState {
 }
 
 // ReadGateState reads and decodes the gate state ConfigMap in namespace; a
-// missing one is the default state.
+// missing one engages the kill switch.
 func ReadGateState(ctx context.Context, c client.Reader, namespace string) (GateState, error) {
 	cm := &corev1.ConfigMap{}
 	if err := c.Get(ctx, client.ObjectKey{Namespace: namespace, Name: GateStateName}, cm); err != nil {
@@ -77,6 +82,18 @@ func ReadGateState(ctx context.Context, c client.Reader, namespace string) (Gate
 		cm = nil
 	}
 	return ParseGateState(cm), nil
+}
+
+// EnsureGateState creates the gate state ConfigMap in namespace, with the
+// kill switch released and the breaker closed, unless it exists: an install
+// or restart never changes a switch someone set.
+func EnsureGateState(ctx context.Context, c client.Client, namespace string) error {
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: GateStateName,
+		Labels: map[string]string{"app.kubernetes.io/name": "tend"}}, Data: map[string]string{KeyKillSwitch: "off"}}
+	if err := c.Create(ctx, cm); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("failed to create the gate state: %w", err)
+	}
+	return nil
 }
 
 // UpdateGateState reads, changes and writes the gate state ConfigMap,

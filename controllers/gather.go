@@ -23,11 +23,8 @@ const ReasonKillSwitch = "KillSwitchEngaged"
 
 // gatherState collects what the gate's guards need to know about the rest of
 // the cluster. All of the gate's I/O happens here; the gate stays pure.
-func (r *ProposalReconciler) gatherState(ctx context.Context, s *scope, target client.Object) (policies.State, error) {
+func (r *ProposalReconciler) gatherState(ctx context.Context, s *scope) (policies.State, error) {
 	var st policies.State
-	if d, ok := target.(*appsv1.Deployment); ok {
-		st.DisruptedPercent = deploymentDisruption(d)
-	}
 
 	since := s.now.Add(-r.Gate.Limits().LongestWindow())
 	var list tendv1.ProposalList
@@ -39,8 +36,10 @@ func (r *ProposalReconciler) gatherState(ctx context.Context, s *scope, target c
 		if q.UID == s.p.UID {
 			continue
 		}
+		t := q.Spec.Target
 		rec := policies.ProposalRecord{
 			Action: string(q.Spec.Action), Namespace: q.Namespace, Phase: string(q.Status.Phase),
+			Proposer: q.Spec.Proposer.Username, Target: policies.TargetKey(t.Kind, t.Namespace, t.Name),
 			Created: q.CreationTimestamp.Time, Finished: finishedAt(q),
 		}
 		open := !q.Status.Phase.Terminal()
@@ -99,15 +98,16 @@ func finishedAt(p *tendv1.Proposal) time.Time {
 	return t
 }
 
-// deploymentDisruption is the share of a Deployment's replicas a rollout
-// takes down at once: all of them with Recreate, else maxUnavailable.
-func deploymentDisruption(d *appsv1.Deployment) int64 {
+// deploymentDisruption is how many of a Deployment's replicas a rollout
+// takes down at once, and their share: all of them with Recreate, else
+// maxUnavailable.
+func deploymentDisruption(d *appsv1.Deployment) (pods, percent int32) {
 	replicas := int(ptr.Deref(d.Spec.Replicas, 1))
 	if replicas == 0 {
-		return 0
+		return 0, 0
 	}
 	if d.Spec.Strategy.Type == appsv1.RecreateDeploymentStrategyType {
-		return 100
+		return int32(replicas), 100
 	}
 	maxUnavailable := intstr.FromString("25%")
 	if ru := d.Spec.Strategy.RollingUpdate; ru != nil && ru.MaxUnavailable != nil {
@@ -116,9 +116,10 @@ func deploymentDisruption(d *appsv1.Deployment) int64 {
 	n, err := intstr.GetScaledValueFromIntOrPercent(&maxUnavailable, replicas, false)
 	if err != nil {
 		// An unreadable strategy counts as the worst case.
-		return 100
+		return int32(replicas), 100
 	}
-	return int64(min(n, replicas) * 100 / replicas)
+	n = min(n, replicas)
+	return int32(n), int32(n * 100 / replicas)
 }
 
 // tripBreaker persists a circuit breaker trip, so that it holds until reset.

@@ -8,7 +8,6 @@ import (
 	"sync"
 	"time"
 
-	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -17,7 +16,6 @@ import (
 	"k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/klog/v2"
-	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
@@ -25,7 +23,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	tendv1 "github.com/tendops/tend/api/v1alpha1"
-	"github.com/tendops/tend/bus"
 	"github.com/tendops/tend/policies"
 )
 
@@ -37,13 +34,6 @@ type gate interface {
 }
 
 var _ gate = (*policies.Gate)(nil)
-
-// auditLog receives every proposal transition. *bus.AuditLog implements it.
-type auditLog interface {
-	Append(ctx context.Context, rec bus.AuditRecord) (bus.AuditRecord, error)
-}
-
-var _ auditLog = (*bus.AuditLog)(nil)
 
 // ProposalOptions tune the proposal lifecycle.
 type ProposalOptions struct {
@@ -61,8 +51,13 @@ type ProposalOptions struct {
 	StableWindow time.Duration
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
-	// SystemNamespace holds the gate state ConfigMap; "tend-system" when empty.
+	// SystemNamespace holds the gate state ConfigMap and the proposals for
+	// cluster-scoped targets; tendv1.DefaultSystemNamespace when empty.
 	SystemNamespace string
+	// HealthyWindow is how long every pod of a revision must have been
+	// ready, with no restart, for the revision to count as healthy;
+	// DefaultHealthyWindow when zero.
+	HealthyWindow time.Duration
 }
 
 func (o *ProposalOptions) defaults() {
@@ -82,7 +77,10 @@ func (o *ProposalOptions) defaults() {
 		o.Now = time.Now
 	}
 	if o.SystemNamespace == "" {
-		o.SystemNamespace = "tend-system"
+		o.SystemNamespace = tendv1.DefaultSystemNamespace
+	}
+	if o.HealthyWindow == 0 {
+		o.HealthyWindow = DefaultHealthyWindow
 	}
 }
 
@@ -125,7 +123,7 @@ func indexApprovals(mgr ctrl.Manager) error {
 // Approvals that name them.
 func (r *ProposalReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	r.Options.defaults()
-	r.actions = newActions(actionOptions{Client: r.Client, FieldManager: r.Options.FieldManager, Now: r.Options.Now})
+	r.actions = newActions(actionOptions{Client: r.Client, FieldManager: r.Options.FieldManager, Now: r.Options.Now, HealthyWindow: r.Options.HealthyWindow})
 	if err := indexApprovals(mgr); err != nil {
 		return err
 	}
@@ -152,7 +150,7 @@ const proposalTargetIndex = "spec.target"
 
 // targetKey identifies a proposal's target object.
 func targetKey(p *tendv1.Proposal) string {
-	t := p.Spec.Target
+	t := decidedSpec(p).Target
 	return t.APIVersion + "/" + t.Kind + "/" + t.Namespace + "/" + t.Name
 }
 
@@ -179,7 +177,10 @@ func (r *ProposalReconciler) sameTarget(ctx context.Context, o client.Object) []
 
 // scope is one reconcile's view of a proposal.
 type scope struct {
-	p        *tendv1.Proposal
+	p *tendv1.Proposal
+	// spec is the spec the reconcile acts on: the decided one once the gate
+	// decided, the live one before; hash is its hash.
+	spec     *tendv1.ProposalSpec
 	hash     string
 	now      time.Time
 	act      action
@@ -203,9 +204,17 @@ func (r *ProposalReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if p.Status.Phase.Terminal() {
-		return ctrl.Result{}, nil
+		// Nothing more happens to it but the audit records it still owes.
+		s := &scope{p: p, now: r.Options.Now()}
+		err := r.flushAudit(ctx, s)
+		return s.result, err
 	}
-	s := &scope{p: p, hash: p.Spec.Hash(), now: r.Options.Now(), act: r.actions[p.Spec.Action], recorded: p.Status.Phase}
+	s := &scope{p: p, now: r.Options.Now(), recorded: p.Status.Phase}
+	s.use(&p.Spec)
+	if d := p.Status.DecidedSpec; d != nil {
+		s.use(d)
+	}
+	s.act = r.actions[s.spec.Action]
 	if s.recorded == "" {
 		s.recorded = tendv1.PhasePending
 	}
@@ -227,6 +236,28 @@ func (r *ProposalReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 		}
 	}
 	return s.result, nil
+}
+
+// decidedSpec is the spec a proposal acts on: the decided one once the gate
+// decided, the live one before.
+func decidedSpec(p *tendv1.Proposal) *tendv1.ProposalSpec {
+	if p.Status.DecidedSpec != nil {
+		return p.Status.DecidedSpec
+	}
+	return &p.Spec
+}
+
+// use makes spec the one the reconcile acts on.
+func (s *scope) use(spec *tendv1.ProposalSpec) {
+	s.spec, s.hash = spec, spec.Hash()
+}
+
+// view is the proposal as the actions see it: with the spec the reconcile
+// acts on (the decided one), whatever the live spec says.
+func (s *scope) view() *tendv1.Proposal {
+	v := *s.p
+	v.Spec = *s.spec
+	return &v
 }
 
 // setPhase moves the proposal to a new phase with a message; persist records
@@ -254,25 +285,30 @@ func (s *scope) requeueAfter(d time.Duration) {
 	}
 }
 
-// validate checks the spec and notices a spec change since the last decision.
+// validate notices a live spec that differs from the decided one, and
+// checks an undecided spec: an implemented action with valid parameters, a
+// pinned target, and a target in the proposal's own namespace (or, for a
+// cluster-scoped target, a proposal in the system namespace).
 func (r *ProposalReconciler) validate(ctx context.Context, s *scope) (bool, error) {
 	p := s.p
 	if p.Status.Phase == "" {
 		p.Status.Phase, p.Status.Message = tendv1.PhasePending, "Waiting for the gate"
 	}
-	if p.Status.SpecHash != "" && p.Status.SpecHash != s.hash {
+	if p.Status.DecidedSpec != nil && p.Spec.Hash() != s.hash {
 		switch p.Status.Phase {
 		case tendv1.PhasePending, tendv1.PhaseAwaitingApproval, tendv1.PhaseApproved:
-			// The change is not the one that was decided or approved: start over.
-			p.Status.Decision = nil
-			p.Status.Approvals = nil
+			// The change is not the one that was decided or approved: the
+			// proposal is stale; decide the live spec again.
+			p.Status.Decision, p.Status.Approvals, p.Status.DecidedSpec = nil, nil, nil
+			s.use(&p.Spec)
+			s.act = r.actions[s.spec.Action]
 			s.setPhase(tendv1.PhasePending, "Spec changed; deciding again")
 			s.condition(ConditionDecided, metav1.ConditionFalse, ReasonSpecChanged, "The spec changed after the decision; every approval is void")
 			s.condition(ConditionApproved, metav1.ConditionFalse, ReasonSpecChanged, "The spec changed after the decision; every approval is void")
 		default:
-			// Already applying what was approved; a later edit changes nothing.
-			r.event(p, corev1.EventTypeWarning, ReasonSpecChanged, "Spec edited during %s; the approved change is the one being carried out", p.Status.Phase)
-			s.hash = p.Status.SpecHash
+			// Already applying what was decided: that is what is carried
+			// out, verified and undone; the edit changes nothing.
+			r.event(p, corev1.EventTypeWarning, ReasonSpecChanged, "Spec edited during %s; the decided change is the one being carried out", p.Status.Phase)
 		}
 	}
 	p.Status.SpecHash = s.hash
@@ -280,14 +316,36 @@ func (r *ProposalReconciler) validate(ctx context.Context, s *scope) (bool, erro
 		return false, nil
 	}
 	if s.act == nil {
-		r.deny(s, policies.ReasonUnknownAction, fmt.Sprintf("action %q is not implemented by this controller", p.Spec.Action))
+		r.deny(s, policies.ReasonUnknownAction, fmt.Sprintf("action %q is not implemented by this controller", s.spec.Action))
 		return true, nil
 	}
-	if err := s.act.Validate(p); err != nil {
+	if err := s.act.Validate(s.view()); err != nil {
 		r.deny(s, ReasonInvalidSpec, err.Error())
 		return true, nil
 	}
+	if code, msg := r.checkTarget(p, s.spec); code != "" {
+		r.deny(s, code, msg)
+		return true, nil
+	}
 	return false, nil
+}
+
+// checkTarget enforces where a proposal may point: at an object pinned by
+// UID, in the proposal's own namespace, or, for a cluster-scoped object,
+// from the system namespace. Who may create a proposal in a namespace is
+// RBAC's (and the admission policy's) to say; this keeps that right from
+// reaching into another namespace.
+func (r *ProposalReconciler) checkTarget(p *tendv1.Proposal, spec *tendv1.ProposalSpec) (code, msg string) {
+	t := spec.Target
+	switch {
+	case t.UID == "":
+		return ReasonTargetNotPinned, "the target is not pinned by UID; propose against an object that exists"
+	case t.Namespace == "" && p.Namespace != r.Options.SystemNamespace:
+		return ReasonTargetOutsideNamespace, fmt.Sprintf("a proposal for the cluster-scoped %s %s must be made in namespace %s, not %s", t.Kind, t.Name, r.Options.SystemNamespace, p.Namespace)
+	case t.Namespace != "" && t.Namespace != p.Namespace:
+		return ReasonTargetOutsideNamespace, fmt.Sprintf("the target is in namespace %s, but the proposal is in %s; a proposal may only act on its own namespace", t.Namespace, p.Namespace)
+	}
+	return "", ""
 }
 
 // expire ends proposals nobody acted on in time.
@@ -298,8 +356,8 @@ func (r *ProposalReconciler) expire(ctx context.Context, s *scope) (bool, error)
 		return false, nil
 	}
 	deadline := s.p.CreationTimestamp.Add(r.Options.DefaultExpiry)
-	if s.p.Spec.ExpiresAt != nil {
-		deadline = s.p.Spec.ExpiresAt.Time
+	if s.spec.ExpiresAt != nil {
+		deadline = s.spec.ExpiresAt.Time
 	}
 	if !s.now.Before(deadline) {
 		s.setPhase(tendv1.PhaseExpired, fmt.Sprintf("Expired at %s before it was applied", deadline.UTC().Format(time.RFC3339)))
@@ -329,7 +387,7 @@ func (r *ProposalReconciler) supersede(ctx context.Context, s *scope) (bool, err
 		if q.UID == s.p.UID || q.Status.Apply == nil || !q.Status.Apply.StartedAt.After(s.p.CreationTimestamp.Time) {
 			continue
 		}
-		msg := fmt.Sprintf("Superseded by %s, which changed %s %s since this proposal was made", q.Name, s.p.Spec.Target.Kind, s.p.Spec.Target.Name)
+		msg := fmt.Sprintf("Superseded by %s, which changed %s %s since this proposal was made", q.Name, s.spec.Target.Kind, s.spec.Target.Name)
 		s.p.Status.SupersededBy = q.Name
 		s.condition(ConditionApproved, metav1.ConditionFalse, ReasonSuperseded, msg)
 		s.setPhase(tendv1.PhaseSuperseded, msg)
@@ -344,16 +402,28 @@ func (r *ProposalReconciler) decide(ctx context.Context, s *scope) (bool, error)
 	if p.Status.Phase != tendv1.PhasePending {
 		return false, nil
 	}
-	tf, target, err := r.targetFacts(ctx, s)
+	tf, stale, maturing, err := r.targetFacts(ctx, s)
 	if err != nil {
 		return false, err
 	}
-	st, err := r.gatherState(ctx, s, target)
+	if stale != "" {
+		r.deny(s, ReasonStale, stale+"; propose again against the current state")
+		return true, nil
+	}
+	if maturing > 0 {
+		// A fact is a few seconds short of its evidence window (a revision's
+		// pods all ready, not yet for long enough): decide once it is
+		// established, or once it is not, rather than now without it.
+		p.Status.Message = fmt.Sprintf("Waiting %s for the evidence a decision needs: %s", maturing.Round(time.Second), factsEvidence(tf.Facts))
+		s.requeueAfter(maturing)
+		return true, nil
+	}
+	st, err := r.gatherState(ctx, s)
 	if err != nil {
 		return false, err
 	}
 	nf := policies.NamespaceFacts{}
-	if ns := p.Spec.Target.Namespace; ns != "" {
+	if ns := s.spec.Target.Namespace; ns != "" {
 		n := &corev1.Namespace{}
 		switch err := r.Client.Get(ctx, client.ObjectKey{Name: ns}, n); {
 		case err == nil:
@@ -362,7 +432,7 @@ func (r *ProposalReconciler) decide(ctx context.Context, s *scope) (bool, error)
 			return false, fmt.Errorf("failed to get namespace: %w", err)
 		}
 	}
-	res := r.Gate.DecideState(ctx, policies.NewInput(p, tf, nf), st, s.now)
+	res := r.Gate.DecideState(ctx, policies.NewInput(s.view(), tf, nf), st, s.now)
 	if res.TripBreaker != "" {
 		if err := r.tripBreaker(ctx, p, res.TripBreaker); err != nil {
 			return false, err
@@ -376,10 +446,13 @@ func (r *ProposalReconciler) decide(ctx context.Context, s *scope) (bool, error)
 		RequiredApprovals:     res.RequiredApprovals,
 		ApproverGroups:        res.ApproverGroups,
 		SpecHash:              s.hash,
-		TargetResourceVersion: p.Spec.Target.ResourceVersion,
+		TargetResourceVersion: s.spec.Target.ResourceVersion,
 		DecidedAt:             metav1.NewTime(s.now),
+		Facts:                 tf.Facts,
 	}
 	p.Status.Decision = d
+	// From here on the decided spec is the one acted on.
+	p.Status.DecidedSpec = s.spec.DeepCopy()
 	msg := decisionMessage(d)
 	switch d.Outcome {
 	case tendv1.OutcomeAutoApprove:
@@ -400,27 +473,45 @@ func (r *ProposalReconciler) decide(ctx context.Context, s *scope) (bool, error)
 	}
 }
 
-// targetFacts gathers what the gate needs to know about the target.
-func (r *ProposalReconciler) targetFacts(ctx context.Context, s *scope) (policies.TargetFacts, client.Object, error) {
-	obj, err := s.act.Target(ctx, s.p)
+// targetFacts gathers what the gate needs to know about the target: that
+// it is the object the proposal pinned, unchanged since, and the action's
+// facts about it. stale, when not empty, says why the proposal no longer
+// describes the target.
+func (r *ProposalReconciler) targetFacts(ctx context.Context, s *scope) (tf policies.TargetFacts, stale string, maturing time.Duration, err error) {
+	v := s.view()
+	obj, err := s.act.Target(ctx, v)
 	if apierrors.IsNotFound(err) {
-		return policies.TargetFacts{Exists: false}, nil, nil
+		return policies.TargetFacts{Exists: false, Facts: &tendv1.Facts{}}, "", 0, nil
 	}
 	if err != nil {
-		return policies.TargetFacts{}, nil, fmt.Errorf("failed to get target: %w", err)
+		return tf, "", 0, fmt.Errorf("failed to get target: %w", err)
 	}
-	tf := policies.TargetFacts{Exists: true, Labels: obj.GetLabels()}
-	if t := s.p.Spec.Target; t.UID != "" && obj.GetUID() != t.UID {
-		// The object with this name is not the one the proposer saw.
-		tf.Exists = false
+	t := s.spec.Target
+	switch {
+	case obj.GetUID() != t.UID:
+		return tf, fmt.Sprintf("%s %s was recreated (uid %s, proposal pinned %s)", t.Kind, t.Name, obj.GetUID(), t.UID), 0, nil
+	case t.Generation != 0 && obj.GetGeneration() != t.Generation:
+		return tf, fmt.Sprintf("%s %s changed since the proposal (generation %d, proposal pinned %d)", t.Kind, t.Name, obj.GetGeneration(), t.Generation), 0, nil
 	}
+	tf = policies.TargetFacts{Exists: true, Labels: obj.GetLabels()}
 	if ref := metav1.GetControllerOf(obj); ref != nil {
 		tf.OwnerKind, tf.OwnerName = ref.Kind, ref.Name
 	}
-	if d, ok := obj.(*appsv1.Deployment); ok {
-		tf.Replicas = int64(ptr.Deref(d.Spec.Replicas, 1))
+	facts, maturing, err := s.act.Facts(ctx, v, obj)
+	if err != nil {
+		return tf, "", 0, fmt.Errorf("failed to read facts: %w", err)
 	}
-	return tf, obj, nil
+	tf.Facts = &facts
+	tf.Replicas = int64(facts.Replicas)
+	return tf, "", maturing, nil
+}
+
+// factsEvidence is the evidence the facts record, for a message.
+func factsEvidence(f *tendv1.Facts) string {
+	if f != nil && f.Revision != nil && f.Revision.Evidence != "" {
+		return f.Revision.Evidence
+	}
+	return "facts still being established"
 }
 
 // awaitApproval counts the approvals bound to the current spec hash.
@@ -436,7 +527,7 @@ func (r *ProposalReconciler) awaitApproval(ctx context.Context, s *scope) (bool,
 	// The one rule, shared with the approval controller's report on each
 	// Approval: current spec hash, not the proposer, a member of one of the
 	// decision's approver groups (when it names any), distinct approvers.
-	counted, _ := judgeApprovals(p, s.hash, list.Items)
+	counted, _ := judgeApprovals(s.view(), s.hash, list.Items)
 	p.Status.Approvals = counted
 	need := int(max(p.Status.Decision.RequiredApprovals, 1))
 	approvers := 0
@@ -477,7 +568,7 @@ func (r *ProposalReconciler) apply(ctx context.Context, s *scope) (bool, error) 
 		// The server-side dry run validates the write and tells what it will
 		// change; that is recorded before the real write so that a restart
 		// after the write still knows how to undo it.
-		dry, err := s.act.Apply(ctx, p, "dry-run", true)
+		dry, err := s.act.Apply(ctx, s.view(), "dry-run", true)
 		if err != nil {
 			return r.applyFailed(s, err)
 		}
@@ -496,7 +587,7 @@ func (r *ProposalReconciler) apply(ctx context.Context, s *scope) (bool, error) 
 	default:
 		return false, nil
 	}
-	res, err := s.act.Apply(ctx, p, p.Status.Apply.Attempt, false)
+	res, err := s.act.Apply(ctx, s.view(), p.Status.Apply.Attempt, false)
 	if err != nil {
 		return r.applyFailed(s, err)
 	}
@@ -504,6 +595,21 @@ func (r *ProposalReconciler) apply(ctx context.Context, s *scope) (bool, error) 
 	rec := p.Status.Apply
 	rec.CompletedAt = &done
 	rec.ResultingGeneration, rec.ResultingResourceVersion = res.Generation, res.ResourceVersion
+	if res.AlreadyApplied {
+		// The write happened before a restart: its result is the live
+		// target, unless someone changed it since, which verify tells.
+		if rec.ResultDigest == "" {
+			obj, err := s.act.Target(ctx, s.view())
+			if err != nil {
+				return true, fmt.Errorf("failed to read the applied target: %w", err)
+			}
+			if rec.ResultDigest, err = s.act.Digest(obj); err != nil {
+				return true, err
+			}
+		}
+	} else {
+		rec.ResultDigest = res.Digest
+	}
 	s.condition(ConditionApplied, metav1.ConditionTrue, ReasonApplied, fmt.Sprintf("%s → %s", rec.Before, rec.After))
 	p.Status.Verify = &tendv1.VerifyRecord{StartedAt: done, Deadline: metav1.NewTime(done.Add(r.Options.VerifyTimeout))}
 	s.setPhase(tendv1.PhaseVerifying, fmt.Sprintf("Applied (%s → %s); verifying", rec.Before, rec.After))
@@ -541,7 +647,18 @@ func (r *ProposalReconciler) verify(ctx context.Context, s *scope) (bool, error)
 		return r.verifyUndo(ctx, s)
 	}
 	v := p.Status.Verify
-	res, err := s.act.Verify(ctx, p)
+	if overtaken, err := r.overtaken(ctx, s); err != nil || overtaken != "" {
+		if err != nil {
+			return true, err
+		}
+		now := metav1.NewTime(s.now)
+		v.CompletedAt = &now
+		msg := "Applied, then overtaken: " + overtaken + "; the outcome is not this proposal's to claim, and tend does not undo over it"
+		s.condition(ConditionVerified, metav1.ConditionFalse, ReasonOvertaken, msg)
+		s.setPhase(tendv1.PhaseOvertaken, msg)
+		return true, nil
+	}
+	res, err := s.act.Verify(ctx, s.view())
 	if err != nil {
 		return true, fmt.Errorf("failed to verify: %w", err)
 	}
@@ -589,6 +706,37 @@ func (r *ProposalReconciler) verify(ctx context.Context, s *scope) (bool, error)
 	return true, nil
 }
 
+// overtaken says, when the live target is no longer what the proposal's
+// apply produced, what changed: the object was recreated, another apply
+// (of tend's) stamped it since, or its digest (the part the action wrote)
+// differs. Verification judges only the proposal's own change.
+func (r *ProposalReconciler) overtaken(ctx context.Context, s *scope) (string, error) {
+	rec := s.p.Status.Apply
+	if rec == nil || rec.ResultDigest == "" {
+		return "", nil
+	}
+	t := s.spec.Target
+	obj, err := s.act.Target(ctx, s.view())
+	switch {
+	case apierrors.IsNotFound(err):
+		return fmt.Sprintf("%s %s was deleted", t.Kind, t.Name), nil
+	case err != nil:
+		return "", fmt.Errorf("failed to read the target: %w", err)
+	case obj.GetUID() != t.UID:
+		return fmt.Sprintf("%s %s was recreated", t.Kind, t.Name), nil
+	case obj.GetAnnotations()[AnnotationApplied] != marker(s.p, rec.Attempt):
+		return fmt.Sprintf("%s %s was changed by another proposal (%s)", t.Kind, t.Name, obj.GetAnnotations()[AnnotationApplied]), nil
+	}
+	digest, err := s.act.Digest(obj)
+	if err != nil {
+		return "", err
+	}
+	if digest != rec.ResultDigest {
+		return fmt.Sprintf("%s %s was changed by someone else after the apply", t.Kind, t.Name), nil
+	}
+	return "", nil
+}
+
 // undo reverts a change whose verification failed, exactly once.
 func (r *ProposalReconciler) undo(ctx context.Context, s *scope) (bool, error) {
 	p := s.p
@@ -596,7 +744,7 @@ func (r *ProposalReconciler) undo(ctx context.Context, s *scope) (bool, error) {
 		return false, nil
 	}
 	rb := p.Status.Rollback
-	res, err := s.act.Undo(ctx, p, rb.Attempt)
+	res, err := s.act.Undo(ctx, s.view(), rb.Attempt)
 	now := metav1.NewTime(r.Options.Now())
 	if err != nil {
 		if !errors.Is(err, ErrStale) && !errors.Is(err, ErrInvalidParameters) && !apierrors.IsNotFound(err) {
@@ -628,7 +776,7 @@ func (r *ProposalReconciler) verifyUndo(ctx context.Context, s *scope) (bool, er
 		v = &tendv1.VerifyRecord{StartedAt: now, Deadline: metav1.NewTime(s.now.Add(r.Options.VerifyTimeout))}
 		p.Status.RollbackVerify = v
 	}
-	res, err := s.act.VerifyUndo(ctx, p)
+	res, err := s.act.VerifyUndo(ctx, s.view())
 	if err != nil {
 		return true, fmt.Errorf("failed to verify the rollback: %w", err)
 	}
@@ -671,8 +819,11 @@ func (r *ProposalReconciler) deny(s *scope, code, msg string) {
 func (r *ProposalReconciler) persist(ctx context.Context, s *scope) error {
 	p := s.p
 	p.Status.ObservedGeneration = p.Generation
+	outbox, seq := p.Status.AuditOutbox, p.Status.AuditSequence
+	r.stageAudit(s)
 	if err := r.Client.Status().Update(ctx, p); err != nil {
 		s.entered = nil
+		p.Status.AuditOutbox, p.Status.AuditSequence = outbox, seq
 		if apierrors.IsConflict(err) {
 			// Worked from a stale copy; the next reconcile reads the winner's state.
 			s.conflict = true
@@ -681,29 +832,27 @@ func (r *ProposalReconciler) persist(ctx context.Context, s *scope) error {
 		}
 		return fmt.Errorf("failed to update proposal status: %w", err)
 	}
-	var errs []error
 	from := s.recorded
 	for i, to := range s.entered {
 		msg := p.Status.Message
 		if i < len(s.entered)-1 {
 			msg = ""
 		}
-		if err := r.record(ctx, p, from, to, msg); err != nil {
-			errs = append(errs, err)
-		}
+		r.record(ctx, p, from, to, msg)
 		from = to
 	}
 	s.recorded, s.entered = p.Status.Phase, nil
-	return errors.Join(errs...)
+	return r.flushAudit(ctx, s)
 }
 
-// record writes one committed transition to the audit log and as an Event.
-func (r *ProposalReconciler) record(ctx context.Context, p *tendv1.Proposal, from, to tendv1.Phase, msg string) error {
+// record tells of one committed transition: a log line, an Event and, when
+// configured, a notification. The audit record is in the proposal's outbox.
+func (r *ProposalReconciler) record(ctx context.Context, p *tendv1.Proposal, from, to tendv1.Phase, msg string) {
 	reason := phaseReason(p, to)
 	log.FromContext(ctx).Info("Proposal transition", "proposal", klog.KObj(p), "from", from, "to", to, "reason", reason)
 	typ := corev1.EventTypeNormal
 	switch to {
-	case tendv1.PhaseDenied, tendv1.PhaseFailed, tendv1.PhaseRolledBack, tendv1.PhaseExpired, tendv1.PhaseSuperseded:
+	case tendv1.PhaseDenied, tendv1.PhaseFailed, tendv1.PhaseRolledBack, tendv1.PhaseExpired, tendv1.PhaseSuperseded, tendv1.PhaseOvertaken:
 		typ = corev1.EventTypeWarning
 	}
 	if msg == "" {
@@ -713,24 +862,6 @@ func (r *ProposalReconciler) record(ctx context.Context, p *tendv1.Proposal, fro
 	if r.Notifier != nil {
 		r.Notifier.Notify(NewNotification(p, from, to, r.Options.Cluster, r.Options.Now()))
 	}
-	if r.Audit == nil {
-		return nil
-	}
-	_, err := r.Audit.Append(ctx, bus.AuditRecord{
-		Time:    r.Options.Now(),
-		Cluster: r.Options.Cluster,
-		Object:  bus.ObjectRef{Kind: bus.KindProposal, Namespace: p.Namespace, Name: p.Name, UID: string(p.UID)},
-		From:    string(from),
-		To:      string(to),
-		Reason:  reason,
-		Message: truncate(msg, 4096),
-		Actor:   r.Options.FieldManager,
-	})
-	if err != nil {
-		r.event(p, corev1.EventTypeWarning, "AuditWriteFailed", "Failed to record %s → %s in the audit log: %v", from, to, err)
-		return fmt.Errorf("failed to append audit record: %w", err)
-	}
-	return nil
 }
 
 func (r *ProposalReconciler) event(p *tendv1.Proposal, typ, reason, format string, args ...any) {
@@ -772,6 +903,8 @@ func phaseReason(p *tendv1.Proposal, phase tendv1.Phase) string {
 		return ReasonExpired
 	case tendv1.PhaseSuperseded:
 		return ReasonSuperseded
+	case tendv1.PhaseOvertaken:
+		return ReasonOvertaken
 	}
 	return string(phase)
 }

@@ -95,7 +95,7 @@ func waitPhase(t *testing.T, g *WithT, c client.Client, p *tendv1.Proposal, want
 func (h *harness) expectTrail(t *testing.T, g *WithT, p *tendv1.Proposal, want ...string) {
 	t.Helper()
 	g.Eventually(func(g Gomega) []string {
-		return auditTrail(g, context.Background(), h.Audit, string(p.UID))
+		return auditTrail(g, context.Background(), h.Audit, h.AuditKey, string(p.UID))
 	}).Should(Equal(want))
 }
 
@@ -254,7 +254,7 @@ func TestApproverDenialEndsProposal(t *testing.T) {
 	h.expectTrail(t, g, p, "Pending→AwaitingApproval", "AwaitingApproval→Denied")
 }
 
-func TestSpecChangeVoidsApprovals(t *testing.T) {
+func TestDecidedSpecIsImmutable(t *testing.T) {
 	g := newG(t)
 	// Two approvers are needed here, so that an approval can be on record
 	// while the proposal still waits.
@@ -293,7 +293,8 @@ func TestSpecChangeVoidsApprovals(t *testing.T) {
 	g.Expect(p.Status.Phase).To(Equal(tendv1.PhaseAwaitingApproval))
 	g.Expect(p.Status.Message).To(Equal("Awaiting approval: 1 of 2"))
 
-	// The proposer edits the rationale: a different change, decided afresh.
+	// The proposer tries to edit the spec it asked bob to approve: the API
+	// server refuses; a decided change stays the change.
 	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
 		if err := h.Client.Get(t.Context(), client.ObjectKeyFromObject(p), p); err != nil {
 			return err
@@ -301,43 +302,40 @@ func TestSpecChangeVoidsApprovals(t *testing.T) {
 		p.Spec.Rationale = "Revision 2 fails its readiness probe; revision 1 did not."
 		return h.Client.Update(t.Context(), p)
 	})
-	g.Expect(err).NotTo(HaveOccurred())
-	newHash := p.Spec.Hash()
-	g.Expect(newHash).NotTo(Equal(oldHash))
-	g.Eventually(func(g Gomega) string {
-		g.Expect(h.Client.Get(context.Background(), client.ObjectKeyFromObject(p), p)).To(Succeed())
-		return p.Status.Decision.SpecHash
-	}).Should(Equal(newHash))
-	g.Expect(p.Status.SpecHash).To(Equal(newHash))
-	g.Expect(p.Status.Phase).To(Equal(tendv1.PhaseAwaitingApproval))
-	g.Expect(p.Status.Approvals).To(BeEmpty(), "bob approved the old spec")
+	g.Expect(apierrors.IsInvalid(err)).To(BeTrue(), "update: %v", err)
+	g.Expect(err.Error()).To(ContainSubstring("spec is immutable"))
+	g.Expect(h.Client.Get(t.Context(), client.ObjectKeyFromObject(p), p)).To(Succeed())
+	g.Expect(p.Spec.Hash()).To(Equal(oldHash))
+	g.Expect(p.Status.DecidedSpec).NotTo(BeNil())
+	g.Expect(p.Status.DecidedSpec.Hash()).To(Equal(oldHash))
 
-	// With carol's approval of the new spec, bob's would make two: it must not.
-	approve(t, h.Client, p, "carol", newHash, tendv1.ApprovalApprove)
-	g.Eventually(func(g Gomega) []string {
-		g.Expect(h.Client.Get(context.Background(), client.ObjectKeyFromObject(p), p)).To(Succeed())
-		return approvers(p)
-	}).Should(Equal([]string{"carol"}))
-	g.Expect(p.Status.Phase).To(Equal(tendv1.PhaseAwaitingApproval))
-	g.Expect(p.Status.Message).To(Equal("Awaiting approval: 1 of 2"))
-
-	approve(t, h.Client, p, "dave", newHash, tendv1.ApprovalApprove)
+	// An approval of any other hash does not count; carol's of the decided
+	// one makes two.
+	approve(t, h.Client, p, "eve", "0000", tendv1.ApprovalApprove)
+	approve(t, h.Client, p, "carol", oldHash, tendv1.ApprovalApprove)
 	p = waitPhase(t, g, h.Client, p, tendv1.PhaseVerifying)
-	g.Expect(approvers(p)).To(Equal([]string{"carol", "dave"}))
+	g.Expect(approvers(p)).To(Equal([]string{"bob", "carol"}))
 	g.Expect(w.Deployment().Spec.Template).To(Equal(w.Template("v1")))
-	h.expectTrail(t, g, p,
-		"Pending→AwaitingApproval", "AwaitingApproval→Pending", "Pending→AwaitingApproval",
-		"AwaitingApproval→Approved", "Approved→Applying", "Applying→Verifying")
+	h.expectTrail(t, g, p, "Pending→AwaitingApproval", "AwaitingApproval→Approved", "Approved→Applying", "Applying→Verifying")
 }
 
 func TestInvalidProposalsAreDenied(t *testing.T) {
 	ns := newNamespace(t, nil)
 	h := startTend(t, controllers.ProposalOptions{}, ns)
 
-	t.Run("target does not exist", func(t *testing.T) {
+	t.Run("target is not pinned", func(t *testing.T) {
 		g := newG(t)
 		p := rollbackProposal(&appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "ghost"}})
-		p.Spec.Target.UID, p.Spec.Target.ResourceVersion, p.Spec.Target.Generation = "", "", 0
+		p.Spec.Target.UID = ""
+		err := h.Client.Create(t.Context(), p)
+		g.Expect(apierrors.IsInvalid(err)).To(BeTrue(), "create: %v", err)
+		g.Expect(err.Error()).To(ContainSubstring("spec.target.uid"))
+	})
+
+	t.Run("target does not exist", func(t *testing.T) {
+		g := newG(t)
+		p := rollbackProposal(&appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "ghost", UID: "6f1d2c3b-0000-4000-8000-000000000000"}})
+		p.Spec.Target.ResourceVersion, p.Spec.Target.Generation = "", 0
 		createProposal(t, h.Client, p)
 		p = waitPhase(t, g, h.Client, p, tendv1.PhaseDenied)
 		g.Expect(p.Status.Decision.Outcome).To(Equal(tendv1.OutcomeDeny))

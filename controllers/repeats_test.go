@@ -29,7 +29,7 @@ func TestRepeatsAreCountedOnceOnTheOpenProposal(t *testing.T) {
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "open"},
 		Spec: tendv1.ProposalSpec{
 			Action:   tendv1.ActionRollbackWorkload,
-			Target:   tendv1.TargetRef{APIVersion: "apps/v1", Kind: "Deployment", Namespace: ns, Name: "web"},
+			Target:   tendv1.TargetRef{APIVersion: "apps/v1", Kind: "Deployment", Namespace: ns, Name: "web", UID: "web-uid"},
 			Evidence: tendv1.Evidence{Summary: "crash loop"}, Risk: tendv1.RiskLow,
 			Proposer: tendv1.Proposer{Username: agentUser},
 		},

@@ -2,13 +2,18 @@ package controllers
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strconv"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	tendv1 "github.com/tendops/tend/api/v1alpha1"
@@ -54,6 +59,102 @@ func (a *rollbackWorkload) Target(ctx context.Context, p *tendv1.Proposal) (clie
 	return d, nil
 }
 
+// Facts reads the Deployment's replicas and rollout history: which
+// revision the rollback returns to (resolving "the one before"), and
+// whether that revision ran healthy, by tend's record on its ReplicaSet or
+// live.
+func (a *rollbackWorkload) Facts(ctx context.Context, p *tendv1.Proposal, target client.Object) (tendv1.Facts, time.Duration, error) {
+	d, ok := target.(*appsv1.Deployment)
+	if !ok {
+		return tendv1.Facts{}, 0, fmt.Errorf("%w: target is a %T, not a Deployment", ErrInvalidParameters, target)
+	}
+	f := tendv1.Facts{
+		TargetExists: true, TargetGeneration: d.Generation,
+		Replicas: ptr.Deref(d.Spec.Replicas, 1), ReadyReplicas: d.Status.ReadyReplicas,
+	}
+	pods, pct := deploymentDisruption(d)
+	f.Disruption = &tendv1.DisruptionFacts{PodsAffected: pods, Percent: pct}
+	rss, err := a.replicaSets(ctx, d)
+	if err != nil {
+		return f, 0, err
+	}
+	current := revision(d)
+	rf := &tendv1.RevisionFacts{Current: current}
+	f.Revision = rf
+	to := int64(0)
+	if r := p.Spec.Parameters.Rollback; r != nil {
+		to = r.ToRevision
+	}
+	if to == 0 {
+		to = previousRevision(rss, current)
+	}
+	if to == 0 {
+		rf.Evidence = fmt.Sprintf("the Deployment has no revision older than %d", current)
+		return f, 0, nil
+	}
+	rf.To = to
+	idx := slices.IndexFunc(rss, func(rs appsv1.ReplicaSet) bool { return revision(&rs) == to })
+	switch {
+	case to == current:
+		rf.Evidence = fmt.Sprintf("revision %d is the current one", to)
+		return f, 0, nil
+	case idx < 0:
+		rf.Evidence = fmt.Sprintf("revision %d is no longer kept", to)
+		return f, 0, nil
+	}
+	rpods, err := replicaSetPods(ctx, a.opts.Client, &rss[idx])
+	if err != nil {
+		return f, 0, err
+	}
+	h := judgeRevision(&rss[idx], rpods, a.opts.Now(), a.opts.HealthyWindow)
+	rf.ToHealthy, rf.Evidence = h.healthy, truncate(h.evidence, 1024)
+	return f, h.wait, nil
+}
+
+// Digest is the digest of the Deployment's pod template: what a rollback
+// writes.
+func (a *rollbackWorkload) Digest(target client.Object) (string, error) {
+	d, ok := target.(*appsv1.Deployment)
+	if !ok {
+		return "", fmt.Errorf("%w: target is a %T, not a Deployment", ErrInvalidParameters, target)
+	}
+	return digestOf(d.Spec.Template)
+}
+
+// digestOf is the hex SHA-256 of v's JSON encoding.
+func digestOf(v any) (string, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return "", fmt.Errorf("failed to encode for a digest: %w", err)
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:]), nil
+}
+
+// previousRevision is the newest revision among rss older than current, or 0.
+func previousRevision(rss []appsv1.ReplicaSet, current int64) int64 {
+	var to int64
+	for i := range rss {
+		if r := revision(&rss[i]); r < current && r > to {
+			to = r
+		}
+	}
+	return to
+}
+
+// decidedRevision is the revision the gate decided a rollback returns to:
+// the proposal's, or the one the controller resolved "the one before" to
+// when it decided.
+func decidedRevision(p *tendv1.Proposal) int64 {
+	if r := p.Spec.Parameters.Rollback; r != nil && r.ToRevision != 0 {
+		return r.ToRevision
+	}
+	if d := p.Status.Decision; d != nil && d.Facts != nil && d.Facts.Revision != nil {
+		return d.Facts.Revision.To
+	}
+	return 0
+}
+
 func (a *rollbackWorkload) Apply(ctx context.Context, p *tendv1.Proposal, attempt string, dryRun bool) (applyResult, error) {
 	obj, err := a.Target(ctx, p)
 	if err != nil {
@@ -78,7 +179,11 @@ func (a *rollbackWorkload) Apply(ctx context.Context, p *tendv1.Proposal, attemp
 	if params.FromRevision != 0 && params.FromRevision != current {
 		return applyResult{}, fmt.Errorf("%w: deployment is at revision %d, proposal saw %d", ErrStale, current, params.FromRevision)
 	}
-	return a.rollTo(ctx, d, params.ToRevision, marker(p, attempt), dryRun)
+	to := decidedRevision(p)
+	if to == 0 {
+		return applyResult{}, fmt.Errorf("%w: the decision names no revision to return to", ErrInvalidParameters)
+	}
+	return a.rollTo(ctx, d, to, marker(p, attempt), dryRun)
 }
 
 func (a *rollbackWorkload) Undo(ctx context.Context, p *tendv1.Proposal, attempt string) (applyResult, error) {
@@ -101,24 +206,14 @@ func (a *rollbackWorkload) Undo(ctx context.Context, p *tendv1.Proposal, attempt
 	return a.rollTo(ctx, d, applied.PreviousRevision, marker(p, attempt), false)
 }
 
-// rollTo writes the pod template of revision `to` (0: the newest revision
-// older than the current one) into d, stamped with mark. The update carries
-// d's resourceVersion, so it fails rather than overwrite a concurrent change.
+// rollTo writes the pod template of revision `to` into d, stamped with mark.
+// The update carries d's resourceVersion, so it fails rather than overwrite
+// a concurrent change.
 func (a *rollbackWorkload) rollTo(ctx context.Context, d *appsv1.Deployment, to int64, mark string, dryRun bool) (applyResult, error) {
 	current := revision(d)
 	rss, err := a.replicaSets(ctx, d)
 	if err != nil {
 		return applyResult{}, err
-	}
-	if to == 0 {
-		for i := range rss {
-			if r := revision(&rss[i]); r < current && r > to {
-				to = r
-			}
-		}
-		if to == 0 {
-			return applyResult{}, fmt.Errorf("%w: deployment %s has no revision older than %d", ErrInvalidParameters, d.Name, current)
-		}
 	}
 	if to == current {
 		return applyResult{}, fmt.Errorf("%w: deployment %s is already at revision %d", ErrInvalidParameters, d.Name, to)
@@ -143,12 +238,17 @@ func (a *rollbackWorkload) rollTo(ctx context.Context, d *appsv1.Deployment, to 
 	if err := a.opts.Client.Update(ctx, upd, opts...); err != nil {
 		return applyResult{}, fmt.Errorf("failed to update deployment: %w", err)
 	}
+	digest, err := a.Digest(upd)
+	if err != nil {
+		return applyResult{}, err
+	}
 	return applyResult{
 		Before:           fmt.Sprintf("revision %d", current),
 		After:            fmt.Sprintf("pod template of revision %d", to),
 		PreviousRevision: current,
 		ResourceVersion:  upd.ResourceVersion,
 		Generation:       upd.Generation,
+		Digest:           digest,
 	}, nil
 }
 

@@ -2,6 +2,8 @@ package controllers_test
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"os"
@@ -146,9 +148,10 @@ func startControlPlane() error {
 // GatePolicy reconcilers with a gate loaded with the default bundle and an
 // audit log on a NATS server of the test's own.
 type harness struct {
-	Client client.Client // the administrator's, uncached
-	Audit  *bus.AuditLog
-	Gate   *policies.Gate
+	Client   client.Client // the administrator's, uncached
+	Audit    *bus.AuditLog
+	AuditKey ed25519.PublicKey
+	Gate     *policies.Gate
 	// System is the test's stand-in for tend's namespace, holding the gate
 	// state ConfigMap.
 	System string
@@ -172,12 +175,24 @@ func startTend(t *testing.T, opts controllers.ProposalOptions, namespaces ...str
 			t.Fatalf("default policy %s does not compile: %v", r.Name, r.Err)
 		}
 	}
-	audit := bus.NewAuditLog(js, auditCluster)
+	_, key, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	audit := bus.NewAuditLog(js, auditCluster).WithKey(key)
 	opts.Cluster = auditCluster
 	system := opts.SystemNamespace
 	if system == "" {
 		system = newNamespace(t, nil)
 		opts.SystemNamespace = system
+	}
+	// As tend's install does: the gate state, switch released, and the audit
+	// key's public half.
+	if err := controllers.EnsureGateState(t.Context(), kube(t), system); err != nil {
+		t.Fatal(err)
+	}
+	if err := controllers.PublishAuditKey(t.Context(), kube(t), system, key.Public().(ed25519.PublicKey)); err != nil {
+		t.Fatal(err)
 	}
 	// As tend does at start: the persisted kill switch is in force before any
 	// proposal is reconciled.
@@ -205,7 +220,7 @@ func startTend(t *testing.T, opts controllers.ProposalOptions, namespaces ...str
 		}
 		return (&controllers.GatePolicyReconciler{Client: mgr.GetClient(), Gate: gate}).SetupWithManager(mgr)
 	})
-	return &harness{Client: kube(t), Audit: audit, Gate: gate, System: system}
+	return &harness{Client: kube(t), Audit: audit, AuditKey: key.Public().(ed25519.PublicKey), Gate: gate, System: system}
 }
 
 // startNATS starts a NATS server with JetStream and tend's streams for the
@@ -313,10 +328,10 @@ func newG(t *testing.T) *WithT {
 
 // auditTrail returns the transitions the audit log holds for the object with
 // uid, as "From→To", after checking the whole chain.
-func auditTrail(g Gomega, ctx context.Context, log *bus.AuditLog, uid string) []string {
+func auditTrail(g Gomega, ctx context.Context, log *bus.AuditLog, key ed25519.PublicKey, uid string) []string {
 	recs, err := log.Records(ctx)
 	g.Expect(err).NotTo(HaveOccurred())
-	g.Expect(bus.VerifyChain(recs)).To(Succeed())
+	g.Expect(bus.VerifyChain(recs, key)).To(Succeed())
 	var out []string
 	for _, r := range recs {
 		if r.Object.UID == uid {

@@ -16,6 +16,8 @@ import (
 	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/tendops/tend/controllers"
 )
 
 const (
@@ -45,6 +47,21 @@ func (w *workload) image(version string) string {
 // ReplicaSet is kept, scaled to zero, as the deployment controller does.
 func newFailingRollout(t *testing.T, c client.Client, namespace, name string) *workload {
 	t.Helper()
+	w := newUnrolled(t, c, namespace, name)
+	w.Rollout(true)
+	// What tend's RevisionReconciler writes once revision 1 ran healthy for
+	// its window (tested on its own in revisions_test.go): the record that
+	// outlives the revision being scaled down, and the gate's evidence.
+	w.RecordHealthy("v1")
+	w.Update(func(d *appsv1.Deployment) { d.Spec.Template.Spec.Containers[0].Image = w.image("v2") })
+	w.Rollout(false)
+	return w
+}
+
+// newUnrolled creates Deployment name (one replica of image v1) with no
+// ReplicaSet yet.
+func newUnrolled(t *testing.T, c client.Client, namespace, name string) *workload {
+	t.Helper()
 	w := &workload{t: t, c: c, Namespace: namespace, Name: name}
 	labels := map[string]string{"app": name}
 	d := &appsv1.Deployment{
@@ -65,10 +82,37 @@ func newFailingRollout(t *testing.T, c client.Client, namespace, name string) *w
 	if err := c.Create(t.Context(), d); err != nil {
 		t.Fatalf("failed to create deployment: %v", err)
 	}
-	w.Rollout(true)
+	return w
+}
+
+// newNeverHealthyRollout creates Deployment name whose revision 1 (image v1)
+// crash-looped and was never healthy, and whose current revision 2 (image
+// v2) crash-loops too: a rollback to revision 1 has no healthy record.
+func newNeverHealthyRollout(t *testing.T, c client.Client, namespace, name string) *workload {
+	t.Helper()
+	w := newUnrolled(t, c, namespace, name)
+	w.Rollout(false)
 	w.Update(func(d *appsv1.Deployment) { d.Spec.Template.Spec.Containers[0].Image = w.image("v2") })
 	w.Rollout(false)
 	return w
+}
+
+// RecordHealthy stamps the ReplicaSet of version with tend's record that it
+// ran healthy.
+func (w *workload) RecordHealthy(version string) {
+	w.t.Helper()
+	for _, rs := range w.ReplicaSets() {
+		if rs.Spec.Template.Spec.Containers[0].Image != w.image(version) {
+			continue
+		}
+		patch := client.MergeFrom(rs.DeepCopy())
+		metav1.SetMetaDataAnnotation(&rs.ObjectMeta, controllers.AnnotationRanHealthy, time.Now().UTC().Format(time.RFC3339))
+		if err := w.c.Patch(w.t.Context(), &rs, patch); err != nil {
+			w.t.Fatalf("failed to record revision %s healthy: %v", version, err)
+		}
+		return
+	}
+	w.t.Fatalf("no replicaset runs %s", w.image(version))
 }
 
 // Deployment reads the live Deployment.
@@ -182,7 +226,17 @@ func (w *workload) Rollout(healthy bool) {
 				live.Spec.Replicas = ptr.To(int32(1))
 				metav1.SetMetaDataAnnotation(&live.ObjectMeta, annotationRevision, strconv.FormatInt(rev, 10))
 			}
-			return w.c.Update(ctx, live)
+			if err := w.c.Update(ctx, live); err != nil {
+				return err
+			}
+			// The ReplicaSet controller's report of its pods.
+			ready := int32(0)
+			if live.Name == current.Name && healthy {
+				ready = 1
+			}
+			live.Status = appsv1.ReplicaSetStatus{Replicas: *live.Spec.Replicas, ReadyReplicas: ready, AvailableReplicas: ready,
+				FullyLabeledReplicas: *live.Spec.Replicas, ObservedGeneration: live.Generation}
+			return w.c.Status().Update(ctx, live)
 		}); err != nil {
 			w.t.Fatalf("failed to scale replicaset %s: %v", rs.Name, err)
 		}

@@ -96,9 +96,18 @@ func (s *Server) propose(ctx context.Context, a wire.ProposeArgs) (wire.ProposeR
 		// in tend's own namespace.
 		ns = s.opts.ClusterProposalNamespace
 	}
-	id, err := s.caller(ctx, authzv1.ResourceAttributes{
-		Namespace: ns, Verb: "create", Group: tendv1.GroupVersion.Group, Resource: "proposals",
-	})
+	// A relayed proposal needs the caller's right to propose; one the
+	// caller creates itself (stdio), the right to create. A proposal for a
+	// cluster-scoped target needs that right on proposals/cluster,
+	// cluster-wide, as the API server's admission policy checks too.
+	attrs := authzv1.ResourceAttributes{Namespace: d.Target.Namespace, Verb: "create", Group: tendv1.GroupVersion.Group, Resource: "proposals"}
+	if d.Target.Namespace == "" {
+		attrs.Subresource = tendv1.ClusterScopedSubresource
+	}
+	if s.opts.Relay != "" {
+		attrs.Verb = "propose"
+	}
+	id, err := s.caller(ctx, attrs)
 	if err != nil {
 		return wire.ProposeResult{}, err
 	}
@@ -128,7 +137,8 @@ func (s *Server) propose(ctx context.Context, a wire.ProposeArgs) (wire.ProposeR
 		ObjectMeta: metav1.ObjectMeta{
 			Namespace:    ns,
 			GenerateName: generateName(d.Action, d.Target.Name),
-			Labels:       map[string]string{LabelFingerprint: fingerprintLabel(fp)},
+			// The label finds open repeats of the caller's own proposals.
+			Labels: map[string]string{LabelFingerprint: fingerprintLabel(id.Username + "\n" + fp)},
 		},
 		Spec: tendv1.ProposalSpec{
 			Action:     d.Action,
@@ -137,8 +147,9 @@ func (s *Server) propose(ctx context.Context, a wire.ProposeArgs) (wire.ProposeR
 			Evidence:   tendv1.Evidence{Summary: c.Summary, Telemetry: refs},
 			Rationale:  c.Rationale,
 			Risk:       risk,
-			// The proposer is the authenticated caller, never an argument.
-			Proposer:    tendv1.Proposer{Username: id.Username, Groups: id.Groups, Agent: c.Agent},
+			// The proposer is the authenticated caller, never an argument;
+			// the API server checks that only a relay names another.
+			Proposer:    tendv1.Proposer{Username: id.Username, Groups: id.Groups, Agent: c.Agent, Via: s.opts.Relay},
 			Fingerprint: fp,
 			ExpiresAt:   &expires,
 		},
@@ -147,8 +158,8 @@ func (s *Server) propose(ctx context.Context, a wire.ProposeArgs) (wire.ProposeR
 }
 
 // pin records the target's UID, resourceVersion and generation as the
-// server reads them now. A missing target is proposed anyway: the controller
-// denies it with TargetNotFound, so the record shows what was asked.
+// server reads them now: a proposal names one existing object, so that it
+// goes stale, rather than acting on a namesake, if the object is replaced.
 func (s *Server) pin(ctx context.Context, t *tendv1.TargetRef) error {
 	u := &unstructured.Unstructured{}
 	u.SetGroupVersionKind(schema.FromAPIVersionAndKind(t.APIVersion, t.Kind))
@@ -157,7 +168,11 @@ func (s *Server) pin(ctx context.Context, t *tendv1.TargetRef) error {
 		t.UID, t.ResourceVersion, t.Generation = u.GetUID(), u.GetResourceVersion(), u.GetGeneration()
 		return nil
 	case apierrors.IsNotFound(err):
-		return nil
+		where := ""
+		if t.Namespace != "" {
+			where = " in namespace " + t.Namespace
+		}
+		return fmt.Errorf("%w: %s %s does not exist%s; propose a change to an object that exists", wire.ErrInvalidArgument, t.Kind, t.Name, where)
 	default:
 		return fmt.Errorf("failed to read the target: %w", err)
 	}

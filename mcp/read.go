@@ -108,7 +108,12 @@ func (s *Server) readTools() []tool {
 	}
 }
 
-// mapping resolves apiVersion and kind to the resource the API server serves.
+// mapping resolves apiVersion and kind to the resource the API server
+// serves, through the RESTMapper, whatever the spelling: the kind in any
+// case, its plural or singular resource name, or a short name (when the
+// server has discovery). What the tools then do, redaction above all,
+// depends on the resolved resource and its canonical kind, never on the
+// caller's spelling.
 func (s *Server) mapping(apiVersion, kind string) (*meta.RESTMapping, error) {
 	if apiVersion == "" || kind == "" || len(apiVersion) > 128 || len(kind) > 128 {
 		return nil, fmt.Errorf("%w: apiVersion and kind are required (at most 128 bytes each)", wire.ErrInvalidArgument)
@@ -117,12 +122,57 @@ func (s *Server) mapping(apiVersion, kind string) (*meta.RESTMapping, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: apiVersion %q: %v", wire.ErrInvalidArgument, wire.Clip(apiVersion), err)
 	}
-	m, err := s.opts.Client.RESTMapper().RESTMapping(gv.WithKind(kind).GroupKind(), gv.Version)
+	rm := s.opts.Client.RESTMapper()
+	notServed := fmt.Errorf("%w: the cluster serves no %s in %s", wire.ErrInvalidArgument, wire.Clip(kind), wire.Clip(apiVersion))
+	// The canonical kind: as given, or found from a resource name.
+	gvk, err := rm.KindFor(gv.WithResource(strings.ToLower(kind)))
 	if err != nil {
-		return nil, fmt.Errorf("%w: the cluster serves no %s in %s", wire.ErrInvalidArgument, wire.Clip(kind), wire.Clip(apiVersion))
+		gvk = gv.WithKind(kind)
+		if name, ok := s.shortName(gv, kind); ok {
+			if gvk, err = rm.KindFor(gv.WithResource(name)); err != nil {
+				return nil, notServed
+			}
+		}
 	}
+	m, err := rm.RESTMapping(gvk.GroupKind(), gv.Version)
+	if err != nil {
+		return nil, notServed
+	}
+	// A mapper may hand back the kind as asked; the resource it resolved
+	// names the canonical one.
+	canonical, err := rm.KindFor(m.Resource)
+	if err != nil {
+		return nil, notServed
+	}
+	m.GroupVersionKind = canonical
 	return m, nil
 }
+
+// shortName finds the resource a short name (deploy, po, svc) stands for in
+// gv, through discovery.
+func (s *Server) shortName(gv schema.GroupVersion, name string) (string, bool) {
+	if s.opts.Discovery == nil {
+		return "", false
+	}
+	list, err := s.opts.Discovery.ServerResourcesForGroupVersion(gv.String())
+	if err != nil {
+		return "", false
+	}
+	for _, r := range list.APIResources {
+		if strings.Contains(r.Name, "/") {
+			continue
+		}
+		for _, sn := range r.ShortNames {
+			if strings.EqualFold(sn, name) {
+				return r.Name, true
+			}
+		}
+	}
+	return "", false
+}
+
+// secrets is the resource whose values tend never shows.
+var secrets = schema.GroupResource{Resource: "secrets"}
 
 func (s *Server) listResources(ctx context.Context, _ mcpgo.CallToolRequest, a wire.ListResourcesArgs) (wire.ResourceList, error) {
 	m, err := s.mapping(a.APIVersion, a.Kind)
@@ -168,11 +218,11 @@ func (s *Server) listResources(ctx context.Context, _ mcpgo.CallToolRequest, a w
 	if err := s.opts.Client.List(ctx, list, opts...); err != nil {
 		return wire.ResourceList{}, fmt.Errorf("failed to list %s: %w", m.Resource.Resource, err)
 	}
-	out := wire.ResourceList{APIVersion: a.APIVersion, Kind: a.Kind, Items: make([]map[string]any, 0, len(list.Items)), Continue: list.GetContinue()}
+	out := wire.ResourceList{APIVersion: m.GroupVersionKind.GroupVersion().String(), Kind: m.GroupVersionKind.Kind, Items: make([]map[string]any, 0, len(list.Items)), Continue: list.GetContinue()}
 	for i := range list.Items {
 		u := &list.Items[i]
 		u.SetGroupVersionKind(m.GroupVersionKind)
-		out.Items = append(out.Items, s.redact(u))
+		out.Items = append(out.Items, s.redact(u, m.Resource.GroupResource()))
 	}
 	return out, nil
 }
@@ -205,20 +255,20 @@ func (s *Server) getResource(ctx context.Context, _ mcpgo.CallToolRequest, a wir
 	if err := s.opts.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: a.Name}, u); err != nil {
 		return wire.Resource{}, fmt.Errorf("failed to get %s %s: %w", m.GroupVersionKind.Kind, a.Name, err)
 	}
-	return wire.Resource{Object: s.redact(u)}, nil
+	return wire.Resource{Object: s.redact(u, m.Resource.GroupResource())}, nil
 }
 
-// redact turns u, which the caller just read and owns, into the object as
-// tools show it: without managed fields and
+// redact turns u, an object of resource gr that the caller just read and
+// owns, into the object as tools show it: without managed fields and
 // last-applied annotations (which repeat the object, Secret values
-// included), with Secret values redacted always, and env values and
-// annotation values redacted when configured.
-func (s *Server) redact(u *unstructured.Unstructured) map[string]any {
+// included), with Secret values and env values taken from Secrets redacted
+// always, and other env values and annotation values redacted when
+// configured.
+func (s *Server) redact(u *unstructured.Unstructured, gr schema.GroupResource) map[string]any {
 	obj := u.Object
 	unstructured.RemoveNestedField(obj, "metadata", "managedFields")
 	unstructured.RemoveNestedField(obj, "metadata", "annotations", corev1.LastAppliedConfigAnnotation)
-	gvk := u.GroupVersionKind()
-	if gvk.Group == "" && gvk.Kind == "Secret" {
+	if gr == secrets || (u.GroupVersionKind().Group == "" && strings.EqualFold(u.GetKind(), "Secret")) {
 		for _, field := range []string{"data", "stringData"} {
 			if m, ok := obj[field].(map[string]any); ok {
 				for k := range m {
@@ -234,9 +284,7 @@ func (s *Server) redact(u *unstructured.Unstructured) map[string]any {
 			}
 		}
 	}
-	if s.opts.Redact.EnvValues {
-		redactEnv(obj)
-	}
+	redactEnv(obj, s.opts.Redact.EnvValues)
 	return obj
 }
 
@@ -247,8 +295,10 @@ var podSpecPaths = [][]string{
 	{"spec", "jobTemplate", "spec", "template", "spec"},
 }
 
-// redactEnv blanks the literal env values of every container of obj.
-func redactEnv(obj map[string]any) {
+// redactEnv blanks the env values of every container of obj that come from
+// a Secret (valueFrom.secretKeyRef), and, when all is set, every literal
+// value.
+func redactEnv(obj map[string]any, all bool) {
 	for _, path := range podSpecPaths {
 		spec, ok := nestedMap(obj, path...)
 		if !ok {
@@ -260,10 +310,13 @@ func redactEnv(obj map[string]any) {
 				cm, _ := c.(map[string]any)
 				env, _ := cm["env"].([]any)
 				for _, e := range env {
-					if em, ok := e.(map[string]any); ok {
-						if _, has := em["value"]; has {
-							em["value"] = Redacted
-						}
+					em, ok := e.(map[string]any)
+					if !ok {
+						continue
+					}
+					_, fromSecret, _ := unstructured.NestedMap(em, "valueFrom", "secretKeyRef")
+					if _, has := em["value"]; has && (all || fromSecret) {
+						em["value"] = Redacted
 					}
 				}
 			}

@@ -9,9 +9,11 @@ import (
 	"time"
 
 	authzv1 "k8s.io/api/authorization/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/fields"
 	utilrand "k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/discovery"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -67,6 +69,16 @@ type Options struct {
 	// 5 when zero. Burst is how many calls it may make at once; 20 when zero.
 	RateLimit float64
 	Burst     int
+	// Relay is the server's own username when it creates proposals on its
+	// callers' behalf (tend mcp --listen): the proposal names the caller as
+	// proposer and the server as spec.proposer.via, the API server's
+	// admission policy lets only relays do that, and callers need the verb
+	// propose on proposals. Empty when the server creates proposals as the
+	// caller itself (tend mcp --stdio), who then needs the verb create.
+	Relay string
+	// Discovery, if set, resolves short resource names (deploy, po) for
+	// the read tools.
+	Discovery discovery.DiscoveryInterface
 	// Repeats, if set, receives a repeat for every proposal not created
 	// because an open one has the same fingerprint; the proposal controller
 	// counts them on the open one. *bus.RepeatPublisher implements it.
@@ -114,7 +126,7 @@ func New(opts Options) (*Server, error) {
 		opts.MaxRequestBytes = 1 << 20
 	}
 	if opts.ClusterProposalNamespace == "" {
-		opts.ClusterProposalNamespace = "tend-system"
+		opts.ClusterProposalNamespace = tendv1.DefaultSystemNamespace
 	}
 	if opts.RateLimit == 0 {
 		opts.RateLimit = 5
@@ -192,7 +204,7 @@ func (s *Server) create(ctx context.Context, p *tendv1.Proposal) (wire.ProposeRe
 		return wire.ProposeResult{}, fmt.Errorf("failed to look for duplicates: %w", err)
 	}
 	for i := range open.Items {
-		if q := &open.Items[i]; !q.Status.Phase.Terminal() && q.Spec.Fingerprint == p.Spec.Fingerprint {
+		if q := &open.Items[i]; !q.Status.Phase.Terminal() && sameProposal(&q.Spec, &p.Spec) {
 			return s.repeat(ctx, q), nil
 		}
 	}
@@ -204,6 +216,17 @@ func (s *Server) create(ctx context.Context, p *tendv1.Proposal) (wire.ProposeRe
 		return wire.ProposeResult{}, err
 	}
 	return resultOf(decided), nil
+}
+
+// sameProposal reports whether an open proposal a repeats b: the same
+// proposer, action, target (down to its UID) and change. A label or a
+// fingerprint someone else chose can never make another's proposal count
+// as a repeat.
+func sameProposal(a, b *tendv1.ProposalSpec) bool {
+	return a.Proposer.Username == b.Proposer.Username && a.Action == b.Action &&
+		a.Target.APIVersion == b.Target.APIVersion && a.Target.Kind == b.Target.Kind &&
+		a.Target.Namespace == b.Target.Namespace && a.Target.Name == b.Target.Name && a.Target.UID == b.Target.UID &&
+		equality.Semantic.DeepEqual(a.Parameters, b.Parameters)
 }
 
 // repeat records a repeat of the open proposal q and returns it.

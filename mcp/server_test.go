@@ -24,6 +24,8 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	authnv1 "k8s.io/api/authentication/v1"
 	authzv1 "k8s.io/api/authorization/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -138,6 +140,27 @@ func startCluster(t testing.TB) *cluster {
 		},
 	}
 	c.create(t, c.deployment)
+	// The other targets the propose tools name: proposals pin an object
+	// that exists.
+	c.create(t, &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Namespace: teamNS, Name: "web-1", Labels: map[string]string{"app": "web"}},
+		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "registry.example.com/web:2"}}},
+	})
+	c.create(t, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-1"}})
+	c.create(t, &batchv1.Job{
+		ObjectMeta: metav1.ObjectMeta{Namespace: teamNS, Name: "migrate"},
+		Spec: batchv1.JobSpec{Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{
+			RestartPolicy: corev1.RestartPolicyNever,
+			Containers:    []corev1.Container{{Name: "migrate", Image: "registry.example.com/migrate:1"}},
+		}}},
+	})
+	c.create(t, &autoscalingv2.HorizontalPodAutoscaler{
+		ObjectMeta: metav1.ObjectMeta{Namespace: teamNS, Name: "web"},
+		Spec: autoscalingv2.HorizontalPodAutoscalerSpec{
+			ScaleTargetRef: autoscalingv2.CrossVersionObjectReference{APIVersion: "apps/v1", Kind: "Deployment", Name: "web"},
+			MinReplicas:    ptr.To[int32](1), MaxReplicas: 3,
+		},
+	})
 
 	proposals := func(verbs ...string) rbacv1.PolicyRule {
 		return rbacv1.PolicyRule{APIGroups: []string{tendv1.GroupVersion.Group}, Resources: []string{"proposals"}, Verbs: verbs}
@@ -167,6 +190,20 @@ func startCluster(t testing.TB) *cluster {
 			},
 		})
 	}
+	// Proposing a change to a node is a cluster-wide right, on the
+	// subresource proposals/cluster: agent-a holds it through a
+	// ClusterRoleBinding, and it grants nothing in any namespace.
+	c.create(t, &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: "node-proposer"}, Rules: []rbacv1.PolicyRule{
+		{APIGroups: []string{tendv1.GroupVersion.Group}, Resources: []string{"proposals/cluster"}, Verbs: []string{"create"}},
+	}})
+	c.create(t, &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "node-proposer"},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "node-proposer"},
+		Subjects: []rbacv1.Subject{
+			{Kind: rbacv1.ServiceAccountKind, Namespace: agentsNS, Name: "agent-a"},
+			{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: "agent-a"},
+		},
+	})
 	c.agentToken = c.token(t, "agent-a")
 	c.readerToken = c.token(t, "reader")
 
@@ -565,7 +602,7 @@ func TestServer(t *testing.T) {
 			p := &tendv1.Proposal{
 				ObjectMeta: metav1.ObjectMeta{Namespace: teamNS, GenerateName: "direct-"},
 				Spec: tendv1.ProposalSpec{
-					Action: tendv1.ActionRollbackWorkload, Target: tendv1.TargetRef{APIVersion: "apps/v1", Kind: "Deployment", Name: "web"},
+					Action: tendv1.ActionRollbackWorkload, Target: tendv1.TargetRef{APIVersion: "apps/v1", Kind: "Deployment", Namespace: teamNS, Name: "web", UID: c.deployment.UID},
 					Proposer: tendv1.Proposer{Username: u.name},
 				},
 			}

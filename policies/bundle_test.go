@@ -32,7 +32,7 @@ func TestDefaultBundleLoads(t *testing.T) {
 	if diff := cmp.Diff([]string{"rollback-protected-namespace", "rollback-auto"}, names); diff != "" {
 		t.Errorf("tend-default rules mismatch (-want +got):\n%s", diff)
 	}
-	if r := gp.Spec.Rules[1]; r.Reason != "SafeRollback" || r.Outcome != v1alpha1.OutcomeAutoApprove || !strings.Contains(r.Message, "previously healthy revision") {
+	if r := gp.Spec.Rules[1]; r.Reason != "SafeRollback" || r.Outcome != v1alpha1.OutcomeAutoApprove || !strings.Contains(r.Message, "found ran healthy") {
 		t.Errorf("rollback-auto = %+v, want AutoApprove SafeRollback with an explanation", r)
 	}
 }

@@ -40,6 +40,22 @@ var (
 		{"target", func(b *builder, x *Input) (ref.Val, bool) { return build(b, b.types.target, &x.Target) }},
 		{"namespace", func(b *builder, x *Input) (ref.Val, bool) { return build(b, b.types.namespace, &x.Namespace) }},
 		{"proposer", func(b *builder, x *Input) (ref.Val, bool) { return build(b, b.types.proposer, &x.Proposer) }},
+		{"facts", func(b *builder, x *Input) (ref.Val, bool) { return build(b, b.types.facts, &x.Facts) }},
+	}
+	factsFields = []field[Facts]{
+		{"gathered", func(b *builder, x *Facts) (ref.Val, bool) { return b.boolean(x.Gathered) }},
+		{"readyReplicas", func(b *builder, x *Facts) (ref.Val, bool) { return b.integer(x.ReadyReplicas) }},
+		{"revision", func(b *builder, x *Facts) (ref.Val, bool) { return build(b, b.types.revision, &x.Revision) }},
+		{"disruption", func(b *builder, x *Facts) (ref.Val, bool) { return build(b, b.types.disruption, &x.Disruption) }},
+	}
+	revisionFields = []field[RevisionFacts]{
+		{"current", func(b *builder, x *RevisionFacts) (ref.Val, bool) { return b.integer(x.Current) }},
+		{"to", func(b *builder, x *RevisionFacts) (ref.Val, bool) { return b.integer(x.To) }},
+		{"toHealthy", func(b *builder, x *RevisionFacts) (ref.Val, bool) { return b.boolean(x.ToHealthy) }},
+	}
+	disruptionFields = []field[DisruptionFacts]{
+		{"pods", func(b *builder, x *DisruptionFacts) (ref.Val, bool) { return b.integer(x.Pods) }},
+		{"percent", func(b *builder, x *DisruptionFacts) (ref.Val, bool) { return b.integer(x.Percent) }},
 	}
 	parametersFields = []field[Parameters]{
 		{"rollback", func(b *builder, x *Parameters) (ref.Val, bool) { return build(b, b.types.rollback, &x.Rollback) }},
@@ -109,6 +125,9 @@ type inputTypes struct {
 	target     structType[Target]
 	namespace  structType[Namespace]
 	proposer   structType[Proposer]
+	facts      structType[Facts]
+	revision   structType[RevisionFacts]
+	disruption structType[DisruptionFacts]
 	// byName holds every objectType above by CEL type name.
 	byName map[string]*objectType
 	// objects and values are how many objects and field values one Input
@@ -176,6 +195,9 @@ func inputObjects(ts *inputTypes) cel.EnvOption {
 		ts.target = newStructType(ts, base, targetFields, &err)
 		ts.namespace = newStructType(ts, base, namespaceFields, &err)
 		ts.proposer = newStructType(ts, base, proposerFields, &err)
+		ts.facts = newStructType(ts, base, factsFields, &err)
+		ts.revision = newStructType(ts, base, revisionFields, &err)
+		ts.disruption = newStructType(ts, base, disruptionFields, &err)
 		if err != nil {
 			return nil, err
 		}
@@ -343,6 +365,18 @@ func (ts *inputTypes) fromGo(v any) (ref.Val, bool) {
 		o, _ = build(b, ts.proposer, v)
 	case Proposer:
 		o, _ = build(b, ts.proposer, &v)
+	case *Facts:
+		o, _ = build(b, ts.facts, v)
+	case Facts:
+		o, _ = build(b, ts.facts, &v)
+	case *RevisionFacts:
+		o, _ = build(b, ts.revision, v)
+	case RevisionFacts:
+		o, _ = build(b, ts.revision, &v)
+	case *DisruptionFacts:
+		o, _ = build(b, ts.disruption, v)
+	case DisruptionFacts:
+		o, _ = build(b, ts.disruption, &v)
 	default:
 		return nil, false
 	}

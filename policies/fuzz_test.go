@@ -1,6 +1,7 @@
 package policies
 
 import (
+	"slices"
 	"testing"
 	"time"
 
@@ -92,7 +93,7 @@ func FuzzDecide(f *testing.F) {
 			t.Fatalf("Decide() = %s with %d required approvals", res.Outcome, res.RequiredApprovals)
 		}
 		if res.Outcome == v1alpha1.OutcomeAutoApprove {
-			protected := namespace == DefaultProtectedNamespace || nsLabel == "true" || targetLabel == "true"
+			protected := slices.Contains(DefaultProtectedNamespaces, namespace) || nsLabel == "true" || targetLabel == "true"
 			if !valid || outcome != string(v1alpha1.OutcomeAutoApprove) || !knownAction(action) || !exists || killSwitch || protected {
 				t.Fatalf("Decide() = AutoApprove for valid=%t outcome=%q action=%q exists=%t killSwitch=%t protected=%t",
 					valid, outcome, action, exists, killSwitch, protected)

@@ -23,9 +23,12 @@ import (
 const (
 	DefaultCostLimit               uint64 = 100000
 	DefaultInterruptCheckFrequency uint   = 100
-	DefaultProtectedNamespace             = "kube-system"
 	DefaultProtectedLabel                 = "tend.dev/protected"
 )
+
+// DefaultProtectedNamespaces are the namespaces whose targets never
+// auto-approve when Options names none: the cluster's own, and tend's.
+var DefaultProtectedNamespaces = []string{"kube-system", "kube-public", v1alpha1.DefaultSystemNamespace}
 
 // Options configure a Gate. The zero value is valid: every field has a default.
 type Options struct {
@@ -38,7 +41,7 @@ type Options struct {
 	// DefaultInterruptCheckFrequency.
 	InterruptCheckFrequency uint
 	// ProtectedNamespaces are namespaces whose targets never auto-approve.
-	// Empty means []string{DefaultProtectedNamespace}.
+	// Empty means DefaultProtectedNamespaces.
 	ProtectedNamespaces []string
 	// ProtectedLabel is the label that, set to "true" on a namespace or a
 	// target, protects it. Default DefaultProtectedLabel.
@@ -56,7 +59,7 @@ func (o Options) withDefaults() Options {
 		o.InterruptCheckFrequency = DefaultInterruptCheckFrequency
 	}
 	if len(o.ProtectedNamespaces) == 0 {
-		o.ProtectedNamespaces = []string{DefaultProtectedNamespace}
+		o.ProtectedNamespaces = slices.Clone(DefaultProtectedNamespaces)
 	} else {
 		o.ProtectedNamespaces = slices.Clone(o.ProtectedNamespaces)
 	}

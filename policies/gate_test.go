@@ -64,8 +64,16 @@ func input(action v1alpha1.Action, ns string, nsLabels map[string]string) Input 
 		Proposer: v1alpha1.Proposer{Username: "system:serviceaccount:tend:agent", Groups: []string{"tend:agents"}},
 	}}
 	return NewInput(p,
-		TargetFacts{Labels: map[string]string{"app": "web"}, OwnerKind: "", Replicas: 3, Exists: true},
+		TargetFacts{Labels: map[string]string{"app": "web"}, OwnerKind: "", Replicas: 3, Exists: true, Facts: &healthyRevision},
 		NamespaceFacts{Labels: nsLabels, Exists: true})
+}
+
+// healthyRevision are the facts of a rollback to a revision the controller
+// found healthy, with a quarter of the replicas down at once.
+var healthyRevision = v1alpha1.Facts{
+	TargetExists: true, Replicas: 3, ReadyReplicas: 2,
+	Revision:   &v1alpha1.RevisionFacts{Current: 3, To: 2, ToHealthy: true},
+	Disruption: &v1alpha1.DisruptionFacts{PodsAffected: 1, Percent: 25},
 }
 
 func reasonCodes(rs []v1alpha1.Reason) []string {
@@ -725,7 +733,7 @@ func TestInputFieldsInCEL(t *testing.T) {
 		Proposer: v1alpha1.Proposer{Username: "alice", Groups: []string{"sre"}},
 	}}
 	in := NewInput(p,
-		TargetFacts{Labels: map[string]string{"app": "pg"}, Replicas: 5, Exists: true},
+		TargetFacts{Labels: map[string]string{"app": "pg"}, Replicas: 5, Exists: true, Facts: &v1alpha1.Facts{TargetExists: true}},
 		NamespaceFacts{Labels: map[string]string{"team": "data"}, Exists: true})
 
 	rules := make([]v1alpha1.GateRule, len(exprs))

@@ -49,6 +49,7 @@ func (g *Gate) builtinGuards() []guard {
 				message: "the kill switch is engaged; nothing is approved automatically",
 			}, true
 		}},
+		{name: GuardFacts, check: facts},
 		{name: GuardCircuitBreaker, check: circuitBreaker},
 		{name: GuardFreeze, check: freeze},
 		{name: GuardChangeWindow, check: changeWindow},
@@ -90,14 +91,36 @@ func protectedResource(namespaces []string, label string) func(*guardContext) (v
 	}
 }
 
+// facts holds automatic approval when the controller could not establish
+// the facts a decision rests on: none at all, or, for a rollback, that the
+// revision it returns to ever ran healthy. What a proposal claims about
+// itself never stands in for a fact.
+func facts(c *guardContext) (verdict, bool) {
+	f := &c.in.Facts
+	if !f.Gathered {
+		return requireApproval(ReasonFactsMissing, "the controller gathered no facts about the target; a human must decide")
+	}
+	if v1alpha1.Action(c.in.Action) == v1alpha1.ActionRollbackWorkload && !f.Revision.ToHealthy {
+		if f.Revision.To == 0 {
+			return requireApproval(ReasonRevisionNotHealthy, "the controller found no earlier revision to return to")
+		}
+		return requireApproval(ReasonRevisionNotHealthy, "the controller found no record that revision %d ever ran healthy", f.Revision.To)
+	}
+	return verdict{}, false
+}
+
 // requireApproval is the verdict of every guard but the input checks.
 func requireApproval(code, format string, args ...any) (verdict, bool) {
 	return verdict{floor: v1alpha1.OutcomeRequireApproval, code: code, message: truncate(fmt.Sprintf(format, args...), maxMessageLength)}, true
 }
 
-// circuitBreaker holds every automatic approval while the breaker is
-// tripped, and trips it when failures or volume in the window cross the
-// limits. The controller persists a trip; only a reset clears it.
+// circuitBreaker holds automatic approval after failures. The cluster
+// breaker holds every proposal while tripped, and trips when failures or
+// volume in the window cross the cluster limits; the controller persists a
+// trip and only a reset clears it. The per-proposer and per-target breakers
+// hold only the proposals of a proposer, or for a target, whose own
+// failures in the window reach their limits, so that one misbehaving agent
+// or one flapping workload cannot stop the others.
 func circuitBreaker(c *guardContext) (verdict, bool) {
 	if c.st.Breaker.Tripped {
 		return requireApproval(ReasonCircuitOpen, "the circuit breaker is open (%s); nothing is approved automatically until it is reset", c.st.Breaker.Reason)
@@ -105,15 +128,42 @@ func circuitBreaker(c *guardContext) (verdict, bool) {
 	if reason := breakerTrip(c); reason != "" {
 		return requireApproval(ReasonCircuitOpen, "the circuit breaker trips: %s; nothing is approved automatically until it is reset", reason)
 	}
+	since := breakerSince(c)
+	target := TargetKey(c.in.Target.Kind, c.in.Target.Namespace, c.in.Target.Name)
+	var byProposer, byTarget int64
+	for _, r := range c.st.Recent {
+		if !r.failed() || !r.Finished.After(since) {
+			continue
+		}
+		if r.Proposer != "" && r.Proposer == c.in.Proposer.Username {
+			byProposer++
+		}
+		if r.Target == target {
+			byTarget++
+		}
+	}
+	switch {
+	case byProposer >= c.lim.BreakerPerProposer:
+		return requireApproval(ReasonProposerBreakerOpen, "%d proposals of %s failed or were rolled back within %s (limit %d); its proposals need a human until they age out", byProposer, c.in.Proposer.Username, c.lim.BreakerWindow, c.lim.BreakerPerProposer)
+	case byTarget >= c.lim.BreakerPerTarget:
+		return requireApproval(ReasonTargetBreakerOpen, "%d proposals for %s failed or were rolled back within %s (limit %d); changes to it need a human until they age out", byTarget, objectKey(c.in.Target.Namespace, c.in.Target.Name), c.lim.BreakerWindow, c.lim.BreakerPerTarget)
+	}
 	return verdict{}, false
 }
 
-// breakerTrip returns why the breaker should trip now, or "".
-func breakerTrip(c *guardContext) string {
+// breakerSince is when the breaker's window starts: the window, or the last
+// reset if later.
+func breakerSince(c *guardContext) time.Time {
 	since := c.now.Add(-c.lim.BreakerWindow)
 	if c.st.Breaker.ResetAt.After(since) {
 		since = c.st.Breaker.ResetAt
 	}
+	return since
+}
+
+// breakerTrip returns why the cluster breaker should trip now, or "".
+func breakerTrip(c *guardContext) string {
+	since := breakerSince(c)
 	var failures, proposals int64
 	for _, r := range c.st.Recent {
 		if r.Created.After(since) {
@@ -159,8 +209,8 @@ func changeWindow(c *guardContext) (verdict, bool) {
 
 // blastRadius bounds how much one action, and tend as a whole, disrupts at once.
 func blastRadius(c *guardContext) (verdict, bool) {
-	if c.st.DisruptedPercent > c.lim.MaxDisruptedPercent {
-		return requireApproval(ReasonBlastRadius, "the action takes down %d%% of the target's replicas at once (limit %d%%)", c.st.DisruptedPercent, c.lim.MaxDisruptedPercent)
+	if p := c.in.Facts.Disruption.Percent; p > c.lim.MaxDisruptedPercent {
+		return requireApproval(ReasonBlastRadius, "the action takes down %d%% of the target's replicas at once (limit %d%%)", p, c.lim.MaxDisruptedPercent)
 	}
 	switch v1alpha1.Action(c.in.Action) {
 	case v1alpha1.ActionCordonNode, v1alpha1.ActionDrainNode:
@@ -186,8 +236,10 @@ func blastRadius(c *guardContext) (verdict, bool) {
 	return verdict{}, false
 }
 
-// rate bounds the proposals of an action per window.
+// rate bounds the proposals of an action per window: in the cluster, per
+// proposer or per target, as each limit says.
 func rate(c *guardContext) (verdict, bool) {
+	target := TargetKey(c.in.Target.Kind, c.in.Target.Namespace, c.in.Target.Name)
 	for _, rl := range c.lim.RateLimits {
 		if rl.Action != "*" && rl.Action != c.in.Action {
 			continue
@@ -195,14 +247,31 @@ func rate(c *guardContext) (verdict, bool) {
 		since := c.now.Add(-rl.Window)
 		var n int64 = 1 // this proposal
 		for _, r := range c.st.Recent {
-			if (rl.Action == "*" || r.Action == rl.Action) && r.Created.After(since) {
-				n++
+			if (rl.Action != "*" && r.Action != rl.Action) || !r.Created.After(since) {
+				continue
 			}
+			switch rl.Per {
+			case v1alpha1.RateScopeProposer:
+				if r.Proposer != c.in.Proposer.Username {
+					continue
+				}
+			case v1alpha1.RateScopeTarget:
+				if r.Target != target {
+					continue
+				}
+			}
+			n++
 		}
 		if n > rl.Max {
 			what := "proposals"
 			if rl.Action != "*" {
 				what = rl.Action + " proposals"
+			}
+			switch rl.Per {
+			case v1alpha1.RateScopeProposer:
+				what += " by " + c.in.Proposer.Username
+			case v1alpha1.RateScopeTarget:
+				what += " for " + objectKey(c.in.Target.Namespace, c.in.Target.Name)
 			}
 			return requireApproval(ReasonRateLimited, "%d %s within %s (limit %d)", n, what, rl.Window, rl.Max)
 		}

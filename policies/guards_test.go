@@ -2,6 +2,7 @@ package policies
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -41,6 +42,31 @@ func TestGuardsFire(t *testing.T) {
 		return []v1alpha1.ChangeWindow{{Schedule: schedule, Duration: metav1.Duration{Duration: d}, TimeZone: tz}}
 	}
 	ago := func(d time.Duration) time.Time { return noon.Add(-d) }
+	disrupting := func(percent int64) Input {
+		in := input(v1alpha1.ActionRollbackWorkload, "shop", nil)
+		in.Facts.Disruption.Percent = percent
+		return in
+	}
+	noFacts := input(v1alpha1.ActionRollbackWorkload, "shop", nil)
+	noFacts.Facts = Facts{}
+	unhealthy := input(v1alpha1.ActionRollbackWorkload, "shop", nil)
+	unhealthy.Facts.Revision.ToHealthy = false
+	noEarlier := input(v1alpha1.ActionRollbackWorkload, "shop", nil)
+	noEarlier.Facts.Revision = RevisionFacts{Current: 1}
+	byProposer := func(n int, user string, phase string) []ProposalRecord {
+		rs := records(n, "RestartWorkload", phase, "other", ago(5*time.Minute), ago(4*time.Minute))
+		for i := range rs {
+			rs[i].Proposer, rs[i].Target = user, TargetKey("Deployment", "other", fmt.Sprintf("w%d", i))
+		}
+		return rs
+	}
+	onTarget := func(n int, phase string) []ProposalRecord {
+		rs := records(n, "RestartWorkload", phase, "shop", ago(5*time.Minute), ago(4*time.Minute))
+		for i := range rs {
+			rs[i].Proposer, rs[i].Target = fmt.Sprintf("user-%d", i), TargetKey("Deployment", "shop", "web")
+		}
+		return rs
+	}
 
 	tests := []struct {
 		name     string
@@ -52,22 +78,34 @@ func TestGuardsFire(t *testing.T) {
 		wantTrip bool
 	}{
 		{name: "nothing going on", in: rollback},
-		{name: "blast radius: too many replicas at once", in: rollback, st: State{DisruptedPercent: 100}, wantCode: ReasonBlastRadius},
-		{name: "blast radius: within the default", in: rollback, st: State{DisruptedPercent: 25}},
-		{name: "blast radius: tightened by a policy", guards: &v1alpha1.GuardLimits{MaxDisruptedPercent: ptr.To[int32](20)}, in: rollback, st: State{DisruptedPercent: 25}, wantCode: ReasonBlastRadius},
+		{name: "facts: none gathered", in: noFacts, wantCode: ReasonFactsMissing},
+		{name: "facts: rollback to a revision never seen healthy", in: unhealthy, wantCode: ReasonRevisionNotHealthy},
+		{name: "facts: rollback with no earlier revision", in: noEarlier, wantCode: ReasonRevisionNotHealthy},
+		{name: "blast radius: too many replicas at once", in: disrupting(100), wantCode: ReasonBlastRadius},
+		{name: "blast radius: within the default", in: disrupting(25)},
+		{name: "blast radius: tightened by a policy", guards: &v1alpha1.GuardLimits{MaxDisruptedPercent: ptr.To[int32](20)}, in: disrupting(25), wantCode: ReasonBlastRadius},
 		{name: "blast radius: nodes already cordoned", in: cordon, st: State{NodesDisrupted: 1}, wantCode: ReasonBlastRadius},
 		{name: "blast radius: first node", in: cordon},
 		{name: "applying in namespace", in: rollback, st: State{Recent: records(3, "RollbackWorkload", "Applying", "shop", ago(time.Hour), time.Time{})}, wantCode: ReasonTooManyApplying},
 		{name: "applying elsewhere does not count for the namespace", in: rollback, st: State{Recent: records(3, "RollbackWorkload", "Verifying", "other", ago(2*time.Hour), time.Time{})}},
 		{name: "applying in cluster", guards: &v1alpha1.GuardLimits{MaxApplyingPerCluster: ptr.To[int32](2)}, in: rollback, st: State{Recent: records(2, "RollbackWorkload", "Verifying", "other", ago(2*time.Hour), time.Time{})}, wantCode: ReasonTooManyApplying},
-		{name: "rate: default 10 per 10m", in: rollback, st: State{Recent: records(10, "RollbackWorkload", "Succeeded", "a", ago(time.Minute), ago(time.Minute))}, wantCode: ReasonRateLimited},
-		{name: "rate: old proposals do not count", in: rollback, st: State{Recent: records(10, "RollbackWorkload", "Succeeded", "a", ago(11*time.Minute), ago(11*time.Minute))}},
+		{name: "rate: default 30 per 10m in the cluster", in: rollback, st: State{Recent: records(30, "RollbackWorkload", "Succeeded", "a", ago(time.Minute), ago(time.Minute))}, wantCode: ReasonRateLimited},
+		{name: "rate: old proposals do not count", in: rollback, st: State{Recent: records(30, "RollbackWorkload", "Succeeded", "a", ago(11*time.Minute), ago(11*time.Minute))}},
+		{name: "rate: default 10 per 10m per proposer", in: rollback, st: State{Recent: byProposer(10, "system:serviceaccount:tend:agent", "Succeeded")}, wantCode: ReasonRateLimited},
+		{name: "rate: another proposer's volume does not count", in: rollback, st: State{Recent: byProposer(10, "system:serviceaccount:other:agent", "Succeeded")}},
+		{name: "rate: default 3 per 10m per target", in: rollback, st: State{Recent: onTarget(3, "Succeeded")}, wantCode: ReasonRateLimited},
+		{name: "rate: a policy's cluster limit keeps the default per-proposer one",
+			guards: &v1alpha1.GuardLimits{RateLimits: []v1alpha1.RateLimit{{Action: "*", Max: 100, Window: metav1.Duration{Duration: time.Hour}}}},
+			in:     rollback, st: State{Recent: byProposer(10, "system:serviceaccount:tend:agent", "Succeeded")}, wantCode: ReasonRateLimited},
 		{name: "rate: per action limit", guards: &v1alpha1.GuardLimits{RateLimits: []v1alpha1.RateLimit{{Action: "RollbackWorkload", Max: 1, Window: metav1.Duration{Duration: time.Hour}}}},
 			in: rollback, st: State{Recent: records(1, "RollbackWorkload", "Succeeded", "a", ago(30*time.Minute), ago(30*time.Minute))}, wantCode: ReasonRateLimited},
 		{name: "rate: other actions do not count against a per-action limit", guards: &v1alpha1.GuardLimits{RateLimits: []v1alpha1.RateLimit{{Action: "RollbackWorkload", Max: 1, Window: metav1.Duration{Duration: time.Hour}}}},
 			in: rollback, st: State{Recent: records(1, "ScaleWorkload", "Succeeded", "a", ago(30*time.Minute), ago(30*time.Minute))}},
-		{name: "breaker: failures trip it", in: rollback, st: State{Recent: records(3, "RollbackWorkload", "RolledBack", "a", ago(50*time.Minute), ago(40*time.Minute))}, wantCode: ReasonCircuitOpen, wantTrip: true},
-		{name: "breaker: failures before a reset do not count", in: rollback, st: State{Recent: records(3, "RollbackWorkload", "Failed", "a", ago(50*time.Minute), ago(40*time.Minute)), Breaker: BreakerState{ResetAt: ago(30 * time.Minute)}}},
+		{name: "breaker: failures trip it", in: rollback, st: State{Recent: records(10, "RollbackWorkload", "RolledBack", "a", ago(50*time.Minute), ago(40*time.Minute))}, wantCode: ReasonCircuitOpen, wantTrip: true},
+		{name: "breaker: failures before a reset do not count", in: rollback, st: State{Recent: records(10, "RollbackWorkload", "Failed", "a", ago(50*time.Minute), ago(40*time.Minute)), Breaker: BreakerState{ResetAt: ago(30 * time.Minute)}}},
+		{name: "breaker: the proposer's own failures hold it", in: rollback, st: State{Recent: byProposer(3, "system:serviceaccount:tend:agent", "Failed")}, wantCode: ReasonProposerBreakerOpen},
+		{name: "breaker: another proposer's failures do not hold it", in: rollback, st: State{Recent: byProposer(3, "system:serviceaccount:other:agent", "RolledBack")}},
+		{name: "breaker: failures on the target hold it", in: rollback, st: State{Recent: onTarget(2, "RolledBack")}, wantCode: ReasonTargetBreakerOpen},
 		{name: "breaker: volume trips it", guards: &v1alpha1.GuardLimits{CircuitBreaker: &v1alpha1.CircuitBreakerLimits{MaxProposals: ptr.To[int32](5)}, RateLimits: []v1alpha1.RateLimit{{Action: "*", Max: 100, Window: metav1.Duration{Duration: time.Minute}}}},
 			in: rollback, st: State{Recent: records(5, "RestartWorkload", "Succeeded", "a", ago(20*time.Minute), ago(20*time.Minute))}, wantCode: ReasonCircuitOpen, wantTrip: true},
 		{name: "breaker: stays open until reset", in: rollback, st: State{Breaker: BreakerState{Tripped: true, Reason: "3 failures"}}, wantCode: ReasonCircuitOpen},

@@ -24,6 +24,41 @@ type Input struct {
 	Namespace Namespace `cel:"namespace"`
 	// Proposer is the authenticated identity that made the proposal.
 	Proposer Proposer `cel:"proposer"`
+	// Facts are what the controller read from the cluster for this
+	// decision: the gate decides on them, never on the proposal's claims.
+	Facts Facts `cel:"facts"`
+}
+
+// Facts are what the controller read from the cluster (v1alpha1.Facts).
+type Facts struct {
+	// Gathered is false when the controller read no facts for this
+	// decision; nothing is then approved automatically.
+	Gathered bool `cel:"gathered"`
+	// ReadyReplicas is how many of the target's replicas are ready.
+	ReadyReplicas int64 `cel:"readyReplicas"`
+	// Revision holds the rollout facts of a rollback.
+	Revision RevisionFacts `cel:"revision"`
+	// Disruption is what the action takes down at once.
+	Disruption DisruptionFacts `cel:"disruption"`
+}
+
+// RevisionFacts are the rollout facts of a rollback.
+type RevisionFacts struct {
+	// Current is the workload's current revision.
+	Current int64 `cel:"current"`
+	// To is the revision the rollback returns to, as the controller
+	// resolved it.
+	To int64 `cel:"to"`
+	// ToHealthy is whether the controller found that revision ran healthy.
+	ToHealthy bool `cel:"toHealthy"`
+}
+
+// DisruptionFacts are how much of the target an action takes down at once.
+type DisruptionFacts struct {
+	// Pods is how many pods the action stops or replaces at once.
+	Pods int64 `cel:"pods"`
+	// Percent is Pods as a share of the desired replicas.
+	Percent int64 `cel:"percent"`
 }
 
 // Parameters are the typed parameters of the change. Members that do not
@@ -94,6 +129,9 @@ type TargetFacts struct {
 	Replicas int64
 	// Exists is false when the target was not found; the gate then denies.
 	Exists bool
+	// Facts are what the controller read for the decision; nil when it read
+	// none, and then nothing is approved automatically.
+	Facts *v1alpha1.Facts
 }
 
 // NamespaceFacts is what the caller's gatherer found about the target's
@@ -138,6 +176,16 @@ func NewInput(p *v1alpha1.Proposal, target TargetFacts, ns NamespaceFacts) Input
 			Username: spec.Proposer.Username,
 			Groups:   spec.Proposer.Groups,
 		},
+	}
+	if f := target.Facts; f != nil {
+		in.Facts.Gathered = true
+		in.Facts.ReadyReplicas = int64(f.ReadyReplicas)
+		if r := f.Revision; r != nil {
+			in.Facts.Revision = RevisionFacts{Current: r.Current, To: r.To, ToHealthy: r.ToHealthy}
+		}
+		if d := f.Disruption; d != nil {
+			in.Facts.Disruption = DisruptionFacts{Pods: int64(d.PodsAffected), Percent: int64(d.Percent)}
+		}
 	}
 	if spec.Target.Namespace != "" {
 		in.Namespace = Namespace{

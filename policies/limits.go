@@ -18,10 +18,14 @@ const (
 	DefaultMaxNodesDisrupted       = 1
 	DefaultMaxApplyingPerNamespace = 3
 	DefaultMaxApplyingPerCluster   = 10
-	DefaultRateLimitMax            = 10
 	DefaultRateLimitWindow         = 10 * time.Minute
-	DefaultBreakerMaxFailures      = 3
+	DefaultRateLimitMax            = 30
+	DefaultRateLimitPerProposer    = 10
+	DefaultRateLimitPerTarget      = 3
+	DefaultBreakerMaxFailures      = 10
 	DefaultBreakerMaxProposals     = 50
+	DefaultBreakerPerProposer      = 3
+	DefaultBreakerPerTarget        = 2
 	DefaultBreakerWindow           = time.Hour
 )
 
@@ -33,9 +37,14 @@ type Limits struct {
 	MaxApplyingPerNamespace int64
 	MaxApplyingPerCluster   int64
 	RateLimits              []RateLimit
-	BreakerMaxFailures      int64
-	BreakerMaxProposals     int64
-	BreakerWindow           time.Duration
+	// BreakerMaxFailures and BreakerMaxProposals trip the cluster breaker.
+	BreakerMaxFailures  int64
+	BreakerMaxProposals int64
+	// BreakerPerProposer and BreakerPerTarget failures hold one proposer's
+	// or one target's proposals.
+	BreakerPerProposer int64
+	BreakerPerTarget   int64
+	BreakerWindow      time.Duration
 	// WindowSets holds, per policy that sets change windows, its windows:
 	// automatic approval needs now inside a window of every set.
 	WindowSets [][]ChangeWindow
@@ -48,6 +57,8 @@ type Limits struct {
 // RateLimit is a compiled rate limit.
 type RateLimit struct {
 	Action string
+	// Per is what proposals are counted per.
+	Per    v1alpha1.RateScope
 	Max    int64
 	Window time.Duration
 }
@@ -76,10 +87,23 @@ func DefaultLimits() Limits {
 		MaxNodesDisrupted:       DefaultMaxNodesDisrupted,
 		MaxApplyingPerNamespace: DefaultMaxApplyingPerNamespace,
 		MaxApplyingPerCluster:   DefaultMaxApplyingPerCluster,
-		RateLimits:              []RateLimit{{Action: "*", Max: DefaultRateLimitMax, Window: DefaultRateLimitWindow}},
+		RateLimits:              DefaultRateLimits(),
 		BreakerMaxFailures:      DefaultBreakerMaxFailures,
 		BreakerMaxProposals:     DefaultBreakerMaxProposals,
+		BreakerPerProposer:      DefaultBreakerPerProposer,
+		BreakerPerTarget:        DefaultBreakerPerTarget,
 		BreakerWindow:           DefaultBreakerWindow,
+	}
+}
+
+// DefaultRateLimits are the rate limits when no policy sets any: every
+// action, in the cluster, per proposer and per target, so that one busy
+// proposer or one flapping target cannot use up the others' budget.
+func DefaultRateLimits() []RateLimit {
+	return []RateLimit{
+		{Action: "*", Per: v1alpha1.RateScopeCluster, Max: DefaultRateLimitMax, Window: DefaultRateLimitWindow},
+		{Action: "*", Per: v1alpha1.RateScopeProposer, Max: DefaultRateLimitPerProposer, Window: DefaultRateLimitWindow},
+		{Action: "*", Per: v1alpha1.RateScopeTarget, Max: DefaultRateLimitPerTarget, Window: DefaultRateLimitWindow},
 	}
 }
 
@@ -100,7 +124,11 @@ func compileGuards(g *v1alpha1.GuardLimits) (policyLimits, error) {
 		if r.Window.Duration <= 0 {
 			errs = append(errs, fmt.Errorf("rateLimits[%d]: window must be positive", i))
 		}
-		pl.rates = append(pl.rates, RateLimit{Action: r.Action, Max: int64(r.Max), Window: r.Window.Duration})
+		per := r.Per
+		if per == "" {
+			per = v1alpha1.RateScopeCluster
+		}
+		pl.rates = append(pl.rates, RateLimit{Action: r.Action, Per: per, Max: int64(r.Max), Window: r.Window.Duration})
 	}
 	if cb := g.CircuitBreaker; cb != nil && cb.Window != nil && cb.Window.Duration <= 0 {
 		errs = append(errs, errors.New("circuitBreaker.window must be positive"))
@@ -161,7 +189,7 @@ func mergeLimits(all []policyLimits) Limits {
 		}
 		*seen = true
 	}
-	var sDis, sNodes, sNs, sCl, sFail, sProp bool
+	var sDis, sNodes, sNs, sCl, sFail, sProp, sFailP, sFailT bool
 	var rates []RateLimit
 	for _, pl := range all {
 		g := pl.set
@@ -175,6 +203,8 @@ func mergeLimits(all []policyLimits) Limits {
 		if cb := g.CircuitBreaker; cb != nil {
 			strictest(&l.BreakerMaxFailures, cb.MaxFailures, &sFail)
 			strictest(&l.BreakerMaxProposals, cb.MaxProposals, &sProp)
+			strictest(&l.BreakerPerProposer, cb.MaxFailuresPerProposer, &sFailP)
+			strictest(&l.BreakerPerTarget, cb.MaxFailuresPerTarget, &sFailT)
 			if cb.Window != nil && cb.Window.Duration > l.BreakerWindow {
 				// A longer window counts more: stricter.
 				l.BreakerWindow = cb.Window.Duration
@@ -189,9 +219,14 @@ func mergeLimits(all []policyLimits) Limits {
 			l.PatchPathSets = append(l.PatchPathSets, slices.Clone(g.AllowedPatchPaths))
 		}
 	}
-	if len(rates) > 0 {
-		l.RateLimits = rates
+	// A scope no policy limits keeps its default: a policy that sets a
+	// cluster-wide limit does not lift the per-proposer one.
+	for _, d := range DefaultRateLimits() {
+		if !slices.ContainsFunc(rates, func(r RateLimit) bool { return r.Per == d.Per }) {
+			rates = append(rates, d)
+		}
 	}
+	l.RateLimits = rates
 	return l
 }
 

@@ -33,6 +33,17 @@ const (
 	ReasonRateLimited = "RateLimited"
 	// ReasonCircuitOpen: the circuit breaker tripped and was not reset.
 	ReasonCircuitOpen = "CircuitBreakerOpen"
+	// ReasonProposerBreakerOpen: the proposer's own proposals failed too
+	// often within the breaker window.
+	ReasonProposerBreakerOpen = "ProposerBreakerOpen"
+	// ReasonTargetBreakerOpen: proposals for the target failed too often
+	// within the breaker window.
+	ReasonTargetBreakerOpen = "TargetBreakerOpen"
+	// ReasonFactsMissing: the controller gathered no facts for the decision.
+	ReasonFactsMissing = "FactsMissing"
+	// ReasonRevisionNotHealthy: the controller found no record that the
+	// revision a rollback returns to ever ran healthy.
+	ReasonRevisionNotHealthy = "RevisionNotKnownHealthy"
 	// ReasonOutsideChangeWindow: now is outside every change window.
 	ReasonOutsideChangeWindow = "OutsideChangeWindow"
 	// ReasonChangeFreeze: a change freeze is in effect.
@@ -54,4 +65,5 @@ const (
 	GuardChangeWindow      = "ChangeWindow"
 	GuardFreeze            = "Freeze"
 	GuardPatchPaths        = "PatchPaths"
+	GuardFacts             = "Facts"
 )

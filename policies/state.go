@@ -9,10 +9,6 @@ type State struct {
 	// Recent lists the other proposals of the cluster made within the longest
 	// guard window (or still applying), in any order.
 	Recent []ProposalRecord
-	// DisruptedPercent is the share of the target's replicas the action
-	// takes down at once (for a rollout: its maxUnavailable against the
-	// replica count; 100 for the Recreate strategy).
-	DisruptedPercent int64
 	// NodesDisrupted is how many nodes are cordoned or draining now.
 	NodesDisrupted int64
 	// Breaker is the persisted state of the circuit breaker.
@@ -23,6 +19,11 @@ type State struct {
 type ProposalRecord struct {
 	Action    string
 	Namespace string
+	// Proposer is the other proposal's proposer, for the per-proposer
+	// limits.
+	Proposer string
+	// Target identifies its target (TargetKey), for the per-target limits.
+	Target string
 	// Phase of the proposal.
 	Phase string
 	// Created is when the proposal was made; Finished when it reached a
@@ -46,4 +47,11 @@ func (r ProposalRecord) applying() bool {
 
 func (r ProposalRecord) failed() bool {
 	return r.Phase == "Failed" || r.Phase == "RolledBack"
+}
+
+// TargetKey identifies a proposal's target for the per-target limits: its
+// kind, namespace and name (the UID changes when an object is recreated,
+// but a flapping target is the same to an operator).
+func TargetKey(kind, namespace, name string) string {
+	return kind + "/" + namespace + "/" + name
 }

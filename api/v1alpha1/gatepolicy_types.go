@@ -88,7 +88,8 @@ type GuardLimits struct {
 	// +optional
 	MaxApplyingPerCluster *int32 `json:"maxApplyingPerCluster,omitempty"`
 	// RateLimits bound how many proposals of an action are made per window
-	// (default: 10 per 10 minutes for every action).
+	// (default, for every action: 30 per 10 minutes in the cluster, 10 per
+	// proposer and 3 per target).
 	// +kubebuilder:validation:MaxItems=32
 	// +optional
 	RateLimits []RateLimit `json:"rateLimits,omitempty"`
@@ -113,11 +114,29 @@ type GuardLimits struct {
 	AllowedPatchPaths []string `json:"allowedPatchPaths,omitempty"`
 }
 
+// RateScope is what a rate limit counts proposals per.
+// +kubebuilder:validation:Enum=Cluster;Proposer;Target
+type RateScope string
+
+// Rate limit scopes.
+const (
+	// RateScopeCluster counts every proposal of the cluster.
+	RateScopeCluster RateScope = "Cluster"
+	// RateScopeProposer counts the proposals of the same proposer, so that
+	// one busy proposer cannot exhaust the others' budget.
+	RateScopeProposer RateScope = "Proposer"
+	// RateScopeTarget counts the proposals for the same target.
+	RateScopeTarget RateScope = "Target"
+)
+
 // RateLimit bounds the proposals of one action per window.
 type RateLimit struct {
 	// Action limited; "*" for every action.
 	// +kubebuilder:validation:MinLength=1
 	Action string `json:"action"`
+	// Per is what proposals are counted per (default Cluster).
+	// +optional
+	Per RateScope `json:"per,omitempty"`
 	// Max proposals per window.
 	// +kubebuilder:validation:Minimum=0
 	Max int32 `json:"max"`
@@ -125,13 +144,26 @@ type RateLimit struct {
 	Window metav1.Duration `json:"window"`
 }
 
-// CircuitBreakerLimits say when the breaker trips.
+// CircuitBreakerLimits say when the breaker trips. The cluster breaker,
+// once tripped, holds every automatic approval until it is reset; the
+// per-proposer and per-target breakers hold only that proposer's or that
+// target's proposals, while their failures are within the window.
 type CircuitBreakerLimits struct {
 	// MaxFailures within Window (proposals that ended Failed or RolledBack)
-	// trips the breaker (default 3).
+	// trips the cluster breaker (default 10).
 	// +kubebuilder:validation:Minimum=1
 	// +optional
 	MaxFailures *int32 `json:"maxFailures,omitempty"`
+	// MaxFailuresPerProposer within Window holds that proposer's proposals
+	// (default 3).
+	// +kubebuilder:validation:Minimum=1
+	// +optional
+	MaxFailuresPerProposer *int32 `json:"maxFailuresPerProposer,omitempty"`
+	// MaxFailuresPerTarget within Window holds the proposals for that
+	// target (default 2).
+	// +kubebuilder:validation:Minimum=1
+	// +optional
+	MaxFailuresPerTarget *int32 `json:"maxFailuresPerTarget,omitempty"`
 	// MaxProposals within Window trips the breaker (default 50).
 	// +kubebuilder:validation:Minimum=1
 	// +optional

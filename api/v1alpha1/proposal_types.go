@@ -65,9 +65,11 @@ type TargetRef struct {
 	// Name of the target.
 	// +kubebuilder:validation:MinLength=1
 	Name string `json:"name"`
-	// UID of the target when the proposal was made.
-	// +optional
-	UID types.UID `json:"uid,omitempty"`
+	// UID of the target when the proposal was made. Required: a proposal
+	// names one existing object, not whatever holds the name later.
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MinLength=1
+	UID types.UID `json:"uid"`
 	// ResourceVersion of the target when the proposal was made. A different
 	// resourceVersion at apply time makes the proposal stale.
 	// +optional
@@ -222,14 +224,21 @@ type Evidence struct {
 	Telemetry []TelemetryRef `json:"telemetry,omitempty"`
 }
 
-// Proposer identifies who made a proposal. The MCP server fills it from the
-// authenticated caller; a caller can never choose it.
+// Proposer identifies who made a proposal. The API server's admission
+// policy checks it against the authenticated creator: a proposal created
+// directly names its creator; one relayed by the MCP server names the
+// caller the server authenticated, and Via names the server.
 type Proposer struct {
 	// Username as authenticated by the Kubernetes API server.
+	// +kubebuilder:validation:MinLength=1
 	Username string `json:"username"`
 	// Groups as authenticated by the Kubernetes API server.
 	// +optional
 	Groups []string `json:"groups,omitempty"`
+	// Via is the relay that created the proposal on the proposer's behalf
+	// (the MCP server's identity), empty when the proposer created it.
+	// +optional
+	Via string `json:"via,omitempty"`
 	// Agent is the name the calling agent gave itself; informational only.
 	// +optional
 	Agent string `json:"agent,omitempty"`
@@ -268,7 +277,7 @@ type ProposalSpec struct {
 }
 
 // Phase is where a proposal is in its lifecycle.
-// +kubebuilder:validation:Enum=Pending;AwaitingApproval;Approved;Denied;Applying;Verifying;Succeeded;Failed;RolledBack;Expired;Superseded
+// +kubebuilder:validation:Enum=Pending;AwaitingApproval;Approved;Denied;Applying;Verifying;Succeeded;Failed;RolledBack;Expired;Superseded;Overtaken
 type Phase string
 
 // Proposal phases.
@@ -284,12 +293,16 @@ const (
 	PhaseRolledBack       Phase = "RolledBack"
 	PhaseExpired          Phase = "Expired"
 	PhaseSuperseded       Phase = "Superseded"
+	// PhaseOvertaken: the change was applied, but someone else changed the
+	// target before it was verified, so its outcome is not the proposal's
+	// to claim; tend neither credits nor undoes it.
+	PhaseOvertaken Phase = "Overtaken"
 )
 
 // Terminal reports whether no further transition can happen from p.
 func (p Phase) Terminal() bool {
 	switch p {
-	case PhaseDenied, PhaseSucceeded, PhaseFailed, PhaseRolledBack, PhaseExpired, PhaseSuperseded:
+	case PhaseDenied, PhaseSucceeded, PhaseFailed, PhaseRolledBack, PhaseExpired, PhaseSuperseded, PhaseOvertaken:
 		return true
 	}
 	return false
@@ -350,6 +363,59 @@ type Decision struct {
 	TargetResourceVersion string `json:"targetResourceVersion,omitempty"`
 	// DecidedAt is when the gate decided.
 	DecidedAt metav1.Time `json:"decidedAt"`
+	// Facts are what the controller read from the cluster for this
+	// decision. The gate decided on them, never on the proposal's claims.
+	// +optional
+	Facts *Facts `json:"facts,omitempty"`
+}
+
+// Facts are what the proposal controller read from the cluster before a
+// decision. A fact it could not establish is absent or false, and the gate
+// then approves nothing automatically on it.
+type Facts struct {
+	// TargetExists is whether the target was found with the UID the
+	// proposal pins.
+	TargetExists bool `json:"targetExists"`
+	// TargetGeneration is the target's generation when decided.
+	// +optional
+	TargetGeneration int64 `json:"targetGeneration,omitempty"`
+	// Replicas is the target's desired replica count, for scalable targets.
+	// +optional
+	Replicas int32 `json:"replicas,omitempty"`
+	// ReadyReplicas is how many of them were ready.
+	// +optional
+	ReadyReplicas int32 `json:"readyReplicas,omitempty"`
+	// Revision holds the rollout facts of a rollback.
+	// +optional
+	Revision *RevisionFacts `json:"revision,omitempty"`
+	// Disruption is what the action takes down at once.
+	// +optional
+	Disruption *DisruptionFacts `json:"disruption,omitempty"`
+}
+
+// RevisionFacts are the rollout history facts of a rollback.
+type RevisionFacts struct {
+	// Current is the workload's current revision.
+	Current int64 `json:"current"`
+	// To is the revision the rollback returns to, resolved by the
+	// controller (the proposal may leave it to "the one before").
+	// +optional
+	To int64 `json:"to,omitempty"`
+	// ToHealthy is whether the controller found that revision ran healthy:
+	// all of its desired pods ready, with no restarts, for a window.
+	ToHealthy bool `json:"toHealthy"`
+	// Evidence says how the controller knows, or why it does not.
+	// +kubebuilder:validation:MaxLength=1024
+	// +optional
+	Evidence string `json:"evidence,omitempty"`
+}
+
+// DisruptionFacts are how much of a workload an action takes down at once.
+type DisruptionFacts struct {
+	// PodsAffected is how many pods the action stops or replaces at once.
+	PodsAffected int32 `json:"podsAffected"`
+	// Percent is PodsAffected as a share of the desired replicas.
+	Percent int32 `json:"percent"`
 }
 
 // ApprovalRecord is one counted approval or denial.
@@ -398,6 +464,12 @@ type ApplyRecord struct {
 	// ResultingResourceVersion is the target's resourceVersion after the write.
 	// +optional
 	ResultingResourceVersion string `json:"resultingResourceVersion,omitempty"`
+	// ResultDigest is a digest of the part of the target the write set (a
+	// workload's pod template, say), as the API server stored it.
+	// Verification credits the proposal only while the live target still
+	// has it.
+	// +optional
+	ResultDigest string `json:"resultDigest,omitempty"`
 	// Error, if the apply failed.
 	// +optional
 	Error string `json:"error,omitempty"`
@@ -449,6 +521,10 @@ type ProposalStatus struct {
 	// SpecHash is the hash of the spec as last reconciled.
 	// +optional
 	SpecHash string `json:"specHash,omitempty"`
+	// DecidedSpec is the spec the gate decided. Approval, apply, verify
+	// and undo act on it, whatever the live spec says.
+	// +optional
+	DecidedSpec *ProposalSpec `json:"decidedSpec,omitempty"`
 	// Conditions: Decided, Approved, Applied, Verified.
 	// +optional
 	// +listType=map
@@ -491,6 +567,34 @@ type ProposalStatus struct {
 	// Message is a one-line summary of the current state.
 	// +optional
 	Message string `json:"message,omitempty"`
+	// AuditSequence counts the transitions of this proposal recorded so
+	// far (committed to status; the audit log may still be catching up).
+	// +optional
+	AuditSequence int64 `json:"auditSequence,omitempty"`
+	// AuditOutbox holds committed transitions not yet appended to the audit
+	// log; the controller retries them until they are.
+	// +kubebuilder:validation:MaxItems=64
+	// +optional
+	AuditOutbox []PendingAudit `json:"auditOutbox,omitempty"`
+}
+
+// PendingAudit is one committed transition waiting for the audit log.
+type PendingAudit struct {
+	// Sequence of the transition within the proposal, from 1.
+	Sequence int64 `json:"sequence"`
+	// Time of the transition.
+	Time metav1.Time `json:"time"`
+	// From and To are the phases.
+	// +optional
+	From Phase `json:"from,omitempty"`
+	To   Phase `json:"to"`
+	// Reason code of the transition.
+	// +optional
+	Reason string `json:"reason,omitempty"`
+	// Message of the transition.
+	// +kubebuilder:validation:MaxLength=4096
+	// +optional
+	Message string `json:"message,omitempty"`
 }
 
 // Proposal is one agent-proposed change, decided by the gate, approved by
@@ -507,6 +611,7 @@ type ProposalStatus struct {
 // +kubebuilder:printcolumn:name="Proposer",type=string,JSONPath=`.spec.proposer.username`,priority=1
 // +kubebuilder:printcolumn:name="Repeats",type=integer,JSONPath=`.status.repeats`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+// +kubebuilder:validation:XValidation:rule="self.spec == oldSelf.spec",message="a proposal's spec is immutable; make a new proposal for another change"
 type Proposal struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`

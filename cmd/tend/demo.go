@@ -281,7 +281,7 @@ func (d *demo) audit(ctx context.Context, names []string) error {
 	if err != nil {
 		return fmt.Errorf("failed to read the audit log: %w", err)
 	}
-	if err := bus.VerifyChain(recs); err != nil {
+	if err := bus.VerifyChain(recs, d.st.AuditPublicKey); err != nil {
 		return fmt.Errorf("the audit chain does not verify: %w", err)
 	}
 	for _, r := range recs {

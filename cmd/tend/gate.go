@@ -6,12 +6,13 @@ import (
 
 	"github.com/spf13/cobra"
 
+	tendv1 "github.com/tendops/tend/api/v1alpha1"
 	"github.com/tendops/tend/controllers"
 )
 
 // systemNamespaceFlag binds --system-namespace, where tend keeps its state.
 func systemNamespaceFlag(cmd *cobra.Command, ns *string) {
-	cmd.PersistentFlags().StringVar(ns, "system-namespace", "tend-system", "namespace of tend's components and gate state")
+	cmd.PersistentFlags().StringVar(ns, "system-namespace", tendv1.DefaultSystemNamespace, "namespace of tend's components and gate state")
 }
 
 func newGateCommand() *cobra.Command {

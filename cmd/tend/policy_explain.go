@@ -143,6 +143,11 @@ func reevaluateProposal(ctx context.Context, out io.Writer, c client.Client, p *
 	if err != nil {
 		return err
 	}
+	// The facts only the controller reads (revision health, disruption)
+	// are the ones it recorded when it decided.
+	if d := p.Status.Decision; d != nil {
+		tf.Facts = d.Facts
+	}
 	g, err := policies.New(policies.Options{})
 	if err != nil {
 		return fmt.Errorf("failed to create the gate: %w", err)
@@ -169,11 +174,16 @@ func reevaluateProposal(ctx context.Context, out io.Writer, c client.Client, p *
 	if t.Namespace != "" {
 		fmt.Fprintf(out, "Namespace:   %s: %s\n", t.Namespace, describeFacts(nf.Exists, nf.Labels))
 	}
+	fmt.Fprintf(out, "Facts:       %s\n", describeDecisionFacts(tf.Facts))
 	fmt.Fprintln(out, "Note:        the kill switch is unknown here and taken as released; the circuit breaker is")
 	fmt.Fprintf(out, "%staken as closed, with no other recent or applying proposals and nothing disrupted.\n", explainIndent)
 	fmt.Fprintf(out, "%sThe controller sees all of them and may decide more strictly.\n", explainIndent)
 
-	res := g.DecideState(ctx, policies.NewInput(p, tf, nf), policies.State{}, now)
+	v := *p
+	if p.Status.DecidedSpec != nil {
+		v.Spec = *p.Status.DecidedSpec
+	}
+	res := g.DecideState(ctx, policies.NewInput(&v, tf, nf), policies.State{}, now)
 	head, reasons, _ := strings.Cut(formatResult(&res), "\n")
 	fmt.Fprintf(out, "Would now decide: %s\n", head)
 	fmt.Fprint(out, indent(reasons, explainIndent))
@@ -260,6 +270,32 @@ func describeTargetFacts(tf policies.TargetFacts) string {
 		s += fmt.Sprintf(", controlled by %s %s", tf.OwnerKind, tf.OwnerName)
 	}
 	return s
+}
+
+// describeDecisionFacts says what the controller recorded it read when it
+// decided.
+func describeDecisionFacts(f *tendv1.Facts) string {
+	if f == nil {
+		return "none recorded: the controller gathered none, and nothing is approved automatically without them"
+	}
+	parts := []string{"as the controller read them when it decided"}
+	if !f.TargetExists {
+		parts = append(parts, "the target was not found")
+	}
+	if f.Replicas > 0 {
+		parts = append(parts, fmt.Sprintf("%d of %d replicas ready", f.ReadyReplicas, f.Replicas))
+	}
+	if r := f.Revision; r != nil {
+		health := "never seen healthy"
+		if r.ToHealthy {
+			health = "ran healthy"
+		}
+		parts = append(parts, fmt.Sprintf("revision %d → %d, which %s (%s)", r.Current, r.To, health, r.Evidence))
+	}
+	if d := f.Disruption; d != nil {
+		parts = append(parts, fmt.Sprintf("takes down %d %s at once (%d%%)", d.PodsAffected, plural(int(d.PodsAffected), "pod", "pods"), d.Percent))
+	}
+	return strings.Join(parts, "; ")
 }
 
 func describeFacts(exists bool, labels map[string]string) string {

@@ -11,6 +11,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -108,7 +109,7 @@ func TestPolicyExplain(t *testing.T) {
 
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop", Labels: map[string]string{"tend.dev/protected": "true"}}}
 	ec.create(t, ns)
-	ec.create(t, &appsv1.Deployment{
+	dep := &appsv1.Deployment{
 		ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "web", Labels: map[string]string{"app": "web"}},
 		Spec: appsv1.DeploymentSpec{
 			Replicas: ptr.To[int32](3),
@@ -118,7 +119,8 @@ func TestPolicyExplain(t *testing.T) {
 				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "registry.example.com/web:2"}}},
 			},
 		},
-	})
+	}
+	ec.create(t, dep)
 	bundle, err := policies.DefaultBundle()
 	if err != nil {
 		t.Fatal(err)
@@ -133,7 +135,7 @@ func TestPolicyExplain(t *testing.T) {
 		ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "rollback-web"},
 		Spec: tendv1.ProposalSpec{
 			Action:     tendv1.ActionRollbackWorkload,
-			Target:     tendv1.TargetRef{APIVersion: "apps/v1", Kind: "Deployment", Namespace: "shop", Name: "web"},
+			Target:     tendv1.TargetRef{APIVersion: "apps/v1", Kind: "Deployment", Namespace: "shop", Name: "web", UID: dep.UID},
 			Parameters: tendv1.Parameters{Rollback: &tendv1.RollbackParameters{FromRevision: 2, ToRevision: 1}},
 			Proposer:   tendv1.Proposer{Username: "system:serviceaccount:tend-system:tend-agent"},
 		},
@@ -145,13 +147,20 @@ func TestPolicyExplain(t *testing.T) {
 	}
 	g.Load(bundle)
 	decidedAt := time.Date(2026, 3, 14, 11, 0, 0, 0, time.UTC)
-	res := g.Decide(policies.NewInput(p, policies.TargetFacts{Exists: true, Labels: map[string]string{"app": "web"}, Replicas: 3},
+	facts := &tendv1.Facts{
+		TargetExists: true, Replicas: 3, ReadyReplicas: 2,
+		Revision:   &tendv1.RevisionFacts{Current: 2, To: 1, ToHealthy: true, Evidence: "revision 1 ran healthy (recorded at 2026-03-14T10:00:00Z)"},
+		Disruption: &tendv1.DisruptionFacts{PodsAffected: 0, Percent: 0},
+	}
+	res := g.Decide(policies.NewInput(p, policies.TargetFacts{Exists: true, Labels: map[string]string{"app": "web"}, Replicas: 3, Facts: facts},
 		policies.NamespaceFacts{Exists: true, Labels: ns.Labels}), decidedAt)
 	d := res.Decision(p.Spec.Hash(), "", decidedAt)
+	d.Facts = facts
 	p.Status = tendv1.ProposalStatus{
-		Phase:    tendv1.PhaseAwaitingApproval,
-		SpecHash: p.Spec.Hash(),
-		Decision: &d,
+		Phase:       tendv1.PhaseAwaitingApproval,
+		SpecHash:    p.Spec.Hash(),
+		DecidedSpec: p.Spec.DeepCopy(),
+		Decision:    &d,
 		Approvals: []tendv1.ApprovalRecord{{
 			Approval: "rollback-web-x1", Approver: "alice", Decision: tendv1.ApprovalApprove, Reason: "looks right",
 			Time: metav1.NewTime(decidedAt.Add(time.Minute)),
@@ -180,6 +189,7 @@ func TestPolicyExplain(t *testing.T) {
 		"             - tend-default (generation 1)\n",
 		"Target:      Deployment shop/web: found, labels app=web, 3 replicas\n",
 		"Namespace:   shop: found, labels kubernetes.io/metadata.name=shop, tend.dev/protected=true\n",
+		"Facts:       as the controller read them when it decided; 2 of 3 replicas ready; revision 2 → 1, which ran healthy (revision 1 ran healthy (recorded at 2026-03-14T10:00:00Z)); takes down 0 pods at once (0%)\n",
 		"Note:        the kill switch is unknown here and taken as released",
 		"Would now decide: RequireApproval by policy tend-default, rule rollback-protected-namespace (1 approval)\n",
 		"Compared:    the same decision as recorded\n",
@@ -189,11 +199,12 @@ func TestPolicyExplain(t *testing.T) {
 		}
 	}
 
-	// Change the world: the spec (voiding the decision), the namespace (no
-	// longer protected) and the policies (a new one denies rollbacks of web).
+	// Change the world: the spec (the API server refuses: a decided spec is
+	// immutable), the namespace (no longer protected) and the policies (a
+	// new one denies rollbacks of web).
 	p.Spec.Rationale = "revision 2 crashes on start"
-	if err := ec.admin.Update(ctx, p); err != nil {
-		t.Fatal(err)
+	if err := ec.admin.Update(ctx, p); !apierrors.IsInvalid(err) {
+		t.Fatalf("updating the spec of a decided proposal = %v, want Invalid", err)
 	}
 	delete(ns.Labels, "tend.dev/protected")
 	if err := ec.admin.Update(ctx, ns); err != nil {
@@ -210,8 +221,7 @@ func TestPolicyExplain(t *testing.T) {
 		t.Fatalf("tend policy explain after the changes: %v\n%s", err, stdout)
 	}
 	for _, want := range []string{
-		"Spec hash:   the decision is bound to " + hash + " but the current spec hashes to " + p.Spec.Hash()[:12] + ": the spec changed\n",
-		"approvals are void",
+		"Spec hash:   " + hash + ", the decision's, matches the current spec\n",
 		"             - freeze-web (generation 1)\n             - tend-default (generation 1)\n",
 		"Namespace:   shop: found, labels kubernetes.io/metadata.name=shop\n",
 		"Would now decide: Deny by policy freeze-web, rule no-web\n             - WebFrozen [policy freeze-web, rule no-web]: web is frozen\n             - SafeRollback",

@@ -67,6 +67,7 @@ cases:
       target: {apiVersion: apps/v1, kind: Deployment, namespace: shop, name: web}
       parameters: {scale: {replicas: 4}}
     target: {replicas: 3}
+    facts: {targetExists: true, replicas: 3, readyReplicas: 3}
     expect: {outcome: AutoApprove, policy: scale, rule: small}
   - name: large scale needs two approvals
     proposal:
@@ -74,6 +75,7 @@ cases:
       target: {apiVersion: apps/v1, kind: Deployment, namespace: shop, name: web}
       parameters: {scale: {replicas: 40}}
     target: {replicas: 3}
+    facts: {targetExists: true, replicas: 3, readyReplicas: 3}
     expect: {outcome: RequireApproval, rule: large, requiredApprovals: 2, approverGroups: [sre]}
 `
 
@@ -123,6 +125,7 @@ func TestPolicyTestCommandFailure(t *testing.T) {
       action: ScaleWorkload
       target: {apiVersion: apps/v1, kind: Deployment, namespace: shop, name: web}
       parameters: {scale: {replicas: 40}}
+    facts: {targetExists: true, replicas: 3, readyReplicas: 3}
     expect: {outcome: AutoApprove, reasons: [SmallScale], rule: small, requiredApprovals: 0}
 `,
 		// Files that are not policies must not break the run.

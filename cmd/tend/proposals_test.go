@@ -17,6 +17,7 @@ import (
 
 	tendv1 "github.com/tendops/tend/api/v1alpha1"
 	"github.com/tendops/tend/internal/localstack"
+	"github.com/tendops/tend/mcp"
 )
 
 // TestProposalsApproveRecordsAuthenticatedGroups runs `tend proposals
@@ -73,12 +74,18 @@ func TestProposalsApproveRecordsAuthenticatedGroups(t *testing.T) {
 	if err := admin.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop"}}); err != nil {
 		t.Fatal(err)
 	}
+	// The administrator relays the agent's proposal, as tend's MCP server
+	// would; the admission policy wants the relay named.
+	self, err := mcp.Self(ctx, admin)
+	if err != nil {
+		t.Fatal(err)
+	}
 	p := &tendv1.Proposal{
 		ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "rollback-web"},
 		Spec: tendv1.ProposalSpec{
 			Action:   tendv1.ActionRollbackWorkload,
-			Target:   tendv1.TargetRef{APIVersion: "apps/v1", Kind: "Deployment", Namespace: "shop", Name: "web"},
-			Proposer: tendv1.Proposer{Username: "system:serviceaccount:tend-system:tend-agent"},
+			Target:   tendv1.TargetRef{APIVersion: "apps/v1", Kind: "Deployment", Namespace: "shop", Name: "web", UID: "6f1d2c3b-0000-4000-8000-000000000001"},
+			Proposer: tendv1.Proposer{Username: "system:serviceaccount:tend-system:tend-agent", Via: self.Username},
 		},
 	}
 	if err := admin.Create(ctx, p); err != nil {

@@ -130,12 +130,15 @@ func TestApprovalAdmission(t *testing.T) {
 	// Mallory may create Approvals, but holds no approve verb on proposals.
 	ac.allowApprovalsWithoutApproveVerb(t, g, ns.Name, "mallory")
 
+	// The administrator relays the agent's proposal, as tend's MCP server
+	// does, and so names itself as the relay.
+	adminName, _ := whoami(t, g, admin)
 	proposal := &tendv1.Proposal{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns.Name, Name: "rollback-web"},
 		Spec: tendv1.ProposalSpec{
 			Action:   tendv1.ActionRollbackWorkload,
-			Target:   tendv1.TargetRef{APIVersion: "apps/v1", Kind: "Deployment", Namespace: ns.Name, Name: "web"},
-			Proposer: tendv1.Proposer{Username: "system:serviceaccount:" + SystemNamespace + ":" + AgentAccount},
+			Target:   tendv1.TargetRef{APIVersion: "apps/v1", Kind: "Deployment", Namespace: ns.Name, Name: "web", UID: "6f1d2c3b-0000-4000-8000-000000000002"},
+			Proposer: tendv1.Proposer{Username: "system:serviceaccount:" + SystemNamespace + ":" + AgentAccount, Via: adminName},
 		},
 	}
 	g.Expect(admin.Create(ctx, proposal)).To(Succeed())
@@ -293,6 +296,7 @@ func TestApprovalsRejectedAtAdmissionOrNeverCounted(t *testing.T) {
 	}
 	g.Expect(admin.Create(ctx, web)).To(Succeed())
 	ac.startControllers(t, g)
+	adminName, _ := whoami(t, g, admin)
 
 	p := &tendv1.Proposal{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns.Name, Name: "rollback-web"},
@@ -303,7 +307,7 @@ func TestApprovalsRejectedAtAdmissionOrNeverCounted(t *testing.T) {
 			Parameters: tendv1.Parameters{Rollback: &tendv1.RollbackParameters{FromRevision: 2}},
 			Rationale:  "Revision 1 ran healthy; revision 2 crash-loops since its rollout.",
 			Risk:       tendv1.RiskLow,
-			Proposer:   tendv1.Proposer{Username: "agent", Agent: "maintenance"},
+			Proposer:   tendv1.Proposer{Username: "agent", Agent: "maintenance", Via: adminName},
 		},
 	}
 	g.Expect(admin.Create(ctx, p)).To(Succeed())

@@ -137,7 +137,7 @@ func TestLoopEndToEnd(t *testing.T) {
 	// The audit trail holds every transition, hash-chained.
 	recs, err := bus.NewAuditLog(st.JetStream, st.ClusterName).Records(ctx)
 	g.Expect(err).NotTo(HaveOccurred())
-	g.Expect(bus.VerifyChain(recs)).To(Succeed())
+	g.Expect(bus.VerifyChain(recs, st.AuditPublicKey)).To(Succeed())
 	var path []string
 	for _, r := range recs {
 		if r.Object.Name == p.Name {

@@ -17,17 +17,19 @@ import (
 
 	"github.com/tendops/tend/api/crds"
 	tendv1 "github.com/tendops/tend/api/v1alpha1"
+	"github.com/tendops/tend/controllers"
 	"github.com/tendops/tend/policies"
 )
 
 // Names of what Install creates.
 const (
-	SystemNamespace    = "tend-system"
+	SystemNamespace    = tendv1.DefaultSystemNamespace
 	AgentAccount       = "tend-agent"
 	ControllerAccount  = "tend-controller"
 	MCPAccount         = "tend-mcp"
 	ApproverGroup      = "tend:approvers"
 	approvalPolicyName = "tend.dev-approvals"
+	proposalPolicyName = "tend.dev-proposals"
 )
 
 // Install creates or updates tend's CRDs, its system namespace, the agent's
@@ -52,10 +54,16 @@ func Install(ctx context.Context, c client.Client) error {
 			return err
 		}
 	}
-	for _, obj := range approvalAdmission() {
+	for _, obj := range AdmissionPolicies(SystemNamespace) {
 		if err := ensure(ctx, c, obj); err != nil {
 			return err
 		}
+	}
+	// The gate state starts with the kill switch released; a missing one
+	// means the switch is engaged (fail closed), so it is created here and
+	// never overwritten: a restart keeps an engaged switch engaged.
+	if err := controllers.EnsureGateState(ctx, c, SystemNamespace); err != nil {
+		return err
 	}
 	bundle, err := policies.DefaultBundle()
 	if err != nil {
@@ -112,8 +120,10 @@ func waitEstablished(ctx context.Context, c client.Client, all []*apiextensionsv
 
 // ClusterRoles gives each component exactly what it needs: the controller
 // is the only one that may write workloads; the MCP server may only create
-// Proposals (and review tokens and access); the agent may only read and
-// propose; approvers may read proposals, approve them and create Approvals.
+// Proposals, on its callers' behalf (the verb relay), and review tokens and
+// access; the agent may only read and propose through the MCP server (the
+// verb propose; it cannot create a Proposal itself); approvers may read
+// proposals, approve them and create Approvals.
 // charts/tend ships the same roles (a test keeps them equal).
 func ClusterRoles() []*rbacv1.ClusterRole {
 	read := []string{"get", "list", "watch"}
@@ -125,7 +135,9 @@ func ClusterRoles() []*rbacv1.ClusterRole {
 				{APIGroups: []string{tend}, Resources: []string{"proposals", "approvals", "gatepolicies", "improvementschedules"}, Verbs: read},
 				{APIGroups: []string{tend}, Resources: []string{"proposals/status", "approvals/status", "gatepolicies/status", "improvementschedules/status"}, Verbs: []string{"update", "patch"}},
 				{APIGroups: []string{"apps"}, Resources: []string{"deployments"}, Verbs: append([]string{"update", "patch"}, read...)},
-				{APIGroups: []string{"apps"}, Resources: []string{"replicasets", "statefulsets", "daemonsets"}, Verbs: read},
+				// The record that a revision ran healthy (tend.dev/ran-healthy).
+				{APIGroups: []string{"apps"}, Resources: []string{"replicasets"}, Verbs: append([]string{"patch"}, read...)},
+				{APIGroups: []string{"apps"}, Resources: []string{"statefulsets", "daemonsets"}, Verbs: read},
 				{APIGroups: []string{""}, Resources: []string{"pods", "nodes", "namespaces", "events"}, Verbs: read},
 				// The sensor's other kinds, and usage where metrics.k8s.io is served.
 				{APIGroups: []string{"batch"}, Resources: []string{"jobs"}, Verbs: read},
@@ -138,7 +150,7 @@ func ClusterRoles() []*rbacv1.ClusterRole {
 		{
 			ObjectMeta: metav1.ObjectMeta{Name: "tend:mcp"},
 			Rules: []rbacv1.PolicyRule{
-				{APIGroups: []string{tend}, Resources: []string{"proposals"}, Verbs: append([]string{"create"}, read...)},
+				{APIGroups: []string{tend}, Resources: []string{"proposals"}, Verbs: append([]string{"create", "relay"}, read...)},
 				// Read tools serve any kind, each call authorized for its
 				// caller with a SubjectAccessReview; Secret values never
 				// leave the server.
@@ -151,7 +163,8 @@ func ClusterRoles() []*rbacv1.ClusterRole {
 		{
 			ObjectMeta: metav1.ObjectMeta{Name: "tend:agent"},
 			Rules: []rbacv1.PolicyRule{
-				{APIGroups: []string{tend}, Resources: []string{"proposals"}, Verbs: append([]string{"create"}, read...)},
+				{APIGroups: []string{tend}, Resources: []string{"proposals"}, Verbs: append([]string{"propose"}, read...)},
+				{APIGroups: []string{tend}, Resources: []string{"proposals/cluster"}, Verbs: []string{"propose"}},
 				{APIGroups: []string{""}, Resources: []string{"pods", "events", "nodes", "namespaces"}, Verbs: read},
 				{APIGroups: []string{"apps"}, Resources: []string{"deployments", "replicasets", "statefulsets", "daemonsets"}, Verbs: read},
 			},
@@ -160,6 +173,7 @@ func ClusterRoles() []*rbacv1.ClusterRole {
 			ObjectMeta: metav1.ObjectMeta{Name: "tend:approver"},
 			Rules: []rbacv1.PolicyRule{
 				{APIGroups: []string{tend}, Resources: []string{"proposals"}, Verbs: append([]string{"approve"}, read...)},
+				{APIGroups: []string{tend}, Resources: []string{"proposals/cluster"}, Verbs: []string{"approve"}},
 				{APIGroups: []string{tend}, Resources: []string{"approvals"}, Verbs: append([]string{"create"}, read...)},
 			},
 		},
@@ -204,12 +218,20 @@ func rbacObjects() []client.Object {
 	)
 }
 
+// AdmissionPolicies are the ValidatingAdmissionPolicies, with their
+// bindings, that make the API server the judge of who proposes and who
+// approves, for tend installed in namespace system. The local stack
+// installs them; `make generate` writes them into the chart.
+func AdmissionPolicies(system string) []client.Object {
+	return append(approvalAdmission(system), proposalAdmission(system)...)
+}
+
 // approvalAdmission makes the API server the judge of who approves: the
 // recorded approver must be the authenticated user, that user must hold the
 // verb `approve` on the proposal, and the groups recorded, if any, must be
 // the user's authenticated groups (compared as sets: nothing promises an
 // order).
-func approvalAdmission() []client.Object {
+func approvalAdmission(system string) []client.Object {
 	return []client.Object{
 		&admissionv1.ValidatingAdmissionPolicy{
 			ObjectMeta: metav1.ObjectMeta{Name: approvalPolicyName},
@@ -238,6 +260,13 @@ func approvalAdmission() []client.Object {
 						Message:    "spec.approverGroups must be the groups the API server authenticated",
 						Reason:     ptr.To(metav1.StatusReasonForbidden),
 					},
+					{
+						// Proposals in the system namespace act on cluster-scoped
+						// objects (nodes): approving them is a cluster-wide right.
+						Expression: "object.metadata.namespace != '" + system + "' || authorizer.group('tend.dev').resource('proposals').subresource('cluster').check('approve').allowed()",
+						Message:    "approving a proposal for a cluster-scoped object needs the verb approve on proposals/cluster (tend.dev) cluster-wide, through a ClusterRoleBinding",
+						Reason:     ptr.To(metav1.StatusReasonForbidden),
+					},
 				},
 			},
 		},
@@ -245,6 +274,85 @@ func approvalAdmission() []client.Object {
 			ObjectMeta: metav1.ObjectMeta{Name: approvalPolicyName},
 			Spec: admissionv1.ValidatingAdmissionPolicyBindingSpec{
 				PolicyName:        approvalPolicyName,
+				ValidationActions: []admissionv1.ValidationAction{admissionv1.Deny},
+			},
+		},
+	}
+}
+
+// proposalAdmission makes the API server the judge of who proposes and
+// what a proposal may reach:
+//   - the proposer recorded is the authenticated creator, with the groups
+//     the API server authenticated; only a relay (a creator holding the verb
+//     relay on proposals, which tend's MCP server has) may name another
+//     proposer, and then names itself in spec.proposer.via; a relayed
+//     service account proposer must itself hold the verb propose where the
+//     proposal acts;
+//   - a proposal acts only on its own namespace: its target is in the
+//     proposal's namespace, or is cluster-scoped and the proposal is in
+//     tend's system namespace;
+//   - proposing a change to a cluster-scoped object (a node) needs the
+//     right cluster-wide: create (or, relayed, propose) on the subresource
+//     proposals/cluster through a ClusterRoleBinding, which grants nothing
+//     in any namespace.
+func proposalAdmission(system string) []client.Object {
+	targetNS := "(has(object.spec.target.namespace) && object.spec.target.namespace != '')"
+	saProposer := "object.spec.proposer.username.startsWith('system:serviceaccount:') && object.spec.proposer.username.split(':').size() == 4"
+	sa := "authorizer.serviceAccount(object.spec.proposer.username.split(':')[2], object.spec.proposer.username.split(':')[3]).group('tend.dev').resource('proposals')"
+	return []client.Object{
+		&admissionv1.ValidatingAdmissionPolicy{
+			ObjectMeta: metav1.ObjectMeta{Name: proposalPolicyName},
+			Spec: admissionv1.ValidatingAdmissionPolicySpec{
+				FailurePolicy: ptr.To(admissionv1.Fail),
+				MatchConstraints: &admissionv1.MatchResources{ResourceRules: []admissionv1.NamedRuleWithOperations{{
+					RuleWithOperations: admissionv1.RuleWithOperations{
+						Operations: []admissionv1.OperationType{admissionv1.Create},
+						Rule: admissionv1.Rule{APIGroups: []string{tendv1.GroupVersion.Group}, APIVersions: []string{"*"},
+							Resources: []string{"proposals"}},
+					},
+				}}},
+				Variables: []admissionv1.Variable{
+					{Name: "relay", Expression: "authorizer.group('tend.dev').resource('proposals').namespace(object.metadata.namespace).check('relay').allowed()"},
+					{Name: "via", Expression: "has(object.spec.proposer.via) ? object.spec.proposer.via : ''"},
+				},
+				Validations: []admissionv1.Validation{
+					{
+						Expression: "variables.relay || (object.spec.proposer.username == request.userInfo.username && variables.via == '')",
+						Message:    "spec.proposer must be the user creating the Proposal; only a relay (verb relay on proposals, tend's MCP server) may propose on another's behalf",
+						Reason:     ptr.To(metav1.StatusReasonForbidden),
+					},
+					{
+						Expression: "variables.relay || !has(object.spec.proposer.groups) || (object.spec.proposer.groups.all(g, g in request.userInfo.groups) && request.userInfo.groups.all(g, g in object.spec.proposer.groups))",
+						Message:    "spec.proposer.groups must be the groups the API server authenticated",
+						Reason:     ptr.To(metav1.StatusReasonForbidden),
+					},
+					{
+						Expression: "!variables.relay || variables.via == request.userInfo.username",
+						Message:    "a relayed proposal names its relay, the user creating it, in spec.proposer.via",
+						Reason:     ptr.To(metav1.StatusReasonForbidden),
+					},
+					{
+						Expression: "!variables.relay || !(" + saProposer + ") || (" + targetNS + " ? " + sa + ".namespace(object.metadata.namespace).check('propose').allowed() : " + sa + ".subresource('cluster').check('propose').allowed())",
+						Message:    "the service account named as proposer may not propose here (RBAC: verb propose on proposals.tend.dev)",
+						Reason:     ptr.To(metav1.StatusReasonForbidden),
+					},
+					{
+						Expression: targetNS + " ? object.spec.target.namespace == object.metadata.namespace : object.metadata.namespace == '" + system + "'",
+						Message:    "a proposal acts only on its own namespace: its target must be in the proposal's namespace; proposals for cluster-scoped targets live in " + system,
+						Reason:     ptr.To(metav1.StatusReasonForbidden),
+					},
+					{
+						Expression: targetNS + " || variables.relay || authorizer.group('tend.dev').resource('proposals').subresource('cluster').check('create').allowed()",
+						Message:    "proposing a change to a cluster-scoped object needs the verb create on proposals/cluster (tend.dev) cluster-wide, through a ClusterRoleBinding",
+						Reason:     ptr.To(metav1.StatusReasonForbidden),
+					},
+				},
+			},
+		},
+		&admissionv1.ValidatingAdmissionPolicyBinding{
+			ObjectMeta: metav1.ObjectMeta{Name: proposalPolicyName},
+			Spec: admissionv1.ValidatingAdmissionPolicyBindingSpec{
+				PolicyName:        proposalPolicyName,
 				ValidationActions: []admissionv1.ValidationAction{admissionv1.Deny},
 			},
 		},

@@ -3,6 +3,7 @@ package localstack
 import (
 	"cmp"
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,10 +15,13 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	corev1 "k8s.io/api/core/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/discovery/cached/memory"
 	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
@@ -91,8 +95,16 @@ type Stack struct {
 	Client client.Client
 	// Config is the admin REST config.
 	Config *rest.Config
-	// JetStream is a connection to the bus.
+	// JetStream is a connection to the bus as the audit reader: it can
+	// read the audit chain and nothing else.
 	JetStream jetstream.JetStream
+	// NATSKeyFile holds the audit reader's nkey seed, for CLI commands
+	// (tend audit) to connect to the embedded server; empty when attached
+	// to an existing NATS server.
+	NATSKeyFile string
+	// AuditPublicKey is the public half of the key the controller signs the
+	// audit chain with.
+	AuditPublicKey ed25519.PublicKey
 	// Gate is the running policy gate.
 	Gate *policies.Gate
 	// Cluster is the kwok cluster, nil when attached to an existing one.
@@ -100,11 +112,15 @@ type Stack struct {
 	// ClusterName names the cluster on the bus.
 	ClusterName string
 
-	cancel  context.CancelFunc
-	done    chan struct{}
-	runErr  error
-	cleanup []func()
-	once    sync.Once
+	// nats are the component identities of the embedded server; nil when
+	// attached to an existing NATS server.
+	nats     *natsIdentities
+	auditKey ed25519.PrivateKey
+	cancel   context.CancelFunc
+	done     chan struct{}
+	runErr   error
+	cleanup  []func()
+	once     sync.Once
 }
 
 // Scheme has the built-in kinds and tend's.
@@ -189,36 +205,53 @@ func Start(ctx context.Context, opts Options) (st *Stack, err error) {
 	}
 	s.Client = c
 
-	// Bus.
+	// Bus. The embedded server accepts only the components' own keys, and
+	// keeps its store (the audit chain above all) across restarts.
 	s.NATSURL = opts.NATSURL
 	if s.NATSURL == "" {
-		storeDir := filepath.Join(opts.WorkDir, "nats")
-		if err := os.RemoveAll(storeDir); err != nil {
-			return nil, fmt.Errorf("failed to clear NATS store: %w", err)
+		ids, err := newNATSIdentities()
+		if err != nil {
+			return nil, err
 		}
-		ns, err := bus.StartEmbedded(bus.EmbeddedOptions{StoreDir: storeDir})
+		users, err := ids.users(opts.ClusterName)
+		if err != nil {
+			return nil, err
+		}
+		ns, err := bus.StartEmbedded(bus.EmbeddedOptions{StoreDir: filepath.Join(opts.WorkDir, "nats"), NkeyUsers: users})
 		if err != nil {
 			return nil, err
 		}
 		s.cleanup = append(s.cleanup, ns.Shutdown)
-		s.NATSURL = ns.URL()
-		progress("NATS with JetStream listening on %s", s.NATSURL)
+		ids.url = ns.URL()
+		s.nats, s.NATSURL = ids, ns.URL()
+		if s.NATSKeyFile, err = ids.writeSeed(filepath.Join(opts.WorkDir, "nats-keys"), bus.ComponentAuditReader); err != nil {
+			return nil, err
+		}
+		progress("NATS with JetStream listening on %s (nkey authentication, one identity per component)", s.NATSURL)
 	} else {
 		progress("Attaching to NATS at %s", s.NATSURL)
 	}
-	nc, js, err := bus.Connect(ctx, s.NATSURL, "tend-up")
+	js, err := s.connect(ctx, bus.ComponentController)
 	if err != nil {
 		return nil, err
 	}
-	s.cleanup = append(s.cleanup, func() { _ = nc.Drain() })
-	s.JetStream = js
 	if err := bus.EnsureStreams(ctx, js, bus.StreamsConfig{}); err != nil {
 		return nil, err
 	}
+	if s.JetStream, err = s.connect(ctx, bus.ComponentAuditReader); err != nil {
+		return nil, err
+	}
+	if s.auditKey, err = bus.LoadOrCreateAuditKey(filepath.Join(opts.WorkDir, "audit.key")); err != nil {
+		return nil, err
+	}
+	s.AuditPublicKey = s.auditKey.Public().(ed25519.PublicKey)
 
 	// tend's resources.
 	progress("Installing CRDs, RBAC, the approval admission policy and the default gate policies")
 	if err := Install(ctx, c); err != nil {
+		return nil, err
+	}
+	if err := controllers.PublishAuditKey(ctx, c, SystemNamespace, s.AuditPublicKey); err != nil {
 		return nil, err
 	}
 
@@ -237,8 +270,12 @@ func Start(ctx context.Context, opts Options) (st *Stack, err error) {
 type Info struct {
 	Kubeconfig string `json:"kubeconfig"`
 	NATSURL    string `json:"natsURL"`
-	MCPURL     string `json:"mcpURL"`
-	Cluster    string `json:"cluster"`
+	// NATSKeyFile is the audit reader's nkey seed for the embedded server.
+	NATSKeyFile string `json:"natsKeyFile,omitempty"`
+	MCPURL      string `json:"mcpURL"`
+	Cluster     string `json:"cluster"`
+	// AuditPublicKey is the public half of the audit key (base64).
+	AuditPublicKey string `json:"auditPublicKey"`
 }
 
 // InfoFile is the path of the stack info in a work dir.
@@ -258,7 +295,8 @@ func ReadInfo(workDir string) (Info, error) {
 }
 
 func (s *Stack) writeInfo(workDir string) error {
-	b, err := json.MarshalIndent(Info{Kubeconfig: s.Kubeconfig, NATSURL: s.NATSURL, MCPURL: s.MCPURL, Cluster: s.ClusterName}, "", "  ")
+	b, err := json.MarshalIndent(Info{Kubeconfig: s.Kubeconfig, NATSURL: s.NATSURL, NATSKeyFile: s.NATSKeyFile, MCPURL: s.MCPURL,
+		Cluster: s.ClusterName, AuditPublicKey: bus.EncodeAuditPublicKey(s.AuditPublicKey)}, "", "  ")
 	if err != nil {
 		return err
 	}
@@ -270,12 +308,37 @@ func (s *Stack) writeInfo(workDir string) error {
 	return nil
 }
 
+// connect connects to the bus as component c: with c's own key on the
+// embedded server, with the one connection's settings when attached.
+func (s *Stack) connect(ctx context.Context, c bus.Component) (jetstream.JetStream, error) {
+	var (
+		nc  *nats.Conn
+		js  jetstream.JetStream
+		err error
+	)
+	if s.nats != nil {
+		nc, js, err = s.nats.connect(ctx, c)
+	} else {
+		nc, js, err = bus.Connect(ctx, s.NATSURL, "tend-"+string(c))
+	}
+	if err != nil {
+		return nil, err
+	}
+	s.cleanup = append(s.cleanup, func() { _ = nc.Drain() })
+	return js, nil
+}
+
 // as returns a REST config that acts as a service account of tend's, so each
 // component holds only its own RBAC, as it would in a cluster.
 func (s *Stack) as(account string) *rest.Config {
 	cfg := rest.CopyConfig(s.Config)
-	cfg.Impersonate = rest.ImpersonationConfig{UserName: "system:serviceaccount:" + SystemNamespace + ":" + account}
+	cfg.Impersonate = rest.ImpersonationConfig{UserName: serviceAccountUser(account)}
 	return cfg
+}
+
+// serviceAccountUser is the username of one of tend's service accounts.
+func serviceAccountUser(account string) string {
+	return "system:serviceaccount:" + SystemNamespace + ":" + account
 }
 
 func (s *Stack) startComponents(ctx context.Context, opts Options, scheme *runtime.Scheme, progress func(string, ...any)) error {
@@ -320,13 +383,17 @@ func (s *Stack) startComponents(ctx context.Context, opts Options, scheme *runti
 	}
 	gate.SetKillSwitch(gs.KillSwitch)
 
+	controllerJS, err := s.connect(ctx, bus.ComponentController)
+	if err != nil {
+		return err
+	}
 	popts := opts.Proposal
 	popts.Cluster = opts.ClusterName
 	popts.SystemNamespace = SystemNamespace
 	pr := &controllers.ProposalReconciler{
 		Client:   mgr.GetClient(),
 		Gate:     gate,
-		Audit:    bus.NewAuditLog(s.JetStream, opts.ClusterName),
+		Audit:    bus.NewAuditLog(controllerJS, opts.ClusterName).WithKey(s.auditKey),
 		Recorder: mgr.GetEventRecorder("tend-proposal-controller"),
 		Options:  popts,
 	}
@@ -346,7 +413,10 @@ func (s *Stack) startComponents(ctx context.Context, opts Options, scheme *runti
 	if err := pr.SetupWithManager(mgr); err != nil {
 		return err
 	}
-	if err := mgr.Add(&controllers.RepeatCounter{Client: mgr.GetClient(), JS: s.JetStream, Cluster: opts.ClusterName}); err != nil {
+	if err := (&controllers.RevisionReconciler{Client: mgr.GetClient(), HealthyWindow: popts.HealthyWindow}).SetupWithManager(mgr); err != nil {
+		return err
+	}
+	if err := mgr.Add(&controllers.RepeatCounter{Client: mgr.GetClient(), JS: controllerJS, Cluster: opts.ClusterName}); err != nil {
 		return fmt.Errorf("failed to add repeat counter: %w", err)
 	}
 	if err := (&controllers.ApprovalReconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("tend-approval-controller")}).SetupWithManager(mgr); err != nil {
@@ -361,14 +431,21 @@ func (s *Stack) startComponents(ctx context.Context, opts Options, scheme *runti
 	if err := bus.Register(ctrlmetrics.Registry); err != nil {
 		return err
 	}
+	if err := controllers.RegisterAuditMetrics(ctrlmetrics.Registry); err != nil {
+		return err
+	}
 	if err := mcp.Register(ctrlmetrics.Registry); err != nil {
 		return err
 	}
-	if err := (&controllers.Sensor{Client: mgr.GetClient(), Publisher: bus.NewPublisher(s.JetStream, opts.ClusterName, "sensor")}).SetupWithManager(mgr); err != nil {
+	if err := (&controllers.Sensor{Client: mgr.GetClient(), Publisher: bus.NewPublisher(controllerJS, opts.ClusterName, "sensor")}).SetupWithManager(mgr); err != nil {
 		return err
 	}
 	if opts.AlertmanagerAddr != "" {
-		if err := s.serveAlerts(opts); err != nil {
+		ingestJS, err := s.connect(ctx, bus.ComponentIngest)
+		if err != nil {
+			return err
+		}
+		if err := s.serveAlerts(opts, ingestJS); err != nil {
 			return err
 		}
 	}
@@ -378,13 +455,23 @@ func (s *Stack) startComponents(ctx context.Context, opts Options, scheme *runti
 	if err != nil {
 		return fmt.Errorf("failed to create MCP server client: %w", err)
 	}
+	mcpJS, err := s.connect(ctx, bus.ComponentMCP)
+	if err != nil {
+		return err
+	}
+	disco, err := discovery.NewDiscoveryClientForConfig(s.as(MCPAccount))
+	if err != nil {
+		return fmt.Errorf("failed to create MCP server discovery client: %w", err)
+	}
 	srv, err := mcp.New(mcp.Options{
 		Client:                   wc,
 		Authenticator:            &mcp.TokenReviewAuthenticator{Client: wc},
 		Authorizer:               &mcp.SubjectAccessReviewAuthorizer{Client: wc},
-		Repeats:                  bus.NewRepeatPublisher(s.JetStream, opts.ClusterName),
+		Relay:                    serviceAccountUser(MCPAccount),
+		Discovery:                memory.NewMemCacheClient(disco),
+		Repeats:                  bus.NewRepeatPublisher(mcpJS, opts.ClusterName),
 		Cluster:                  opts.ClusterName,
-		Telemetry:                s.JetStream,
+		Telemetry:                mcpJS,
 		Logs:                     &mcp.KubeLogs{Clientset: kubernetes.NewForConfigOrDie(s.as(MCPAccount))},
 		Guards:                   &guardReader{client: wc, gate: gate},
 		ClusterProposalNamespace: SystemNamespace,
@@ -424,7 +511,11 @@ func (s *Stack) startComponents(ctx context.Context, opts Options, scheme *runti
 		Tools:      tools,
 		OnProposal: opts.OnProposal,
 	}
-	consumer, err := bus.NewConsumer(s.JetStream, bus.ConsumerOptions{
+	agentJS, err := s.connect(ctx, bus.ComponentAgent)
+	if err != nil {
+		return err
+	}
+	consumer, err := bus.NewConsumer(agentJS, bus.ConsumerOptions{
 		Stream:  bus.StreamTelemetry,
 		Durable: "agent-maintenance",
 		// One durable consumer per partition of the stream, each pinned to
@@ -474,8 +565,8 @@ func (g *guardReader) GuardState(ctx context.Context) (wire.GuardState, error) {
 }
 
 // serveAlerts serves the Alertmanager webhook receiver until the stack stops.
-func (s *Stack) serveAlerts(opts Options) error {
-	recv, err := bus.NewAlertReceiver(bus.NewPublisher(s.JetStream, opts.ClusterName, "alertmanager"),
+func (s *Stack) serveAlerts(opts Options, js jetstream.JetStream) error {
+	recv, err := bus.NewAlertReceiver(bus.NewPublisher(js, opts.ClusterName, "alertmanager"),
 		bus.AlertReceiverOptions{Cluster: opts.ClusterName, Log: opts.Logger.WithName("alertmanager")})
 	if err != nil {
 		return err

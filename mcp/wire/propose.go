@@ -257,7 +257,10 @@ func (w *WorkloadArgs) target(allowed ...string) (tendv1.TargetRef, []string) {
 	if kind == "" {
 		kind = "Deployment"
 	}
-	if !slices.Contains(allowed, kind) {
+	// Kinds are matched as the API server matches them: in any case.
+	if i := slices.IndexFunc(allowed, func(k string) bool { return strings.EqualFold(k, kind) }); i >= 0 {
+		kind = allowed[i]
+	} else {
 		errs = append(errs, fmt.Sprintf("kind %q: must be one of %s", Clip(w.Kind), strings.Join(allowed, ", ")))
 	}
 	return tendv1.TargetRef{APIVersion: "apps/v1", Kind: kind, Namespace: w.Namespace, Name: w.Name}, errs

@@ -60,6 +60,10 @@ type Case struct {
 	Target TargetFacts `json:"target,omitempty"`
 	// Namespace is what the gatherer found about the target's namespace.
 	Namespace NamespaceFacts `json:"namespace,omitempty"`
+	// Facts are what the controller read from the cluster for the decision
+	// (revision health, disruption); unset means it read none, and then
+	// nothing is approved automatically.
+	Facts *v1alpha1.Facts `json:"facts,omitempty"`
 	// State is the guards' view of the cluster; zero when unset.
 	State State `json:"state,omitempty"`
 	// Expect is the decision expected.
@@ -86,9 +90,6 @@ type NamespaceFacts struct {
 type State struct {
 	// KillSwitch engages the kill switch for the case.
 	KillSwitch bool `json:"killSwitch,omitempty"`
-	// DisruptedPercent is the share of the target's replicas the action takes
-	// down at once.
-	DisruptedPercent int64 `json:"disruptedPercent,omitempty"`
 	// NodesDisrupted is how many nodes are cordoned or draining.
 	NodesDisrupted int64 `json:"nodesDisrupted,omitempty"`
 	// Recent lists the cluster's other recent proposals.
@@ -101,6 +102,10 @@ type State struct {
 type RecentProposal struct {
 	Action    v1alpha1.Action `json:"action,omitempty"`
 	Namespace string          `json:"namespace,omitempty"`
+	// Proposer is its proposer's username, for the per-proposer limits.
+	Proposer string `json:"proposer,omitempty"`
+	// Target is its target, for the per-target limits.
+	Target *RecentTarget `json:"target,omitempty"`
 	// Phase of the proposal; Pending when unset.
 	Phase v1alpha1.Phase `json:"phase,omitempty"`
 	// CreatedAgo is how long before now it was made (default 0: just now).
@@ -108,6 +113,13 @@ type RecentProposal struct {
 	// FinishedAgo is how long before now it reached its phase; unset while
 	// it is open.
 	FinishedAgo *metav1.Duration `json:"finishedAgo,omitempty"`
+}
+
+// RecentTarget names the target of a recent proposal.
+type RecentTarget struct {
+	Kind      string `json:"kind"`
+	Namespace string `json:"namespace,omitempty"`
+	Name      string `json:"name"`
 }
 
 // Breaker is the persisted circuit breaker.
@@ -256,7 +268,7 @@ func decodeStrict(js []byte, v any) error {
 var phases = []v1alpha1.Phase{
 	v1alpha1.PhasePending, v1alpha1.PhaseAwaitingApproval, v1alpha1.PhaseApproved, v1alpha1.PhaseDenied,
 	v1alpha1.PhaseApplying, v1alpha1.PhaseVerifying, v1alpha1.PhaseSucceeded, v1alpha1.PhaseFailed,
-	v1alpha1.PhaseRolledBack, v1alpha1.PhaseExpired, v1alpha1.PhaseSuperseded,
+	v1alpha1.PhaseRolledBack, v1alpha1.PhaseExpired, v1alpha1.PhaseSuperseded, v1alpha1.PhaseOvertaken,
 }
 
 var outcomes = []v1alpha1.Outcome{v1alpha1.OutcomeAutoApprove, v1alpha1.OutcomeRequireApproval, v1alpha1.OutcomeDeny}
@@ -283,10 +295,10 @@ func (c *Case) validate() error {
 	if slices.Contains(c.Expect.Reasons, "") {
 		errs = append(errs, errors.New("expect.reasons has an empty code"))
 	}
-	st := &c.State
-	if st.DisruptedPercent < 0 || st.DisruptedPercent > 100 {
-		errs = append(errs, fmt.Errorf("state.disruptedPercent %d is outside 0..100", st.DisruptedPercent))
+	if f := c.Facts; f != nil && f.Disruption != nil && (f.Disruption.Percent < 0 || f.Disruption.Percent > 100) {
+		errs = append(errs, fmt.Errorf("facts.disruption.percent %d is outside 0..100", f.Disruption.Percent))
 	}
+	st := &c.State
 	if st.NodesDisrupted < 0 {
 		errs = append(errs, errors.New("state.nodesDisrupted is negative"))
 	}
@@ -326,6 +338,7 @@ func (c *Case) input() policies.Input {
 		OwnerName: c.Target.OwnerName,
 		Replicas:  c.Target.Replicas,
 		Exists:    c.Target.Exists == nil || *c.Target.Exists,
+		Facts:     c.Facts,
 	}
 	nf := policies.NamespaceFacts{
 		Labels: c.Namespace.Labels,
@@ -337,9 +350,8 @@ func (c *Case) input() policies.Input {
 // state builds the guards' state at now.
 func (s *State) state(now time.Time) policies.State {
 	st := policies.State{
-		DisruptedPercent: s.DisruptedPercent,
-		NodesDisrupted:   s.NodesDisrupted,
-		Breaker:          policies.BreakerState{Tripped: s.Breaker.Tripped, Reason: s.Breaker.Reason},
+		NodesDisrupted: s.NodesDisrupted,
+		Breaker:        policies.BreakerState{Tripped: s.Breaker.Tripped, Reason: s.Breaker.Reason},
 	}
 	if a := s.Breaker.ResetAgo; a != nil {
 		st.Breaker.ResetAt = now.Add(-a.Duration)
@@ -348,8 +360,12 @@ func (s *State) state(now time.Time) policies.State {
 		rec := policies.ProposalRecord{
 			Action:    string(r.Action),
 			Namespace: r.Namespace,
+			Proposer:  r.Proposer,
 			Phase:     string(r.Phase),
 			Created:   now.Add(-r.CreatedAgo.Duration),
+		}
+		if t := r.Target; t != nil {
+			rec.Target = policies.TargetKey(t.Kind, t.Namespace, t.Name)
 		}
 		if rec.Phase == "" {
 			rec.Phase = string(v1alpha1.PhasePending)

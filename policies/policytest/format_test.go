@@ -33,7 +33,6 @@ func TestParseSuites(t *testing.T) {
   namespace: {labels: {team: a}, exists: false}
   state:
     killSwitch: true
-    disruptedPercent: 25
     nodesDisrupted: 1
     breaker: {tripped: true, reason: why, resetAgo: 2h}
     recent:
@@ -77,8 +76,8 @@ cases:
 		t.Errorf("input() mismatch (-want +got):\n%s", diff)
 	}
 	wantState := policies.State{
-		DisruptedPercent: 25, NodesDisrupted: 1,
-		Breaker: policies.BreakerState{Tripped: true, Reason: "why", ResetAt: now.Add(-2 * time.Hour)},
+		NodesDisrupted: 1,
+		Breaker:        policies.BreakerState{Tripped: true, Reason: "why", ResetAt: now.Add(-2 * time.Hour)},
 		Recent: []policies.ProposalRecord{
 			{Action: "RollbackWorkload", Namespace: "shop", Phase: "Failed", Created: now.Add(-10 * time.Minute), Finished: now.Add(-5 * time.Minute)},
 			{Phase: "Pending", Created: now.Add(-time.Minute)},
@@ -157,11 +156,11 @@ func TestParseSuitesErrors(t *testing.T) {
 `, want: []string{`case 0 "p"`, "soon"}},
 		{name: "bad recent", data: header + "cases:\n" + `- name: p
   proposal: {action: RollbackWorkload}
+  facts: {targetExists: true, disruption: {podsAffected: 3, percent: 101}}
   state:
-    disruptedPercent: 101
     recent: [{action: Reboot, phase: Done, createdAgo: 1m, finishedAgo: 2m}]
   expect: {outcome: Deny}
-`, want: []string{"disruptedPercent 101", `recent[0].action "Reboot"`, `recent[0].phase "Done"`, "recent[0].finishedAgo"}},
+`, want: []string{"facts.disruption.percent 101", `recent[0].action "Reboot"`, `recent[0].phase "Done"`, "recent[0].finishedAgo"}},
 		{name: "not YAML", data: header + "cases: [\n", want: []string{"f_test.yaml: document 0", "failed to parse YAML"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -89,6 +89,7 @@ cases:
   proposal:
     action: RollbackWorkload
     target: {apiVersion: apps/v1, kind: Deployment, namespace: kube-system, name: coredns}
+  facts: {targetExists: true, revision: {current: 2, to: 1, toHealthy: true}}
   expect:
     outcome: AutoApprove
     reasons: [SafeRollback, Magic]
@@ -100,6 +101,7 @@ cases:
   proposal:
     action: RollbackWorkload
     target: {apiVersion: apps/v1, kind: Deployment, namespace: shop, name: web}
+  facts: {targetExists: true, revision: {current: 2, to: 1, toHealthy: true}}
   expect: {outcome: AutoApprove}
 `))
 	if err != nil {
@@ -232,9 +234,11 @@ cases:
 - name: after
   now: "2026-05-02T00:00:00Z"
   proposal: {action: RestartWorkload, target: {apiVersion: apps/v1, kind: Deployment, namespace: shop, name: web}}
+  facts: {targetExists: true}
   expect: {outcome: AutoApprove, policy: frozen, rule: all}
 - name: default time is before
   proposal: {action: RestartWorkload, target: {apiVersion: apps/v1, kind: Deployment, namespace: shop, name: web}}
+  facts: {targetExists: true}
   expect: {outcome: AutoApprove}
 `))
 	if err != nil {
