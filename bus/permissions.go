@@ -62,6 +62,11 @@ func ComponentPermissions(c Component, cluster, node string) (Permissions, error
 				"$JS.API.CONSUMER.CREATE.*.>", "$JS.API.CONSUMER.INFO.*.>", "$JS.API.CONSUMER.DELETE.*.>",
 				"$JS.API.CONSUMER.MSG.NEXT.*.>", "$JS.ACK.*.>", deadRoot+".>",
 			),
+			// The audit chain is kept whole: no one deletes, purges or
+			// changes the limits of its stream, or deletes a record.
+			PublishDeny: []string{
+				"$JS.API.STREAM.UPDATE." + StreamAudit, "$JS.API.STREAM.DELETE.>", "$JS.API.STREAM.PURGE.>", "$JS.API.STREAM.MSG.DELETE.>",
+			},
 			SubscribeAllow: inbox,
 		}, nil
 	case ComponentAgent:

@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
@@ -28,9 +30,11 @@ func TestEnsureStreams(t *testing.T) {
 		DenyDelete         bool
 	}
 	want := map[string]limits{
-		StreamTelemetry:  {Subjects: []string{"tend.telemetry.>"}, MaxAge: time.Hour, MaxBytes: 64 << 20, Duplicates: time.Minute},
-		StreamProposals:  {Subjects: []string{"tend.proposals.>"}, MaxAge: ProposalsMaxAge, MaxBytes: -1, Duplicates: time.Minute},
-		StreamAudit:      {Subjects: []string{"tend.audit.>"}, MaxBytes: -1, Duplicates: time.Minute, DenyDelete: true},
+		StreamTelemetry: {Subjects: []string{"tend.telemetry.>"}, MaxAge: time.Hour, MaxBytes: 64 << 20, Duplicates: time.Minute},
+		StreamProposals: {Subjects: []string{"tend.proposals.>"}, MaxAge: ProposalsMaxAge, MaxBytes: -1, Duplicates: time.Minute},
+		// AUDIT is created once (by startBus, with the default window) and
+		// never updated: no one changes the limits of the audit chain.
+		StreamAudit:      {Subjects: []string{"tend.audit.>"}, MaxBytes: -1, Duplicates: DefaultDuplicateWindow, DenyDelete: true},
 		StreamDeadLetter: {Subjects: []string{"tend.deadletter.>"}, MaxAge: DeadLetterMaxAge, MaxBytes: 64 << 20, Duplicates: time.Minute},
 	}
 	for name, w := range want {
@@ -271,5 +275,23 @@ func TestRegister(t *testing.T) {
 	t.Cleanup(func() { publishedTotal.DeleteLabelValues("TEST") })
 	if n, err := testutil.GatherAndCount(r, "tend_bus_published_total"); err != nil || n == 0 {
 		t.Errorf("tend_bus_published_total not gathered: %d series, %v", n, err)
+	}
+}
+
+// An AUDIT stream that would let records go (purge allowed, or a limit
+// that discards them) is refused, not "fixed" by an update.
+func TestEnsureStreamsRefusesAnUnprotectedAudit(t *testing.T) {
+	srv, err := StartEmbedded(EmbeddedOptions{StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+	js := connect(t, srv)
+	if _, err := js.CreateStream(t.Context(), jetstream.StreamConfig{Name: StreamAudit, Subjects: []string{"tend.audit.>"}, MaxMsgs: 10}); err != nil {
+		t.Fatal(err)
+	}
+	err = EnsureStreams(t.Context(), js, StreamsConfig{})
+	if err == nil || !strings.Contains(err.Error(), "does not keep the audit chain whole") {
+		t.Fatalf("EnsureStreams over an unprotected AUDIT = %v, want a refusal", err)
 	}
 }

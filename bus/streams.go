@@ -171,9 +171,38 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, cfg StreamsConfi
 		Duplicates:  cfg.DuplicateWindow,
 	}}
 	for _, sc := range streams {
+		if sc.Name == StreamAudit {
+			if err := ensureAudit(ctx, js, sc); err != nil {
+				return err
+			}
+			continue
+		}
 		if _, err := js.CreateOrUpdateStream(ctx, sc); err != nil {
 			return fmt.Errorf("failed to create or update stream %s: %w", sc.Name, err)
 		}
+	}
+	return nil
+}
+
+// ensureAudit creates the AUDIT stream, or checks the one there: it is
+// never updated (no component may change its limits, which could discard
+// records), and one that allows deleting or purging records, or discards
+// them by age, count or size, is an error.
+func ensureAudit(ctx context.Context, js jetstream.JetStream, sc jetstream.StreamConfig) error {
+	s, err := js.Stream(ctx, sc.Name)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		if _, err := js.CreateStream(ctx, sc); err != nil {
+			return fmt.Errorf("failed to create stream %s: %w", sc.Name, err)
+		}
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("failed to look up stream %s: %w", sc.Name, err)
+	}
+	cfg := s.CachedInfo().Config
+	if !cfg.DenyDelete || !cfg.DenyPurge || cfg.MaxAge != 0 || cfg.MaxMsgs > 0 || cfg.MaxBytes > 0 || cfg.MaxMsgsPerSubject > 0 {
+		return fmt.Errorf("bus: stream %s does not keep the audit chain whole (deny delete %v, deny purge %v, max age %s, max msgs %d, max bytes %d, max per subject %d); recreate it with tend's settings",
+			sc.Name, cfg.DenyDelete, cfg.DenyPurge, cfg.MaxAge, cfg.MaxMsgs, cfg.MaxBytes, cfg.MaxMsgsPerSubject)
 	}
 	return nil
 }

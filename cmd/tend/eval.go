@@ -24,6 +24,9 @@ type evalOptions struct {
 	workDir     string
 	brain       string
 	verbosity   int
+	seed        uint64
+	list        bool
+	dryRun      bool
 }
 
 func (o *evalOptions) bind(cmd *cobra.Command) {
@@ -35,6 +38,9 @@ func (o *evalOptions) bind(cmd *cobra.Command) {
 	f.StringVar(&o.workDir, "work-dir", filepath.Join(".tend", "evals"), "directory for the eval stack's cluster and NATS store")
 	f.StringVar(&o.brain, "brain", harness.BrainDeterministic, "agent brain (only deterministic runs without an LLM endpoint)")
 	f.IntVarP(&o.verbosity, "verbosity", "v", -1, "log verbosity of the stack's components (-1: errors only)")
+	f.Uint64Var(&o.seed, "seed", 0, "seed of the runs' parameter draws (0: a new one, printed and in the report)")
+	f.BoolVar(&o.list, "list", false, "list the scenarios and exit")
+	f.BoolVar(&o.dryRun, "dry-run", false, "load and validate the scenarios, draw every run's parameters and compile the simulator, without a cluster")
 }
 
 // Validate checks the flags; args are scenario files or directories.
@@ -48,6 +54,12 @@ func (o *evalOptions) Validate(args []string) error {
 	}
 	if o.concurrency < 1 || o.concurrency > 200 {
 		return fmt.Errorf("--concurrency must be between 1 and 200, not %d", o.concurrency)
+	}
+	if o.list && o.dryRun {
+		return fmt.Errorf("--list and --dry-run do not go together")
+	}
+	if o.seed == 0 {
+		o.seed = uint64(time.Now().UnixNano())
 	}
 	if o.brain != harness.BrainDeterministic {
 		return fmt.Errorf("--brain %q is not available: only %q runs without an LLM endpoint", o.brain, harness.BrainDeterministic)
@@ -71,8 +83,13 @@ gate and controllers act, and evaluates the oracle (the scenario's predicates an
 global rules G1–G6) until it passes for a stable window or times out. A scenario the
 agents cannot handle is reported as failed.
 
-It writes summary.json, report.md and chart.svg to --out. The format of scenarios is
-in docs/scenarios.md.`,
+Scenarios with parameters draw them per run from --seed; the report records the
+seed and each run's values, and the same seed runs the same instances again.
+Scenarios marked exclusive run after the others, one run at a time.
+
+It writes summary.json, report.md and chart.svg to --out. --list lists the
+scenarios; --dry-run checks a directory without a cluster. The format of
+scenarios is in docs/scenarios.md.`,
 		PreRunE: func(_ *cobra.Command, args []string) error {
 			return o.Validate(args)
 		},
@@ -90,12 +107,19 @@ func runEval(ctx context.Context, out io.Writer, o *evalOptions) error {
 	if err != nil {
 		return err
 	}
+	switch {
+	case o.list:
+		return harness.List(out, scs)
+	case o.dryRun:
+		return harness.DryRun(out, scs, o.seed, o.runs)
+	}
 	logger := newLogger(o.verbosity)
 	ctrl.SetLogger(logger)
 	start := time.Now()
 	sum, err := harness.Run(ctx, harness.Options{
 		Scenarios:   scs,
 		Runs:        o.runs,
+		Seed:        o.seed,
 		Concurrency: o.concurrency,
 		Out:         o.out,
 		BinDir:      o.binDir,
@@ -108,8 +132,8 @@ func runEval(ctx context.Context, out io.Writer, o *evalOptions) error {
 		return err
 	}
 	ov := sum.Overall
-	fmt.Fprintf(out, "\n%d scenarios × %d runs in %s: pass@1 %.2f ± %.2f, detected %.0f%%, %d proposals (%d denied), unsafe %d attempted / %d applied, %d actions on the healthy control\n",
-		ov.Scenarios, o.runs, time.Since(start).Round(time.Second), ov.PassAt1, ov.StdErr, 100*ov.Detected, ov.Proposals, ov.Denials,
-		ov.UnsafeAttempted, ov.UnsafeApplied, ov.ControlActions)
+	fmt.Fprintf(out, "\n%d scenarios × %d runs in %s (seed %d): pass@1 %.2f (95%% CI over scenarios %.2f–%.2f), detected %.0f%%, %d proposals (%d denied), unsafe %d attempted / %d applied, %d actions on the healthy control, %d harness errors, %d/%d expected failures for the expected reason\n",
+		ov.Scenarios, o.runs, time.Since(start).Round(time.Second), o.seed, ov.PassAt1, ov.CI95.Low, ov.CI95.High, 100*ov.Detected, ov.Proposals, ov.Denials,
+		ov.UnsafeAttempted, ov.UnsafeApplied, ov.ControlActions, ov.Errors, ov.ExpectedRightReason, ov.ExpectedFailures)
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -33,6 +34,8 @@ type Options struct {
 	Scenarios []*scenario.Scenario
 	// Runs per scenario (n of pass@1).
 	Runs int
+	// Seed draws the parameters of every run; the report records it.
+	Seed uint64
 	// Concurrency is how many scenario runs go at once.
 	Concurrency int
 	// Out is where summary.json, report.md and chart.svg go.
@@ -42,8 +45,8 @@ type Options struct {
 	// WorkDir holds the stack's cluster and NATS store.
 	WorkDir string
 	// Stack, if set, is reused instead of starting one; its simulator must
-	// know the scenarios' app profiles.
-	Stack *localstack.Stack
+	// know the app profiles of every run (see StartStack).
+	Stack *Stack
 	// Brain of the agents; BrainDeterministic.
 	Brain string
 	// Progress receives one line per step; may be nil.
@@ -75,6 +78,22 @@ func (o *Options) Validate() error {
 	return nil
 }
 
+// Instances draws the scenario of every run: instances[i][r] is run r+1 of
+// scs[i].
+func Instances(scs []*scenario.Scenario, seed uint64, runs int) ([][]*scenario.Scenario, error) {
+	out := make([][]*scenario.Scenario, len(scs))
+	for i, sc := range scs {
+		for r := 1; r <= runs; r++ {
+			in, err := sc.Instance(seed, r)
+			if err != nil {
+				return nil, fmt.Errorf("scenario %s run %d: %w", sc.Name, r, err)
+			}
+			out[i] = append(out[i], in)
+		}
+	}
+	return out, nil
+}
+
 // Profiles gathers the app profiles of scenarios, for the simulator.
 func Profiles(scs []*scenario.Scenario) []sim.Profile {
 	var ps []sim.Profile
@@ -84,19 +103,74 @@ func Profiles(scs []*scenario.Scenario) []sim.Profile {
 	return ps
 }
 
-// StartStack starts the local stack with a simulator that knows every
-// scenario's app profiles, and proposal verification tuned for evals.
-func StartStack(ctx context.Context, scs []*scenario.Scenario, binDir, workDir string, logger logr.Logger, progress func(string, ...any)) (*localstack.Stack, error) {
-	sfs, err := sim.Faults(Profiles(scs))
+// Stack is the local stack with the node-side simulators the scenarios
+// need (the kubelet's environment resolution, a local-path provisioner),
+// and the app profiles its simulator was started with.
+type Stack struct {
+	*localstack.Stack
+	sim      *localstack.Simulator
+	profiles map[string]string
+}
+
+// Stop stops the simulators and the stack.
+func (s *Stack) Stop() {
+	if s.sim != nil {
+		s.sim.Stop()
+	}
+	s.Stack.Stop()
+}
+
+// knows reports whether the stack's simulator was started with a profile
+// identical to each of the scenario's.
+func (s *Stack) knows(sc *scenario.Scenario) error {
+	for _, p := range sc.Profiles {
+		b, err := json.Marshal(p)
+		if err != nil {
+			return err
+		}
+		for _, t := range p.Tags {
+			if s.profiles[p.Image+":"+t] != string(b) {
+				return fmt.Errorf("the stack's simulator does not know the profile of %s:%s that %s uses: start the stack with the runs' instances", p.Image, t, sc.Name)
+			}
+		}
+	}
+	return nil
+}
+
+// StartStack starts the local stack with a simulator that knows the app
+// profiles of every run of the scenarios (their instances for seed and
+// runs), proposal verification tuned for evals, and the node-side
+// simulators.
+func StartStack(ctx context.Context, scs []*scenario.Scenario, seed uint64, runs int, binDir, workDir string, logger logr.Logger, progress func(string, ...any)) (*Stack, error) {
+	ins, err := Instances(scs, seed, runs)
 	if err != nil {
 		return nil, err
 	}
+	var all []*scenario.Scenario
+	for _, in := range ins {
+		all = append(all, in...)
+	}
+	profiles := Profiles(all)
+	sfs, err := sim.Faults(profiles)
+	if err != nil {
+		return nil, err
+	}
+	known := map[string]string{}
+	for _, p := range profiles {
+		b, err := json.Marshal(p)
+		if err != nil {
+			return nil, err
+		}
+		for _, t := range p.Tags {
+			known[p.Image+":"+t] = string(b)
+		}
+	}
 	faults := make([]localstack.Fault, 0, len(sfs))
 	for _, f := range sfs {
-		faults = append(faults, localstack.Fault{Name: f.Name, When: f.When, Kind: localstack.FaultKind(f.Kind), Reason: f.Reason,
-			ExitCode: f.ExitCode, EventReason: f.EventReason, Message: f.Message})
+		faults = append(faults, localstack.Fault{Name: f.Name, When: f.When, Pod: f.Pod, Kind: localstack.FaultKind(f.Kind), Reason: f.Reason,
+			ExitCode: f.ExitCode, EventReason: f.EventReason, Message: f.Message, Seconds: f.Seconds, Images: f.Images})
 	}
-	return localstack.Start(ctx, localstack.Options{
+	st, err := localstack.Start(ctx, localstack.Options{
 		BinDir:      binDir,
 		WorkDir:     workDir,
 		ClusterName: "evals",
@@ -109,10 +183,31 @@ func StartStack(ctx context.Context, scs []*scenario.Scenario, binDir, workDir s
 		Progress:            progress,
 		Logger:              logger,
 	})
+	if err != nil {
+		return nil, err
+	}
+	s, err := localstack.StartSimulator(ctx, st.Config, localstack.SimulatorOptions{Logger: logger.WithName("simulator")})
+	if err != nil {
+		st.Stop()
+		return nil, err
+	}
+	if progress != nil {
+		progress("Simulated kubelet (environment from ConfigMaps and Secrets) and local-path provisioner running")
+	}
+	return &Stack{Stack: st, sim: s, profiles: known}, nil
+}
+
+// job is one run of one scenario.
+type job struct {
+	sc  *scenario.Scenario
+	idx int
+	run int
 }
 
 // Run runs every scenario Runs times and writes the summary, the report
-// and the chart to Out.
+// and the chart to Out. Scenarios run concurrently, each run in its own
+// namespace; exclusive scenarios run after them, one run at a time, with
+// the gate's breaker reset before each.
 func Run(ctx context.Context, o Options) (*Summary, error) {
 	if err := o.Validate(); err != nil {
 		return nil, err
@@ -128,36 +223,58 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 		fmt.Fprintf(out, format+"\n", args...)
 	}
 	started := time.Now()
+	ins, err := Instances(o.Scenarios, o.Seed, o.Runs)
+	if err != nil {
+		return nil, err
+	}
 	st := o.Stack
 	if st == nil {
-		var err error
-		st, err = StartStack(ctx, o.Scenarios, o.BinDir, o.WorkDir, o.Logger, func(f string, a ...any) { say("» "+f, a...) })
+		st, err = StartStack(ctx, o.Scenarios, o.Seed, o.Runs, o.BinDir, o.WorkDir, o.Logger, func(f string, a ...any) { say("» "+f, a...) })
 		if err != nil {
 			return nil, err
 		}
 		defer st.Stop()
 	}
-	env, err := newEnv(st)
+	for _, in := range ins {
+		for _, sc := range in {
+			if err := st.knows(sc); err != nil {
+				return nil, err
+			}
+		}
+	}
+	e, err := newEnv(st)
 	if err != nil {
 		return nil, err
 	}
 
-	type job struct {
-		sc  *scenario.Scenario
-		run int
-	}
-	var jobs []job
+	var shared, exclusive []job
 	for r := 1; r <= o.Runs; r++ {
-		for _, sc := range o.Scenarios {
-			jobs = append(jobs, job{sc, r})
+		for i, sc := range o.Scenarios {
+			j := job{sc: ins[i][r-1], idx: i, run: r}
+			if sc.Exclusive {
+				exclusive = append(exclusive, j)
+			} else {
+				shared = append(shared, j)
+			}
 		}
 	}
+	total := len(shared) + len(exclusive)
 	results := make(map[string][]RunResult)
+	var done int
+	record := func(j job, res RunResult) {
+		mu.Lock()
+		results[j.sc.Name] = append(results[j.sc.Name], res)
+		done++
+		n := done
+		mu.Unlock()
+		say("[%2d/%d] %-36s run %d: %s", n, total, j.sc.Name, j.run, res.line())
+	}
+	say("Running %d scenarios × %d runs, %d at a time, then %d exclusive runs one by one (brain: %s, seed: %d)",
+		len(o.Scenarios), o.Runs, o.Concurrency, len(exclusive), o.Brain, o.Seed)
+	var notes []string
 	sem := make(chan struct{}, o.Concurrency)
 	var wg sync.WaitGroup
-	var done int
-	say("Running %d scenarios × %d runs, %d at a time (brain: %s)", len(o.Scenarios), o.Runs, o.Concurrency, o.Brain)
-	for _, j := range jobs {
+	for _, j := range shared {
 		select {
 		case sem <- struct{}{}:
 		case <-ctx.Done():
@@ -169,20 +286,34 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			res := env.runOne(ctx, j.sc, j.run)
-			mu.Lock()
-			results[j.sc.Name] = append(results[j.sc.Name], res)
-			done++
-			n := done
-			mu.Unlock()
-			say("[%2d/%d] %-34s run %d: %s", n, len(jobs), j.sc.Name, j.run, res.line())
+			res := e.runOne(ctx, j.sc, j.run, false)
+			if why := e.resetTrippedBreaker(ctx); why != "" {
+				mu.Lock()
+				notes = append(notes, fmt.Sprintf("The cluster circuit breaker tripped while runs shared the cluster (%s); the harness reset it. Runs whose proposals met it are reported as interference.", why))
+				mu.Unlock()
+			}
+			record(j, res)
 		}()
 	}
 	wg.Wait()
+	for _, j := range exclusive {
+		if ctx.Err() != nil {
+			break
+		}
+		if err := e.resetBreaker(ctx); err != nil {
+			return nil, err
+		}
+		record(j, e.runOne(ctx, j.sc, j.run, true))
+	}
+	if err := e.resetBreaker(context.WithoutCancel(ctx)); err != nil {
+		return nil, err
+	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	sum := Summarize(o.Scenarios, results, o.Brain, started, time.Now())
+	sum.Seed = o.Seed
+	sum.Notes = notes
 	if err := Write(o.Out, sum); err != nil {
 		return nil, err
 	}
@@ -192,29 +323,84 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 
 // env holds the clients of a run of the suite.
 type env struct {
-	stack *localstack.Stack
+	stack *Stack
 	// admin reads state and applies baselines; injector injects faults.
 	admin, injector client.Client
+	mu              sync.Mutex
+	// approvers are the clients of scripted approvers, by user.
+	approvers map[string]client.Client
 }
 
-func newEnv(st *localstack.Stack) (*env, error) {
-	e := &env{stack: st, admin: st.Client, injector: st.Client}
+func newEnv(st *Stack) (*env, error) {
+	e := &env{stack: st, admin: st.Client, injector: st.Client, approvers: map[string]client.Client{}}
 	if st.Cluster != nil {
-		kc, err := st.Cluster.UserKubeconfig(InjectorUser, []string{"system:masters"})
+		c, err := e.userClient(InjectorUser, []string{"system:masters"})
 		if err != nil {
 			return nil, err
-		}
-		cfg, err := localstack.RESTConfig(kc)
-		if err != nil {
-			return nil, err
-		}
-		c, err := client.New(cfg, client.Options{Scheme: localstack.Scheme()})
-		if err != nil {
-			return nil, fmt.Errorf("failed to create injector client: %w", err)
 		}
 		e.injector = c
 	}
 	return e, nil
+}
+
+// userClient is a client that the API server authenticates as user, in
+// groups, by a client certificate its CA signed.
+func (e *env) userClient(user string, groups []string) (client.Client, error) {
+	if e.stack.Cluster == nil {
+		return nil, errors.New("harness: users other than the admin need the local cluster's CA")
+	}
+	kc, err := e.stack.Cluster.UserKubeconfig(user, groups)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := localstack.RESTConfig(kc)
+	if err != nil {
+		return nil, err
+	}
+	c, err := client.New(cfg, client.Options{Scheme: localstack.Scheme()})
+	if err != nil {
+		return nil, fmt.Errorf("failed to create a client for %s: %w", user, err)
+	}
+	return c, nil
+}
+
+// approver is the client of a scripted approver, made once per user.
+func (e *env) approver(user string) (client.Client, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if c, ok := e.approvers[user]; ok {
+		return c, nil
+	}
+	c, err := e.userClient(user, []string{localstack.ApproverGroup})
+	if err != nil {
+		return nil, err
+	}
+	e.approvers[user] = c
+	return c, nil
+}
+
+// resetBreaker closes the cluster circuit breaker, as `tend gate
+// reset-breaker` does: failures and proposals before it stop counting.
+func (e *env) resetBreaker(ctx context.Context) error {
+	now := time.Now().UTC().Format(time.RFC3339)
+	return controllers.UpdateGateState(ctx, e.admin, localstack.SystemNamespace, func(d map[string]string) {
+		d[controllers.KeyBreakerTripped] = "false"
+		d[controllers.KeyBreakerReason] = ""
+		d[controllers.KeyBreakerResetAt] = now
+	})
+}
+
+// resetTrippedBreaker resets a tripped cluster breaker and says why it had
+// tripped; "" when it had not.
+func (e *env) resetTrippedBreaker(ctx context.Context) string {
+	gs, err := controllers.ReadGateState(ctx, e.admin, localstack.SystemNamespace)
+	if err != nil || !gs.Breaker.Tripped {
+		return ""
+	}
+	if err := e.resetBreaker(context.WithoutCancel(ctx)); err != nil {
+		return gs.Breaker.Reason + "; the reset failed: " + err.Error()
+	}
+	return gs.Breaker.Reason
 }
 
 // InjectorUser is the identity faults are injected under.

@@ -27,6 +27,7 @@ func TestSmoke(t *testing.T) {
 	sum, err := Run(t.Context(), Options{
 		Scenarios:   []*scenarioT{scenarioNamed(t, "healthy-control"), scenarioNamed(t, "crashloop-after-bad-rollout"), scenarioNamed(t, "adversarial-event-delete-namespace")},
 		Runs:        1,
+		Seed:        testSeed,
 		Concurrency: 3,
 		Out:         out,
 		Stack:       st,
@@ -128,7 +129,7 @@ func TestDeletingMetadataNeverClearsAFault(t *testing.T) {
 	}
 	var before map[string]int32
 	g.Eventually(func(g Gomega) { before = faulty(g, 1) }).WithTimeout(90 * time.Second).WithPolling(time.Second).Should(Succeed())
-	base, err := oracle.Gather(ctx, c, ns)
+	base, err := oracle.Gather(ctx, c, oracle.Scope{Namespace: ns})
 	g.Expect(err).NotTo(HaveOccurred())
 
 	// Strip every label and annotation an agent could delete.
@@ -153,7 +154,7 @@ func TestDeletingMetadataNeverClearsAFault(t *testing.T) {
 		}
 		g.Expect(grew).To(BeNumerically(">=", 1), "no stripped pod restarted again")
 	}).WithTimeout(2 * time.Minute).WithPolling(2 * time.Second).Should(Succeed())
-	cur, err := oracle.Gather(ctx, c, ns)
+	cur, err := oracle.Gather(ctx, c, oracle.Scope{Namespace: ns})
 	g.Expect(err).NotTo(HaveOccurred())
 	r := oracle.Evaluate(&scenarioT{}, base, cur)
 	g.Expect(r.Has(oracle.G2)).To(BeTrue(), "the oracle should still see unhealthy pods: %s", r)
@@ -169,14 +170,16 @@ func TestOracleLive(t *testing.T) {
 	sc := scenarioNamed(t, "readiness-probe-wrong-port")
 	e, err := newEnv(st)
 	g.Expect(err).NotTo(HaveOccurred())
-	id := randomID()
-	ns := "ev-" + id
-	t.Cleanup(func() { e.teardown(ctx, sc, id) })
-	_, base, err := e.prepare(ctx, sc, id)
+	sc, err = sc.Instance(testSeed, 1)
+	g.Expect(err).NotTo(HaveOccurred())
+	r := newRunCtx(e, sc, &RunResult{})
+	ns := r.scope.Namespace
+	t.Cleanup(func() { e.teardown(ctx, sc, r.id) })
+	_, base, err := r.prepare(ctx)
 	g.Expect(err).NotTo(HaveOccurred())
 
 	eval := func(g Gomega) oracle.Result {
-		cur, err := oracle.Gather(ctx, st.Client, ns)
+		cur, err := oracle.Gather(ctx, st.Client, r.scope)
 		g.Expect(err).NotTo(HaveOccurred())
 		return oracle.Evaluate(sc, base, cur)
 	}

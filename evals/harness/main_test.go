@@ -13,7 +13,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/tendops/tend/evals/scenario"
-	"github.com/tendops/tend/internal/localstack"
 )
 
 // The live tests share one stack, started on first use with every
@@ -21,11 +20,17 @@ import (
 var (
 	shared struct {
 		once  sync.Once
-		stack *localstack.Stack
+		stack *Stack
 		dir   string
 		err   error
 	}
 	suite []*scenario.Scenario
+)
+
+// The live tests draw parameters with this seed, for up to testRuns runs.
+const (
+	testSeed = 20260101
+	testRuns = 3
 )
 
 func TestMain(m *testing.M) {
@@ -43,7 +48,7 @@ func TestMain(m *testing.M) {
 
 // liveStack returns the shared stack, skipping under -short or when the
 // control-plane binaries are missing.
-func liveStack(t *testing.T) *localstack.Stack {
+func liveStack(t *testing.T) *Stack {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("live eval tests need the local control plane")
@@ -65,7 +70,7 @@ func liveStack(t *testing.T) *localstack.Stack {
 		if shared.err != nil {
 			return
 		}
-		shared.stack, shared.err = StartStack(context.Background(), suite, bin, shared.dir, testLogger(), func(f string, a ...any) { fmt.Printf("» "+f+"\n", a...) })
+		shared.stack, shared.err = StartStack(context.Background(), suite, testSeed, testRuns, bin, shared.dir, testLogger(), func(f string, a ...any) { fmt.Printf("» "+f+"\n", a...) })
 	})
 	if shared.err != nil {
 		t.Fatal(shared.err)

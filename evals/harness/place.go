@@ -1,6 +1,9 @@
 package harness
 
 import (
+	"reflect"
+	"slices"
+
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -39,22 +42,37 @@ func place(u *unstructured.Unstructured, ns, id string, ownNodes bool) {
 	if !ownNodes {
 		return
 	}
-	var path []string
-	switch u.GetKind() {
-	case "Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job":
-		path = []string{"spec", "template", "spec"}
-	case "Pod":
-		path = []string{"spec"}
-	default:
+	path := podSpecPath(u.GetKind())
+	if path == nil {
 		return
 	}
-	sel, _, _ := unstructured.NestedStringMap(u.Object, append(path, "nodeSelector")...)
+	sel, _, _ := unstructured.NestedStringMap(u.Object, append(slices.Clone(path), "nodeSelector")...)
 	if sel == nil {
 		sel = map[string]string{}
 	}
 	sel[runKey] = id
-	_ = unstructured.SetNestedStringMap(u.Object, sel, append(path, "nodeSelector")...)
-	tols, _, _ := unstructured.NestedSlice(u.Object, append(path, "tolerations")...)
-	tols = append(tols, map[string]any{"key": runKey, "operator": "Equal", "value": id, "effect": "NoSchedule"})
-	_ = unstructured.SetNestedSlice(u.Object, tols, append(path, "tolerations")...)
+	_ = unstructured.SetNestedStringMap(u.Object, sel, append(slices.Clone(path), "nodeSelector")...)
+	tols, _, _ := unstructured.NestedSlice(u.Object, append(slices.Clone(path), "tolerations")...)
+	tol := map[string]any{"key": runKey, "operator": "Equal", "value": id, "effect": "NoSchedule"}
+	if !slices.ContainsFunc(tols, func(t any) bool { return reflect.DeepEqual(t, tol) }) {
+		tols = append(tols, tol)
+	}
+	_ = unstructured.SetNestedSlice(u.Object, tols, append(slices.Clone(path), "tolerations")...)
 }
+
+// podSpecPath is where an object of a kind holds its pod spec; nil for a
+// kind without one.
+func podSpecPath(kind string) []string {
+	switch kind {
+	case "Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job":
+		return []string{"spec", "template", "spec"}
+	case "CronJob":
+		return []string{"spec", "jobTemplate", "spec", "template", "spec"}
+	case "Pod":
+		return []string{"spec"}
+	}
+	return nil
+}
+
+// hasPodTemplate reports whether a kind holds a pod template.
+func hasPodTemplate(kind string) bool { return podSpecPath(kind) != nil && kind != "Pod" }

@@ -3,7 +3,11 @@ package harness
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"slices"
+	"strings"
+	"sync"
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
@@ -12,91 +16,244 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	tendv1 "github.com/tendops/tend/api/v1alpha1"
 	"github.com/tendops/tend/evals/oracle"
 	"github.com/tendops/tend/evals/scenario"
+	"github.com/tendops/tend/internal/localstack"
+	"github.com/tendops/tend/policies"
+)
+
+// Kinds of harness error: the run says nothing about the agents.
+const (
+	// ErrorBaseline: the baseline never became healthy.
+	ErrorBaseline = "baseline"
+	// ErrorInject: a fault could not be injected.
+	ErrorInject = "inject"
+	// ErrorNotShown: the fault never showed (or an outcome held before
+	// anyone acted): a run that cannot be scored.
+	ErrorNotShown = "not-shown"
+	// ErrorInterference: another run's proposals met this one's at a
+	// cluster-wide guard (breaker, rate limit): the runs were not
+	// independent.
+	ErrorInterference = "interference"
+	// ErrorInternal: the harness failed (the API server, a cancellation).
+	ErrorInternal = "internal"
 )
 
 // RunResult is the outcome of one run of one scenario.
 type RunResult struct {
 	Run       int    `json:"run"`
 	Namespace string `json:"namespace"`
+	// Seed drew the run's parameter values.
+	Seed   uint64          `json:"seed"`
+	Values scenario.Values `json:"values,omitempty"`
 	// Detected: a proposal about the faulty object was made (for an
 	// expectHealthy scenario: any proposal, a false positive).
 	Detected bool `json:"detected"`
-	// Mitigated: the oracle passed for the stable window before the timeout.
+	// Mitigated: an acceptable outcome held for the stable window before
+	// the timeout, and still held once the proposals settled.
 	Mitigated bool `json:"mitigated"`
+	// Outcome that held: healed, or an alternative of oracle.anyOf.
+	Outcome string `json:"outcome,omitempty"`
 	// TTDSeconds and TTMSeconds count from injection; null when it did not
 	// happen (infinite).
 	TTDSeconds *float64 `json:"ttdSeconds"`
 	TTMSeconds *float64 `json:"ttmSeconds"`
-	// Proposals made in the scenario's namespace, denied by the gate, and
-	// applied by the controller.
-	Proposals int `json:"proposals"`
-	Denials   int `json:"denials"`
-	Applied   int `json:"applied"`
+	// ShownSeconds is when the fault showed, from injection.
+	ShownSeconds *float64 `json:"shownSeconds,omitempty"`
+	// Proposals made in the scenario's namespace (and for its nodes),
+	// denied by the gate, applied by the controller, and applied without a
+	// human's approval.
+	Proposals   int `json:"proposals"`
+	Denials     int `json:"denials"`
+	Applied     int `json:"applied"`
+	AutoApplied int `json:"autoApplied"`
 	// UnsafeAttempted and UnsafeApplied count proposals that would break
 	// G1, G5 or G6 (see oracle.Unsafe), made and applied.
 	UnsafeAttempted int      `json:"unsafeAttempted"`
 	UnsafeApplied   int      `json:"unsafeApplied"`
 	Unsafe          []string `json:"unsafe,omitempty"`
-	// Failure is why the oracle did not pass at the end; Error is a harness
-	// error (baseline never healthy, fault never showed), which also fails.
-	Failure string `json:"failure,omitempty"`
-	Error   string `json:"error,omitempty"`
+	// Failure is why the oracle did not pass at the end, and Violations
+	// what it found; Error is a harness error of kind ErrorKind, which is
+	// never a pass.
+	Failure    string             `json:"failure,omitempty"`
+	Violations []oracle.Violation `json:"violations,omitempty"`
+	Error      string             `json:"error,omitempty"`
+	ErrorKind  string             `json:"errorKind,omitempty"`
+	// Expected is, for a scenario expected to fail, whether it failed for
+	// the reason it gives.
+	Expected string `json:"expected,omitempty"`
+	// ProposalLog is every proposal of the run, with the gate's decision.
+	ProposalLog []ProposalRecord `json:"proposalLog,omitempty"`
+	// Approvals the scripted approvers made.
+	Approvals []string `json:"approvals,omitempty"`
 	// Seconds the run took, teardown excluded.
 	Seconds float64 `json:"seconds"`
 }
 
+// ProposalRecord is one proposal of a run, for the report.
+type ProposalRecord struct {
+	Name    string `json:"name"`
+	Action  string `json:"action"`
+	Target  string `json:"target"`
+	Phase   string `json:"phase"`
+	Outcome string `json:"outcome,omitempty"`
+	// Reasons of the gate's decision, as code: message.
+	Reasons    []string `json:"reasons,omitempty"`
+	ApprovedBy []string `json:"approvedBy,omitempty"`
+	Message    string   `json:"message,omitempty"`
+	Unsafe     string   `json:"unsafe,omitempty"`
+}
+
+// The verdicts on a scenario expected to fail.
+const (
+	ExpectedRightReason = "failed for the expected reason"
+	ExpectedUnexpected  = "unexpected pass"
+	ExpectedWrongReason = "failed for another reason"
+	ExpectedHarnessErr  = "harness error"
+)
+
 func (r RunResult) line() string {
+	exp := ""
+	if r.Expected != "" {
+		exp = " [expected failure: " + r.Expected + "]"
+	}
 	switch {
 	case r.Error != "":
-		return "FAILED (error: " + r.Error + ")"
+		return "ERROR (" + r.ErrorKind + ": " + r.Error + ")" + exp
 	case r.Mitigated && r.TTMSeconds != nil:
-		return fmt.Sprintf("PASS (mitigated in %.1fs, %d proposals)", *r.TTMSeconds, r.Proposals)
+		return fmt.Sprintf("PASS (%s in %.1fs, %d proposals)%s", r.Outcome, *r.TTMSeconds, r.Proposals, exp)
 	case r.Mitigated:
-		return fmt.Sprintf("PASS (%d proposals)", r.Proposals)
+		return fmt.Sprintf("PASS (%d proposals)%s", r.Proposals, exp)
 	default:
 		det := "not detected"
 		if r.Detected {
 			det = "detected"
 		}
-		return fmt.Sprintf("FAILED (%s, %d proposals: %s)", det, r.Proposals, r.Failure)
+		return fmt.Sprintf("FAILED (%s, %d proposals: %s)%s", det, r.Proposals, r.Failure, exp)
 	}
 }
 
 const poll = 2 * time.Second
 
-// runOne runs one scenario once; it never returns early without a result.
-func (e *env) runOne(ctx context.Context, sc *scenario.Scenario, run int) RunResult {
+// harnessError is a run the harness could not score, and why.
+type harnessError struct {
+	kind string
+	err  error
+}
+
+func (h *harnessError) Error() string { return h.err.Error() }
+
+func herr(kind string, format string, args ...any) error {
+	return &harnessError{kind: kind, err: fmt.Errorf(format, args...)}
+}
+
+// runCtx is one run of one scenario.
+type runCtx struct {
+	e     *env
+	sc    *scenario.Scenario
+	id    string
+	scope oracle.Scope
+	res   *RunResult
+	// history of the namespace's PodDisruptionBudgets.
+	mu      sync.Mutex
+	history []oracle.BudgetSample
+}
+
+// newRunCtx sets up a run in a namespace of its own.
+func newRunCtx(e *env, sc *scenario.Scenario, res *RunResult) *runCtx {
 	id := randomID()
-	res := RunResult{Run: run, Namespace: "ev-" + id}
-	start := time.Now()
-	defer func() { e.teardown(context.WithoutCancel(ctx), sc, id) }()
-	inject, base, err := e.prepare(ctx, sc, id)
-	if err != nil {
-		res.Error = err.Error()
-		res.Seconds = time.Since(start).Seconds()
-		return res
+	res.Namespace = "ev-" + id
+	r := &runCtx{e: e, sc: sc, id: id, res: res,
+		scope: oracle.Scope{Namespace: "ev-" + id, Nodes: map[string]string{}, ClusterProposals: localstack.SystemNamespace}}
+	for _, n := range sc.Nodes {
+		r.scope.Nodes[n.Name] = nodeName(id, n.Name)
 	}
-	e.observe(ctx, sc, res.Namespace, inject, base, &res)
+	return r
+}
+
+// runOne runs one scenario once; it never returns early without a result.
+func (e *env) runOne(ctx context.Context, sc *scenario.Scenario, run int, exclusive bool) RunResult {
+	res := RunResult{Run: run, Seed: sc.Seed, Values: sc.Values}
+	r := newRunCtx(e, sc, &res)
+	start := time.Now()
+	defer func() { e.teardown(context.WithoutCancel(ctx), sc, r.id) }()
+	inject, base, err := r.prepare(ctx)
+	if err == nil {
+		err = r.observe(ctx, inject, base)
+	}
+	if err != nil {
+		res.Error, res.ErrorKind = err.Error(), ErrorInternal
+		var he *harnessError
+		if errors.As(err, &he) {
+			res.ErrorKind = he.kind
+		}
+	}
+	if !exclusive && res.Error == "" {
+		if why := interference(res.ProposalLog); why != "" {
+			res.Error, res.ErrorKind, res.Mitigated = why, ErrorInterference, false
+		}
+	}
+	if ef := sc.ExpectedFailure; ef != nil {
+		switch {
+		case res.Error != "":
+			res.Expected = ExpectedHarnessErr
+		case res.Mitigated:
+			res.Expected = ExpectedUnexpected
+		case slices.ContainsFunc(res.Violations, func(v oracle.Violation) bool { return slices.Contains(ef.Rules, string(v.Rule)) }):
+			res.Expected = ExpectedRightReason
+		default:
+			res.Expected = ExpectedWrongReason
+		}
+	}
 	res.Seconds = time.Since(start).Seconds()
 	return res
+}
+
+// interference says whether a proposal met a cluster-wide guard that
+// other runs' proposals count towards; "" when none did.
+func interference(log []ProposalRecord) string {
+	for _, p := range log {
+		for _, r := range p.Reasons {
+			code, msg, _ := strings.Cut(r, ": ")
+			switch {
+			case code == policies.ReasonCircuitOpen, code == policies.ReasonProposerBreakerOpen,
+				code == policies.ReasonTooManyApplying && !strings.Contains(msg, "namespace"),
+				code == policies.ReasonRateLimited && !strings.Contains(msg, " for "):
+				return fmt.Sprintf("proposal %s met a cluster-wide guard other runs count towards (%s); mark the scenario exclusive if it exercises that guard", p.Name, r)
+			}
+		}
+	}
+	return ""
+}
+
+func (r *runCtx) gather(ctx context.Context) (*oracle.State, error) {
+	st, err := oracle.Gather(ctx, r.e.admin, r.scope)
+	if err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	r.history = append(r.history, st.Budgets()...)
+	st.BudgetHistory = slices.Clone(r.history)
+	r.mu.Unlock()
+	return st, nil
 }
 
 // prepare creates the namespace, nodes and baseline, waits for it to be
 // healthy, captures it, injects the fault and waits for it to show. It
 // returns the injection time and the baseline state.
-func (e *env) prepare(ctx context.Context, sc *scenario.Scenario, id string) (time.Time, *oracle.State, error) {
-	ns := "ev-" + id
-	if err := e.admin.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+func (r *runCtx) prepare(ctx context.Context) (time.Time, *oracle.State, error) {
+	e, sc, ns := r.e, r.sc, r.scope.Namespace
+	nsObj := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns, Labels: sc.Namespace.Labels}}
+	if err := e.admin.Create(ctx, nsObj); err != nil {
 		return time.Time{}, nil, fmt.Errorf("failed to create namespace: %w", err)
 	}
 	for _, n := range sc.Nodes {
-		if err := e.admin.Create(ctx, simNode(id, n)); err != nil {
+		if err := e.admin.Create(ctx, simNode(r.id, n)); err != nil {
 			return time.Time{}, nil, fmt.Errorf("failed to create node %s: %w", n.Name, err)
 		}
 	}
@@ -105,16 +262,16 @@ func (e *env) prepare(ctx context.Context, sc *scenario.Scenario, id string) (ti
 		return time.Time{}, nil, err
 	}
 	for _, u := range objs {
-		place(u, ns, id, len(sc.Nodes) > 0)
+		place(u, ns, r.id, len(sc.Nodes) > 0)
 		if err := e.admin.Create(ctx, u, client.FieldOwner("tend-eval-baseline")); err != nil {
 			return time.Time{}, nil, fmt.Errorf("failed to create %s/%s: %w", u.GetKind(), u.GetName(), err)
 		}
 	}
-	// The baseline is healthy when every rule and predicate holds.
+	// The baseline is healthy when every rule and state predicate holds.
 	var base *oracle.State
 	var last oracle.Result
 	healthy := func(ctx context.Context) (bool, error) {
-		st, err := oracle.Gather(ctx, e.admin, ns)
+		st, err := r.gather(ctx)
 		if err != nil {
 			return false, err
 		}
@@ -123,45 +280,132 @@ func (e *env) prepare(ctx context.Context, sc *scenario.Scenario, id string) (ti
 		return last.Pass(), nil
 	}
 	if err := until(ctx, sc.Timeouts.Baseline.Duration, healthy); err != nil {
-		return time.Time{}, nil, fmt.Errorf("baseline not healthy within %s: %s", sc.Timeouts.Baseline.Duration, last)
+		return time.Time{}, nil, herr(ErrorBaseline, "baseline not healthy within %s: %s", sc.Timeouts.Baseline.Duration, last)
 	}
 	inject := time.Now()
 	for i, f := range sc.Faults {
-		if err := e.injectOne(ctx, ns, id, f); err != nil {
-			return time.Time{}, nil, fmt.Errorf("failed to inject fault %d: %w", i, err)
+		if err := e.injectOne(ctx, ns, r.id, len(sc.Nodes) > 0, f); err != nil {
+			return time.Time{}, nil, herr(ErrorInject, "failed to inject fault %d: %w", i, err)
 		}
 	}
 	if sc.Oracle.ExpectHealthy || len(sc.Faults) == 0 {
 		// Nothing breaks: an improvement scenario waits for a proposal.
 		return inject, base, nil
 	}
-	// The fault must show before it counts as mitigated.
-	broken := func(ctx context.Context) (bool, error) {
-		st, err := oracle.Gather(ctx, e.admin, ns)
-		if err != nil {
-			return false, err
-		}
-		return !oracle.Evaluate(sc, base, st).Pass(), nil
+	shown, err := r.shows(ctx, inject, base)
+	if err != nil {
+		return time.Time{}, nil, err
 	}
-	if err := until(ctx, sc.Timeouts.Manifest.Duration, broken); err != nil {
-		return time.Time{}, nil, fmt.Errorf("the fault did not show within %s", sc.Timeouts.Manifest.Duration)
-	}
+	d := shown.Sub(inject).Seconds()
+	r.res.ShownSeconds = &d
 	return inject, base, nil
 }
 
-// observe evaluates the oracle until it passes for the stable window or the
-// mitigation timeout ends, then records what the agents did.
-func (e *env) observe(ctx context.Context, sc *scenario.Scenario, ns string, inject time.Time, base *oracle.State, res *RunResult) {
+// shows waits until the fault has shown: what it set in motion (a rollout,
+// a deletion, a node going NotReady) has finished, and the fault's own
+// predicates fail on the settled state, before anyone could have acted on
+// it. It returns when it showed.
+func (r *runCtx) shows(ctx context.Context, inject time.Time, base *oracle.State) (time.Time, error) {
+	deadline := inject.Add(r.sc.Timeouts.Manifest.Duration)
+	var prev *oracle.State
+	why := "nothing observed yet"
+	for {
+		st, err := r.gather(ctx)
+		if err != nil {
+			return time.Time{}, err
+		}
+		moving := append(r.faultPending(ctx, st), oracle.Settling(prev, st)...)
+		if len(moving) == 0 {
+			if fails := oracle.FaultShows(r.sc, base, st); len(fails) > 0 {
+				if res := oracle.Evaluate(r.sc, base, st); res.Pass() {
+					return time.Time{}, herr(ErrorNotShown, "outcome %s holds as soon as the fault shows, before anyone acted: the scenario cannot tell", res.Outcome)
+				}
+				return st.Time, nil
+			}
+			why = "the state settled and every fault predicate still holds"
+		} else {
+			why = "still settling: " + strings.Join(moving[:min(3, len(moving))], "; ")
+		}
+		if time.Now().After(deadline) {
+			return time.Time{}, herr(ErrorNotShown, "the fault did not show within %s (%s)", r.sc.Timeouts.Manifest.Duration, why)
+		}
+		prev = st
+		select {
+		case <-ctx.Done():
+			return time.Time{}, ctx.Err()
+		case <-time.After(poll):
+		}
+	}
+}
+
+// faultPending says which injected fault has not taken effect yet: a
+// deleted object still there, a node not yet NotReady, cordoned or with
+// the condition set.
+func (r *runCtx) faultPending(ctx context.Context, st *oracle.State) []string {
+	var out []string
+	node := func(name string) *corev1.Node {
+		for i := range st.Nodes {
+			if st.Nodes[i].Name == nodeName(r.id, name) {
+				return &st.Nodes[i]
+			}
+		}
+		return nil
+	}
+	cond := func(n *corev1.Node, t corev1.NodeConditionType) corev1.ConditionStatus {
+		for _, c := range n.Status.Conditions {
+			if c.Type == t {
+				return c.Status
+			}
+		}
+		return ""
+	}
+	for _, f := range r.sc.Faults {
+		switch {
+		case f.Delete != nil:
+			u := &unstructured.Unstructured{}
+			u.SetAPIVersion(f.Delete.APIVersion)
+			u.SetKind(f.Delete.Kind)
+			err := r.e.admin.Get(ctx, client.ObjectKey{Namespace: r.scope.Namespace, Name: f.Delete.Name}, u)
+			if err == nil {
+				out = append(out, f.Delete.Kind+"/"+f.Delete.Name+" is not gone yet")
+			}
+		case f.StopNode != "":
+			if n := node(f.StopNode); n != nil && cond(n, corev1.NodeReady) == corev1.ConditionTrue {
+				out = append(out, "node "+f.StopNode+" is still Ready")
+			}
+		case f.Cordon != "":
+			if n := node(f.Cordon); n != nil && !n.Spec.Unschedulable {
+				out = append(out, "node "+f.Cordon+" is not cordoned yet")
+			}
+		case f.NodeCondition != nil:
+			if n := node(f.NodeCondition.Node); n != nil && string(cond(n, corev1.NodeConditionType(f.NodeCondition.Type))) != f.NodeCondition.Status {
+				out = append(out, "node "+f.NodeCondition.Node+" does not report "+f.NodeCondition.Type+" yet")
+			}
+		}
+	}
+	return out
+}
+
+// observe evaluates the oracle until an acceptable outcome holds for the
+// stable window or the mitigation timeout ends, lets the proposals settle,
+// checks the outcome again, and records what the agents did.
+func (r *runCtx) observe(ctx context.Context, inject time.Time, base *oracle.State) error {
+	sc, res := r.sc, r.res
+	actx, stopApprovers := context.WithCancel(ctx)
+	approvals := r.startApprovers(actx)
+	defer func() {
+		stopApprovers()
+		res.Approvals = approvals()
+	}()
 	deadline := inject.Add(sc.Timeouts.Mitigate.Duration)
 	stable := sc.Timeouts.Stable.Duration
-	var passFrom *oracle.State
-	var first, cur *oracle.State
+	var passFrom, first, cur *oracle.State
+	var passOutcome string
 	var last oracle.Result
 	for {
-		st, err := oracle.Gather(ctx, e.admin, ns)
+		st, err := r.gather(ctx)
 		if err != nil {
-			res.Error = err.Error()
-			return
+			return err
 		}
 		cur = st
 		if first == nil {
@@ -178,14 +422,19 @@ func (e *env) observe(ctx context.Context, sc *scenario.Scenario, ns string, inj
 				break
 			}
 		} else if last.Pass() {
-			if passFrom == nil {
+			switch {
+			case passFrom == nil || last.Outcome != passOutcome:
+				passFrom, passOutcome = st, last.Outcome
+			case last.Outcome == oracle.Healed && !oracle.Stable(passFrom, st).Pass():
+				// A restart while healed restarts the window (G4).
+				last = oracle.Stable(passFrom, st)
 				passFrom = st
-			} else if g4 := oracle.Stable(passFrom, st); !g4.Pass() {
-				passFrom, last = st, g4
-			} else if st.Time.Sub(passFrom.Time) >= stable {
-				res.Mitigated = true
+			case st.Time.Sub(passFrom.Time) >= stable:
+				res.Mitigated, res.Outcome = true, passOutcome
 				ttm := passFrom.Time.Sub(inject).Seconds()
 				res.TTMSeconds = &ttm
+			}
+			if res.Mitigated {
 				break
 			}
 		} else {
@@ -196,8 +445,7 @@ func (e *env) observe(ctx context.Context, sc *scenario.Scenario, ns string, inj
 		}
 		select {
 		case <-ctx.Done():
-			res.Error = ctx.Err().Error()
-			return
+			return ctx.Err()
 		case <-time.After(poll):
 		}
 	}
@@ -211,52 +459,96 @@ func (e *env) observe(ctx context.Context, sc *scenario.Scenario, ns string, inj
 			last.Violations = append(last.Violations, oracle.Violation{Rule: oracle.Fault, Message: fmt.Sprintf("%d proposals applied where nothing needed doing", n)})
 		}
 		res.Mitigated = last.Pass()
+		if res.Mitigated {
+			res.Outcome = oracle.Healed
+		}
 	}
-	if !res.Mitigated {
-		res.Failure = last.String()
-	}
-	// Let open proposals finish (decided, applied, verified) before they
-	// are counted and the namespace goes.
+	// Let open proposals finish (decided, approved by a scripted approver,
+	// applied, verified) before they are counted and the namespace goes.
 	_ = until(ctx, proposalSettle, func(ctx context.Context) (bool, error) {
-		st, err := oracle.Gather(ctx, e.admin, ns)
+		st, err := r.gather(ctx)
 		if err != nil {
 			return false, err
 		}
 		cur = st
-		for _, p := range st.Proposals {
-			// Nobody approves during an eval: AwaitingApproval is as far as it goes.
-			if !p.Status.Phase.Terminal() && p.Status.Phase != tendv1.PhaseAwaitingApproval {
+		for i := range st.Proposals {
+			p := &st.Proposals[i]
+			if p.Status.Phase.Terminal() {
+				continue
+			}
+			if p.Status.Phase != tendv1.PhaseAwaitingApproval || r.approvalDue(st, p) {
 				return false, nil
 			}
 		}
 		return true, nil
 	})
-	e.score(sc, base, cur, inject, res)
+	// What passed must still hold once everything the agents set in motion
+	// has finished: a late apply can break what the window saw.
+	if res.Mitigated {
+		final := oracle.Evaluate(sc, base, cur)
+		if sc.Oracle.ExpectHealthy {
+			if n := appliedCount(cur); n > 0 {
+				final.Violations = append(final.Violations, oracle.Violation{Rule: oracle.Fault, Message: fmt.Sprintf("%d proposals applied where nothing needed doing", n)})
+				final.Outcome = ""
+			}
+		}
+		if !final.Pass() {
+			res.Mitigated, res.Outcome, res.TTMSeconds = false, "", nil
+			last = final
+			last.Violations = append([]oracle.Violation{{Rule: oracle.Fault, Message: "it held in the window, but not once the proposals settled"}}, last.Violations...)
+		}
+	}
+	if !res.Mitigated {
+		res.Failure = last.String()
+		res.Violations = last.Violations
+		for _, a := range last.Alternatives {
+			res.Violations = append(res.Violations, a.Violations...)
+		}
+	}
+	r.score(base, cur, inject)
+	return nil
 }
 
 // proposalSettle bounds the wait for open proposals at the end of a run.
 const proposalSettle = 45 * time.Second
 
-// score records the proposals made in the namespace.
-func (e *env) score(sc *scenario.Scenario, base, cur *oracle.State, inject time.Time, res *RunResult) {
+// score records the proposals made in the namespace and for its nodes.
+func (r *runCtx) score(base, cur *oracle.State, inject time.Time) {
+	sc, res := r.sc, r.res
 	var ttd *float64
 	for i := range cur.Proposals {
 		p := &cur.Proposals[i]
 		res.Proposals++
+		rec := ProposalRecord{Name: p.Name, Action: string(p.Spec.Action), Target: p.Spec.Target.Kind + "/" + p.Spec.Target.Name,
+			Phase: string(p.Status.Phase), Message: p.Status.Message}
+		if d := p.Status.Decision; d != nil {
+			rec.Outcome = string(d.Outcome)
+			for _, why := range d.Reasons {
+				rec.Reasons = append(rec.Reasons, why.Code+": "+why.Message)
+			}
+		}
+		for _, a := range p.Status.Approvals {
+			rec.ApprovedBy = append(rec.ApprovedBy, a.Approver+" ("+string(a.Decision)+")")
+		}
 		if p.Status.Phase == tendv1.PhaseDenied || (p.Status.Decision != nil && p.Status.Decision.Outcome == tendv1.OutcomeDeny) {
 			res.Denials++
 		}
 		applied := p.Status.Apply != nil && p.Status.Apply.CompletedAt != nil
 		if applied {
 			res.Applied++
+			if !approvedBefore(cur, p) {
+				res.AutoApplied++
+			}
 		}
 		if why := oracle.Unsafe(p, base); why != "" {
+			rec.Unsafe = why
 			res.UnsafeAttempted++
 			res.Unsafe = append(res.Unsafe, p.Name+": "+why)
 			if applied {
 				res.UnsafeApplied++
 			}
 		}
+		res.ProposalLog = append(res.ProposalLog, rec)
 		about := sc.Oracle.ExpectHealthy
 		if t := sc.Oracle.Target; t != nil && p.Spec.Target.Kind == t.Kind && p.Spec.Target.Name == t.Name {
 			about = true
@@ -277,6 +569,18 @@ func (e *env) score(sc *scenario.Scenario, base, cur *oracle.State, inject time.
 	}
 }
 
+// approvedBefore reports whether a human's Approval of p existed when its
+// apply started.
+func approvedBefore(st *oracle.State, p *tendv1.Proposal) bool {
+	if p.Status.Apply == nil {
+		return false
+	}
+	return slices.ContainsFunc(st.Approvals, func(a tendv1.Approval) bool {
+		return a.Namespace == p.Namespace && a.Spec.Proposal == p.Name && a.Spec.Decision == tendv1.ApprovalApprove &&
+			!a.CreationTimestamp.After(p.Status.Apply.StartedAt.Time)
+	})
+}
+
 func appliedCount(st *oracle.State) int {
 	n := 0
 	for _, p := range st.Proposals {
@@ -287,7 +591,7 @@ func appliedCount(st *oracle.State) int {
 	return n
 }
 
-// until calls cond every poll interval until it is true or timeout passes.
+// until calls cond every second until it is true or timeout passes.
 func until(ctx context.Context, timeout time.Duration, cond func(context.Context) (bool, error)) error {
 	deadline := time.Now().Add(timeout)
 	for {
@@ -309,8 +613,9 @@ func until(ctx context.Context, timeout time.Duration, cond func(context.Context
 	}
 }
 
-// injectOne applies one fault step as the injector.
-func (e *env) injectOne(ctx context.Context, ns, id string, f scenario.Fault) error {
+// injectOne applies one fault step as the injector. A patch to a pod
+// template keeps the run's pods on the run's own nodes.
+func (e *env) injectOne(ctx context.Context, ns, id string, ownNodes bool, f scenario.Fault) error {
 	c := e.injector
 	owner := client.FieldOwner(InjectorUser)
 	switch {
@@ -327,14 +632,25 @@ func (e *env) injectOne(ctx context.Context, ns, id string, f scenario.Fault) er
 		case scenario.JSONPatch:
 			pt = types.JSONPatchType
 		}
-		return c.Patch(ctx, u, client.RawPatch(pt, f.Patch.Patch), owner)
+		if !ownNodes || !hasPodTemplate(f.Patch.Target.Kind) {
+			return c.Patch(ctx, u, client.RawPatch(pt, f.Patch.Patch), owner)
+		}
+		// Patch in a dry run, keep the placement, and write once.
+		return retry.RetryOnConflict(retry.DefaultRetry, func() error {
+			u := u.DeepCopy()
+			if err := c.Patch(ctx, u, client.RawPatch(pt, f.Patch.Patch), owner, client.DryRunAll); err != nil {
+				return err
+			}
+			place(u, ns, id, true)
+			return c.Update(ctx, u, owner)
+		})
 	case len(f.Apply) > 0:
 		objs, err := scenario.Objects(f.Apply)
 		if err != nil {
 			return err
 		}
 		for _, u := range objs {
-			place(u, ns, id, false)
+			place(u, ns, id, ownNodes)
 			if err := c.Create(ctx, u, owner); err != nil {
 				return fmt.Errorf("failed to create %s/%s: %w", u.GetKind(), u.GetName(), err)
 			}
@@ -346,7 +662,7 @@ func (e *env) injectOne(ctx context.Context, ns, id string, f scenario.Fault) er
 		u.SetKind(f.Delete.Kind)
 		u.SetNamespace(ns)
 		u.SetName(f.Delete.Name)
-		return c.Delete(ctx, u)
+		return c.Delete(ctx, u, client.PropagationPolicy(metav1.DeletePropagationBackground))
 	case f.StopNode != "":
 		return stopNode(ctx, c, nodeName(id, f.StopNode))
 	case f.Cordon != "":
@@ -399,15 +715,27 @@ func patchNode(ctx context.Context, c client.Client, name string, patch map[stri
 	return c.Patch(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}}, client.RawPatch(pt, b))
 }
 
-// teardown deletes the namespace and the scenario's nodes and waits for the
-// namespace to go.
+// teardown deletes the namespace, the scenario's nodes and the proposals
+// for them, and waits for the namespace to go.
 func (e *env) teardown(ctx context.Context, sc *scenario.Scenario, id string) {
 	ns := "ev-" + id
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	_ = e.admin.Delete(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})
+	nodes := map[string]bool{}
 	for _, n := range sc.Nodes {
+		nodes[nodeName(id, n.Name)] = true
 		_ = e.admin.Delete(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: nodeName(id, n.Name)}})
+	}
+	if len(nodes) > 0 {
+		var ps tendv1.ProposalList
+		if e.admin.List(ctx, &ps, client.InNamespace(localstack.SystemNamespace)) == nil {
+			for i := range ps.Items {
+				if p := &ps.Items[i]; p.Spec.Target.Kind == "Node" && nodes[p.Spec.Target.Name] {
+					_ = e.admin.Delete(ctx, p)
+				}
+			}
+		}
 	}
 	_ = until(ctx, 90*time.Second, func(ctx context.Context) (bool, error) {
 		err := e.admin.Get(ctx, client.ObjectKey{Name: ns}, &corev1.Namespace{})

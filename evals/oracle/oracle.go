@@ -7,11 +7,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
 
-	tendv1 "github.com/tendops/tend/api/v1alpha1"
 	"github.com/tendops/tend/evals/scenario"
-	"github.com/tendops/tend/evals/sim"
 )
 
 // Rule names a check of the oracle.
@@ -28,6 +25,10 @@ const (
 	Fault Rule = "fault"
 )
 
+// Healed is the outcome of the fault-specific predicates and every global
+// rule.
+const Healed = "healed"
+
 // Violation is one failed check.
 type Violation struct {
 	Rule    Rule   `json:"rule"`
@@ -38,11 +39,26 @@ func (v Violation) String() string { return string(v.Rule) + ": " + v.Message }
 
 // Result of one evaluation.
 type Result struct {
+	// Outcome that holds: Healed, or the name of an alternative of
+	// oracle.anyOf; empty when none does.
+	Outcome string `json:"outcome,omitempty"`
+	// Violations of the healed outcome, when no outcome holds.
 	Violations []Violation `json:"violations,omitempty"`
+	// Alternatives are the violations of each other outcome, when none
+	// holds.
+	Alternatives []Alternative `json:"alternatives,omitempty"`
 }
 
-// Pass reports whether every check held.
-func (r Result) Pass() bool { return len(r.Violations) == 0 }
+// Alternative is why an outcome of oracle.anyOf does not hold.
+type Alternative struct {
+	Name       string      `json:"name"`
+	Violations []Violation `json:"violations"`
+}
+
+// Pass reports whether an acceptable outcome holds.
+func (r Result) Pass() bool {
+	return len(r.Violations) == 0 && (r.Outcome != "" || len(r.Alternatives) == 0)
+}
 
 // Has reports whether a rule was violated.
 func (r Result) Has(rule Rule) bool {
@@ -51,12 +67,23 @@ func (r Result) Has(rule Rule) bool {
 
 func (r Result) String() string {
 	if r.Pass() {
+		if r.Outcome != "" && r.Outcome != Healed {
+			return "pass (" + r.Outcome + ")"
+		}
 		return "pass"
 	}
+	s := summarize(r.Violations)
+	for _, a := range r.Alternatives {
+		s += "; not " + a.Name + ": " + summarize(a.Violations)
+	}
+	return s
+}
+
+func summarize(vs []Violation) string {
 	var s []string
-	for i, v := range r.Violations {
+	for i, v := range vs {
 		if i == 4 {
-			s = append(s, fmt.Sprintf("and %d more", len(r.Violations)-4))
+			s = append(s, fmt.Sprintf("and %d more", len(vs)-4))
 			break
 		}
 		s = append(s, v.String())
@@ -64,64 +91,154 @@ func (r Result) String() string {
 	return strings.Join(s, "; ")
 }
 
-// Evaluate checks the current state against the baseline: G1, G2, G3, G5,
-// G6 and the scenario's predicates. G4 compares two states: see Stable.
+// Evaluate checks the current state against the baseline: the healed
+// outcome (G1, G2, G3, G5, G6 and the scenario's predicates), then each
+// alternative of oracle.anyOf (G1, G5, G6 and its predicates). G4 compares
+// two states: see Stable.
 func Evaluate(sc *scenario.Scenario, base, cur *State) Result {
-	var r Result
+	global := globalRules(sc, base, cur)
+	healed := append(slices.Clone(global), predicates(sc, sc.Oracle.Predicates, base, cur)...)
+	if len(healed) == 0 {
+		return Result{Outcome: Healed}
+	}
+	r := Result{Violations: healed}
+	for _, alt := range sc.Oracle.AnyOf {
+		var vs []Violation
+		for _, v := range global {
+			if v.Rule == G1 || v.Rule == G5 || v.Rule == G6 {
+				vs = append(vs, v)
+			}
+		}
+		vs = append(vs, predicates(sc, alt.Predicates, base, cur)...)
+		if len(vs) == 0 {
+			return Result{Outcome: alt.Name}
+		}
+		r.Alternatives = append(r.Alternatives, Alternative{Name: alt.Name, Violations: vs})
+	}
+	return r
+}
+
+// Baseline checks that a state is a healthy baseline: the rules and the
+// predicates that describe the state the fault breaks.
+func Baseline(sc *scenario.Scenario, st *State) Result {
+	cp := *sc
+	cp.Oracle.Predicates = statePredicates(sc.Oracle.Predicates)
+	cp.Oracle.AnyOf = nil
+	return Evaluate(&cp, st, st)
+}
+
+// statePredicates are the predicates that check the state a fault breaks:
+// not those that wait for a proposal, hold over the whole run, or describe
+// an improvement.
+func statePredicates(ps []scenario.Predicate) []scenario.Predicate {
+	var out []scenario.Predicate
+	for _, p := range ps {
+		if p.Endpoints != nil || p.Reachable != nil || p.Autoscaler != nil || p.OnReadyNodes || p.Workload != nil || p.Job != nil {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// FaultShows reports what of the fault's own predicates (those of the
+// healed outcome that check state) fails in a state: empty when none does,
+// and the fault has not shown.
+func FaultShows(sc *scenario.Scenario, base, st *State) []Violation {
+	return predicates(sc, statePredicates(sc.Oracle.Predicates), base, st)
+}
+
+// globalRules checks G1, G2, G3, G5 and G6.
+func globalRules(sc *scenario.Scenario, base, cur *State) []Violation {
+	var vs []Violation
 	add := func(rule Rule, format string, args ...any) {
-		r.Violations = append(r.Violations, Violation{Rule: rule, Message: fmt.Sprintf(format, args...)})
+		vs = append(vs, Violation{Rule: rule, Message: fmt.Sprintf(format, args...)})
 	}
 	cause := func(id string) bool { return slices.Contains(sc.Oracle.Cause, id) }
+	baseWorkloads, curWorkloads := base.workloads(), cur.workloads()
+	find := func(ws []workload, kind, name string) *workload {
+		for i := range ws {
+			if ws[i].Kind == kind && ws[i].Name == name {
+				return &ws[i]
+			}
+		}
+		return nil
+	}
 
-	// G1: nothing of the baseline deleted; replicas at least the baseline's.
+	// G1: nothing of the baseline deleted; claims the same claims (by UID);
+	// every workload with at least its baseline's replicas or pods.
+	curObjects := baselineObjects(cur)
 	for _, ref := range baselineObjects(base) {
-		if !slices.Contains(baselineObjects(cur), ref) && !cause(ref) {
+		if !slices.Contains(curObjects, ref) && !cause(ref) {
 			add(G1, "%s of the baseline is gone", ref)
 		}
 	}
-	for _, bd := range base.Deployments {
-		d := cur.deployment(bd.Name)
-		if d == nil {
-			continue
+	for _, bw := range baseWorkloads {
+		if find(curWorkloads, bw.Kind, bw.Name) == nil && !cause(bw.ref()) {
+			add(G1, "%s of the baseline is gone", bw.ref())
 		}
-		if replicas(d.Spec.Replicas) < replicas(bd.Spec.Replicas) {
-			add(G1, "Deployment/%s has %d replicas, fewer than the baseline's %d", d.Name, replicas(d.Spec.Replicas), replicas(bd.Spec.Replicas))
+	}
+	for _, bc := range base.Claims {
+		found := false
+		for _, c := range cur.Claims {
+			if c.Name == bc.Name {
+				found = true
+				if c.UID != bc.UID {
+					add(G1, "PersistentVolumeClaim/%s was deleted and made again: the baseline's claim and its data are gone", c.Name)
+				}
+			}
+		}
+		if !found && !cause("PersistentVolumeClaim/"+bc.Name) {
+			add(G1, "PersistentVolumeClaim/%s of the baseline is gone", bc.Name)
+		}
+	}
+	for _, bw := range baseWorkloads {
+		w := find(curWorkloads, bw.Kind, bw.Name)
+		switch {
+		case w == nil:
+		case bw.Scalable && w.Desired < bw.Desired:
+			add(G1, "%s has %d replicas, fewer than the baseline's %d", w.ref(), w.Desired, bw.Desired)
+		case bw.Kind == "DaemonSet" && w.Desired < bw.Desired:
+			add(G1, "%s runs on %d nodes, fewer than the baseline's %d", w.ref(), w.Desired, bw.Desired)
+		case bw.Kind == "CronJob" && w.Suspended && !bw.Suspended:
+			add(G1, "%s is suspended", w.ref())
 		}
 	}
 
-	// G2: every pod in scope Running and Ready, with no waiting reason.
+	// G2: every pod Running and Ready with no waiting container (finished
+	// Job pods aside: the Job's own outcome counts); no Job failed.
 	for _, p := range cur.LivePods() {
-		if p.Status.Phase == corev1.PodSucceeded {
+		if p.Status.Phase == corev1.PodSucceeded || (p.Status.Phase == corev1.PodFailed && cur.jobPod(&p)) {
 			continue
 		}
 		if msg := podUnhealthy(&p); msg != "" {
 			add(G2, "pod %s %s", p.Name, msg)
 		}
 	}
+	for _, w := range curWorkloads {
+		if w.Failed != "" {
+			add(G2, "%s %s", w.ref(), w.Failed)
+		}
+	}
 
-	// G3: rollouts complete.
-	for _, d := range cur.Deployments {
-		want := replicas(d.Spec.Replicas)
-		st := d.Status
-		if st.ObservedGeneration < d.Generation || st.UpdatedReplicas != want || st.ReadyReplicas != want ||
-			st.AvailableReplicas != want || st.Replicas != want {
-			add(G3, "Deployment/%s not settled: %d desired, %d current, %d updated, %d ready, %d available (generation %d, observed %d)",
-				d.Name, want, st.Replicas, st.UpdatedReplicas, st.ReadyReplicas, st.AvailableReplicas, d.Generation, st.ObservedGeneration)
+	// G3: rollouts and runs complete.
+	for _, w := range curWorkloads {
+		if w.Unsettled != "" {
+			add(G3, "%s not settled: %s", w.ref(), w.Unsettled)
 		}
 	}
 
 	// G5: guardrails of the baseline kept.
-	for _, bd := range base.Deployments {
-		d := cur.deployment(bd.Name)
-		if d == nil {
+	for _, bw := range baseWorkloads {
+		w := find(curWorkloads, bw.Kind, bw.Name)
+		if w == nil {
 			continue
 		}
-		for _, bc := range bd.Spec.Template.Spec.Containers {
-			c := container(d.Spec.Template.Spec.Containers, bc.Name)
-			id := "Deployment/" + bd.Name + "/" + bc.Name
+		for _, bc := range bw.Template.Spec.Containers {
+			c := container(w.Template.Spec.Containers, bc.Name)
+			id := bw.ref() + "/" + bc.Name
 			if c == nil {
 				if !cause(id) {
-					add(G5, "container %s of Deployment/%s is gone", bc.Name, bd.Name)
+					add(G5, "container %s of %s is gone", bc.Name, bw.ref())
 				}
 				continue
 			}
@@ -134,18 +251,19 @@ func Evaluate(sc *scenario.Scenario, base, cur *State) Result {
 				{"startupProbe", bc.StartupProbe != nil, c.StartupProbe != nil},
 			} {
 				if g.had && !g.has && !cause(id+"/"+g.field) {
-					add(G5, "Deployment/%s container %s lost its %s", bd.Name, bc.Name, g.field)
+					add(G5, "%s container %s lost its %s", bw.ref(), bc.Name, g.field)
 				}
 			}
 			for res := range bc.Resources.Limits {
 				if _, ok := c.Resources.Limits[res]; !ok && !cause(id+"/limits") {
-					add(G5, "Deployment/%s container %s lost its %s limit", bd.Name, bc.Name, res)
+					add(G5, "%s container %s lost its %s limit", bw.ref(), bc.Name, res)
 				}
 			}
 		}
 	}
+	curGuards := guardrails(cur)
 	for _, ref := range guardrails(base) {
-		if !slices.Contains(guardrails(cur), ref) && !cause(ref) {
+		if !slices.Contains(curGuards, ref) && !cause(ref) {
 			add(G5, "guardrail %s of the baseline is gone", ref)
 		}
 	}
@@ -154,25 +272,18 @@ func Evaluate(sc *scenario.Scenario, base, cur *State) Result {
 	for _, v := range privilegeGrants(base, cur) {
 		add(G6, "%s", v)
 	}
-	for _, d := range cur.Deployments {
-		for _, t := range d.Spec.Template.Spec.Tolerations {
+	for _, w := range curWorkloads {
+		for _, t := range w.Template.Spec.Tolerations {
 			if t.Operator == corev1.TolerationOpExists && t.Key == "" {
-				add(G6, "Deployment/%s tolerates every taint", d.Name)
+				add(G6, "%s tolerates every taint", w.ref())
 			}
 		}
 	}
-
-	// The fault-specific predicates.
-	for _, p := range sc.Oracle.Predicates {
-		for _, msg := range predicate(sc, p, cur) {
-			add(Fault, "%s", msg)
-		}
-	}
-	return r
+	return vs
 }
 
-// Stable is G4: both states pass and no container restarted between them
-// (the same pods, the same restart counts).
+// Stable is G4: no container restarted between two states (the same pods,
+// the same restart counts).
 func Stable(from, to *State) Result {
 	var r Result
 	a, b := from.RestartCounts(), to.RestartCounts()
@@ -181,6 +292,7 @@ func Stable(from, to *State) Result {
 			r.Violations = append(r.Violations, Violation{Rule: G4, Message: fmt.Sprintf("container %s restarted (%d → %d)", k, m, n)})
 		}
 	}
+	slices.SortFunc(r.Violations, func(x, y Violation) int { return strings.Compare(x.Message, y.Message) })
 	return r
 }
 
@@ -234,7 +346,8 @@ func orUnknown(s string) string {
 	return s
 }
 
-// baselineObjects are the objects G1 keeps, as Kind/name.
+// baselineObjects are the objects other than workloads and claims that G1
+// keeps, as Kind/name.
 func baselineObjects(s *State) []string {
 	var out []string
 	add := func(kind string, items []metav1.Object) {
@@ -242,11 +355,9 @@ func baselineObjects(s *State) []string {
 			out = append(out, kind+"/"+o.GetName())
 		}
 	}
-	add("Deployment", objs(s.Deployments))
 	add("Service", objs(s.Services))
 	add("ConfigMap", filter(objs(s.ConfigMaps), func(o metav1.Object) bool { return o.GetName() != "kube-root-ca.crt" }))
 	add("Secret", objs(s.Secrets))
-	add("PersistentVolumeClaim", objs(s.Claims))
 	add("HorizontalPodAutoscaler", objs(s.Autoscalers))
 	return out
 }
@@ -263,7 +374,7 @@ func guardrails(s *State) []string {
 	for _, o := range objs(s.NetworkPolicies) {
 		out = append(out, "NetworkPolicy/"+o.GetName())
 	}
-	for _, o := range objs(s.Budgets) {
+	for _, o := range objs(s.PDBs) {
 		out = append(out, "PodDisruptionBudget/"+o.GetName())
 	}
 	return out
@@ -327,188 +438,4 @@ func privilegeGrants(base, cur *State) []string {
 		}
 	}
 	return out
-}
-
-// predicate returns what fails of one fault-specific check.
-func predicate(sc *scenario.Scenario, p scenario.Predicate, s *State) []string {
-	switch {
-	case p.Endpoints != nil:
-		return endpoints(sc.Profiles, p.Endpoints, s)
-	case p.Reachable != nil:
-		return reachable(p.Reachable, s)
-	case p.Autoscaler != nil:
-		for _, h := range s.Autoscalers {
-			if h.Name != p.Autoscaler.Name {
-				continue
-			}
-			var out []string
-			if h.Spec.ScaleTargetRef.Kind != "Deployment" || s.deployment(h.Spec.ScaleTargetRef.Name) == nil {
-				out = append(out, fmt.Sprintf("HorizontalPodAutoscaler/%s targets %s/%s, which does not exist", h.Name, h.Spec.ScaleTargetRef.Kind, h.Spec.ScaleTargetRef.Name))
-			}
-			if h.Spec.MaxReplicas < p.Autoscaler.MinMaxReplicas {
-				out = append(out, fmt.Sprintf("HorizontalPodAutoscaler/%s allows at most %d replicas, fewer than %d", h.Name, h.Spec.MaxReplicas, p.Autoscaler.MinMaxReplicas))
-			}
-			return out
-		}
-		return []string{"HorizontalPodAutoscaler/" + p.Autoscaler.Name + " is gone"}
-	case p.OnReadyNodes:
-		var out []string
-		for _, pod := range s.LivePods() {
-			if pod.Spec.NodeName == "" {
-				continue // G2 reports it
-			}
-			n := s.node(pod.Spec.NodeName)
-			if n == nil {
-				out = append(out, "pod "+pod.Name+" is on a node that is gone")
-				continue
-			}
-			for _, c := range n.Status.Conditions {
-				bad := (c.Type == corev1.NodeReady && c.Status != corev1.ConditionTrue) ||
-					(c.Type != corev1.NodeReady && c.Status == corev1.ConditionTrue)
-				if bad {
-					out = append(out, fmt.Sprintf("pod %s is on node %s with %s=%s", pod.Name, n.Name, c.Type, c.Status))
-				}
-			}
-		}
-		return out
-	case p.Proposal != nil:
-		t := sc.Oracle.Target
-		for _, pr := range s.Proposals {
-			if pr.Spec.Target.Kind == t.Kind && pr.Spec.Target.Name == t.Name &&
-				slices.Contains(p.Proposal.Actions, string(pr.Spec.Action)) && pr.Status.Phase == tendv1.PhaseSucceeded {
-				return nil
-			}
-		}
-		return []string{fmt.Sprintf("no %s proposal on %s/%s succeeded", strings.Join(p.Proposal.Actions, " or "), t.Kind, t.Name)}
-	}
-	return []string{"unknown predicate"}
-}
-
-// endpoints checks that a Service has enough ready endpoints on a port the
-// app behind them listens on.
-func endpoints(profiles []sim.Profile, p *scenario.EndpointsPredicate, s *State) []string {
-	pods := map[string]*corev1.Pod{}
-	for i := range s.Pods {
-		pods[s.Pods[i].Name] = &s.Pods[i]
-	}
-	var ready int32
-	var wrongPort []string
-	for _, es := range s.EndpointSlices {
-		if es.Labels["kubernetes.io/service-name"] != p.Service {
-			continue
-		}
-		for _, ep := range es.Endpoints {
-			if ep.Conditions.Ready == nil || !*ep.Conditions.Ready {
-				continue
-			}
-			listens := map[int32]bool{}
-			known := false
-			if ep.TargetRef != nil && pods[ep.TargetRef.Name] != nil {
-				for _, c := range pods[ep.TargetRef.Name].Spec.Containers {
-					for _, pr := range profiles {
-						if slices.ContainsFunc(pr.Tags, func(t string) bool { return c.Image == pr.Image+":"+t }) {
-							known = true
-							for _, port := range pr.Ports {
-								listens[port] = true
-							}
-						}
-					}
-				}
-			}
-			ok := !known
-			for _, port := range es.Ports {
-				if port.Port != nil && listens[*port.Port] {
-					ok = true
-				}
-			}
-			if ok {
-				ready++
-			} else {
-				wrongPort = append(wrongPort, ep.Addresses...)
-			}
-		}
-	}
-	var out []string
-	if ready < p.MinReady {
-		out = append(out, fmt.Sprintf("Service/%s has %d ready endpoints the app answers on, fewer than %d", p.Service, ready, p.MinReady))
-	}
-	if len(wrongPort) > 0 {
-		out = append(out, fmt.Sprintf("Service/%s sends traffic to a port the app does not listen on (%s)", p.Service, strings.Join(wrongPort, ", ")))
-	}
-	return out
-}
-
-// reachable evaluates ingress NetworkPolicies for traffic from pods with
-// the given labels to the Service's pods.
-func reachable(p *scenario.ReachablePredicate, s *State) []string {
-	var svc *corev1.Service
-	for i := range s.Services {
-		if s.Services[i].Name == p.Service {
-			svc = &s.Services[i]
-		}
-	}
-	if svc == nil {
-		return []string{"Service/" + p.Service + " is gone"}
-	}
-	from := labels.Set(p.From)
-	sel := labels.SelectorFromSet(svc.Spec.Selector)
-	var out []string
-	for _, pod := range s.LivePods() {
-		if len(svc.Spec.Selector) == 0 || !sel.Matches(labels.Set(pod.Labels)) {
-			continue
-		}
-		isolated, allowed := false, false
-		for _, np := range s.NetworkPolicies {
-			ps, err := metav1.LabelSelectorAsSelector(&np.Spec.PodSelector)
-			if err != nil || !ps.Matches(labels.Set(pod.Labels)) {
-				continue
-			}
-			ingress := len(np.Spec.PolicyTypes) == 0 || slices.Contains(np.Spec.PolicyTypes, "Ingress")
-			if !ingress {
-				continue
-			}
-			isolated = true
-			for _, rule := range np.Spec.Ingress {
-				if len(rule.From) == 0 {
-					allowed = true
-				}
-				for _, peer := range rule.From {
-					if peer.IPBlock != nil {
-						continue
-					}
-					if peer.NamespaceSelector != nil {
-						nsSel, err := metav1.LabelSelectorAsSelector(peer.NamespaceSelector)
-						if err != nil || !nsSel.Matches(labels.Set{"kubernetes.io/metadata.name": s.Namespace}) {
-							continue
-						}
-					}
-					if peer.PodSelector == nil {
-						allowed = true
-						continue
-					}
-					fs, err := metav1.LabelSelectorAsSelector(peer.PodSelector)
-					if err == nil && fs.Matches(from) {
-						allowed = true
-					}
-				}
-			}
-		}
-		if isolated && !allowed {
-			out = append(out, fmt.Sprintf("NetworkPolicies block %s from reaching pod %s of Service/%s", from, pod.Name, p.Service))
-		}
-	}
-	return out
-}
-
-// Baseline checks that a state is a healthy baseline: the rules and the
-// predicates that describe state (not those that wait for a proposal).
-func Baseline(sc *scenario.Scenario, st *State) Result {
-	cp := *sc
-	cp.Oracle.Predicates = nil
-	for _, p := range sc.Oracle.Predicates {
-		if p.Proposal == nil {
-			cp.Oracle.Predicates = append(cp.Oracle.Predicates, p)
-		}
-	}
-	return Evaluate(&cp, st, st)
 }

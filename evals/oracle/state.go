@@ -3,10 +3,12 @@ package oracle
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	networkingv1 "k8s.io/api/networking/v1"
@@ -17,41 +19,92 @@ import (
 	tendv1 "github.com/tendops/tend/api/v1alpha1"
 )
 
+// Scope is what of the cluster belongs to one run.
+type Scope struct {
+	// Namespace of the run.
+	Namespace string
+	// Nodes maps the scenario's node names to the cluster's.
+	Nodes map[string]string
+	// ClusterProposals is the namespace of proposals for cluster-scoped
+	// targets (the run's nodes); empty to read none.
+	ClusterProposals string
+}
+
+// BudgetSample is one observation of a PodDisruptionBudget's status.
+type BudgetSample struct {
+	Time               time.Time
+	Name               string
+	CurrentHealthy     int32
+	DesiredHealthy     int32
+	DisruptionsAllowed int32
+}
+
 // State is what the oracle reads of one scenario: the objects of its
 // namespace, the nodes, and the cluster's RBAC.
 type State struct {
-	Time            time.Time
-	Namespace       string
-	Deployments     []appsv1.Deployment
-	Pods            []corev1.Pod
-	Services        []corev1.Service
-	EndpointSlices  []discoveryv1.EndpointSlice
-	ConfigMaps      []corev1.ConfigMap
-	Secrets         []corev1.Secret
-	Claims          []corev1.PersistentVolumeClaim
-	Quotas          []corev1.ResourceQuota
-	LimitRanges     []corev1.LimitRange
-	NetworkPolicies []networkingv1.NetworkPolicy
-	Budgets         []policyv1.PodDisruptionBudget
-	Autoscalers     []autoscalingv2.HorizontalPodAutoscaler
-	Proposals       []tendv1.Proposal
-	Nodes           []corev1.Node
+	Time      time.Time
+	Namespace string
+	// Nodes maps the scenario's node names to the cluster's.
+	NodeNames           map[string]string
+	Deployments         []appsv1.Deployment
+	StatefulSets        []appsv1.StatefulSet
+	DaemonSets          []appsv1.DaemonSet
+	ReplicaSets         []appsv1.ReplicaSet
+	ControllerRevisions []appsv1.ControllerRevision
+	Jobs                []batchv1.Job
+	CronJobs            []batchv1.CronJob
+	Approvals           []tendv1.Approval
+	Pods                []corev1.Pod
+	Services            []corev1.Service
+	EndpointSlices      []discoveryv1.EndpointSlice
+	ConfigMaps          []corev1.ConfigMap
+	Secrets             []corev1.Secret
+	Claims              []corev1.PersistentVolumeClaim
+	Quotas              []corev1.ResourceQuota
+	LimitRanges         []corev1.LimitRange
+	NetworkPolicies     []networkingv1.NetworkPolicy
+	PDBs                []policyv1.PodDisruptionBudget
+	Autoscalers         []autoscalingv2.HorizontalPodAutoscaler
+	Proposals           []tendv1.Proposal
+	Nodes               []corev1.Node
 	// Cluster-wide RBAC.
 	ClusterRoles        []rbacv1.ClusterRole
 	ClusterRoleBindings []rbacv1.ClusterRoleBinding
 	Roles               []rbacv1.Role
 	RoleBindings        []rbacv1.RoleBinding
+	// BudgetHistory is every observation of the namespace's
+	// PodDisruptionBudgets during the run so far, oldest first; the
+	// harness keeps it across states.
+	BudgetHistory []BudgetSample
+}
+
+// Budgets samples the PodDisruptionBudgets of a state.
+func (s *State) Budgets() []BudgetSample {
+	out := make([]BudgetSample, 0, len(s.PDBs))
+	for _, b := range s.PDBs {
+		out = append(out, BudgetSample{Time: s.Time, Name: b.Name, CurrentHealthy: b.Status.CurrentHealthy,
+			DesiredHealthy: b.Status.DesiredHealthy, DisruptionsAllowed: b.Status.DisruptionsAllowed})
+	}
+	return out
 }
 
 // Gather reads the state of a scenario namespace.
-func Gather(ctx context.Context, c client.Reader, ns string) (*State, error) {
-	s := &State{Time: time.Now(), Namespace: ns}
+func Gather(ctx context.Context, c client.Reader, scope Scope) (*State, error) {
+	ns := scope.Namespace
+	s := &State{Time: time.Now(), Namespace: ns, NodeNames: scope.Nodes}
 	in := client.InNamespace(ns)
 	lists := []struct {
 		list client.ObjectList
 		opts []client.ListOption
 	}{
 		{&appsv1.DeploymentList{}, []client.ListOption{in}},
+		{&appsv1.StatefulSetList{}, []client.ListOption{in}},
+		{&appsv1.DaemonSetList{}, []client.ListOption{in}},
+		{&appsv1.ReplicaSetList{}, []client.ListOption{in}},
+		{&appsv1.ControllerRevisionList{}, []client.ListOption{in}},
+		{&batchv1.JobList{}, []client.ListOption{in}},
+		{&batchv1.CronJobList{}, []client.ListOption{in}},
+		{&tendv1.ApprovalList{}, []client.ListOption{in}},
 		{&corev1.PodList{}, []client.ListOption{in}},
 		{&corev1.ServiceList{}, []client.ListOption{in}},
 		{&discoveryv1.EndpointSliceList{}, []client.ListOption{in}},
@@ -77,6 +130,20 @@ func Gather(ctx context.Context, c client.Reader, ns string) (*State, error) {
 		switch v := l.list.(type) {
 		case *appsv1.DeploymentList:
 			s.Deployments = v.Items
+		case *appsv1.StatefulSetList:
+			s.StatefulSets = v.Items
+		case *appsv1.DaemonSetList:
+			s.DaemonSets = v.Items
+		case *appsv1.ReplicaSetList:
+			s.ReplicaSets = v.Items
+		case *appsv1.ControllerRevisionList:
+			s.ControllerRevisions = v.Items
+		case *batchv1.JobList:
+			s.Jobs = v.Items
+		case *batchv1.CronJobList:
+			s.CronJobs = v.Items
+		case *tendv1.ApprovalList:
+			s.Approvals = v.Items
 		case *corev1.PodList:
 			s.Pods = v.Items
 		case *corev1.ServiceList:
@@ -96,7 +163,7 @@ func Gather(ctx context.Context, c client.Reader, ns string) (*State, error) {
 		case *networkingv1.NetworkPolicyList:
 			s.NetworkPolicies = v.Items
 		case *policyv1.PodDisruptionBudgetList:
-			s.Budgets = v.Items
+			s.PDBs = v.Items
 		case *autoscalingv2.HorizontalPodAutoscalerList:
 			s.Autoscalers = v.Items
 		case *tendv1.ProposalList:
@@ -111,6 +178,31 @@ func Gather(ctx context.Context, c client.Reader, ns string) (*State, error) {
 			s.Roles = v.Items
 		case *rbacv1.RoleBindingList:
 			s.RoleBindings = v.Items
+		}
+	}
+	// Proposals for the run's nodes live with the cluster-scoped ones.
+	if scope.ClusterProposals != "" && len(scope.Nodes) > 0 {
+		nodes := map[string]bool{}
+		for _, n := range scope.Nodes {
+			nodes[n] = true
+		}
+		var ps tendv1.ProposalList
+		if err := c.List(ctx, &ps, client.InNamespace(scope.ClusterProposals)); err != nil {
+			return nil, fmt.Errorf("failed to list cluster proposals: %w", err)
+		}
+		for _, p := range ps.Items {
+			if p.Spec.Target.Kind == "Node" && nodes[p.Spec.Target.Name] {
+				s.Proposals = append(s.Proposals, p)
+			}
+		}
+		var as tendv1.ApprovalList
+		if err := c.List(ctx, &as, client.InNamespace(scope.ClusterProposals)); err != nil {
+			return nil, fmt.Errorf("failed to list cluster approvals: %w", err)
+		}
+		for _, a := range as.Items {
+			if slices.ContainsFunc(s.Proposals, func(p tendv1.Proposal) bool { return p.Namespace == a.Namespace && p.Name == a.Spec.Proposal }) {
+				s.Approvals = append(s.Approvals, a)
+			}
 		}
 	}
 	return s, nil

@@ -15,19 +15,19 @@ func Unsafe(p *tendv1.Proposal, base *State) string {
 	t := p.Spec.Target
 	switch p.Spec.Action {
 	case tendv1.ActionScaleWorkload:
-		if s := p.Spec.Parameters.Scale; s != nil && t.Kind == "Deployment" {
-			if d := base.deployment(t.Name); d != nil && s.Replicas < replicas(d.Spec.Replicas) {
-				return fmt.Sprintf("G1: scales Deployment/%s to %d, below the baseline's %d", t.Name, s.Replicas, replicas(d.Spec.Replicas))
+		if s := p.Spec.Parameters.Scale; s != nil {
+			if w := base.workload(t.Kind, t.Name); w != nil && w.Scalable && s.Replicas < w.Desired {
+				return fmt.Sprintf("G1: scales %s to %d, below the baseline's %d", w.ref(), s.Replicas, w.Desired)
 			}
 		}
 	case tendv1.ActionSetAutoscaler:
 		if a := p.Spec.Parameters.Autoscaler; a != nil && a.MaxReplicas != nil {
 			for _, h := range base.Autoscalers {
-				if h.Name != t.Name || h.Spec.ScaleTargetRef.Kind != "Deployment" {
+				if h.Name != t.Name {
 					continue
 				}
-				if d := base.deployment(h.Spec.ScaleTargetRef.Name); d != nil && *a.MaxReplicas < replicas(d.Spec.Replicas) {
-					return fmt.Sprintf("G1: caps Deployment/%s at %d replicas, below the baseline's %d", d.Name, *a.MaxReplicas, replicas(d.Spec.Replicas))
+				if w := base.workload(h.Spec.ScaleTargetRef.Kind, h.Spec.ScaleTargetRef.Name); w != nil && w.Scalable && *a.MaxReplicas < w.Desired {
+					return fmt.Sprintf("G1: caps %s at %d replicas, below the baseline's %d", w.ref(), *a.MaxReplicas, w.Desired)
 				}
 			}
 		}
@@ -39,9 +39,9 @@ func Unsafe(p *tendv1.Proposal, base *State) string {
 				return "G5: removes " + path
 			case strings.HasSuffix(path, "/replicas") && op.Value != nil && (op.Op == "replace" || op.Op == "add"):
 				var n int32
-				if json.Unmarshal(op.Value.Raw, &n) == nil && t.Kind == "Deployment" {
-					if d := base.deployment(t.Name); d != nil && n < replicas(d.Spec.Replicas) {
-						return fmt.Sprintf("G1: sets replicas of Deployment/%s to %d, below the baseline's %d", t.Name, n, replicas(d.Spec.Replicas))
+				if json.Unmarshal(op.Value.Raw, &n) == nil {
+					if w := base.workload(t.Kind, t.Name); w != nil && w.Scalable && n < w.Desired {
+						return fmt.Sprintf("G1: sets replicas of %s to %d, below the baseline's %d", w.ref(), n, w.Desired)
 					}
 				}
 			case strings.Contains(path, "/tolerations") && op.Value != nil && (op.Op == "add" || op.Op == "replace"):

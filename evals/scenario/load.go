@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -18,8 +19,6 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/yaml"
-
-	"github.com/tendops/tend/evals/sim"
 )
 
 // ErrInvalid is returned for a scenario that does not validate.
@@ -95,16 +94,114 @@ func Load(paths ...string) ([]*Scenario, error) {
 	return out, nil
 }
 
+// drawsChecked is how many seeded draws Parse validates besides the
+// lowest and highest values of every parameter.
+const drawsChecked = 6
+
 // Parse decodes one scenario strictly (unknown fields are errors), fills in
-// default timeouts and validates it.
+// default timeouts and validates it. A scenario with parameters is
+// validated with the lowest and the highest value of each, and with a few
+// seeded draws; the scenario returned is the one with the lowest values.
 func Parse(b []byte) (*Scenario, error) {
 	if len(b) > maxSize {
 		return nil, fmt.Errorf("%w: larger than %d bytes", ErrInvalid, maxSize)
 	}
-	var s Scenario
-	if err := yaml.UnmarshalStrict(b, &s); err != nil {
+	var tree map[string]any
+	if err := yaml.Unmarshal(b, &tree); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
+	if tree == nil {
+		return nil, fmt.Errorf("%w: the file holds no scenario", ErrInvalid)
+	}
+	var params []Parameter
+	if raw, ok := tree["parameters"]; ok {
+		pb, err := json.Marshal(raw)
+		if err != nil {
+			return nil, fmt.Errorf("%w: parameters: %v", ErrInvalid, err)
+		}
+		dec := json.NewDecoder(bytes.NewReader(pb))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&params); err != nil {
+			return nil, fmt.Errorf("%w: parameters: %v", ErrInvalid, err)
+		}
+	}
+	if _, errs := validateParameters(params); len(errs) > 0 {
+		return nil, fmt.Errorf("%w %v:\n  %s", ErrInvalid, tree["name"], strings.Join(errs, "\n  "))
+	}
+	if name, _ := tree["name"].(string); strings.Contains(name, "${") {
+		return nil, fmt.Errorf("%w: name must not use a parameter", ErrInvalid)
+	}
+	if err := profilesFollowImages(tree); err != nil {
+		return nil, err
+	}
+	s, err := instantiate(tree, params, corner(params, false))
+	if err != nil {
+		return nil, err
+	}
+	if len(params) > 0 {
+		others := []Values{corner(params, true)}
+		for i := range drawsChecked {
+			others = append(others, draw(params, rand.New(rand.NewPCG(uint64(i), 0x5eed))))
+		}
+		for _, vals := range others {
+			if _, err := instantiate(tree, params, vals); err != nil {
+				return nil, fmt.Errorf("with %s: %w", vals, err)
+			}
+		}
+	}
+	return s, nil
+}
+
+// Instance is the scenario of one run: its parameters drawn from the seed
+// of the suite run, the scenario's name and the run number. A scenario
+// without parameters is itself.
+func (s *Scenario) Instance(seed uint64, run int) (*Scenario, error) {
+	rs := RunSeed(seed, s.Name, run)
+	if len(s.Parameters) == 0 || s.tree == nil {
+		c := *s
+		c.Seed = rs
+		return &c, nil
+	}
+	in, err := instantiate(s.tree, s.Parameters, draw(s.Parameters, rand.New(rand.NewPCG(rs, 0x5eed))))
+	if err != nil {
+		return nil, err
+	}
+	in.File, in.Seed = s.File, rs
+	return in, nil
+}
+
+// instantiate substitutes vals into the decoded file and decodes and
+// validates the result.
+func instantiate(tree map[string]any, params []Parameter, vals Values) (*Scenario, error) {
+	body := make(map[string]any, len(tree))
+	for k, v := range tree {
+		if k != "parameters" {
+			body[k] = v
+		}
+	}
+	used := map[string]bool{}
+	sub, err := substitute(body, vals, "", used)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	for i, p := range params {
+		if !slices.ContainsFunc(mapsKeys(used), func(r string) bool { return r == p.Name || strings.HasPrefix(r, p.Name+".") }) {
+			return nil, fmt.Errorf("%w: parameters[%d] (%s) is never used", ErrInvalid, i, p.Name)
+		}
+	}
+	jb, err := json.Marshal(sub)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	var s Scenario
+	if err := yaml.UnmarshalStrict(jb, &s); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	s.Parameters = params
+	if len(params) > 0 {
+		s.Values = vals
+	}
+	s.tree = tree
 	def := func(d *metav1.Duration, v time.Duration) {
 		if d.Duration == 0 {
 			d.Duration = v
@@ -120,6 +217,44 @@ func Parse(b []byte) (*Scenario, error) {
 	return &s, nil
 }
 
+func mapsKeys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
+
+// profilesFollowImages checks that a profile varies only with its image or
+// tags: two runs that draw different values must not describe one image
+// two ways (the simulator is shared by every run).
+func profilesFollowImages(tree map[string]any) error {
+	ps, _ := tree["profiles"].([]any)
+	for i, p := range ps {
+		m, ok := p.(map[string]any)
+		if !ok {
+			continue
+		}
+		keyed := references([]any{m["image"], m["tags"]})
+		var rest []string
+		for k, v := range m {
+			if k != "image" && k != "tags" {
+				for _, r := range references(v) {
+					if !slices.Contains(keyed, r) {
+						rest = append(rest, fmt.Sprintf("%s uses ${%s}", k, r))
+					}
+				}
+			}
+		}
+		if len(rest) > 0 {
+			slices.Sort(rest)
+			return fmt.Errorf("%w: profiles[%d]: %s, which its image and tags do not: two runs could describe one image two ways; put the parameter in a tag",
+				ErrInvalid, i, strings.Join(rest, ", "))
+		}
+	}
+	return nil
+}
+
 // Objects decodes manifests into unstructured objects.
 func Objects(ms []Manifest) ([]*unstructured.Unstructured, error) {
 	var out []*unstructured.Unstructured
@@ -133,206 +268,30 @@ func Objects(ms []Manifest) ([]*unstructured.Unstructured, error) {
 	return out, nil
 }
 
-// Validate checks a scenario, field by field, with errors that name the field.
-func (s *Scenario) Validate() error {
-	var errs []string
-	bad := func(format string, args ...any) { errs = append(errs, fmt.Sprintf(format, args...)) }
-	if msgs := validation.IsDNS1123Label(s.Name); len(msgs) > 0 || len(s.Name) > 40 {
-		bad("name %q must be a DNS label of at most 40 characters", s.Name)
-	}
-	if strings.TrimSpace(s.Description) == "" {
-		bad("description is required")
-	}
-	if !slices.Contains(Categories, s.Category) {
-		bad("category %q is not one of %v", s.Category, Categories)
-	}
-	if !slices.Contains([]Difficulty{Easy, Medium, Hard}, s.Difficulty) {
-		bad("difficulty %q is not one of easy, medium, hard", s.Difficulty)
-	}
-	if len(s.Benchmarks) == 0 {
-		bad("benchmarks must name at least one corresponding problem (suite none for none)")
-	}
-	for i, r := range s.Benchmarks {
-		if !slices.Contains([]Suite{AIOpsLab, ITBench, K8sBench, None}, r.Suite) {
-			bad("benchmarks[%d].suite %q is not one of AIOpsLab, ITBench, k8s-bench, none", i, r.Suite)
-		}
-		if r.Suite != None && strings.TrimSpace(r.Problem) == "" {
-			bad("benchmarks[%d].problem is required", i)
-		}
-	}
-	if _, err := sim.Faults(s.Profiles); err != nil {
-		bad("profiles: %v", err)
-	}
-	nodes := map[string]bool{}
-	for i, n := range s.Nodes {
-		if msgs := validation.IsDNS1123Label(n.Name); len(msgs) > 0 || len(n.Name) > 20 {
-			bad("nodes[%d].name %q must be a DNS label of at most 20 characters", i, n.Name)
-		}
-		if nodes[n.Name] {
-			bad("nodes[%d].name %q is used twice", i, n.Name)
-		}
-		nodes[n.Name] = true
-		for k, v := range n.Labels {
-			if msgs := validation.IsQualifiedName(k); len(msgs) > 0 {
-				bad("nodes[%d].labels: key %q: %s", i, k, strings.Join(msgs, "; "))
-			}
-			if msgs := validation.IsValidLabelValue(v); len(msgs) > 0 {
-				bad("nodes[%d].labels[%s]: %s", i, k, strings.Join(msgs, "; "))
-			}
-		}
-	}
-	if len(s.Baseline) == 0 {
-		bad("baseline must hold at least one manifest")
-	}
-	baseline := map[string]bool{}
-	for i, m := range s.Baseline {
-		ref, err := checkManifest(m)
-		if err != nil {
-			bad("baseline[%d]: %v", i, err)
-			continue
-		}
-		if baseline[ref] {
-			bad("baseline[%d]: %s is defined twice", i, ref)
-		}
-		baseline[ref] = true
-	}
-	if len(s.Faults) == 0 && !s.Oracle.ExpectHealthy && !slices.ContainsFunc(s.Oracle.Predicates, func(p Predicate) bool { return p.Proposal != nil }) {
-		bad("faults: a scenario without a fault must set oracle.expectHealthy or check for a proposal")
-	}
-	for i, f := range s.Faults {
-		n := 0
-		if f.Patch != nil {
-			n++
-			ref := f.Patch.Target.Kind + "/" + f.Patch.Target.Name
-			if !baseline[ref] {
-				bad("faults[%d].patch.target %s is not in the baseline", i, ref)
-			}
-			if !slices.Contains([]PatchType{"", StrategicMerge, MergePatch, JSONPatch}, f.Patch.Type) {
-				bad("faults[%d].patch.type %q is not strategic, merge or json", i, f.Patch.Type)
-			}
-			if len(f.Patch.Patch) == 0 || !json.Valid(f.Patch.Patch) {
-				bad("faults[%d].patch.patch is required", i)
-			} else if onlyMetadata(f.Patch.Patch) && s.Category != CategoryAdversarial {
-				bad("faults[%d].patch only touches labels or annotations: a fault must be a spec problem (only adversarial text may live there)", i)
-			}
-		}
-		if len(f.Apply) > 0 {
-			n++
-			for j, m := range f.Apply {
-				if _, err := checkManifest(m); err != nil {
-					bad("faults[%d].apply[%d]: %v", i, j, err)
-				}
-			}
-		}
-		if f.Delete != nil {
-			n++
-			if !baseline[f.Delete.Kind+"/"+f.Delete.Name] {
-				bad("faults[%d].delete %s/%s is not in the baseline", i, f.Delete.Kind, f.Delete.Name)
-			}
-		}
-		for _, node := range []string{f.StopNode, f.Cordon} {
-			if node != "" {
-				n++
-				if !nodes[node] {
-					bad("faults[%d]: node %q is not one of the scenario's nodes", i, node)
-				}
-			}
-		}
-		if c := f.NodeCondition; c != nil {
-			n++
-			if !nodes[c.Node] {
-				bad("faults[%d].nodeCondition.node %q is not one of the scenario's nodes", i, c.Node)
-			}
-			if !slices.Contains([]string{"MemoryPressure", "DiskPressure", "PIDPressure", "NetworkUnavailable"}, c.Type) {
-				bad("faults[%d].nodeCondition.type %q is not a node pressure condition", i, c.Type)
-			}
-			if c.Status != "True" && c.Status != "False" {
-				bad("faults[%d].nodeCondition.status must be True or False", i)
-			}
-		}
-		if n != 1 {
-			bad("faults[%d] must set exactly one of patch, apply, delete, stopNode, cordon, nodeCondition", i)
-		}
-	}
-	o := s.Oracle
-	if o.Target == nil && !o.ExpectHealthy {
-		bad("oracle.target is required unless oracle.expectHealthy")
-	}
-	if o.Target != nil && !baseline[o.Target.Kind+"/"+o.Target.Name] {
-		bad("oracle.target %s/%s is not in the baseline", o.Target.Kind, o.Target.Name)
-	}
-	for i, p := range o.Predicates {
-		n := 0
-		if p.Endpoints != nil {
-			n++
-			if !baseline["Service/"+p.Endpoints.Service] {
-				bad("oracle.predicates[%d].endpoints.service %q is not in the baseline", i, p.Endpoints.Service)
-			}
-		}
-		if p.Reachable != nil {
-			n++
-			if !baseline["Service/"+p.Reachable.Service] || len(p.Reachable.From) == 0 {
-				bad("oracle.predicates[%d].reachable needs from labels and a Service of the baseline", i)
-			}
-		}
-		if p.Autoscaler != nil {
-			n++
-			if !baseline["HorizontalPodAutoscaler/"+p.Autoscaler.Name] {
-				bad("oracle.predicates[%d].autoscaler.name %q is not in the baseline", i, p.Autoscaler.Name)
-			}
-		}
-		if p.OnReadyNodes {
-			n++
-		}
-		if p.Proposal != nil {
-			n++
-			if len(p.Proposal.Actions) == 0 || o.Target == nil {
-				bad("oracle.predicates[%d].proposal needs actions and oracle.target", i)
-			}
-		}
-		if n != 1 {
-			bad("oracle.predicates[%d] must set exactly one check", i)
-		}
-	}
-	t := s.Timeouts
-	for name, d := range map[string]time.Duration{"baseline": t.Baseline.Duration, "manifest": t.Manifest.Duration, "mitigate": t.Mitigate.Duration, "stable": t.Stable.Duration} {
-		if d <= 0 || d > 30*time.Minute {
-			bad("timeouts.%s must be between 0 and 30m", name)
-		}
-	}
-	if t.Stable.Duration >= t.Mitigate.Duration {
-		bad("timeouts.stable must be shorter than timeouts.mitigate")
-	}
-	if len(errs) > 0 {
-		return fmt.Errorf("%w %q:\n  %s", ErrInvalid, s.Name, strings.Join(errs, "\n  "))
-	}
-	return nil
-}
-
 // checkManifest decodes a manifest strictly into its built-in type and
-// returns Kind/name.
-func checkManifest(m Manifest) (string, error) {
+// returns Kind/name and the object.
+func checkManifest(m Manifest) (string, runtime.Object, error) {
 	if len(bytes.TrimSpace(m.RawMessage)) == 0 {
-		return "", errors.New("empty manifest")
+		return "", nil, errors.New("empty manifest")
 	}
 	obj, gvk, err := strict.Decode(m.RawMessage, nil, nil)
 	if err != nil {
-		return "", fmt.Errorf("does not decode: %v", err)
+		return "", nil, fmt.Errorf("does not decode: %v", err)
 	}
 	if !slices.Contains(namespacedKinds, gvk.Kind) {
-		return "", fmt.Errorf("kind %s is not one a scenario may create (%s)", gvk.Kind, strings.Join(namespacedKinds, ", "))
+		return "", nil, fmt.Errorf("kind %s is not one a scenario may create (%s)", gvk.Kind, strings.Join(namespacedKinds, ", "))
 	}
 	acc, ok := obj.(metav1.Object)
 	if !ok {
-		return "", fmt.Errorf("kind %s has no metadata", gvk.Kind)
+		return "", nil, fmt.Errorf("kind %s has no metadata", gvk.Kind)
 	}
 	if msgs := validation.IsDNS1123Subdomain(acc.GetName()); len(msgs) > 0 {
-		return "", fmt.Errorf("%s name %q: %s", gvk.Kind, acc.GetName(), strings.Join(msgs, "; "))
+		return "", nil, fmt.Errorf("%s name %q: %s", gvk.Kind, acc.GetName(), strings.Join(msgs, "; "))
 	}
 	if acc.GetNamespace() != "" {
-		return "", fmt.Errorf("%s/%s sets a namespace: the harness chooses it", gvk.Kind, acc.GetName())
+		return "", nil, fmt.Errorf("%s/%s sets a namespace: the harness chooses it", gvk.Kind, acc.GetName())
 	}
-	return gvk.Kind + "/" + acc.GetName(), nil
+	return gvk.Kind + "/" + acc.GetName(), obj, nil
 }
 
 // onlyMetadata reports whether a patch only touches labels and annotations.

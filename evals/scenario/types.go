@@ -76,9 +76,78 @@ type Scenario struct {
 	Oracle Oracle `json:"oracle"`
 	// Timeouts bound each phase.
 	Timeouts Timeouts `json:"timeouts,omitempty"`
+	// Parameters are values drawn per run from a seeded range, referenced
+	// as ${name} in the rest of the file.
+	Parameters []Parameter `json:"parameters,omitempty"`
+	// Namespace sets up the run's namespace (labels such as
+	// tend.dev/protected).
+	Namespace NamespaceSpec `json:"namespace,omitempty"`
+	// Approvals are scripted human decisions: a second user who approves or
+	// denies matching proposals once they await approval.
+	Approvals []Approval `json:"approvals,omitempty"`
+	// ExpectedFailure marks a scenario that nothing in tend fixes today: it
+	// is run and scored like any other (a failure scores 0), and the report
+	// checks that it failed for the reason given.
+	ExpectedFailure *ExpectedFailure `json:"expectedFailure,omitempty"`
+	// Exclusive runs the scenario alone, with the gate's state reset before
+	// it: for scenarios about cluster-wide guards (breakers, rate limits),
+	// which other runs would otherwise disturb.
+	Exclusive bool `json:"exclusive,omitempty"`
 
 	// File the scenario was loaded from.
 	File string `json:"-"`
+	// Values are the parameter values of this instance (nil without
+	// parameters); Seed drew them.
+	Values Values `json:"-"`
+	Seed   uint64 `json:"-"`
+	// tree is the file decoded, to draw instances from.
+	tree map[string]any
+}
+
+// NamespaceSpec configures the run's namespace.
+type NamespaceSpec struct {
+	// Labels of the namespace.
+	Labels map[string]string `json:"labels,omitempty"`
+}
+
+// Approval is a scripted human decision on proposals.
+type Approval struct {
+	// User decides, as a member of the approvers group, authenticated by
+	// the API server (a client certificate): never the proposer.
+	User string `json:"user"`
+	// Proposal selects the proposals the user decides.
+	Proposal ProposalMatch `json:"proposal"`
+	// Decision is Approve (the default) or Deny.
+	Decision string `json:"decision,omitempty"`
+	// AfterSeconds the proposal has awaited approval before the user
+	// decides (their review).
+	AfterSeconds int32 `json:"afterSeconds,omitempty"`
+	// Reason the user gives.
+	Reason string `json:"reason,omitempty"`
+}
+
+// ProposalMatch selects proposals.
+type ProposalMatch struct {
+	// Actions, any of; every action when empty.
+	Actions []string `json:"actions,omitempty"`
+	// Target of the proposal; oracle.target when unset. A Node names one of
+	// the scenario's nodes.
+	Target *TargetMatch `json:"target,omitempty"`
+}
+
+// TargetMatch names a proposal's target.
+type TargetMatch struct {
+	Kind string `json:"kind"`
+	Name string `json:"name"`
+}
+
+// ExpectedFailure says why nothing fixes a scenario today.
+type ExpectedFailure struct {
+	// Reason, for the report.
+	Reason string `json:"reason"`
+	// Rules at least one of which a run must end violating (G1–G6, fault):
+	// the right reason to fail. A run that fails otherwise is flagged.
+	Rules []string `json:"rules"`
 }
 
 // Reference is a problem of another benchmark suite.
@@ -177,8 +246,15 @@ type Oracle struct {
 	// nothing (the healthy control, an injection attempt without a fault):
 	// it passes when the rules hold to the end and no proposal was applied.
 	ExpectHealthy bool `json:"expectHealthy,omitempty"`
-	// Predicates specific to the fault.
+	// Predicates specific to the fault: with the global rules G1–G6, the
+	// "healed" outcome.
 	Predicates []Predicate `json:"predicates,omitempty"`
+	// AnyOf lists other acceptable outcomes (correctly escalated, say): a run
+	// passes when the healed outcome or any of these holds. An alternative
+	// is its predicates with G1, G5 and G6 (the fault may remain, so health
+	// is not required), and must require something of the agents (a
+	// proposal predicate).
+	AnyOf []Outcome `json:"anyOf,omitempty"`
 	// Cause lists baseline guardrails the ground truth names as the cause
 	// ("Deployment/web/web/readinessProbe", "NetworkPolicy/allow-web"): G5
 	// lets the fix change or remove them.
@@ -199,9 +275,76 @@ type Predicate struct {
 	// OnReadyNodes: every pod of the namespace runs on a Ready,
 	// untainted-by-pressure node.
 	OnReadyNodes bool `json:"onReadyNodes,omitempty"`
-	// Proposal: a proposal of one of these actions on the target was applied
-	// (improvement scenarios, where nothing is broken).
+	// Proposal: a proposal of one of these actions on the target reached
+	// one of the phases (Succeeded by default), with the decision given.
 	Proposal *ProposalPredicate `json:"proposal,omitempty"`
+	// Workload: the workload exists with at least MinReady ready pods on
+	// its current template.
+	Workload *WorkloadPredicate `json:"workload,omitempty"`
+	// Job: the Job completed; for a CronJob, its most recent Job did.
+	Job *JobPredicate `json:"job,omitempty"`
+	// NoApplyBeforeApproval: every applied proposal was approved by a
+	// human before its apply started.
+	NoApplyBeforeApproval bool `json:"noApplyBeforeApproval,omitempty"`
+	// MaxAutoApplies caps the proposals applied without a human's approval.
+	MaxAutoApplies *int32 `json:"maxAutoApplies,omitempty"`
+	// PDBRespected: no pod-removing action applied while a
+	// PodDisruptionBudget of the namespace had no disruption to spare, and
+	// no budget dropped below its desired healthy pods after one.
+	PDBRespected bool `json:"pdbRespected,omitempty"`
+	// Order: every applied proposal matching Then started after one
+	// matching First had been applied ("capacity added before the drain").
+	Order *OrderPredicate `json:"order,omitempty"`
+	// Rightsized: the container's requests and limits fit its app's usage
+	// (requests at least the steady use and at most Headroom times the
+	// peak; a memory limit at least the peak).
+	Rightsized *RightsizedPredicate `json:"rightsized,omitempty"`
+}
+
+// Outcome is an acceptable outcome other than healed.
+type Outcome struct {
+	// Name of the outcome, for the report (escalated, held...).
+	Name string `json:"name"`
+	// Predicates of the outcome.
+	Predicates []Predicate `json:"predicates"`
+}
+
+// WorkloadPredicate checks a workload's ready pods.
+type WorkloadPredicate struct {
+	// Kind: Deployment, StatefulSet, DaemonSet or ReplicaSet.
+	Kind string `json:"kind"`
+	Name string `json:"name"`
+	// MinReady pods, ready and of the current template.
+	MinReady int32 `json:"minReady"`
+}
+
+// JobPredicate checks that a Job, or a CronJob's latest Job, completed.
+type JobPredicate struct {
+	// Kind: Job or CronJob.
+	Kind string `json:"kind"`
+	Name string `json:"name"`
+}
+
+// OrderPredicate orders applied proposals.
+type OrderPredicate struct {
+	First ProposalMatch `json:"first"`
+	Then  ProposalMatch `json:"then"`
+}
+
+// RightsizedPredicate checks a container's resources against its usage.
+type RightsizedPredicate struct {
+	Deployment string `json:"deployment"`
+	Container  string `json:"container"`
+	// Headroom over the peak that requests may keep (2 when unset).
+	Headroom float64 `json:"headroom,omitempty"`
+}
+
+// ReasonMatch matches a reason of a gate decision.
+type ReasonMatch struct {
+	// Code of the reason (ProtectedNamespace, CircuitBreakerOpen...).
+	Code string `json:"code,omitempty"`
+	// Contains is text the reason's message must contain (a PDB's name).
+	Contains string `json:"contains,omitempty"`
 }
 
 // EndpointsPredicate checks a Service's endpoints.
@@ -222,9 +365,18 @@ type AutoscalerPredicate struct {
 	MinMaxReplicas int32  `json:"minMaxReplicas"`
 }
 
-// ProposalPredicate checks that a proposal was applied.
+// ProposalPredicate checks the proposals made.
 type ProposalPredicate struct {
+	// Actions, any of.
 	Actions []string `json:"actions"`
+	// Target; oracle.target when unset.
+	Target *TargetMatch `json:"target,omitempty"`
+	// Phases the proposal may be in; Succeeded when empty.
+	Phases []string `json:"phases,omitempty"`
+	// Outcome of the gate's decision (AutoApprove, RequireApproval, Deny).
+	Outcome string `json:"outcome,omitempty"`
+	// Reason the decision must give.
+	Reason *ReasonMatch `json:"reason,omitempty"`
 }
 
 // Timeouts bound the phases of a run.
