@@ -52,6 +52,9 @@ func (r *CrashLoopRollback) Observe(d bus.Delivery) []Intent {
 		r.deployments, r.pods = map[string]*deploymentModel{}, map[string]*podModel{}
 	}
 	env := d.Envelope
+	if !validObject(env.Object.Namespace, env.Object.Name) {
+		return nil
+	}
 	ref := wire.TelemetryRef{Subject: d.Subject, Sequence: d.StreamSeq, ID: env.ID}
 	switch {
 	case env.Deployment != nil:
@@ -74,7 +77,7 @@ func (r *CrashLoopRollback) Observe(d bus.Delivery) []Intent {
 	case env.Pod != nil:
 		key := env.Object.Namespace + "/" + env.Object.Name
 		st := env.Pod
-		if st.Deleted || st.Workload == nil || st.Workload.Kind != "Deployment" {
+		if st.Deleted || st.Workload == nil || st.Workload.Kind != "Deployment" || !validObject("", st.Workload.Name) {
 			delete(r.pods, key)
 			return nil
 		}
@@ -98,7 +101,7 @@ func (r *CrashLoopRollback) crashing(st *bus.PodState) (bool, string) {
 		}
 		if (c.State == bus.ContainerWaiting && c.Reason == "CrashLoopBackOff") || c.RestartCount >= min {
 			// Reasons are untrusted text: only short codes reach the summary.
-			detail := fmt.Sprintf("container %s %s, %d restarts", c.Name, orDefault(reasonCode(c.Reason), c.State), c.RestartCount)
+			detail := fmt.Sprintf("container %s %s, %d restarts", textName(c.Name), orDefault(reasonCode(c.Reason), reasonCode(c.State)), c.RestartCount)
 			if c.LastTerminationReason != "" {
 				detail += fmt.Sprintf(", last exit %d", c.LastExitCode)
 				if code := reasonCode(c.LastTerminationReason); code != "" {

@@ -499,3 +499,30 @@ func TestAgentHandleRetriesAfterProposerError(t *testing.T) {
 		t.Errorf("proposals (-want +got):\n%s", diff)
 	}
 }
+
+// Names in telemetry are checked before they reach a proposal: a container
+// "name" carrying words is replaced in the summary, and an object whose
+// name is not a Kubernetes name is not acted on at all.
+func TestCrashLoopRollbackValidatesNamesFromTelemetry(t *testing.T) {
+	crash := crashLoopBackOff(5)
+	crash.Name = hostile
+	intents := observeAll(&CrashLoopRollback{}, []bus.Delivery{
+		depDelivery(1, 1, true),
+		depDelivery(2, 2, false),
+		podDelivery(3, "web-2-a", 2, crash),
+	})
+	if len(intents) != 1 {
+		t.Fatalf("intents = %d, want 1", len(intents))
+	}
+	if s := intents[0].Rollback.Summary; strings.Contains(s, "ignore previous") || !strings.Contains(s, "(invalid name)") {
+		t.Errorf("summary = %q, want the container name replaced", s)
+	}
+
+	badPod := podDelivery(13, "web-2-b", 2, crashLoopBackOff(5))
+	badPod.Envelope.Object.Name = "web-2-b; " + hostile
+	badWorkload := podDelivery(14, "web-2-c", 2, crashLoopBackOff(5))
+	badWorkload.Envelope.Pod.Workload.Name = "web\n" + hostile
+	if got := observeAll(&CrashLoopRollback{}, []bus.Delivery{depDelivery(11, 1, true), depDelivery(12, 2, false), badPod, badWorkload}); len(got) != 0 {
+		t.Errorf("intents from objects with invalid names = %+v, want none", got)
+	}
+}

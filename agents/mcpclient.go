@@ -60,6 +60,12 @@ func (t *ToolClient) ProposeRollback(ctx context.Context, args wire.ProposeRollb
 	return out, err
 }
 
+// Call calls the tool name with args and decodes its structured result
+// into out. A tool's error result is an error wrapping ErrToolFailed.
+func (t *ToolClient) Call(ctx context.Context, name string, args, out any) error {
+	return t.call(ctx, name, args, out)
+}
+
 func (t *ToolClient) call(ctx context.Context, name string, args, out any) error {
 	req := mcpgo.CallToolRequest{}
 	req.Params.Name = name

@@ -50,7 +50,10 @@ func newStatusCommand() *cobra.Command {
 
 func printStatus(out io.Writer, st controllers.GateState, gps []tendv1.GatePolicy, props []tendv1.Proposal) {
 	ks := "released"
-	if st.KillSwitch {
+	switch {
+	case st.Missing:
+		ks = "ENGAGED: the gate state ConfigMap " + controllers.GateStateName + " is missing, so the switch counts as engaged (fail closed); `tend gate kill-switch off` creates it released"
+	case st.KillSwitch:
 		ks = "ENGAGED: nothing is approved automatically or applied"
 	}
 	fmt.Fprintf(out, "Kill switch:      %s\n", ks)
