@@ -5,9 +5,9 @@ import (
 	"testing"
 	"time"
 
-	. "github.com/onsi/gomega"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nkeys"
+	. "github.com/onsi/gomega"
 
 	"github.com/tendops/tend/bus"
 )
