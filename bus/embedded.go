@@ -44,11 +44,20 @@ type EmbeddedUser struct {
 }
 
 func (p Permissions) server() *server.Permissions {
-	return &server.Permissions{
+	sp := &server.Permissions{
 		Publish:   &server.SubjectPermission{Allow: p.PublishAllow, Deny: p.PublishDeny},
 		Subscribe: &server.SubjectPermission{Allow: p.SubscribeAllow, Deny: p.SubscribeDeny},
 	}
+	if p.AllowResponses {
+		sp.Response = &server.ResponsePermission{MaxMsgs: 1, Expires: responseExpiry}
+	}
+	return sp
 }
+
+// responseExpiry is how long a component with AllowResponses may answer a
+// request; the longest shim action (a restart with the longest grace
+// period) fits.
+const responseExpiry = 15 * time.Minute
 
 // Embedded is a nats-server with JetStream running in this process, for
 // `tend up` and tests.

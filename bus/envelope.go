@@ -18,11 +18,18 @@ const MaxMessageSize = 256 << 10
 
 // Bounds Decode enforces on outside input.
 const (
-	maxIDLen      = 256      // ID, used as the Nats-Msg-Id header
-	maxNameLen    = 256      // cluster, source, kinds, namespaces, names, UIDs
-	maxTextLen    = 32 << 10 // any other string
-	maxContainers = 64
-	maxListLen    = 64 // conditions, images, labels
+	maxIDLen       = 256      // ID, used as the Nats-Msg-Id header
+	maxNameLen     = 256      // cluster, source, kinds, namespaces, names, UIDs
+	maxTextLen     = 32 << 10 // any other string
+	maxContainers  = 64
+	maxListLen     = 64      // conditions, images, labels
+	maxNodeTextLen = 1 << 10 // text of the runtime shim's node-level kinds
+)
+
+// Bounds of the lists of the runtime shim's node-level kinds.
+const (
+	MaxNodeContainers = 512
+	MaxNodeImages     = 512
 )
 
 // maxExpansion bounds how much larger the canonical encoding of a decoded
@@ -54,7 +61,23 @@ const (
 	// metrics.k8s.io, when the cluster serves it.
 	KindPodMetrics  Kind = "podmetrics"
 	KindNodeMetrics Kind = "nodemetrics"
+
+	// The runtime shim's kinds, one object per node (no namespace, the
+	// node's name), from the container runtime (CRI) of that node.
+	//
+	// KindContainers is the state of every container on the node, with
+	// restarts and exit details.
+	KindContainers Kind = "containers"
+	// KindContainerStats is a CPU and memory sample of the node's containers.
+	KindContainerStats Kind = "containerstats"
+	// KindImages is the node's images, with sizes and whether a container uses them.
+	KindImages Kind = "images"
+	// KindImageFS is the capacity and usage of the node's image filesystem.
+	KindImageFS Kind = "imagefs"
 )
+
+// NodeKinds are the kinds the runtime shim publishes about its node.
+var NodeKinds = []Kind{KindContainers, KindContainerStats, KindImages, KindImageFS}
 
 // ObjectRef names an object. Namespace is empty for cluster-scoped objects.
 type ObjectRef struct {
@@ -88,6 +111,12 @@ type Envelope struct {
 	HPA         *AutoscalerState `json:"hpa,omitempty"`
 	// Usage is the payload of both KindPodMetrics and KindNodeMetrics.
 	Usage *UsageSample `json:"usage,omitempty"`
+
+	// The runtime shim's payloads.
+	Containers     *NodeContainers     `json:"containers,omitempty"`
+	ContainerStats *NodeContainerStats `json:"containerStats,omitempty"`
+	Images         *NodeImages         `json:"images,omitempty"`
+	ImageFS        *ImageFSUsage       `json:"imageFs,omitempty"`
 }
 
 // WorkloadState is the observed state of a StatefulSet or a DaemonSet. For a
@@ -252,6 +281,104 @@ const (
 	AlertResolved = "resolved"
 )
 
+// NodeContainers is the state of every container on a node, as its
+// container runtime reports it. Omitted counts the containers left out to
+// keep the envelope within bounds (the oldest exited ones go first).
+type NodeContainers struct {
+	Containers []RuntimeContainer `json:"containers,omitempty"`
+	Omitted    int                `json:"omitted,omitempty"`
+}
+
+// RuntimeContainer is one container as the container runtime reports it.
+// Namespace, Pod, PodUID and Name come from the kubelet's labels on the
+// container and are empty for a container the kubelet did not create.
+// Reason and Message are untrusted text of at most 1 KiB each.
+type RuntimeContainer struct {
+	ID        string `json:"id"`
+	Namespace string `json:"namespace,omitempty"`
+	Pod       string `json:"pod,omitempty"`
+	PodUID    string `json:"podUID,omitempty"`
+	Name      string `json:"name,omitempty"`
+	// Image is the image the container was created from as its spec names
+	// it; ImageID the image's ID.
+	Image   string `json:"image,omitempty"`
+	ImageID string `json:"imageID,omitempty"`
+	// State is created, running, exited or unknown.
+	State string `json:"state"`
+	// RestartCount is the kubelet's attempt number of the container.
+	RestartCount int32     `json:"restartCount,omitempty"`
+	CreatedAt    time.Time `json:"createdAt,omitzero"`
+	StartedAt    time.Time `json:"startedAt,omitzero"`
+	FinishedAt   time.Time `json:"finishedAt,omitzero"`
+	// ExitCode, Reason and Message are the exit details of an exited container.
+	ExitCode int32  `json:"exitCode,omitempty"`
+	Reason   string `json:"reason,omitempty"`
+	Message  string `json:"message,omitempty"`
+}
+
+// Runtime container states.
+const (
+	ContainerCreated = "created"
+	ContainerExited  = "exited"
+	ContainerUnknown = "unknown"
+	// A running container's state is ContainerRunning.
+)
+
+// NodeContainerStats is one CPU and memory sample of a node's containers.
+type NodeContainerStats struct {
+	Timestamp  time.Time               `json:"timestamp,omitzero"`
+	Containers []RuntimeContainerUsage `json:"containers,omitempty"`
+	Omitted    int                     `json:"omitted,omitempty"`
+}
+
+// RuntimeContainerUsage is the resource usage of one container. CPUMillicores
+// is the average over the time since the previous sample, absent in the
+// first sample of a container; CPUCoreNanoseconds is cumulative.
+type RuntimeContainerUsage struct {
+	ID                    string `json:"id"`
+	Namespace             string `json:"namespace,omitempty"`
+	Pod                   string `json:"pod,omitempty"`
+	Name                  string `json:"name,omitempty"`
+	CPUMillicores         int64  `json:"cpuMillicores,omitempty"`
+	CPUCoreNanoseconds    int64  `json:"cpuCoreNanoseconds,omitempty"`
+	MemoryWorkingSetBytes int64  `json:"memoryWorkingSetBytes,omitempty"`
+	WritableLayerBytes    int64  `json:"writableLayerBytes,omitempty"`
+}
+
+// NodeImages lists the images on a node. Omitted counts the images left out
+// to keep the envelope within bounds (the smallest go first).
+type NodeImages struct {
+	Images  []RuntimeImage `json:"images,omitempty"`
+	Omitted int            `json:"omitted,omitempty"`
+}
+
+// RuntimeImage is one image on a node. InUse is true when a container, in
+// any state, was created from it; Running when a running container was.
+// Pinned images (such as the pod sandbox image) are never pruned.
+type RuntimeImage struct {
+	ID        string   `json:"id"`
+	Tags      []string `json:"tags,omitempty"`
+	Digests   []string `json:"digests,omitempty"`
+	SizeBytes int64    `json:"sizeBytes,omitempty"`
+	Pinned    bool     `json:"pinned,omitempty"`
+	InUse     bool     `json:"inUse,omitempty"`
+	Running   bool     `json:"running,omitempty"`
+}
+
+// ImageFSUsage is the capacity and usage of a node's image filesystem.
+// UsedBytes and InodesUsed are what the container runtime's images and
+// containers take, as it last measured them at Timestamp. CapacityBytes and
+// AvailableBytes are those of the filesystem holding Mountpoint, 0 when the
+// shim cannot see that filesystem.
+type ImageFSUsage struct {
+	Mountpoint     string    `json:"mountpoint,omitempty"`
+	Timestamp      time.Time `json:"timestamp,omitzero"`
+	UsedBytes      int64     `json:"usedBytes"`
+	InodesUsed     int64     `json:"inodesUsed,omitempty"`
+	CapacityBytes  int64     `json:"capacityBytes,omitempty"`
+	AvailableBytes int64     `json:"availableBytes,omitempty"`
+}
+
 // Encode validates e and returns its JSON encoding.
 func Encode(e *Envelope) ([]byte, error) {
 	if err := e.Validate(); err != nil {
@@ -322,6 +449,7 @@ func (e *Envelope) Validate() error {
 	for _, set := range []bool{
 		e.Pod != nil, e.Deployment != nil, e.Node != nil, e.Event != nil, e.Alert != nil,
 		e.StatefulSet != nil, e.DaemonSet != nil, e.Job != nil, e.HPA != nil, e.Usage != nil,
+		e.Containers != nil, e.ContainerStats != nil, e.Images != nil, e.ImageFS != nil,
 	} {
 		if set {
 			payloads++
@@ -361,6 +489,22 @@ func (e *Envelope) Validate() error {
 	case KindPodMetrics, KindNodeMetrics:
 		c.require("usage", e.Usage != nil)
 		c.usage(e.Usage)
+	case KindContainers:
+		c.require("containers", e.Containers != nil)
+		c.nodeScoped(e.Object)
+		c.containers(e.Containers)
+	case KindContainerStats:
+		c.require("containerStats", e.ContainerStats != nil)
+		c.nodeScoped(e.Object)
+		c.containerStats(e.ContainerStats)
+	case KindImages:
+		c.require("images", e.Images != nil)
+		c.nodeScoped(e.Object)
+		c.nodeImages(e.Images)
+	case KindImageFS:
+		c.require("imageFs", e.ImageFS != nil)
+		c.nodeScoped(e.Object)
+		c.imageFS(e.ImageFS)
 	default:
 		c.failf("object.kind", "unsupported kind %q", e.Object.Kind)
 	}
@@ -629,6 +773,84 @@ func (c *checker) usage(u *UsageSample) {
 		c.count(f+".cpuMillicores", ct.CPUMillicores)
 		c.count(f+".memoryBytes", ct.MemoryBytes)
 	}
+}
+
+// nodeScoped checks that a node-level envelope is about a node: no namespace.
+func (c *checker) nodeScoped(r ObjectRef) {
+	if r.Namespace != "" {
+		c.failf("object.namespace", "must be empty for kind %s (the object is a node)", r.Kind)
+	}
+}
+
+func (c *checker) containers(n *NodeContainers) {
+	if n == nil {
+		return
+	}
+	c.count("containers.omitted", int64(n.Omitted))
+	c.list("containers.containers", len(n.Containers), MaxNodeContainers)
+	for i, ct := range n.Containers {
+		f := fmt.Sprintf("containers.containers[%d]", i)
+		c.name(f+".id", ct.ID, true)
+		c.name(f+".namespace", ct.Namespace, false)
+		c.name(f+".pod", ct.Pod, false)
+		c.name(f+".podUID", ct.PodUID, false)
+		c.name(f+".name", ct.Name, false)
+		c.text(f+".image", ct.Image)
+		c.name(f+".imageID", ct.ImageID, false)
+		c.oneOf(f+".state", ct.State, ContainerCreated, ContainerRunning, ContainerExited, ContainerUnknown)
+		c.count(f+".restartCount", int64(ct.RestartCount))
+		if len(ct.Reason) > maxNodeTextLen || len(ct.Message) > maxNodeTextLen {
+			c.failf(f, "reason and message must have at most %d bytes", maxNodeTextLen)
+		}
+	}
+}
+
+func (c *checker) containerStats(s *NodeContainerStats) {
+	if s == nil {
+		return
+	}
+	c.count("containerStats.omitted", int64(s.Omitted))
+	c.list("containerStats.containers", len(s.Containers), MaxNodeContainers)
+	for i, u := range s.Containers {
+		f := fmt.Sprintf("containerStats.containers[%d]", i)
+		c.name(f+".id", u.ID, true)
+		c.name(f+".namespace", u.Namespace, false)
+		c.name(f+".pod", u.Pod, false)
+		c.name(f+".name", u.Name, false)
+		c.count(f+".cpuMillicores", u.CPUMillicores)
+		c.count(f+".cpuCoreNanoseconds", u.CPUCoreNanoseconds)
+		c.count(f+".memoryWorkingSetBytes", u.MemoryWorkingSetBytes)
+		c.count(f+".writableLayerBytes", u.WritableLayerBytes)
+	}
+}
+
+func (c *checker) nodeImages(n *NodeImages) {
+	if n == nil {
+		return
+	}
+	c.count("images.omitted", int64(n.Omitted))
+	c.list("images.images", len(n.Images), MaxNodeImages)
+	for i, img := range n.Images {
+		f := fmt.Sprintf("images.images[%d]", i)
+		c.name(f+".id", img.ID, true)
+		c.images(f+".tags", img.Tags)
+		c.images(f+".digests", img.Digests)
+		c.count(f+".sizeBytes", img.SizeBytes)
+		if img.Running && !img.InUse {
+			c.failf(f+".running", "an image a running container uses is in use")
+		}
+	}
+}
+
+func (c *checker) imageFS(u *ImageFSUsage) {
+	if u == nil {
+		return
+	}
+	c.text("imageFs.mountpoint", u.Mountpoint)
+	c.count("imageFs.usedBytes", u.UsedBytes)
+	c.count("imageFs.inodesUsed", u.InodesUsed)
+	c.count("imageFs.capacityBytes", u.CapacityBytes)
+	c.count("imageFs.availableBytes", u.AvailableBytes)
 }
 
 func unsupportedVersion(v int) error {

@@ -231,7 +231,7 @@ func TestEncodeRejectsInvalid(t *testing.T) {
 }
 
 func FuzzDecode(f *testing.F) {
-	for _, e := range append([]*Envelope{podEnvelope(), nodeEnvelope(), deploymentEnvelope(), eventEnvelope(), alertEnvelope()}, workloadEnvelopes()...) {
+	for _, e := range append(append([]*Envelope{podEnvelope(), nodeEnvelope(), deploymentEnvelope(), eventEnvelope(), alertEnvelope()}, workloadEnvelopes()...), nodeEnvelopes()...) {
 		data, err := Encode(e)
 		if err != nil {
 			f.Fatal(err)

@@ -39,6 +39,11 @@ var Components = []Component{ComponentController, ComponentAgent, ComponentInges
 type Permissions struct {
 	PublishAllow, PublishDeny     []string
 	SubscribeAllow, SubscribeDeny []string
+	// AllowResponses lets the component publish one reply to the reply
+	// subject of each message it receives, for a few minutes, whatever
+	// PublishAllow says (NATS allow_responses). The shim answers requests
+	// this way, without any right to publish to inboxes in general.
+	AllowResponses bool
 }
 
 // ComponentPermissions returns the least privilege c needs on the bus of
@@ -111,10 +116,28 @@ func ComponentPermissions(c Component, cluster, node string) (Permissions, error
 			return Permissions{}, fmt.Errorf("bus: the %s component needs a node", c)
 		}
 		n := Token(node)
+		allow := base
+		// Its node's telemetry, and nothing about another node.
+		for _, k := range NodeKinds {
+			allow = append(allow, TelemetrySubject(cluster, k, "", node))
+		}
+		// Its node's entries of the attempt ledger.
+		ledger, kv := "KV_"+ShimLedgerBucket, "$KV."+ShimLedgerBucket+"."+ShimLedgerPrefix(cluster, node)+".>"
+		allow = append(allow, "$JS.API.STREAM.INFO."+ledger, kv, "$JS.API.DIRECT.GET."+ledger+"."+kv)
+		// Diagnostics objects: new chunks and metadata, and reading
+		// metadata. Object names cannot be limited to a node's through
+		// subjects (the metadata subject encodes the name); the reply
+		// carries the object's digest, which a reader checks.
+		obj, o := "OBJ_"+DiagnosticsBucket, "$O."+DiagnosticsBucket
+		allow = append(allow, "$JS.API.STREAM.INFO."+obj, o+".C.>", o+".M.>", "$JS.API.DIRECT.GET."+obj+"."+o+".M.>")
 		return Permissions{
-			PublishAllow:   append(base, telemetryRoot+"."+cl+"."+string(KindNode)+"._."+n),
-			PublishDeny:    []string{shimRoot + ".>", auditRoot + ".>", proposalsRoot + ".>"},
+			PublishAllow: allow,
+			PublishDeny: []string{shimRoot + ".>", auditRoot + ".>", proposalsRoot + ".>",
+				"$JS.API.STREAM.CREATE.>", "$JS.API.STREAM.UPDATE.>", "$JS.API.STREAM.DELETE.>",
+				"$JS.API.STREAM.PURGE.>", "$JS.API.STREAM.MSG.DELETE.>"},
 			SubscribeAllow: append(inbox, shimRoot+"."+cl+"."+n+".>"),
+			// Replies: one message to the reply subject of each request it got.
+			AllowResponses: true,
 		}, nil
 	case ComponentAuditReader:
 		a := StreamAudit

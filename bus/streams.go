@@ -116,7 +116,8 @@ func telemetryPartitions(ctx context.Context, js jetstream.JetStream) (int, erro
 }
 
 // EnsureStreams creates the TELEMETRY, PROPOSALS, AUDIT and DEADLETTER
-// streams, or updates them to cfg. It is idempotent.
+// streams, or updates them to cfg, and the runtime shim's stores
+// (EnsureShimStores). It is idempotent.
 func EnsureStreams(ctx context.Context, js jetstream.JetStream, cfg StreamsConfig) error {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
@@ -181,7 +182,7 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, cfg StreamsConfi
 			return fmt.Errorf("failed to create or update stream %s: %w", sc.Name, err)
 		}
 	}
-	return nil
+	return EnsureShimStores(ctx, js, cfg.Replicas)
 }
 
 // ensureAudit creates the AUDIT stream, or checks the one there: it is
