@@ -59,7 +59,7 @@ func newEnv(t *testing.T) *env {
 		users = append(users, bus.EmbeddedUser{Name: u.name, Password: "pw-" + u.name, Permissions: p})
 	}
 	users = append(users, bus.EmbeddedUser{Name: "rogue", Password: "pw-rogue", Permissions: bus.Permissions{
-		PublishAllow: []string{"tend.shim.>"}, SubscribeAllow: []string{"_INBOX.>"},
+		PublishAllow: []string{"$JS.API.INFO", "tend.shim.>"}, SubscribeAllow: []string{"_INBOX.>"},
 	}})
 	srv, err := bus.StartEmbedded(bus.EmbeddedOptions{StoreDir: t.TempDir(), Users: users})
 	if err != nil {

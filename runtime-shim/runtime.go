@@ -109,11 +109,13 @@ func classify(op string, err error) error {
 	switch status.Code(err) {
 	case codes.NotFound:
 		return fmt.Errorf("%w: %s: %w", ErrNotFound, op, err)
-	case codes.Unavailable, codes.DeadlineExceeded:
+	case codes.Unavailable:
 		return fmt.Errorf("%w: %s: %w", ErrRuntimeUnavailable, op, err)
+	case codes.DeadlineExceeded:
+		return fmt.Errorf("%w: %s: no answer in time: %w", ErrRuntimeUnavailable, op, err)
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("%w: %s: %w", ErrRuntimeUnavailable, op, err)
+		return fmt.Errorf("%w: %s: no answer in time: %w", ErrRuntimeUnavailable, op, err)
 	}
 	return fmt.Errorf("failed to %s: %w", op, err)
 }

@@ -329,6 +329,15 @@ func (c *Containerd) ContainerStatus(id string) *runtimeapi.ContainerStatus {
 	return st.GetStatus()
 }
 
+// StopContainer stops a container, giving it 10 seconds.
+func (c *Containerd) StopContainer(id string) {
+	ctx, cancel := c.ctx()
+	defer cancel()
+	if err := c.Runtime.StopContainer(ctx, id, 10); err != nil {
+		c.t.Fatalf("failed to stop container %s: %v", id, err)
+	}
+}
+
 // ImageIDs returns the IDs of the runtime's images.
 func (c *Containerd) ImageIDs() []string {
 	ctx, cancel := c.ctx()
@@ -354,4 +363,26 @@ func (c *Containerd) ImageFSUsed() uint64 {
 		c.t.Fatalf("failed to read the image filesystem: %v", err)
 	}
 	return info.GetImageFilesystems()[0].GetUsedBytes().GetValue()
+}
+
+// SettledImageFSUsed waits until containerd's measure of its image
+// filesystem usage (taken every second) stays the same for two seconds, and
+// returns it.
+func (c *Containerd) SettledImageFSUsed() uint64 {
+	c.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	last, same := c.ImageFSUsed(), 0
+	for same < 4 {
+		if time.Now().After(deadline) {
+			c.t.Fatal("the image filesystem usage did not settle in 30s")
+		}
+		time.Sleep(500 * time.Millisecond)
+		now := c.ImageFSUsed()
+		if now == last {
+			same++
+		} else {
+			last, same = now, 0
+		}
+	}
+	return last
 }
