@@ -166,4 +166,3 @@ func TestTelemetry(t *testing.T) {
 		t.Errorf("%d containers envelopes in %s, more than one per %s", n, time.Since(start), interval)
 	}
 }
-
