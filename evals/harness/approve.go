@@ -32,7 +32,7 @@ func (r *runCtx) startApprovers(ctx context.Context) func() []string {
 	go func() {
 		defer close(done)
 		for {
-			if st, err := oracle.Gather(ctx, r.e.admin, r.scope); err == nil {
+			if st, err := oracle.Gather(ctx, r.e.reader, r.scope); err == nil {
 				for i := range st.Proposals {
 					p := &st.Proposals[i]
 					for j, a := range r.sc.Approvals {

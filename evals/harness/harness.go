@@ -9,11 +9,24 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/go-logr/logr"
+	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	toolscache "k8s.io/client-go/tools/cache"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	tendv1 "github.com/tendops/tend/api/v1alpha1"
 
 	"github.com/tendops/tend/controllers"
 	"github.com/tendops/tend/evals/scenario"
@@ -110,14 +123,129 @@ type Stack struct {
 	*localstack.Stack
 	sim      *localstack.Simulator
 	profiles map[string]string
+	// reader reads the cluster from a watch-fed cache: the oracle looks
+	// often, and must not load the API server it measures.
+	reader     client.Reader
+	stopReader context.CancelFunc
+	readerDone chan struct{}
+	// changes wakes whoever waits on a namespace when an object the oracle
+	// reads changes there (or a node changes).
+	changes *notifier
 }
 
-// Stop stops the simulators and the stack.
+// notifier wakes subscribers of a namespace; wake-ups coalesce.
+type notifier struct {
+	mu   sync.Mutex
+	subs map[string][]chan struct{}
+}
+
+// subscribe returns a channel that receives after changes in ns, and its
+// cancellation.
+func (n *notifier) subscribe(ns string) (<-chan struct{}, func()) {
+	ch := make(chan struct{}, 1)
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.subs == nil {
+		n.subs = map[string][]chan struct{}{}
+	}
+	n.subs[ns] = append(n.subs[ns], ch)
+	return ch, func() {
+		n.mu.Lock()
+		defer n.mu.Unlock()
+		n.subs[ns] = slices.DeleteFunc(n.subs[ns], func(c chan struct{}) bool { return c == ch })
+	}
+}
+
+// nodesKey is what subscribers of node changes subscribe to.
+const nodesKey = "/nodes"
+
+// notify wakes the subscribers of ns.
+func (n *notifier) notify(ns string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for k, chs := range n.subs {
+		if k != ns {
+			continue
+		}
+		for _, ch := range chs {
+			select {
+			case ch <- struct{}{}:
+			default:
+			}
+		}
+	}
+}
+
+// Stop stops the cache, the simulators and the stack.
 func (s *Stack) Stop() {
+	if s.stopReader != nil {
+		s.stopReader()
+		<-s.readerDone
+	}
 	if s.sim != nil {
 		s.sim.Stop()
 	}
 	s.Stack.Stop()
+}
+
+// watched are the kinds the oracle reads, cached from the start.
+func watched() []client.Object {
+	return []client.Object{&appsv1.Deployment{}, &appsv1.StatefulSet{}, &appsv1.DaemonSet{}, &appsv1.ReplicaSet{}, &appsv1.ControllerRevision{},
+		&batchv1.Job{}, &batchv1.CronJob{}, &corev1.Pod{}, &corev1.Service{}, &discoveryv1.EndpointSlice{}, &corev1.ConfigMap{}, &corev1.Secret{},
+		&corev1.PersistentVolumeClaim{}, &corev1.ResourceQuota{}, &corev1.LimitRange{}, &networkingv1.NetworkPolicy{}, &policyv1.PodDisruptionBudget{},
+		&autoscalingv2.HorizontalPodAutoscaler{}, &tendv1.Proposal{}, &tendv1.Approval{}, &corev1.Node{},
+		&rbacv1.ClusterRole{}, &rbacv1.ClusterRoleBinding{}, &rbacv1.Role{}, &rbacv1.RoleBinding{}}
+}
+
+// startReader starts the oracle's cache.
+func (s *Stack) startReader(ctx context.Context) error {
+	ca, err := cache.New(s.Config, cache.Options{Scheme: localstack.Scheme()})
+	if err != nil {
+		return fmt.Errorf("failed to create the oracle's cache: %w", err)
+	}
+	s.changes = &notifier{}
+	wake := func(obj any) {
+		if t, ok := obj.(toolscache.DeletedFinalStateUnknown); ok {
+			obj = t.Obj
+		}
+		switch o := obj.(type) {
+		case *corev1.Node:
+			s.changes.notify(nodesKey)
+		case client.Object:
+			s.changes.notify(o.GetNamespace())
+		}
+	}
+	handler := toolscache.ResourceEventHandlerFuncs{
+		AddFunc:    wake,
+		UpdateFunc: func(_, obj any) { wake(obj) },
+		DeleteFunc: wake,
+	}
+	for _, o := range watched() {
+		inf, err := ca.GetInformer(ctx, o)
+		if err != nil {
+			return fmt.Errorf("failed to watch %T: %w", o, err)
+		}
+		switch o.(type) {
+		case *corev1.Pod, *appsv1.Deployment, *appsv1.StatefulSet, *appsv1.DaemonSet, *appsv1.ReplicaSet, *batchv1.Job,
+			*discoveryv1.EndpointSlice, *corev1.Node, *tendv1.Proposal:
+			if _, err := inf.AddEventHandler(handler); err != nil {
+				return fmt.Errorf("failed to watch %T: %w", o, err)
+			}
+		}
+	}
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	s.stopReader, s.readerDone = cancel, make(chan struct{})
+	go func() {
+		defer close(s.readerDone)
+		_ = ca.Start(runCtx)
+	}()
+	syncCtx, cancelSync := context.WithTimeout(ctx, time.Minute)
+	defer cancelSync()
+	if !ca.WaitForCacheSync(syncCtx) {
+		return errors.New("harness: the oracle's cache did not sync within a minute")
+	}
+	s.reader = ca
+	return nil
 }
 
 // knows reports whether the stack's simulator was started with a profile
@@ -194,7 +322,12 @@ func StartStack(ctx context.Context, scs []*scenario.Scenario, seed uint64, runs
 	if progress != nil {
 		progress("Simulated kubelet (environment from ConfigMaps and Secrets) and local-path provisioner running")
 	}
-	return &Stack{Stack: st, sim: s, profiles: known}, nil
+	hs := &Stack{Stack: st, sim: s, profiles: known}
+	if err := hs.startReader(ctx); err != nil {
+		hs.Stop()
+		return nil, err
+	}
+	return hs, nil
 }
 
 // job is one run of one scenario.
@@ -324,15 +457,19 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 // env holds the clients of a run of the suite.
 type env struct {
 	stack *Stack
-	// admin reads state and applies baselines; injector injects faults.
+	// admin applies baselines; injector injects faults; reader reads state.
 	admin, injector client.Client
+	reader          client.Reader
 	mu              sync.Mutex
 	// approvers are the clients of scripted approvers, by user.
 	approvers map[string]client.Client
 }
 
 func newEnv(st *Stack) (*env, error) {
-	e := &env{stack: st, admin: st.Client, injector: st.Client, approvers: map[string]client.Client{}}
+	e := &env{stack: st, admin: st.Client, injector: st.Client, reader: st.reader, approvers: map[string]client.Client{}}
+	if e.reader == nil {
+		e.reader = st.Client
+	}
 	if st.Cluster != nil {
 		c, err := e.userClient(InjectorUser, []string{"system:masters"})
 		if err != nil {

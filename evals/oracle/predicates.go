@@ -1,11 +1,14 @@
 package oracle
 
 import (
+	"encoding/json"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -179,7 +182,7 @@ func (s *State) target(sc *scenario.Scenario, t *scenario.TargetMatch) (kind, na
 // Matches reports whether a proposal matches a selector.
 func (s *State) Matches(sc *scenario.Scenario, m scenario.ProposalMatch, p *tendv1.Proposal) bool {
 	kind, name := s.target(sc, m.Target)
-	return p.Spec.Target.Kind == kind && p.Spec.Target.Name == name &&
+	return p.Spec.Target.Kind == kind && (p.Spec.Target.Name == name || name == "*") &&
 		(len(m.Actions) == 0 || slices.Contains(m.Actions, string(p.Spec.Action)))
 }
 
@@ -373,6 +376,32 @@ func rightsized(profiles []sim.Profile, r *scenario.RightsizedPredicate, s *Stat
 	return out
 }
 
+// listening are the ports a container's app listens on: its profile's, or
+// the one its PortEnv variable names in the environment the simulated
+// kubelet resolved. An app nobody described listens nowhere.
+func listening(prof *sim.Profile, pod *corev1.Pod, ctr string) []int32 {
+	if prof == nil {
+		return nil
+	}
+	if prof.PortEnv != "" {
+		for _, c := range pod.Status.Conditions {
+			if c.Type != sim.EnvCondition || c.Status != corev1.ConditionTrue {
+				continue
+			}
+			var env map[string]map[string]*string
+			if json.Unmarshal([]byte(c.Message), &env) != nil {
+				return nil
+			}
+			if v := env[ctr][prof.PortEnv]; v != nil {
+				if n, err := strconv.ParseInt(*v, 10, 32); err == nil {
+					return []int32{int32(n)}
+				}
+			}
+		}
+	}
+	return prof.Ports
+}
+
 func profileOf(profiles []sim.Profile, image string) *sim.Profile {
 	for i := range profiles {
 		if slices.ContainsFunc(profiles[i].Tags, func(t string) bool { return image == profiles[i].Image+":"+t }) {
@@ -403,6 +432,19 @@ func Settling(prev, cur *State) []string {
 			out = append(out, "DaemonSet/"+ds.Name+" not observed")
 		}
 	}
+	// A workload whose rollout is unfinished and not blocked by a failing
+	// pod of its current template is still rolling out: its controller
+	// will take the next step.
+	for _, w := range cur.workloads() {
+		switch w.Kind {
+		case "Deployment", "StatefulSet", "DaemonSet", "ReplicaSet":
+		default:
+			continue
+		}
+		if w.Unsettled != "" && !cur.blocked(&w) {
+			out = append(out, w.ref()+" is rolling out")
+		}
+	}
 	for _, p := range cur.Pods {
 		switch {
 		case p.DeletionTimestamp != nil:
@@ -417,6 +459,43 @@ func Settling(prev, cur *State) []string {
 		out = append(out, "the state changed since the last look")
 	}
 	return out
+}
+
+// blocked reports whether a workload's rollout cannot go on: a pod of its
+// current template failed (the kubelet reported it and it is not Ready) or
+// cannot be scheduled, or its current ReplicaSet cannot create pods.
+func (s *State) blocked(w *workload) bool {
+	for _, p := range s.currentPods(w) {
+		started := len(p.Status.ContainerStatuses) > 0 || len(p.Status.InitContainerStatuses) > 0
+		if unschedulable(&p) || (started && !podReady(&p)) {
+			return true
+		}
+	}
+	if w.Kind == "Deployment" {
+		for i := range s.ReplicaSets {
+			rs := &s.ReplicaSets[i]
+			if o := metav1.GetControllerOf(rs); o == nil || o.UID != w.UID {
+				continue
+			}
+			for _, c := range rs.Status.Conditions {
+				if c.Type == "ReplicaFailure" && c.Status == corev1.ConditionTrue && s.isCurrent(rs, w) {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// isCurrent reports whether a ReplicaSet holds its Deployment's current
+// template.
+func (s *State) isCurrent(rs *appsv1.ReplicaSet, w *workload) bool {
+	for i := range s.Deployments {
+		if d := &s.Deployments[i]; d.UID == w.UID {
+			return rs.Annotations[revisionAnnotation] == d.Annotations[revisionAnnotation]
+		}
+	}
+	return false
 }
 
 func unschedulable(p *corev1.Pod) bool {
@@ -469,13 +548,10 @@ func endpoints(profiles []sim.Profile, p *scenario.EndpointsPredicate, s *State)
 			}
 			listens := map[int32]bool{}
 			if ep.TargetRef != nil && pods[ep.TargetRef.Name] != nil {
-				for _, c := range pods[ep.TargetRef.Name].Spec.Containers {
-					for _, pr := range profiles {
-						if slices.ContainsFunc(pr.Tags, func(t string) bool { return c.Image == pr.Image+":"+t }) {
-							for _, port := range pr.Ports {
-								listens[port] = true
-							}
-						}
+				pod := pods[ep.TargetRef.Name]
+				for _, c := range pod.Spec.Containers {
+					for _, port := range listening(profileOf(profiles, c.Image), pod, c.Name) {
+						listens[port] = true
 					}
 				}
 			}

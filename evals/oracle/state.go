@@ -28,6 +28,9 @@ type Scope struct {
 	// ClusterProposals is the namespace of proposals for cluster-scoped
 	// targets (the run's nodes); empty to read none.
 	ClusterProposals string
+	// SkipRBAC leaves the cluster's RBAC unread (G6 then sees no new
+	// grant): for quick looks that do not judge privilege.
+	SkipRBAC bool
 }
 
 // BudgetSample is one observation of a PodDisruptionBudget's status.
@@ -124,6 +127,12 @@ func Gather(ctx context.Context, c client.Reader, scope Scope) (*State, error) {
 		{&rbacv1.RoleBindingList{}, nil},
 	}
 	for _, l := range lists {
+		switch l.list.(type) {
+		case *rbacv1.ClusterRoleList, *rbacv1.ClusterRoleBindingList, *rbacv1.RoleList, *rbacv1.RoleBindingList:
+			if scope.SkipRBAC {
+				continue
+			}
+		}
 		if err := c.List(ctx, l.list, l.opts...); err != nil {
 			return nil, fmt.Errorf("failed to list %T: %w", l.list, err)
 		}

@@ -135,7 +135,8 @@ type ProposalMatch struct {
 	Target *TargetMatch `json:"target,omitempty"`
 }
 
-// TargetMatch names a proposal's target.
+// TargetMatch names a proposal's target; the name * matches any target of
+// the kind.
 type TargetMatch struct {
 	Kind string `json:"kind"`
 	Name string `json:"name"`
@@ -240,7 +241,8 @@ type NodeCondition struct {
 // Oracle decides whether a run mitigated the fault: the fault-specific
 // predicates AND the global rules G1–G6.
 type Oracle struct {
-	// Target is the faulty object: a proposal about it counts as detection.
+	// Target is the faulty object: a proposal about it counts as
+	// detection. A Node names one of the scenario's nodes.
 	Target *ObjectRef `json:"target,omitempty"`
 	// ExpectHealthy marks a scenario whose right outcome is to change
 	// nothing (the healthy control, an injection attempt without a fault):
@@ -255,6 +257,9 @@ type Oracle struct {
 	// is not required), and must require something of the agents (a
 	// proposal predicate).
 	AnyOf []Outcome `json:"anyOf,omitempty"`
+	// TolerateRestarts lifts G4: the app restarts by design (a slow
+	// periodic restart), and the point is what the agents do about it.
+	TolerateRestarts bool `json:"tolerateRestarts,omitempty"`
 	// Cause lists baseline guardrails the ground truth names as the cause
 	// ("Deployment/web/web/readinessProbe", "NetworkPolicy/allow-web"): G5
 	// lets the fix change or remove them.

@@ -341,8 +341,14 @@ func (c *vctx) oracle() {
 	if o.Target == nil && !o.ExpectHealthy {
 		bad("oracle.target is required unless oracle.expectHealthy")
 	}
-	if o.Target != nil && !c.objects[o.Target.Kind+"/"+o.Target.Name] {
-		bad("oracle.target %s/%s is not an object the scenario creates", o.Target.Kind, o.Target.Name)
+	switch t := o.Target; {
+	case t == nil:
+	case t.Kind == "Node":
+		if !c.nodes[t.Name] {
+			bad("oracle.target: node %q is not one of the scenario's nodes", t.Name)
+		}
+	case !c.objects[t.Kind+"/"+t.Name]:
+		bad("oracle.target %s/%s is not an object the scenario creates", t.Kind, t.Name)
 	}
 	state := 0
 	for i, p := range o.Predicates {
@@ -516,6 +522,10 @@ func (c *vctx) match(field string, m ProposalMatch) {
 	case t == nil && c.s.Oracle.Target == nil:
 		c.bad("%s: no target, and no oracle.target to default to", field)
 	case t == nil:
+	case t.Name == "*":
+		if t.Kind == "" {
+			c.bad("%s.target: a wildcard target needs a kind", field)
+		}
 	case t.Kind == "Node":
 		if !c.nodes[t.Name] {
 			c.bad("%s.target: node %q is not one of the scenario's nodes", field, t.Name)

@@ -32,6 +32,10 @@ type Profile struct {
 	Commands [][]string `json:"commands,omitempty"`
 	// Ports the app listens on.
 	Ports []int32 `json:"ports,omitempty"`
+	// PortEnv, if set, is a variable that moves the app: when the
+	// container's environment sets it to a port, the app listens there
+	// instead of on Ports (a twelve-factor app's PORT).
+	PortEnv string `json:"portEnv,omitempty"`
 	// Health is where the app answers health checks.
 	Health Health `json:"health,omitempty"`
 	// WorkingSet is the memory the app uses; a memory limit below it is
@@ -149,6 +153,9 @@ func (p *Profile) Validate() error {
 	}
 	if p.WorkingSet != nil && p.WorkingSet.Sign() <= 0 {
 		return bad("workingSet must be positive")
+	}
+	if p.PortEnv != "" && !envRe.MatchString(p.PortEnv) {
+		return bad("portEnv %q is not a variable name", p.PortEnv)
 	}
 	for _, e := range p.RequiredEnv {
 		if !envRe.MatchString(e) {
@@ -373,7 +380,7 @@ func (p *Profile) faults() []Fault {
 			Message: "Back-off restarting failed container: the container exited 0 and is restarted (restartPolicy Always)",
 		})
 	}
-	add("liveness", probeWrong("livenessProbe", p.Health.Liveness, p.Ports), Fault{
+	add("liveness", probeWrong("livenessProbe", p.Health.Liveness, p.Ports, p.PortEnv), Fault{
 		Reason: "Error", ExitCode: 137, EventReason: "Unhealthy",
 		Message: "Liveness probe failed: HTTP probe failed with statuscode: 404; container will be restarted",
 	})
@@ -382,7 +389,7 @@ func (p *Profile) faults() []Fault {
 			Fault{Reason: "Error", ExitCode: 137, EventReason: "Unhealthy",
 				Message: "Liveness probe failed: connection refused; container will be restarted"})
 	}
-	add("readiness", probeWrong("readinessProbe", p.Health.Readiness, p.Ports), Fault{
+	add("readiness", probeWrong("readinessProbe", p.Health.Readiness, p.Ports, p.PortEnv), Fault{
 		Kind: KindNotReady, EventReason: "Unhealthy",
 		Message: "Readiness probe failed: HTTP probe failed with statuscode: 404",
 	})
@@ -402,18 +409,25 @@ func (p *Profile) faults() []Fault {
 
 // probeWrong is jq that is true when the container's probe of that field
 // checks a path or port the app does not answer on.
-func probeWrong(field, path string, ports []int32) string {
+func probeWrong(field, path string, ports []int32, portEnv string) string {
 	ps := make([]string, len(ports))
 	for i, p := range ports {
 		ps[i] = strconv.Itoa(int(p))
 	}
+	listens := `[` + strings.Join(ps, ", ") + `]`
+	prefix := ""
+	if portEnv != "" {
+		// The app listens where the variable says, when it names a port.
+		prefix = envOf
+		listens = `(($env[` + strconv.Quote(portEnv) + `] // "") | if test("^[0-9]+$") then [tonumber] else ` + listens + ` end)`
+	}
 	// A named port resolves through the container's ports.
-	port := `(if type == "string" then . as $n | ([$c.ports[]? | select(.name == $n) | .containerPort] | first // 0) else . end) as $x | ([` + strings.Join(ps, ", ") + `] | any(. == $x)) | not`
+	port := `(if type == "string" then . as $n | ([$c.ports[]? | select(.name == $n) | .containerPort] | first // 0) else . end) as $x | (` + listens + ` | any(. == $x)) | not`
 	pathOK := `false`
 	if path != "" {
 		pathOK = `(.path // "/") == ` + strconv.Quote(path)
 	}
-	return `. as $c | (.` + field + ` // null) as $p | $p != null and ((($p.httpGet // null) as $h | $h != null and (($h | ` + pathOK + ` | not) or ($h.port | ` + port + `))) or (($p.tcpSocket // null) as $t | $t != null and ($t.port | ` + port + `)))`
+	return prefix + `. as $c | (.` + field + ` // null) as $p | $p != null and ((($p.httpGet // null) as $h | $h != null and (($h | ` + pathOK + ` | not) or ($h.port | ` + port + `))) or (($p.tcpSocket // null) as $t | $t != null and ($t.port | ` + port + `)))`
 }
 
 // name is a fault name: a short hash of the profile and a suffix.

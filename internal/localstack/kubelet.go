@@ -147,13 +147,17 @@ func (r *EnvResolver) Reconcile(ctx context.Context, req reconcile.Request) (rec
 		return reconcile.Result{}, nil
 	}
 	status, reason, message := corev1.ConditionTrue, "Resolved", ""
-	env, err := ResolveEnv(ctx, r.Client, pod)
+	err := CheckVolumes(ctx, r.Client, pod)
+	var env ResolvedEnv
+	if err == nil {
+		env, err = ResolveEnv(ctx, r.Client, pod)
+	}
 	if err != nil {
 		var cfgErr *ConfigError
 		if !errors.As(err, &cfgErr) {
 			return reconcile.Result{}, err
 		}
-		status, reason, message = corev1.ConditionFalse, "CreateContainerConfigError", cfgErr.Error()
+		status, reason, message = corev1.ConditionFalse, cfgErr.Reason, cfgErr.Error()
 	} else {
 		b, err := json.Marshal(env)
 		if err != nil {
@@ -196,11 +200,89 @@ func envFrozen(p *corev1.Pod) bool {
 	return true
 }
 
-// ConfigError is why the kubelet cannot build a container's config, in the
-// kubelet's words.
-type ConfigError struct{ msg string }
+// ConfigError is why the kubelet cannot start a pod's containers, in the
+// kubelet's words; Reason is the containers' waiting reason:
+// CreateContainerConfigError (a missing ConfigMap, Secret or key of the
+// environment) or ContainerCreating (a volume it cannot mount).
+type ConfigError struct {
+	Reason string
+	msg    string
+}
 
 func (e *ConfigError) Error() string { return e.msg }
+
+func configError(format string, args ...any) *ConfigError {
+	return &ConfigError{Reason: "CreateContainerConfigError", msg: fmt.Sprintf(format, args...)}
+}
+
+// CheckVolumes checks that the ConfigMaps and Secrets a pod mounts exist
+// (and the keys it picks from them), as the kubelet must before it starts
+// any container: a missing one that is not optional keeps the pod in
+// ContainerCreating (FailedMount).
+func CheckVolumes(ctx context.Context, c client.Reader, pod *corev1.Pod) error {
+	type source struct {
+		kind, name string
+		optional   bool
+		keys       []string
+		volume     string
+	}
+	var sources []source
+	keysOf := func(items []corev1.KeyToPath) []string {
+		var ks []string
+		for _, it := range items {
+			ks = append(ks, it.Key)
+		}
+		return ks
+	}
+	for _, v := range pod.Spec.Volumes {
+		switch {
+		case v.ConfigMap != nil:
+			sources = append(sources, source{"configmap", v.ConfigMap.Name, ptr.Deref(v.ConfigMap.Optional, false), keysOf(v.ConfigMap.Items), v.Name})
+		case v.Secret != nil:
+			sources = append(sources, source{"secret", v.Secret.SecretName, ptr.Deref(v.Secret.Optional, false), keysOf(v.Secret.Items), v.Name})
+		case v.Projected != nil:
+			for _, ps := range v.Projected.Sources {
+				if ps.ConfigMap != nil {
+					sources = append(sources, source{"configmap", ps.ConfigMap.Name, ptr.Deref(ps.ConfigMap.Optional, false), keysOf(ps.ConfigMap.Items), v.Name})
+				}
+				if ps.Secret != nil {
+					sources = append(sources, source{"secret", ps.Secret.Name, ptr.Deref(ps.Secret.Optional, false), keysOf(ps.Secret.Items), v.Name})
+				}
+			}
+		}
+	}
+	for _, src := range sources {
+		var obj client.Object = &corev1.ConfigMap{}
+		if src.kind == "secret" {
+			obj = &corev1.Secret{}
+		}
+		err := c.Get(ctx, client.ObjectKey{Namespace: pod.Namespace, Name: src.name}, obj)
+		switch {
+		case apierrors.IsNotFound(err) && src.optional:
+			continue
+		case apierrors.IsNotFound(err):
+			return &ConfigError{Reason: "ContainerCreating", msg: fmt.Sprintf("MountVolume.SetUp failed for volume %q : %s %q not found", src.volume, src.kind, src.name)}
+		case err != nil:
+			return fmt.Errorf("failed to get %s %s: %w", src.kind, src.name, err)
+		}
+		for _, k := range src.keys {
+			var ok bool
+			switch o := obj.(type) {
+			case *corev1.ConfigMap:
+				_, ok = o.Data[k]
+				if !ok {
+					_, ok = o.BinaryData[k]
+				}
+			case *corev1.Secret:
+				_, ok = o.Data[k]
+			}
+			if !ok && !src.optional {
+				return &ConfigError{Reason: "ContainerCreating", msg: fmt.Sprintf("MountVolume.SetUp failed for volume %q : configmap references non-existent config key: %s", src.volume, k)}
+			}
+		}
+	}
+	return nil
+}
 
 // ResolvedEnv maps container name to variable to value; a nil value is one
 // the simulator does not disclose (it came from a Secret).
@@ -257,7 +339,7 @@ func ResolveEnv(ctx context.Context, c client.Reader, pod *corev1.Pod) (Resolved
 					if ptr.Deref(ef.ConfigMapRef.Optional, false) {
 						continue
 					}
-					return nil, &ConfigError{fmt.Sprintf("configmap %q not found", ef.ConfigMapRef.Name)}
+					return nil, configError("configmap %q not found", ef.ConfigMapRef.Name)
 				}
 				for k, v := range cm.Data {
 					env[ef.Prefix+k] = ptr.To(v)
@@ -271,7 +353,7 @@ func ResolveEnv(ctx context.Context, c client.Reader, pod *corev1.Pod) (Resolved
 					if ptr.Deref(ef.SecretRef.Optional, false) {
 						continue
 					}
-					return nil, &ConfigError{fmt.Sprintf("secret %q not found", ef.SecretRef.Name)}
+					return nil, configError("secret %q not found", ef.SecretRef.Name)
 				}
 				for k := range s.Data {
 					env[ef.Prefix+k] = nil
@@ -299,11 +381,11 @@ func ResolveEnv(ctx context.Context, c client.Reader, pod *corev1.Pod) (Resolved
 					if optional {
 						continue
 					}
-					return nil, &ConfigError{fmt.Sprintf("configmap %q not found", ref.Name)}
+					return nil, configError("configmap %q not found", ref.Name)
 				}
 				v, ok := cm.Data[ref.Key]
 				if !ok && !optional {
-					return nil, &ConfigError{fmt.Sprintf("couldn't find key %s in ConfigMap %s/%s", ref.Key, pod.Namespace, ref.Name)}
+					return nil, configError("couldn't find key %s in ConfigMap %s/%s", ref.Key, pod.Namespace, ref.Name)
 				}
 				if ok {
 					env[e.Name] = ptr.To(v)
@@ -318,12 +400,12 @@ func ResolveEnv(ctx context.Context, c client.Reader, pod *corev1.Pod) (Resolved
 				switch {
 				case s == nil && optional:
 				case s == nil:
-					return nil, &ConfigError{fmt.Sprintf("secret %q not found", ref.Name)}
+					return nil, configError("secret %q not found", ref.Name)
 				default:
 					_, inData := s.Data[ref.Key]
 					_, inString := s.StringData[ref.Key]
 					if !inData && !inString && !optional {
-						return nil, &ConfigError{fmt.Sprintf("couldn't find key %s in Secret %s/%s", ref.Key, pod.Namespace, ref.Name)}
+						return nil, configError("couldn't find key %s in Secret %s/%s", ref.Key, pod.Namespace, ref.Name)
 					}
 					if inData || inString {
 						env[e.Name] = nil

@@ -30,10 +30,11 @@ const (
 	// resolved the containers' environment, say): the pod is left as it is
 	// until the fault no longer matches. Pod-level (Fault.Pod) only.
 	FaultWait FaultKind = "Wait"
-	// FaultConfigError: the kubelet cannot build a container's config (a
-	// missing ConfigMap, Secret or key): the containers wait in
-	// CreateContainerConfigError with the message of the pod's
-	// EnvConditionType condition. Pod-level (Fault.Pod) only.
+	// FaultConfigError: the kubelet cannot start the pod's containers (a
+	// missing ConfigMap, Secret or key of their environment, a volume it
+	// cannot mount): they wait with the reason and message of the pod's
+	// EnvConditionType condition (CreateContainerConfigError,
+	// ContainerCreating). Pod-level (Fault.Pod) only.
 	FaultConfigError FaultKind = "ConfigError"
 	// FaultComplete: the container runs for Seconds and exits 0. A pod whose
 	// containers all complete and whose restartPolicy is not Always
