@@ -75,6 +75,8 @@ func attackStack(t *testing.T) *Stack {
 			ClusterName: "attack",
 			Nodes:       2,
 			Proposal:    controllers.ProposalOptions{StableWindow: 20 * time.Second, VerifyTimeout: 3 * time.Minute},
+			// TestLoopEndToEnd runs a stack of its own in this process.
+			SkipControllerNameValidation: true,
 		})
 	})
 	if shared.err != nil {

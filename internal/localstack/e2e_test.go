@@ -54,6 +54,8 @@ func TestLoopEndToEnd(t *testing.T) {
 		Nodes:       2,
 		Proposal:    controllers.ProposalOptions{StableWindow: 5 * time.Second, VerifyTimeout: 2 * time.Minute},
 		Progress:    t.Logf,
+		// The attack suite's stack may run in this process too.
+		SkipControllerNameValidation: true,
 	})
 	g.Expect(err).NotTo(HaveOccurred())
 	t.Cleanup(st.Stop)

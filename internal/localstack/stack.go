@@ -29,6 +29,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
@@ -81,6 +82,9 @@ type Options struct {
 	// AlertmanagerAddr, if set, serves the Alertmanager webhook receiver at
 	// http://<addr>/alertmanager, publishing alerts as telemetry.
 	AlertmanagerAddr string
+	// SkipControllerNameValidation lets tests run two stacks in one
+	// process (controller-runtime wants each controller name once).
+	SkipControllerNameValidation bool
 }
 
 // Stack is a running local stack.
@@ -360,6 +364,7 @@ func (s *Stack) startComponents(ctx context.Context, opts Options, scheme *runti
 		LeaderElectionNamespace:       SystemNamespace,
 		LeaderElectionReleaseOnCancel: true,
 		GracefulShutdownTimeout:       ptr.To(30 * time.Second),
+		Controller:                    config.Controller{SkipNameValidation: ptr.To(opts.SkipControllerNameValidation)},
 	})
 	if err != nil {
 		return fmt.Errorf("failed to create manager: %w", err)
