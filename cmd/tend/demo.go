@@ -198,15 +198,22 @@ func (d *demo) run(ctx context.Context, c demoCase) (string, error) {
 func (d *demo) follow(ctx context.Context, c demoCase, name string) error {
 	n, cl := d.n, d.st.Client
 	key := client.ObjectKey{Namespace: c.namespace, Name: name}
-	var decided, approved, applied bool
+	var decided, waited, approved, applied bool
 	p := &tendv1.Proposal{}
 	err := d.waitFor(ctx, "proposal "+name+" to finish", func(ctx context.Context) (bool, error) {
 		if err := cl.Get(ctx, key, p); err != nil {
 			return false, err
 		}
 		st := p.Status
+		if st.Decision == nil && strings.HasPrefix(st.Message, "Waiting") && !waited {
+			waited = true
+			n.say("The controller gathers the facts the gate decides on: %s", st.Message)
+		}
 		if st.Decision != nil && !decided {
 			decided = true
+			if f := st.Decision.Facts; f != nil && f.Revision != nil {
+				n.say("Facts the controller read (not the proposal's claims): %s", f.Revision.Evidence)
+			}
 			n.say("Gate decision: %s", decisionText(st.Decision))
 		}
 		if st.Phase == tendv1.PhaseAwaitingApproval && !approved {
@@ -276,7 +283,7 @@ func (d *demo) approveAsAlice(ctx context.Context, namespace, name string) error
 
 // audit prints the hash-chained audit trail of the demo's proposals.
 func (d *demo) audit(ctx context.Context, names []string) error {
-	d.n.title("Audit trail (NATS stream AUDIT, hash-chained)")
+	d.n.title("Audit trail (NATS stream AUDIT, hash-chained, signed with the controller's audit key)")
 	recs, err := bus.NewAuditLog(d.st.JetStream, d.st.ClusterName).Records(ctx)
 	if err != nil {
 		return fmt.Errorf("failed to read the audit log: %w", err)
@@ -287,7 +294,7 @@ func (d *demo) audit(ctx context.Context, names []string) error {
 	for _, r := range recs {
 		fmt.Fprintf(d.n.out, "  %s  %-22s %-16s → %-16s %s\n", r.Time.UTC().Format("15:04:05"), r.Object.Namespace+"/"+r.Object.Name, r.From, r.To, r.Reason)
 	}
-	d.n.say("%d audit records for %s; the hash chain verifies", len(recs), strings.Join(names, ", "))
+	d.n.say("%d audit records for %s; every link and signature verifies (`tend audit verify` checks the same)", len(recs), strings.Join(names, ", "))
 	return nil
 }
 
