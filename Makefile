@@ -25,6 +25,10 @@ tools: ## Build the pinned tools into bin/ (etcd, kube-*, kwok, controller-gen, 
 $(CONTROLLER_GEN) $(HELM) $(BIN)/kube-apiserver $(BIN)/etcd $(BIN)/kwokctl:
 	@hack/tools.sh
 
+# crictl is the reference of the shim benchmarks only.
+$(BIN)/crictl:
+	@hack/tools.sh crictl
+
 .PHONY: build
 build: $(TEND) ## Build bin/tend
 
@@ -78,11 +82,15 @@ BENCH_AREAS    += bus
 BENCH_PKG_bus  := ./bus ./internal/localstack
 BENCH_RUN_bus  := ^Benchmark(Bus|SensorMemory)
 BENCH_REF_bus  := JetStream
+BENCH_AREAS    += shim
+BENCH_PKG_shim := ./runtime-shim
+BENCH_RUN_shim := ^BenchmarkShim
+BENCH_REF_shim := Crictl
 BENCH          ?= $(BENCH_AREAS)
 BENCHTIME      ?= 3s
 
 .PHONY: bench
-bench: ## Run the benchmarks of every area, or of BENCH=<area> (gate, mcp, bus), into bench/results.json
+bench: $(if $(filter shim,$(BENCH)),$(BIN)/crictl) ## Run the benchmarks of every area, or of BENCH=<area> (gate, mcp, bus, shim), into bench/results.json
 	@$(foreach a,$(BENCH),$(if $(BENCH_PKG_$(a)),,$(error Unknown benchmark area "$(a)"; the areas are: $(BENCH_AREAS))))
 	$(foreach a,$(BENCH),$(GO) test -run '^$$' -bench '$(BENCH_RUN_$(a))' -benchtime $(BENCHTIME) $(BENCH_PKG_$(a)) | $(GO) run ./hack/benchjson -area $(a) -reference '$(BENCH_REF_$(a))';)
 

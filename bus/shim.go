@@ -131,13 +131,16 @@ func (p *RestartContainerParams) Grace() int64 {
 }
 
 // PruneImagesParams are the parameters of VerbPruneImages. Exactly one of
-// TargetUsedBytes and TargetUsedPercent is set.
+// TargetUsedBytes, TargetUsedPercent and All is set.
 type PruneImagesParams struct {
 	// TargetUsedBytes is the image filesystem usage to prune down to.
 	TargetUsedBytes int64 `json:"targetUsedBytes,omitempty"`
 	// TargetUsedPercent is the usage to prune down to, in percent of the
 	// image filesystem's capacity; the shim must see that filesystem.
 	TargetUsedPercent int32 `json:"targetUsedPercent,omitempty"`
+	// All removes every image that may be removed, whatever the usage (as
+	// `crictl rmi --prune` does).
+	All bool `json:"all,omitempty"`
 	// Keep lists more images never to remove, on top of the shim's own
 	// allow-list: a reference ("registry.example.com/app:1.2"), an ID, or
 	// a prefix ending in "*" ("registry.example.com/base/*").
@@ -250,7 +253,8 @@ type PruneImagesResult struct {
 	// VerbStatus reads the measured value.
 	EstimatedUsedBytesAfter int64 `json:"estimatedUsedBytesAfter"`
 	// TargetReached is false when removing every image that may be removed
-	// was not expected to reach the target.
+	// was not expected to reach the target; with All, when an image was
+	// kept because a container started using it meanwhile.
 	TargetReached bool          `json:"targetReached"`
 	Removed       []PrunedImage `json:"removed,omitempty"`
 	FreedBytes    int64         `json:"freedBytes,omitempty"`
@@ -418,9 +422,15 @@ func (r *ShimRequest) Validate() error {
 	case VerbPruneImages:
 		c.require("pruneImages", r.PruneImages != nil)
 		if p := r.PruneImages; p != nil {
+			targets := 0
+			for _, set := range []bool{p.TargetUsedBytes != 0, p.TargetUsedPercent != 0, p.All} {
+				if set {
+					targets++
+				}
+			}
 			switch {
-			case (p.TargetUsedBytes != 0) == (p.TargetUsedPercent != 0):
-				c.failf("pruneImages", "set exactly one of targetUsedBytes and targetUsedPercent")
+			case targets != 1:
+				c.failf("pruneImages", "set exactly one of targetUsedBytes, targetUsedPercent and all")
 			case p.TargetUsedBytes < 0:
 				c.failf("pruneImages.targetUsedBytes", "must not be negative")
 			case p.TargetUsedPercent < 0 || p.TargetUsedPercent > 99:

@@ -66,6 +66,7 @@ func TestDecodeShimRequest(t *testing.T) {
 		"long token":            strings.Replace(valid, `"attempt":"t"`, `"attempt":"`+strings.Repeat("a", MaxAttemptTokenSize+1)+`"`, 1),
 		"prune without target":  `{"schemaVersion":1,"verb":"prune-images","cluster":"prod","node":"node-1","attempt":"t","pruneImages":{}}`,
 		"prune two targets":     `{"schemaVersion":1,"verb":"prune-images","cluster":"prod","node":"node-1","attempt":"t","pruneImages":{"targetUsedBytes":1,"targetUsedPercent":50}}`,
+		"prune all and target":  `{"schemaVersion":1,"verb":"prune-images","cluster":"prod","node":"node-1","attempt":"t","pruneImages":{"targetUsedBytes":1,"all":true}}`,
 		"prune 100 percent":     `{"schemaVersion":1,"verb":"prune-images","cluster":"prod","node":"node-1","attempt":"t","pruneImages":{"targetUsedPercent":100}}`,
 		"keep with space":       `{"schemaVersion":1,"verb":"prune-images","cluster":"prod","node":"node-1","attempt":"t","pruneImages":{"targetUsedBytes":1,"keep":["a b"]}}`,
 		"tail too long":         `{"schemaVersion":1,"verb":"collect-diagnostics","cluster":"prod","node":"node-1","attempt":"t","collectDiagnostics":{"namespace":"a","pod":"b","tailLines":5001}}`,
@@ -239,6 +240,7 @@ func FuzzDecodeShimRequest(f *testing.F) {
 		f.Add(data)
 	}
 	f.Add([]byte(`{"schemaVersion":1,"verb":"prune-images","cluster":"c","node":"n","attempt":"a","pruneImages":{"targetUsedBytes":1}}`))
+	f.Add([]byte(`{"schemaVersion":1,"verb":"prune-images","cluster":"c","node":"n","attempt":"a","pruneImages":{"all":true,"keep":["x*"]}}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		r, err := DecodeShimRequest(data)
 		if err != nil {

@@ -3,6 +3,7 @@
 # per-user cache so that a fresh clone does not rebuild them.
 #
 #   hack/tools.sh [tool...]     tools: etcd kube kwok controller-gen helm (default: all)
+#                               and crictl (only when named: make bench BENCH=shim)
 #
 # Each tool is pinned by hack/tools/<tool>/go.mod and go.sum; the cache key is
 # the hash of those two files, so bumping a version rebuilds only that tool.
@@ -20,6 +21,7 @@ declare -A pkgs=(
   [kwok]="sigs.k8s.io/kwok/cmd/kwok sigs.k8s.io/kwok/cmd/kwokctl"
   [controller-gen]="sigs.k8s.io/controller-tools/cmd/controller-gen"
   [helm]="helm.sh/helm/v3/cmd/helm"
+  [crictl]="sigs.k8s.io/cri-tools/cmd/crictl"
 )
 # tool -> "binary[ binary...]" as they land in bin/
 declare -A outs=(
@@ -28,6 +30,7 @@ declare -A outs=(
   [kwok]="kwok kwokctl"
   [controller-gen]="controller-gen"
   [helm]="helm"
+  [crictl]="crictl"
 )
 order=(etcd kwok controller-gen helm kube)
 
@@ -36,7 +39,7 @@ tools=("$@")
 
 build_one() {
   local tool=$1 dir="${root}/hack/tools/$1"
-  [ -n "${pkgs[$tool]:-}" ] || { echo "tools: unknown tool '${tool}' (known: ${order[*]})" >&2; return 2; }
+  [ -n "${pkgs[$tool]:-}" ] || { echo "tools: unknown tool '${tool}' (known: ${order[*]} crictl)" >&2; return 2; }
   local key version
   key=$(cat "${dir}/go.mod" "${dir}/go.sum" | sha256sum | cut -c1-16)
   version=$(awk '/^require /{print $3; exit}' "${dir}/go.mod")

@@ -62,6 +62,7 @@ type attemptPlan struct {
 	Images          []bus.PrunedImage `json:"images,omitempty"`
 	UsedBytesBefore int64             `json:"usedBytesBefore,omitempty"`
 	TargetUsedBytes int64             `json:"targetUsedBytes,omitempty"`
+	All             bool              `json:"all,omitempty"`
 	KeptRunning     int               `json:"keptRunning,omitempty"`
 	KeptInUse       int               `json:"keptInUse,omitempty"`
 	KeptPinned      int               `json:"keptPinned,omitempty"`

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"math"
 	"slices"
 	"time"
 
@@ -14,7 +15,10 @@ import (
 )
 
 // pruneAction removes images no container uses, oldest first, until the
-// image filesystem's usage is expected to be at the target. It never removes
+// image filesystem's usage is expected to be at the target, or all of them
+// (All). Like the kubelet's image garbage collection, it expects each image
+// to free its size as the runtime lists it; VerbStatus reads the usage the
+// runtime measures afterwards. It never removes
 // an image a running container uses (checked again right before each
 // removal), one another container uses, one the runtime pins (the sandbox
 // image), or one the node's or the request's allow-list names.
@@ -53,7 +57,7 @@ func (a pruneAction) plan(ctx context.Context) (*attemptPlan, *bus.ShimError) {
 	if err != nil {
 		return nil, failure(err)
 	}
-	p := &attemptPlan{UsedBytesBefore: fs.UsedBytes, TargetUsedBytes: target}
+	p := &attemptPlan{UsedBytesBefore: fs.UsedBytes, TargetUsedBytes: target, All: a.p.All}
 	type candidate struct {
 		img      *runtimeapi.Image
 		lastUsed time.Time
@@ -75,6 +79,9 @@ func (a pruneAction) plan(ctx context.Context) (*attemptPlan, *bus.ShimError) {
 		}
 	}
 	need := fs.UsedBytes - target
+	if a.p.All {
+		need = math.MaxInt64
+	}
 	if need <= 0 {
 		return p, nil
 	}
@@ -142,6 +149,9 @@ func (a pruneAction) execute(ctx context.Context, p *attemptPlan, _ bool) (*bus.
 	}
 	res.EstimatedUsedBytesAfter = max(p.UsedBytesBefore-res.FreedBytes, 0)
 	res.TargetReached = res.EstimatedUsedBytesAfter <= p.TargetUsedBytes
+	if p.All {
+		res.TargetReached = len(res.Removed) == len(p.Images)
+	}
 	return &bus.ShimReply{PruneImages: res}, nil
 }
 

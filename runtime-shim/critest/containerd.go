@@ -32,6 +32,20 @@ const PauseImage = Registry + "/pause:1"
 // callTimeout bounds the test's own CRI calls.
 const callTimeout = 30 * time.Second
 
+// TB is what critest needs of a test or benchmark; testing.TB has it. A
+// benchmark fixture shared by several benchmarks provides its own.
+type TB interface {
+	Helper()
+	Fatal(args ...any)
+	Fatalf(format string, args ...any)
+	Errorf(format string, args ...any)
+	Logf(format string, args ...any)
+	Skip(args ...any)
+	Cleanup(func())
+}
+
+var _ TB = testing.TB(nil)
+
 // Containerd is a containerd running for one test.
 type Containerd struct {
 	// Dir is its temporary root.
@@ -40,11 +54,13 @@ type Containerd struct {
 	Socket, Endpoint string
 	// LogRoot is where its pods' logs go, as /var/log/pods on a node.
 	LogRoot string
+	// PauseArchive is the sandbox image's archive, to import it again.
+	PauseArchive string
 	// Runtime and Images are the test's own CRI clients.
 	Runtime internalapi.RuntimeService
 	Images  internalapi.ImageManagerService
 
-	t      testing.TB
+	t      TB
 	cmd    *exec.Cmd
 	exited chan struct{}
 	base   string // the OCI layout of the busybox base image
@@ -81,7 +97,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
 
 // Start starts containerd in a temporary root, with the pause image
 // imported, and stops it and removes everything when the test ends.
-func Start(t testing.TB) *Containerd {
+func Start(t TB) *Containerd {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("starts a real containerd; not a short test")
@@ -116,9 +132,10 @@ func Start(t testing.TB) *Containerd {
 	defer logf.Close()
 	c.cmd = exec.Command("containerd", "--config", filepath.Join(dir, "config.toml"))
 	c.cmd.Stdout, c.cmd.Stderr = logf, logf
-	// Its own process group, so a signal to the test's group does not reach it
-	// and it cannot outlive its cleanup unnoticed.
-	c.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Its own process group, so that a signal to the test's group does not
+	// reach it; killed if the test's process dies before its cleanup
+	// (a test timeout), though its runtime shims and containers then stay.
+	c.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := c.cmd.Start(); err != nil {
 		t.Fatalf("failed to start containerd: %v", err)
 	}
@@ -128,13 +145,14 @@ func Start(t testing.TB) *Containerd {
 	}()
 	c.connect()
 	c.buildBase()
-	c.importImage(PauseImage, ImageOptions{Command: []string{"/bin/sleep", "2147483647"}})
+	c.PauseArchive = c.BuildImage(PauseImage, ImageOptions{Command: []string{"/bin/sleep", "2147483647"}})
+	c.ImportArchive(PauseImage, c.PauseArchive)
 	return c
 }
 
 // Require fails the test unless the machine can run containerd: root, and
 // the containerd, runc, umoci and ctr commands and /bin/busybox.
-func Require(t testing.TB) {
+func Require(t TB) {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Fatal("a real containerd needs root (CI runs as root); run `go test -short` to leave these tests out")
@@ -250,7 +268,7 @@ func processesMentioning(s string) []int {
 }
 
 // unmountUnder detaches every mount under dir, deepest first.
-func unmountUnder(t testing.TB, dir string) {
+func unmountUnder(t TB, dir string) {
 	f, err := os.Open("/proc/self/mountinfo")
 	if err != nil {
 		t.Logf("critest: %v", err)
@@ -299,7 +317,7 @@ func randomHex(n int) string {
 	return hex.EncodeToString(b)
 }
 
-func run(t testing.TB, name string, args ...string) {
+func run(t TB, name string, args ...string) {
 	t.Helper()
 	out, err := exec.Command(name, args...).CombinedOutput()
 	if err != nil {
@@ -335,6 +353,16 @@ func (c *Containerd) StopContainer(id string) {
 	defer cancel()
 	if err := c.Runtime.StopContainer(ctx, id, 10); err != nil {
 		c.t.Fatalf("failed to stop container %s: %v", id, err)
+	}
+}
+
+// RemoveContainer removes a stopped container, as the kubelet's garbage
+// collection does.
+func (c *Containerd) RemoveContainer(id string) {
+	ctx, cancel := c.ctx()
+	defer cancel()
+	if err := c.Runtime.RemoveContainer(ctx, id); err != nil {
+		c.t.Fatalf("failed to remove container %s: %v", id, err)
 	}
 }
 

@@ -60,13 +60,16 @@ func (c *Containerd) buildBase() {
 // (registry.tend.local/<name>:<tag>) and returns its ID.
 func (c *Containerd) ImportImage(ref string, opts ImageOptions) string {
 	c.t.Helper()
-	return c.importImage(ref, opts)
+	return c.ImportArchive(ref, c.BuildImage(ref, opts))
 }
 
-func (c *Containerd) importImage(ref string, opts ImageOptions) string {
+// BuildImage builds an image from the busybox base into an OCI archive
+// whose image is ref's tag, and returns the archive's path. ImportArchive
+// imports it, as often as needed.
+func (c *Containerd) BuildImage(ref string, opts ImageOptions) string {
 	t := c.t
 	t.Helper()
-	repo, tag, ok := strings.Cut(ref, ":")
+	_, tag, ok := strings.Cut(ref, ":")
 	if !ok || strings.Contains(tag, "/") {
 		t.Fatalf("image %q: want <repository>:<tag>", ref)
 	}
@@ -107,17 +110,32 @@ func (c *Containerd) importImage(ref string, opts ImageOptions) string {
 	run(t, "umoci", args...)
 	run(t, "umoci", "rm", "--image", layout+":base")
 	run(t, "umoci", "gc", "--layout", layout)
-	archive := filepath.Join(work, "image.tar")
+	archive := filepath.Join(c.Dir, "images", strconv.Itoa(c.n)+".tar")
 	run(t, "tar", "-C", layout, "-cf", archive, ".")
-	run(t, "ctr", "--address", c.Socket, "--namespace", "k8s.io", "images", "import", "--base-name", repo, archive)
 	if err := os.RemoveAll(work); err != nil {
 		t.Fatal(err)
 	}
+	return archive
+}
+
+// ImportArchive imports an archive BuildImage built for ref and returns
+// the image's ID.
+func (c *Containerd) ImportArchive(ref, archive string) string {
+	t := c.t
+	t.Helper()
+	repo, _, _ := strings.Cut(ref, ":")
+	run(t, "ctr", "--address", c.Socket, "--namespace", "k8s.io", "images", "import", "--base-name", repo, archive)
+	return c.ImageID(ref)
+}
+
+// ImageID returns the ID of the image ref names.
+func (c *Containerd) ImageID(ref string) string {
+	c.t.Helper()
 	ctx, cancel := c.ctx()
 	defer cancel()
 	st, err := c.Images.ImageStatus(ctx, &runtimeapi.ImageSpec{Image: ref}, false)
 	if err != nil || st.GetImage() == nil {
-		t.Fatalf("image %s is not in the runtime after importing it: %v", ref, err)
+		c.t.Fatalf("image %s is not in the runtime: %v", ref, err)
 	}
 	return st.GetImage().GetId()
 }
