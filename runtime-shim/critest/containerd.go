@@ -3,6 +3,7 @@ package critest
 import (
 	"bufio"
 	"context"
+	"debug/elf"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -162,8 +163,16 @@ func Require(t TB) {
 			t.Fatalf("%s is missing: apt-get install -y containerd runc umoci busybox-static (.ci/run does)", cmd)
 		}
 	}
-	if _, err := os.Stat("/bin/busybox"); err != nil {
-		t.Fatal("/bin/busybox is missing: apt-get install -y busybox-static")
+	// The images hold /bin/busybox and nothing else: it must be static.
+	bb, err := elf.Open("/bin/busybox")
+	if err != nil {
+		t.Fatalf("/bin/busybox: %v: apt-get install -y busybox-static", err)
+	}
+	defer bb.Close()
+	for _, p := range bb.Progs {
+		if p.Type == elf.PT_INTERP {
+			t.Fatal("/bin/busybox is dynamically linked: apt-get install -y busybox-static")
+		}
 	}
 }
 
