@@ -51,11 +51,3 @@ const (
 	ReasonCompiled     = "Compiled"
 	ReasonInvalid      = "Invalid"
 )
-
-// Annotations tend writes.
-const (
-	// AnnotationApplied on a target records the last proposal attempt applied
-	// to it as "<proposal-uid>/<attempt>". It makes apply idempotent across
-	// controller crashes.
-	AnnotationApplied = "tend.dev/applied"
-)

@@ -29,6 +29,7 @@ import (
 
 	tendv1 "github.com/tendops/tend/api/v1alpha1"
 	"github.com/tendops/tend/controllers"
+	"github.com/tendops/tend/controllers/actions"
 	"github.com/tendops/tend/policies"
 )
 
@@ -178,7 +179,7 @@ func TestCrashDuringApplyNeverAppliesTwice(t *testing.T) {
 
 		g.Expect(c.Get(t.Context(), client.ObjectKeyFromObject(p), p)).To(Succeed())
 		dep := w.Deployment()
-		written := dep.Annotations[controllers.AnnotationApplied] != ""
+		written := dep.Annotations[actions.AnnotationApplied] != ""
 		switch {
 		case p.Status.Phase == tendv1.PhaseApplying && written:
 			landed["after the write, before recording it"]++
@@ -195,7 +196,7 @@ func TestCrashDuringApplyNeverAppliesTwice(t *testing.T) {
 		dep = w.Deployment()
 		g.Expect(dep.Generation).To(Equal(before.Generation+1), "trial %d: the template was written %d times", i, dep.Generation-before.Generation)
 		g.Expect(dep.Spec.Template).To(Equal(w.Template("v1")), "trial %d", i)
-		g.Expect(dep.Annotations[controllers.AnnotationApplied]).To(Equal(string(p.UID)+"/"+p.Status.Apply.Attempt), "trial %d", i)
+		g.Expect(dep.Annotations[actions.AnnotationApplied]).To(Equal(string(p.UID)+"/"+p.Status.Apply.Attempt), "trial %d", i)
 	}
 	t.Logf("%d trials, zero double applies; kills landed: %v", trials, landed)
 }

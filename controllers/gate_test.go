@@ -107,14 +107,17 @@ func TestCircuitBreakerTripsAndHoldsUntilReset(t *testing.T) {
 		f := rollbackProposal(w.Deployment())
 		f.Spec.Action = tendv1.ActionRestartWorkload
 		f = createProposal(t, h.Client, f)
+		// Once its record is complete (the audit outbox empty), it is
+		// rewritten as a rollback that failed.
 		g.Eventually(func(g Gomega) {
 			g.Expect(h.Client.Get(t.Context(), client.ObjectKeyFromObject(f), f)).To(Succeed())
 			g.Expect(f.Status.Phase.Terminal()).To(BeTrue())
+			g.Expect(f.Status.AuditOutbox).To(BeEmpty())
+			done := metav1.NewTime(time.Now().Add(-time.Minute))
+			f.Status.Phase = tendv1.PhaseRolledBack
+			f.Status.Rollback = &tendv1.ApplyRecord{Attempt: "x", StartedAt: done, CompletedAt: &done}
+			g.Expect(h.Client.Status().Update(t.Context(), f)).To(Succeed())
 		}).Should(Succeed())
-		done := metav1.NewTime(time.Now().Add(-time.Minute))
-		f.Status.Phase = tendv1.PhaseRolledBack
-		f.Status.Rollback = &tendv1.ApplyRecord{Attempt: "x", StartedAt: done, CompletedAt: &done}
-		g.Expect(h.Client.Status().Update(t.Context(), f)).To(Succeed())
 	}
 
 	w := newFailingRollout(t, h.Client, ns, "web")

@@ -23,6 +23,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	tendv1 "github.com/tendops/tend/api/v1alpha1"
+	"github.com/tendops/tend/controllers/actions"
+	"github.com/tendops/tend/controllers/workload"
 	"github.com/tendops/tend/policies"
 )
 
@@ -80,7 +82,7 @@ func (o *ProposalOptions) defaults() {
 		o.SystemNamespace = tendv1.DefaultSystemNamespace
 	}
 	if o.HealthyWindow == 0 {
-		o.HealthyWindow = DefaultHealthyWindow
+		o.HealthyWindow = workload.DefaultHealthyWindow
 	}
 }
 
@@ -96,7 +98,7 @@ type ProposalReconciler struct {
 	// ones it was asked for.
 	Notifier notifier
 
-	actions map[tendv1.Action]action
+	actions map[tendv1.Action]actions.Action
 }
 
 // approvalProposalIndex indexes Approvals by the proposal they name. The
@@ -123,7 +125,13 @@ func indexApprovals(mgr ctrl.Manager) error {
 // Approvals that name them.
 func (r *ProposalReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	r.Options.defaults()
-	r.actions = newActions(actionOptions{Client: r.Client, FieldManager: r.Options.FieldManager, Now: r.Options.Now, HealthyWindow: r.Options.HealthyWindow})
+	r.actions = map[tendv1.Action]actions.Action{}
+	for _, a := range actions.Catalogue(actions.Options{
+		Client: r.Client, APIReader: mgr.GetAPIReader(), FieldManager: r.Options.FieldManager,
+		Now: r.Options.Now, HealthyWindow: r.Options.HealthyWindow,
+	}) {
+		r.actions[a.Info().Action] = a
+	}
 	if err := indexApprovals(mgr); err != nil {
 		return err
 	}
@@ -183,7 +191,7 @@ type scope struct {
 	spec     *tendv1.ProposalSpec
 	hash     string
 	now      time.Time
-	act      action
+	act      actions.Action
 	result   ctrl.Result
 	recorded tendv1.Phase   // phase as last persisted
 	entered  []tendv1.Phase // phases entered since, in order
@@ -403,6 +411,10 @@ func (r *ProposalReconciler) decide(ctx context.Context, s *scope) (bool, error)
 		return false, nil
 	}
 	tf, stale, maturing, err := r.targetFacts(ctx, s)
+	if refusal, ok := errors.AsType[*actions.Refusal](err); ok {
+		r.deny(s, refusal.Code, refusal.Message)
+		return true, nil
+	}
 	if err != nil {
 		return false, err
 	}
@@ -498,6 +510,9 @@ func (r *ProposalReconciler) targetFacts(ctx context.Context, s *scope) (tf poli
 		tf.OwnerKind, tf.OwnerName = ref.Kind, ref.Name
 	}
 	facts, maturing, err := s.act.Facts(ctx, v, obj)
+	if _, ok := errors.AsType[*actions.Refusal](err); ok {
+		return tf, "", 0, err
+	}
 	if err != nil {
 		return tf, "", 0, fmt.Errorf("failed to read facts: %w", err)
 	}
@@ -574,7 +589,7 @@ func (r *ProposalReconciler) apply(ctx context.Context, s *scope) (bool, error) 
 		}
 		p.Status.Apply = &tendv1.ApplyRecord{
 			Attempt: rand.String(10), StartedAt: metav1.NewTime(s.now), FieldManager: r.Options.FieldManager,
-			Before: dry.Before, After: dry.After, PreviousRevision: dry.PreviousRevision,
+			Before: dry.Before, After: dry.After, UndoState: dry.UndoState,
 		}
 		s.setPhase(tendv1.PhaseApplying, "Applying")
 		s.condition(ConditionApplied, metav1.ConditionFalse, ReasonApplying, "Applying the approved change")
@@ -583,7 +598,7 @@ func (r *ProposalReconciler) apply(ctx context.Context, s *scope) (bool, error) 
 			return true, err
 		}
 	case tendv1.PhaseApplying:
-		log.FromContext(ctx).Info("Resuming an interrupted apply", "attempt", p.Status.Apply.Attempt)
+		log.FromContext(ctx).V(1).Info("Applying", "attempt", p.Status.Apply.Attempt, "steps", len(p.Status.Apply.Steps))
 	default:
 		return false, nil
 	}
@@ -591,25 +606,27 @@ func (r *ProposalReconciler) apply(ctx context.Context, s *scope) (bool, error) 
 	if err != nil {
 		return r.applyFailed(s, err)
 	}
-	done := metav1.NewTime(r.Options.Now())
 	rec := p.Status.Apply
-	rec.CompletedAt = &done
-	rec.ResultingGeneration, rec.ResultingResourceVersion = res.Generation, res.ResourceVersion
-	if res.AlreadyApplied {
-		// The write happened before a restart: its result is the live
-		// target, unless someone changed it since, which verify tells.
-		if rec.ResultDigest == "" {
-			obj, err := s.act.Target(ctx, s.view())
-			if err != nil {
-				return true, fmt.Errorf("failed to read the applied target: %w", err)
-			}
-			if rec.ResultDigest, err = s.act.Digest(obj); err != nil {
-				return true, err
-			}
-		}
-	} else {
-		rec.ResultDigest = res.Digest
+	if res.Steps != nil {
+		rec.Steps = res.Steps
 	}
+	if res.UndoState != "" {
+		rec.UndoState = res.UndoState
+	}
+	if res.InProgress {
+		// One step of several done; the status records it before the next.
+		rec.Before, rec.After = res.Before, res.After
+		s.p.Status.Message = fmt.Sprintf("Applying (%s → %s)", res.Before, res.After)
+		s.requeueAfter(res.RequeueAfter)
+		return true, nil
+	}
+	done := metav1.NewTime(r.Options.Now())
+	rec.CompletedAt = &done
+	if !res.AlreadyApplied && res.Before != "" {
+		rec.Before, rec.After = res.Before, res.After
+	}
+	rec.ResultingGeneration, rec.ResultingResourceVersion = res.Generation, res.ResourceVersion
+	rec.ResultDigest = res.Digest
 	s.condition(ConditionApplied, metav1.ConditionTrue, ReasonApplied, fmt.Sprintf("%s → %s", rec.Before, rec.After))
 	p.Status.Verify = &tendv1.VerifyRecord{StartedAt: done, Deadline: metav1.NewTime(done.Add(r.Options.VerifyTimeout))}
 	s.setPhase(tendv1.PhaseVerifying, fmt.Sprintf("Applied (%s → %s); verifying", rec.Before, rec.After))
@@ -617,14 +634,20 @@ func (r *ProposalReconciler) apply(ctx context.Context, s *scope) (bool, error) 
 	return true, nil
 }
 
-// applyFailed sorts an apply error: a stale target sends the proposal back to
-// the gate as denied-stale, a bad spec fails it, anything else is retried.
+// applyFailed sorts an apply error: a stale target, or a refusal the
+// cluster's state now makes (a budget that allows no eviction), sends the
+// proposal back to the gate's record as denied with the reason, nothing
+// written; a bad spec fails it; anything else is retried.
 func (r *ProposalReconciler) applyFailed(s *scope, err error) (bool, error) {
+	refusal, refused := errors.AsType[*actions.Refusal](err)
 	switch {
-	case errors.Is(err, ErrStale):
+	case errors.Is(err, actions.ErrStale):
 		r.deny(s, ReasonStale, err.Error()+"; propose again against the current state")
 		return true, nil
-	case errors.Is(err, ErrInvalidParameters), apierrors.IsInvalid(err), apierrors.IsNotFound(err):
+	case refused:
+		r.deny(s, refusal.Code, refusal.Message)
+		return true, nil
+	case errors.Is(err, actions.ErrInvalidParameters), apierrors.IsInvalid(err), apierrors.IsNotFound(err):
 		if s.p.Status.Apply != nil {
 			s.p.Status.Apply.Error = err.Error()
 		}
@@ -689,14 +712,24 @@ func (r *ProposalReconciler) verify(ctx context.Context, s *scope) (bool, error)
 	} else {
 		v.StableSince, v.Baseline = nil, nil
 	}
-	if !s.now.Before(v.Deadline.Time) {
+	if res.Hopeless != "" || !s.now.Before(v.Deadline.Time) {
 		now := metav1.NewTime(s.now)
 		failed := false
 		v.CompletedAt, v.Passed = &now, &failed
-		s.condition(ConditionVerified, metav1.ConditionFalse, ReasonVerifyFailed, checksMessage(v.Checks))
+		why := checksMessage(v.Checks)
+		if res.Hopeless != "" {
+			why = res.Hopeless + "; " + why
+		}
+		s.condition(ConditionVerified, metav1.ConditionFalse, ReasonVerifyFailed, why)
+		if !s.act.Info().Undoable {
+			msg := "Verification failed, and " + string(s.spec.Action) + " cannot be undone: " + why
+			r.event(p, corev1.EventTypeWarning, ReasonVerifyFailed, "%s", msg)
+			s.setPhase(tendv1.PhaseFailed, msg)
+			return true, nil
+		}
 		s.p.Status.Rollback = &tendv1.ApplyRecord{Attempt: rand.String(10), StartedAt: now, FieldManager: r.Options.FieldManager}
-		s.p.Status.Message = "Verification failed; rolling back: " + checksMessage(v.Checks)
-		r.event(p, corev1.EventTypeWarning, ReasonVerifyFailed, "Verification failed before the deadline; rolling back: %s", checksMessage(v.Checks))
+		s.p.Status.Message = "Verification failed; rolling back: " + why
+		r.event(p, corev1.EventTypeWarning, ReasonVerifyFailed, "Verification failed; rolling back: %s", why)
 		if err := r.persist(ctx, s); err != nil || s.conflict {
 			return true, err
 		}
@@ -724,8 +757,8 @@ func (r *ProposalReconciler) overtaken(ctx context.Context, s *scope) (string, e
 		return "", fmt.Errorf("failed to read the target: %w", err)
 	case obj.GetUID() != t.UID:
 		return fmt.Sprintf("%s %s was recreated", t.Kind, t.Name), nil
-	case obj.GetAnnotations()[AnnotationApplied] != marker(s.p, rec.Attempt):
-		return fmt.Sprintf("%s %s was changed by another proposal (%s)", t.Kind, t.Name, obj.GetAnnotations()[AnnotationApplied]), nil
+	case obj.GetAnnotations()[actions.AnnotationApplied] != actions.Marker(s.p, rec.Attempt):
+		return fmt.Sprintf("%s %s was changed by another proposal (%s)", t.Kind, t.Name, obj.GetAnnotations()[actions.AnnotationApplied]), nil
 	}
 	digest, err := s.act.Digest(obj)
 	if err != nil {
@@ -747,7 +780,7 @@ func (r *ProposalReconciler) undo(ctx context.Context, s *scope) (bool, error) {
 	res, err := s.act.Undo(ctx, s.view(), rb.Attempt)
 	now := metav1.NewTime(r.Options.Now())
 	if err != nil {
-		if !errors.Is(err, ErrStale) && !errors.Is(err, ErrInvalidParameters) && !apierrors.IsNotFound(err) {
+		if !errors.Is(err, actions.ErrStale) && !errors.Is(err, actions.ErrInvalidParameters) && !errors.Is(err, actions.ErrCannotUndo) && !apierrors.IsNotFound(err) {
 			return true, fmt.Errorf("failed to roll back: %w", err)
 		}
 		rb.Error, rb.CompletedAt = err.Error(), &now
@@ -757,7 +790,7 @@ func (r *ProposalReconciler) undo(ctx context.Context, s *scope) (bool, error) {
 	}
 	rb.CompletedAt = &now
 	if !res.AlreadyApplied {
-		rb.Before, rb.After, rb.PreviousRevision = res.Before, res.After, res.PreviousRevision
+		rb.Before, rb.After = res.Before, res.After
 	}
 	rb.ResultingGeneration, rb.ResultingResourceVersion = res.Generation, res.ResourceVersion
 	p.Status.RollbackVerify = &tendv1.VerifyRecord{StartedAt: now, Deadline: metav1.NewTime(now.Add(r.Options.VerifyTimeout))}

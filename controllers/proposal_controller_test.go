@@ -18,6 +18,7 @@ import (
 
 	tendv1 "github.com/tendops/tend/api/v1alpha1"
 	"github.com/tendops/tend/controllers"
+	"github.com/tendops/tend/controllers/actions"
 	"github.com/tendops/tend/policies"
 )
 
@@ -154,7 +155,7 @@ func TestAutoApprovedRollbackSucceeds(t *testing.T) {
 	g.Expect(a.Attempt).NotTo(BeEmpty())
 	g.Expect(a.Before).To(Equal("revision 2"))
 	g.Expect(a.After).To(Equal("pod template of revision 1"))
-	g.Expect(a.PreviousRevision).To(Equal(int64(2)))
+	g.Expect(a.UndoState).To(MatchJSON(`{"revision": 2}`))
 	g.Expect(a.FieldManager).To(Equal(fieldManager))
 	g.Expect(a.CompletedAt).NotTo(BeNil())
 	g.Expect(a.Error).To(BeEmpty())
@@ -176,7 +177,7 @@ func TestAutoApprovedRollbackSucceeds(t *testing.T) {
 	g.Expect(dep.Spec.Template.Spec.Containers[0].Image).To(Equal(w.image("v1")))
 	g.Expect(dep.Generation).To(Equal(before.Generation + 1))
 	g.Expect(a.ResultingGeneration).To(Equal(dep.Generation))
-	g.Expect(dep.Annotations).To(HaveKeyWithValue(controllers.AnnotationApplied, string(p.UID)+"/"+a.Attempt))
+	g.Expect(dep.Annotations).To(HaveKeyWithValue(actions.AnnotationApplied, string(p.UID)+"/"+a.Attempt))
 	g.Expect(dep.ManagedFields).To(ContainElement(HaveField("Manager", fieldManager)))
 
 	h.expectTrail(t, g, p,
@@ -351,8 +352,8 @@ func TestInvalidProposalsAreDenied(t *testing.T) {
 		w := newFailingRollout(t, h.Client, ns, "scaled")
 		before := w.Deployment()
 		p := rollbackProposal(before)
-		p.Spec.Action = tendv1.ActionScaleWorkload
-		p.Spec.Parameters = tendv1.Parameters{Scale: &tendv1.ScaleParameters{Replicas: 5}}
+		p.Spec.Action = tendv1.ActionRestartContainer
+		p.Spec.Parameters = tendv1.Parameters{Container: &tendv1.ContainerParameters{Container: "app"}}
 		createProposal(t, h.Client, p)
 		p = waitPhase(t, g, h.Client, p, tendv1.PhaseDenied)
 		g.Expect(reasonCodes(p.Status.Decision)).To(HaveExactElements("UnknownAction"))
@@ -397,7 +398,7 @@ func TestTargetChangedBeforeApprovalIsDenied(t *testing.T) {
 	after := w.Deployment()
 	g.Expect(after.Generation).To(Equal(changed.Generation))
 	g.Expect(after.Spec.Template).To(Equal(changed.Spec.Template))
-	g.Expect(after.Annotations).NotTo(HaveKey(controllers.AnnotationApplied))
+	g.Expect(after.Annotations).NotTo(HaveKey(actions.AnnotationApplied))
 	h.expectTrail(t, g, p, "Pending→AwaitingApproval", "AwaitingApproval→Approved", "Approved→Denied")
 }
 
@@ -476,12 +477,11 @@ func TestFailedVerificationRollsBack(t *testing.T) {
 	g.Expect(rb.Error).To(BeEmpty())
 	g.Expect(rb.Before).To(Equal("revision 3"))
 	g.Expect(rb.After).To(Equal("pod template of revision 2"))
-	g.Expect(rb.PreviousRevision).To(Equal(int64(3)))
 
 	// The undo put revision 2's template back.
 	dep := w.Deployment()
 	g.Expect(dep.Spec.Template).To(Equal(w.Template("v2")))
-	g.Expect(dep.Annotations).To(HaveKeyWithValue(controllers.AnnotationApplied, string(p.UID)+"/"+rb.Attempt))
+	g.Expect(dep.Annotations).To(HaveKeyWithValue(actions.AnnotationApplied, string(p.UID)+"/"+rb.Attempt))
 	g.Expect(rb.ResultingGeneration).To(Equal(dep.Generation))
 	h.expectTrail(t, g, p,
 		"Pending→Approved", "Approved→Applying", "Applying→Verifying", "Verifying→RolledBack")
@@ -585,13 +585,13 @@ func TestInterruptedApplyIsNotRepeated(t *testing.T) {
 		Decision: &tendv1.Decision{Outcome: tendv1.OutcomeAutoApprove, Policy: "tend-default", Rule: "rollback-auto",
 			SpecHash: p.Spec.Hash(), DecidedAt: metav1.Now()},
 		Apply: &tendv1.ApplyRecord{Attempt: "a1", StartedAt: metav1.Now(), FieldManager: fieldManager,
-			Before: "revision 2", After: "pod template of revision 1", PreviousRevision: 2},
+			Before: "revision 2", After: "pod template of revision 1", UndoState: `{"revision":2}`},
 	}
 	g.Expect(c.Status().Update(t.Context(), p)).To(Succeed())
 	v1 := w.Template("v1")
 	w.Update(func(d *appsv1.Deployment) {
 		d.Spec.Template = v1
-		metav1.SetMetaDataAnnotation(&d.ObjectMeta, controllers.AnnotationApplied, string(p.UID)+"/a1")
+		metav1.SetMetaDataAnnotation(&d.ObjectMeta, actions.AnnotationApplied, string(p.UID)+"/a1")
 	})
 	written := w.Deployment()
 

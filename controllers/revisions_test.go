@@ -11,6 +11,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/tendops/tend/controllers"
+	wl "github.com/tendops/tend/controllers/workload"
 )
 
 // The revision reconciler records, once, that a Deployment's revision ran
@@ -31,7 +32,7 @@ func TestRevisionReconcilerRecordsHealthyRevisions(t *testing.T) {
 				if rs.Spec.Template.Spec.Containers[0].Image == w.image(version) {
 					live := &appsv1.ReplicaSet{}
 					g.Expect(c.Get(context.Background(), client.ObjectKeyFromObject(&rs), live)).To(Succeed())
-					return live.Annotations[controllers.AnnotationRanHealthy]
+					return live.Annotations[wl.AnnotationRanHealthy]
 				}
 			}
 			return ""

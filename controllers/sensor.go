@@ -22,6 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"github.com/tendops/tend/bus"
+	"github.com/tendops/tend/controllers/workload"
 )
 
 // publisher sends telemetry. *bus.Publisher implements it.
@@ -310,10 +311,10 @@ func envelopeFor(kind bus.Kind, obj client.Object, now time.Time) *bus.Envelope 
 func fillPod(ctx context.Context, s *Sensor, pod *corev1.Pod, env *bus.Envelope) error {
 	st := &bus.PodState{
 		Phase:        string(pod.Status.Phase),
-		Ready:        podReady(pod),
+		Ready:        workload.PodReady(pod),
 		Deleted:      pod.DeletionTimestamp != nil,
 		NodeName:     pod.Spec.NodeName,
-		TemplateHash: pod.Labels[labelTemplateHash],
+		TemplateHash: pod.Labels[workload.LabelTemplateHash],
 	}
 	if ref := metav1.GetControllerOf(pod); ref != nil {
 		st.Workload = &bus.WorkloadRef{Kind: ref.Kind, Name: ref.Name}
@@ -324,7 +325,7 @@ func fillPod(ctx context.Context, s *Sensor, pod *corev1.Pod, env *bus.Envelope)
 				return fmt.Errorf("failed to get replicaset: %w", err)
 			}
 			if err == nil {
-				st.Revision = revision(rs)
+				st.Revision = workload.Revision(rs)
 				if dref := metav1.GetControllerOf(rs); dref != nil && dref.Kind == "Deployment" {
 					st.Workload = &bus.WorkloadRef{Kind: dref.Kind, Name: dref.Name}
 				}
@@ -360,7 +361,7 @@ func fillDeployment(_ context.Context, _ *Sensor, d *appsv1.Deployment, env *bus
 		ReadyReplicas:       d.Status.ReadyReplicas,
 		AvailableReplicas:   d.Status.AvailableReplicas,
 		UnavailableReplicas: d.Status.UnavailableReplicas,
-		Revision:            revision(d),
+		Revision:            workload.Revision(d),
 		Images:              images(d.Spec.Template.Spec),
 	}
 	for _, c := range d.Status.Conditions {

@@ -17,7 +17,7 @@ import (
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/tendops/tend/controllers"
+	wl "github.com/tendops/tend/controllers/workload"
 )
 
 const (
@@ -106,7 +106,7 @@ func (w *workload) RecordHealthy(version string) {
 			continue
 		}
 		patch := client.MergeFrom(rs.DeepCopy())
-		metav1.SetMetaDataAnnotation(&rs.ObjectMeta, controllers.AnnotationRanHealthy, time.Now().UTC().Format(time.RFC3339))
+		metav1.SetMetaDataAnnotation(&rs.ObjectMeta, wl.AnnotationRanHealthy, time.Now().UTC().Format(time.RFC3339))
 		if err := w.c.Patch(w.t.Context(), &rs, patch); err != nil {
 			w.t.Fatalf("failed to record revision %s healthy: %v", version, err)
 		}

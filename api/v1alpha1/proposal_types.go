@@ -391,6 +391,45 @@ type Facts struct {
 	// Disruption is what the action takes down at once.
 	// +optional
 	Disruption *DisruptionFacts `json:"disruption,omitempty"`
+	// Node holds the facts of a node action's node.
+	// +optional
+	Node *NodeFacts `json:"node,omitempty"`
+	// Resources are the current requests and limits of the container a
+	// SetResources proposal changes.
+	// +optional
+	Resources *ResourceFacts `json:"resources,omitempty"`
+	// Autoscaler holds the current bounds of a SetAutoscaler target.
+	// +optional
+	Autoscaler *AutoscalerFacts `json:"autoscaler,omitempty"`
+}
+
+// NodeFacts are a node's state as a node action finds it.
+type NodeFacts struct {
+	// Ready is whether the node's Ready condition is True.
+	Ready bool `json:"ready"`
+	// Unschedulable is whether the node is cordoned.
+	Unschedulable bool `json:"unschedulable"`
+	// Pods is how many pods a drain would evict (not DaemonSet or mirror
+	// pods, not finished ones).
+	Pods int32 `json:"pods"`
+}
+
+// ResourceFacts are one container's requests and limits, in millicores
+// and bytes; 0 when not set.
+type ResourceFacts struct {
+	Container          string `json:"container"`
+	CPURequestMilli    int64  `json:"cpuRequestMilli,omitempty"`
+	CPULimitMilli      int64  `json:"cpuLimitMilli,omitempty"`
+	MemoryRequestBytes int64  `json:"memoryRequestBytes,omitempty"`
+	MemoryLimitBytes   int64  `json:"memoryLimitBytes,omitempty"`
+}
+
+// AutoscalerFacts are a HorizontalPodAutoscaler's current bounds.
+type AutoscalerFacts struct {
+	MinReplicas          int32 `json:"minReplicas"`
+	MaxReplicas          int32 `json:"maxReplicas"`
+	CurrentReplicas      int32 `json:"currentReplicas"`
+	TargetCPUUtilization int32 `json:"targetCPUUtilization,omitempty"`
 }
 
 // RevisionFacts are the rollout history facts of a rollback.
@@ -416,6 +455,13 @@ type DisruptionFacts struct {
 	PodsAffected int32 `json:"podsAffected"`
 	// Percent is PodsAffected as a share of the desired replicas.
 	Percent int32 `json:"percent"`
+	// PDB names (namespace/name) a PodDisruptionBudget the action's
+	// evictions would exceed now; empty when none would.
+	// +optional
+	PDB string `json:"pdb,omitempty"`
+	// PDBAllowed is how many disruptions that budget allows now.
+	// +optional
+	PDBAllowed int32 `json:"pdbAllowed,omitempty"`
 }
 
 // ApprovalRecord is one counted approval or denial.
@@ -453,10 +499,18 @@ type ApplyRecord struct {
 	// After describes the target after the change (e.g. "revision 3 (template of revision 1)").
 	// +optional
 	After string `json:"after,omitempty"`
-	// PreviousRevision is the target's rollout revision before the change,
-	// for actions on workloads; the undo returns to it.
+	// UndoState is what the action recorded, at apply time, to undo the
+	// change (JSON of the action's own: the previous replica count, the
+	// inverse patch, the revision to return to).
+	// +kubebuilder:validation:MaxLength=32768
 	// +optional
-	PreviousRevision int64 `json:"previousRevision,omitempty"`
+	UndoState string `json:"undoState,omitempty"`
+	// Steps record the progress of an apply made of several writes (a
+	// drain's evictions), so that a restarted controller resumes where it
+	// was and never repeats a step.
+	// +kubebuilder:validation:MaxItems=512
+	// +optional
+	Steps []ApplyStep `json:"steps,omitempty"`
 	// ResultingGeneration is the target's generation after the write; an undo
 	// refuses to run over a target someone else changed since.
 	// +optional
@@ -473,6 +527,42 @@ type ApplyRecord struct {
 	// Error, if the apply failed.
 	// +optional
 	Error string `json:"error,omitempty"`
+}
+
+// StepState is where one step of an apply is.
+// +kubebuilder:validation:Enum=Started;Done;Skipped;Blocked
+type StepState string
+
+// Step states.
+const (
+	// StepStarted: the step is about to be, or was, carried out; a
+	// restarted controller checks which before doing anything.
+	StepStarted StepState = "Started"
+	StepDone    StepState = "Done"
+	// StepSkipped: the step had nothing to do (the pod was gone already).
+	StepSkipped StepState = "Skipped"
+	// StepBlocked: the step cannot be carried out without breaking a
+	// guarantee (a PodDisruptionBudget); the apply stops there.
+	StepBlocked StepState = "Blocked"
+)
+
+// ApplyStep is one step of an apply made of several writes.
+type ApplyStep struct {
+	// Action of the step, e.g. evict.
+	Action string `json:"action"`
+	// Object the step acts on, as namespace/name.
+	Object string `json:"object"`
+	// UID of the object.
+	// +optional
+	UID string `json:"uid,omitempty"`
+	// Owner is the workload of the object (Kind/name), when it has one.
+	// +optional
+	Owner string `json:"owner,omitempty"`
+	State StepState `json:"state"`
+	// Message says what happened, or what blocks the step.
+	// +kubebuilder:validation:MaxLength=512
+	// +optional
+	Message string `json:"message,omitempty"`
 }
 
 // Check is one verification check and its latest result.

@@ -114,7 +114,7 @@ func TestLoopEndToEnd(t *testing.T) {
 	g.Expect(p.Status.Decision.SpecHash).To(Equal(p.Spec.Hash()))
 	g.Expect(p.Status.Apply).NotTo(BeNil())
 	g.Expect(p.Status.Apply.CompletedAt).NotTo(BeNil())
-	g.Expect(p.Status.Apply.PreviousRevision).To(Equal(int64(2)))
+	g.Expect(p.Status.Apply.UndoState).To(MatchJSON(`{"revision": 2}`))
 	g.Expect(p.Status.Verify).NotTo(BeNil())
 	g.Expect(p.Status.Verify.Passed).To(Equal(ptr.To(true)))
 	for _, check := range p.Status.Verify.Checks {

@@ -1,4 +1,4 @@
-package controllers
+package workload
 
 import (
 	"strings"
@@ -16,7 +16,7 @@ func TestJudgeRevision(t *testing.T) {
 	window := 10 * time.Second
 	rs := func(mutate func(*appsv1.ReplicaSet)) *appsv1.ReplicaSet {
 		r := &appsv1.ReplicaSet{
-			ObjectMeta: metav1.ObjectMeta{Name: "web-1", Generation: 1, Annotations: map[string]string{annotationRevision: "1"}},
+			ObjectMeta: metav1.ObjectMeta{Name: "web-1", Generation: 1, Annotations: map[string]string{AnnotationRevision: "1"}},
 			Spec:       appsv1.ReplicaSetSpec{Replicas: ptr.To[int32](2)},
 			Status:     appsv1.ReplicaSetStatus{ObservedGeneration: 1, Replicas: 2, ReadyReplicas: 2, AvailableReplicas: 2},
 		}
@@ -73,12 +73,12 @@ func TestJudgeRevision(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h := judgeRevision(tt.rs, tt.pods, now, window)
-			if h.healthy != tt.healthy || h.wait != tt.wait {
-				t.Errorf("judgeRevision = healthy %v, wait %s (%s); want healthy %v, wait %s", h.healthy, h.wait, h.evidence, tt.healthy, tt.wait)
+			h := JudgeRevision(tt.rs, tt.pods, now, window)
+			if h.Healthy != tt.healthy || h.Wait != tt.wait {
+				t.Errorf("judgeRevision = healthy %v, wait %s (%s); want healthy %v, wait %s", h.Healthy, h.Wait, h.Evidence, tt.healthy, tt.wait)
 			}
-			if !strings.Contains(h.evidence, tt.evidence) {
-				t.Errorf("evidence %q, want it to contain %q", h.evidence, tt.evidence)
+			if !strings.Contains(h.Evidence, tt.evidence) {
+				t.Errorf("evidence %q, want it to contain %q", h.Evidence, tt.evidence)
 			}
 		})
 	}

@@ -1,0 +1,24 @@
+package actions
+
+// Reason codes of the refusals actions make.
+const (
+	// ReasonAutoscalerOwnsReplicas: an HPA scales the workload.
+	ReasonAutoscalerOwnsReplicas = "AutoscalerOwnsReplicas"
+	// ReasonNoChange: the target already is as the proposal would make it.
+	ReasonNoChange = "NoChange"
+	// ReasonLimitRange: a value is outside the namespace's LimitRange.
+	ReasonLimitRange = "LimitRangeViolation"
+	// ReasonQuota: the change would exceed the namespace's ResourceQuota.
+	ReasonQuota = "QuotaExceeded"
+	// ReasonContainerNotFound: the pod template has no such container.
+	ReasonContainerNotFound = "ContainerNotFound"
+	// ReasonPodDisruptionBudget: an eviction would exceed a PDB.
+	ReasonPodDisruptionBudget = "PodDisruptionBudget"
+	// ReasonPodNotStuck: a pod to force-delete is not stuck terminating on
+	// a lost node.
+	ReasonPodNotStuck = "PodNotStuck"
+	// ReasonJobNotFailed: a Job to retry has not failed.
+	ReasonJobNotFailed = "JobNotFailed"
+	// ReasonPatchNotApplicable: the patch does not apply to the target.
+	ReasonPatchNotApplicable = "PatchNotApplicable"
+)

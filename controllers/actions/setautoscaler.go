@@ -1,0 +1,161 @@
+package actions
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	tendv1 "github.com/tendops/tend/api/v1alpha1"
+)
+
+// setAutoscaler sets a HorizontalPodAutoscaler's bounds and average CPU
+// utilization target. Verified when the autoscaler observed its new spec
+// and keeps its target within the bounds; undone by restoring them.
+//
+// +kubebuilder:rbac:groups=autoscaling,resources=horizontalpodautoscalers,verbs=get;list;watch;update;patch
+type setAutoscaler struct{ base }
+
+var _ Action = (*setAutoscaler)(nil)
+
+// autoscalerUndo is the undo state: the bounds and metrics before.
+type autoscalerUndo struct {
+	MinReplicas *int32                     `json:"minReplicas,omitempty"`
+	MaxReplicas int32                      `json:"maxReplicas"`
+	Metrics     []autoscalingv2.MetricSpec `json:"metrics,omitempty"`
+}
+
+func (a *setAutoscaler) Info() tendv1.ActionInfo { return info(tendv1.ActionSetAutoscaler) }
+
+func (a *setAutoscaler) Validate(p *tendv1.Proposal) error {
+	if err := validateTarget(p); err != nil {
+		return err
+	}
+	s := p.Spec.Parameters.Autoscaler
+	if s == nil || (s.MinReplicas == nil && s.MaxReplicas == nil && s.TargetCPUUtilization == nil) {
+		return fmt.Errorf("%w: SetAutoscaler needs minReplicas, maxReplicas or targetCPUUtilization", ErrInvalidParameters)
+	}
+	if s.MinReplicas != nil && s.MaxReplicas != nil && *s.MinReplicas > *s.MaxReplicas {
+		return fmt.Errorf("%w: minReplicas is above maxReplicas", ErrInvalidParameters)
+	}
+	return nil
+}
+
+// cpuTarget is the autoscaler's average CPU utilization target, or 0.
+func cpuTarget(h *autoscalingv2.HorizontalPodAutoscaler) int32 {
+	for _, m := range h.Spec.Metrics {
+		if m.Type == autoscalingv2.ResourceMetricSourceType && m.Resource != nil && m.Resource.Name == corev1.ResourceCPU &&
+			m.Resource.Target.Type == autoscalingv2.UtilizationMetricType {
+			return ptr.Deref(m.Resource.Target.AverageUtilization, 0)
+		}
+	}
+	return 0
+}
+
+func (a *setAutoscaler) Facts(_ context.Context, _ *tendv1.Proposal, target client.Object) (tendv1.Facts, time.Duration, error) {
+	h := target.(*autoscalingv2.HorizontalPodAutoscaler)
+	return tendv1.Facts{
+		TargetExists: true, TargetGeneration: h.Generation, Replicas: h.Status.CurrentReplicas, Disruption: &tendv1.DisruptionFacts{},
+		Autoscaler: &tendv1.AutoscalerFacts{MinReplicas: ptr.Deref(h.Spec.MinReplicas, 1), MaxReplicas: h.Spec.MaxReplicas,
+			CurrentReplicas: h.Status.CurrentReplicas, TargetCPUUtilization: cpuTarget(h)},
+	}, 0, nil
+}
+
+func (a *setAutoscaler) Digest(target client.Object) (string, error) {
+	h, ok := target.(*autoscalingv2.HorizontalPodAutoscaler)
+	if !ok {
+		return "", fmt.Errorf("%w: %T is not an autoscaler", ErrInvalidParameters, target)
+	}
+	return digestOf([]any{h.Spec.MinReplicas, h.Spec.MaxReplicas, h.Spec.Metrics})
+}
+
+func describeBounds(h *autoscalingv2.HorizontalPodAutoscaler) string {
+	s := fmt.Sprintf("%d-%d replicas", ptr.Deref(h.Spec.MinReplicas, 1), h.Spec.MaxReplicas)
+	if t := cpuTarget(h); t > 0 {
+		s += fmt.Sprintf(", CPU target %d%%", t)
+	}
+	return s
+}
+
+func (a *setAutoscaler) Apply(ctx context.Context, p *tendv1.Proposal, attempt string, dryRun bool) (Result, error) {
+	s := p.Spec.Parameters.Autoscaler
+	return a.applyEdit(ctx, p, attempt, dryRun, func(obj client.Object) (string, string, string, error) {
+		h := obj.(*autoscalingv2.HorizontalPodAutoscaler)
+		undo, err := json.Marshal(autoscalerUndo{MinReplicas: h.Spec.MinReplicas, MaxReplicas: h.Spec.MaxReplicas, Metrics: h.Spec.Metrics})
+		if err != nil {
+			return "", "", "", err
+		}
+		before := describeBounds(h)
+		if s.MinReplicas != nil {
+			h.Spec.MinReplicas = ptr.To(*s.MinReplicas)
+		}
+		if s.MaxReplicas != nil {
+			h.Spec.MaxReplicas = *s.MaxReplicas
+		}
+		if ptr.Deref(h.Spec.MinReplicas, 1) > h.Spec.MaxReplicas {
+			return "", "", "", fmt.Errorf("%w: the bounds would be %d-%d", ErrInvalidParameters, ptr.Deref(h.Spec.MinReplicas, 1), h.Spec.MaxReplicas)
+		}
+		if s.TargetCPUUtilization != nil {
+			setCPUTarget(h, *s.TargetCPUUtilization)
+		}
+		return before, describeBounds(h), string(undo), nil
+	}, a.Digest)
+}
+
+// setCPUTarget sets (or adds) the average CPU utilization metric.
+func setCPUTarget(h *autoscalingv2.HorizontalPodAutoscaler, pct int32) {
+	for i := range h.Spec.Metrics {
+		m := &h.Spec.Metrics[i]
+		if m.Type == autoscalingv2.ResourceMetricSourceType && m.Resource != nil && m.Resource.Name == corev1.ResourceCPU {
+			m.Resource.Target = autoscalingv2.MetricTarget{Type: autoscalingv2.UtilizationMetricType, AverageUtilization: ptr.To(pct)}
+			return
+		}
+	}
+	h.Spec.Metrics = append(h.Spec.Metrics, autoscalingv2.MetricSpec{
+		Type: autoscalingv2.ResourceMetricSourceType,
+		Resource: &autoscalingv2.ResourceMetricSource{Name: corev1.ResourceCPU,
+			Target: autoscalingv2.MetricTarget{Type: autoscalingv2.UtilizationMetricType, AverageUtilization: ptr.To(pct)}},
+	})
+}
+
+// Verify checks that the autoscaler observed its spec and that the
+// replicas it keeps are within the new bounds.
+func (a *setAutoscaler) Verify(ctx context.Context, p *tendv1.Proposal) (Verification, error) {
+	obj, err := a.Target(ctx, p)
+	if err != nil {
+		return Verification{}, err
+	}
+	h := obj.(*autoscalingv2.HorizontalPodAutoscaler)
+	observed := tendv1.Check{Name: "AutoscalerObserved"}
+	if g := h.Status.ObservedGeneration; g != nil && *g >= h.Generation {
+		observed.Passed, observed.Message = true, fmt.Sprintf("the autoscaler observed generation %d", h.Generation)
+	} else {
+		observed.Message = fmt.Sprintf("the autoscaler has not observed generation %d yet", h.Generation)
+	}
+	lo, hi, cur := ptr.Deref(h.Spec.MinReplicas, 1), h.Spec.MaxReplicas, h.Status.CurrentReplicas
+	bounds := tendv1.Check{Name: "WithinBounds", Passed: cur >= lo && cur <= hi,
+		Message: fmt.Sprintf("%d current replicas, bounds %d-%d", cur, lo, hi)}
+	return Verification{Checks: []tendv1.Check{observed, bounds}}, nil
+}
+
+func (a *setAutoscaler) Undo(ctx context.Context, p *tendv1.Proposal, attempt string) (Result, error) {
+	return a.undoEdit(ctx, p, attempt, func(obj client.Object, state string) (string, string, error) {
+		var u autoscalerUndo
+		if err := json.Unmarshal([]byte(state), &u); err != nil || u.MaxReplicas == 0 {
+			return "", "", fmt.Errorf("%w: the apply recorded no bounds to restore", ErrInvalidParameters)
+		}
+		h := obj.(*autoscalingv2.HorizontalPodAutoscaler)
+		before := describeBounds(h)
+		h.Spec.MinReplicas, h.Spec.MaxReplicas, h.Spec.Metrics = u.MinReplicas, u.MaxReplicas, u.Metrics
+		return before, describeBounds(h), nil
+	}, a.Digest)
+}
+
+func (a *setAutoscaler) VerifyUndo(ctx context.Context, p *tendv1.Proposal) (Verification, error) {
+	return a.undoObserved(ctx, p)
+}
