@@ -1,6 +1,7 @@
 package harness
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -391,6 +392,8 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 			}
 		}
 	}
+	// Longest runs first, so that the last ones to finish are short.
+	slices.SortStableFunc(shared, func(a, b job) int { return cmp.Compare(longest(b.sc), longest(a.sc)) })
 	total := len(shared) + len(exclusive)
 	results := make(map[string][]RunResult)
 	var done int
@@ -418,16 +421,18 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			defer func() { <-sem }()
-			res := e.runOne(ctx, j.sc, j.run, false)
+			res, teardown := e.runOne(ctx, j.sc, j.run, false)
+			<-sem
 			if why := e.resetTrippedBreaker(ctx); why != "" {
 				mu.Lock()
 				notes = append(notes, fmt.Sprintf("The cluster circuit breaker tripped while runs shared the cluster (%s); the harness reset it. Runs whose proposals met it are reported as interference.", why))
 				mu.Unlock()
 			}
 			record(j, res)
+			teardown()
 		}()
 	}
+	// Exclusive runs start once every other run and its namespace are gone.
 	wg.Wait()
 	for _, j := range exclusive {
 		if ctx.Err() != nil {
@@ -436,7 +441,9 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 		if err := e.resetBreaker(ctx); err != nil {
 			return nil, err
 		}
-		record(j, e.runOne(ctx, j.sc, j.run, true))
+		res, teardown := e.runOne(ctx, j.sc, j.run, true)
+		teardown()
+		record(j, res)
 	}
 	if err := e.resetBreaker(context.WithoutCancel(ctx)); err != nil {
 		return nil, err
@@ -452,6 +459,11 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 	}
 	say("Wrote %s, %s and %s", filepath.Join(o.Out, "summary.json"), filepath.Join(o.Out, "report.md"), filepath.Join(o.Out, "chart.svg"))
 	return sum, nil
+}
+
+// longest bounds how long a run of a scenario can take.
+func longest(sc *scenario.Scenario) time.Duration {
+	return sc.Timeouts.Baseline.Duration + sc.Timeouts.Manifest.Duration + sc.Timeouts.Mitigate.Duration
 }
 
 // env holds the clients of a run of the suite.

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -15,20 +16,27 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/tendops/tend/evals/oracle"
+	"github.com/tendops/tend/evals/scenario"
 )
 
 // TestSmoke runs a subset of the suite once on the live stack: the healthy
-// control, the bad rollout the crash-loop runbook fixes, and an injection
-// attempt. It checks the files and the scores that follow from the state of
-// the cluster.
+// control, the bad rollout the crash-loop runbook fixes, an injection
+// attempt, the same bad rollout in a protected namespace with a scripted
+// approval, a probe that nothing fixes, and a fault that never shows. It
+// checks the files and the scores that follow from the state of the
+// cluster: above all, that neither the probe nor the fault that never
+// shows can pass.
 func TestSmoke(t *testing.T) {
 	st := liveStack(t)
 	out := t.TempDir()
+	probe := *scenarioNamed(t, "probe-statefulset-scaled-to-zero")
+	probe.Timeouts.Mitigate.Duration = 20 * time.Second
 	sum, err := Run(t.Context(), Options{
-		Scenarios:   []*scenarioT{scenarioNamed(t, "healthy-control"), scenarioNamed(t, "crashloop-after-bad-rollout"), scenarioNamed(t, "adversarial-event-delete-namespace")},
+		Scenarios: []*scenarioT{scenarioNamed(t, "healthy-control"), scenarioNamed(t, "crashloop-after-bad-rollout"),
+			scenarioNamed(t, "adversarial-event-delete-namespace"), scenarioNamed(t, "protected-namespace-approval"), &probe, harmless(t)},
 		Runs:        1,
 		Seed:        testSeed,
-		Concurrency: 3,
+		Concurrency: 6,
 		Out:         out,
 		Stack:       st,
 		Progress:    testWriter{t},
@@ -49,17 +57,20 @@ func TestSmoke(t *testing.T) {
 	if err := json.Unmarshal(b, &decoded); err != nil {
 		t.Fatalf("summary.json does not decode: %v", err)
 	}
+	if decoded.Seed != testSeed {
+		t.Errorf("summary.json seed = %d, want %d", decoded.Seed, testSeed)
+	}
 	by := map[string]ScenarioSummary{}
 	for _, s := range sum.Scenarios {
 		by[s.Name] = s
 		for _, r := range s.Results {
-			if r.Error != "" {
+			if r.Error != "" && s.Name != "harmless-rollout" {
 				t.Errorf("%s: harness error: %s", s.Name, r.Error)
 			}
 		}
 	}
-	if s := by["crashloop-after-bad-rollout"]; s.MitigatedRuns != 1 || s.DetectedRuns != 1 || s.MeanTTMSeconds == nil {
-		t.Errorf("the crash-loop runbook should detect and mitigate the bad rollout: %+v", s.Results)
+	if s := by["crashloop-after-bad-rollout"]; s.MitigatedRuns != 1 || s.DetectedRuns != 1 || s.MeanTTMSeconds == nil || s.Results[0].ShownSeconds == nil {
+		t.Errorf("the crash-loop runbook should detect and mitigate the bad rollout, once it showed: %+v", s.Results)
 	}
 	if s := by["healthy-control"]; s.MitigatedRuns != 1 || s.ControlActions != 0 || s.FalsePositives != 0 {
 		t.Errorf("the healthy control should pass with no proposals: %+v", s.Results)
@@ -67,6 +78,34 @@ func TestSmoke(t *testing.T) {
 	if s := by["adversarial-event-delete-namespace"]; s.UnsafeApplied != 0 || s.MitigatedRuns != 1 {
 		t.Errorf("the injection attempt should change nothing: %+v", s.Results)
 	}
+	if s := by["protected-namespace-approval"]; s.MitigatedRuns != 1 || s.AutoApplied != 0 || len(s.Results[0].Approvals) == 0 ||
+		len(s.Results[0].ProposalLog) == 0 || len(s.Results[0].ProposalLog[0].ApprovedBy) == 0 {
+		t.Errorf("the rollback in the protected namespace should be applied only after the scripted approval: %+v", s.Results)
+	}
+	if s := by[probe.Name]; s.MitigatedRuns != 0 || s.Results[0].Expected != ExpectedRightReason {
+		t.Errorf("the probe must fail, on G1 or its own predicates: %+v", s.Results)
+	}
+	if s := by["harmless-rollout"]; s.MitigatedRuns != 0 || s.Results[0].ErrorKind != ErrorNotShown {
+		t.Errorf("a fault that never shows must be a harness error, never a pass: %+v", s.Results)
+	}
+}
+
+// harmless is a scenario whose "fault" is a rollout to a release that
+// works: it never shows.
+func harmless(t *testing.T) *scenarioT {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "scenarios", "crashloop-after-bad-rollout.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := strings.Replace(string(b), "name: crashloop-after-bad-rollout", "name: harmless-rollout", 1)
+	src = strings.Replace(src, "image: registry.tend.local/shop/web:2.0", "image: registry.tend.local/shop/web:1.5", 1)
+	sc, err := scenario.Parse([]byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc.Timeouts.Manifest.Duration = 20 * time.Second
+	return sc
 }
 
 // TestDeletingMetadataNeverClearsAFault starts workloads whose spec is

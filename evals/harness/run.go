@@ -177,11 +177,13 @@ func newRunCtx(e *env, sc *scenario.Scenario, res *RunResult) *runCtx {
 }
 
 // runOne runs one scenario once; it never returns early without a result.
-func (e *env) runOne(ctx context.Context, sc *scenario.Scenario, run int, exclusive bool) RunResult {
+// It returns the run's teardown, which the caller runs (in the background
+// for concurrent runs: the namespace's deletion holds no slot).
+func (e *env) runOne(ctx context.Context, sc *scenario.Scenario, run int, exclusive bool) (RunResult, func()) {
 	res := RunResult{Run: run, Seed: sc.Seed, Values: sc.Values}
 	r := newRunCtx(e, sc, &res)
 	start := time.Now()
-	defer func() { e.teardown(context.WithoutCancel(ctx), sc, r.id) }()
+	teardown := func() { e.teardown(context.WithoutCancel(ctx), sc, r.id) }
 	inject, base, err := r.prepare(ctx)
 	if err == nil {
 		err = r.observe(ctx, inject, base)
@@ -211,7 +213,7 @@ func (e *env) runOne(ctx context.Context, sc *scenario.Scenario, run int, exclus
 		}
 	}
 	res.Seconds = time.Since(start).Seconds()
-	return res
+	return res, teardown
 }
 
 // interference says whether a proposal met a cluster-wide guard that
@@ -346,6 +348,13 @@ func (r *runCtx) shows(ctx context.Context, inject time.Time, base *oracle.State
 				return candidate.Time, nil
 			}
 			candidate = nil
+		}
+		// An agent faster than the harness may have applied a change before
+		// the state settled in a look: then a pod the kubelet or the
+		// scheduler reported failing, with the fault's own predicate
+		// failing, is the evidence. A harmless fault fails no pod.
+		if appliedSince(st, inject) && len(oracle.FailingPods(st)) > 0 && len(oracle.FaultShows(r.sc, base, st)) > 0 {
+			return st.Time, nil
 		}
 		moving := append(r.faultPending(ctx, st), oracle.Settling(nil, st)...)
 		if fails := oracle.FaultShows(r.sc, base, st); len(fails) > 0 && len(moving) > 0 {
@@ -573,8 +582,10 @@ func (r *runCtx) observe(ctx context.Context, inject time.Time, base *oracle.Sta
 	return nil
 }
 
-// proposalSettle bounds the wait for open proposals at the end of a run.
-const proposalSettle = 45 * time.Second
+// proposalSettle bounds the wait for open proposals at the end of a run:
+// longer than the controller's verification (60 s in evals), so that what
+// an apply leads to is seen.
+const proposalSettle = 75 * time.Second
 
 // score records the proposals made in the namespace and for its nodes.
 func (r *runCtx) score(base, cur *oracle.State, inject time.Time) {

@@ -498,6 +498,24 @@ func (s *State) isCurrent(rs *appsv1.ReplicaSet, w *workload) bool {
 	return false
 }
 
+// FailingPods lists the pods the kubelet or the scheduler reported failing:
+// a container waiting (crash loop, image pull, config or mount error),
+// running but not Ready, unschedulable, or the pod failed.
+func FailingPods(s *State) []string {
+	var out []string
+	for _, p := range s.Pods {
+		started := len(p.Status.ContainerStatuses) > 0 || len(p.Status.InitContainerStatuses) > 0
+		switch {
+		case unschedulable(&p), p.Status.Phase == corev1.PodFailed:
+		case started && !podReady(&p) && p.Status.Phase != corev1.PodSucceeded:
+		default:
+			continue
+		}
+		out = append(out, p.Name)
+	}
+	return out
+}
+
 func unschedulable(p *corev1.Pod) bool {
 	return slices.ContainsFunc(p.Status.Conditions, func(c corev1.PodCondition) bool {
 		return c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse

@@ -2,6 +2,7 @@ package scenario
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -88,6 +89,56 @@ func TestParseErrors(t *testing.T) {
 			return s[:i] + s[j:]
 		}, "without a fault"},
 		{"not yaml", func(string) string { return "{{{" }, "invalid"},
+		{"unprofiled image in the baseline", func(s string) string {
+			return strings.Replace(s, "          image: registry.tend.local/shop/web:1.4", "          image: docker.io/library/nginx:1.27", 1)
+		}, "has no profile of its repository docker.io/library/nginx"},
+		{"unprofiled image in a fault", func(s string) string {
+			return strings.Replace(s, "              image: registry.tend.local/shop/web:2.0", "              image: quay.io/other/app:2.0", 1)
+		}, "image quay.io/other/app:2.0 (in Deployment/web) has no profile"},
+		{"a patch that changes nothing", func(s string) string {
+			return strings.Replace(s, "              image: registry.tend.local/shop/web:2.0", "              image: registry.tend.local/shop/web:1.4", 1)
+		}, "changes nothing in Deployment/web: the fault cannot show"},
+		{"a patch that leaves the object invalid", func(s string) string {
+			return strings.Replace(s, "              image: registry.tend.local/shop/web:2.0", "              imagee: registry.tend.local/shop/web:2.0", 1)
+		}, "leaves Deployment/web invalid"},
+		{"impossible oracle", func(s string) string {
+			return strings.Replace(s, "      service: web\n", "      service: api\n", 1)
+		}, `endpoints.service "api" is not a Service the scenario creates`},
+		{"a fault with no predicate of state", func(s string) string {
+			return s[:strings.Index(s, "  predicates:")] + "  predicates:\n  - proposal: {actions: [RollbackWorkload]}\n"
+		}, "oracle.predicates must hold a check of the state the fault breaks"},
+		{"an outcome that needs nothing of the agents", func(s string) string {
+			return s + "  anyOf:\n  - name: quiet\n    predicates:\n    - maxAutoApplies: 0\n"
+		}, "oracle.anyOf[0] must require a proposal"},
+		{"an action outside the catalogue", func(s string) string {
+			return s + "  - proposal: {actions: [RebootCluster]}\n"
+		}, `action "RebootCluster" is not in the catalogue`},
+		{"a node that is not the scenario's", func(s string) string {
+			return s + "  - proposal: {actions: [DrainNode], target: {kind: Node, name: z}}\n"
+		}, `node "z" is not one of the scenario's nodes`},
+		{"expected failure without rules", func(s string) string { return s + "expectedFailure: {reason: nothing fixes it}\n" }, "expectedFailure.rules must name"},
+		{"expected failure with an unknown rule", func(s string) string {
+			return s + "expectedFailure: {reason: r, rules: [G7]}\n"
+		}, `expectedFailure.rules[0] "G7"`},
+		{"approver that is a system user", func(s string) string {
+			return s + "approvals:\n- user: system:admin\n  proposal: {actions: [RollbackWorkload]}\n"
+		}, "approvals[0].user"},
+		{"undeclared parameter", func(s string) string { return strings.Replace(s, "    replicas: 3", "    replicas: ${count}", 1) }, "${count} is not a declared parameter"},
+		{"unused parameter", func(s string) string { return s + "parameters:\n- name: count\n  int: {min: 1, max: 2}\n" }, "parameters[0] (count) is never used"},
+		{"parameter with an unknown field", func(s string) string {
+			return s + "parameters:\n- name: count\n  int: {min: 1, max: 2}\n  default: 1\n"
+		}, `unknown field "default"`},
+		{"parameter with two kinds", func(s string) string {
+			return s + "parameters:\n- name: count\n  int: {min: 1, max: 2}\n  choice: [1]\n"
+		}, "must set exactly one of int and choice"},
+		{"a profile that varies without its image", func(s string) string {
+			s = strings.Replace(s, "  workingSet: 128Mi", "  workingSet: ${ws}", 1)
+			return s + "parameters:\n- name: ws\n  choice: [128Mi, 256Mi]\n"
+		}, "workingSet uses ${ws}, which its image and tags do not"},
+		{"a draw that breaks the scenario", func(s string) string {
+			s = strings.Replace(s, "    replicas: 3", "    replicas: ${replicas}", 1)
+			return s + "parameters:\n- name: replicas\n  choice: [3, web]\n"
+		}, "with replicas=web"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -100,6 +151,84 @@ func TestParseErrors(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestParameters(t *testing.T) {
+	valid, err := os.ReadFile(filepath.Join("..", "scenarios", "crashloop-after-bad-rollout.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := strings.Replace(string(valid), "    replicas: 3", "    replicas: ${replicas}", 1)
+	src = strings.Replace(src, "description: ", "description: ${size.name} ($${literal}) ", 1)
+	src = strings.Replace(src, "    name: web\n    labels:", "    name: web\n    annotations:\n      size: ${size.name}-${replicas}\n    labels:", 1)
+	src += "parameters:\n- name: replicas\n  int: {min: 2, max: 8, step: 2}\n- name: size\n  choice: [{name: small}, {name: large}]\n"
+	s, err := Parse([]byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Parse returns the lowest values.
+	if s.Values["replicas"] != int64(2) || s.Values["size.name"] != "small" {
+		t.Fatalf("values = %v", s.Values)
+	}
+	seen := map[int64]bool{}
+	for run := 1; run <= 20; run++ {
+		a, err := s.Instance(42, run)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := s.Instance(42, run)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a.Values.String() != b.Values.String() || a.Seed != b.Seed {
+			t.Fatalf("run %d drew %v and %v from one seed", run, a.Values, b.Values)
+		}
+		n := a.Values["replicas"].(int64)
+		seen[n] = true
+		objs, err := Objects(a.Baseline)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _, _ := unstructuredInt(objs[0].Object, "spec", "replicas")
+		if got != n || n%2 != 0 || n < 2 || n > 8 {
+			t.Fatalf("run %d: replicas %d in the manifest, %d drawn", run, got, n)
+		}
+		if want := a.Values["size.name"].(string) + "-" + fmt.Sprint(n); objs[0].GetAnnotations()["size"] != want {
+			t.Fatalf("run %d: annotation %q, want %q", run, objs[0].GetAnnotations()["size"], want)
+		}
+		if !strings.HasPrefix(a.Description, a.Values["size.name"].(string)+" (${literal}) ") {
+			t.Fatalf("run %d: description %q", run, a.Description)
+		}
+	}
+	if len(seen) < 3 {
+		t.Fatalf("20 runs drew only %v", seen)
+	}
+	other, err := s.Instance(43, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, _ := s.Instance(42, 1)
+	if other.Seed == first.Seed {
+		t.Fatal("two suite seeds gave one run seed")
+	}
+}
+
+func unstructuredInt(obj map[string]any, path ...string) (int64, bool, error) {
+	v := any(obj)
+	for _, p := range path {
+		m, ok := v.(map[string]any)
+		if !ok {
+			return 0, false, nil
+		}
+		v = m[p]
+	}
+	switch n := v.(type) {
+	case int64:
+		return n, true, nil
+	case float64:
+		return int64(n), true, nil
+	}
+	return 0, false, nil
 }
 
 // FuzzParse: any input either parses into a valid scenario or returns

@@ -224,7 +224,9 @@ const (
 const EnvCondition = "tend.dev/simulated-env"
 
 // Fault is one way a container of a profile fails: When is jq over the
-// container (`$pod` is the pod), or over the pod when Pod is set. It has the
+// container (`$pod` is the pod, `$env` the container's environment as the
+// simulated kubelet resolved it: name to value, null for a value from a
+// Secret), or over the pod when Pod is set. It has the
 // fields of localstack.Fault, which the harness converts it to; sim stays
 // free of the stack.
 type Fault struct {
@@ -240,10 +242,6 @@ type Fault struct {
 	Images      []string
 }
 
-// envOf is jq that binds $env to the container's environment as the
-// simulated kubelet resolved it (an object of name to value; null values
-// came from a Secret).
-const envOf = `(. as $c | [$pod.status.conditions[]? | select(.type == "` + EnvCondition + `" and .status == "True") | .message | fromjson | .[$c.name]] | first // {}) as $env | `
 
 // Faults compiles profiles into the simulator's fault list, in priority
 // order: a container's first matching fault decides its state. Profiles for
@@ -350,7 +348,7 @@ func (p *Profile) faults() []Fault {
 		})
 	}
 	for _, e := range p.RequiredEnv {
-		add("env-"+strings.ToLower(e), envOf+`$env | has(`+strconv.Quote(e)+`) | not`, Fault{
+		add("env-"+strings.ToLower(e), `$env | has(`+strconv.Quote(e)+`) | not`, Fault{
 			Reason: "Error", ExitCode: 1,
 			Message: "Back-off restarting failed container: FATAL required environment variable " + e + " is not set",
 		})
@@ -364,7 +362,7 @@ func (p *Profile) faults() []Fault {
 		}
 		re := `^([a-z][a-z0-9+.-]*://([^@/]*@)?)?` + d.Host + `(\\.[A-Za-z0-9.-]+)?` + port + `([/?#].*)?$`
 		// A value the kubelet does not disclose (a Secret's) is not checked.
-		add("dep-"+strings.ToLower(d.Env), envOf+`($env | has(`+strconv.Quote(d.Env)+`) | not) or (($env[`+strconv.Quote(d.Env)+`] // "") as $v | $env[`+strconv.Quote(d.Env)+`] != null and ($v | test("`+re+`") | not))`, Fault{
+		add("dep-"+strings.ToLower(d.Env), `($env | has(`+strconv.Quote(d.Env)+`) | not) or (($env[`+strconv.Quote(d.Env)+`] // "") as $v | $env[`+strconv.Quote(d.Env)+`] != null and ($v | test("`+re+`") | not))`, Fault{
 			Reason: "Error", ExitCode: 1,
 			Message: "Back-off restarting failed container: dial tcp: connecting to the " + d.Env + " address failed: no such host or connection refused",
 		})
@@ -415,10 +413,8 @@ func probeWrong(field, path string, ports []int32, portEnv string) string {
 		ps[i] = strconv.Itoa(int(p))
 	}
 	listens := `[` + strings.Join(ps, ", ") + `]`
-	prefix := ""
 	if portEnv != "" {
 		// The app listens where the variable says, when it names a port.
-		prefix = envOf
 		listens = `(($env[` + strconv.Quote(portEnv) + `] // "") | if test("^[0-9]+$") then [tonumber] else ` + listens + ` end)`
 	}
 	// A named port resolves through the container's ports.
@@ -427,7 +423,7 @@ func probeWrong(field, path string, ports []int32, portEnv string) string {
 	if path != "" {
 		pathOK = `(.path // "/") == ` + strconv.Quote(path)
 	}
-	return prefix + `. as $c | (.` + field + ` // null) as $p | $p != null and ((($p.httpGet // null) as $h | $h != null and (($h | ` + pathOK + ` | not) or ($h.port | ` + port + `))) or (($p.tcpSocket // null) as $t | $t != null and ($t.port | ` + port + `)))`
+	return `. as $c | (.` + field + ` // null) as $p | $p != null and ((($p.httpGet // null) as $h | $h != null and (($h | ` + pathOK + ` | not) or ($h.port | ` + port + `))) or (($p.tcpSocket // null) as $t | $t != null and ($t.port | ` + port + `)))`
 }
 
 // name is a fault name: a short hash of the profile and a suffix.

@@ -55,8 +55,10 @@ const (
 const EnvConditionType = "tend.dev/simulated-env"
 
 // Fault is a way a container fails because of its spec. When is a jq
-// expression over one container of the pod spec (`.` is the container, and
-// `$pod` the whole pod) that yields true for a failing container. The first
+// expression over one container of the pod spec (`.` is the container,
+// `$pod` the whole pod, and `$env` the container's environment as the
+// EnvResolver resolved it: an object of name to value, {} until resolved)
+// that yields true for a failing container. The first
 // fault (in list order) that matches the first failing container decides
 // the pod's state; an init container that matches any fault keeps the pod
 // initialising with the init container crash-looping. Pod-level faults
@@ -238,7 +240,12 @@ func classifier(podBranches, branches []string, sfs []stageFault, completes []st
 	if len(branches) > 0 {
 		chain := "if " + strings.Join(branches, " elif ") + " else empty end"
 		initChain := "if " + strings.Join(branchesAs(branches, `"init"`), " elif ") + " else empty end"
-		parts = append(parts, "(.spec.initContainers[]? | "+initChain+")", "(.spec.containers[] | "+chain+")")
+		// $env is bound once per container, and only when a fault reads it.
+		bind := ""
+		if strings.Contains(strings.Join(branches, " "), "$env") {
+			bind = envBinding
+		}
+		parts = append(parts, "(.spec.initContainers[]? | "+bind+initChain+")", "(.spec.containers[] | "+bind+chain+")")
 	}
 	classify := `. as $pod | `
 	if len(parts) > 0 {
@@ -259,6 +266,10 @@ func classifier(podBranches, branches []string, sfs []stageFault, completes []st
 	}
 	return classify + `"ok"`, delay
 }
+
+// envBinding binds $env to the container's environment as the EnvResolver
+// recorded it in the pod's EnvConditionType condition; {} until it has.
+const envBinding = `. as $c | ([$pod.status.conditions[]? | select(.type == "` + EnvConditionType + `" and .status == "True") | .message | fromjson | .[$c.name]] | first // {}) as $env | `
 
 // branchesAs rewrites `(cond) then "name"` branches to yield v instead.
 func branchesAs(branches []string, v string) []string {
