@@ -242,7 +242,6 @@ type Fault struct {
 	Images      []string
 }
 
-
 // Faults compiles profiles into the simulator's fault list, in priority
 // order: a container's first matching fault decides its state. Profiles for
 // the same image and tag must be identical. Besides the profiles' own
