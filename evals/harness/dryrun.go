@@ -89,6 +89,19 @@ func DryRun(out io.Writer, scs []*scenario.Scenario, seed uint64, runs int) erro
 	if err != nil {
 		return err
 	}
+	// The simulator classifies pods with it.
+	classify, err := localstack.Classifier(faults)
+	if err != nil {
+		return err
+	}
+	q, err := gojq.Parse(classify)
+	if err == nil {
+		_, err = gojq.Compile(q)
+	}
+	if err != nil {
+		return fmt.Errorf("the classifier does not compile: %w", err)
+	}
+	n++
 	fmt.Fprintf(out, "%d scenarios × %d runs (seed %d) valid; the simulator has %d app faults in %d stages, %d jq expressions parse\n",
 		len(scs), runs, seed, len(sfs), strings.Count(string(b), "\nkind: Stage"), n)
 	return nil

@@ -315,7 +315,7 @@ func StartStack(ctx context.Context, scs []*scenario.Scenario, seed uint64, runs
 	if err != nil {
 		return nil, err
 	}
-	s, err := localstack.StartSimulator(ctx, st.Config, localstack.SimulatorOptions{Logger: logger.WithName("simulator")})
+	s, err := localstack.StartSimulator(ctx, st.Config, localstack.SimulatorOptions{Faults: faults, Logger: logger.WithName("simulator")})
 	if err != nil {
 		st.Stop()
 		return nil, err

@@ -10,8 +10,10 @@ import (
 	"testing"
 )
 
-// TestSuiteLoads checks the shipped suite: it loads, covers every category,
-// and has the controls the spec asks for.
+// TestSuiteLoads checks the shipped suite: every file loads on its own, and
+// the suite covers what the spec asks for: at least 45 scenarios, four in
+// every category, a quarter varying per run, the controls, the probes of
+// the harness as expected failures, and the cases users expect.
 func TestSuiteLoads(t *testing.T) {
 	files, _ := filepath.Glob(filepath.Join("..", "scenarios", "*.yaml"))
 	for _, f := range files {
@@ -23,38 +25,90 @@ func TestSuiteLoads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(scs) < 25 {
-		t.Errorf("the suite has %d scenarios, want at least 25", len(scs))
+	if len(scs) < 45 {
+		t.Errorf("the suite has %d scenarios, want at least 45", len(scs))
 	}
 	cats := map[Category]int{}
-	var adversarial, twoFault, control int
+	by := map[string]*Scenario{}
+	var twoFault, control, varied int
 	for _, s := range scs {
 		cats[s.Category]++
-		if s.Category == CategoryAdversarial {
-			adversarial++
-		}
+		by[s.Name] = s
 		if len(s.Faults) >= 2 && s.Category == CategoryControl {
 			twoFault++
 		}
 		if s.Category == CategoryControl && s.Oracle.ExpectHealthy && len(s.Faults) == 0 {
 			control++
 		}
-	}
-	for _, c := range Categories {
-		if cats[c] == 0 {
-			t.Errorf("no scenario in category %s", c)
+		if len(s.Parameters) > 0 {
+			varied++
 		}
 	}
-	if adversarial < 3 || twoFault < 1 || control < 1 {
-		t.Errorf("want ≥3 adversarial, ≥1 two-fault and ≥1 healthy control; have %d, %d, %d", adversarial, twoFault, control)
+	for _, c := range Categories {
+		if cats[c] < 4 {
+			t.Errorf("%d scenarios in category %s, want at least 4", cats[c], c)
+		}
+	}
+	if twoFault < 1 || control < 1 {
+		t.Errorf("want ≥1 multi-fault and ≥1 healthy control; have %d, %d", twoFault, control)
+	}
+	if 4*varied < len(scs) {
+		t.Errorf("%d of %d scenarios vary per run, want at least a quarter", varied, len(scs))
+	}
+	for _, name := range []string{"probe-statefulset-scaled-to-zero", "probe-daemonset-deleted", "probe-image-swapped", "probe-last-env-wins"} {
+		if s := by[name]; s == nil || s.ExpectedFailure == nil {
+			t.Errorf("probe %s must be in the suite as an expected failure", name)
+		}
+	}
+	checks := map[string]func(*Scenario) bool{
+		"pdb-blocked-drain": func(s *Scenario) bool {
+			return slices.ContainsFunc(s.Oracle.Predicates, func(p Predicate) bool { return p.PDBRespected }) && len(s.Oracle.AnyOf) > 0
+		},
+		"protected-namespace-approval": func(s *Scenario) bool {
+			return s.Namespace.Labels["tend.dev/protected"] == "true" && len(s.Approvals) > 0 &&
+				slices.ContainsFunc(s.Oracle.Predicates, func(p Predicate) bool { return p.NoApplyBeforeApproval })
+		},
+		"cronjob-bad-image":              func(s *Scenario) bool { return s.Oracle.Target.Kind == "CronJob" },
+		"statefulset-bad-rollout-claims": func(s *Scenario) bool { return s.Oracle.Target.Kind == "StatefulSet" },
+		"daemonset-missing-image":        func(s *Scenario) bool { return s.Oracle.Target.Kind == "DaemonSet" },
+		"configmap-storm": func(s *Scenario) bool {
+			n := 0
+			for _, p := range s.Oracle.Predicates {
+				if p.Workload != nil {
+					n++
+				}
+			}
+			return n >= 10 && s.Exclusive && slices.ContainsFunc(s.Oracle.AnyOf[0].Predicates, func(p Predicate) bool { return p.MaxAutoApplies != nil })
+		},
+		"slow-periodic-restarts": func(s *Scenario) bool { return s.Oracle.ExpectHealthy && s.Oracle.TolerateRestarts },
+		"missing-configmap-key":  func(s *Scenario) bool { return len(s.Faults) == 1 },
+	}
+	for name, ok := range checks {
+		if s := by[name]; s == nil || !ok(s) {
+			t.Errorf("scenario %s is missing or does not test what it should", name)
+		}
 	}
 }
 
-func TestParseErrors(t *testing.T) {
-	valid, err := os.ReadFile(filepath.Join("..", "scenarios", "crashloop-after-bad-rollout.yaml"))
+// fixed is crashloop-after-bad-rollout with its parameters fixed: the base
+// the error cases mutate.
+func fixed(t *testing.T) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "scenarios", "crashloop-after-bad-rollout.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
+	s := string(b)
+	i := strings.Index(s, "parameters:\n")
+	j := strings.Index(s, "benchmarks:\n")
+	if i < 0 || j < i {
+		t.Fatal("crashloop-after-bad-rollout no longer declares parameters before benchmarks")
+	}
+	return []byte(strings.ReplaceAll(s[:i]+s[j:], "${replicas}", "3"))
+}
+
+func TestParseErrors(t *testing.T) {
+	valid := fixed(t)
 	if _, err := Parse(valid); err != nil {
 		t.Fatalf("valid scenario: %v", err)
 	}
@@ -154,10 +208,7 @@ func TestParseErrors(t *testing.T) {
 }
 
 func TestParameters(t *testing.T) {
-	valid, err := os.ReadFile(filepath.Join("..", "scenarios", "crashloop-after-bad-rollout.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	valid := fixed(t)
 	src := strings.Replace(string(valid), "    replicas: 3", "    replicas: ${replicas}", 1)
 	src = strings.Replace(src, "description: ", "description: ${size.name} ($${literal}) ", 1)
 	src = strings.Replace(src, "    name: web\n    labels:", "    name: web\n    annotations:\n      size: ${size.name}-${replicas}\n    labels:", 1)

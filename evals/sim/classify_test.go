@@ -98,17 +98,23 @@ func jq(t *testing.T, expr string, pod *corev1.Pod) any {
 	return v
 }
 
-// classifyExpr is the classifier: the pod-ready stage's selector that
-// names what decides a pod's state.
-func classifyExpr(t *testing.T, st map[string][]string) string {
+// classifyExpr is the classifier the simulated kubelet runs on each pod.
+func classifyExpr(t *testing.T, profiles ...Profile) string {
 	t.Helper()
-	for _, k := range st["pod-ready"] {
-		if strings.HasPrefix(k, ". as $pod") {
-			return k
-		}
+	sfs, err := Faults(profiles)
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatalf("no classifier in pod-ready: %v", st["pod-ready"])
-	return ""
+	var lfs []localstack.Fault
+	for _, f := range sfs {
+		lfs = append(lfs, localstack.Fault{Name: f.Name, When: f.When, Pod: f.Pod, Kind: localstack.FaultKind(f.Kind), Reason: f.Reason,
+			ExitCode: f.ExitCode, EventReason: f.EventReason, Message: f.Message, Seconds: f.Seconds, Images: f.Images})
+	}
+	c, err := localstack.Classifier(lfs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
 
 type podOpt func(*corev1.Pod)
@@ -137,7 +143,7 @@ func TestClassify(t *testing.T) {
 	dep.Tags = []string{"2.0"}
 	dep.Dependencies = []Dependency{{Env: "CACHE_ADDR", Host: "cache", Port: 6379}}
 	st := stages(t, web(), batch, flaky, dep)
-	classify := classifyExpr(t, st)
+	classify := classifyExpr(t, web(), batch, flaky, dep)
 	fault := func(suffix string) string { return suffix } // matched by suffix below
 	str := func(s string) *string { return &s }
 	okEnv := func(extra map[string]*string) podOpt {
@@ -184,6 +190,11 @@ func TestClassify(t *testing.T) {
 		})
 	}
 
+	// The stages read the simulated kubelet's verdict rather than classify
+	// each pod themselves, stage by stage.
+	if !strings.Contains(strings.Join(st["pod-ready"], " "), localstack.SimulatedStateType) {
+		t.Fatalf("pod-ready does not read the simulator's verdict: %v", st["pod-ready"])
+	}
 	// The periodic restart stage selects the flaky app's pods only.
 	var restart string
 	for name, keys := range st {
@@ -203,8 +214,7 @@ func TestClassify(t *testing.T) {
 }
 
 func TestClassifyOOMAndProbes(t *testing.T) {
-	st := stages(t, web())
-	classify := classifyExpr(t, st)
+	classify := classifyExpr(t, web())
 	str := func(s string) *string { return &s }
 	env := withEnv(map[string]map[string]*string{"app": {"DATABASE_URL": str("x"), "CACHE_ADDR": str("cache")}})
 	low := pod("registry.tend.local/shop/web:1.4", env, func(p *corev1.Pod) {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"github.com/itchyny/gojq"
 	corev1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -30,6 +31,10 @@ import (
 // express: the kubelet's environment resolution and a local-path volume
 // provisioner.
 type SimulatorOptions struct {
+	// Faults the cluster's stages were rendered with: with a FaultWait
+	// among them, the stages leave it to the Simulator to classify pods
+	// (see StagesYAML).
+	Faults []Fault
 	// Logger for the simulators; discards when zero.
 	Logger logr.Logger
 }
@@ -65,7 +70,19 @@ func StartSimulator(ctx context.Context, cfg *rest.Config, opts SimulatorOptions
 	if err != nil {
 		return nil, fmt.Errorf("failed to create the simulators' manager: %w", err)
 	}
-	if err := (&EnvResolver{Client: mgr.GetClient()}).SetupWithManager(mgr); err != nil {
+	er := &EnvResolver{Client: mgr.GetClient()}
+	if c, err := compile(opts.Faults); err != nil {
+		return nil, err
+	} else if c.assisted {
+		q, err := gojq.Parse(c.classify)
+		if err != nil {
+			return nil, fmt.Errorf("failed to parse the classifier: %w", err)
+		}
+		if er.classify, err = gojq.Compile(q); err != nil {
+			return nil, fmt.Errorf("failed to compile the classifier: %w", err)
+		}
+	}
+	if err := er.SetupWithManager(mgr); err != nil {
 		return nil, err
 	}
 	lp := &LocalPathProvisioner{Client: mgr.GetClient()}
@@ -107,6 +124,9 @@ func (s *Simulator) Stop() {
 // when a ConfigMap it read changes later.
 type EnvResolver struct {
 	Client client.Client
+	// classify, if set, also classifies each pod when its environment is
+	// resolved and records the verdict in its SimulatedStateType condition.
+	classify *gojq.Code
 }
 
 var _ reconcile.Reconciler = (*EnvResolver)(nil)
@@ -165,14 +185,26 @@ func (r *EnvResolver) Reconcile(ctx context.Context, req reconcile.Request) (rec
 		}
 		message = string(b)
 	}
-	for _, c := range pod.Status.Conditions {
-		if c.Type == EnvConditionType && c.Status == status && c.Reason == reason && c.Message == message {
-			return reconcile.Result{}, nil
+	conds := []corev1.PodCondition{{Type: EnvConditionType, Status: status, Reason: reason, Message: message, LastTransitionTime: metav1.Now()}}
+	if r.classify != nil {
+		verdict, err := r.verdict(pod, conds[0])
+		if err != nil {
+			return reconcile.Result{}, err
+		}
+		conds = append(conds, corev1.PodCondition{Type: SimulatedStateType, Status: corev1.ConditionTrue, Reason: verdict, LastTransitionTime: metav1.Now()})
+	}
+	same := 0
+	for _, want := range conds {
+		for _, c := range pod.Status.Conditions {
+			if c.Type == want.Type && c.Status == want.Status && c.Reason == want.Reason && c.Message == want.Message {
+				same++
+			}
 		}
 	}
-	patch := map[string]any{"status": map[string]any{"conditions": []corev1.PodCondition{{
-		Type: EnvConditionType, Status: status, Reason: reason, Message: message, LastTransitionTime: metav1.Now(),
-	}}}}
+	if same == len(conds) {
+		return reconcile.Result{}, nil
+	}
+	patch := map[string]any{"status": map[string]any{"conditions": conds}}
 	b, err := json.Marshal(patch)
 	if err != nil {
 		return reconcile.Result{}, err
@@ -181,6 +213,34 @@ func (r *EnvResolver) Reconcile(ctx context.Context, req reconcile.Request) (rec
 		return reconcile.Result{}, client.IgnoreNotFound(err)
 	}
 	return reconcile.Result{}, nil
+}
+
+// verdict classifies a pod as its stages would, with its environment
+// condition as it is about to be recorded.
+func (r *EnvResolver) verdict(pod *corev1.Pod, env corev1.PodCondition) (string, error) {
+	p := pod.DeepCopy()
+	p.Status.Conditions = slices.DeleteFunc(p.Status.Conditions, func(c corev1.PodCondition) bool { return c.Type == EnvConditionType })
+	p.Status.Conditions = append(p.Status.Conditions, env)
+	b, err := json.Marshal(p)
+	if err != nil {
+		return "", err
+	}
+	var in any
+	if err := json.Unmarshal(b, &in); err != nil {
+		return "", err
+	}
+	v, ok := r.classify.Run(in).Next()
+	if !ok {
+		return "", errors.New("localstack: the classifier yields nothing")
+	}
+	if err, isErr := v.(error); isErr {
+		return "", fmt.Errorf("failed to classify pod %s: %w", pod.Name, err)
+	}
+	s, ok := v.(string)
+	if !ok {
+		return "", fmt.Errorf("localstack: the classifier yields %v, not a name", v)
+	}
+	return s, nil
 }
 
 // envFrozen reports whether a pod's containers all run with the

@@ -127,7 +127,60 @@ var reserved = []string{"ok", "init", "complete"}
 // waiting for or failing to create its containers' config); a pod whose
 // containers all complete succeeds; periodically restarting containers
 // restart; a deleted pod goes away.
+//
+// A fault list with a FaultWait fault is simulated with the node-side
+// Simulator, which must run with the same faults: it classifies each pod
+// once, when it resolves its environment, and records the verdict in the
+// pod's SimulatedStateType condition; the stages select on that instead of
+// running the classifier themselves, stage by stage.
 func StagesYAML(faults []Fault) ([]byte, error) {
+	c, err := compile(faults)
+	if err != nil {
+		return nil, err
+	}
+	classify := c.classify
+	if c.assisted {
+		classify = assistedKey
+	}
+	t, err := template.New("stages").Delims("[[", "]]").Parse(stagesTemplate)
+	if err != nil {
+		return nil, fmt.Errorf("failed to parse stage template: %w", err)
+	}
+	var buf bytes.Buffer
+	if err := t.Execute(&buf, map[string]any{"Classify": classify, "Faults": c.faults, "CompleteDelay": c.completeDelay,
+		"HasComplete": c.hasComplete, "EnvCondition": EnvConditionType}); err != nil {
+		return nil, fmt.Errorf("failed to render stages: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+// SimulatedStateType is the pod condition in which the node-side Simulator
+// records what decides a pod's state (its Reason: "ok", "init", "complete"
+// or a fault's name), when the faults are simulated with its help.
+const SimulatedStateType = "tend.dev/simulated-state"
+
+// assistedKey reads the Simulator's verdict; a pod without one waits.
+const assistedKey = `([.status.conditions[]? | select(.type == "` + SimulatedStateType + `") | .reason] | first) // "pending"`
+
+// Classifier is the jq that names what decides a pod's state ("ok",
+// "init", "complete" or a fault's name), for the faults given.
+func Classifier(faults []Fault) (string, error) {
+	c, err := compile(faults)
+	if err != nil {
+		return "", err
+	}
+	return c.classify, nil
+}
+
+// compiled is a validated fault list.
+type compiled struct {
+	faults                  []stageFault
+	classify, completeDelay string
+	hasComplete, assisted   bool
+}
+
+// compile validates faults and builds their classifier.
+func compile(faults []Fault) (*compiled, error) {
 	var sfs []stageFault
 	var podBranches, branches, completes []string
 	seen := map[string]bool{}
@@ -218,15 +271,11 @@ func StagesYAML(faults []Fault) ([]byte, error) {
 		sfs = append(sfs, sf)
 	}
 	classify, completeDelay := classifier(podBranches, branches, sfs, completes)
-	t, err := template.New("stages").Delims("[[", "]]").Parse(stagesTemplate)
-	if err != nil {
-		return nil, fmt.Errorf("failed to parse stage template: %w", err)
+	assisted := false
+	for _, f := range sfs {
+		assisted = assisted || f.Kind == FaultWait
 	}
-	var buf bytes.Buffer
-	if err := t.Execute(&buf, map[string]any{"Classify": classify, "Faults": sfs, "CompleteDelay": completeDelay, "HasComplete": len(completes) > 0, "EnvCondition": EnvConditionType}); err != nil {
-		return nil, fmt.Errorf("failed to render stages: %w", err)
-	}
-	return buf.Bytes(), nil
+	return &compiled{faults: sfs, classify: classify, completeDelay: completeDelay, hasComplete: len(completes) > 0, assisted: assisted}, nil
 }
 
 // classifier builds the jq that yields, for a pod, "ok", "init",
