@@ -22,17 +22,32 @@ func TestDefaultBundleLoads(t *testing.T) {
 		}
 	}
 	gp := bundle[0]
-	if diff := cmp.Diff([]v1alpha1.Action{v1alpha1.ActionRollbackWorkload}, gp.Spec.Actions); diff != "" {
-		t.Errorf("tend-default actions mismatch (-want +got):\n%s", diff)
+	if len(gp.Spec.Actions) != 0 {
+		t.Errorf("tend-default is scoped to %v; it holds the rules of every action", gp.Spec.Actions)
 	}
-	var names []string
+	// A rule set per action: every action of the catalogue is named by a
+	// rule, and every rule names one action or more.
+	named := map[v1alpha1.Action]bool{}
 	for _, r := range gp.Spec.Rules {
-		names = append(names, r.Name)
+		found := false
+		for _, a := range v1alpha1.Actions {
+			if strings.Contains(r.When, `"`+string(a)+`"`) {
+				named[a], found = true, true
+			}
+		}
+		if !found {
+			t.Errorf("rule %q names no action of the catalogue", r.Name)
+		}
+		if r.Message == "" || r.Reason == "" {
+			t.Errorf("rule %q has no reason or message", r.Name)
+		}
 	}
-	if diff := cmp.Diff([]string{"rollback-protected-namespace", "rollback-auto"}, names); diff != "" {
-		t.Errorf("tend-default rules mismatch (-want +got):\n%s", diff)
+	for _, a := range v1alpha1.Actions {
+		if !named[a] {
+			t.Errorf("no rule of tend-default decides %s", a)
+		}
 	}
-	if r := gp.Spec.Rules[1]; r.Reason != "SafeRollback" || r.Outcome != v1alpha1.OutcomeAutoApprove || !strings.Contains(r.Message, "found ran healthy") {
+	if r := gp.Spec.Rules[1]; r.Name != "rollback-auto" || r.Reason != "SafeRollback" || r.Outcome != v1alpha1.OutcomeAutoApprove || !strings.Contains(r.Message, "found ran healthy") {
 		t.Errorf("rollback-auto = %+v, want AutoApprove SafeRollback with an explanation", r)
 	}
 }

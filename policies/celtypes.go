@@ -41,12 +41,40 @@ var (
 		{"namespace", func(b *builder, x *Input) (ref.Val, bool) { return build(b, b.types.namespace, &x.Namespace) }},
 		{"proposer", func(b *builder, x *Input) (ref.Val, bool) { return build(b, b.types.proposer, &x.Proposer) }},
 		{"facts", func(b *builder, x *Input) (ref.Val, bool) { return build(b, b.types.facts, &x.Facts) }},
+		{"change", func(b *builder, x *Input) (ref.Val, bool) { return build(b, b.types.change, &x.Change) }},
+	}
+	changeFields = []field[Change]{
+		{"replicas", func(b *builder, x *Change) (ref.Val, bool) { return b.integer(x.Replicas) }},
+		{"resources", func(b *builder, x *Change) (ref.Val, bool) { return build(b, b.types.resources, &x.Resources) }},
+		{"paths", func(b *builder, x *Change) (ref.Val, bool) { return b.stringList(x.Paths) }},
+		{"nodes", func(b *builder, x *Change) (ref.Val, bool) { return b.stringList(x.Nodes) }},
+		{"autoscaler", func(b *builder, x *Change) (ref.Val, bool) { return build(b, b.types.autoscaler, &x.Autoscaler) }},
+	}
+	resourcesFields = []field[Resources]{
+		{"container", func(b *builder, x *Resources) (ref.Val, bool) { return b.str(x.Container) }},
+		{"cpuRequestMilli", func(b *builder, x *Resources) (ref.Val, bool) { return b.integer(x.CPURequestMilli) }},
+		{"cpuLimitMilli", func(b *builder, x *Resources) (ref.Val, bool) { return b.integer(x.CPULimitMilli) }},
+		{"memoryRequestBytes", func(b *builder, x *Resources) (ref.Val, bool) { return b.integer(x.MemoryRequestBytes) }},
+		{"memoryLimitBytes", func(b *builder, x *Resources) (ref.Val, bool) { return b.integer(x.MemoryLimitBytes) }},
+	}
+	autoscalerFields = []field[Autoscaler]{
+		{"minReplicas", func(b *builder, x *Autoscaler) (ref.Val, bool) { return b.integer(x.MinReplicas) }},
+		{"maxReplicas", func(b *builder, x *Autoscaler) (ref.Val, bool) { return b.integer(x.MaxReplicas) }},
+		{"targetCPUUtilization", func(b *builder, x *Autoscaler) (ref.Val, bool) { return b.integer(x.TargetCPUUtilization) }},
+	}
+	nodeFields = []field[NodeFacts]{
+		{"ready", func(b *builder, x *NodeFacts) (ref.Val, bool) { return b.boolean(x.Ready) }},
+		{"unschedulable", func(b *builder, x *NodeFacts) (ref.Val, bool) { return b.boolean(x.Unschedulable) }},
+		{"pods", func(b *builder, x *NodeFacts) (ref.Val, bool) { return b.integer(x.Pods) }},
 	}
 	factsFields = []field[Facts]{
 		{"gathered", func(b *builder, x *Facts) (ref.Val, bool) { return b.boolean(x.Gathered) }},
 		{"readyReplicas", func(b *builder, x *Facts) (ref.Val, bool) { return b.integer(x.ReadyReplicas) }},
 		{"revision", func(b *builder, x *Facts) (ref.Val, bool) { return build(b, b.types.revision, &x.Revision) }},
 		{"disruption", func(b *builder, x *Facts) (ref.Val, bool) { return build(b, b.types.disruption, &x.Disruption) }},
+		{"node", func(b *builder, x *Facts) (ref.Val, bool) { return build(b, b.types.node, &x.Node) }},
+		{"resources", func(b *builder, x *Facts) (ref.Val, bool) { return build(b, b.types.resources, &x.Resources) }},
+		{"autoscaler", func(b *builder, x *Facts) (ref.Val, bool) { return build(b, b.types.autoscaler, &x.Autoscaler) }},
 	}
 	revisionFields = []field[RevisionFacts]{
 		{"current", func(b *builder, x *RevisionFacts) (ref.Val, bool) { return b.integer(x.Current) }},
@@ -56,6 +84,8 @@ var (
 	disruptionFields = []field[DisruptionFacts]{
 		{"pods", func(b *builder, x *DisruptionFacts) (ref.Val, bool) { return b.integer(x.Pods) }},
 		{"percent", func(b *builder, x *DisruptionFacts) (ref.Val, bool) { return b.integer(x.Percent) }},
+		{"pdb", func(b *builder, x *DisruptionFacts) (ref.Val, bool) { return b.str(x.PDB) }},
+		{"pdbAllowed", func(b *builder, x *DisruptionFacts) (ref.Val, bool) { return b.integer(x.PDBAllowed) }},
 	}
 	parametersFields = []field[Parameters]{
 		{"rollback", func(b *builder, x *Parameters) (ref.Val, bool) { return build(b, b.types.rollback, &x.Rollback) }},
@@ -128,6 +158,10 @@ type inputTypes struct {
 	facts      structType[Facts]
 	revision   structType[RevisionFacts]
 	disruption structType[DisruptionFacts]
+	change     structType[Change]
+	resources  structType[Resources]
+	autoscaler structType[Autoscaler]
+	node       structType[NodeFacts]
 	// byName holds every objectType above by CEL type name.
 	byName map[string]*objectType
 	// objects and values are how many objects and field values one Input
@@ -198,6 +232,10 @@ func inputObjects(ts *inputTypes) cel.EnvOption {
 		ts.facts = newStructType(ts, base, factsFields, &err)
 		ts.revision = newStructType(ts, base, revisionFields, &err)
 		ts.disruption = newStructType(ts, base, disruptionFields, &err)
+		ts.change = newStructType(ts, base, changeFields, &err)
+		ts.resources = newStructType(ts, base, resourcesFields, &err)
+		ts.autoscaler = newStructType(ts, base, autoscalerFields, &err)
+		ts.node = newStructType(ts, base, nodeFields, &err)
 		if err != nil {
 			return nil, err
 		}
@@ -377,6 +415,22 @@ func (ts *inputTypes) fromGo(v any) (ref.Val, bool) {
 		o, _ = build(b, ts.disruption, v)
 	case DisruptionFacts:
 		o, _ = build(b, ts.disruption, &v)
+	case *Change:
+		o, _ = build(b, ts.change, v)
+	case Change:
+		o, _ = build(b, ts.change, &v)
+	case *Resources:
+		o, _ = build(b, ts.resources, v)
+	case Resources:
+		o, _ = build(b, ts.resources, &v)
+	case *Autoscaler:
+		o, _ = build(b, ts.autoscaler, v)
+	case Autoscaler:
+		o, _ = build(b, ts.autoscaler, &v)
+	case *NodeFacts:
+		o, _ = build(b, ts.node, v)
+	case NodeFacts:
+		o, _ = build(b, ts.node, &v)
 	default:
 		return nil, false
 	}

@@ -304,6 +304,14 @@ func checkInput(d *decision, in *Input) bool {
 		}, 0, nil)
 	}
 	t := &in.Target
+	if info, ok := v1alpha1.LookupAction(v1alpha1.Action(in.Action)); ok && t.Name != "" {
+		if _, ok := info.Target(t.APIVersion, t.Kind); !ok {
+			d.add(v1alpha1.OutcomeDeny, v1alpha1.Reason{
+				Code:    ReasonTargetKind,
+				Message: truncate(fmt.Sprintf("%s acts on %s, not %s %s", in.Action, strings.Join(info.Kinds(), ", "), t.APIVersion, t.Kind), maxMessageLength),
+			}, 0, nil)
+		}
+	}
 	switch {
 	case t.Name == "":
 		d.add(v1alpha1.OutcomeDeny, v1alpha1.Reason{

@@ -144,8 +144,12 @@ func TestDefaultBundle(t *testing.T) {
 			},
 		},
 		{
-			name: "other actions match no rule",
-			in:   input(v1alpha1.ActionScaleWorkload, "shop", nil),
+			name: "a scale to the current count matches no rule",
+			in: func() Input {
+				in := input(v1alpha1.ActionScaleWorkload, "shop", nil)
+				in.Change.Replicas = in.Target.Replicas
+				return in
+			}(),
 			want: Result{
 				Outcome:           v1alpha1.OutcomeRequireApproval,
 				Reasons:           []v1alpha1.Reason{{Code: ReasonNoMatchingRule}},
@@ -446,7 +450,7 @@ func TestEvaluationErrorFailsClosed(t *testing.T) {
 	big := input(v1alpha1.ActionPatchWorkload, "shop", nil)
 	big.Parameters.PatchPaths = make([]string, 1000)
 	for i := range big.Parameters.PatchPaths {
-		big.Parameters.PatchPaths[i] = fmt.Sprintf("/spec/template/metadata/annotations/a%d", i)
+		big.Parameters.PatchPaths[i] = fmt.Sprintf("/spec/template/spec/containers/%d/env", i)
 	}
 	cancelled, cancel := context.WithCancel(context.Background())
 	cancel()
@@ -521,7 +525,7 @@ func TestEvaluationErrorFailsClosed(t *testing.T) {
 
 func TestCostLimitOption(t *testing.T) {
 	in := input(v1alpha1.ActionPatchWorkload, "shop", nil)
-	in.Parameters.PatchPaths = []string{"/a", "/b", "/c", "/d"}
+	in.Parameters.PatchPaths = []string{"/spec/template/spec/containers/0/image", "/spec/template/spec/containers/0/args", "/spec/template/spec/containers/1/image", "/spec/template/spec/containers/1/args"}
 	p := policy("p", nil, rule("loops", `proposal.parameters.patchPaths.all(a, proposal.parameters.patchPaths.all(b, a == b || a != b))`, v1alpha1.OutcomeAutoApprove, "Fine"))
 	p.Spec.Guards = &v1alpha1.GuardLimits{AllowedPatchPaths: []string{"/"}}
 
@@ -702,8 +706,11 @@ func TestInputFieldsInCEL(t *testing.T) {
 		`proposal.risk == "Medium"`,
 		`proposal.parameters.rollback.toRevision == 0 && proposal.parameters.rollback.fromRevision == 0`,
 		`proposal.parameters.scale.replicas == 0`,
-		`proposal.parameters.patchPaths == ["/spec/replicas", "/metadata/labels/x"]`,
-		`proposal.parameters.patchPaths.all(p, p.startsWith("/spec/") || p.startsWith("/metadata/labels/"))`,
+		`proposal.parameters.patchPaths == ["/spec/template/spec/containers/0/image", "/spec/template/spec/nodeSelector/zone"]`,
+		`proposal.parameters.patchPaths.all(p, p.startsWith("/spec/template/spec/"))`,
+		`proposal.change.paths == proposal.parameters.patchPaths && proposal.change.replicas == 0 && proposal.change.nodes == []`,
+		`proposal.change.resources.memoryLimitBytes == 0 && proposal.change.autoscaler.maxReplicas == 0`,
+		`proposal.facts.node.pods == 0 && !proposal.facts.node.ready && proposal.facts.disruption.pdb == "" && proposal.facts.resources.container == ""`,
 		`proposal.target.apiVersion == "apps/v1" && proposal.target.kind == "StatefulSet"`,
 		`proposal.target.namespace == "db" && proposal.target.name == "pg"`,
 		`proposal.target.labels == {"app": "pg"}`,
@@ -727,8 +734,8 @@ func TestInputFieldsInCEL(t *testing.T) {
 		Action: v1alpha1.ActionPatchWorkload,
 		Target: v1alpha1.TargetRef{APIVersion: "apps/v1", Kind: "StatefulSet", Namespace: "db", Name: "pg"},
 		Parameters: v1alpha1.Parameters{Patch: []v1alpha1.JSONPatchOperation{
-			{Op: "replace", Path: "/spec/replicas"},
-			{Op: "add", Path: "/metadata/labels/x"},
+			{Op: "replace", Path: "/spec/template/spec/containers/0/image"},
+			{Op: "add", Path: "/spec/template/spec/nodeSelector/zone"},
 		}},
 		Proposer: v1alpha1.Proposer{Username: "alice", Groups: []string{"sre"}},
 	}}
@@ -742,7 +749,7 @@ func TestInputFieldsInCEL(t *testing.T) {
 		rules[i].Message = e
 	}
 	fields := policy("fields", nil, rules...)
-	fields.Spec.Guards = &v1alpha1.GuardLimits{AllowedPatchPaths: []string{"/spec", "/metadata/labels"}}
+	fields.Spec.Guards = &v1alpha1.GuardLimits{AllowedPatchPaths: []string{"/spec/template"}}
 	g := newGate(t, Options{}, fields)
 	got := g.Decide(in, noon)
 	if got.Outcome != v1alpha1.OutcomeRequireApproval || len(got.Reasons) != 1 || got.Reasons[0].Code != ReasonNoMatchingRule {
@@ -776,6 +783,7 @@ func TestNewInput(t *testing.T) {
 		},
 		Namespace: Namespace{Name: "shop", Labels: map[string]string{"team": "shop"}, Exists: true},
 		Proposer:  Proposer{Username: "bob", Groups: []string{"a", "b"}},
+		Change:    Change{Replicas: 7},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("NewInput() mismatch (-want +got):\n%s", diff)

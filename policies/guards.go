@@ -56,6 +56,7 @@ func (g *Gate) builtinGuards() []guard {
 		{name: GuardBlastRadius, check: blastRadius},
 		{name: GuardRate, check: rate},
 		{name: GuardPatchPaths, check: patchPaths},
+		{name: GuardDisruptionBudget, check: disruptionBudget},
 	}
 }
 
@@ -207,15 +208,22 @@ func changeWindow(c *guardContext) (verdict, bool) {
 	return verdict{}, false
 }
 
-// blastRadius bounds how much one action, and tend as a whole, disrupts at once.
+// deny is the verdict of a guard whose limit no approval can lift.
+func deny(code, format string, args ...any) (verdict, bool) {
+	return verdict{floor: v1alpha1.OutcomeDeny, code: code, message: truncate(fmt.Sprintf(format, args...), maxMessageLength)}, true
+}
+
+// blastRadius bounds how much one action, and tend as a whole, disrupts at
+// once. Taking down more of a workload, or more nodes, than the policies
+// allow is denied: a human's approval does not lift a policy's limit. More
+// proposals applying at once than allowed waits for a human.
 func blastRadius(c *guardContext) (verdict, bool) {
 	if p := c.in.Facts.Disruption.Percent; p > c.lim.MaxDisruptedPercent {
-		return requireApproval(ReasonBlastRadius, "the action takes down %d%% of the target's replicas at once (limit %d%%)", p, c.lim.MaxDisruptedPercent)
+		return deny(ReasonBlastRadius, "the action takes down %d%% of a workload's replicas at once (limit %d%%)", p, c.lim.MaxDisruptedPercent)
 	}
-	switch v1alpha1.Action(c.in.Action) {
-	case v1alpha1.ActionCordonNode, v1alpha1.ActionDrainNode:
+	if info, ok := v1alpha1.LookupAction(v1alpha1.Action(c.in.Action)); ok && info.NodeWide && c.in.Target.Kind == "Node" {
 		if c.st.NodesDisrupted+1 > c.lim.MaxNodesDisrupted {
-			return requireApproval(ReasonBlastRadius, "%d nodes are already cordoned or draining (limit %d)", c.st.NodesDisrupted, c.lim.MaxNodesDisrupted)
+			return deny(ReasonBlastRadius, "%d nodes are already cordoned or draining; one more exceeds the limit of %d", c.st.NodesDisrupted, c.lim.MaxNodesDisrupted)
 		}
 	}
 	var inNamespace, inCluster int64
@@ -282,29 +290,31 @@ func rate(c *guardContext) (verdict, bool) {
 // sensitivePaths are never patched without a human.
 var sensitivePaths = []string{"/metadata/ownerReferences", "/metadata/finalizers"}
 
-// patchPaths lets a generic patch through automatically only on paths every
-// path-listing policy allows, and never on security-relevant ones.
+// patchPaths denies a generic patch that touches a path outside the
+// catalogue's table for the target's kind (v1alpha1.PatchPaths), which the
+// controller would refuse to apply anyway, and holds for a human one that
+// touches a path outside what every path-listing policy allows, or a
+// security-relevant one should the table ever list it.
 func patchPaths(c *guardContext) (verdict, bool) {
 	if v1alpha1.Action(c.in.Action) != v1alpha1.ActionPatchWorkload {
 		return verdict{}, false
 	}
-	switch c.in.Target.Kind {
-	case "Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding", "ServiceAccount":
-		return requireApproval(ReasonSensitivePatch, "patches to %s objects (RBAC) always need a human", c.in.Target.Kind)
+	paths := c.in.Parameters.PatchPaths
+	if len(paths) == 0 {
+		return deny(ReasonPatchPathNotAllowed, "the patch touches no path")
 	}
-	if len(c.in.Parameters.PatchPaths) == 0 {
-		return requireApproval(ReasonPatchPathNotAllowed, "a patch with no paths cannot be judged")
+	for _, p := range paths {
+		if !v1alpha1.PatchPathAllowed(c.in.Target.Kind, p) {
+			return deny(ReasonPatchPathNotAllowed, "path %q is not one PatchWorkload may touch on a %s (its containers' image, command, args, env, ports and probes, nodeSelector, affinity and tolerations; a Service's selector and ports)", p, c.in.Target.Kind)
+		}
 	}
-	for _, p := range c.in.Parameters.PatchPaths {
+	for _, p := range paths {
 		if strings.Contains(strings.ToLower(p), "securitycontext") || slices.ContainsFunc(sensitivePaths, func(s string) bool { return underPath(p, s) }) ||
 			strings.HasSuffix(p, "/serviceAccountName") || strings.HasSuffix(p, "/privileged") {
 			return requireApproval(ReasonSensitivePatch, "path %q touches securityContext, RBAC, ownerReferences or finalizers; a human must approve", p)
 		}
 	}
-	if len(c.lim.PatchPathSets) == 0 {
-		return requireApproval(ReasonPatchPathNotAllowed, "no policy allows any patch path; a human must approve")
-	}
-	for _, p := range c.in.Parameters.PatchPaths {
+	for _, p := range paths {
 		for _, set := range c.lim.PatchPathSets {
 			if !slices.ContainsFunc(set, func(prefix string) bool { return underPath(p, prefix) }) {
 				return requireApproval(ReasonPatchPathNotAllowed, "path %q is not among the allowed patch paths %v", p, set)
@@ -312,6 +322,17 @@ func patchPaths(c *guardContext) (verdict, bool) {
 		}
 	}
 	return verdict{}, false
+}
+
+// disruptionBudget denies an eviction, or a drain, that a
+// PodDisruptionBudget refuses now: the budget is never violated, and an
+// approval does not change what it allows. The decision names the budget.
+func disruptionBudget(c *guardContext) (verdict, bool) {
+	d := &c.in.Facts.Disruption
+	if d.PDB == "" {
+		return verdict{}, false
+	}
+	return deny(ReasonDisruptionBudget, "PodDisruptionBudget %s allows %d disruptions now and the action needs more; wait for its pods to be ready or change the budget", d.PDB, d.PDBAllowed)
 }
 
 // underPath reports whether JSON pointer p is prefix or below it.

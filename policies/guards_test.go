@@ -33,9 +33,19 @@ func TestGuardsFire(t *testing.T) {
 	rollback := input(v1alpha1.ActionRollbackWorkload, "shop", nil)
 	cordon := input(v1alpha1.ActionCordonNode, "", nil)
 	cordon.Target = Target{APIVersion: "v1", Kind: "Node", Name: "node-1", Exists: true}
+	uncordon := cordon
+	uncordon.Action = string(v1alpha1.ActionUncordonNode)
+	drainBlocked := cordon
+	drainBlocked.Action = string(v1alpha1.ActionDrainNode)
+	drainBlocked.Facts.Disruption = DisruptionFacts{Pods: 3, Percent: 34, PDB: "shop/web", PDBAllowed: 0}
 	patch := func(paths ...string) Input {
 		in := input(v1alpha1.ActionPatchWorkload, "shop", nil)
 		in.Parameters.PatchPaths = paths
+		return in
+	}
+	servicePatch := func(paths ...string) Input {
+		in := patch(paths...)
+		in.Target.APIVersion, in.Target.Kind = "v1", "Service"
 		return in
 	}
 	window := func(schedule string, d time.Duration, tz string) []v1alpha1.ChangeWindow {
@@ -75,16 +85,19 @@ func TestGuardsFire(t *testing.T) {
 		st       State
 		now      time.Time
 		wantCode string // "" means AutoApprove
+		wantDeny bool   // the guard denies rather than holds for a human
 		wantTrip bool
 	}{
 		{name: "nothing going on", in: rollback},
 		{name: "facts: none gathered", in: noFacts, wantCode: ReasonFactsMissing},
 		{name: "facts: rollback to a revision never seen healthy", in: unhealthy, wantCode: ReasonRevisionNotHealthy},
 		{name: "facts: rollback with no earlier revision", in: noEarlier, wantCode: ReasonRevisionNotHealthy},
-		{name: "blast radius: too many replicas at once", in: disrupting(100), wantCode: ReasonBlastRadius},
+		{name: "blast radius: too many replicas at once", in: disrupting(100), wantCode: ReasonBlastRadius, wantDeny: true},
 		{name: "blast radius: within the default", in: disrupting(25)},
-		{name: "blast radius: tightened by a policy", guards: &v1alpha1.GuardLimits{MaxDisruptedPercent: ptr.To[int32](20)}, in: disrupting(25), wantCode: ReasonBlastRadius},
-		{name: "blast radius: nodes already cordoned", in: cordon, st: State{NodesDisrupted: 1}, wantCode: ReasonBlastRadius},
+		{name: "blast radius: tightened by a policy", guards: &v1alpha1.GuardLimits{MaxDisruptedPercent: ptr.To[int32](20)}, in: disrupting(25), wantCode: ReasonBlastRadius, wantDeny: true},
+		{name: "blast radius: nodes already cordoned", in: cordon, st: State{NodesDisrupted: 1}, wantCode: ReasonBlastRadius, wantDeny: true},
+		{name: "blast radius: uncordoning does not count", in: uncordon, st: State{NodesDisrupted: 1}},
+		{name: "disruption budget: a drain a PDB refuses", in: drainBlocked, wantCode: ReasonDisruptionBudget, wantDeny: true},
 		{name: "blast radius: first node", in: cordon},
 		{name: "applying in namespace", in: rollback, st: State{Recent: records(3, "RollbackWorkload", "Applying", "shop", ago(time.Hour), time.Time{})}, wantCode: ReasonTooManyApplying},
 		{name: "applying elsewhere does not count for the namespace", in: rollback, st: State{Recent: records(3, "RollbackWorkload", "Verifying", "other", ago(2*time.Hour), time.Time{})}},
@@ -117,12 +130,16 @@ func TestGuardsFire(t *testing.T) {
 		{name: "change window: weekdays only, and noon is a Saturday", guards: &v1alpha1.GuardLimits{ChangeWindows: window("0 9 * * 1-5", 8*time.Hour, "")}, in: rollback, wantCode: ReasonOutsideChangeWindow},
 		{name: "change window: outside", guards: &v1alpha1.GuardLimits{ChangeWindows: window("0 22 * * *", 2*time.Hour, "")}, in: rollback, wantCode: ReasonOutsideChangeWindow},
 		{name: "change window: time zone", guards: &v1alpha1.GuardLimits{ChangeWindows: window("0 13 * * *", time.Hour, "Europe/Berlin")}, in: rollback},
-		{name: "patch: no allowed paths", in: patch("/spec/replicas"), wantCode: ReasonPatchPathNotAllowed},
-		{name: "patch: allowed path", guards: &v1alpha1.GuardLimits{AllowedPatchPaths: []string{"/spec/template/spec/containers"}}, in: patch("/spec/template/spec/containers/0/resources/limits/memory")},
-		{name: "patch: path outside the allowed ones", guards: &v1alpha1.GuardLimits{AllowedPatchPaths: []string{"/spec/template/spec/containers"}}, in: patch("/spec/template/spec/volumes/0"), wantCode: ReasonPatchPathNotAllowed},
-		{name: "patch: securityContext never automatic", guards: &v1alpha1.GuardLimits{AllowedPatchPaths: []string{"/spec"}}, in: patch("/spec/template/spec/containers/0/securityContext/privileged"), wantCode: ReasonSensitivePatch},
-		{name: "patch: finalizers never automatic", guards: &v1alpha1.GuardLimits{AllowedPatchPaths: []string{"/"}}, in: patch("/metadata/finalizers/0"), wantCode: ReasonSensitivePatch},
-		{name: "patch: ownerReferences never automatic", guards: &v1alpha1.GuardLimits{AllowedPatchPaths: []string{"/"}}, in: patch("/metadata/ownerReferences"), wantCode: ReasonSensitivePatch},
+		{name: "patch: a path in the catalogue's table", in: patch("/spec/template/spec/containers/0/readinessProbe/httpGet/port")},
+		{name: "patch: a path outside the table", in: patch("/spec/replicas"), wantCode: ReasonPatchPathNotAllowed, wantDeny: true},
+		{name: "patch: no path at all", in: patch(), wantCode: ReasonPatchPathNotAllowed, wantDeny: true},
+		{name: "patch: a policy's allowed path", guards: &v1alpha1.GuardLimits{AllowedPatchPaths: []string{"/spec/template/spec/containers"}}, in: patch("/spec/template/spec/containers/0/image")},
+		{name: "patch: in the table, outside a policy's allowed paths", guards: &v1alpha1.GuardLimits{AllowedPatchPaths: []string{"/spec/template/spec/containers"}}, in: patch("/spec/template/spec/tolerations/0"), wantCode: ReasonPatchPathNotAllowed},
+		{name: "patch: resources are SetResources' business", guards: &v1alpha1.GuardLimits{AllowedPatchPaths: []string{"/spec"}}, in: patch("/spec/template/spec/containers/0/resources/limits/memory"), wantCode: ReasonPatchPathNotAllowed, wantDeny: true},
+		{name: "patch: securityContext is never patched", guards: &v1alpha1.GuardLimits{AllowedPatchPaths: []string{"/spec"}}, in: patch("/spec/template/spec/containers/0/securityContext/privileged"), wantCode: ReasonPatchPathNotAllowed, wantDeny: true},
+		{name: "patch: finalizers are never patched", guards: &v1alpha1.GuardLimits{AllowedPatchPaths: []string{"/"}}, in: patch("/metadata/finalizers/0"), wantCode: ReasonPatchPathNotAllowed, wantDeny: true},
+		{name: "patch: a Service's selector", in: servicePatch("/spec/selector/app")},
+		{name: "patch: a Service's type", in: servicePatch("/spec/type"), wantCode: ReasonPatchPathNotAllowed, wantDeny: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -138,8 +155,12 @@ func TestGuardsFire(t *testing.T) {
 				}
 				return
 			}
-			if got.Outcome != v1alpha1.OutcomeRequireApproval {
-				t.Fatalf("DecideState() outcome = %s, want RequireApproval (%+v)", got.Outcome, got)
+			want := v1alpha1.OutcomeRequireApproval
+			if tt.wantDeny {
+				want = v1alpha1.OutcomeDeny
+			}
+			if got.Outcome != want {
+				t.Fatalf("DecideState() outcome = %s, want %s (%+v)", got.Outcome, want, got)
 			}
 			found := false
 			for _, r := range got.Reasons {

@@ -27,6 +27,42 @@ type Input struct {
 	// Facts are what the controller read from the cluster for this
 	// decision: the gate decides on them, never on the proposal's claims.
 	Facts Facts `cel:"facts"`
+	// Change is the change the proposal asks for, in the gate's units:
+	// what a rule compares with the facts.
+	Change Change `cel:"change"`
+}
+
+// Change is the change a proposal asks for: its action's typed parameters in
+// the gate's units. Members that do not belong to the action are zero.
+type Change struct {
+	// Replicas a ScaleWorkload asks for.
+	Replicas int64 `cel:"replicas"`
+	// Resources a SetResources asks for; a value it leaves unset is 0.
+	Resources Resources `cel:"resources"`
+	// Paths a PatchWorkload touches, in patch order.
+	Paths []string `cel:"paths"`
+	// Nodes a node action acts on.
+	Nodes []string `cel:"nodes"`
+	// Autoscaler bounds a SetAutoscaler asks for; a bound it leaves
+	// unchanged is 0.
+	Autoscaler Autoscaler `cel:"autoscaler"`
+}
+
+// Resources are one container's requests and limits, in millicores and
+// bytes; 0 when not set.
+type Resources struct {
+	Container          string `cel:"container"`
+	CPURequestMilli    int64  `cel:"cpuRequestMilli"`
+	CPULimitMilli      int64  `cel:"cpuLimitMilli"`
+	MemoryRequestBytes int64  `cel:"memoryRequestBytes"`
+	MemoryLimitBytes   int64  `cel:"memoryLimitBytes"`
+}
+
+// Autoscaler are a HorizontalPodAutoscaler's bounds and CPU target.
+type Autoscaler struct {
+	MinReplicas          int64 `cel:"minReplicas"`
+	MaxReplicas          int64 `cel:"maxReplicas"`
+	TargetCPUUtilization int64 `cel:"targetCPUUtilization"`
 }
 
 // Facts are what the controller read from the cluster (v1alpha1.Facts).
@@ -40,6 +76,20 @@ type Facts struct {
 	Revision RevisionFacts `cel:"revision"`
 	// Disruption is what the action takes down at once.
 	Disruption DisruptionFacts `cel:"disruption"`
+	// Node is a node action's node.
+	Node NodeFacts `cel:"node"`
+	// Resources are the current requests and limits of the container a
+	// SetResources changes.
+	Resources Resources `cel:"resources"`
+	// Autoscaler holds the current bounds of a SetAutoscaler target.
+	Autoscaler Autoscaler `cel:"autoscaler"`
+}
+
+// NodeFacts are a node action's node.
+type NodeFacts struct {
+	Ready         bool  `cel:"ready"`
+	Unschedulable bool  `cel:"unschedulable"`
+	Pods          int64 `cel:"pods"`
 }
 
 // RevisionFacts are the rollout facts of a rollback.
@@ -59,6 +109,11 @@ type DisruptionFacts struct {
 	Pods int64 `cel:"pods"`
 	// Percent is Pods as a share of the desired replicas.
 	Percent int64 `cel:"percent"`
+	// PDB names a PodDisruptionBudget the action's evictions would exceed
+	// now, empty when none would.
+	PDB string `cel:"pdb"`
+	// PDBAllowed is how many disruptions that budget allows now.
+	PDBAllowed int64 `cel:"pdbAllowed"`
 }
 
 // Parameters are the typed parameters of the change. Members that do not
@@ -184,7 +239,17 @@ func NewInput(p *v1alpha1.Proposal, target TargetFacts, ns NamespaceFacts) Input
 			in.Facts.Revision = RevisionFacts{Current: r.Current, To: r.To, ToHealthy: r.ToHealthy}
 		}
 		if d := f.Disruption; d != nil {
-			in.Facts.Disruption = DisruptionFacts{Pods: int64(d.PodsAffected), Percent: int64(d.Percent)}
+			in.Facts.Disruption = DisruptionFacts{Pods: int64(d.PodsAffected), Percent: int64(d.Percent), PDB: d.PDB, PDBAllowed: int64(d.PDBAllowed)}
+		}
+		if n := f.Node; n != nil {
+			in.Facts.Node = NodeFacts{Ready: n.Ready, Unschedulable: n.Unschedulable, Pods: int64(n.Pods)}
+		}
+		if r := f.Resources; r != nil {
+			in.Facts.Resources = Resources{Container: r.Container, CPURequestMilli: r.CPURequestMilli, CPULimitMilli: r.CPULimitMilli,
+				MemoryRequestBytes: r.MemoryRequestBytes, MemoryLimitBytes: r.MemoryLimitBytes}
+		}
+		if a := f.Autoscaler; a != nil {
+			in.Facts.Autoscaler = Autoscaler{MinReplicas: int64(a.MinReplicas), MaxReplicas: int64(a.MaxReplicas), TargetCPUUtilization: int64(a.TargetCPUUtilization)}
 		}
 	}
 	if spec.Target.Namespace != "" {
@@ -206,6 +271,31 @@ func NewInput(p *v1alpha1.Proposal, target TargetFacts, ns NamespaceFacts) Input
 			paths[i] = op.Path
 		}
 		in.Parameters.PatchPaths = paths
+	}
+	in.Change.Replicas = in.Parameters.Scale.Replicas
+	in.Change.Paths = in.Parameters.PatchPaths
+	if spec.Target.Kind == "Node" && spec.Target.Name != "" {
+		in.Change.Nodes = []string{spec.Target.Name}
+	}
+	if r := spec.Parameters.Resources; r != nil {
+		in.Change.Resources = Resources{
+			Container:          r.Container,
+			CPURequestMilli:    r.Requests.Cpu().MilliValue(),
+			CPULimitMilli:      r.Limits.Cpu().MilliValue(),
+			MemoryRequestBytes: r.Requests.Memory().Value(),
+			MemoryLimitBytes:   r.Limits.Memory().Value(),
+		}
+	}
+	if a := spec.Parameters.Autoscaler; a != nil {
+		if a.MinReplicas != nil {
+			in.Change.Autoscaler.MinReplicas = int64(*a.MinReplicas)
+		}
+		if a.MaxReplicas != nil {
+			in.Change.Autoscaler.MaxReplicas = int64(*a.MaxReplicas)
+		}
+		if a.TargetCPUUtilization != nil {
+			in.Change.Autoscaler.TargetCPUUtilization = int64(*a.TargetCPUUtilization)
+		}
 	}
 	return in
 }

@@ -51,8 +51,14 @@ const (
 	// ReasonSensitivePatch: the patch touches securityContext, RBAC,
 	// ownerReferences or finalizers.
 	ReasonSensitivePatch = "SensitivePatch"
-	// ReasonPatchPathNotAllowed: the patch touches a path no policy allows.
+	// ReasonPatchPathNotAllowed: the patch touches a path outside the
+	// catalogue's table, or one a policy does not allow.
 	ReasonPatchPathNotAllowed = "PatchPathNotAllowed"
+	// ReasonDisruptionBudget: a PodDisruptionBudget refuses the evictions
+	// the action needs.
+	ReasonDisruptionBudget = "DisruptionBudgetExceeded"
+	// ReasonTargetKind: the action does not act on the target's kind.
+	ReasonTargetKind = "TargetKindNotSupported"
 )
 
 // Names of the built-in guards, as recorded in Reason.Guard.
@@ -66,4 +72,5 @@ const (
 	GuardFreeze            = "Freeze"
 	GuardPatchPaths        = "PatchPaths"
 	GuardFacts             = "Facts"
+	GuardDisruptionBudget  = "DisruptionBudget"
 )

@@ -70,6 +70,9 @@ func (a *forceDeletePod) Facts(ctx context.Context, _ *tendv1.Proposal, target c
 	if err != nil {
 		return f, 0, err
 	}
+	// The pod serves nothing already: its node is lost. Deleting it takes
+	// nothing down, and no budget counts it (this is not an eviction).
+	f.Disruption = &tendv1.DisruptionFacts{}
 	return f, 0, a.stuck(ctx, pod)
 }
 

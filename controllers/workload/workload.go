@@ -225,16 +225,20 @@ func Rollout(obj client.Object) (complete bool, message string) {
 	return false, fmt.Sprintf("%T is not a workload", obj)
 }
 
-// RolloutDisruption is how many of a workload's pods a rollout of its pod
-// template takes down at once, and their share of the desired pods: all of
-// them with a Recreate or OnDelete strategy, else maxUnavailable (of a
-// StatefulSet: one at a time, or maxUnavailable).
+// RolloutDisruption is how many of a workload's ready pods a rollout of its
+// pod template takes down at once, and their share of the desired pods:
+// every ready pod with a Recreate or OnDelete strategy, else what
+// maxUnavailable (of a StatefulSet or DaemonSet: one, or maxUnavailable)
+// leaves after the pods that are unavailable already, which count against
+// it. A workload with no ready pod loses nothing that serves.
 func RolloutDisruption(obj client.Object) (pods, percent int32) {
-	desired, _ := Replicas(obj)
-	if desired <= 0 {
+	desired, ready := Replicas(obj)
+	if desired <= 0 || ready <= 0 {
 		return 0, 0
 	}
-	all := func() (int32, int32) { return desired, 100 }
+	ready = min(ready, desired)
+	share := func(n int32) (int32, int32) { return n, n * 100 / desired }
+	all := func() (int32, int32) { return share(ready) }
 	var mu *intstr.IntOrString
 	def := intstr.FromString("25%")
 	switch w := obj.(type) {
@@ -272,8 +276,9 @@ func RolloutDisruption(obj client.Object) (pods, percent int32) {
 		// An unreadable strategy counts as the worst case.
 		return all()
 	}
-	n = min(n, int(desired))
-	return int32(n), int32(n * 100 / int(desired))
+	// The pods already unavailable use up the budget first.
+	n -= int(desired - ready)
+	return share(int32(max(0, min(n, int(ready)))))
 }
 
 // Template is a workload's pod template.

@@ -70,7 +70,8 @@ type Case struct {
 	Expect Expectation `json:"expect"`
 }
 
-// TargetFacts mirror policies.TargetFacts; Exists defaults to true.
+// TargetFacts mirror policies.TargetFacts; Exists defaults to true, and
+// Replicas to the facts' replicas.
 type TargetFacts struct {
 	Labels    map[string]string `json:"labels,omitempty"`
 	OwnerKind string            `json:"ownerKind,omitempty"`
@@ -339,6 +340,10 @@ func (c *Case) input() policies.Input {
 		Replicas:  c.Target.Replicas,
 		Exists:    c.Target.Exists == nil || *c.Target.Exists,
 		Facts:     c.Facts,
+	}
+	if tf.Replicas == 0 && c.Facts != nil {
+		// The controller takes the target's replicas from its facts.
+		tf.Replicas = int64(c.Facts.Replicas)
 	}
 	nf := policies.NamespaceFacts{
 		Labels: c.Namespace.Labels,

@@ -71,6 +71,7 @@ cases:
 			Labels: map[string]string{"app": "web"}, OwnerKind: "ReplicaSet", OwnerName: "web-1", Replicas: 2, Exists: true},
 		Namespace: policies.Namespace{Name: "shop", Labels: map[string]string{"team": "a"}, Exists: false},
 		Proposer:  policies.Proposer{Username: "alice", Groups: []string{"sre"}},
+		Change:    policies.Change{Replicas: 4},
 	}
 	if diff := cmp.Diff(wantIn, in); diff != "" {
 		t.Errorf("input() mismatch (-want +got):\n%s", diff)

@@ -182,10 +182,11 @@ func TestRunFilter(t *testing.T) {
 	}{
 		{run: "kill switch", want: []string{"default-bundle/the kill switch holds even a safe rollback"}},
 		{run: "^default-bundle/draining", want: []string{
-			"default-bundle/draining a node matches no rule and needs approval",
-			"default-bundle/draining a second node at once exceeds the blast radius",
+			"default-bundle/draining a node needs a human",
+			"default-bundle/draining a second node at once is denied",
+			"default-bundle/draining a Deployment is the wrong kind and is denied",
 		}},
-		{run: "^draining a node", want: []string{"default-bundle/draining a node matches no rule and needs approval"}},
+		{run: "^draining a node", want: []string{"default-bundle/draining a node needs a human"}},
 		{run: "no such case", want: nil},
 	} {
 		t.Run(tc.run, func(t *testing.T) {
