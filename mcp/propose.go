@@ -24,15 +24,19 @@ import (
 type tool struct {
 	tool    mcpgo.Tool
 	handler mcpserver.ToolHandlerFunc
+	// action is a propose tool's action; empty for a read tool.
+	action tendv1.Action
 }
 
-// newPropose builds a propose tool whose arguments are A.
+// newPropose builds the propose tool of action, whose arguments are A. Its
+// description ends with what the action table says: the kinds it acts on,
+// whether a failed verification is undone, and whether it takes pods down.
 func newPropose[A any, PA interface {
 	*A
 	wire.ProposeArgs
-}](s *Server, name, desc string, destructive bool) tool {
+}](s *Server, action tendv1.Action, name, desc string, destructive bool) tool {
 	t := mcpgo.NewTool(name,
-		mcpgo.WithDescription(desc+" Creates a Proposal and returns the gate's decision (auto-approved, awaiting approval, or denied with reasons you can act on); it changes nothing by itself."),
+		mcpgo.WithDescription(desc+" "+actionNotes(action)+" Creates a Proposal and returns the gate's decision (auto-approved, awaiting approval, or denied with reasons you can act on); it changes nothing by itself."),
 		mcpgo.WithInputSchema[A](),
 		mcpgo.WithOutputSchema[wire.ProposeResult](),
 		mcpgo.WithReadOnlyHintAnnotation(false),
@@ -43,41 +47,70 @@ func newPropose[A any, PA interface {
 	h := mcpgo.NewStructuredToolHandler(func(ctx context.Context, _ mcpgo.CallToolRequest, args A) (wire.ProposeResult, error) {
 		return s.propose(ctx, PA(&args))
 	})
-	return tool{tool: t, handler: h}
+	return tool{tool: t, handler: h, action: action}
+}
+
+// actionNotes describes an action from the catalogue's table, for a tool's
+// description and a propose result.
+func actionNotes(a tendv1.Action) string {
+	info, ok := tendv1.LookupAction(a)
+	if !ok {
+		return ""
+	}
+	return "Acts on " + strings.Join(info.Kinds(), ", ") + ". " + undoNote(info) + " " + disruptionNote(info)
+}
+
+func undoNote(info tendv1.ActionInfo) string {
+	if info.Undoable {
+		return "Undo: if its verification fails, the controller undoes it and the proposal ends RolledBack."
+	}
+	return "Undo: none; if its verification fails, the proposal ends Failed and a human repairs."
+}
+
+func disruptionNote(info tendv1.ActionInfo) string {
+	switch {
+	case info.NodeWide && info.Disrupts:
+		return "Disruption: takes a node out of service and moves its pods."
+	case info.NodeWide:
+		return "Disruption: no pod is moved; the node takes no new pods."
+	case info.Disrupts:
+		return "Disruption: replaces or stops pods; the gate sees how many ready pods go down at once."
+	}
+	return "Disruption: none by itself."
 }
 
 // proposeTools is the catalogue as tools.
 func (s *Server) proposeTools() []tool {
 	return []tool{
-		newPropose[wire.ProposeRollbackArgs](s, wire.ToolProposeRollback,
+		newPropose[wire.ProposeRollbackArgs](s, tendv1.ActionRollbackWorkload, wire.ToolProposeRollback,
 			"Propose rolling a Deployment back to an earlier revision (RollbackWorkload).", false),
-		newPropose[wire.RestartWorkloadArgs](s, wire.ToolProposeRestartWorkload,
+		newPropose[wire.RestartWorkloadArgs](s, tendv1.ActionRestartWorkload, wire.ToolProposeRestartWorkload,
 			"Propose a rolling restart of a Deployment, StatefulSet or DaemonSet (RestartWorkload).", false),
-		newPropose[wire.ScaleWorkloadArgs](s, wire.ToolProposeScaleWorkload,
+		newPropose[wire.ScaleWorkloadArgs](s, tendv1.ActionScaleWorkload, wire.ToolProposeScaleWorkload,
 			"Propose a new replica count for a Deployment or StatefulSet (ScaleWorkload).", true),
-		newPropose[wire.SetResourcesArgs](s, wire.ToolProposeSetResources,
+		newPropose[wire.SetResourcesArgs](s, tendv1.ActionSetResources, wire.ToolProposeSetResources,
 			"Propose new requests and limits for one container of a workload's pod template (SetResources).", false),
-		newPropose[wire.PatchWorkloadArgs](s, wire.ToolProposePatchWorkload,
-			"Propose a JSON patch of a workload's spec (PatchWorkload). Only allowed paths can be approved automatically; securityContext, RBAC, owner references and finalizers never are.", true),
-		newPropose[wire.EvictPodArgs](s, wire.ToolProposeEvictPod,
+		newPropose[wire.PatchWorkloadArgs](s, tendv1.ActionPatchWorkload, wire.ToolProposePatchWorkload,
+			"Propose a JSON patch of a workload's pod template or a Service (PatchWorkload). Only the catalogue's paths may be patched: containers' image, command, args, env, envFrom, ports and probes, nodeSelector, affinity and tolerations (of a CronJob, under its job template); a Service's selector and ports. Anything else is denied.", true),
+		newPropose[wire.EvictPodArgs](s, tendv1.ActionEvictPod, wire.ToolProposeEvictPod,
 			"Propose evicting a pod through the Eviction API, which honours PodDisruptionBudgets (EvictPod).", true),
-		newPropose[wire.ForceDeletePodArgs](s, wire.ToolProposeForceDeletePod,
+		newPropose[wire.ForceDeletePodArgs](s, tendv1.ActionForceDeletePod, wire.ToolProposeForceDeletePod,
 			"Propose force-deleting a pod stuck terminating on an unreachable node (ForceDeletePod).", true),
-		newPropose[wire.CordonNodeArgs](s, wire.ToolProposeCordonNode,
+		newPropose[wire.CordonNodeArgs](s, tendv1.ActionCordonNode, wire.ToolProposeCordonNode,
 			"Propose cordoning a node so no new pods are scheduled on it (CordonNode).", false),
-		newPropose[wire.UncordonNodeArgs](s, wire.ToolProposeUncordonNode,
+		newPropose[wire.UncordonNodeArgs](s, tendv1.ActionUncordonNode, wire.ToolProposeUncordonNode,
 			"Propose uncordoning a node (UncordonNode).", false),
-		newPropose[wire.DrainNodeArgs](s, wire.ToolProposeDrainNode,
+		newPropose[wire.DrainNodeArgs](s, tendv1.ActionDrainNode, wire.ToolProposeDrainNode,
 			"Propose draining a node: cordon it and evict its pods (DrainNode).", true),
-		newPropose[wire.RetryJobArgs](s, wire.ToolProposeRetryJob,
+		newPropose[wire.RetryJobArgs](s, tendv1.ActionRetryJob, wire.ToolProposeRetryJob,
 			"Propose running a failed Job again (RetryJob).", false),
-		newPropose[wire.SetAutoscalerArgs](s, wire.ToolProposeSetAutoscaler,
+		newPropose[wire.SetAutoscalerArgs](s, tendv1.ActionSetAutoscaler, wire.ToolProposeSetAutoscaler,
 			"Propose new bounds or a new CPU target for a HorizontalPodAutoscaler (SetAutoscaler).", false),
-		newPropose[wire.RestartContainerArgs](s, wire.ToolProposeRestartContainer,
+		newPropose[wire.RestartContainerArgs](s, tendv1.ActionRestartContainer, wire.ToolProposeRestartContainer,
 			"Propose restarting one container in place, on its node through tend's runtime shim (RestartContainer).", true),
-		newPropose[wire.PruneImagesArgs](s, wire.ToolProposePruneImages,
+		newPropose[wire.PruneImagesArgs](s, tendv1.ActionPruneImages, wire.ToolProposePruneImages,
 			"Propose pruning unused images on a node to free disk space (PruneImages).", false),
-		newPropose[wire.CollectDiagnosticsArgs](s, wire.ToolProposeCollectDiagnostics,
+		newPropose[wire.CollectDiagnosticsArgs](s, tendv1.ActionCollectDiagnostics, wire.ToolProposeCollectDiagnostics,
 			"Propose collecting diagnostics (container state, recent logs, node state) from a pod or a node (CollectDiagnostics).", false),
 	}
 }
@@ -107,6 +140,9 @@ func (s *Server) propose(ctx context.Context, a wire.ProposeArgs) (wire.ProposeR
 	if s.opts.Relay != "" {
 		attrs.Verb = "propose"
 	}
+	// The action is the name checked: a Role that lists resourceNames
+	// narrows the actions its subjects may propose.
+	attrs.Name = string(d.Action)
 	id, err := s.caller(ctx, attrs)
 	if err != nil {
 		return wire.ProposeResult{}, err

@@ -51,6 +51,10 @@ type Options struct {
 	Expiry time.Duration
 	// MaxRequestBytes bounds an HTTP request body; 1 MiB when zero.
 	MaxRequestBytes int64
+	// ToolNamespaces are the namespaces, besides cluster-wide, in which a
+	// caller's right to propose an action offers it the action's tool. A
+	// tool not offered to a caller cannot be called by it either.
+	ToolNamespaces []string
 	// ClusterProposalNamespace holds the proposals for cluster-scoped
 	// targets such as nodes; "tend-system" when empty.
 	ClusterProposalNamespace string
@@ -106,6 +110,9 @@ type Server struct {
 	mcp    *mcpserver.MCPServer
 	http   *mcpserver.StreamableHTTPServer
 	limits *limiters
+	// toolActions maps each propose tool to its action.
+	toolActions map[string]tendv1.Action
+	offers      offerCache
 }
 
 // New builds the server and registers its tools.
@@ -142,12 +149,17 @@ func New(opts Options) (*Server, error) {
 		mcpserver.WithToolCapabilities(false),
 		mcpserver.WithRecovery(),
 		mcpserver.WithToolHandlerMiddleware(s.limit),
+		mcpserver.WithToolFilter(s.offered),
 		mcpserver.WithInstructions("tend lets you observe a Kubernetes cluster and propose changes. "+
 			"You cannot change anything directly: propose_* tools create a Proposal that tend's policy gate "+
 			"approves, sends to a human, or denies with reasons you can act on."),
 	)
+	s.toolActions = map[string]tendv1.Action{}
 	for _, t := range append(s.proposeTools(), s.readTools()...) {
 		s.mcp.AddTool(t.tool, t.handler)
+		if t.action != "" {
+			s.toolActions[t.tool.Name] = t.action
+		}
 	}
 	s.http = mcpserver.NewStreamableHTTPServer(s.mcp,
 		mcpserver.WithHTTPContextFunc(func(ctx context.Context, r *http.Request) context.Context {
@@ -312,7 +324,14 @@ func resultOf(p *tendv1.Proposal) wire.ProposeResult {
 	if r.Phase == "" {
 		r.Phase = string(tendv1.PhasePending)
 	}
+	if info, ok := tendv1.LookupAction(p.Spec.Action); ok {
+		r.Undo = undoNote(info)
+		r.Disruption = disruptionNote(info)
+	}
 	if d := p.Status.Decision; d != nil {
+		if f := d.Facts; f != nil && f.Disruption != nil {
+			r.Disruption = disruptionFacts(f.Disruption)
+		}
 		r.Outcome = string(d.Outcome)
 		r.RequiredApprovals = d.RequiredApprovals
 		for _, x := range d.Reasons {

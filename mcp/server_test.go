@@ -269,6 +269,8 @@ func (c *cluster) serve(t testing.TB, decisionWait time.Duration, configure ...f
 		Logs:          &mcp.KubeLogs{Clientset: kubernetes.NewForConfigOrDie(c.env.Config)},
 		// The default rate limit would throttle the tests' bursts.
 		RateLimit: 1000, Burst: 1000,
+		// agent-a's rights are in team.
+		ToolNamespaces: []string{teamNS},
 	}
 	for _, f := range configure {
 		f(&opts)
@@ -552,17 +554,22 @@ func TestServer(t *testing.T) {
 		for _, tc := range []struct {
 			name, token, namespace, want string
 		}{
-			{"reader", c.readerToken, teamNS, readerSA + " may not create proposals.tend.dev in namespace team"},
+			// The reader may propose nothing, so it is not offered the tool.
+			{"reader", c.readerToken, teamNS, "not found"},
 			{"agent in another namespace", c.agentToken, otherNS, agentSA + " may not create proposals.tend.dev in namespace other"},
 		} {
 			tools := dialTools(t, url, tc.token)
 			args := rollbackArgs("forbidden-" + tc.name)
 			args.Namespace = tc.namespace
 			res, err := tools.ProposeRollback(t.Context(), args)
-			if !errors.Is(err, agents.ErrToolFailed) {
-				t.Fatalf("%s: ProposeRollback = %+v, %v; want a tool error", tc.name, res, err)
+			if err == nil {
+				t.Fatalf("%s: ProposeRollback = %+v; want an error", tc.name, res)
 			}
-			if !strings.Contains(err.Error(), "forbidden") || !strings.Contains(err.Error(), tc.want) {
+			if tc.name == "reader" {
+				if !strings.Contains(err.Error(), tc.want) {
+					t.Errorf("%s: error %q, want the tool not found", tc.name, err)
+				}
+			} else if !errors.Is(err, agents.ErrToolFailed) || !strings.Contains(err.Error(), "forbidden") || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("%s: error %q, want it to say forbidden: %s", tc.name, err, tc.want)
 			}
 			var list tendv1.ProposalList
@@ -747,7 +754,12 @@ func TestServer(t *testing.T) {
 			Namespace: teamNS, Name: res.Name, Phase: string(tendv1.PhaseAwaitingApproval), Outcome: string(tendv1.OutcomeRequireApproval),
 			Reasons:           []wire.Reason{{Code: "ProductionNamespace", Message: "Rollbacks in team need one approver.", Policy: "default", Rule: "prod"}},
 			RequiredApprovals: 1,
+			Undo:              "Undo: if its verification fails, the controller undoes it and the proposal ends RolledBack.",
+			Disruption:        v.Decision.Disruption,
 			Message:           v.Decision.Message,
+		}
+		if v.Decision.Disruption == "" {
+			t.Errorf("decision %+v says nothing of its disruption", v.Decision)
 		}
 		if diff := cmp.Diff(want, v.Decision); diff != "" {
 			t.Errorf("decision (-want +got):\n%s", diff)
@@ -790,6 +802,8 @@ func TestServer(t *testing.T) {
 			Namespace: teamNS, Name: res.Name, Phase: string(tendv1.PhaseAwaitingApproval), Outcome: string(tendv1.OutcomeRequireApproval),
 			Reasons:           []wire.Reason{{Code: "ProductionNamespace", Message: "Rollbacks in team need one approver.", Policy: "default", Rule: "prod"}},
 			RequiredApprovals: 1,
+			Undo:              res.Undo,
+			Disruption:        res.Disruption,
 			Message:           res.Message,
 		}
 		if diff := cmp.Diff(want, res); diff != "" {

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+	mcpclient "github.com/mark3labs/mcp-go/client"
 	mcpgo "github.com/mark3labs/mcp-go/mcp"
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
@@ -126,6 +128,23 @@ var wantActions = map[string]tendv1.Action{
 	wire.ToolProposeCollectDiagnostics: tendv1.ActionCollectDiagnostics,
 }
 
+// proposeToolsListed are the propose tools tools/list offers, by name.
+func proposeToolsListed(t *testing.T, c *mcpclient.Client) []string {
+	t.Helper()
+	res, err := c.ListTools(t.Context(), mcpgo.ListToolsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, tool := range res.Tools {
+		if _, ok := wantActions[tool.Name]; ok {
+			out = append(out, tool.Name)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
 func TestToolSurface(t *testing.T) {
 	c := startCluster(t)
 	// Proposals for nodes land in team here, where agent-a may create them.
@@ -156,6 +175,10 @@ func TestToolSurface(t *testing.T) {
 			if _, ok := tool.InputSchema.Properties["summary"]; !ok {
 				t.Errorf("%s: input schema %+v lacks summary", name, tool.InputSchema)
 			}
+			info, _ := tendv1.LookupAction(wantActions[name])
+			if !strings.Contains(tool.Description, "Acts on "+strings.Join(info.Kinds(), ", ")) || !strings.Contains(tool.Description, "Undo: ") || !strings.Contains(tool.Description, "Disruption: ") {
+				t.Errorf("%s: description %q does not say, from the action table, what it acts on, its undo and its disruption", name, tool.Description)
+			}
 		}
 		for _, name := range []string{wire.ToolListResources, wire.ToolGetResource, wire.ToolGetEvents, wire.ToolGetLogs, wire.ToolGetTelemetry,
 			wire.ToolListProposals, wire.ToolGetProposal, wire.ToolExplainDecision, wire.ToolGetPolicies} {
@@ -173,16 +196,55 @@ func TestToolSurface(t *testing.T) {
 		}
 	})
 
-	t.Run("a caller without create proposals gets a permission error from every propose tool", func(t *testing.T) {
+	t.Run("a caller without create proposals is offered no propose tool and can call none", func(t *testing.T) {
 		raw := dialRaw(t, url, c.readerToken)
+		if got := proposeToolsListed(t, raw); len(got) != 0 {
+			t.Errorf("reader is offered %v, want no propose tool", got)
+		}
 		for name, args := range validProposeArgs("forbidden") {
-			res := callTool(t, raw, name, args)
-			if !res.IsError || !strings.Contains(resultText(res), "forbidden") || !strings.Contains(resultText(res), readerSA) {
-				t.Errorf("%s as reader: %s, want a permission error naming %s", name, resultText(res), readerSA)
+			req := mcpgo.CallToolRequest{}
+			req.Params.Name, req.Params.Arguments = name, args
+			res, err := raw.CallTool(t.Context(), req)
+			if err == nil && !res.IsError {
+				t.Errorf("%s as reader: %s, want it refused", name, resultText(res))
 			}
 		}
 		for _, p := range c.proposalsWithPrefix(t, "forbidden-") {
 			t.Errorf("proposal %s (%s) was created for a caller without create", p.Name, p.Spec.Fingerprint)
+		}
+	})
+
+	t.Run("a role that lists actions as resourceNames narrows the tools offered and callable", func(t *testing.T) {
+		const sa = "narrow"
+		c.create(t, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: agentsNS, Name: sa}})
+		c.create(t, &rbacv1.Role{
+			ObjectMeta: metav1.ObjectMeta{Namespace: teamNS, Name: sa},
+			Rules: []rbacv1.PolicyRule{{APIGroups: []string{tendv1.GroupVersion.Group}, Resources: []string{"proposals"}, Verbs: []string{"create"},
+				ResourceNames: []string{string(tendv1.ActionRestartWorkload), string(tendv1.ActionScaleWorkload)}}},
+		})
+		c.create(t, &rbacv1.RoleBinding{
+			ObjectMeta: metav1.ObjectMeta{Namespace: teamNS, Name: sa},
+			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: sa},
+			Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Namespace: agentsNS, Name: sa}},
+		})
+		raw := dialRaw(t, url, c.token(t, sa))
+		want := []string{wire.ToolProposeRestartWorkload, wire.ToolProposeScaleWorkload}
+		if diff := cmp.Diff(want, proposeToolsListed(t, raw)); diff != "" {
+			t.Errorf("tools offered mismatch (-want +got):\n%s", diff)
+		}
+		args := validProposeArgs("narrow")
+		var res wire.ProposeResult
+		decode(t, callTool(t, raw, wire.ToolProposeScaleWorkload, args[wire.ToolProposeScaleWorkload]), &res)
+		if res.Name == "" || !strings.Contains(res.Undo, "RolledBack") {
+			t.Errorf("scale result %+v, want a proposal whose result says it is undone on a failed verification", res)
+		}
+		req := mcpgo.CallToolRequest{}
+		req.Params.Name, req.Params.Arguments = wire.ToolProposeRestartContainer, args[wire.ToolProposeRestartContainer]
+		if res, err := raw.CallTool(t.Context(), req); err == nil && !res.IsError {
+			t.Errorf("propose_restart_container by a caller narrowed to two actions: %s, want it refused", resultText(res))
+		}
+		if got := c.proposalsWithPrefix(t, "narrow-"); len(got) != 1 || got[0].Spec.Action != tendv1.ActionScaleWorkload {
+			t.Errorf("proposals made: %d, want only the scale", len(got))
 		}
 	})
 

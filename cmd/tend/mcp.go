@@ -37,6 +37,7 @@ type mcpOptions struct {
 	rateLimit         float64
 	burst             int
 	decisionWait      time.Duration
+	toolNamespaces    []string
 }
 
 func (o *mcpOptions) Validate() error {
@@ -72,7 +73,10 @@ Each request needs a bearer token, checked with TokenReview (service-account tok
 agents, user tokens for people); each call is authorized for its caller with
 SubjectAccessReview. The kubeconfig's identity needs the tend:mcp ClusterRole.
 
-Each caller has its own rate limit. With --nats-url, get_telemetry reads the TELEMETRY
+A caller is offered, and may call, the propose tool of an action only if it may propose
+that action (RBAC on proposals.tend.dev, the action as resource name: a role that lists
+actions as resourceNames narrows what an agent sees and may do) cluster-wide or in one of
+--tool-namespaces. Each caller has its own rate limit. With --nats-url, get_telemetry reads the TELEMETRY
 stream, and repeats of open proposals are published for the controller to count.`,
 		Example: `  # Claude Desktop, Cursor and other desktop clients: command "tend", args ["mcp", "--stdio"]
   tend mcp --stdio --context prod
@@ -98,6 +102,7 @@ stream, and repeats of open proposals are published for the controller to count.
 	f.Float64Var(&o.rateLimit, "rate-limit", 5, "tool calls per second each caller may make, sustained")
 	f.IntVar(&o.burst, "burst", 20, "tool calls each caller may make at once")
 	f.DurationVar(&o.decisionWait, "decision-wait", 10*time.Second, "how long a propose tool waits for the gate's decision before returning Pending")
+	f.StringSliceVar(&o.toolNamespaces, "tool-namespaces", nil, "namespaces, besides cluster-wide rights, where a caller's right to propose an action offers it that action's tool (default with --stdio: the kubeconfig context's namespace)")
 	return cmd
 }
 
@@ -124,6 +129,7 @@ func runMCP(ctx context.Context, o *mcpOptions) error {
 		DecisionWait:             o.decisionWait,
 		Cluster:                  o.cluster,
 		ClusterProposalNamespace: o.systemNamespace,
+		ToolNamespaces:           o.toolNamespaces,
 	}
 	if o.natsURL != "" {
 		nc, js, err := bus.Connect(ctx, o.natsURL, "tend-mcp")
@@ -133,6 +139,13 @@ func runMCP(ctx context.Context, o *mcpOptions) error {
 		defer nc.Close()
 		opts.Telemetry = js
 		opts.Repeats = bus.NewRepeatPublisher(js, o.cluster)
+	}
+	if o.stdio && len(opts.ToolNamespaces) == 0 {
+		// One user, whose rights are often in the namespace it works in:
+		// the kubeconfig context's.
+		if ns, _, err := o.kube.loader().Namespace(); err == nil && ns != "" {
+			opts.ToolNamespaces = []string{ns}
+		}
 	}
 	if o.stdio {
 		self, err := mcp.Self(ctx, c)

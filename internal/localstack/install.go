@@ -287,7 +287,8 @@ func approvalAdmission(system string) []client.Object {
 //     relay on proposals, which tend's MCP server has) may name another
 //     proposer, and then names itself in spec.proposer.via; a relayed
 //     service account proposer must itself hold the verb propose where the
-//     proposal acts;
+//     proposal acts, for the proposal's action (the resource name: a role
+//     that lists actions as resourceNames narrows what it may propose);
 //   - a proposal acts only on its own namespace: its target is in the
 //     proposal's namespace, or is cluster-scoped and the proposal is in
 //     tend's system namespace;
@@ -332,8 +333,8 @@ func proposalAdmission(system string) []client.Object {
 						Reason:     ptr.To(metav1.StatusReasonForbidden),
 					},
 					{
-						Expression: "!variables.relay || !(" + saProposer + ") || (" + targetNS + " ? " + sa + ".namespace(object.metadata.namespace).check('propose').allowed() : " + sa + ".subresource('cluster').check('propose').allowed())",
-						Message:    "the service account named as proposer may not propose here (RBAC: verb propose on proposals.tend.dev)",
+						Expression: "!variables.relay || !(" + saProposer + ") || (" + targetNS + " ? " + sa + ".namespace(object.metadata.namespace).name(object.spec.action).check('propose').allowed() : " + sa + ".subresource('cluster').name(object.spec.action).check('propose').allowed())",
+						Message:    "the service account named as proposer may not propose this action here (RBAC: verb propose on proposals.tend.dev, with the action as resource name when the role lists resourceNames)",
 						Reason:     ptr.To(metav1.StatusReasonForbidden),
 					},
 					{

@@ -56,6 +56,8 @@ type ProposeResult struct {
 	RequiredApprovals int32    `json:"requiredApprovals,omitempty"`
 	Duplicate         bool     `json:"duplicate,omitempty" jsonschema:"true when an open proposal with the same fingerprint already existed and was returned instead"`
 	Repeats           int32    `json:"repeats,omitempty" jsonschema:"for a duplicate: how many times the open proposal has been proposed again, including this call"`
+	Undo              string   `json:"undo,omitempty" jsonschema:"what happens if the change's verification fails: undone (RolledBack) or not (Failed)"`
+	Disruption        string   `json:"disruption,omitempty" jsonschema:"what the change takes down, as the controller read it from the cluster once it decided"`
 	Message           string   `json:"message"`
 }
 
