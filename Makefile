@@ -37,9 +37,10 @@ $(TEND): $(GO_SOURCES)
 	$(GO) build -o $(TEND) ./cmd/tend
 
 .PHONY: generate
-generate: $(CONTROLLER_GEN) ## Generate deepcopy code and CRDs (api/crds); copy CRDs and the default policy into charts/tend and write its ClusterRoles and admission policies
+generate: $(CONTROLLER_GEN) ## Generate deepcopy code, CRDs (api/crds) and the controller's RBAC from its markers (controllers/rbac); copy CRDs and the default policy into charts/tend and write its roles and admission policies
 	$(CONTROLLER_GEN) object:headerFile=hack/boilerplate.go.txt paths=./api/...
 	$(CONTROLLER_GEN) crd:crdVersions=v1 paths=./api/... output:crd:artifacts:config=api/crds
+	$(CONTROLLER_GEN) rbac:roleName=tend:controller paths=./controllers/... output:rbac:artifacts:config=controllers/rbac
 	@mkdir -p charts/tend/crds
 	@rm -f charts/tend/crds/*.yaml
 	@cp api/crds/*.yaml charts/tend/crds/
@@ -48,8 +49,8 @@ generate: $(CONTROLLER_GEN) ## Generate deepcopy code and CRDs (api/crds); copy 
 
 .PHONY: verify
 verify: generate $(HELM) ## Fail when generated files are stale, code is unformatted, vet complains, or the chart does not lint
-	@if [ -n "$$(git status --porcelain -- api charts/tend/crds charts/tend/files charts/tend/templates)" ]; then \
-		echo "Generated files are stale; run 'make generate' and commit:"; git status --porcelain -- api charts/tend/crds charts/tend/files charts/tend/templates; exit 1; fi
+	@if [ -n "$$(git status --porcelain -- api controllers/rbac charts/tend/crds charts/tend/files charts/tend/templates)" ]; then \
+		echo "Generated files are stale; run 'make generate' and commit:"; git status --porcelain -- api controllers/rbac charts/tend/crds charts/tend/files charts/tend/templates; exit 1; fi
 	@if [ -n "$$(gofmt -l $$(git ls-files '*.go'))" ]; then echo "Not gofmt-ed:"; gofmt -l $$(git ls-files '*.go'); exit 1; fi
 	$(GO) vet ./...
 	$(GO) mod tidy -diff

@@ -30,6 +30,9 @@ const (
 	ReasonProposalClosed      = "ProposalAlreadyDecided"
 )
 
+// +kubebuilder:rbac:groups=tend.dev,resources=approvals,verbs=get;list;watch
+// +kubebuilder:rbac:groups=tend.dev,resources=approvals/status,verbs=update;patch
+
 // ApprovalReconciler reports on every Approval whether it counts for its
 // proposal and, when it does not, why. It judges by the rule the proposal
 // controller counts by (judgeApprovals); it never changes a proposal.

@@ -22,3 +22,10 @@
 // Nothing here may act on the word of untrusted text (logs, events,
 // annotations): those are data carried as evidence, never instructions.
 package controllers
+
+// The controller's RBAC is generated from the markers next to the code that
+// needs it (here, in controllers/actions and controllers/workload) into
+// controllers/rbac/role.yaml, by `make generate`. Leader election keeps its
+// lease in tend's namespace.
+//
+// +kubebuilder:rbac:groups=coordination.k8s.io,namespace=tend-system,resources=leases,verbs=get;list;watch;create;update

@@ -21,6 +21,9 @@ type policyLoader interface {
 
 var _ policyLoader = (*policies.Gate)(nil)
 
+// +kubebuilder:rbac:groups=tend.dev,resources=gatepolicies,verbs=get;list;watch
+// +kubebuilder:rbac:groups=tend.dev,resources=gatepolicies/status,verbs=update;patch
+
 // GatePolicyReconciler keeps the gate's compiled policy set equal to the
 // GatePolicies in the cluster and reports on each policy whether it compiled.
 // A policy that does not compile is kept in the set as invalid, so the

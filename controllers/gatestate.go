@@ -130,6 +130,12 @@ type killSwitch interface {
 
 var _ killSwitch = (*policies.Gate)(nil)
 
+// The gate's switches (kill switch, circuit breaker) and the audit
+// checkpoint live in ConfigMaps of tend's own namespace, and the controller
+// may write ConfigMaps nowhere else.
+//
+// +kubebuilder:rbac:groups="",namespace=tend-system,resources=configmaps,verbs=get;list;watch;create;update;patch
+
 // GateStateReconciler mirrors the kill switch of the gate state ConfigMap
 // into the running gate, within the latency of a watch event.
 type GateStateReconciler struct {

@@ -86,6 +86,15 @@ func (o *ProposalOptions) defaults() {
 	}
 }
 
+// The proposal lifecycle: proposals and their status, the approvals counted
+// for them, the target's namespace for the gate, and Events on proposals.
+//
+// +kubebuilder:rbac:groups=tend.dev,resources=proposals,verbs=get;list;watch
+// +kubebuilder:rbac:groups=tend.dev,resources=proposals/status,verbs=update;patch
+// +kubebuilder:rbac:groups=tend.dev,resources=approvals,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
+// +kubebuilder:rbac:groups="";events.k8s.io,resources=events,verbs=create;patch;update
+
 // ProposalReconciler drives Proposals through their lifecycle. It is the
 // only writer of workloads in tend.
 type ProposalReconciler struct {

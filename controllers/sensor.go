@@ -38,6 +38,14 @@ const (
 	DefaultSensorBurst    = 10
 )
 
+// What the sensor watches, and usage where metrics.k8s.io is served.
+//
+// +kubebuilder:rbac:groups="",resources=pods;nodes;events;namespaces,verbs=get;list;watch
+// +kubebuilder:rbac:groups=apps,resources=deployments;statefulsets;daemonsets;replicasets,verbs=get;list;watch
+// +kubebuilder:rbac:groups=batch,resources=jobs;cronjobs,verbs=get;list;watch
+// +kubebuilder:rbac:groups=autoscaling,resources=horizontalpodautoscalers,verbs=get;list;watch
+// +kubebuilder:rbac:groups=metrics.k8s.io,resources=pods;nodes,verbs=get;list
+
 // Sensor publishes the observed state of pods, nodes, events, deployments,
 // statefulsets, daemonsets, jobs and HPAs to the TELEMETRY stream, and
 // resource usage from metrics.k8s.io when the cluster serves it. Each kind

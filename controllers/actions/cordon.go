@@ -11,10 +11,10 @@ import (
 	tendv1 "github.com/tendops/tend/api/v1alpha1"
 )
 
+// +kubebuilder:rbac:groups="",resources=nodes,verbs=get;list;watch;update;patch
+
 // cordonNode marks a node unschedulable; its pods keep running. Undone by
 // marking it schedulable again.
-//
-// +kubebuilder:rbac:groups="",resources=nodes,verbs=get;list;watch;update;patch
 type cordonNode struct{ base }
 
 var _ Action = (*cordonNode)(nil)

@@ -19,6 +19,11 @@ import (
 // drainStepDelay is how soon the next step of a drain runs.
 const drainStepDelay = 100 * time.Millisecond
 
+// +kubebuilder:rbac:groups="",resources=nodes,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=pods/eviction,verbs=create
+// +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch
+
 // drainNode cordons a node, then evicts its pods through the Eviction API,
 // one at a time, skipping DaemonSet and mirror pods. Each eviction is
 // recorded on the proposal before it is made and after it is done, so a
@@ -26,11 +31,6 @@ const drainStepDelay = 100 * time.Millisecond
 // PodDisruptionBudget that refuses an eviction stops the drain, and the
 // proposal names it; the budget is never violated. Verified when every
 // evicted pod's workload is ready again elsewhere; undone by uncordoning.
-//
-// +kubebuilder:rbac:groups="",resources=nodes,verbs=get;list;watch;update;patch
-// +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch
-// +kubebuilder:rbac:groups="",resources=pods/eviction,verbs=create
-// +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch
 type drainNode struct{ base }
 
 var _ Action = (*drainNode)(nil)

@@ -11,15 +11,15 @@ import (
 	tendv1 "github.com/tendops/tend/api/v1alpha1"
 )
 
-// evictPod evicts one pod through the Eviction API, so that its
-// PodDisruptionBudget decides whether it may go now; a budget that refuses
-// refuses the proposal, naming it. Verified when the pod is gone and its
-// workload is back to its desired ready pods. It cannot be undone.
-//
 // +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=pods/eviction,verbs=create
 // +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch
 // +kubebuilder:rbac:groups=apps,resources=replicasets;deployments;statefulsets;daemonsets,verbs=get;list;watch
+
+// evictPod evicts one pod through the Eviction API, so that its
+// PodDisruptionBudget decides whether it may go now; a budget that refuses
+// refuses the proposal, naming it. Verified when the pod is gone and its
+// workload is back to its desired ready pods. It cannot be undone.
 type evictPod struct{ base }
 
 var _ Action = (*evictPod)(nil)

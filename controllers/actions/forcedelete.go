@@ -16,14 +16,14 @@ import (
 // stuck before tend force-deletes it.
 const stuckGrace = 30 * time.Second
 
+// +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch;delete
+// +kubebuilder:rbac:groups="",resources=nodes,verbs=get;list;watch
+
 // forceDeletePod removes a pod stuck terminating on a node that is not
 // ready (or gone), past its deletion grace period, with a zero grace
 // period: the kubelet that would finish the deletion is not there. Any
 // other pod is refused. Verified when the replacement is ready. It cannot
 // be undone.
-//
-// +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch;delete
-// +kubebuilder:rbac:groups="",resources=nodes,verbs=get;list;watch
 type forceDeletePod struct{ base }
 
 var _ Action = (*forceDeletePod)(nil)

@@ -19,16 +19,16 @@ import (
 	"github.com/tendops/tend/controllers/workload"
 )
 
+// +kubebuilder:rbac:groups=apps,resources=deployments;statefulsets;daemonsets,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups=batch,resources=cronjobs,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups="",resources=services,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups=discovery.k8s.io,resources=endpointslices,verbs=get;list;watch
+
 // patchWorkload applies a JSON patch to a workload's pod template, a
 // CronJob's job template, or a Service's selector and ports, on the paths
 // of the table (tendv1.PatchPaths) only. The inverse patch is computed and
 // recorded at apply time; the undo applies it. Verified like a rollout for
 // workloads, by ready endpoints for a Service.
-//
-// +kubebuilder:rbac:groups=apps,resources=deployments;statefulsets;daemonsets,verbs=get;list;watch;update;patch
-// +kubebuilder:rbac:groups=batch,resources=cronjobs,verbs=get;list;watch;update;patch
-// +kubebuilder:rbac:groups="",resources=services,verbs=get;list;watch;update;patch
-// +kubebuilder:rbac:groups=discovery.k8s.io,resources=endpointslices,verbs=get;list;watch
 type patchWorkload struct{ base }
 
 var _ Action = (*patchWorkload)(nil)

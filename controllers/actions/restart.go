@@ -17,13 +17,13 @@ import (
 // rollout restart` does.
 const AnnotationRestartedAt = "kubectl.kubernetes.io/restartedAt"
 
+// +kubebuilder:rbac:groups=apps,resources=deployments;statefulsets;daemonsets,verbs=get;list;watch;update;patch
+
 // restartWorkload is a rolling restart of a Deployment, StatefulSet or
 // DaemonSet: a new restartedAt annotation in the pod template, which the
 // workload's controller rolls out. Verified when every pod runs the
 // restarted template and is ready. It cannot be undone: the old pods are
 // gone.
-//
-// +kubebuilder:rbac:groups=apps,resources=deployments;statefulsets;daemonsets,verbs=get;list;watch;update;patch
 type restartWorkload struct{ base }
 
 var _ Action = (*restartWorkload)(nil)

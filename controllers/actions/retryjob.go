@@ -14,15 +14,15 @@ import (
 	tendv1 "github.com/tendops/tend/api/v1alpha1"
 )
 
+// +kubebuilder:rbac:groups=batch,resources=jobs,verbs=get;list;watch;create
+// +kubebuilder:rbac:groups=batch,resources=cronjobs,verbs=get;list;watch
+
 // retryJob runs a failed Job again, as a new Job from its spec, or a
 // CronJob's job now, from its template (as `kubectl create job --from`
 // does). The new Job's name comes from the attempt, so a restarted
 // controller finds it rather than making another. Verified when the Job
 // completes; a Job that fails makes verification hopeless. It cannot be
 // undone: what the run did is done.
-//
-// +kubebuilder:rbac:groups=batch,resources=jobs,verbs=get;list;watch;create
-// +kubebuilder:rbac:groups=batch,resources=cronjobs,verbs=get;list;watch
 type retryJob struct{ base }
 
 var _ Action = (*retryJob)(nil)

@@ -14,13 +14,13 @@ import (
 	"github.com/tendops/tend/controllers/workload"
 )
 
-// rollbackWorkload returns a Deployment to the pod template of an earlier
-// revision, as `kubectl rollout undo` does. Its undo returns to the revision
-// that was current before the apply.
-//
 // +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;update;patch
 // +kubebuilder:rbac:groups=apps,resources=replicasets,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch
+
+// rollbackWorkload returns a Deployment to the pod template of an earlier
+// revision, as `kubectl rollout undo` does. Its undo returns to the revision
+// that was current before the apply.
 type rollbackWorkload struct{ base }
 
 var _ Action = (*rollbackWorkload)(nil)

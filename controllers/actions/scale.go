@@ -14,13 +14,13 @@ import (
 	tendv1 "github.com/tendops/tend/api/v1alpha1"
 )
 
+// +kubebuilder:rbac:groups=apps,resources=deployments;statefulsets,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups=autoscaling,resources=horizontalpodautoscalers,verbs=get;list;watch
+
 // scaleWorkload sets a Deployment's or StatefulSet's replica count, unless
 // a HorizontalPodAutoscaler owns it: then the proposal is refused, and
 // SetAutoscaler is the way. Verified when the rollout is complete at the
 // new count; undone by restoring the previous count.
-//
-// +kubebuilder:rbac:groups=apps,resources=deployments;statefulsets,verbs=get;list;watch;update;patch
-// +kubebuilder:rbac:groups=autoscaling,resources=horizontalpodautoscalers,verbs=get;list;watch
 type scaleWorkload struct{ base }
 
 var _ Action = (*scaleWorkload)(nil)

@@ -14,11 +14,11 @@ import (
 	tendv1 "github.com/tendops/tend/api/v1alpha1"
 )
 
+// +kubebuilder:rbac:groups=autoscaling,resources=horizontalpodautoscalers,verbs=get;list;watch;update;patch
+
 // setAutoscaler sets a HorizontalPodAutoscaler's bounds and average CPU
 // utilization target. Verified when the autoscaler observed its new spec
 // and keeps its target within the bounds; undone by restoring them.
-//
-// +kubebuilder:rbac:groups=autoscaling,resources=horizontalpodautoscalers,verbs=get;list;watch;update;patch
 type setAutoscaler struct{ base }
 
 var _ Action = (*setAutoscaler)(nil)

@@ -15,14 +15,14 @@ import (
 	"github.com/tendops/tend/controllers/workload"
 )
 
+// +kubebuilder:rbac:groups=apps,resources=deployments;statefulsets;daemonsets,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups="",resources=limitranges;resourcequotas,verbs=get;list;watch
+
 // setResources sets the requests and limits of one container of a
 // workload's pod template. A value outside the namespace's LimitRange, or a
 // change that would exceed its ResourceQuota, is refused with the reason.
 // Verified when the rollout is complete and no container was OOMKilled
 // since; undone by restoring the container's previous requests and limits.
-//
-// +kubebuilder:rbac:groups=apps,resources=deployments;statefulsets;daemonsets,verbs=get;list;watch;update;patch
-// +kubebuilder:rbac:groups="",resources=limitranges;resourcequotas,verbs=get;list;watch
 type setResources struct{ base }
 
 var _ Action = (*setResources)(nil)

@@ -11,10 +11,10 @@ import (
 	tendv1 "github.com/tendops/tend/api/v1alpha1"
 )
 
+// +kubebuilder:rbac:groups="",resources=nodes,verbs=get;list;watch;update;patch
+
 // uncordonNode marks a node schedulable again. Undone by cordoning it
 // again.
-//
-// +kubebuilder:rbac:groups="",resources=nodes,verbs=get;list;watch;update;patch
 type uncordonNode struct{ base }
 
 var _ Action = (*uncordonNode)(nil)

@@ -1,6 +1,7 @@
 // Command chartgen writes the chart's templates that must be exactly what
-// the local stack installs: tend's ClusterRoles and its admission policies
-// with their bindings. `make generate` runs it; `make verify` fails when
+// the local stack installs: tend's ClusterRoles, the controller's Role in
+// the release namespace (both from the RBAC markers, through
+// controllers/rbac), and its admission policies with their bindings. `make generate` runs it; `make verify` fails when
 // what it wrote is stale.
 //
 //	go run ./hack/chartgen charts/tend/templates
@@ -60,7 +61,9 @@ func run(dir string) error {
 			o.TypeMeta.APIVersion, o.TypeMeta.Kind = admissionv1.SchemeGroupVersion.String(), "ValidatingAdmissionPolicyBinding"
 		}
 	}
-	for name, objs := range map[string][]client.Object{"clusterroles.yaml": roles, "admission.yaml": admission} {
+	role := localstack.ControllerRole(releaseNamespace)
+	role.TypeMeta.APIVersion, role.TypeMeta.Kind = rbacv1.SchemeGroupVersion.String(), "Role"
+	for name, objs := range map[string][]client.Object{"clusterroles.yaml": roles, "roles.yaml": {role}, "admission.yaml": admission} {
 		b, err := render(objs)
 		if err != nil {
 			return err

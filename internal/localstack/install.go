@@ -18,6 +18,7 @@ import (
 	"github.com/tendops/tend/api/crds"
 	tendv1 "github.com/tendops/tend/api/v1alpha1"
 	"github.com/tendops/tend/controllers"
+	"github.com/tendops/tend/controllers/rbac"
 	"github.com/tendops/tend/policies"
 )
 
@@ -126,27 +127,11 @@ func waitEstablished(ctx context.Context, c client.Client, all []*apiextensionsv
 // proposals, approve them and create Approvals.
 // charts/tend ships the same roles (a test keeps them equal).
 func ClusterRoles() []*rbacv1.ClusterRole {
+	controller, _ := controllerRBAC(SystemNamespace)
 	read := []string{"get", "list", "watch"}
 	tend := tendv1.GroupVersion.Group
 	return []*rbacv1.ClusterRole{
-		{
-			ObjectMeta: metav1.ObjectMeta{Name: "tend:controller"},
-			Rules: []rbacv1.PolicyRule{
-				{APIGroups: []string{tend}, Resources: []string{"proposals", "approvals", "gatepolicies", "improvementschedules"}, Verbs: read},
-				{APIGroups: []string{tend}, Resources: []string{"proposals/status", "approvals/status", "gatepolicies/status", "improvementschedules/status"}, Verbs: []string{"update", "patch"}},
-				{APIGroups: []string{"apps"}, Resources: []string{"deployments"}, Verbs: append([]string{"update", "patch"}, read...)},
-				// The record that a revision ran healthy (tend.dev/ran-healthy).
-				{APIGroups: []string{"apps"}, Resources: []string{"replicasets"}, Verbs: append([]string{"patch"}, read...)},
-				{APIGroups: []string{"apps"}, Resources: []string{"statefulsets", "daemonsets"}, Verbs: read},
-				{APIGroups: []string{""}, Resources: []string{"pods", "nodes", "namespaces", "events"}, Verbs: read},
-				// The sensor's other kinds, and usage where metrics.k8s.io is served.
-				{APIGroups: []string{"batch"}, Resources: []string{"jobs"}, Verbs: read},
-				{APIGroups: []string{"autoscaling"}, Resources: []string{"horizontalpodautoscalers"}, Verbs: read},
-				{APIGroups: []string{"metrics.k8s.io"}, Resources: []string{"pods", "nodes"}, Verbs: []string{"get", "list"}},
-				{APIGroups: []string{"", "events.k8s.io"}, Resources: []string{"events"}, Verbs: []string{"create", "patch", "update"}},
-				{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, Verbs: append([]string{"create", "update"}, read...)},
-			},
-		},
+		controller,
 		{
 			ObjectMeta: metav1.ObjectMeta{Name: "tend:mcp"},
 			Rules: []rbacv1.PolicyRule{
@@ -195,14 +180,11 @@ func rbacObjects() []client.Object {
 			Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Namespace: SystemNamespace, Name: sa}},
 		})
 	}
-	// The controller keeps the gate's switches (kill switch, circuit
-	// breaker) in a ConfigMap of tend's namespace, and nowhere else.
+	// The controller keeps the gate's switches, the audit checkpoint and
+	// its leader lease in tend's namespace, and nowhere else.
+	_, role := controllerRBAC(SystemNamespace)
 	objs = append(objs,
-		&rbacv1.Role{
-			ObjectMeta: metav1.ObjectMeta{Namespace: SystemNamespace, Name: "tend:controller"},
-			Rules: []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"configmaps"},
-				Verbs: []string{"get", "list", "watch", "create", "update", "patch"}}},
-		},
+		role,
 		&rbacv1.RoleBinding{
 			ObjectMeta: metav1.ObjectMeta{Namespace: SystemNamespace, Name: "tend:controller"},
 			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "tend:controller"},
@@ -216,6 +198,24 @@ func rbacObjects() []client.Object {
 			Subjects:   []rbacv1.Subject{{Kind: rbacv1.GroupKind, APIGroup: rbacv1.GroupName, Name: ApproverGroup}},
 		},
 	)
+}
+
+// controllerRBAC is the controller's ClusterRole and its Role in namespace
+// ns, as controller-gen generated them from the markers next to the code
+// (controllers/rbac). role.yaml is embedded at build time and its parse is
+// tested, so a failure here is a build defect.
+func controllerRBAC(ns string) (*rbacv1.ClusterRole, *rbacv1.Role) {
+	cr, role, err := rbac.Controller(ns)
+	if err != nil {
+		panic(err)
+	}
+	return cr, role
+}
+
+// ControllerRole is the controller's Role in tend's namespace ns.
+func ControllerRole(ns string) *rbacv1.Role {
+	_, role := controllerRBAC(ns)
+	return role
 }
 
 // AdmissionPolicies are the ValidatingAdmissionPolicies, with their

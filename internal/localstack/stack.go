@@ -72,6 +72,9 @@ type Options struct {
 	NotifyURL string
 	// OnProposal is told of every proposal the maintenance agent makes.
 	OnProposal func(agents.Outcome)
+	// NoAgents runs the stack without the maintenance agent, for tests of
+	// the controller that must be the only proposers.
+	NoAgents bool
 	// Progress receives one line per start-up step; may be nil.
 	Progress func(format string, args ...any)
 	// Logger for the components; discards when zero.
@@ -504,36 +507,10 @@ func (s *Stack) startComponents(ctx context.Context, opts Options, scheme *runti
 	})
 	progress("MCP server listening on %s", s.MCPURL)
 
-	// Maintenance agent: its own service account token, MCP over HTTP.
-	tools, err := agents.DialTools(ctx, s.MCPURL, "tend-maintenance-agent", serviceAccountToken(s.Client, SystemNamespace, AgentAccount))
-	if err != nil {
-		return err
-	}
-	s.cleanup = append(s.cleanup, func() { _ = tools.Close() })
-	agent := &agents.Agent{
-		Name:       "maintenance",
-		Runbooks:   []agents.Runbook{&agents.CrashLoopRollback{}},
-		Tools:      tools,
-		OnProposal: opts.OnProposal,
-	}
-	agentJS, err := s.connect(ctx, bus.ComponentAgent)
-	if err != nil {
-		return err
-	}
-	consumer, err := bus.NewConsumer(agentJS, bus.ConsumerOptions{
-		Stream:  bus.StreamTelemetry,
-		Durable: "agent-maintenance",
-		// One durable consumer per partition of the stream, each pinned to
-		// one running agent: start more agents with the same durable name
-		// and they share the work, one object on one agent at a time.
-		Partitions: bus.DefaultTelemetryPartitions,
-		Cluster:    opts.ClusterName,
-	}, agent.Handle)
-	if err != nil {
-		return err
-	}
-	if err := mgr.Add(consumer); err != nil {
-		return fmt.Errorf("failed to add agent: %w", err)
+	if !opts.NoAgents {
+		if err := s.startAgent(ctx, opts, mgr); err != nil {
+			return err
+		}
 	}
 
 	runCtx, cancel := context.WithCancel(ctx)
@@ -617,4 +594,41 @@ func (s *Stack) teardown() {
 			s.cleanup[i]()
 		}
 	})
+}
+
+// startAgent starts the maintenance agent with the manager: its own service
+// account token, MCP over HTTP, its durable consumers of the telemetry.
+func (s *Stack) startAgent(ctx context.Context, opts Options, mgr ctrl.Manager) error {
+	// Maintenance agent: its own service account token, MCP over HTTP.
+	tools, err := agents.DialTools(ctx, s.MCPURL, "tend-maintenance-agent", serviceAccountToken(s.Client, SystemNamespace, AgentAccount))
+	if err != nil {
+		return err
+	}
+	s.cleanup = append(s.cleanup, func() { _ = tools.Close() })
+	agent := &agents.Agent{
+		Name:       "maintenance",
+		Runbooks:   []agents.Runbook{&agents.CrashLoopRollback{}},
+		Tools:      tools,
+		OnProposal: opts.OnProposal,
+	}
+	agentJS, err := s.connect(ctx, bus.ComponentAgent)
+	if err != nil {
+		return err
+	}
+	consumer, err := bus.NewConsumer(agentJS, bus.ConsumerOptions{
+		Stream:  bus.StreamTelemetry,
+		Durable: "agent-maintenance",
+		// One durable consumer per partition of the stream, each pinned to
+		// one running agent: start more agents with the same durable name
+		// and they share the work, one object on one agent at a time.
+		Partitions: bus.DefaultTelemetryPartitions,
+		Cluster:    opts.ClusterName,
+	}, agent.Handle)
+	if err != nil {
+		return err
+	}
+	if err := mgr.Add(consumer); err != nil {
+		return fmt.Errorf("failed to add agent: %w", err)
+	}
+	return nil
 }
