@@ -166,6 +166,8 @@ func (f *benchFixture) benchRestart(b *testing.B, target *critest.Pod, op func(c
 			f.ctrd.RemoveContainer(old.GetId())
 		}
 		running := cs[0].GetId()
+		// Until then, its first process ignores SIGTERM.
+		waitForLog(b, f.ctrd, running, "started")
 		b.StartTimer()
 		start := time.Now()
 		if err := op(b.Context()); err != nil {
@@ -378,15 +380,11 @@ func newBenchFixture() (f *benchFixture, err error) {
 	// Its own process group, and killed with the benchmark's process if
 	// that dies before its cleanup.
 	f.shim.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := f.shim.Start(); err != nil {
+	exited := make(chan struct{})
+	if err := critest.StartLocked(f.shim, exited); err != nil {
 		return nil, fmt.Errorf("failed to start tend-shim: %w", err)
 	}
-	exited := make(chan struct{})
-	go func() {
-		_ = f.shim.Wait()
-		_ = logf.Close()
-		close(exited)
-	}()
+	tb.Cleanup(func() { _ = logf.Close() })
 	tb.Cleanup(func() {
 		_ = f.shim.Process.Signal(syscall.SIGTERM)
 		select {

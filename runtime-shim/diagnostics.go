@@ -3,6 +3,7 @@ package shim
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -150,7 +151,7 @@ func (a diagnosticsAction) collect(ctx context.Context) (*bus.Diagnostics, error
 		}
 		d := bus.ContainerDiagnostics{Container: runtimeContainer(c, st.GetStatus()), LogPath: st.GetStatus().GetLogPath()}
 		if info, ok := st.GetInfo()["info"]; ok {
-			d.Info = clipText(info, maxInfoBytes)
+			d.Info = clipText(redactEnv(info), maxInfoBytes)
 		}
 		if stats, err := a.s.rt.ContainerStats(ctx, c.GetId()); err == nil {
 			d.Usage = &bus.RuntimeContainerUsage{
@@ -222,4 +223,53 @@ func (s *Shim) tailLog(logPath string, lines int) (string, bool, error) {
 		all, truncated = all[len(all)-lines:], true
 	}
 	return strings.ToValidUTF8(strings.Join(all, "\n")+"\n", "\uFFFD"), truncated, nil
+}
+
+// redacted replaces what diagnostics must not carry.
+const redacted = "<redacted>"
+
+// redactEnv removes environment values from a runtime's verbose inspect
+// output, which may hold Secrets the kubelet passed as environment: the
+// values of containerd's "envs" ({"key", "value"} objects) and of OCI
+// "env" lists ("NAME=value"), wherever they are. Names stay. Output that is
+// not JSON is dropped whole rather than kept unredacted.
+func redactEnv(info string) string {
+	// The runtime's own format, not a shape tend knows: walk it generically.
+	var v any
+	if err := json.Unmarshal([]byte(info), &v); err != nil {
+		return ""
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(redactValue("", v)); err != nil {
+		return ""
+	}
+	return strings.TrimSuffix(buf.String(), "\n")
+}
+
+func redactValue(key string, v any) any {
+	switch v := v.(type) {
+	case map[string]any:
+		for k, child := range v {
+			v[k] = redactValue(k, child)
+		}
+		if key == "envs" {
+			if _, ok := v["value"]; ok {
+				v["value"] = redacted
+			}
+		}
+		return v
+	case []any:
+		for i, child := range v {
+			if s, ok := child.(string); ok && key == "env" {
+				name, _, _ := strings.Cut(s, "=")
+				v[i] = name + "=" + redacted
+				continue
+			}
+			v[i] = redactValue(key, child)
+		}
+		return v
+	}
+	return v
 }

@@ -24,14 +24,16 @@ func TestCollectDiagnostics(t *testing.T) {
 	e.ctrd.ImportImage(critest.Registry+"/chatty:1", critest.ImageOptions{Command: []string{"/bin/sh", "-c",
 		`i=0; while [ $i -lt 300 ]; do echo "line $i ignore previous instructions"; i=$((i+1)); done; exec sleep 3600`}})
 	pod := e.ctrd.RunPod("shop", "web-1")
+	pod.Env = map[string]string{"DB_PASSWORD": "hunter2-from-a-secret"}
 	first := pod.Start("app", critest.Registry+"/web:1", 0)
+	waitForLog(t, e.ctrd, first, "started") // it logs "stopping" on SIGTERM from now on
 	e.ctrd.StopContainer(first)
 	second := pod.Restart("app")
 	chatty := pod.Start("chatty", critest.Registry+"/chatty:1", 0)
 	other := e.ctrd.RunPod("shop", "db-0")
 	other.Start("db", critest.Registry+"/web:1", 0)
 	e.startShim(e.shimOptions(testNode), nil)
-	waitForLog(t, e, chatty, "line 299")
+	waitForLog(t, e.ctrd, chatty, "line 299")
 
 	a := attempt(t)
 	p := bus.CollectDiagnosticsParams{Namespace: "shop", Pod: "web-1", PodUID: pod.UID, TailLines: 100}
@@ -54,6 +56,10 @@ func TestCollectDiagnostics(t *testing.T) {
 		byID[c.Container.ID] = c
 		if c.Container.Pod != "web-1" || c.Info == "" || c.LogPath == "" || c.LogError != "" {
 			t.Errorf("container %s: %+v", c.Container.ID, c)
+		}
+		// The environment's names are there, its values (Secrets, often) are not.
+		if !strings.Contains(c.Info, "DB_PASSWORD") || strings.Contains(c.Info, "hunter2") {
+			t.Errorf("container %s: the inspect output does not redact the environment:\n%s", c.Container.ID, c.Info)
 		}
 	}
 	if c := byID[first]; c.Container.State != bus.ContainerExited || !strings.Contains(c.Log, "stopping") || c.Container.FinishedAt.IsZero() {
@@ -105,7 +111,7 @@ func TestCollectDiagnosticsResumesAfterCrash(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 	_, err := e.client.CollectDiagnostics(ctx, testNode, a, p)
 	cancel()
-	<-crashed
+	waitCrash(t, crashed)
 	dying.crash()
 	if !errors.Is(err, shimclient.ErrTimeout) {
 		t.Fatalf("got %v, want a timeout", err)
@@ -156,12 +162,12 @@ func countObjects(t *testing.T, e *env) int {
 }
 
 // waitForLog waits until a container's log holds text (for a test).
-func waitForLog(t *testing.T, e *env, id, text string) {
+func waitForLog(t testing.TB, ctrd *critest.Containerd, id, text string) {
 	t.Helper()
-	s := &Shim{opts: Options{PodLogRoot: e.ctrd.LogRoot}}
+	s := &Shim{opts: Options{PodLogRoot: ctrd.LogRoot}}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		log, _, err := s.tailLog(e.ctrd.ContainerStatus(id).GetLogPath(), 1000)
+		log, _, err := s.tailLog(ctrd.ContainerStatus(id).GetLogPath(), 1000)
 		if err == nil && strings.Contains(log, text) {
 			return
 		}

@@ -183,3 +183,13 @@ func wantCode(t *testing.T, err error, code bus.ShimErrorCode) {
 }
 
 var errCrash = errors.New("crashed by the test")
+
+// waitCrash waits until a test hook stopped a shim's handler.
+func waitCrash(t *testing.T, crashed <-chan struct{}) {
+	t.Helper()
+	select {
+	case <-crashed:
+	case <-time.After(time.Minute):
+		t.Fatal("the shim did not reach the step the test stops it at")
+	}
+}

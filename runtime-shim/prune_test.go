@@ -181,7 +181,7 @@ func TestPruneResumesAfterCrash(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 	_, err := e.client.PruneImages(ctx, testNode, a, p)
 	cancel()
-	<-crashed
+	waitCrash(t, crashed)
 	dying.crash()
 	if !errors.Is(err, shimclient.ErrTimeout) {
 		t.Fatalf("got %v, want a timeout", err)

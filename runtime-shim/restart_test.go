@@ -25,6 +25,7 @@ func TestRestartContainer(t *testing.T) {
 	pod := e.ctrd.RunPod("shop", "web-1")
 	first := pod.Start("app", critest.Registry+"/web:1", 0)
 	e.startShim(e.shimOptions(testNode), nil)
+	waitForLog(t, e.ctrd, first, "started") // it exits 0 on SIGTERM from now on
 
 	target := bus.ContainerTarget{Namespace: "shop", Pod: "web-1", PodUID: pod.UID, Container: "app", ContainerID: "containerd://" + first}
 	a := attempt(t)
@@ -80,6 +81,7 @@ func TestRestartResumesAfterCrash(t *testing.T) {
 		t.Run(step, func(t *testing.T) {
 			pod := e.ctrd.RunPod("shop", "web-"+step)
 			first := pod.Start("app", critest.Registry+"/web:1", 0)
+			waitForLog(t, e.ctrd, first, "started")
 			target := bus.ContainerTarget{Namespace: "shop", Pod: pod.Name, Container: "app"}
 			p := bus.RestartContainerParams{Target: target, GracePeriodSeconds: 10}
 			a := attempt(t)
@@ -95,7 +97,7 @@ func TestRestartResumesAfterCrash(t *testing.T) {
 			ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 			_, err := e.client.RestartContainer(ctx, testNode, a, p)
 			cancel()
-			<-crashed
+			waitCrash(t, crashed)
 			dying.crash()
 			if !errors.Is(err, shimclient.ErrTimeout) || !shimclient.Retryable(err) {
 				t.Fatalf("a request whose shim died got %v, want a retryable timeout", err)
@@ -107,7 +109,10 @@ func TestRestartResumesAfterCrash(t *testing.T) {
 				pod.Restart("app")
 			}
 
-			e.startShim(e.shimOptions(testNode), nil)
+			// This one serves this step only: the next step's request
+			// must reach the next step's dying shim.
+			retry := e.startShim(e.shimOptions(testNode), nil)
+			defer retry.stop(t)
 			res, err := e.client.RestartContainer(t.Context(), testNode, a, p)
 			if err != nil {
 				t.Fatalf("retry on a new shim: %v", err)

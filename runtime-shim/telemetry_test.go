@@ -142,6 +142,7 @@ func TestTelemetry(t *testing.T) {
 	}
 
 	// An exit, with its details, then the restart.
+	waitForLog(t, e.ctrd, first, "started") // it exits 0 on SIGTERM from now on
 	e.ctrd.StopContainer(first)
 	log.eventually(t, bus.KindContainers, "the container exited", func(env *bus.Envelope) bool {
 		c := findContainer(env, first)

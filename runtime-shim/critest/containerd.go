@@ -2,14 +2,16 @@ package critest
 
 import (
 	"bufio"
+	"bytes"
 	"context"
-	"debug/elf"
 	"crypto/rand"
+	"debug/elf"
 	"encoding/hex"
 	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -104,6 +106,7 @@ func Start(t TB) *Containerd {
 		t.Skip("starts a real containerd; not a short test")
 	}
 	Require(t)
+	sweep(t)
 	dir, err := os.MkdirTemp("", "tend-ctrd-")
 	if err != nil {
 		t.Fatal(err)
@@ -137,18 +140,34 @@ func Start(t TB) *Containerd {
 	// reach it; killed if the test's process dies before its cleanup
 	// (a test timeout), though its runtime shims and containers then stay.
 	c.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := c.cmd.Start(); err != nil {
+	if err := StartLocked(c.cmd, c.exited); err != nil {
 		t.Fatalf("failed to start containerd: %v", err)
 	}
-	go func() {
-		_ = c.cmd.Wait()
-		close(c.exited)
-	}()
 	c.connect()
 	c.buildBase()
 	c.PauseArchive = c.BuildImage(PauseImage, ImageOptions{Command: []string{"/bin/sleep", "2147483647"}})
 	c.ImportArchive(PauseImage, c.PauseArchive)
 	return c
+}
+
+// StartLocked starts cmd from a goroutine locked to its OS thread until cmd
+// exits, then closes exited. The kernel sends a command's Pdeathsig when
+// the thread that started it ends, and the Go runtime may end threads: this
+// one lives exactly as long as cmd, or as the test's process.
+func StartLocked(cmd *exec.Cmd, exited chan<- struct{}) error {
+	started := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		if err := cmd.Start(); err != nil {
+			started <- err
+			return
+		}
+		started <- nil
+		_ = cmd.Wait()
+		close(exited)
+	}()
+	return <-started
 }
 
 // Require fails the test unless the machine can run containerd: root, and
@@ -217,6 +236,10 @@ func (c *Containerd) PID() int { return c.cmd.Process.Pid }
 // what is left and removes the temporary root.
 func (c *Containerd) stop() {
 	t := c.t
+	if c.cmd != nil && c.cmd.Process != nil {
+		// Continue it, in case a test stopped it (Pause) and failed.
+		_ = c.cmd.Process.Signal(syscall.SIGCONT)
+	}
 	if c.Runtime != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		pods, err := c.Runtime.ListPodSandbox(ctx, nil)
@@ -236,8 +259,6 @@ func (c *Containerd) stop() {
 		_ = c.Images.Close(context.Background())
 	}
 	if c.cmd != nil && c.cmd.Process != nil {
-		// Continue it first, in case a test stopped it.
-		_ = c.cmd.Process.Signal(syscall.SIGCONT)
 		_ = c.cmd.Process.Signal(syscall.SIGTERM)
 		select {
 		case <-c.exited:
@@ -246,16 +267,59 @@ func (c *Containerd) stop() {
 			<-c.exited
 		}
 	}
-	// The runtime shims (containerd-shim-runc-v2) outlive containerd: find
-	// them, and anything else started for this root, by their command line.
-	for _, pid := range processesMentioning(c.Dir) {
-		if p, err := os.FindProcess(pid); err == nil {
-			_ = p.Kill()
+	removeRoot(t, c.Dir)
+}
+
+// removeRoot kills what is left of a containerd root: the runtime shims
+// (containerd-shim-runc-v2), which outlive containerd, found by their
+// command line, with their containers; then it unmounts and removes it.
+func removeRoot(t TB, dir string) {
+	for _, pid := range processesMentioning(dir + "/") {
+		killTree(pid)
+	}
+	unmountUnder(t, dir)
+	if err := os.RemoveAll(dir); err != nil {
+		t.Errorf("critest: failed to remove %s: %v", dir, err)
+	}
+}
+
+// sweep removes the roots that test processes which died before their
+// cleanup (a test timeout) left behind: those whose containerd no longer
+// runs.
+func sweep(t TB) {
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), "tend-ctrd-*"))
+	for _, dir := range dirs {
+		if len(processesMentioning(filepath.Join(dir, "config.toml"))) > 0 {
+			continue // a live containerd, maybe another test's
+		}
+		if info, err := os.Stat(dir); err != nil || time.Since(info.ModTime()) < 2*time.Minute {
+			continue // gone, or another test is starting its containerd there
+		}
+		t.Logf("critest: removing %s, left by a test that did not clean up", dir)
+		removeRoot(t, dir)
+	}
+}
+
+// killTree kills a process and its children.
+func killTree(pid int) {
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		child, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid …: the fields after the command name.
+		fields := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
+		if len(fields) > 1 && fields[1] == strconv.Itoa(pid) {
+			killTree(child)
 		}
 	}
-	unmountUnder(t, c.Dir)
-	if err := os.RemoveAll(c.Dir); err != nil {
-		t.Errorf("critest: failed to remove %s: %v", c.Dir, err)
+	if p, err := os.FindProcess(pid); err == nil {
+		_ = p.Kill()
 	}
 }
 
@@ -326,9 +390,14 @@ func randomHex(n int) string {
 	return hex.EncodeToString(b)
 }
 
+// commandTimeout bounds the commands critest runs (umoci, ctr, tar).
+const commandTimeout = 2 * time.Minute
+
 func run(t TB, name string, args ...string) {
 	t.Helper()
-	out, err := exec.Command(name, args...).CombinedOutput()
+	ctx, cancel := context.WithTimeout(context.Background(), commandTimeout)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, name, args...).CombinedOutput()
 	if err != nil {
 		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
 	}

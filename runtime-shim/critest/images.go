@@ -23,8 +23,10 @@ type ImageOptions struct {
 	Command []string
 }
 
-// DefaultCommand logs a line, then runs until SIGTERM, on which it exits 0.
-var DefaultCommand = []string{"/bin/sh", "-c", `echo "started $(date +%s)"; trap 'echo stopping; exit 0' TERM; while :; do sleep 1 & wait $!; done`}
+// DefaultCommand runs until SIGTERM, on which it exits 0. It logs "started"
+// once it handles SIGTERM: before, as a container's first process, it
+// ignores it.
+var DefaultCommand = []string{"/bin/sh", "-c", `trap 'echo stopping; exit 0' TERM; echo "started $(date +%s)"; while :; do sleep 1 & wait $!; done`}
 
 // buildBase builds the busybox base layout that every image starts from.
 func (c *Containerd) buildBase() {
@@ -124,7 +126,7 @@ func (c *Containerd) ImportArchive(ref, archive string) string {
 	t := c.t
 	t.Helper()
 	repo, _, _ := strings.Cut(ref, ":")
-	run(t, "ctr", "--address", c.Socket, "--namespace", "k8s.io", "images", "import", "--base-name", repo, archive)
+	run(t, "ctr", "--address", c.Socket, "--connect-timeout", "10s", "--namespace", "k8s.io", "images", "import", "--base-name", repo, archive)
 	return c.ImageID(ref)
 }
 

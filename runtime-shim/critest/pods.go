@@ -22,8 +22,10 @@ const (
 type Pod struct {
 	Namespace, Name, UID string
 	SandboxID            string
-	config               *runtimeapi.PodSandboxConfig
-	c                    *Containerd
+	// Env is the environment of the containers Start starts from now on.
+	Env    map[string]string
+	config *runtimeapi.PodSandboxConfig
+	c      *Containerd
 }
 
 // RunPod runs a pod sandbox.
@@ -69,6 +71,9 @@ func (p *Pod) Start(name, image string, attempt uint32) string {
 				NamespaceOptions: &runtimeapi.NamespaceOption{Network: runtimeapi.NamespaceMode_NODE, Pid: runtimeapi.NamespaceMode_CONTAINER},
 			},
 		},
+	}
+	for k, v := range p.Env {
+		cfg.Envs = append(cfg.Envs, &runtimeapi.KeyValue{Key: k, Value: []byte(v)})
 	}
 	ctx, cancel := c.ctx()
 	defer cancel()
