@@ -277,6 +277,13 @@ func (r *runCtx) prepare(ctx context.Context) (time.Time, *oracle.State, error) 
 		if err != nil {
 			return false, err
 		}
+		if last = oracle.Baseline(sc, st); !last.Pass() {
+			return false, nil
+		}
+		// Capture what the API server holds, not the cache's view of it.
+		if st, err = oracle.Gather(ctx, e.admin, r.scope); err != nil {
+			return false, err
+		}
 		last = oracle.Baseline(sc, st)
 		base = st
 		return last.Pass(), nil
@@ -338,8 +345,16 @@ func (r *runCtx) shows(ctx context.Context, inject time.Time, base *oracle.State
 	var failingWhileMoving []string
 	looks := 0
 	why := "nothing observed yet"
+	var stuck string
+	var stuckSince time.Time
 	for {
-		st, err := oracle.Gather(ctx, r.e.reader, scope)
+		// The cache is watch-fed; should it lag (a look that finds the
+		// same thing in flight for a while), read the API server itself.
+		reader := r.e.reader
+		if stuck != "" && time.Since(stuckSince) > stuckRecheck {
+			reader, stuckSince = r.e.admin, time.Now()
+		}
+		st, err := oracle.Gather(ctx, reader, scope)
 		if err != nil {
 			return time.Time{}, err
 		}
@@ -357,6 +372,9 @@ func (r *runCtx) shows(ctx context.Context, inject time.Time, base *oracle.State
 			return st.Time, nil
 		}
 		moving := append(r.faultPending(ctx, st), oracle.Settling(nil, st)...)
+		if key := strings.Join(moving, "; "); key != stuck {
+			stuck, stuckSince = key, time.Now()
+		}
 		if fails := oracle.FaultShows(r.sc, base, st); len(fails) > 0 && len(moving) > 0 {
 			failingWhileMoving = moving[:min(3, len(moving))]
 		}
@@ -396,6 +414,10 @@ func (r *runCtx) shows(ctx context.Context, inject time.Time, base *oracle.State
 		}
 	}
 }
+
+// stuckRecheck is how long the same thing may look in flight before the
+// harness reads the API server rather than its cache.
+const stuckRecheck = 8 * time.Second
 
 // showPoll is how often the harness looks while a fault takes effect.
 const showPoll = 500 * time.Millisecond
@@ -556,7 +578,17 @@ func (r *runCtx) observe(ctx context.Context, inject time.Time, base *oracle.Sta
 		return true, nil
 	})
 	// What passed must still hold once everything the agents set in motion
-	// has finished: a late apply can break what the window saw.
+	// has finished: a late apply can break what the window saw. The final
+	// look reads the API server itself, not the watch-fed cache.
+	if st, err := oracle.Gather(ctx, r.e.admin, r.scope); err == nil {
+		r.mu.Lock()
+		r.history = append(r.history, st.Budgets()...)
+		st.BudgetHistory = slices.Clone(r.history)
+		r.mu.Unlock()
+		cur = st
+	} else {
+		return err
+	}
 	if res.Mitigated {
 		final := oracle.Evaluate(sc, base, cur)
 		if sc.Oracle.ExpectHealthy {

@@ -97,9 +97,9 @@ func TestSimulatorLive(t *testing.T) {
 		return ""
 	}
 	g.Eventually(func(g Gomega) {
-		g.Expect(podReady(get(g, "first-port"))).To(BeFalse(), "the last PORT (9090) wins: the probe on 8080 fails")
-		g.Expect(get(g, "first-port").Status.ContainerStatuses).NotTo(BeEmpty())
-		g.Expect(podReady(get(g, "last-port"))).To(BeTrue(), "the last PORT (8080) wins")
+		g.Expect(podReady(get(g, "first-port"))).To(BeTrue(), "PORT is 9090, then 8080: the last wins and the probe on 8080 passes")
+		g.Expect(podReady(get(g, "last-port"))).To(BeFalse(), "PORT is 8080, then 9090: the last wins and the probe on 8080 fails")
+		g.Expect(get(g, "last-port").Status.ContainerStatuses).NotTo(BeEmpty())
 		g.Expect(podReady(get(g, "key-ok"))).To(BeTrue())
 		g.Expect(waiting(get(g, "key-missing"))).To(Equal("CreateContainerConfigError: couldn't find key db-url in ConfigMap " + ns + "/orders-config"))
 		g.Expect(waiting(get(g, "unprofiled"))).To(HavePrefix("ImagePullBackOff"))

@@ -168,9 +168,11 @@ func jobDone(p *scenario.JobPredicate, s *State) []string {
 func (s *State) target(sc *scenario.Scenario, t *scenario.TargetMatch) (kind, name string) {
 	switch {
 	case t == nil && sc.Oracle.Target != nil:
-		return sc.Oracle.Target.Kind, sc.Oracle.Target.Name
+		t = &scenario.TargetMatch{Kind: sc.Oracle.Target.Kind, Name: sc.Oracle.Target.Name}
 	case t == nil:
 		return "", ""
+	}
+	switch {
 	case t.Kind == "Node":
 		if n, ok := s.NodeNames[t.Name]; ok {
 			return t.Kind, n

@@ -237,6 +237,15 @@ func TestProposalAndRunPredicates(t *testing.T) {
 				proposal("u", tendv1.ActionUncordonNode, "Node", "ev-1-b", tendv1.PhaseSucceeded, at(5*time.Second), tendv1.OutcomeAutoApprove),
 				proposal("d", tendv1.ActionDrainNode, "Node", "ev-1-a", tendv1.PhaseSucceeded, at(0), tendv1.OutcomeAutoApprove)}, nil, nil), true},
 	}
+	// A Node as oracle.target names one of the scenario's nodes too.
+	nodeSc := &scenario.Scenario{Nodes: sc.Nodes, Oracle: scenario.Oracle{Target: &scenario.ObjectRef{Kind: "Node", Name: "a"}}}
+	drained := state([]tendv1.Proposal{proposal("d", tendv1.ActionDrainNode, "Node", "ev-1-a", tendv1.PhaseSucceeded, at(0), tendv1.OutcomeAutoApprove)}, nil, nil)
+	if got := predicate(nodeSc, scenario.Predicate{Proposal: &scenario.ProposalPredicate{Actions: []string{"DrainNode"}}}, nil, drained); len(got) > 0 {
+		t.Errorf("a drain of the target node: %v", got)
+	}
+	if !drained.Matches(nodeSc, scenario.ProposalMatch{}, &drained.Proposals[0]) {
+		t.Error("a proposal about the target node does not count as about the target")
+	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got := predicate(sc, tt.p, nil, tt.st)
