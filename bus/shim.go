@@ -59,7 +59,6 @@ const (
 
 	maxKeepPatterns = 64
 	maxPrunedImages = MaxNodeImages
-	maxDiagnosed    = 16 // containers in one diagnostics object
 )
 
 // The NATS stores of the shim. EnsureShimStores creates them.
@@ -147,10 +146,11 @@ type PruneImagesParams struct {
 	Keep []string `json:"keep,omitempty"`
 }
 
-// CollectDiagnosticsParams are the parameters of VerbCollectDiagnostics.
+// CollectDiagnosticsParams are the parameters of VerbCollectDiagnostics:
+// a pod's (Namespace and Pod set), or the node's (neither set).
 type CollectDiagnosticsParams struct {
-	Namespace string `json:"namespace"`
-	Pod       string `json:"pod"`
+	Namespace string `json:"namespace,omitempty"`
+	Pod       string `json:"pod,omitempty"`
 	PodUID    string `json:"podUID,omitempty"`
 	// Container limits the diagnostics to one container of the pod.
 	Container string `json:"container,omitempty"`
@@ -293,17 +293,20 @@ type StatusResult struct {
 }
 
 // Diagnostics is the document CollectDiagnostics stores. Log, Info and the
-// containers' messages are untrusted text.
+// containers' messages are untrusted text. A node's diagnostics (no pod)
+// hold every container's state and usage, without logs or inspect output,
+// and the node's images.
 type Diagnostics struct {
 	SchemaVersion int                    `json:"schemaVersion"`
 	Cluster       string                 `json:"cluster"`
 	Node          string                 `json:"node"`
 	AttemptID     string                 `json:"attemptID"`
 	CollectedAt   time.Time              `json:"collectedAt"`
-	Namespace     string                 `json:"namespace"`
-	Pod           string                 `json:"pod"`
+	Namespace     string                 `json:"namespace,omitempty"`
+	Pod           string                 `json:"pod,omitempty"`
 	PodUID        string                 `json:"podUID,omitempty"`
 	Containers    []ContainerDiagnostics `json:"containers"`
+	Images        []RuntimeImage         `json:"images,omitempty"`
 	ImageFS       *ImageFSUsage          `json:"imageFs,omitempty"`
 }
 
@@ -444,8 +447,14 @@ func (r *ShimRequest) Validate() error {
 	case VerbCollectDiagnostics:
 		c.require("collectDiagnostics", r.CollectDiagnostics != nil)
 		if p := r.CollectDiagnostics; p != nil {
-			c.dnsName("collectDiagnostics.namespace", p.Namespace, true)
-			c.dnsName("collectDiagnostics.pod", p.Pod, true)
+			if (p.Namespace == "") != (p.Pod == "") {
+				c.failf("collectDiagnostics", "set both namespace and pod (a pod's diagnostics) or neither (the node's)")
+			}
+			if p.Pod == "" && (p.PodUID != "" || p.Container != "") {
+				c.failf("collectDiagnostics", "a pod UID or a container needs a pod")
+			}
+			c.dnsName("collectDiagnostics.namespace", p.Namespace, false)
+			c.dnsName("collectDiagnostics.pod", p.Pod, false)
 			c.uid("collectDiagnostics.podUID", p.PodUID)
 			c.dnsName("collectDiagnostics.container", p.Container, false)
 			if p.TailLines < 0 || p.TailLines > MaxTailLines {
@@ -543,8 +552,8 @@ func DecodeDiagnostics(data []byte) (*Diagnostics, error) {
 	if d.SchemaVersion != SchemaVersion {
 		return nil, fmt.Errorf("%w: unsupported diagnostics version %d", ErrBadShimMessage, d.SchemaVersion)
 	}
-	if len(d.Containers) > maxDiagnosed {
-		return nil, fmt.Errorf("%w: more than %d containers", ErrBadShimMessage, maxDiagnosed)
+	if len(d.Containers) > MaxNodeContainers || len(d.Images) > MaxNodeImages {
+		return nil, fmt.Errorf("%w: more than %d containers or %d images", ErrBadShimMessage, MaxNodeContainers, MaxNodeImages)
 	}
 	return &d, nil
 }

@@ -30,9 +30,10 @@ const (
 )
 
 // diagnosticsAction stores a pod's container inspect output, stats and log
-// tails in the diagnostics object store. It only reads the node; the plan
-// is the object's name, derived from the attempt, so a retry writes that
-// object at most once.
+// tails in the diagnostics object store, or for the node (no pod) every
+// container's state and usage and the node's images. It only reads the
+// node; the plan is the object's name, derived from the attempt, so a
+// retry writes that object at most once.
 type diagnosticsAction struct {
 	s       *Shim
 	p       *bus.CollectDiagnosticsParams
@@ -44,7 +45,7 @@ func (a diagnosticsAction) plan(ctx context.Context) (*attemptPlan, *bus.ShimErr
 	if err != nil {
 		return nil, failure(err)
 	}
-	if len(cs) == 0 {
+	if len(cs) == 0 && !a.node() {
 		what := "pod " + a.p.Namespace + "/" + a.p.Pod
 		if a.p.Container != "" {
 			what = "container " + a.p.Container + " of " + what
@@ -54,12 +55,19 @@ func (a diagnosticsAction) plan(ctx context.Context) (*attemptPlan, *bus.ShimErr
 	return &attemptPlan{Object: bus.DiagnosticsObject(a.s.opts.Cluster, a.s.opts.Node, a.attempt)}, nil
 }
 
+// node reports whether the diagnostics are the node's rather than a pod's.
+func (a diagnosticsAction) node() bool { return a.p.Pod == "" }
+
 // containers lists the pod's containers on this node, newest first, at
-// most perName of each name.
+// most perName of each name; for the node, every container, newest first.
 func (a diagnosticsAction) containers(ctx context.Context) ([]*runtimeapi.Container, error) {
 	all, err := a.s.rt.ListContainers(ctx)
 	if err != nil {
 		return nil, err
+	}
+	if a.node() {
+		newestFirst(all)
+		return all[:min(len(all), bus.MaxNodeContainers)], nil
 	}
 	var cs []*runtimeapi.Container
 	for _, c := range all {
@@ -105,7 +113,7 @@ func (a diagnosticsAction) execute(ctx context.Context, p *attemptPlan, resumed 
 	}
 	info, err := obs.Put(ctx, jetstream.ObjectMeta{
 		Name:        p.Object,
-		Description: fmt.Sprintf("diagnostics of pod %s/%s on node %s", a.p.Namespace, a.p.Pod, a.s.opts.Node),
+		Description: a.description(),
 		Metadata:    map[string]string{"containers": strconv.Itoa(len(doc.Containers))},
 	}, bytes.NewReader(data))
 	if err != nil {
@@ -115,6 +123,13 @@ func (a diagnosticsAction) execute(ctx context.Context, p *attemptPlan, resumed 
 		return nil, err
 	}
 	return a.reply(info), nil
+}
+
+func (a diagnosticsAction) description() string {
+	if a.node() {
+		return "diagnostics of node " + a.s.opts.Node
+	}
+	return fmt.Sprintf("diagnostics of pod %s/%s on node %s", a.p.Namespace, a.p.Pod, a.s.opts.Node)
 }
 
 func (a diagnosticsAction) reply(info *jetstream.ObjectInfo) *bus.ShimReply {
@@ -137,6 +152,9 @@ func (a diagnosticsAction) collect(ctx context.Context) (*bus.Diagnostics, error
 	if fs, err := a.s.imageFS(ctx); err == nil {
 		doc.ImageFS = fs
 	}
+	if a.node() {
+		return a.collectNode(ctx, cs, doc)
+	}
 	tail := int(a.p.TailLines)
 	if tail == 0 {
 		tail = bus.DefaultTailLines
@@ -154,12 +172,7 @@ func (a diagnosticsAction) collect(ctx context.Context) (*bus.Diagnostics, error
 			d.Info = clipText(redactEnv(info), maxInfoBytes)
 		}
 		if stats, err := a.s.rt.ContainerStats(ctx, c.GetId()); err == nil {
-			d.Usage = &bus.RuntimeContainerUsage{
-				ID: c.GetId(), Namespace: d.Container.Namespace, Pod: d.Container.Pod, Name: d.Container.Name,
-				CPUCoreNanoseconds:    int64(stats.GetCpu().GetUsageCoreNanoSeconds().GetValue()),
-				MemoryWorkingSetBytes: int64(stats.GetMemory().GetWorkingSetBytes().GetValue()),
-				WritableLayerBytes:    int64(stats.GetWritableLayer().GetUsedBytes().GetValue()),
-			}
+			d.Usage = containerUsage(d.Container, stats)
 		}
 		d.Log, d.LogTruncated, err = a.s.tailLog(d.LogPath, tail)
 		if err != nil {
@@ -272,4 +285,47 @@ func redactValue(key string, v any) any {
 		return v
 	}
 	return v
+}
+
+// collectNode fills in a node's diagnostics: every container's state and
+// usage, and the images.
+func (a diagnosticsAction) collectNode(ctx context.Context, cs []*runtimeapi.Container, doc *bus.Diagnostics) (*bus.Diagnostics, error) {
+	stats, err := a.s.rt.ListContainerStats(ctx)
+	if err != nil {
+		return nil, err
+	}
+	usage := make(map[string]*runtimeapi.ContainerStats, len(stats))
+	for _, st := range stats {
+		usage[st.GetAttributes().GetId()] = st
+	}
+	for _, c := range cs {
+		st, err := a.s.rt.ContainerStatus(ctx, c.GetId(), false)
+		if errors.Is(err, ErrNotFound) {
+			continue // removed since it was listed
+		}
+		if err != nil {
+			return nil, err
+		}
+		d := bus.ContainerDiagnostics{Container: runtimeContainer(c, st.GetStatus()), LogPath: st.GetStatus().GetLogPath()}
+		if u, ok := usage[c.GetId()]; ok {
+			d.Usage = containerUsage(d.Container, u)
+		}
+		doc.Containers = append(doc.Containers, d)
+	}
+	images, err := a.s.nodeImages(ctx)
+	if err != nil {
+		return nil, err
+	}
+	doc.Images = images[:min(len(images), bus.MaxNodeImages)]
+	return doc, nil
+}
+
+// containerUsage is the usage in one container's stats.
+func containerUsage(c bus.RuntimeContainer, st *runtimeapi.ContainerStats) *bus.RuntimeContainerUsage {
+	return &bus.RuntimeContainerUsage{
+		ID: c.ID, Namespace: c.Namespace, Pod: c.Pod, Name: c.Name,
+		CPUCoreNanoseconds:    int64(st.GetCpu().GetUsageCoreNanoSeconds().GetValue()),
+		MemoryWorkingSetBytes: int64(st.GetMemory().GetWorkingSetBytes().GetValue()),
+		WritableLayerBytes:    int64(st.GetWritableLayer().GetUsedBytes().GetValue()),
+	}
 }

@@ -89,6 +89,30 @@ func TestCollectDiagnostics(t *testing.T) {
 	// A pod that is not on this node.
 	_, err = e.client.CollectDiagnostics(t.Context(), testNode, attempt(t), bus.CollectDiagnosticsParams{Namespace: "shop", Pod: "web-2"})
 	wantCode(t, err, bus.ShimNotFound)
+
+	// The node's: every container's state and usage, and the images; no
+	// logs or inspect output.
+	res, err = e.client.CollectDiagnostics(t.Context(), testNode, attempt(t), bus.CollectDiagnosticsParams{})
+	if err != nil {
+		t.Fatalf("the node's diagnostics: %v", err)
+	}
+	d, err = e.client.FetchDiagnostics(t.Context(), res)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Pod != "" || len(d.Containers) != 4 || len(d.Images) != 3 || d.ImageFS == nil {
+		t.Fatalf("node diagnostics: %d containers, %d images, pod %q; want 4 containers (app twice, chatty, db) and 3 images", len(d.Containers), len(d.Images), d.Pod)
+	}
+	for _, c := range d.Containers {
+		if c.Log != "" || c.Info != "" || c.Container.Pod == "" || (c.Container.State == bus.ContainerRunning && c.Usage == nil) {
+			t.Errorf("node diagnostics of container %s: %+v", c.Container.ID, c)
+		}
+	}
+	for _, img := range d.Images {
+		if !img.InUse && !img.Pinned {
+			t.Errorf("image %+v: want in use, or the pinned sandbox image", img)
+		}
+	}
 }
 
 // TestCollectDiagnosticsResumesAfterCrash kills the shim right after it

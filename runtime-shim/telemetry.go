@@ -196,39 +196,50 @@ func (r *reporter) images(ctx context.Context) {
 		key := [4]int64{fs.UsedBytes, fs.InodesUsed, fs.CapacityBytes / mib, fs.AvailableBytes / mib}
 		r.publish(ctx, bus.KindImageFS, key, func(e *bus.Envelope) { e.ImageFS = fs }, nil)
 	}
-	images, err := r.s.rt.ListImages(ctx)
+	images, err := r.s.nodeImages(ctx)
 	if err != nil {
 		log.Error(err, "Failed to list images for telemetry")
 		return
 	}
-	cs, err := r.s.rt.ListContainers(ctx)
+	present := make(map[string]bool, len(images))
+	for _, img := range images {
+		present[img.ID] = true
+	}
+	r.s.use.forget(present)
+	r.s.forgetCreated(present)
+	p := &bus.NodeImages{Images: images}
+	r.publish(ctx, bus.KindImages, p, func(e *bus.Envelope) { e.Images = p }, func() bool {
+		return shrink(&p.Images, &p.Omitted)
+	})
+}
+
+// nodeImages lists the node's images with their use, the largest first.
+func (s *Shim) nodeImages(ctx context.Context) ([]bus.RuntimeImage, error) {
+	images, err := s.rt.ListImages(ctx)
 	if err != nil {
-		log.Error(err, "Failed to list containers for telemetry")
-		return
+		return nil, err
+	}
+	cs, err := s.rt.ListContainers(ctx)
+	if err != nil {
+		return nil, err
 	}
 	inUse, running := imageUsers(cs)
-	sandbox, err := r.s.sandboxImage(ctx)
+	sandbox, err := s.sandboxImage(ctx)
 	if err != nil {
-		log.Error(err, "Failed to read the runtime's sandbox image for telemetry")
+		return nil, err
 	}
-	present := make(map[string]bool, len(images))
-	p := &bus.NodeImages{Images: make([]bus.RuntimeImage, 0, len(images))}
+	list := make([]bus.RuntimeImage, 0, len(images))
 	for _, img := range images {
-		present[img.GetId()] = true
-		p.Images = append(p.Images, bus.RuntimeImage{
+		list = append(list, bus.RuntimeImage{
 			ID: img.GetId(), Tags: img.GetRepoTags(), Digests: img.GetRepoDigests(), SizeBytes: int64(img.GetSize()),
 			Pinned: img.GetPinned() || keeps(sandbox, img), InUse: usedBy(inUse, img), Running: usedBy(running, img),
 		})
 	}
-	r.s.use.forget(present)
-	r.s.forgetCreated(present)
 	// The largest first, so that what is left out matters least.
-	slices.SortFunc(p.Images, func(a, b bus.RuntimeImage) int {
+	slices.SortFunc(list, func(a, b bus.RuntimeImage) int {
 		return cmp.Or(cmp.Compare(b.SizeBytes, a.SizeBytes), cmp.Compare(a.ID, b.ID))
 	})
-	r.publish(ctx, bus.KindImages, p, func(e *bus.Envelope) { e.Images = p }, func() bool {
-		return shrink(&p.Images, &p.Omitted)
-	})
+	return list, nil
 }
 
 // publish publishes a node envelope of kind unless key, what identifies its
