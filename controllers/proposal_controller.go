@@ -60,6 +60,9 @@ type ProposalOptions struct {
 	// ready, with no restart, for the revision to count as healthy;
 	// DefaultHealthyWindow when zero.
 	HealthyWindow time.Duration
+	// StuckPodGrace is how long past its deletion a pod on a lost node must
+	// be stuck before ForceDeletePod may remove it; 30s when zero.
+	StuckPodGrace time.Duration
 }
 
 func (o *ProposalOptions) defaults() {
@@ -137,7 +140,7 @@ func (r *ProposalReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	r.actions = map[tendv1.Action]actions.Action{}
 	for _, a := range actions.Catalogue(actions.Options{
 		Client: r.Client, APIReader: mgr.GetAPIReader(), FieldManager: r.Options.FieldManager,
-		Now: r.Options.Now, HealthyWindow: r.Options.HealthyWindow,
+		Now: r.Options.Now, HealthyWindow: r.Options.HealthyWindow, StuckPodGrace: r.Options.StuckPodGrace,
 	}) {
 		r.actions[a.Info().Action] = a
 	}
@@ -337,7 +340,11 @@ func (r *ProposalReconciler) validate(ctx context.Context, s *scope) (bool, erro
 		return true, nil
 	}
 	if err := s.act.Validate(s.view()); err != nil {
-		r.deny(s, ReasonInvalidSpec, err.Error())
+		code := ReasonInvalidSpec
+		if refusal, ok := errors.AsType[*actions.Refusal](err); ok {
+			code = refusal.Code
+		}
+		r.deny(s, code, err.Error())
 		return true, nil
 	}
 	if code, msg := r.checkTarget(p, s.spec); code != "" {

@@ -138,6 +138,10 @@ type Options struct {
 	// HealthyWindow is how long a revision's pods must all have been ready
 	// to count as healthy live.
 	HealthyWindow time.Duration
+	// StuckPodGrace is how long past its deletion a pod on a lost node must
+	// be stuck before ForceDeletePod removes it; DefaultStuckPodGrace when
+	// zero.
+	StuckPodGrace time.Duration
 }
 
 // Catalogue is every action the controller carries out, one per line, in

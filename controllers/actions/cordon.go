@@ -3,6 +3,8 @@ package actions
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -13,8 +15,10 @@ import (
 
 // +kubebuilder:rbac:groups="",resources=nodes,verbs=get;list;watch;update;patch
 
-// cordonNode marks a node unschedulable; its pods keep running. Undone by
-// marking it schedulable again.
+// cordonNode marks a node unschedulable; its pods keep running. Verified
+// when the node is unschedulable and no pod that may run only on it (by its
+// hostname label) was left unschedulable since; undone by marking it
+// schedulable again.
 type cordonNode struct{ base }
 
 var _ Action = (*cordonNode)(nil)
@@ -47,7 +51,51 @@ func (a *cordonNode) Verify(ctx context.Context, p *tendv1.Proposal) (Verificati
 	if err != nil {
 		return Verification{}, err
 	}
-	return Verification{Checks: []tendv1.Check{schedulabilityCheck(obj.(*corev1.Node), true)}}, nil
+	node := obj.(*corev1.Node)
+	stranded, err := strandedPods(ctx, a.opts.Client, node, p.Status.Apply)
+	if err != nil {
+		return Verification{}, err
+	}
+	placed := tendv1.Check{Name: "NoPodStranded", Passed: len(stranded) == 0,
+		Message: "no pod that can run only on this node is waiting to be scheduled"}
+	if len(stranded) > 0 {
+		placed.Message = fmt.Sprintf("%d pods that can run only on node %s cannot be scheduled since it was cordoned (%s)", len(stranded), node.Name, strings.Join(stranded, ", "))
+	}
+	return Verification{Checks: []tendv1.Check{schedulabilityCheck(node, true), placed}}, nil
+}
+
+// strandedPods are the pods left unschedulable by cordoning node: pending,
+// marked Unschedulable by the scheduler since the apply, and selecting this
+// node by its hostname label (the only node they may run on).
+func strandedPods(ctx context.Context, c client.Reader, node *corev1.Node, rec *tendv1.ApplyRecord) ([]string, error) {
+	if rec == nil {
+		return nil, nil
+	}
+	host := node.Labels[corev1.LabelHostname]
+	if host == "" {
+		return nil, nil
+	}
+	var pods corev1.PodList
+	if err := c.List(ctx, &pods); err != nil {
+		return nil, fmt.Errorf("failed to list pods: %w", err)
+	}
+	var out []string
+	for i := range pods.Items {
+		pod := &pods.Items[i]
+		if pod.Spec.NodeName != "" || pod.Status.Phase != corev1.PodPending || pod.Spec.NodeSelector[corev1.LabelHostname] != host {
+			continue
+		}
+		for _, c := range pod.Status.Conditions {
+			if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse && c.Reason == corev1.PodReasonUnschedulable && !c.LastTransitionTime.Before(&rec.StartedAt) {
+				out = append(out, pod.Namespace+"/"+pod.Name)
+			}
+		}
+	}
+	slices.Sort(out)
+	if len(out) > 5 {
+		out = append(out[:5], "...")
+	}
+	return out, nil
 }
 
 func (a *cordonNode) Undo(ctx context.Context, p *tendv1.Proposal, attempt string) (Result, error) {

@@ -12,9 +12,9 @@ import (
 	tendv1 "github.com/tendops/tend/api/v1alpha1"
 )
 
-// stuckGrace is how long past its deletion a pod on a lost node must be
-// stuck before tend force-deletes it.
-const stuckGrace = 30 * time.Second
+// DefaultStuckPodGrace is how long past its deletion a pod on a lost node
+// must be stuck before tend force-deletes it, unless Options say otherwise.
+const DefaultStuckPodGrace = 30 * time.Second
 
 // +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch;delete
 // +kubebuilder:rbac:groups="",resources=nodes,verbs=get;list;watch
@@ -45,8 +45,12 @@ func (a *forceDeletePod) stuck(ctx context.Context, pod *corev1.Pod) error {
 	if pod.DeletionTimestamp == nil {
 		return refuse(ReasonPodNotStuck, "pod %s/%s is not terminating; evict it instead", pod.Namespace, pod.Name)
 	}
-	if past := a.opts.Now().Sub(pod.DeletionTimestamp.Time); past < stuckGrace {
-		return refuse(ReasonPodNotStuck, "pod %s/%s has been terminating for %s past its grace period, less than %s", pod.Namespace, pod.Name, past.Round(time.Second), stuckGrace)
+	grace := a.opts.StuckPodGrace
+	if grace <= 0 {
+		grace = DefaultStuckPodGrace
+	}
+	if past := a.opts.Now().Sub(pod.DeletionTimestamp.Time); past < grace {
+		return refuse(ReasonPodNotStuck, "pod %s/%s has been terminating for %s past its grace period, less than %s", pod.Namespace, pod.Name, past.Round(time.Second), grace)
 	}
 	if pod.Spec.NodeName == "" {
 		return nil

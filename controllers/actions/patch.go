@@ -45,7 +45,7 @@ func (a *patchWorkload) Validate(p *tendv1.Proposal) error {
 	}
 	for i, op := range ops {
 		if !tendv1.PatchPathAllowed(p.Spec.Target.Kind, op.Path) {
-			return fmt.Errorf("%w: patch[%d]: tend does not patch %s on a %s (allowed: %s)", ErrInvalidParameters, i, op.Path, p.Spec.Target.Kind, strings.Join(tendv1.PatchPaths[p.Spec.Target.Kind], ", "))
+			return refuse(ReasonPatchPathNotAllowed, "patch[%d]: tend does not patch %s on a %s (allowed: %s)", i, op.Path, p.Spec.Target.Kind, strings.Join(tendv1.PatchPaths[p.Spec.Target.Kind], ", "))
 		}
 	}
 	_, err := patchOf(ops)

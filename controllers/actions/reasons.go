@@ -19,6 +19,11 @@ const (
 	ReasonPodNotStuck = "PodNotStuck"
 	// ReasonJobNotFailed: a Job to retry has not failed.
 	ReasonJobNotFailed = "JobNotFailed"
+	// ReasonPatchPathNotAllowed: the patch touches a path outside the
+	// catalogue's table (the gate's code for the same refusal).
+	ReasonPatchPathNotAllowed = "PatchPathNotAllowed"
+	// ReasonRequestAboveLimit: a request would exceed its limit.
+	ReasonRequestAboveLimit = "RequestAboveLimit"
 	// ReasonPatchNotApplicable: the patch does not apply to the target.
 	ReasonPatchNotApplicable = "PatchNotApplicable"
 )

@@ -99,6 +99,11 @@ func (a *setResources) Facts(ctx context.Context, p *tendv1.Proposal, target cli
 	}
 	f.Resources = resourceFacts(c.Name, c.Resources)
 	next := merged(c.Resources, r)
+	for name, req := range next.Requests {
+		if lim, ok := next.Limits[name]; ok && req.Cmp(lim) > 0 {
+			return f, 0, refuse(ReasonRequestAboveLimit, "container %s would request %s %s above its limit %s; set the request too", r.Container, req.String(), name, lim.String())
+		}
+	}
 	if err := a.withinLimitRanges(ctx, target.GetNamespace(), next); err != nil {
 		return f, 0, err
 	}

@@ -13,8 +13,9 @@ import (
 
 // +kubebuilder:rbac:groups="",resources=nodes,verbs=get;list;watch;update;patch
 
-// uncordonNode marks a node schedulable again. Undone by cordoning it
-// again.
+// uncordonNode marks a node schedulable again. Verified when the node is
+// schedulable and ready, so that the pods it takes can run; undone by
+// cordoning it again.
 type uncordonNode struct{ base }
 
 var _ Action = (*uncordonNode)(nil)
@@ -49,7 +50,12 @@ func (a *uncordonNode) Verify(ctx context.Context, p *tendv1.Proposal) (Verifica
 	if err != nil {
 		return Verification{}, err
 	}
-	return Verification{Checks: []tendv1.Check{schedulabilityCheck(obj.(*corev1.Node), false)}}, nil
+	node := obj.(*corev1.Node)
+	ready := tendv1.Check{Name: "NodeReady", Passed: nodeReady(node), Message: fmt.Sprintf("node %s is not ready: it cannot run the pods it would take", node.Name)}
+	if ready.Passed {
+		ready.Message = fmt.Sprintf("node %s is ready", node.Name)
+	}
+	return Verification{Checks: []tendv1.Check{schedulabilityCheck(node, false), ready}}, nil
 }
 
 func (a *uncordonNode) Undo(ctx context.Context, p *tendv1.Proposal, attempt string) (Result, error) {
