@@ -177,6 +177,11 @@ func TestParseErrors(t *testing.T) {
 		{"approver that is a system user", func(s string) string {
 			return s + "approvals:\n- user: system:admin\n  proposal: {actions: [RollbackWorkload]}\n"
 		}, "approvals[0].user"},
+		{"a JSON patch that copies", func(s string) string {
+			i := strings.Index(s, "faults:")
+			j := strings.Index(s, "oracle:")
+			return s[:i] + "faults:\n- patch:\n    target: {apiVersion: apps/v1, kind: Deployment, name: web}\n    type: json\n    patch: [{op: copy, from: /spec, path: /metadata/annotations}]\n" + s[j:]
+		}, "each add, remove, replace or test"},
 		{"undeclared parameter", func(s string) string { return strings.Replace(s, "    replicas: 3", "    replicas: ${count}", 1) }, "${count} is not a declared parameter"},
 		{"unused parameter", func(s string) string { return s + "parameters:\n- name: count\n  int: {min: 1, max: 2}\n" }, "parameters[0] (count) is never used"},
 		{"parameter with an unknown field", func(s string) string {

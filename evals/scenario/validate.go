@@ -176,6 +176,8 @@ func (c *vctx) manifests() {
 			switch {
 			case len(f.Patch.Patch) == 0 || !json.Valid(f.Patch.Patch):
 				bad("faults[%d].patch.patch is required", i)
+			case f.Patch.Type == JSONPatch && !plainJSONPatch(f.Patch.Patch):
+				bad("faults[%d].patch: a JSON patch may hold at most 64 operations, each add, remove, replace or test", i)
 			case onlyMetadata(f.Patch.Patch) && s.Category != CategoryAdversarial:
 				bad("faults[%d].patch only touches labels or annotations: a fault must be a spec problem (only adversarial text may live there)", i)
 			case state[ref] != nil:
@@ -230,6 +232,24 @@ func (c *vctx) manifests() {
 			bad("faults[%d] must set exactly one of patch, apply, delete, stopNode, cordon, nodeCondition", i)
 		}
 	}
+}
+
+// plainJSONPatch reports whether a JSON patch holds only add, remove,
+// replace and test operations, at most 64 of them (copy and move can grow a
+// document without bound).
+func plainJSONPatch(b json.RawMessage) bool {
+	var ops []struct {
+		Op string `json:"op"`
+	}
+	if json.Unmarshal(b, &ops) != nil || len(ops) > 64 {
+		return false
+	}
+	for _, op := range ops {
+		if !slices.Contains([]string{"add", "remove", "replace", "test"}, op.Op) {
+			return false
+		}
+	}
+	return true
 }
 
 // applyPatch applies a fault's patch to an object locally, and checks the
