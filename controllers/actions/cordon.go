@@ -17,8 +17,8 @@ import (
 
 // cordonNode marks a node unschedulable; its pods keep running. Verified
 // when the node is unschedulable and no pod that may run only on it (by its
-// hostname label) was left unschedulable since; undone by marking it
-// schedulable again.
+// hostname label) waits unschedulable; undone by marking it schedulable
+// again.
 type cordonNode struct{ base }
 
 var _ Action = (*cordonNode)(nil)
@@ -52,25 +52,23 @@ func (a *cordonNode) Verify(ctx context.Context, p *tendv1.Proposal) (Verificati
 		return Verification{}, err
 	}
 	node := obj.(*corev1.Node)
-	stranded, err := strandedPods(ctx, a.opts.Client, node, p.Status.Apply)
+	stranded, err := strandedPods(ctx, a.opts.Client, node)
 	if err != nil {
 		return Verification{}, err
 	}
 	placed := tendv1.Check{Name: "NoPodStranded", Passed: len(stranded) == 0,
 		Message: "no pod that can run only on this node is waiting to be scheduled"}
 	if len(stranded) > 0 {
-		placed.Message = fmt.Sprintf("%d pods that can run only on node %s cannot be scheduled since it was cordoned (%s)", len(stranded), node.Name, strings.Join(stranded, ", "))
+		placed.Message = fmt.Sprintf("%d pods that can run only on node %s wait unschedulable while it is cordoned (%s)", len(stranded), node.Name, strings.Join(stranded, ", "))
 	}
 	return Verification{Checks: []tendv1.Check{schedulabilityCheck(node, true), placed}}, nil
 }
 
-// strandedPods are the pods left unschedulable by cordoning node: pending,
-// marked Unschedulable by the scheduler since the apply, and selecting this
-// node by its hostname label (the only node they may run on).
-func strandedPods(ctx context.Context, c client.Reader, node *corev1.Node, rec *tendv1.ApplyRecord) ([]string, error) {
-	if rec == nil {
-		return nil, nil
-	}
+// strandedPods are the pods a cordon of node strands: pending, marked
+// Unschedulable by the scheduler, and selecting this node by its hostname
+// label (the only node they may run on). Whatever else keeps them waiting,
+// a cordoned node can only keep them waiting longer.
+func strandedPods(ctx context.Context, c client.Reader, node *corev1.Node) ([]string, error) {
 	host := node.Labels[corev1.LabelHostname]
 	if host == "" {
 		return nil, nil
@@ -86,7 +84,7 @@ func strandedPods(ctx context.Context, c client.Reader, node *corev1.Node, rec *
 			continue
 		}
 		for _, c := range pod.Status.Conditions {
-			if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse && c.Reason == corev1.PodReasonUnschedulable && !c.LastTransitionTime.Before(&rec.StartedAt) {
+			if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse && c.Reason == corev1.PodReasonUnschedulable {
 				out = append(out, pod.Namespace+"/"+pod.Name)
 			}
 		}

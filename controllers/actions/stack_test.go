@@ -30,6 +30,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -491,8 +492,9 @@ func jsonValue(v any) *apiextensionsv1.JSON {
 	return &apiextensionsv1.JSON{Raw: b}
 }
 
-// kwokNodeAnnotation makes kwok manage (simulate) a node.
-const kwokNodeAnnotation = "kwok.x-k8s.io/node"
+// lostAnnotation marks a node whose kubelet is gone (kwok never makes it
+// ready), and a pod on it whose deletion is never confirmed.
+const lostAnnotation = "tend.dev/simulated-lost"
 
 // testTaint keeps other tests' pods off a test's own nodes.
 func (e *env) testTaint() corev1.Taint {
@@ -509,8 +511,8 @@ func (e *env) node(suffix string, managed bool) *corev1.Node {
 		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{corev1.LabelHostname: name, "tend.dev/test": e.ns}},
 		Spec:       corev1.NodeSpec{Taints: []corev1.Taint{e.testTaint()}},
 	}
-	if managed {
-		n.Annotations = map[string]string{kwokNodeAnnotation: "fake"}
+	if !managed {
+		n.Annotations = map[string]string{lostAnnotation: "true"}
 	}
 	e.create(n)
 	e.t.Cleanup(func() { _ = e.st.Client.Delete(context.Background(), &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}}) })
@@ -543,4 +545,94 @@ func (e *env) podsOf(g Gomega, app string) []corev1.Pod {
 	var list corev1.PodList
 	g.Expect(e.st.Client.List(context.Background(), &list, client.InNamespace(e.ns), client.MatchingLabels{"app": app})).To(Succeed())
 	return list.Items
+}
+
+// statefulSet creates StatefulSet name with replicas (pods started in
+// parallel) and waits until all are ready.
+func (e *env) statefulSet(name string, replicas int32, mutate ...func(*appsv1.StatefulSet)) *appsv1.StatefulSet {
+	e.t.Helper()
+	labels := map[string]string{"app": name}
+	s := &appsv1.StatefulSet{
+		ObjectMeta: metav1.ObjectMeta{Namespace: e.ns, Name: name},
+		Spec: appsv1.StatefulSetSpec{
+			Replicas:            ptr.To(replicas),
+			ServiceName:         name,
+			PodManagementPolicy: appsv1.ParallelPodManagement,
+			Selector:            &metav1.LabelSelector{MatchLabels: labels},
+			Template:            corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels}, Spec: podSpec()},
+		},
+	}
+	for _, m := range mutate {
+		m(s)
+	}
+	e.create(s)
+	e.waitStatefulSet(s, replicas)
+	return s
+}
+
+// waitStatefulSet waits until s has want ready replicas.
+func (e *env) waitStatefulSet(s *appsv1.StatefulSet, want int32) {
+	e.t.Helper()
+	e.g.Eventually(func(g Gomega) {
+		e.get(g, s)
+		g.Expect(s.Status.ObservedGeneration).To(Equal(s.Generation))
+		g.Expect(s.Status.ReadyReplicas).To(Equal(want))
+	}).Should(Succeed(), "statefulset %s/%s never had %d ready replicas", s.Namespace, s.Name, want)
+}
+
+// pod reads pod name of the test's namespace.
+func (e *env) pod(g Gomega, name string) *corev1.Pod {
+	p := &corev1.Pod{}
+	g.Expect(e.st.Client.Get(context.Background(), client.ObjectKey{Namespace: e.ns, Name: name}, p)).To(Succeed())
+	return p
+}
+
+// replaced waits until pod name exists again with another UID than old.
+func (e *env) replaced(name string, old types.UID) *corev1.Pod {
+	e.t.Helper()
+	var p *corev1.Pod
+	e.g.Eventually(func(g Gomega) types.UID {
+		p = e.pod(g, name)
+		return p.UID
+	}).ShouldNot(Equal(old))
+	return p
+}
+
+// setUnschedulable cordons or uncordons node n as another writer would.
+func (e *env) setUnschedulable(n *corev1.Node, v bool) {
+	e.t.Helper()
+	e.g.Eventually(func() error {
+		cur := &corev1.Node{}
+		if err := e.st.Client.Get(e.ctx(), client.ObjectKeyFromObject(n), cur); err != nil {
+			return err
+		}
+		cur.Spec.Unschedulable = v
+		return e.st.Client.Update(e.ctx(), cur)
+	}).Should(Succeed())
+}
+
+// recreateNode deletes node n and creates it again under its name, as a
+// replaced machine would be: another UID.
+func (e *env) recreateNode(n *corev1.Node) func() {
+	return func() {
+		e.t.Helper()
+		old := n.UID
+		e.g.Expect(e.st.Client.Delete(e.ctx(), n)).To(Succeed())
+		e.g.Eventually(func() error {
+			fresh := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: n.Name, Labels: n.Labels, Annotations: n.Annotations}, Spec: corev1.NodeSpec{Taints: n.Spec.Taints}}
+			return e.st.Client.Create(e.ctx(), fresh)
+		}).Should(Succeed())
+		e.g.Eventually(func(g Gomega) types.UID {
+			e.get(g, n)
+			return n.UID
+		}).ShouldNot(Equal(old))
+	}
+}
+
+// pinnedTo makes a pod template run only on node name (by its hostname).
+func (e *env) pinnedTo(name string) func(*appsv1.Deployment) {
+	return func(d *appsv1.Deployment) {
+		e.onTestNodes(&d.Spec.Template.Spec)
+		d.Spec.Template.Spec.NodeSelector[corev1.LabelHostname] = name
+	}
 }
