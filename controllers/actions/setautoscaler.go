@@ -12,6 +12,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	tendv1 "github.com/tendops/tend/api/v1alpha1"
+	"github.com/tendops/tend/controllers/workload"
 )
 
 // +kubebuilder:rbac:groups=autoscaling,resources=horizontalpodautoscalers,verbs=get;list;watch;update;patch
@@ -123,8 +124,9 @@ func setCPUTarget(h *autoscalingv2.HorizontalPodAutoscaler, pct int32) {
 	})
 }
 
-// Verify checks that the autoscaler observed its spec and that the
-// replicas it keeps are within the new bounds.
+// Verify checks that the autoscaler observed its spec and that its
+// workload's ready replicas are within the new bounds: the bounds took
+// effect, not only on paper.
 func (a *setAutoscaler) Verify(ctx context.Context, p *tendv1.Proposal) (Verification, error) {
 	obj, err := a.Target(ctx, p)
 	if err != nil {
@@ -137,9 +139,19 @@ func (a *setAutoscaler) Verify(ctx context.Context, p *tendv1.Proposal) (Verific
 	} else {
 		observed.Message = fmt.Sprintf("the autoscaler has not observed generation %d yet", h.Generation)
 	}
-	lo, hi, cur := ptr.Deref(h.Spec.MinReplicas, 1), h.Spec.MaxReplicas, h.Status.CurrentReplicas
-	bounds := tendv1.Check{Name: "WithinBounds", Passed: cur >= lo && cur <= hi,
-		Message: fmt.Sprintf("%d current replicas, bounds %d-%d", cur, lo, hi)}
+	lo, hi := ptr.Deref(h.Spec.MinReplicas, 1), h.Spec.MaxReplicas
+	bounds := tendv1.Check{Name: "WithinBounds"}
+	ref := h.Spec.ScaleTargetRef
+	switch target, err := getOwner(ctx, a.opts.Client, h.Namespace, ref.Kind, ref.Name); {
+	case err != nil:
+		return Verification{}, err
+	case target == nil:
+		bounds.Message = fmt.Sprintf("the autoscaler's target %s %s does not exist", ref.Kind, ref.Name)
+	default:
+		_, ready := workload.Replicas(target)
+		bounds.Passed = ready >= lo && ready <= hi
+		bounds.Message = fmt.Sprintf("%s %s has %d ready replicas, bounds %d-%d", ref.Kind, ref.Name, ready, lo, hi)
+	}
 	return Verification{Checks: []tendv1.Check{observed, bounds}}, nil
 }
 

@@ -61,7 +61,8 @@ const (
 //     touching its spec: it deletes the ConfigMap);
 //   - a 16Mi memory limit is OOMKilled;
 //   - a readiness probe on port 9999 never passes;
-//   - a container with JOB_FAILS exits 1; a :job image completes.
+//   - a container whose MODE (from the ConfigMap) is "fail" exits 1; a
+//     :job image completes.
 var testFaults = []localstack.Fault{
 	{Name: "env-wait", Pod: true, Kind: localstack.FaultWait,
 		When: `[.status.conditions[]? | select(.type == "` + localstack.EnvConditionType + `")] | length == 0`},
@@ -70,7 +71,7 @@ var testFaults = []localstack.Fault{
 		Message: "Error: CreateContainerConfigError: a ConfigMap key the container needs is missing"},
 	{Name: "oom", When: `.resources.limits.memory == "16Mi"`, Reason: "OOMKilled", ExitCode: 137},
 	{Name: "probe-port", Kind: localstack.FaultNotReady, When: `.readinessProbe.httpGet.port == 9999`},
-	{Name: "job-fails", When: `any(.env[]?; .name == "JOB_FAILS")`, Reason: "Error", ExitCode: 1},
+	{Name: "job-fails", When: `($env.MODE // "") == "fail"`, Reason: "Error", ExitCode: 1},
 	{Name: "job-completes", Kind: localstack.FaultComplete, Seconds: 2, When: `.image | endswith(":job")`},
 }
 
@@ -348,6 +349,33 @@ func (e *env) approve(p *tendv1.Proposal) {
 		Spec: tendv1.ApprovalSpec{Proposal: p.Name, SpecHash: p.Status.SpecHash, Decision: tendv1.ApprovalApprove,
 			Approver: "lead", Reason: "test"},
 	})).To(Succeed())
+}
+
+// approveIfAsked approves p if the gate asks a human, and leaves it
+// otherwise.
+func (e *env) approveIfAsked(p *tendv1.Proposal) {
+	e.t.Helper()
+	got := &tendv1.Proposal{}
+	e.g.Eventually(func(g Gomega) tendv1.Phase {
+		g.Expect(e.st.Client.Get(context.Background(), client.ObjectKeyFromObject(p), got)).To(Succeed())
+		return got.Status.Phase
+	}).ShouldNot(Or(BeEmpty(), Equal(tendv1.PhasePending)))
+	if got.Status.Phase == tendv1.PhaseAwaitingApproval {
+		e.approve(p)
+	}
+}
+
+// setMode sets the namespace's ConfigMap key mode.
+func (e *env) setMode(mode string) {
+	e.t.Helper()
+	e.g.Eventually(func() error {
+		cm := &corev1.ConfigMap{}
+		if err := e.st.Client.Get(e.ctx(), client.ObjectKey{Namespace: e.ns, Name: configMapName}, cm); err != nil {
+			return err
+		}
+		cm.Data["mode"] = mode
+		return e.st.Client.Update(e.ctx(), cm)
+	}).Should(Succeed())
 }
 
 // waitPhase waits until p reaches phase, and fails at once if it ends in
