@@ -715,7 +715,9 @@ func (r *ProposalReconciler) verify(ctx context.Context, s *scope) (bool, error)
 		} else {
 			stable := s.now.Sub(v.StableSince.Time)
 			v.Checks = append(v.Checks, tendv1.Check{Name: "RestartsStable", Passed: stable >= r.Options.StableWindow,
-				Message: fmt.Sprintf("no restarts for %s of %s", stable.Round(time.Second), r.Options.StableWindow)})
+				// The message names when the window ends, not how much of it
+				// has passed, so a poll that sees nothing new writes nothing.
+				Message: fmt.Sprintf("no restarts since %s; the %s window ends at %s", v.StableSince.UTC().Format(time.RFC3339), r.Options.StableWindow, v.StableSince.Add(r.Options.StableWindow).UTC().Format(time.RFC3339))})
 			if stable >= r.Options.StableWindow {
 				now := metav1.NewTime(s.now)
 				ok := true

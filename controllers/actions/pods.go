@@ -143,8 +143,18 @@ func (b base) evict(ctx context.Context, pod *corev1.Pod, grace *int64, dryRun b
 		}
 		return refuse(ReasonPodDisruptionBudget, "%s does not allow evicting %s/%s now", name, pod.Namespace, pod.Name)
 	case apierrors.IsConflict(err):
-		// The precondition: the pod with this name is another one now.
-		return nil
+		// A failed precondition: the pod with this name may be another one
+		// now, or this one may have changed under the eviction. Only the
+		// first means the eviction is done; the second is tried again.
+		now := &corev1.Pod{}
+		switch gerr := b.opts.APIReader.Get(ctx, client.ObjectKeyFromObject(pod), now); {
+		case apierrors.IsNotFound(gerr):
+			return nil
+		case gerr != nil:
+			return fmt.Errorf("failed to evict pod %s/%s: %w", pod.Namespace, pod.Name, err)
+		case now.UID != pod.UID || now.DeletionTimestamp != nil:
+			return nil
+		}
 	}
 	return fmt.Errorf("failed to evict pod %s/%s: %w", pod.Namespace, pod.Name, err)
 }

@@ -29,8 +29,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -543,7 +543,9 @@ func (e *env) node(suffix string, managed bool) *corev1.Node {
 		n.Annotations = map[string]string{lostAnnotation: "true"}
 	}
 	e.create(n)
-	e.t.Cleanup(func() { _ = e.st.Client.Delete(context.Background(), &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}}) })
+	e.t.Cleanup(func() {
+		_ = e.st.Client.Delete(context.Background(), &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}})
+	})
 	if managed {
 		e.g.Eventually(func(g Gomega) bool {
 			e.get(g, n)
