@@ -34,7 +34,7 @@ build: $(TEND) ## Build bin/tend
 
 $(TEND): $(GO_SOURCES)
 	@mkdir -p $(BIN)
-	$(GO) build -o $(TEND) ./cmd/tend
+	$(GO) build -buildvcs=auto -o $(TEND) ./cmd/tend
 
 .PHONY: generate
 generate: $(CONTROLLER_GEN) ## Generate deepcopy code, CRDs (api/crds) and the controller's RBAC from its markers (controllers/rbac); copy CRDs and the default policy into charts/tend and write its roles and admission policies

@@ -38,10 +38,21 @@ the RBAC verb 'approve' on the proposal and records you as the approver.`,
 
 func newProposalsListCommand(o *kubeOptions) *cobra.Command {
 	var all bool
+	out := &outputOptions{name: true}
 	cmd := &cobra.Command{
 		Use:   "list",
 		Short: "List proposals with their phase and the gate's decision",
-		Args:  cobra.NoArgs,
+		Long: `List proposals, newest first, with their phase and the gate's decision.
+
+-o json and -o yaml print a tend.dev/v1alpha1 ProposalList exactly as the API server
+stores it (managed fields left out): a stable format for scripts, versioned with the
+API. -o name prints proposal.tend.dev/NAME lines; -o wide adds the risk, the agent
+and the rule that decided.`,
+		Example: `  tend proposals list -n payments
+  tend proposals list -A -o wide
+  tend proposals list -o jsonpath='{range .items[*]}{.metadata.name} {.status.phase}{"\n"}{end}'`,
+		Args:    cobra.NoArgs,
+		PreRunE: func(*cobra.Command, []string) error { return out.validate() },
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c, err := o.client()
 			if err != nil {
@@ -59,41 +70,81 @@ func newProposalsListCommand(o *kubeOptions) *cobra.Command {
 			if err := c.List(cmd.Context(), &list, opts...); err != nil {
 				return fmt.Errorf("failed to list proposals: %w", err)
 			}
-			printProposals(cmd.OutOrStdout(), list.Items, time.Now())
+			sortProposals(list.Items)
+			if !out.table() {
+				if out.format == "name" {
+					for _, p := range list.Items {
+						fmt.Fprintf(cmd.OutOrStdout(), "proposal.%s/%s\n", tendv1.GroupVersion.Group, p.Name)
+					}
+					return nil
+				}
+				return out.print(cmd.OutOrStdout(), proposalList(list.Items))
+			}
+			printProposals(cmd.OutOrStdout(), list.Items, time.Now(), out.wide())
 			return nil
 		},
 	}
 	cmd.Flags().BoolVarP(&all, "all-namespaces", "A", false, "list proposals in every namespace")
+	out.bind(cmd)
 	return cmd
 }
 
-func printProposals(out io.Writer, items []tendv1.Proposal, now time.Time) {
+// sortProposals orders proposals newest first, then by namespace and name,
+// so that every output lists them in one order.
+func sortProposals(items []tendv1.Proposal) {
+	sort.SliceStable(items, func(i, j int) bool {
+		a, b := items[i], items[j]
+		if !a.CreationTimestamp.Equal(&b.CreationTimestamp) {
+			return a.CreationTimestamp.After(b.CreationTimestamp.Time)
+		}
+		if a.Namespace != b.Namespace {
+			return a.Namespace < b.Namespace
+		}
+		return a.Name < b.Name
+	})
+}
+
+func printProposals(out io.Writer, items []tendv1.Proposal, now time.Time, wide bool) {
 	if len(items) == 0 {
 		fmt.Fprintln(out, "No proposals found.")
 		return
 	}
-	sort.Slice(items, func(i, j int) bool {
-		return items[i].CreationTimestamp.After(items[j].CreationTimestamp.Time)
-	})
+	sortProposals(items)
 	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(w, "NAMESPACE\tNAME\tACTION\tTARGET\tPHASE\tDECISION\tPROPOSER\tAGE")
+	header := "NAMESPACE\tNAME\tACTION\tTARGET\tPHASE\tDECISION\tPROPOSER\tAGE"
+	if wide {
+		header += "\tRISK\tAGENT\tRULE"
+	}
+	fmt.Fprintln(w, header)
 	for _, p := range items {
-		dec := "-"
-		if p.Status.Decision != nil {
-			dec = string(p.Status.Decision.Outcome)
+		dec, rule := "-", "-"
+		if d := p.Status.Decision; d != nil {
+			dec = string(d.Outcome)
+			if d.Rule != "" {
+				rule = d.Policy + "/" + d.Rule
+			}
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s/%s\t%s\t%s\t%s\t%s\n", p.Namespace, p.Name, p.Spec.Action,
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s/%s\t%s\t%s\t%s\t%s", p.Namespace, p.Name, p.Spec.Action,
 			strings.ToLower(p.Spec.Target.Kind), p.Spec.Target.Name, orDash(string(p.Status.Phase)), dec,
 			p.Spec.Proposer.Username, duration.HumanDuration(now.Sub(p.CreationTimestamp.Time)))
+		if wide {
+			fmt.Fprintf(w, "\t%s\t%s\t%s", orDash(string(p.Spec.Risk)), orDash(p.Spec.Proposer.Agent), rule)
+		}
+		fmt.Fprintln(w)
 	}
 	_ = w.Flush()
 }
 
 func newProposalsShowCommand(o *kubeOptions) *cobra.Command {
-	return &cobra.Command{
+	out := &outputOptions{name: true}
+	cmd := &cobra.Command{
 		Use:   "show NAME",
 		Short: "Show a proposal: the change, the evidence, the decision and its reasons, approvals, apply and verification",
-		Args:  cobra.ExactArgs(1),
+		Long: `Show a proposal: the change, the evidence, the decision and its reasons, approvals, the
+apply and the verification. -o json|yaml|jsonpath prints the Proposal object itself.`,
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: completeProposals(o),
+		PreRunE:           func(*cobra.Command, []string) error { return out.validate() },
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := o.client()
 			if err != nil {
@@ -107,9 +158,48 @@ func newProposalsShowCommand(o *kubeOptions) *cobra.Command {
 			if err := c.Get(cmd.Context(), client.ObjectKey{Namespace: ns, Name: args[0]}, p); err != nil {
 				return fmt.Errorf("failed to get proposal %s/%s: %w", ns, args[0], err)
 			}
+			if !out.table() {
+				if out.format == "name" {
+					fmt.Fprintf(cmd.OutOrStdout(), "proposal.%s/%s\n", tendv1.GroupVersion.Group, p.Name)
+					return nil
+				}
+				item := forOutput([]tendv1.Proposal{*p})[0]
+				return out.print(cmd.OutOrStdout(), &item)
+			}
 			printProposal(cmd.OutOrStdout(), p)
 			return nil
 		},
+	}
+	out.bind(cmd)
+	return cmd
+}
+
+// completeProposals completes the names of the proposals in the command's
+// namespace, for shell completion.
+func completeProposals(o *kubeOptions) func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+	return func(cmd *cobra.Command, args []string, prefix string) ([]string, cobra.ShellCompDirective) {
+		if len(args) > 0 {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		c, err := o.client()
+		if err != nil {
+			return nil, cobra.ShellCompDirectiveError
+		}
+		ns, err := o.ns()
+		if err != nil {
+			return nil, cobra.ShellCompDirectiveError
+		}
+		var list tendv1.ProposalList
+		if err := c.List(cmd.Context(), &list, client.InNamespace(ns)); err != nil {
+			return nil, cobra.ShellCompDirectiveError
+		}
+		var names []string
+		for _, p := range list.Items {
+			if strings.HasPrefix(p.Name, prefix) {
+				names = append(names, p.Name+"\t"+string(p.Spec.Action)+" "+orDash(string(p.Status.Phase)))
+			}
+		}
+		return names, cobra.ShellCompDirectiveNoFileComp
 	}
 }
 
@@ -208,7 +298,8 @@ func newProposalsDecideCommand(o *kubeOptions, decision tendv1.ApprovalDecision)
 		Long: `Create an Approval bound to the proposal's current spec hash. The API server checks
 that you may approve (RBAC verb 'approve' on proposals.tend.dev) and that the approver
 and groups recorded are yours. An approval is void if the proposal's spec changes afterwards.`,
-		Args: cobra.ExactArgs(1),
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: completeProposals(o),
 		PreRunE: func(*cobra.Command, []string) error {
 			if decision == tendv1.ApprovalDeny && strings.TrimSpace(reason) == "" {
 				return errors.New("--reason is required to deny, so the agent can revise")

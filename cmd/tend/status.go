@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -17,10 +18,18 @@ import (
 func newStatusCommand() *cobra.Command {
 	o := &kubeOptions{}
 	var system string
+	out := &outputOptions{}
 	cmd := &cobra.Command{
 		Use:   "status",
 		Short: "Show the gate's switches, the gate policies and the proposals by phase",
-		Args:  cobra.NoArgs,
+		Long: `Show the gate's switches (kill switch, circuit breaker), the gate policies and whether
+each compiled, and how many proposals are in each phase.
+
+-o json|yaml|jsonpath prints a cli.tend.dev/v1alpha1 Status report: killSwitch
+{engaged, missing}, breaker {tripped, reason, trippedAt, resetAt}, policies [{name,
+rules, ready, message}] and proposals {PHASE: count}.`,
+		Args:    cobra.NoArgs,
+		PreRunE: func(*cobra.Command, []string) error { return out.validate() },
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c, err := o.client()
 			if err != nil {
@@ -39,11 +48,19 @@ func newStatusCommand() *cobra.Command {
 			if err := c.List(ctx, &props); err != nil {
 				return fmt.Errorf("failed to list proposals: %w", err)
 			}
+			if !out.table() {
+				r, err := report("Status", statusReport(gs, gps.Items, props.Items))
+				if err != nil {
+					return err
+				}
+				return out.print(cmd.OutOrStdout(), r)
+			}
 			printStatus(cmd.OutOrStdout(), gs, gps.Items, props.Items)
 			return nil
 		},
 	}
 	o.bind(cmd, false)
+	out.bind(cmd)
 	systemNamespaceFlag(cmd, &system)
 	return cmd
 }
@@ -100,4 +117,60 @@ func printStatus(out io.Writer, st controllers.GateState, gps []tendv1.GatePolic
 		parts = []string{"none"}
 	}
 	fmt.Fprintf(out, "\nProposals:        %s\n", strings.Join(parts, ", "))
+}
+
+// statusJSON is what tend status -o json|yaml prints, besides apiVersion
+// and kind.
+type statusJSON struct {
+	KillSwitch struct {
+		Engaged bool `json:"engaged"`
+		Missing bool `json:"missing"`
+	} `json:"killSwitch"`
+	Breaker struct {
+		Tripped   bool       `json:"tripped"`
+		Reason    string     `json:"reason,omitempty"`
+		TrippedAt *time.Time `json:"trippedAt,omitempty"`
+		ResetAt   *time.Time `json:"resetAt,omitempty"`
+	} `json:"breaker"`
+	Policies  []statusPolicy `json:"policies"`
+	Proposals map[string]int `json:"proposals"`
+}
+
+type statusPolicy struct {
+	Name    string `json:"name"`
+	Rules   int    `json:"rules"`
+	Ready   string `json:"ready"`
+	Message string `json:"message,omitempty"`
+}
+
+func statusReport(st controllers.GateState, gps []tendv1.GatePolicy, props []tendv1.Proposal) statusJSON {
+	var r statusJSON
+	r.KillSwitch.Engaged, r.KillSwitch.Missing = st.KillSwitch, st.Missing
+	r.Breaker.Tripped, r.Breaker.Reason = st.Breaker.Tripped, st.Breaker.Reason
+	if st.Breaker.Tripped && !st.TrippedAt.IsZero() {
+		t := st.TrippedAt.UTC()
+		r.Breaker.TrippedAt = &t
+	}
+	if !st.Breaker.ResetAt.IsZero() {
+		t := st.Breaker.ResetAt.UTC()
+		r.Breaker.ResetAt = &t
+	}
+	sort.Slice(gps, func(i, j int) bool { return gps[i].Name < gps[j].Name })
+	r.Policies = []statusPolicy{}
+	for _, gp := range gps {
+		sp := statusPolicy{Name: gp.Name, Rules: len(gp.Spec.Rules), Ready: "Unknown"}
+		if c := meta.FindStatusCondition(gp.Status.Conditions, controllers.ConditionReady); c != nil {
+			sp.Ready, sp.Message = string(c.Status), c.Message
+		}
+		r.Policies = append(r.Policies, sp)
+	}
+	r.Proposals = map[string]int{}
+	for _, p := range props {
+		ph := p.Status.Phase
+		if ph == "" {
+			ph = tendv1.PhasePending
+		}
+		r.Proposals[string(ph)]++
+	}
+	return r
 }
