@@ -95,6 +95,10 @@ bench: $(if $(filter shim,$(BENCH)),$(BIN)/crictl) ## Run the benchmarks of ever
 	@$(foreach a,$(BENCH),$(if $(BENCH_PKG_$(a)),,$(error Unknown benchmark area "$(a)"; the areas are: $(BENCH_AREAS))))
 	$(foreach a,$(BENCH),$(GO) test -run '^$$' -bench '$(BENCH_RUN_$(a))' -benchtime $(BENCHTIME) $(BENCH_PKG_$(a)) | $(GO) run ./hack/benchjson -area $(a) -reference '$(BENCH_REF_$(a))';)
 
+.PHONY: images
+images: ## Build tend's container images (static binaries on an empty root, no Docker, no base pulled) as OCI archives in bin/images, and print their digests
+	$(GO) run ./hack/images --out $(BIN)/images
+
 .PHONY: demo
 demo: tools build ## Run the demo: a bad rollout healed on the local stack, narrated
 	$(TEND) demo
