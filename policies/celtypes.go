@@ -45,10 +45,20 @@ var (
 	}
 	changeFields = []field[Change]{
 		{"replicas", func(b *builder, x *Change) (ref.Val, bool) { return b.integer(x.Replicas) }},
+		// Objects of a type met for the first time come before those of
+		// types Facts has already laid out (resources, autoscaler): only a
+		// type's first object gets slots.
+		{"container", func(b *builder, x *Change) (ref.Val, bool) { return b.str(x.Container) }},
+		{"prune", func(b *builder, x *Change) (ref.Val, bool) { return build(b, b.types.prune, &x.Prune) }},
 		{"resources", func(b *builder, x *Change) (ref.Val, bool) { return build(b, b.types.resources, &x.Resources) }},
 		{"paths", func(b *builder, x *Change) (ref.Val, bool) { return b.stringList(x.Paths) }},
 		{"nodes", func(b *builder, x *Change) (ref.Val, bool) { return b.stringList(x.Nodes) }},
 		{"autoscaler", func(b *builder, x *Change) (ref.Val, bool) { return build(b, b.types.autoscaler, &x.Autoscaler) }},
+	}
+	pruneFields = []field[Prune]{
+		{"targetUsedPercent", func(b *builder, x *Prune) (ref.Val, bool) { return b.integer(x.TargetUsedPercent) }},
+		{"targetUsedBytes", func(b *builder, x *Prune) (ref.Val, bool) { return b.integer(x.TargetUsedBytes) }},
+		{"keep", func(b *builder, x *Prune) (ref.Val, bool) { return b.stringList(x.Keep) }},
 	}
 	resourcesFields = []field[Resources]{
 		{"container", func(b *builder, x *Resources) (ref.Val, bool) { return b.str(x.Container) }},
@@ -161,6 +171,7 @@ type inputTypes struct {
 	change     structType[Change]
 	resources  structType[Resources]
 	autoscaler structType[Autoscaler]
+	prune      structType[Prune]
 	node       structType[NodeFacts]
 	// byName holds every objectType above by CEL type name.
 	byName map[string]*objectType
@@ -235,6 +246,7 @@ func inputObjects(ts *inputTypes) cel.EnvOption {
 		ts.change = newStructType(ts, base, changeFields, &err)
 		ts.resources = newStructType(ts, base, resourcesFields, &err)
 		ts.autoscaler = newStructType(ts, base, autoscalerFields, &err)
+		ts.prune = newStructType(ts, base, pruneFields, &err)
 		ts.node = newStructType(ts, base, nodeFields, &err)
 		if err != nil {
 			return nil, err
@@ -427,6 +439,10 @@ func (ts *inputTypes) fromGo(v any) (ref.Val, bool) {
 		o, _ = build(b, ts.autoscaler, v)
 	case Autoscaler:
 		o, _ = build(b, ts.autoscaler, &v)
+	case *Prune:
+		o, _ = build(b, ts.prune, v)
+	case Prune:
+		o, _ = build(b, ts.prune, &v)
 	case *NodeFacts:
 		o, _ = build(b, ts.node, v)
 	case NodeFacts:
