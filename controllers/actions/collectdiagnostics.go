@@ -63,10 +63,13 @@ func (a *collectDiagnostics) params(p *tendv1.Proposal, podUID string) *bus.Coll
 }
 
 // Facts are the node's state, or that the pod exists: diagnostics take
-// nothing down.
+// nothing down. A node no shim serves is refused.
 func (a *collectDiagnostics) Facts(ctx context.Context, p *tendv1.Proposal, target client.Object) (tendv1.Facts, time.Duration, error) {
 	switch t := target.(type) {
 	case *corev1.Node:
+		if err := a.shimServes(ctx, t.Name); err != nil {
+			return tendv1.Facts{}, 0, err
+		}
 		f, _, err := nodeFacts(ctx, a.opts.Client, t)
 		return f, 0, err
 	case *corev1.Pod:
@@ -74,6 +77,12 @@ func (a *collectDiagnostics) Facts(ctx context.Context, p *tendv1.Proposal, targ
 			if err := checkContainer(t, c.Container); err != nil {
 				return tendv1.Facts{}, 0, err
 			}
+		}
+		if t.Spec.NodeName == "" {
+			return tendv1.Facts{}, 0, refuse(ReasonPodNotScheduled, "pod %s/%s runs on no node yet", t.Namespace, t.Name)
+		}
+		if err := a.shimServes(ctx, t.Spec.NodeName); err != nil {
+			return tendv1.Facts{}, 0, err
 		}
 		return tendv1.Facts{TargetExists: true, TargetGeneration: t.Generation}, 0, nil
 	}

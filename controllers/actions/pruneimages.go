@@ -66,8 +66,11 @@ func pruneParams(pr *tendv1.PruneParameters) *bus.PruneImagesParams {
 	}
 }
 
-// Facts are the node's state.
+// Facts are the node's state; a node no shim serves is refused.
 func (a *pruneImages) Facts(ctx context.Context, _ *tendv1.Proposal, target client.Object) (tendv1.Facts, time.Duration, error) {
+	if err := a.shimServes(ctx, target.GetName()); err != nil {
+		return tendv1.Facts{}, 0, err
+	}
 	f, _, err := nodeFacts(ctx, a.opts.Client, target.(*corev1.Node))
 	return f, 0, err
 }

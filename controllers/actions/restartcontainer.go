@@ -62,10 +62,17 @@ func checkContainer(pod *corev1.Pod, name string) error {
 }
 
 // Facts are the pod's workload's replicas, and a budget that allows no
-// disruption now: a restart takes the pod out of service for a while.
+// disruption now: a restart takes the pod out of service for a while. A
+// pod on a node no shim serves is refused.
 func (a *restartContainer) Facts(ctx context.Context, p *tendv1.Proposal, target client.Object) (tendv1.Facts, time.Duration, error) {
 	pod := target.(*corev1.Pod)
 	if err := checkContainer(pod, p.Spec.Parameters.Container.Container); err != nil {
+		return tendv1.Facts{}, 0, err
+	}
+	if pod.Spec.NodeName == "" {
+		return tendv1.Facts{}, 0, refuse(ReasonPodNotScheduled, "pod %s/%s runs on no node yet", pod.Namespace, pod.Name)
+	}
+	if err := a.shimServes(ctx, pod.Spec.NodeName); err != nil {
 		return tendv1.Facts{}, 0, err
 	}
 	f, err := podFacts(ctx, a.opts.Client, pod)

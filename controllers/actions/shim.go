@@ -98,6 +98,17 @@ func (b base) status(ctx context.Context, node string, p bus.StatusParams) (*bus
 	return st, nil
 }
 
+// shimServes refuses a node no runtime shim serves: a proposal for it is
+// denied with the reason at once, rather than approved and never carried
+// out. A shim that is busy or slow is asked again later.
+func (b base) shimServes(ctx context.Context, node string) error {
+	_, err := b.status(ctx, node, bus.StatusParams{})
+	if errors.Is(err, shimclient.ErrNoShim) {
+		return refuse(ReasonNoRuntimeShim, "no runtime shim serves node %s", node)
+	}
+	return err
+}
+
 // livePod reads p's target pod from the API server, refuses one that is
 // not the pinned pod, and returns it with the node it runs on.
 func (b base) livePod(ctx context.Context, p *tendv1.Proposal) (*corev1.Pod, error) {
