@@ -453,10 +453,18 @@ func (a *PruneImagesArgs) Draft() (Draft, []string) {
 	if len(a.Keep) > maxKeep {
 		errs = append(errs, fmt.Sprintf("keep has %d images; at most %d", len(a.Keep), maxKeep))
 	} else {
+		// The first bad entry and how many: one message per entry would let a
+		// small request produce an error many times its size.
+		bad, first := 0, -1
 		for i, k := range a.Keep {
 			if k == "" || len(k) > 512 || strings.ContainsFunc(k, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
-				errs = append(errs, fmt.Sprintf("keep[%d] %q: must be an image reference, ID or prefix ending in *, of at most 512 bytes without spaces", i, Clip(k)))
+				if bad++; first < 0 {
+					first = i
+				}
 			}
+		}
+		if bad > 0 {
+			errs = append(errs, fmt.Sprintf("keep[%d] %q (and %d more): each must be an image reference, ID or prefix ending in *, of at most 512 bytes without spaces", first, Clip(a.Keep[first]), bad-1))
 		}
 		if len(a.Keep) > 0 {
 			p.Keep = a.Keep

@@ -211,7 +211,7 @@ func TestPruneImagesArgsValidate(t *testing.T) {
 		{name: "zero percent", args: PruneImagesArgs{TargetUsedPercent: pct(0)}, wantErr: []string{"between 1 and 99"}},
 		{name: "negative bytes", args: PruneImagesArgs{TargetUsedBytes: bytes(-1)}, wantErr: []string{"targetUsedBytes -1: must be positive"}},
 		{name: "empty keep", args: PruneImagesArgs{TargetUsedPercent: pct(70), Keep: []string{""}}, wantErr: []string{"keep[0]"}},
-		{name: "space in keep", args: PruneImagesArgs{TargetUsedPercent: pct(70), Keep: []string{"a b"}}, wantErr: []string{`keep[0] "a b"`}},
+		{name: "space in keep", args: PruneImagesArgs{TargetUsedPercent: pct(70), Keep: []string{"ok", "a b", "c d"}}, wantErr: []string{`keep[1] "a b" (and 1 more)`}},
 		{name: "too many keep", args: PruneImagesArgs{TargetUsedPercent: pct(70), Keep: make([]string, 65)}, wantErr: []string{"keep has 65 images; at most 64"}},
 	}
 	for _, tc := range tests {
