@@ -2,6 +2,7 @@ package localstack
 
 import (
 	"context"
+	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -20,9 +21,11 @@ import (
 	tendv1 "github.com/tendops/tend/api/v1alpha1"
 	"github.com/tendops/tend/bus"
 	"github.com/tendops/tend/controllers"
+	"github.com/tendops/tend/controllers/actions"
 	"github.com/tendops/tend/mcp/wire"
 	shim "github.com/tendops/tend/runtime-shim"
 	"github.com/tendops/tend/runtime-shim/critest"
+	"github.com/tendops/tend/runtime-shim/shimclient"
 )
 
 // shimNode is the node the real containerd plays, beside the kwok nodes.
@@ -53,8 +56,9 @@ func TestNodeActionsEndToEnd(t *testing.T) {
 	g := NewWithT(t)
 	ctrd := critest.Start(t)
 	ctx := t.Context()
+	workDir := t.TempDir()
 	st, err := Start(ctx, Options{
-		BinDir: binDir(t), WorkDir: t.TempDir(), ClusterName: "shim-e2e", Nodes: 1, NoAgents: true,
+		BinDir: binDir(t), WorkDir: workDir, ClusterName: "shim-e2e", Nodes: 1, NoAgents: true,
 		ShimNodes: []string{shimNode},
 		Proposal:  controllers.ProposalOptions{StableWindow: 3 * time.Second, VerifyTimeout: 90 * time.Second},
 		Progress:  t.Logf,
@@ -128,12 +132,17 @@ func TestNodeActionsEndToEnd(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred())
 	t.Cleanup(func() { _ = mcpc.Close() })
 	lead := approver(t, st)
+	// The actions as the controller calls them, with its NATS identity and
+	// key: to send an apply again, as a controller restarted before it
+	// recorded the result would.
+	retry := controllerActions(t, st, workDir)
 
 	t.Run("disk pressure healed by PruneImages", func(t *testing.T) {
 		g := NewWithT(t)
 		used := int64(ctrd.SettledImageFSUsed())
-		// Down by a little more than the two oldest unused images.
-		target := used - 7<<20
+		// Down by more than the oldest unused image frees (3 MiB of its own)
+		// and less than the two oldest do (7 MiB).
+		target := used - 6<<20
 		var seen wire.TelemetryMessage
 		g.Eventually(func(g Gomega) {
 			var tel wire.Telemetry
@@ -183,6 +192,13 @@ func TestNodeActionsEndToEnd(t *testing.T) {
 		}
 		g.Expect(left).NotTo(ContainElements(unused[0], unused[1]))
 		g.Expect(left).To(HaveLen(len(imagesBefore) - 2))
+
+		// The same apply again: the shim's ledger replays the result, and
+		// nothing more is removed.
+		again, err := retry[tendv1.ActionPruneImages].Apply(ctx, p, p.Status.Apply.Attempt, false)
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(again.Shim).To(Equal(rec))
+		g.Expect(ctrd.ImageIDs()).To(Equal(left))
 		expectTrail(t, st, p, "Pending>AwaitingApproval", "AwaitingApproval>Approved", "Approved>Applying", "Applying>Verifying", "Verifying>Succeeded")
 	})
 
@@ -223,7 +239,38 @@ func TestNodeActionsEndToEnd(t *testing.T) {
 		g.Expect(stopped.ID).To(Equal(first.GetId()))
 		g.Expect(p.Status.Verify.Checks).To(ContainElement(And(HaveField("Name", "ContainerRestarted"), HaveField("Message", ContainSubstring(next[:12])))))
 		g.Expect(cri.Containers("web")).To(HaveLen(2), "one stop, one new container")
+
+		// The same apply again stops nothing: the ledger replays the stop
+		// of the first container, and the kubelet's new one keeps running.
+		again, err := retry[tendv1.ActionRestartContainer].Apply(ctx, p, p.Status.Apply.Attempt, false)
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(again.Shim.Container.ID).To(Equal(first.GetId()))
+		g.Expect(ctrd.ContainerStatus(next).GetState()).To(Equal(runtimeapi.ContainerState_CONTAINER_RUNNING))
+		g.Expect(cri.Containers("web")).To(HaveLen(2))
 	})
+}
+
+// controllerActions are the catalogue's actions with the controller's own
+// NATS identity and shim signing key.
+func controllerActions(t *testing.T, st *Stack, workDir string) map[tendv1.Action]actions.Action {
+	t.Helper()
+	js, err := st.connect(t.Context(), bus.ComponentController)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := loadOrCreateShimSigner(filepath.Join(workDir, "shim-controller.nk"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc, err := shimclient.New(shimclient.Options{Cluster: st.ClusterName, Conn: js.Conn(), JS: js, Signer: signer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[tendv1.Action]actions.Action{}
+	for _, a := range actions.Catalogue(actions.Options{Client: st.Client, APIReader: st.Client, Shim: sc, Now: time.Now, FieldManager: "tend-proposal-controller"}) {
+		out[a.Info().Action] = a
+	}
+	return out
 }
 
 // approver is a person in the approvers' group.
