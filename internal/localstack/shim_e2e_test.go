@@ -44,11 +44,17 @@ const shimNode = "ctrd-node"
 //     prunes oldest first; the proposal succeeds once the measured usage is
 //     below the target, and the image a running container uses, the
 //     allow-listed ones and the sandbox image are all still there.
+//   - PruneImages of a kwok node, which no shim serves: denied NoRuntimeShim
+//     when decided, nothing applied.
 //   - CollectDiagnostics of a pod, automatic: the bundle is stored and read
 //     back with its digest.
 //   - RestartContainer of that pod's container, approved: the container is
 //     stopped, started again (the test plays the kubelet), and verified
 //     running with a new start.
+//
+// PruneImages and RestartContainer are then applied again with the same
+// attempt, as a controller restarted before it recorded the result would:
+// the shim's ledger replays the result and nothing is done twice.
 func TestNodeActionsEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end test needs the local control plane and a real containerd")
@@ -200,6 +206,26 @@ func TestNodeActionsEndToEnd(t *testing.T) {
 		g.Expect(again.Shim).To(Equal(rec))
 		g.Expect(ctrd.ImageIDs()).To(Equal(left))
 		expectTrail(t, st, p, "Pending>AwaitingApproval", "AwaitingApproval>Approved", "Approved>Applying", "Applying>Verifying", "Verifying>Succeeded")
+	})
+
+	t.Run("a node no shim serves is denied at once", func(t *testing.T) {
+		g := NewWithT(t)
+		var nodes corev1.NodeList
+		g.Expect(c.List(ctx, &nodes)).To(Succeed())
+		kwokNode := ""
+		for _, n := range nodes.Items {
+			if n.Name != shimNode {
+				kwokNode = n.Name
+			}
+		}
+		g.Expect(kwokNode).NotTo(BeEmpty())
+		var res wire.ProposeResult
+		g.Expect(mcpc.Call(ctx, wire.ToolProposePruneImages, wire.PruneImagesArgs{
+			NodeArgs: wire.NodeArgs{Node: kwokNode}, TargetUsedPercent: ptr.To[int32](70), Common: wire.Common{Summary: "prune a simulated node"},
+		}, &res)).To(Succeed())
+		p := waitForPhase(t, c, &tendv1.Proposal{ObjectMeta: metav1.ObjectMeta{Namespace: res.Namespace, Name: res.Name}}, tendv1.PhaseDenied)
+		g.Expect(p.Status.Decision.Reasons).To(ContainElement(And(HaveField("Code", "NoRuntimeShim"), HaveField("Message", ContainSubstring(kwokNode)))))
+		g.Expect(p.Status.Apply).To(BeNil())
 	})
 
 	t.Run("CollectDiagnostics of a pod, automatic", func(t *testing.T) {
