@@ -85,6 +85,12 @@ var (
 		{"node", func(b *builder, x *Facts) (ref.Val, bool) { return build(b, b.types.node, &x.Node) }},
 		{"resources", func(b *builder, x *Facts) (ref.Val, bool) { return build(b, b.types.resources, &x.Resources) }},
 		{"autoscaler", func(b *builder, x *Facts) (ref.Val, bool) { return build(b, b.types.autoscaler, &x.Autoscaler) }},
+		{"imageFs", func(b *builder, x *Facts) (ref.Val, bool) { return build(b, b.types.imageFS, &x.ImageFS) }},
+	}
+	imageFSFields = []field[ImageFSFacts]{
+		{"usedBytes", func(b *builder, x *ImageFSFacts) (ref.Val, bool) { return b.integer(x.UsedBytes) }},
+		{"capacityBytes", func(b *builder, x *ImageFSFacts) (ref.Val, bool) { return b.integer(x.CapacityBytes) }},
+		{"usedPercent", func(b *builder, x *ImageFSFacts) (ref.Val, bool) { return b.integer(x.UsedPercent) }},
 	}
 	revisionFields = []field[RevisionFacts]{
 		{"current", func(b *builder, x *RevisionFacts) (ref.Val, bool) { return b.integer(x.Current) }},
@@ -172,6 +178,7 @@ type inputTypes struct {
 	resources  structType[Resources]
 	autoscaler structType[Autoscaler]
 	prune      structType[Prune]
+	imageFS    structType[ImageFSFacts]
 	node       structType[NodeFacts]
 	// byName holds every objectType above by CEL type name.
 	byName map[string]*objectType
@@ -247,6 +254,7 @@ func inputObjects(ts *inputTypes) cel.EnvOption {
 		ts.resources = newStructType(ts, base, resourcesFields, &err)
 		ts.autoscaler = newStructType(ts, base, autoscalerFields, &err)
 		ts.prune = newStructType(ts, base, pruneFields, &err)
+		ts.imageFS = newStructType(ts, base, imageFSFields, &err)
 		ts.node = newStructType(ts, base, nodeFields, &err)
 		if err != nil {
 			return nil, err
@@ -439,6 +447,10 @@ func (ts *inputTypes) fromGo(v any) (ref.Val, bool) {
 		o, _ = build(b, ts.autoscaler, v)
 	case Autoscaler:
 		o, _ = build(b, ts.autoscaler, &v)
+	case *ImageFSFacts:
+		o, _ = build(b, ts.imageFS, v)
+	case ImageFSFacts:
+		o, _ = build(b, ts.imageFS, &v)
 	case *Prune:
 		o, _ = build(b, ts.prune, v)
 	case Prune:

@@ -101,6 +101,17 @@ type Facts struct {
 	Resources Resources `cel:"resources"`
 	// Autoscaler holds the current bounds of a SetAutoscaler target.
 	Autoscaler Autoscaler `cel:"autoscaler"`
+	// ImageFS is a PruneImages node's image filesystem, as its runtime
+	// shim reported it.
+	ImageFS ImageFSFacts `cel:"imageFs"`
+}
+
+// ImageFSFacts are a node's image filesystem usage; capacity and percent
+// are 0 when the shim cannot see the filesystem.
+type ImageFSFacts struct {
+	UsedBytes     int64 `cel:"usedBytes"`
+	CapacityBytes int64 `cel:"capacityBytes"`
+	UsedPercent   int64 `cel:"usedPercent"`
 }
 
 // NodeFacts are a node action's node.
@@ -265,6 +276,9 @@ func NewInput(p *v1alpha1.Proposal, target TargetFacts, ns NamespaceFacts) Input
 		if r := f.Resources; r != nil {
 			in.Facts.Resources = Resources{Container: r.Container, CPURequestMilli: r.CPURequestMilli, CPULimitMilli: r.CPULimitMilli,
 				MemoryRequestBytes: r.MemoryRequestBytes, MemoryLimitBytes: r.MemoryLimitBytes}
+		}
+		if fs := f.ImageFS; fs != nil {
+			in.Facts.ImageFS = ImageFSFacts{UsedBytes: fs.UsedBytes, CapacityBytes: fs.CapacityBytes, UsedPercent: int64(fs.UsedPercent)}
 		}
 		if a := f.Autoscaler; a != nil {
 			in.Facts.Autoscaler = Autoscaler{MinReplicas: int64(a.MinReplicas), MaxReplicas: int64(a.MaxReplicas), TargetCPUUtilization: int64(a.TargetCPUUtilization)}

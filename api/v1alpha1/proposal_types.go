@@ -429,6 +429,19 @@ type Facts struct {
 	// Autoscaler holds the current bounds of a SetAutoscaler target.
 	// +optional
 	Autoscaler *AutoscalerFacts `json:"autoscaler,omitempty"`
+	// ImageFS is the node's image filesystem as its runtime shim reported
+	// it, for PruneImages.
+	// +optional
+	ImageFS *ImageFSFacts `json:"imageFs,omitempty"`
+}
+
+// ImageFSFacts are a node's image filesystem usage, as the runtime last
+// measured it; capacity and percent are 0 when the shim cannot see the
+// filesystem.
+type ImageFSFacts struct {
+	UsedBytes     int64 `json:"usedBytes"`
+	CapacityBytes int64 `json:"capacityBytes,omitempty"`
+	UsedPercent   int32 `json:"usedPercent,omitempty"`
 }
 
 // NodeFacts are a node's state as a node action finds it.

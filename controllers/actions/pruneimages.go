@@ -66,12 +66,20 @@ func pruneParams(pr *tendv1.PruneParameters) *bus.PruneImagesParams {
 	}
 }
 
-// Facts are the node's state; a node no shim serves is refused.
+// Facts are the node's state and its image filesystem's usage as the
+// node's shim reports it; a node no shim serves is refused.
 func (a *pruneImages) Facts(ctx context.Context, _ *tendv1.Proposal, target client.Object) (tendv1.Facts, time.Duration, error) {
-	if err := a.shimServes(ctx, target.GetName()); err != nil {
+	st, err := a.shimStatus(ctx, target.GetName())
+	if err != nil {
 		return tendv1.Facts{}, 0, err
 	}
 	f, _, err := nodeFacts(ctx, a.opts.Client, target.(*corev1.Node))
+	if fs := st.ImageFS; fs != nil {
+		f.ImageFS = &tendv1.ImageFSFacts{UsedBytes: fs.UsedBytes, CapacityBytes: fs.CapacityBytes}
+		if fs.CapacityBytes > 0 {
+			f.ImageFS.UsedPercent = int32(fs.UsedBytes * 100 / fs.CapacityBytes)
+		}
+	}
 	return f, 0, err
 }
 

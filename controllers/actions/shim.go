@@ -102,11 +102,17 @@ func (b base) status(ctx context.Context, node string, p bus.StatusParams) (*bus
 // denied with the reason at once, rather than approved and never carried
 // out. A shim that is busy or slow is asked again later.
 func (b base) shimServes(ctx context.Context, node string) error {
-	_, err := b.status(ctx, node, bus.StatusParams{})
-	if errors.Is(err, shimclient.ErrNoShim) {
-		return refuse(ReasonNoRuntimeShim, "no runtime shim serves node %s", node)
-	}
+	_, err := b.shimStatus(ctx, node)
 	return err
+}
+
+// shimStatus is shimServes with what the shim reported.
+func (b base) shimStatus(ctx context.Context, node string) (*bus.StatusResult, error) {
+	st, err := b.status(ctx, node, bus.StatusParams{})
+	if errors.Is(err, shimclient.ErrNoShim) {
+		return nil, refuse(ReasonNoRuntimeShim, "no runtime shim serves node %s", node)
+	}
+	return st, err
 }
 
 // livePod reads p's target pod from the API server, refuses one that is

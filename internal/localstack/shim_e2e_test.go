@@ -171,6 +171,8 @@ func TestNodeActionsEndToEnd(t *testing.T) {
 		p = waitForPhase(t, c, p, tendv1.PhaseAwaitingApproval)
 		g.Expect(p.Spec.Parameters.Prune).To(Equal(&tendv1.PruneParameters{TargetUsedBytes: ptr.To(target), Keep: []string{r + "/tools:2"}}))
 		g.Expect(p.Status.Decision.Rule).To(Equal("runtime-writes"))
+		g.Expect(p.Status.Decision.Facts.ImageFS).NotTo(BeNil())
+		g.Expect(p.Status.Decision.Facts.ImageFS.UsedBytes).To(Equal(used), "the gate decided on the usage the controller read from the shim")
 		approve(t, lead, p)
 		p = waitForPhase(t, c, p, tendv1.PhaseSucceeded)
 
