@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/go-logr/logr"
 	"github.com/spf13/cobra"
+	"k8s.io/apimachinery/pkg/util/validation"
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	"github.com/tendops/tend/controllers"
@@ -59,6 +61,11 @@ func (o *stackOptions) Validate() error {
 	}
 	if len(o.shimNodes) > 0 && o.natsURL != "" {
 		return errors.New("--shim-node gives shims identities on the embedded NATS server; with --nats-url, configure them on that server")
+	}
+	for _, n := range o.shimNodes {
+		if errs := validation.IsDNS1123Subdomain(n); len(errs) > 0 {
+			return fmt.Errorf("--shim-node %q: not a node name: %s", n, strings.Join(errs, "; "))
+		}
 	}
 	if o.notifyURL != "" {
 		if _, err := controllers.NewNotifier(controllers.NotifierOptions{URL: o.notifyURL}); err != nil {
