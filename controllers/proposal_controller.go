@@ -109,6 +109,10 @@ type ProposalReconciler struct {
 	// Notifier, if set, is told of every committed transition and sends the
 	// ones it was asked for.
 	Notifier notifier
+	// Shim, if set, is the runtime shim's client: the node actions
+	// (RestartContainer, PruneImages, CollectDiagnostics) run through it.
+	// Without it their proposals are denied with NoRuntimeShim.
+	Shim actions.ShimClient
 
 	actions map[tendv1.Action]actions.Action
 }
@@ -141,6 +145,7 @@ func (r *ProposalReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	for _, a := range actions.Catalogue(actions.Options{
 		Client: r.Client, APIReader: mgr.GetAPIReader(), FieldManager: r.Options.FieldManager,
 		Now: r.Options.Now, HealthyWindow: r.Options.HealthyWindow, StuckPodGrace: r.Options.StuckPodGrace,
+		Shim: r.Shim,
 	}) {
 		r.actions[a.Info().Action] = a
 	}
@@ -629,6 +634,9 @@ func (r *ProposalReconciler) apply(ctx context.Context, s *scope) (bool, error) 
 	if res.UndoState != "" {
 		rec.UndoState = res.UndoState
 	}
+	if res.Shim != nil {
+		rec.Shim = res.Shim
+	}
 	if res.InProgress {
 		// One step of several done; the status records it before the next.
 		rec.Before, rec.After = res.Before, res.After
@@ -663,7 +671,7 @@ func (r *ProposalReconciler) applyFailed(s *scope, err error) (bool, error) {
 	case refused:
 		r.deny(s, refusal.Code, refusal.Message)
 		return true, nil
-	case errors.Is(err, actions.ErrInvalidParameters), apierrors.IsInvalid(err), apierrors.IsNotFound(err):
+	case errors.Is(err, actions.ErrInvalidParameters), errors.Is(err, actions.ErrRejected), apierrors.IsInvalid(err), apierrors.IsNotFound(err):
 		if s.p.Status.Apply != nil {
 			s.p.Status.Apply.Error = err.Error()
 		}

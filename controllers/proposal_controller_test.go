@@ -347,7 +347,7 @@ func TestInvalidProposalsAreDenied(t *testing.T) {
 		h.expectTrail(t, g, p, "Pending→Denied")
 	})
 
-	t.Run("action not implemented", func(t *testing.T) {
+	t.Run("node action without a runtime shim client", func(t *testing.T) {
 		g := newG(t)
 		w := newFailingRollout(t, h.Client, ns, "scaled")
 		before := w.Deployment()
@@ -356,7 +356,7 @@ func TestInvalidProposalsAreDenied(t *testing.T) {
 		p.Spec.Parameters = tendv1.Parameters{Container: &tendv1.ContainerParameters{Container: "app"}}
 		createProposal(t, h.Client, p)
 		p = waitPhase(t, g, h.Client, p, tendv1.PhaseDenied)
-		g.Expect(reasonCodes(p.Status.Decision)).To(HaveExactElements("UnknownAction"))
+		g.Expect(reasonCodes(p.Status.Decision)).To(HaveExactElements("NoRuntimeShim"))
 		g.Expect(p.Status.Apply).To(BeNil())
 		after := w.Deployment()
 		g.Expect(after.Spec.Replicas).To(Equal(ptr.To(int32(1))))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -87,6 +88,12 @@ func FuzzToolArguments(f *testing.F) {
 	for i, s := range seeds {
 		f.Add(uint8(i), []byte(s))
 	}
+	// PruneImages' target and allow-list, and the runtime shim's telemetry kinds.
+	prune, telemetry := uint8(slices.Index(fuzzTools, wire.ToolProposePruneImages)), uint8(slices.Index(fuzzTools, wire.ToolGetTelemetry))
+	f.Add(prune, []byte(`{"node":"worker-1","targetUsedPercent":70,"keep":["registry.example.com/base/*"],"summary":"s"}`))
+	f.Add(prune, []byte(`{"node":"worker-1","targetUsedBytes":1e308,"targetUsedPercent":-1,"keep":["","a b","\u0000"],"summary":"s"}`))
+	f.Add(prune, []byte(`{"node":"worker-1","targetUsedBytes":5,"keep":[`+strings.Repeat(`"x y",`, 63)+`"z"],"summary":"s"}`))
+	f.Add(telemetry, []byte(`{"kind":"imagefs","name":"worker-1","since":"5m"}`))
 	id := mcp.Identity{Username: "fuzzer", Groups: []string{"system:authenticated"}}
 	f.Fuzz(func(t *testing.T, which uint8, args []byte) {
 		tool := fuzzTools[int(which)%len(fuzzTools)]

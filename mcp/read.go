@@ -427,14 +427,23 @@ var telemetryKinds = map[bus.Kind]authzv1.ResourceAttributes{
 	bus.KindDeployment: {Group: "apps", Resource: "deployments"},
 	bus.KindNode:       {Resource: "nodes"},
 	bus.KindEvent:      {Resource: "events"},
+	// The runtime shim's kinds are about a node: reading them needs the
+	// right to get the node.
+	bus.KindContainers:     {Resource: "nodes"},
+	bus.KindContainerStats: {Resource: "nodes"},
+	bus.KindImages:         {Resource: "nodes"},
+	bus.KindImageFS:        {Resource: "nodes"},
 }
+
+// telemetryKindNames lists telemetryKinds for an error message.
+const telemetryKindNames = "pod, deployment, node, event, or a node's containers, containerstats, images or imagefs"
 
 func (s *Server) getTelemetry(ctx context.Context, _ mcpgo.CallToolRequest, a wire.GetTelemetryArgs) (wire.Telemetry, error) {
 	kind := bus.Kind(strings.ToLower(a.Kind))
 	attrs, ok := telemetryKinds[kind]
 	errs := wire.NameErrs("name", a.Name, false)
 	if !ok {
-		errs = append(errs, fmt.Sprintf("kind %q: must be pod, deployment, node or event", wire.Clip(a.Kind)))
+		errs = append(errs, fmt.Sprintf("kind %q: must be %s", wire.Clip(a.Kind), telemetryKindNames))
 	}
 	if a.Namespace != "" {
 		errs = append(errs, wire.NameErrs("namespace", a.Namespace, true)...)
@@ -454,7 +463,7 @@ func (s *Server) getTelemetry(ctx context.Context, _ mcpgo.CallToolRequest, a wi
 		return wire.Telemetry{}, fmt.Errorf("%w: %s", wire.ErrInvalidArgument, strings.Join(errs, "; "))
 	}
 	attrs.Verb, attrs.Namespace, attrs.Name = "get", a.Namespace, a.Name
-	if kind == bus.KindNode {
+	if attrs.Resource == "nodes" {
 		attrs.Namespace = ""
 	}
 	if _, err := s.caller(ctx, attrs); err != nil {

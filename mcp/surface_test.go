@@ -112,7 +112,7 @@ func validProposeArgs(prefix string) map[string]any {
 		wire.ToolProposeRetryJob:           wire.RetryJobArgs{Namespace: teamNS, Name: "migrate", Common: common("retry")},
 		wire.ToolProposeSetAutoscaler:      wire.SetAutoscalerArgs{Namespace: teamNS, Name: "web", MinReplicas: ptr.To[int32](2), MaxReplicas: ptr.To[int32](6), Common: common("hpa")},
 		wire.ToolProposeRestartContainer:   wire.RestartContainerArgs{PodArgs: pod, Container: "app", Common: common("restart-container")},
-		wire.ToolProposePruneImages:        wire.PruneImagesArgs{NodeArgs: node, Common: common("prune")},
+		wire.ToolProposePruneImages:        wire.PruneImagesArgs{NodeArgs: node, TargetUsedPercent: ptr.To[int32](70), Keep: []string{"registry.example.com/base/*"}, Common: common("prune")},
 		wire.ToolProposeCollectDiagnostics: wire.CollectDiagnosticsArgs{Namespace: teamNS, Pod: "web-1", Common: common("diagnostics")},
 	}
 }

@@ -45,10 +45,20 @@ var (
 	}
 	changeFields = []field[Change]{
 		{"replicas", func(b *builder, x *Change) (ref.Val, bool) { return b.integer(x.Replicas) }},
+		// Objects of a type met for the first time come before those of
+		// types Facts has already laid out (resources, autoscaler): only a
+		// type's first object gets slots.
+		{"container", func(b *builder, x *Change) (ref.Val, bool) { return b.str(x.Container) }},
+		{"prune", func(b *builder, x *Change) (ref.Val, bool) { return build(b, b.types.prune, &x.Prune) }},
 		{"resources", func(b *builder, x *Change) (ref.Val, bool) { return build(b, b.types.resources, &x.Resources) }},
 		{"paths", func(b *builder, x *Change) (ref.Val, bool) { return b.stringList(x.Paths) }},
 		{"nodes", func(b *builder, x *Change) (ref.Val, bool) { return b.stringList(x.Nodes) }},
 		{"autoscaler", func(b *builder, x *Change) (ref.Val, bool) { return build(b, b.types.autoscaler, &x.Autoscaler) }},
+	}
+	pruneFields = []field[Prune]{
+		{"targetUsedPercent", func(b *builder, x *Prune) (ref.Val, bool) { return b.integer(x.TargetUsedPercent) }},
+		{"targetUsedBytes", func(b *builder, x *Prune) (ref.Val, bool) { return b.integer(x.TargetUsedBytes) }},
+		{"keep", func(b *builder, x *Prune) (ref.Val, bool) { return b.stringList(x.Keep) }},
 	}
 	resourcesFields = []field[Resources]{
 		{"container", func(b *builder, x *Resources) (ref.Val, bool) { return b.str(x.Container) }},
@@ -75,6 +85,12 @@ var (
 		{"node", func(b *builder, x *Facts) (ref.Val, bool) { return build(b, b.types.node, &x.Node) }},
 		{"resources", func(b *builder, x *Facts) (ref.Val, bool) { return build(b, b.types.resources, &x.Resources) }},
 		{"autoscaler", func(b *builder, x *Facts) (ref.Val, bool) { return build(b, b.types.autoscaler, &x.Autoscaler) }},
+		{"imageFs", func(b *builder, x *Facts) (ref.Val, bool) { return build(b, b.types.imageFS, &x.ImageFS) }},
+	}
+	imageFSFields = []field[ImageFSFacts]{
+		{"usedBytes", func(b *builder, x *ImageFSFacts) (ref.Val, bool) { return b.integer(x.UsedBytes) }},
+		{"capacityBytes", func(b *builder, x *ImageFSFacts) (ref.Val, bool) { return b.integer(x.CapacityBytes) }},
+		{"usedPercent", func(b *builder, x *ImageFSFacts) (ref.Val, bool) { return b.integer(x.UsedPercent) }},
 	}
 	revisionFields = []field[RevisionFacts]{
 		{"current", func(b *builder, x *RevisionFacts) (ref.Val, bool) { return b.integer(x.Current) }},
@@ -161,6 +177,8 @@ type inputTypes struct {
 	change     structType[Change]
 	resources  structType[Resources]
 	autoscaler structType[Autoscaler]
+	prune      structType[Prune]
+	imageFS    structType[ImageFSFacts]
 	node       structType[NodeFacts]
 	// byName holds every objectType above by CEL type name.
 	byName map[string]*objectType
@@ -235,6 +253,8 @@ func inputObjects(ts *inputTypes) cel.EnvOption {
 		ts.change = newStructType(ts, base, changeFields, &err)
 		ts.resources = newStructType(ts, base, resourcesFields, &err)
 		ts.autoscaler = newStructType(ts, base, autoscalerFields, &err)
+		ts.prune = newStructType(ts, base, pruneFields, &err)
+		ts.imageFS = newStructType(ts, base, imageFSFields, &err)
 		ts.node = newStructType(ts, base, nodeFields, &err)
 		if err != nil {
 			return nil, err
@@ -427,6 +447,14 @@ func (ts *inputTypes) fromGo(v any) (ref.Val, bool) {
 		o, _ = build(b, ts.autoscaler, v)
 	case Autoscaler:
 		o, _ = build(b, ts.autoscaler, &v)
+	case *ImageFSFacts:
+		o, _ = build(b, ts.imageFS, v)
+	case ImageFSFacts:
+		o, _ = build(b, ts.imageFS, &v)
+	case *Prune:
+		o, _ = build(b, ts.prune, v)
+	case Prune:
+		o, _ = build(b, ts.prune, &v)
 	case *NodeFacts:
 		o, _ = build(b, ts.node, v)
 	case NodeFacts:

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"k8s.io/utils/ptr"
 	"strings"
 	"testing"
 	"time"
@@ -699,6 +700,40 @@ func TestTimeBasedRule(t *testing.T) {
 	}
 }
 
+// TestRuntimeChangeInCEL: the parameters of the runtime shim's actions
+// reach CEL under proposal.change.
+func TestRuntimeChangeInCEL(t *testing.T) {
+	tests := []struct {
+		name   string
+		params v1alpha1.Parameters
+		action v1alpha1.Action
+		expr   string
+	}{
+		{"prune in percent", v1alpha1.Parameters{Prune: &v1alpha1.PruneParameters{TargetUsedPercent: ptr.To[int32](70), Keep: []string{"registry.example.com/base/*"}}}, v1alpha1.ActionPruneImages,
+			`proposal.change.prune.targetUsedPercent == 70 && proposal.change.prune.targetUsedBytes == 0 && proposal.change.prune.keep == ["registry.example.com/base/*"] && proposal.change.nodes == ["worker-1"]`},
+		{"the image filesystem's facts", v1alpha1.Parameters{Prune: &v1alpha1.PruneParameters{TargetUsedPercent: ptr.To[int32](70)}}, v1alpha1.ActionPruneImages,
+			`proposal.facts.imageFs.usedPercent == 93 && proposal.facts.imageFs.usedBytes == 99857989632 && proposal.facts.imageFs.capacityBytes == 107374182400 && proposal.facts.imageFs.usedPercent - proposal.change.prune.targetUsedPercent == 23`},
+		{"prune in bytes", v1alpha1.Parameters{Prune: &v1alpha1.PruneParameters{TargetUsedBytes: ptr.To[int64](5 << 30)}}, v1alpha1.ActionPruneImages,
+			`proposal.change.prune.targetUsedBytes == 5368709120 && !has(proposal.change.prune.targetUsedPercent) && proposal.change.prune.keep.size() == 0`},
+		{"restart a container", v1alpha1.Parameters{Container: &v1alpha1.ContainerParameters{Container: "web"}}, v1alpha1.ActionRestartContainer,
+			`proposal.change.container == "web" && !has(proposal.change.prune)`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			target := v1alpha1.TargetRef{APIVersion: "v1", Kind: "Node", Name: "worker-1"}
+			if tt.action == v1alpha1.ActionRestartContainer {
+				target = v1alpha1.TargetRef{APIVersion: "v1", Kind: "Pod", Namespace: "shop", Name: "web-1"}
+			}
+			in := NewInput(&v1alpha1.Proposal{Spec: v1alpha1.ProposalSpec{Action: tt.action, Target: target, Parameters: tt.params, Proposer: v1alpha1.Proposer{Username: "alice"}}},
+				TargetFacts{Exists: true, Facts: &v1alpha1.Facts{TargetExists: true, ImageFS: &v1alpha1.ImageFSFacts{UsedBytes: 93 << 30, CapacityBytes: 100 << 30, UsedPercent: 93}}}, NamespaceFacts{Exists: true})
+			g := newGate(t, Options{}, policy("runtime", nil, rule("holds", tt.expr, v1alpha1.OutcomeAutoApprove, "Holds")))
+			if got := g.Decide(in, noon); got.Outcome != v1alpha1.OutcomeAutoApprove {
+				t.Errorf("%s did not hold: %+v", tt.expr, got.Reasons)
+			}
+		})
+	}
+}
+
 func TestInputFieldsInCEL(t *testing.T) {
 	// One rule per field a policy author can use; each must hold for the input.
 	exprs := []string{
@@ -710,7 +745,9 @@ func TestInputFieldsInCEL(t *testing.T) {
 		`proposal.parameters.patchPaths.all(p, p.startsWith("/spec/template/spec/"))`,
 		`proposal.change.paths == proposal.parameters.patchPaths && proposal.change.replicas == 0 && proposal.change.nodes == []`,
 		`proposal.change.resources.memoryLimitBytes == 0 && proposal.change.autoscaler.maxReplicas == 0`,
+		`proposal.change.container == "" && proposal.change.prune.targetUsedPercent == 0 && proposal.change.prune.keep == []`,
 		`proposal.facts.node.pods == 0 && !proposal.facts.node.ready && proposal.facts.disruption.pdb == "" && proposal.facts.resources.container == ""`,
+		`proposal.facts.imageFs.usedBytes == 0 && !has(proposal.facts.imageFs)`,
 		`proposal.target.apiVersion == "apps/v1" && proposal.target.kind == "StatefulSet"`,
 		`proposal.target.namespace == "db" && proposal.target.name == "pg"`,
 		`proposal.target.labels == {"app": "pg"}`,

@@ -37,6 +37,11 @@ type Input struct {
 type Change struct {
 	// Replicas a ScaleWorkload asks for.
 	Replicas int64 `cel:"replicas"`
+	// Container a RestartContainer restarts, or a CollectDiagnostics of a
+	// pod limits itself to.
+	Container string `cel:"container"`
+	// Prune is what a PruneImages asks for.
+	Prune Prune `cel:"prune"`
 	// Resources a SetResources asks for; a value it leaves unset is 0.
 	Resources Resources `cel:"resources"`
 	// Paths a PatchWorkload touches, in patch order.
@@ -46,6 +51,19 @@ type Change struct {
 	// Autoscaler bounds a SetAutoscaler asks for; a bound it leaves
 	// unchanged is 0.
 	Autoscaler Autoscaler `cel:"autoscaler"`
+}
+
+// Prune is the target and allow-list of a PruneImages: exactly one target
+// is set (the other is 0).
+type Prune struct {
+	// TargetUsedPercent is the image filesystem usage to prune down to, in
+	// percent of its capacity.
+	TargetUsedPercent int64 `cel:"targetUsedPercent"`
+	// TargetUsedBytes is the usage to prune down to, in bytes.
+	TargetUsedBytes int64 `cel:"targetUsedBytes"`
+	// Keep are the images the proposal asks never to remove, on top of the
+	// node's own allow-list.
+	Keep []string `cel:"keep"`
 }
 
 // Resources are one container's requests and limits, in millicores and
@@ -83,6 +101,17 @@ type Facts struct {
 	Resources Resources `cel:"resources"`
 	// Autoscaler holds the current bounds of a SetAutoscaler target.
 	Autoscaler Autoscaler `cel:"autoscaler"`
+	// ImageFS is a PruneImages node's image filesystem, as its runtime
+	// shim reported it.
+	ImageFS ImageFSFacts `cel:"imageFs"`
+}
+
+// ImageFSFacts are a node's image filesystem usage; capacity and percent
+// are 0 when the shim cannot see the filesystem.
+type ImageFSFacts struct {
+	UsedBytes     int64 `cel:"usedBytes"`
+	CapacityBytes int64 `cel:"capacityBytes"`
+	UsedPercent   int64 `cel:"usedPercent"`
 }
 
 // NodeFacts are a node action's node.
@@ -248,6 +277,9 @@ func NewInput(p *v1alpha1.Proposal, target TargetFacts, ns NamespaceFacts) Input
 			in.Facts.Resources = Resources{Container: r.Container, CPURequestMilli: r.CPURequestMilli, CPULimitMilli: r.CPULimitMilli,
 				MemoryRequestBytes: r.MemoryRequestBytes, MemoryLimitBytes: r.MemoryLimitBytes}
 		}
+		if fs := f.ImageFS; fs != nil {
+			in.Facts.ImageFS = ImageFSFacts{UsedBytes: fs.UsedBytes, CapacityBytes: fs.CapacityBytes, UsedPercent: int64(fs.UsedPercent)}
+		}
 		if a := f.Autoscaler; a != nil {
 			in.Facts.Autoscaler = Autoscaler{MinReplicas: int64(a.MinReplicas), MaxReplicas: int64(a.MaxReplicas), TargetCPUUtilization: int64(a.TargetCPUUtilization)}
 		}
@@ -285,6 +317,18 @@ func NewInput(p *v1alpha1.Proposal, target TargetFacts, ns NamespaceFacts) Input
 			MemoryRequestBytes: r.Requests.Memory().Value(),
 			MemoryLimitBytes:   r.Limits.Memory().Value(),
 		}
+	}
+	if c := spec.Parameters.Container; c != nil {
+		in.Change.Container = c.Container
+	}
+	if pr := spec.Parameters.Prune; pr != nil {
+		if pr.TargetUsedPercent != nil {
+			in.Change.Prune.TargetUsedPercent = int64(*pr.TargetUsedPercent)
+		}
+		if pr.TargetUsedBytes != nil {
+			in.Change.Prune.TargetUsedBytes = *pr.TargetUsedBytes
+		}
+		in.Change.Prune.Keep = pr.Keep
 	}
 	if a := spec.Parameters.Autoscaler; a != nil {
 		if a.MinReplicas != nil {

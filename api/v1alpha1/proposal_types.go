@@ -137,6 +137,8 @@ type Parameters struct {
 	Drain *DrainParameters `json:"drain,omitempty"`
 	// +optional
 	Container *ContainerParameters `json:"container,omitempty"`
+	// +optional
+	Prune *PruneParameters `json:"prune,omitempty"`
 }
 
 // ResourcesParameters are the parameters of SetResources: the new requests
@@ -197,6 +199,32 @@ type ContainerParameters struct {
 	// Container names the container; empty means all of the pod's.
 	// +optional
 	Container string `json:"container,omitempty"`
+}
+
+// PruneParameters are the parameters of PruneImages: the image
+// filesystem usage to prune down to, and images never to remove on top of
+// the node's own allow-list. Exactly one of TargetUsedPercent and
+// TargetUsedBytes is set.
+// +kubebuilder:validation:XValidation:rule="has(self.targetUsedPercent) != has(self.targetUsedBytes)",message="set exactly one of targetUsedPercent and targetUsedBytes"
+type PruneParameters struct {
+	// TargetUsedPercent is the usage to prune down to, in percent of the
+	// image filesystem's capacity (the node's shim must see the filesystem).
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=99
+	// +optional
+	TargetUsedPercent *int32 `json:"targetUsedPercent,omitempty"`
+	// TargetUsedBytes is the usage to prune down to, in bytes.
+	// +kubebuilder:validation:Minimum=1
+	// +optional
+	TargetUsedBytes *int64 `json:"targetUsedBytes,omitempty"`
+	// Keep lists images never to remove: a reference
+	// ("registry.example.com/app:1.2"), an image ID, or a prefix ending in
+	// "*" ("registry.example.com/base/*"). The node's own allow-list, images
+	// containers use and the sandbox image are kept whatever it says.
+	// +kubebuilder:validation:MaxItems=64
+	// +kubebuilder:validation:items:MaxLength=512
+	// +optional
+	Keep []string `json:"keep,omitempty"`
 }
 
 // TelemetryRef points at one telemetry message that supports a proposal.
@@ -401,6 +429,19 @@ type Facts struct {
 	// Autoscaler holds the current bounds of a SetAutoscaler target.
 	// +optional
 	Autoscaler *AutoscalerFacts `json:"autoscaler,omitempty"`
+	// ImageFS is the node's image filesystem as its runtime shim reported
+	// it, for PruneImages.
+	// +optional
+	ImageFS *ImageFSFacts `json:"imageFs,omitempty"`
+}
+
+// ImageFSFacts are a node's image filesystem usage, as the runtime last
+// measured it; capacity and percent are 0 when the shim cannot see the
+// filesystem.
+type ImageFSFacts struct {
+	UsedBytes     int64 `json:"usedBytes"`
+	CapacityBytes int64 `json:"capacityBytes,omitempty"`
+	UsedPercent   int32 `json:"usedPercent,omitempty"`
 }
 
 // NodeFacts are a node's state as a node action finds it.
@@ -524,9 +565,88 @@ type ApplyRecord struct {
 	// has it.
 	// +optional
 	ResultDigest string `json:"resultDigest,omitempty"`
+	// Shim records what the runtime shim did on a node, for the node
+	// actions (RestartContainer, PruneImages, CollectDiagnostics): the
+	// attempt the shim's ledger knows it by, and its result.
+	// +optional
+	Shim *ShimRecord `json:"shim,omitempty"`
 	// Error, if the apply failed.
 	// +optional
 	Error string `json:"error,omitempty"`
+}
+
+// ShimRecord is what a node's runtime shim reported for one attempt.
+type ShimRecord struct {
+	// Node the action ran on.
+	Node string `json:"node"`
+	// AttemptID is the attempt's ID in the shim's ledger: sent again, it
+	// replays the recorded result and does nothing twice.
+	// +kubebuilder:validation:MaxLength=256
+	AttemptID string `json:"attemptID"`
+	// Container is the container RestartContainer stopped.
+	// +optional
+	Container *StoppedContainer `json:"container,omitempty"`
+	// Prune is what PruneImages did.
+	// +optional
+	Prune *PruneRecord `json:"prune,omitempty"`
+	// Diagnostics locates what CollectDiagnostics stored.
+	// +optional
+	Diagnostics *DiagnosticsRef `json:"diagnostics,omitempty"`
+}
+
+// StoppedContainer is the container RestartContainer stopped; the one the
+// kubelet starts next must start later.
+type StoppedContainer struct {
+	ID string `json:"id"`
+	// StartedAt is when the stopped container had started.
+	// +optional
+	StartedAt *metav1.Time `json:"startedAt,omitempty"`
+	// RestartCount of the stopped container.
+	// +optional
+	RestartCount int32 `json:"restartCount,omitempty"`
+	// AlreadyStopped is true when it had stopped before the shim stopped it.
+	// +optional
+	AlreadyStopped bool `json:"alreadyStopped,omitempty"`
+}
+
+// PruneRecord is what PruneImages did.
+type PruneRecord struct {
+	// UsedBytesBefore is the image filesystem's usage when pruning started.
+	UsedBytesBefore int64 `json:"usedBytesBefore"`
+	// TargetUsedBytes is the target in bytes; verification waits until the
+	// measured usage is at or below it.
+	TargetUsedBytes int64 `json:"targetUsedBytes"`
+	// EstimatedUsedBytesAfter is the usage expected once the runtime
+	// measures it again.
+	EstimatedUsedBytesAfter int64 `json:"estimatedUsedBytesAfter"`
+	// TargetReached is false when removing every image that may go was not
+	// expected to reach the target.
+	TargetReached bool `json:"targetReached"`
+	// RemovedImages is how many images were removed, FreedBytes their size.
+	RemovedImages int32 `json:"removedImages"`
+	FreedBytes    int64 `json:"freedBytes"`
+	// Removed lists the removed images (references, or IDs of untagged
+	// ones), at most 32.
+	// +kubebuilder:validation:MaxItems=32
+	// +optional
+	Removed []string `json:"removed,omitempty"`
+	// Kept counts the images kept because a running container uses them,
+	// another container uses them, the runtime pins them, or an allow-list
+	// names them.
+	KeptRunning     int32 `json:"keptRunning,omitempty"`
+	KeptInUse       int32 `json:"keptInUse,omitempty"`
+	KeptPinned      int32 `json:"keptPinned,omitempty"`
+	KeptAllowListed int32 `json:"keptAllowListed,omitempty"`
+}
+
+// DiagnosticsRef locates a diagnostics bundle in the NATS object store.
+type DiagnosticsRef struct {
+	Bucket string `json:"bucket"`
+	Object string `json:"object"`
+	Size   int64  `json:"size"`
+	// Digest is the object store's digest of the bundle; readers check it.
+	Digest     string `json:"digest"`
+	Containers int32  `json:"containers"`
 }
 
 // StepState is where one step of an apply is.
@@ -557,7 +677,7 @@ type ApplyStep struct {
 	UID string `json:"uid,omitempty"`
 	// Owner is the workload of the object (Kind/name), when it has one.
 	// +optional
-	Owner string `json:"owner,omitempty"`
+	Owner string    `json:"owner,omitempty"`
 	State StepState `json:"state"`
 	// Message says what happened, or what blocks the step.
 	// +kubebuilder:validation:MaxLength=512

@@ -287,6 +287,12 @@ func printApply(out io.Writer, label string, a *tendv1.ApplyRecord) {
 		fmt.Fprintf(out, " error: %s", a.Error)
 	}
 	fmt.Fprintln(out)
+	if sh := a.Shim; sh != nil {
+		fmt.Fprintf(out, "%-11s node %s, attempt %s\n", "Shim:", sh.Node, sh.AttemptID)
+		if d := sh.Diagnostics; d != nil {
+			fmt.Fprintf(out, "%-11s %s/%s (%d bytes, %d containers, %s)\n", "Bundle:", d.Bucket, d.Object, d.Size, d.Containers, d.Digest)
+		}
+	}
 }
 
 func newProposalsDecideCommand(o *kubeOptions, decision tendv1.ApprovalDecision) *cobra.Command {

@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/go-logr/logr"
 	"github.com/spf13/cobra"
+	"k8s.io/apimachinery/pkg/util/validation"
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	"github.com/tendops/tend/controllers"
@@ -29,6 +31,7 @@ type stackOptions struct {
 	notifyURL     string
 	metricsAddr   string
 	alertsAddr    string
+	shimNodes     []string
 	verbosity     int
 }
 
@@ -45,6 +48,7 @@ func (o *stackOptions) bind(cmd *cobra.Command) {
 	f.StringVar(&o.notifyURL, "notify-url", "", "webhook (Slack-compatible) to tell when a proposal awaits approval, fails or is rolled back")
 	f.StringVar(&o.metricsAddr, "metrics-addr", "", "serve the components' Prometheus metrics (tend_bus_*, tend_notify_*, controller-runtime's) at http://ADDR/metrics")
 	f.StringVar(&o.alertsAddr, "alertmanager-addr", "", "serve an Alertmanager webhook receiver at http://ADDR/alertmanager that publishes alerts as telemetry")
+	f.StringSliceVar(&o.shimNodes, "shim-node", nil, "a node whose runtime shim (tend-shim) may connect to the embedded NATS server; its nkey seed is written to <work-dir>/nats-keys/shim-<node>.nk (repeatable)")
 	f.IntVarP(&o.verbosity, "verbosity", "v", 0, "log verbosity of the components (0: info)")
 }
 
@@ -54,6 +58,14 @@ func (o *stackOptions) Validate() error {
 	}
 	if o.verifyTimeout <= o.stableWindow {
 		return fmt.Errorf("--verify-timeout (%s) must be longer than --stable-window (%s)", o.verifyTimeout, o.stableWindow)
+	}
+	if len(o.shimNodes) > 0 && o.natsURL != "" {
+		return errors.New("--shim-node gives shims identities on the embedded NATS server; with --nats-url, configure them on that server")
+	}
+	for _, n := range o.shimNodes {
+		if errs := validation.IsDNS1123Subdomain(n); len(errs) > 0 {
+			return fmt.Errorf("--shim-node %q: not a node name: %s", n, strings.Join(errs, "; "))
+		}
 	}
 	if o.notifyURL != "" {
 		if _, err := controllers.NewNotifier(controllers.NotifierOptions{URL: o.notifyURL}); err != nil {
@@ -80,6 +92,7 @@ func (o *stackOptions) localstack(logger logr.Logger, progress func(string, ...a
 		NotifyURL:        o.notifyURL,
 		MetricsAddr:      o.metricsAddr,
 		AlertmanagerAddr: o.alertsAddr,
+		ShimNodes:        o.shimNodes,
 		Progress:         progress,
 		Logger:           logger,
 	}
@@ -133,12 +146,13 @@ tend is up (%s).
   kubeconfig:  %s
   MCP server:  %s   (bearer token: a ServiceAccount or user token)
   NATS:        %s
+  runtime shims trust: %s   (tend-shim --controller-key)
 
   export KUBECONFIG=%s
   tend proposals list -A
 
 Press Ctrl-C to stop.
-`, time.Since(start).Round(100*time.Millisecond), st.Kubeconfig, st.MCPURL, st.NATSURL, st.Kubeconfig)
+`, time.Since(start).Round(100*time.Millisecond), st.Kubeconfig, st.MCPURL, st.NATSURL, st.ShimControllerKey, st.Kubeconfig)
 	select {
 	case <-ctx.Done():
 		return nil

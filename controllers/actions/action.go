@@ -54,6 +54,8 @@ type Result struct {
 	UndoState string
 	// AlreadyApplied is true when the attempt's write was found done.
 	AlreadyApplied bool
+	// Shim is what the runtime shim did, for a node action.
+	Shim *tendv1.ShimRecord
 	// Steps of an apply made of several writes; InProgress is true while
 	// some remain, and the controller calls Apply again after
 	// RequeueAfter, with the steps recorded in the proposal's status.
@@ -142,6 +144,10 @@ type Options struct {
 	// be stuck before ForceDeletePod removes it; DefaultStuckPodGrace when
 	// zero.
 	StuckPodGrace time.Duration
+	// Shim is the runtime shim's client, for the node actions
+	// (RestartContainer, PruneImages, CollectDiagnostics); without it their
+	// proposals are denied with NoRuntimeShim.
+	Shim ShimClient
 }
 
 // Catalogue is every action the controller carries out, one per line, in
@@ -152,18 +158,21 @@ type Options struct {
 func Catalogue(o Options) []Action {
 	base := base{opts: o}
 	return []Action{
-		&rollbackWorkload{base}, // a Deployment back to an earlier revision's pod template
-		&restartWorkload{base},  // a rolling restart
-		&scaleWorkload{base},    // replicas, unless an autoscaler owns them
-		&setResources{base},     // one container's requests and limits
-		&patchWorkload{base},    // a JSON patch on the allowed paths
-		&evictPod{base},         // the Eviction API, honouring PDBs
-		&forceDeletePod{base},   // a pod stuck terminating on a lost node
-		&cordonNode{base},       // unschedulable
-		&uncordonNode{base},     // schedulable again
-		&drainNode{base},        // cordon, then evictions step by step
-		&retryJob{base},         // a failed Job again, or a CronJob's job now
-		&setAutoscaler{base},    // an HPA's bounds and CPU target
+		&rollbackWorkload{base},   // a Deployment back to an earlier revision's pod template
+		&restartWorkload{base},    // a rolling restart
+		&scaleWorkload{base},      // replicas, unless an autoscaler owns them
+		&setResources{base},       // one container's requests and limits
+		&patchWorkload{base},      // a JSON patch on the allowed paths
+		&evictPod{base},           // the Eviction API, honouring PDBs
+		&forceDeletePod{base},     // a pod stuck terminating on a lost node
+		&cordonNode{base},         // unschedulable
+		&uncordonNode{base},       // schedulable again
+		&drainNode{base},          // cordon, then evictions step by step
+		&retryJob{base},           // a failed Job again, or a CronJob's job now
+		&setAutoscaler{base},      // an HPA's bounds and CPU target
+		&restartContainer{base},   // one container stopped on its node by the shim; the kubelet starts it
+		&pruneImages{base},        // unused images removed by the shim, down to a target usage
+		&collectDiagnostics{base}, // a pod's or node's state and logs, stored by the shim
 	}
 }
 

@@ -27,3 +27,17 @@ const (
 	// ReasonPatchNotApplicable: the patch does not apply to the target.
 	ReasonPatchNotApplicable = "PatchNotApplicable"
 )
+
+// Reason codes of the node actions the runtime shim carries out.
+const (
+	// ReasonNoRuntimeShim: the controller has no runtime shim client.
+	ReasonNoRuntimeShim = "NoRuntimeShim"
+	// ReasonPodNotScheduled: the pod runs on no node.
+	ReasonPodNotScheduled = "PodNotScheduled"
+	// ReasonNotOnNode: the node's runtime has no such pod or container.
+	ReasonNotOnNode = "NotOnNode"
+	// ReasonRuntimeConflict: the runtime's state rules the action out (the
+	// container is not running; a percent target without a filesystem the
+	// shim can see).
+	ReasonRuntimeConflict = "RuntimeConflict"
+)

@@ -112,5 +112,5 @@ func currentWorkloadPods(ctx context.Context, c client.Reader, obj client.Object
 // paramsEmpty reports whether no action's parameters are set.
 func paramsEmpty(p tendv1.Parameters) bool {
 	return p.Rollback == nil && p.Scale == nil && len(p.Patch) == 0 && p.Resources == nil &&
-		p.Autoscaler == nil && p.Eviction == nil && p.Drain == nil && p.Container == nil
+		p.Autoscaler == nil && p.Eviction == nil && p.Drain == nil && p.Container == nil && p.Prune == nil
 }

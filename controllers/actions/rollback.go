@@ -37,7 +37,7 @@ func (a *rollbackWorkload) Validate(p *tendv1.Proposal) error {
 		return err
 	}
 	params := p.Spec.Parameters
-	if params.Scale != nil || len(params.Patch) > 0 || params.Resources != nil || params.Autoscaler != nil || params.Eviction != nil || params.Drain != nil || params.Container != nil {
+	if params.Scale != nil || len(params.Patch) > 0 || params.Resources != nil || params.Autoscaler != nil || params.Eviction != nil || params.Drain != nil || params.Container != nil || params.Prune != nil {
 		return fmt.Errorf("%w: RollbackWorkload takes only rollback parameters", ErrInvalidParameters)
 	}
 	if r := params.Rollback; r != nil && r.ToRevision != 0 && r.ToRevision == r.FromRevision {

@@ -5,12 +5,16 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"maps"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 	admissionv1 "k8s.io/api/admissionregistration/v1"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
@@ -90,5 +94,92 @@ func TestChartMatchesLocalStack(t *testing.T) {
 	}
 	if gatePolicies != 1 {
 		t.Errorf("chart ships %d gate policies, want the default one", gatePolicies)
+	}
+}
+
+// TestChartShimDaemonSet renders the runtime shim's DaemonSet and checks
+// what the design asks of it: the CRI socket read-write and no other
+// writable host access, no API token, a toleration for every taint,
+// resource limits, and each node's own NATS identity. Without the values it
+// needs, the chart refuses to render it.
+func TestChartShimDaemonSet(t *testing.T) {
+	helm := filepath.Join(binDir(t), "helm")
+	chart := filepath.Join("..", "..", "charts", "tend")
+	render := func(set ...string) ([]byte, error) {
+		args := []string{"template", "tend", chart, "--namespace", SystemNamespace, "--kube-version", "1.37.1", "--show-only", "templates/shim-daemonset.yaml"}
+		for _, s := range set {
+			args = append(args, "--set", s)
+		}
+		return exec.Command(helm, args...).CombinedOutput()
+	}
+	out, err := render("shim.enabled=true", "shim.cluster=prod", "shim.controllerKeys[0]=UCONTROLLER", "shim.nkeySecret=tend-shim-nkeys", "shim.keepImages[0]=registry.example.com/base/*")
+	if err != nil {
+		t.Fatalf("helm template: %v\n%s", err, out)
+	}
+	ds := &appsv1.DaemonSet{}
+	if err := yaml.UnmarshalStrict(out, ds); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	spec := ds.Spec.Template.Spec
+	if len(spec.Containers) != 1 {
+		t.Fatalf("containers %v", spec.Containers)
+	}
+	c := spec.Containers[0]
+	for _, want := range []string{"--cluster=prod", "--node=$(NODE_NAME)", "--nats-nkey-seed=/etc/tend/nats/$(NODE_NAME).nk", "--controller-key=UCONTROLLER", "--keep-image=registry.example.com/base/*", "--cri-endpoint=unix:///run/containerd/containerd.sock"} {
+		if !slices.Contains(c.Args, want) {
+			t.Errorf("args %v lack %s", c.Args, want)
+		}
+	}
+	if len(c.Env) != 1 || c.Env[0].ValueFrom == nil || c.Env[0].ValueFrom.FieldRef.FieldPath != "spec.nodeName" {
+		t.Errorf("env %v, want NODE_NAME from spec.nodeName", c.Env)
+	}
+	if spec.AutomountServiceAccountToken == nil || *spec.AutomountServiceAccountToken || spec.HostNetwork || spec.HostPID || spec.HostIPC {
+		t.Error("the shim needs no API token and no host namespace")
+	}
+	if len(spec.Tolerations) != 1 || spec.Tolerations[0].Operator != corev1.TolerationOpExists || spec.Tolerations[0].Key != "" {
+		t.Errorf("tolerations %v, want one for every taint", spec.Tolerations)
+	}
+	if c.Resources.Limits.Memory().IsZero() || c.Resources.Limits.Cpu().IsZero() {
+		t.Errorf("resources %v, want limits", c.Resources)
+	}
+	if sc := c.SecurityContext; sc == nil || sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation || sc.Privileged != nil && *sc.Privileged ||
+		sc.Capabilities == nil || !slices.Equal(sc.Capabilities.Drop, []corev1.Capability{"ALL"}) || sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem {
+		t.Errorf("security context %+v: want no privilege, no capability, a read-only root", sc)
+	}
+	hostPaths := map[string]string{}
+	for _, v := range spec.Volumes {
+		if v.HostPath != nil {
+			hostPaths[v.Name] = v.HostPath.Path
+		}
+	}
+	for _, m := range c.VolumeMounts {
+		path, host := hostPaths[m.Name]
+		switch {
+		case !host:
+		case path == "/run/containerd/containerd.sock":
+			if m.ReadOnly {
+				t.Error("the CRI socket must be mounted read-write")
+			}
+		case !m.ReadOnly:
+			t.Errorf("host path %s is mounted writable", path)
+		}
+	}
+	if want := map[string]string{"cri-socket": "/run/containerd/containerd.sock", "pod-logs": "/var/log/pods", "image-fs": "/var/lib/containerd"}; !maps.Equal(hostPaths, want) {
+		t.Errorf("host paths %v, want %v", hostPaths, want)
+	}
+
+	// Off by default; on without its values, refused with the reason.
+	if out, err := render(); err == nil && len(bytes.TrimSpace(out)) > 0 && !bytes.Contains(out, []byte("could not find template")) {
+		t.Errorf("the shim is rendered by default:\n%s", out)
+	}
+	for _, tc := range []struct{ set []string }{
+		{[]string{"shim.enabled=true"}},
+		{[]string{"shim.enabled=true", "shim.cluster=prod"}},
+		{[]string{"shim.enabled=true", "shim.cluster=prod", "shim.controllerKeys[0]=UCONTROLLER"}},
+	} {
+		out, err := render(tc.set...)
+		if err == nil || !bytes.Contains(out, []byte("is required when shim.enabled")) {
+			t.Errorf("%v: %v\n%s; want a refusal naming the missing value", tc.set, err, out)
+		}
 	}
 }

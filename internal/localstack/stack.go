@@ -41,6 +41,7 @@ import (
 	"github.com/tendops/tend/mcp"
 	"github.com/tendops/tend/mcp/wire"
 	"github.com/tendops/tend/policies"
+	"github.com/tendops/tend/runtime-shim/shimclient"
 )
 
 // Options configure the local stack.
@@ -88,6 +89,12 @@ type Options struct {
 	// SkipControllerNameValidation lets tests run two stacks in one
 	// process (controller-runtime wants each controller name once).
 	SkipControllerNameValidation bool
+	// ShimNodes are the nodes whose runtime shims may connect to the
+	// embedded NATS server, each with its own nkey limited to its node:
+	// ConnectShim in a test, or the seed the stack writes to
+	// <work-dir>/nats-keys/shim-<node>.nk for a tend-shim process
+	// (--nats-nkey-seed, --controller-key from ShimControllerKey).
+	ShimNodes []string
 }
 
 // Stack is a running local stack.
@@ -112,6 +119,9 @@ type Stack struct {
 	// AuditPublicKey is the public half of the key the controller signs the
 	// audit chain with.
 	AuditPublicKey ed25519.PublicKey
+	// ShimControllerKey is the public nkey the controller signs runtime
+	// shim requests with: a shim's --controller-key.
+	ShimControllerKey string
 	// Gate is the running policy gate.
 	Gate *policies.Gate
 	// Cluster is the kwok cluster, nil when attached to an existing one.
@@ -216,7 +226,7 @@ func Start(ctx context.Context, opts Options) (st *Stack, err error) {
 	// keeps its store (the audit chain above all) across restarts.
 	s.NATSURL = opts.NATSURL
 	if s.NATSURL == "" {
-		ids, err := newNATSIdentities()
+		ids, err := newNATSIdentities(opts.ShimNodes)
 		if err != nil {
 			return nil, err
 		}
@@ -232,6 +242,9 @@ func Start(ctx context.Context, opts Options) (st *Stack, err error) {
 		ids.url = ns.URL()
 		s.nats, s.NATSURL = ids, ns.URL()
 		if s.NATSKeyFile, err = ids.writeSeed(filepath.Join(opts.WorkDir, "nats-keys"), bus.ComponentAuditReader); err != nil {
+			return nil, err
+		}
+		if err := ids.writeShimSeeds(filepath.Join(opts.WorkDir, "nats-keys")); err != nil {
 			return nil, err
 		}
 		progress("NATS with JetStream listening on %s (nkey authentication, one identity per component)", s.NATSURL)
@@ -283,6 +296,9 @@ type Info struct {
 	Cluster     string `json:"cluster"`
 	// AuditPublicKey is the public half of the audit key (base64).
 	AuditPublicKey string `json:"auditPublicKey"`
+	// ShimControllerKey is the public nkey runtime shims trust
+	// (tend-shim --controller-key).
+	ShimControllerKey string `json:"shimControllerKey,omitempty"`
 }
 
 // InfoFile is the path of the stack info in a work dir.
@@ -303,7 +319,7 @@ func ReadInfo(workDir string) (Info, error) {
 
 func (s *Stack) writeInfo(workDir string) error {
 	b, err := json.MarshalIndent(Info{Kubeconfig: s.Kubeconfig, NATSURL: s.NATSURL, NATSKeyFile: s.NATSKeyFile, MCPURL: s.MCPURL,
-		Cluster: s.ClusterName, AuditPublicKey: bus.EncodeAuditPublicKey(s.AuditPublicKey)}, "", "  ")
+		Cluster: s.ClusterName, AuditPublicKey: bus.EncodeAuditPublicKey(s.AuditPublicKey), ShimControllerKey: s.ShimControllerKey}, "", "  ")
 	if err != nil {
 		return err
 	}
@@ -333,6 +349,15 @@ func (s *Stack) connect(ctx context.Context, c bus.Component) (jetstream.JetStre
 	}
 	s.cleanup = append(s.cleanup, func() { _ = nc.Drain() })
 	return js, nil
+}
+
+// ConnectShim connects to the embedded NATS server as the runtime shim of
+// node, one of Options.ShimNodes. The caller closes the connection.
+func (s *Stack) ConnectShim(ctx context.Context, node string) (*nats.Conn, jetstream.JetStream, error) {
+	if s.nats == nil {
+		return nil, nil, errors.New("localstack: shim identities exist only on the embedded NATS server")
+	}
+	return s.nats.connectShim(ctx, node)
 }
 
 // as returns a REST config that acts as a service account of tend's, so each
@@ -398,12 +423,27 @@ func (s *Stack) startComponents(ctx context.Context, opts Options, scheme *runti
 	popts := opts.Proposal
 	popts.Cluster = opts.ClusterName
 	popts.SystemNamespace = SystemNamespace
+	// The node actions go to the runtime shims over the controller's own
+	// NATS identity (the only one that may send them), signed with a key
+	// the shims trust.
+	signer, err := loadOrCreateShimSigner(filepath.Join(opts.WorkDir, "shim-controller.nk"))
+	if err != nil {
+		return err
+	}
+	if s.ShimControllerKey, err = signer.PublicKey(); err != nil {
+		return fmt.Errorf("failed to read the shim signing key: %w", err)
+	}
+	shims, err := shimclient.New(shimclient.Options{Cluster: opts.ClusterName, Conn: controllerJS.Conn(), JS: controllerJS, Signer: signer})
+	if err != nil {
+		return err
+	}
 	pr := &controllers.ProposalReconciler{
 		Client:   mgr.GetClient(),
 		Gate:     gate,
 		Audit:    bus.NewAuditLog(controllerJS, opts.ClusterName).WithKey(s.auditKey),
 		Recorder: mgr.GetEventRecorder("tend-proposal-controller"),
 		Options:  popts,
+		Shim:     shims,
 	}
 	if opts.NotifyURL != "" {
 		n, err := controllers.NewNotifier(controllers.NotifierOptions{URL: opts.NotifyURL})

@@ -133,6 +133,9 @@ type UncordonNodeArgs struct {
 // PruneImagesArgs are the arguments of propose_prune_images.
 type PruneImagesArgs struct {
 	NodeArgs
+	TargetUsedPercent *int32   `json:"targetUsedPercent,omitempty" jsonschema:"image filesystem usage to prune down to, in percent of its capacity (1-99); give this or targetUsedBytes"`
+	TargetUsedBytes   *int64   `json:"targetUsedBytes,omitempty" jsonschema:"image filesystem usage to prune down to, in bytes; give this or targetUsedPercent"`
+	Keep              []string `json:"keep,omitempty" jsonschema:"images never to remove besides the node's own allow-list: a reference, an image ID, or a prefix ending in * (at most 64)"`
 	Common
 }
 
@@ -428,9 +431,47 @@ func (a *UncordonNodeArgs) Draft() (Draft, []string) {
 	return Draft{Action: tendv1.ActionUncordonNode, Target: t}, errs
 }
 
+// maxKeep bounds a PruneImages allow-list, as the shim does.
+const maxKeep = 64
+
 func (a *PruneImagesArgs) Draft() (Draft, []string) {
 	t, errs := a.target()
-	return Draft{Action: tendv1.ActionPruneImages, Target: t}, errs
+	p := &tendv1.PruneParameters{TargetUsedPercent: a.TargetUsedPercent, TargetUsedBytes: a.TargetUsedBytes}
+	change := ""
+	switch {
+	case (a.TargetUsedPercent == nil) == (a.TargetUsedBytes == nil):
+		errs = append(errs, "give exactly one of targetUsedPercent and targetUsedBytes")
+	case a.TargetUsedPercent != nil && (*a.TargetUsedPercent < 1 || *a.TargetUsedPercent > 99):
+		errs = append(errs, fmt.Sprintf("targetUsedPercent %d: must be between 1 and 99", *a.TargetUsedPercent))
+	case a.TargetUsedBytes != nil && *a.TargetUsedBytes < 1:
+		errs = append(errs, fmt.Sprintf("targetUsedBytes %d: must be positive", *a.TargetUsedBytes))
+	case a.TargetUsedPercent != nil:
+		change = fmt.Sprintf("percent-%d", *a.TargetUsedPercent)
+	default:
+		change = fmt.Sprintf("bytes-%d", *a.TargetUsedBytes)
+	}
+	if len(a.Keep) > maxKeep {
+		errs = append(errs, fmt.Sprintf("keep has %d images; at most %d", len(a.Keep), maxKeep))
+	} else {
+		// The first bad entry and how many: one message per entry would let a
+		// small request produce an error many times its size.
+		bad, first := 0, -1
+		for i, k := range a.Keep {
+			if k == "" || len(k) > 512 || strings.ContainsFunc(k, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
+				if bad++; first < 0 {
+					first = i
+				}
+			}
+		}
+		if bad > 0 {
+			errs = append(errs, fmt.Sprintf("keep[%d] %q (and %d more): each must be an image reference, ID or prefix ending in *, of at most 512 bytes without spaces", first, Clip(a.Keep[first]), bad-1))
+		}
+		if len(a.Keep) > 0 {
+			p.Keep = a.Keep
+			change += "/keep-" + Digest(strings.Join(a.Keep, "\n"))[:12]
+		}
+	}
+	return Draft{Action: tendv1.ActionPruneImages, Target: t, Params: tendv1.Parameters{Prune: p}, Change: change}, errs
 }
 
 func (a *DrainNodeArgs) Draft() (Draft, []string) {

@@ -94,7 +94,7 @@ type Logs struct {
 
 // GetTelemetryArgs are the arguments of get_telemetry.
 type GetTelemetryArgs struct {
-	Kind      string `json:"kind" jsonschema:"telemetry kind: pod, deployment, node, event or alert"`
+	Kind      string `json:"kind" jsonschema:"telemetry kind: pod, deployment, node, event, or from a node's runtime shim containers, containerstats, images or imagefs (name is the node)"`
 	Namespace string `json:"namespace,omitempty" jsonschema:"namespace of the object; empty for nodes"`
 	Name      string `json:"name" jsonschema:"name of the object"`
 	Limit     int    `json:"limit,omitempty" jsonschema:"the most recent this many messages (default 10, at most 100)"`

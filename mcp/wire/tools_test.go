@@ -192,3 +192,54 @@ func FuzzProposeRollbackArgs(f *testing.F) {
 		}
 	})
 }
+
+// TestPruneImagesArgsValidate: the target and the allow-list become the
+// proposal's typed parameters; bad ones get clear errors.
+func TestPruneImagesArgsValidate(t *testing.T) {
+	pct := func(v int32) *int32 { return &v }
+	bytes := func(v int64) *int64 { return &v }
+	tests := []struct {
+		name    string
+		args    PruneImagesArgs
+		wantErr []string
+	}{
+		{name: "percent", args: PruneImagesArgs{TargetUsedPercent: pct(70)}},
+		{name: "bytes and an allow-list", args: PruneImagesArgs{TargetUsedBytes: bytes(5 << 30), Keep: []string{"registry.example.com/base/*", "sha256:0123"}}},
+		{name: "no target", args: PruneImagesArgs{}, wantErr: []string{"exactly one of targetUsedPercent and targetUsedBytes"}},
+		{name: "both targets", args: PruneImagesArgs{TargetUsedPercent: pct(70), TargetUsedBytes: bytes(1)}, wantErr: []string{"exactly one"}},
+		{name: "percent out of range", args: PruneImagesArgs{TargetUsedPercent: pct(100)}, wantErr: []string{"targetUsedPercent 100: must be between 1 and 99"}},
+		{name: "zero percent", args: PruneImagesArgs{TargetUsedPercent: pct(0)}, wantErr: []string{"between 1 and 99"}},
+		{name: "negative bytes", args: PruneImagesArgs{TargetUsedBytes: bytes(-1)}, wantErr: []string{"targetUsedBytes -1: must be positive"}},
+		{name: "empty keep", args: PruneImagesArgs{TargetUsedPercent: pct(70), Keep: []string{""}}, wantErr: []string{"keep[0]"}},
+		{name: "space in keep", args: PruneImagesArgs{TargetUsedPercent: pct(70), Keep: []string{"ok", "a b", "c d"}}, wantErr: []string{`keep[1] "a b" (and 1 more)`}},
+		{name: "too many keep", args: PruneImagesArgs{TargetUsedPercent: pct(70), Keep: make([]string, 65)}, wantErr: []string{"keep has 65 images; at most 64"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			a := tc.args
+			a.Node, a.Summary = "worker-1", "image filesystem at 93%"
+			d, err := Validate(&a)
+			if len(tc.wantErr) > 0 {
+				if !errors.Is(err, ErrInvalidArgument) {
+					t.Fatalf("validate() = %v, want an error wrapping ErrInvalidArgument", err)
+				}
+				for _, want := range tc.wantErr {
+					if !strings.Contains(err.Error(), want) {
+						t.Errorf("validate() = %q, want it to mention %q", err, want)
+					}
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("validate() = %v", err)
+			}
+			p := d.Params.Prune
+			if d.Target.Kind != "Node" || d.Target.Name != "worker-1" || p == nil || p.TargetUsedPercent != a.TargetUsedPercent || p.TargetUsedBytes != a.TargetUsedBytes || len(p.Keep) != len(a.Keep) {
+				t.Errorf("draft %+v, prune %+v: want the node and the arguments", d, p)
+			}
+			if d.Change == "" {
+				t.Error("the draft has no change for its fingerprint")
+			}
+		})
+	}
+}

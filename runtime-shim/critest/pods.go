@@ -31,7 +31,13 @@ type Pod struct {
 // RunPod runs a pod sandbox.
 func (c *Containerd) RunPod(namespace, name string) *Pod {
 	c.t.Helper()
-	uid := randomHex(16)
+	return c.RunPodUID(namespace, name, randomHex(16))
+}
+
+// RunPodUID runs a pod sandbox for the pod of that UID, as the kubelet does
+// for a pod the API server holds.
+func (c *Containerd) RunPodUID(namespace, name, uid string) *Pod {
+	c.t.Helper()
 	labels := map[string]string{LabelPodName: name, LabelPodNamespace: namespace, LabelPodUID: uid}
 	cfg := &runtimeapi.PodSandboxConfig{
 		Metadata:     &runtimeapi.PodSandboxMetadata{Name: name, Namespace: namespace, Uid: uid},
