@@ -183,3 +183,29 @@ func TestChartShimDaemonSet(t *testing.T) {
 		}
 	}
 }
+
+// TestChartValuesAreChecked lints the chart strictly and renders it the
+// way a new user would, with no --kube-version; values.schema.json refuses
+// an unknown key or a wrong type, naming it.
+func TestChartValuesAreChecked(t *testing.T) {
+	helm := filepath.Join(binDir(t), "helm")
+	chart := filepath.Join("..", "..", "charts", "tend")
+	if out, err := exec.Command(helm, "lint", "--strict", chart).CombinedOutput(); err != nil {
+		t.Errorf("helm lint --strict: %v\n%s", err, out)
+	}
+	if out, err := exec.Command(helm, "template", "tend", chart).CombinedOutput(); err != nil {
+		t.Errorf("helm template without --kube-version: %v\n%s", err, out)
+	}
+	for set, want := range map[string]string{
+		"defaultPolic=false":          "additional properties 'defaultPolic' not allowed",
+		"defaultPolicy=maybe":         "/defaultPolicy': got string, want boolean",
+		"shim.image.pullPolicy=Often": "/shim/image/pullPolicy",
+		"serviceAccounts.agent=Agent": "/serviceAccounts/agent",
+		"shim.controllerKeys[0]=key":  "/shim/controllerKeys/0",
+	} {
+		out, err := exec.Command(helm, "template", "tend", chart, "--set", set).CombinedOutput()
+		if err == nil || !bytes.Contains(out, []byte(want)) {
+			t.Errorf("--set %s: %v, want a refusal naming %q:\n%s", set, err, want, out)
+		}
+	}
+}
