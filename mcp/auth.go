@@ -144,18 +144,21 @@ func IdentityFrom(ctx context.Context) (Identity, bool) {
 }
 
 // authenticate wraps an HTTP handler: no valid bearer token, no service.
-func authenticate(a Authenticator, next http.Handler) http.Handler {
+// The challenge points at the protected resource metadata (RFC 9728),
+// which says what kind of token to bring.
+func authenticate(a Authenticator, metadata func(*http.Request) string, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		challenge := fmt.Sprintf(`Bearer realm="tend", resource_metadata=%q`, metadata(r))
 		// The scheme is case-insensitive (RFC 6750, RFC 9110).
 		scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
 		if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) == "" {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="tend"`)
+			w.Header().Set("WWW-Authenticate", challenge)
 			http.Error(w, "missing bearer token", http.StatusUnauthorized)
 			return
 		}
 		id, err := a.Authenticate(r.Context(), strings.TrimSpace(token))
 		if err != nil {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="tend", error="invalid_token"`)
+			w.Header().Set("WWW-Authenticate", challenge+`, error="invalid_token"`)
 			status := http.StatusUnauthorized
 			if !errors.Is(err, ErrUnauthenticated) {
 				status = http.StatusServiceUnavailable

@@ -19,7 +19,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/time/rate"
 
-	mcpgo "github.com/mark3labs/mcp-go/mcp"
 	mcpserver "github.com/mark3labs/mcp-go/server"
 
 	tendv1 "github.com/tendops/tend/api/v1alpha1"
@@ -83,6 +82,15 @@ type Options struct {
 	// Discovery, if set, resolves short resource names (deploy, po) for
 	// the read tools.
 	Discovery discovery.DiscoveryInterface
+	// ResourceURL is the MCP endpoint's canonical URL, as its protected
+	// resource metadata (RFC 9728) names it; when empty, the URL each
+	// request reached.
+	ResourceURL string
+	// ShimActions is true when the proposal controller carries out the
+	// actions the runtime shim performs on nodes (RestartContainer,
+	// PruneImages, CollectDiagnostics). Without it their tools are not
+	// offered: the gate would deny every such proposal as UnknownAction.
+	ShimActions bool
 	// Repeats, if set, receives a repeat for every proposal not created
 	// because an open one has the same fingerprint; the proposal controller
 	// counts them on the open one. *bus.RepeatPublisher implements it.
@@ -156,6 +164,9 @@ func New(opts Options) (*Server, error) {
 	)
 	s.toolActions = map[string]tendv1.Action{}
 	for _, t := range append(s.proposeTools(), s.readTools()...) {
+		if !s.implemented(t) {
+			continue
+		}
 		s.mcp.AddTool(t.tool, t.handler)
 		if t.action != "" {
 			s.toolActions[t.tool.Name] = t.action
@@ -172,11 +183,28 @@ func New(opts Options) (*Server, error) {
 	return s, nil
 }
 
+// implemented reports whether a tool can do its work on this server: a
+// propose tool whose action the controller carries out, a read tool whose
+// source is configured. The others are not listed, and so cannot be called.
+func (s *Server) implemented(t tool) bool {
+	if t.action != "" {
+		info, ok := tendv1.LookupAction(t.action)
+		return ok && (!info.Shim || s.opts.ShimActions)
+	}
+	switch t.tool.Name {
+	case wire.ToolGetLogs:
+		return s.opts.Logs != nil
+	case wire.ToolGetTelemetry:
+		return s.opts.Telemetry != nil
+	}
+	return true
+}
+
 // Handler is the HTTP handler for the MCP endpoint: every request is
 // authenticated before the MCP transport sees it.
 func (s *Server) Handler() http.Handler {
 	limit := s.opts.MaxRequestBytes
-	return authenticate(s.opts.Authenticator, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return authenticate(s.opts.Authenticator, s.metadataURL, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		r.Body = http.MaxBytesReader(w, r.Body, limit)
 		s.http.ServeHTTP(w, r)
 	}))
@@ -296,7 +324,7 @@ func (s *Server) awaitDecision(ctx context.Context, p *tendv1.Proposal) (*tendv1
 	}
 }
 
-func (s *Server) getProposal(ctx context.Context, _ mcpgo.CallToolRequest, args wire.GetProposalArgs) (wire.ProposalView, error) {
+func (s *Server) getProposal(ctx context.Context, args wire.GetProposalArgs) (wire.ProposalView, error) {
 	p, err := s.proposal(ctx, args)
 	if err != nil {
 		return wire.ProposalView{}, err

@@ -148,7 +148,7 @@ func proposeToolsListed(t *testing.T, c *mcpclient.Client) []string {
 func TestToolSurface(t *testing.T) {
 	c := startCluster(t)
 	// Proposals for nodes land in team here, where agent-a may create them.
-	url := c.serve(t, 200*time.Millisecond, func(o *mcp.Options) { o.ClusterProposalNamespace = teamNS })
+	url := c.serve(t, 200*time.Millisecond, func(o *mcp.Options) { o.ClusterProposalNamespace, o.ShimActions = teamNS, true })
 	viewerToken := c.grantViewer(t, "viewer")
 
 	t.Run("every catalogue action has a propose tool and every tool is annotated", func(t *testing.T) {

@@ -171,7 +171,7 @@ func runMCP(ctx context.Context, o *mcpOptions) error {
 		return fmt.Errorf("failed to listen on %s: %w", o.listen, err)
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/mcp", srv.Handler())
+	srv.Mount(mux, "/mcp")
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	reg := prometheus.NewRegistry()
 	if err := mcp.Register(reg); err != nil {

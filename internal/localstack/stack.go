@@ -492,7 +492,7 @@ func (s *Stack) startComponents(ctx context.Context, opts Options, scheme *runti
 		return fmt.Errorf("failed to listen for MCP on %s: %w", opts.MCPAddr, err)
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/mcp", srv.Handler())
+	srv.Mount(mux, "/mcp")
 	httpSrv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	s.MCPURL = "http://" + ln.Addr().String() + "/mcp"
 	go func() {
