@@ -9,10 +9,12 @@ import (
 	"os"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	tendv1 "github.com/tendops/tend/api/v1alpha1"
@@ -30,6 +32,8 @@ type mcpOptions struct {
 	stdio             bool
 	listen            string
 	natsURL           string
+	natsKey           string
+	workDir           string
 	cluster           string
 	systemNamespace   string
 	redactEnv         bool
@@ -94,7 +98,9 @@ stream, and repeats of open proposals are published for the controller to count.
 	f := cmd.Flags()
 	f.BoolVar(&o.stdio, "stdio", false, "serve one user over standard input and output")
 	f.StringVar(&o.listen, "listen", "", "serve streamable HTTP on this address, at /mcp (health at /healthz, metrics at /metrics)")
-	f.StringVar(&o.natsURL, "nats-url", "", "NATS server with tend's streams, for telemetry and repeat counting")
+	f.StringVar(&o.natsURL, "nats-url", "", "NATS server with tend's streams, for telemetry and repeat counting (default with --stdio: the local stack's, when the kubeconfig reaches its cluster)")
+	f.StringVar(&o.natsKey, "nats-nkey", "", "file with the nkey seed to connect to NATS as (default with the local stack's NATS: its MCP server's)")
+	f.StringVar(&o.workDir, "work-dir", ".tend", "work dir of the local stack started by `tend up`, whose NATS --stdio reads telemetry from")
 	f.StringVar(&o.cluster, "cluster", "local", "cluster name on the bus")
 	f.StringVar(&o.systemNamespace, "system-namespace", localstack.SystemNamespace, "tend's namespace: gate state, and proposals for cluster-scoped targets such as nodes")
 	f.BoolVar(&o.redactEnv, "redact-env-values", false, "redact the literal value of every container env var in read results")
@@ -131,8 +137,17 @@ func runMCP(ctx context.Context, o *mcpOptions) error {
 		ClusterProposalNamespace: o.systemNamespace,
 		ToolNamespaces:           o.toolNamespaces,
 	}
+	if o.stdio && o.natsURL == "" {
+		o.fromLocalStack(cfg.Host)
+	}
 	if o.natsURL != "" {
-		nc, js, err := bus.Connect(ctx, o.natsURL, "tend-mcp")
+		var extra []nats.Option
+		if o.natsKey != "" {
+			if extra, err = (bus.Auth{NKeySeedFile: o.natsKey}).Options(); err != nil {
+				return err
+			}
+		}
+		nc, js, err := bus.Connect(ctx, o.natsURL, "tend-mcp", extra...)
 		if err != nil {
 			return err
 		}
@@ -190,6 +205,29 @@ func runMCP(ctx context.Context, o *mcpOptions) error {
 		defer cancel()
 		return hs.Shutdown(sctx)
 	}
+}
+
+// fromLocalStack takes the NATS server, key and cluster name of the local
+// stack running in the work dir, if the kubeconfig reaches that stack's API
+// server (apiHost): a desktop client's `tend mcp --stdio` then reads
+// telemetry without more flags. Against any other cluster it does nothing.
+func (o *mcpOptions) fromLocalStack(apiHost string) {
+	info, err := localstack.ReadInfo(o.workDir)
+	if err != nil || info.NATSURL == "" {
+		return
+	}
+	stack, err := clientcmd.BuildConfigFromFlags("", info.Kubeconfig)
+	if err != nil || stack.Host != apiHost {
+		return
+	}
+	o.natsURL = info.NATSURL
+	if o.natsKey == "" {
+		o.natsKey = info.MCPKeyFile
+	}
+	if o.cluster == "local" && info.Cluster != "" {
+		o.cluster = info.Cluster
+	}
+	fmt.Fprintf(os.Stderr, "Reading telemetry from the local stack's NATS at %s\n", o.natsURL)
 }
 
 // policyGuards reports the guards as the controller would apply them: the

@@ -109,6 +109,10 @@ type Stack struct {
 	// (tend audit) to connect to the embedded server; empty when attached
 	// to an existing NATS server.
 	NATSKeyFile string
+	// MCPKeyFile holds the MCP server's nkey seed, so that `tend mcp
+	// --stdio` reads telemetry as the MCP server does; empty when attached
+	// to an existing NATS server.
+	MCPKeyFile string
 	// AuditPublicKey is the public half of the key the controller signs the
 	// audit chain with.
 	AuditPublicKey ed25519.PublicKey
@@ -234,6 +238,9 @@ func Start(ctx context.Context, opts Options) (st *Stack, err error) {
 		if s.NATSKeyFile, err = ids.writeSeed(filepath.Join(opts.WorkDir, "nats-keys"), bus.ComponentAuditReader); err != nil {
 			return nil, err
 		}
+		if s.MCPKeyFile, err = ids.writeSeed(filepath.Join(opts.WorkDir, "nats-keys"), bus.ComponentMCP); err != nil {
+			return nil, err
+		}
 		progress("NATS with JetStream listening on %s (nkey authentication, one identity per component)", s.NATSURL)
 	} else {
 		progress("Attaching to NATS at %s", s.NATSURL)
@@ -279,8 +286,10 @@ type Info struct {
 	NATSURL    string `json:"natsURL"`
 	// NATSKeyFile is the audit reader's nkey seed for the embedded server.
 	NATSKeyFile string `json:"natsKeyFile,omitempty"`
-	MCPURL      string `json:"mcpURL"`
-	Cluster     string `json:"cluster"`
+	// MCPKeyFile is the MCP server's nkey seed for the embedded server.
+	MCPKeyFile string `json:"mcpKeyFile,omitempty"`
+	MCPURL     string `json:"mcpURL"`
+	Cluster    string `json:"cluster"`
 	// AuditPublicKey is the public half of the audit key (base64).
 	AuditPublicKey string `json:"auditPublicKey"`
 }
@@ -302,7 +311,7 @@ func ReadInfo(workDir string) (Info, error) {
 }
 
 func (s *Stack) writeInfo(workDir string) error {
-	b, err := json.MarshalIndent(Info{Kubeconfig: s.Kubeconfig, NATSURL: s.NATSURL, NATSKeyFile: s.NATSKeyFile, MCPURL: s.MCPURL,
+	b, err := json.MarshalIndent(Info{Kubeconfig: s.Kubeconfig, NATSURL: s.NATSURL, NATSKeyFile: s.NATSKeyFile, MCPKeyFile: s.MCPKeyFile, MCPURL: s.MCPURL,
 		Cluster: s.ClusterName, AuditPublicKey: bus.EncodeAuditPublicKey(s.AuditPublicKey)}, "", "  ")
 	if err != nil {
 		return err
