@@ -119,6 +119,27 @@ func (s *Server) mapping(apiVersion, kind string) (*meta.RESTMapping, error) {
 	if apiVersion == "" || kind == "" || len(apiVersion) > 128 || len(kind) > 128 {
 		return nil, fmt.Errorf("%w: apiVersion and kind are required (at most 128 bytes each)", wire.ErrInvalidArgument)
 	}
+	key := apiVersion + "\n" + kind
+	if m, ok := s.mappings.Load(key); ok {
+		return m.(*meta.RESTMapping), nil
+	}
+	m, err := s.resolve(apiVersion, kind)
+	if err != nil {
+		return nil, err
+	}
+	// Only what resolved is remembered: a kind a CRD adds later is found
+	// then. The spellings remembered are bounded.
+	if s.mappingCount.Add(1) <= maxMappings {
+		s.mappings.Store(key, m)
+	}
+	return m, nil
+}
+
+// maxMappings bounds the spellings of kinds whose mapping is remembered.
+const maxMappings = 4096
+
+// resolve finds the REST mapping of apiVersion and kind.
+func (s *Server) resolve(apiVersion, kind string) (*meta.RESTMapping, error) {
 	gv, err := schema.ParseGroupVersion(apiVersion)
 	if err != nil {
 		return nil, fmt.Errorf("%w: apiVersion %q: %v", wire.ErrInvalidArgument, wire.Clip(apiVersion), err)
@@ -209,14 +230,14 @@ func (s *Server) listResources(ctx context.Context, a wire.ListResourcesArgs) (w
 	}
 	list := &unstructured.UnstructuredList{}
 	list.SetGroupVersionKind(m.GroupVersionKind.GroupVersion().WithKind(m.GroupVersionKind.Kind + "List"))
-	opts := []client.ListOption{client.Limit(a.Limit), client.MatchingLabelsSelector{Selector: sel}}
+	opts := []client.ListOption{client.MatchingLabelsSelector{Selector: sel}}
 	if ns != "" {
 		opts = append(opts, client.InNamespace(ns))
 	}
 	if a.Continue != "" {
 		opts = append(opts, client.Continue(a.Continue))
 	}
-	if err := s.opts.Client.List(ctx, list, opts...); err != nil {
+	if err := s.list(ctx, list, a.Limit, opts...); err != nil {
 		return wire.ResourceList{}, fmt.Errorf("failed to list %s: %w", m.Resource.Resource, err)
 	}
 	out := wire.ResourceList{APIVersion: m.GroupVersionKind.GroupVersion().String(), Kind: m.GroupVersionKind.Kind, Items: make([]map[string]any, 0, len(list.Items)), Continue: list.GetContinue()}
@@ -253,7 +274,7 @@ func (s *Server) getResource(ctx context.Context, a wire.GetResourceArgs) (wire.
 	}
 	u := &unstructured.Unstructured{}
 	u.SetGroupVersionKind(m.GroupVersionKind)
-	if err := s.opts.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: a.Name}, u); err != nil {
+	if err := s.get(ctx, client.ObjectKey{Namespace: ns, Name: a.Name}, u); err != nil {
 		return wire.Resource{}, fmt.Errorf("failed to get %s %s: %w", m.GroupVersionKind.Kind, a.Name, err)
 	}
 	return wire.Resource{Object: s.redact(u, m.Resource.GroupResource())}, nil

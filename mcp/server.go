@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	authzv1 "k8s.io/api/authorization/v1"
@@ -41,8 +43,19 @@ type Options struct {
 	// Authenticator checks the bearer tokens of HTTP requests; nil refuses
 	// them all. ServeStdio needs none.
 	Authenticator Authenticator
-	// Authorizer checks every tool call.
+	// Authorizer checks every tool call. Its answers are cached (see
+	// CachingAuthorizer) for AuthorizedTTL and DeniedTTL.
 	Authorizer Authorizer
+	// AuthorizedTTL is how long an allowed answer is remembered, per
+	// identity and request; DefaultAuthorizedTTL when zero, none when
+	// negative. DeniedTTL is the same for a denied answer;
+	// DefaultDeniedTTL when zero, never more than MaxDeniedTTL.
+	AuthorizedTTL, DeniedTTL time.Duration
+	// Reader, if set, serves get_resource and list_resources from informers
+	// (see StartReadCache) for the kinds it caches, once the caller's
+	// access was checked; other reads, and objects it has not seen yet, go
+	// to the API server through Client.
+	Reader client.Reader
 	// DecisionWait bounds how long a propose tool waits for the gate; 10s
 	// when zero. A proposal not decided by then is returned as Pending.
 	DecisionWait time.Duration
@@ -121,12 +134,19 @@ type Server struct {
 	// toolActions maps each propose tool to its action.
 	toolActions map[string]tendv1.Action
 	offers      offerCache
+	// mappings remembers the REST mappings of the kinds read tools were
+	// asked for, by spelling; mappingCount counts them.
+	mappings     sync.Map
+	mappingCount atomic.Int64
 }
 
 // New builds the server and registers its tools.
 func New(opts Options) (*Server, error) {
 	if opts.Client == nil || opts.Authorizer == nil {
 		return nil, errors.New("mcp: Client and Authorizer are required")
+	}
+	if _, cached := opts.Authorizer.(*CachingAuthorizer); !cached && (opts.AuthorizedTTL >= 0 || opts.DeniedTTL >= 0) {
+		opts.Authorizer = NewCachingAuthorizer(opts.Authorizer, opts.AuthorizedTTL, opts.DeniedTTL)
 	}
 	if opts.Authenticator == nil {
 		opts.Authenticator = refuseTokens{}

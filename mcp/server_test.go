@@ -275,6 +275,13 @@ func (c *cluster) serve(t testing.TB, decisionWait time.Duration, configure ...f
 		// agent-a's rights are in team.
 		ToolNamespaces: []string{teamNS},
 	}
+	// Reads of the common kinds come from informers, as in tend's
+	// deployments.
+	reader, err := mcp.StartReadCache(t.Context(), c.env.Config, c.scheme, nil)
+	if err != nil {
+		t.Fatalf("StartReadCache: %v", err)
+	}
+	opts.Reader = reader
 	for _, f := range configure {
 		f(&opts)
 	}

@@ -42,6 +42,10 @@ type mcpOptions struct {
 	burst             int
 	decisionWait      time.Duration
 	toolNamespaces    []string
+	authzTTL          time.Duration
+	deniedTTL         time.Duration
+	tokenTTL          time.Duration
+	readCache         bool
 }
 
 func (o *mcpOptions) Validate() error {
@@ -52,6 +56,8 @@ func (o *mcpOptions) Validate() error {
 		return errors.New("--rate-limit and --burst must be positive")
 	case o.decisionWait <= 0:
 		return errors.New("--decision-wait must be positive")
+	case o.deniedTTL > mcp.MaxDeniedTTL:
+		return fmt.Errorf("--authz-denied-ttl is at most %s: a caller just granted a right is not refused longer", mcp.MaxDeniedTTL)
 	}
 	return nil
 }
@@ -108,6 +114,10 @@ stream, and repeats of open proposals are published for the controller to count.
 	f.Float64Var(&o.rateLimit, "rate-limit", 5, "tool calls per second each caller may make, sustained")
 	f.IntVar(&o.burst, "burst", 20, "tool calls each caller may make at once")
 	f.DurationVar(&o.decisionWait, "decision-wait", 10*time.Second, "how long a propose tool waits for the gate's decision before returning Pending")
+	f.DurationVar(&o.authzTTL, "authz-ttl", mcp.DefaultAuthorizedTTL, "how long an allowed authorization answer is remembered per caller and request (negative: never)")
+	f.DurationVar(&o.deniedTTL, "authz-denied-ttl", mcp.DefaultDeniedTTL, "how long a denied authorization answer is remembered (negative: never; at most 5s)")
+	f.DurationVar(&o.tokenTTL, "token-ttl", 10*time.Second, "how long a reviewed bearer token's identity is remembered (--listen; negative: never)")
+	f.BoolVar(&o.readCache, "read-cache", true, "with --listen, serve reads of common kinds (pods, nodes, workloads, jobs, services, autoscalers, budgets) from informers; needs list and watch on them cluster-wide")
 	f.StringSliceVar(&o.toolNamespaces, "tool-namespaces", nil, "namespaces, besides cluster-wide rights, where a caller's right to propose an action offers it that action's tool (default with --stdio: the kubeconfig context's namespace)")
 	return cmd
 }
@@ -136,6 +146,15 @@ func runMCP(ctx context.Context, o *mcpOptions) error {
 		Cluster:                  o.cluster,
 		ClusterProposalNamespace: o.systemNamespace,
 		ToolNamespaces:           o.toolNamespaces,
+		AuthorizedTTL:            o.authzTTL,
+		DeniedTTL:                o.deniedTTL,
+	}
+	if o.readCache && !o.stdio {
+		// One user over stdio may not list and watch cluster-wide; its
+		// reads go to the API server.
+		if opts.Reader, err = mcp.StartReadCache(ctx, cfg, localstack.Scheme(), nil); err != nil {
+			return err
+		}
 	}
 	if o.stdio && o.natsURL == "" {
 		o.fromLocalStack(cfg.Host)
@@ -175,7 +194,7 @@ func runMCP(ctx context.Context, o *mcpOptions) error {
 		fmt.Fprintf(os.Stderr, "tend MCP server on stdio, acting for %s\n", self.Username)
 		return srv.ServeStdio(ctx, self, os.Stdin, os.Stdout)
 	}
-	opts.Authenticator = &mcp.TokenReviewAuthenticator{Client: c}
+	opts.Authenticator = &mcp.TokenReviewAuthenticator{Client: c, TTL: o.tokenTTL, DeniedTTL: min(o.deniedTTL, mcp.MaxDeniedTTL)}
 	opts.Authorizer = &mcp.SubjectAccessReviewAuthorizer{Client: c}
 	srv, err := mcp.New(opts)
 	if err != nil {

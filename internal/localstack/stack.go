@@ -480,7 +480,16 @@ func (s *Stack) startComponents(ctx context.Context, opts Options, scheme *runti
 	if err != nil {
 		return fmt.Errorf("failed to create MCP server discovery client: %w", err)
 	}
+	// Reads of the common kinds are served from informers; the stack's
+	// teardown stops them.
+	readCtx, stopReads := context.WithCancel(context.Background())
+	s.cleanup = append(s.cleanup, stopReads)
+	reader, err := mcp.StartReadCache(readCtx, s.as(MCPAccount), scheme, nil)
+	if err != nil {
+		return err
+	}
 	srv, err := mcp.New(mcp.Options{
+		Reader:                   reader,
 		Client:                   wc,
 		Authenticator:            &mcp.TokenReviewAuthenticator{Client: wc},
 		Authorizer:               &mcp.SubjectAccessReviewAuthorizer{Client: wc},
