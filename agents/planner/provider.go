@@ -53,6 +53,9 @@ func (c Config) String() string {
 	return fmt.Sprintf("%s model %q at %s", c.Provider, c.Model, c.BaseURL)
 }
 
+// GoString is String: not even %#v shows the key.
+func (c Config) GoString() string { return c.String() }
+
 // Resolve fills what is empty from the environment and reads the key: from
 // KeyFile, else $TEND_LLM_API_KEY_FILE, else $TEND_LLM_API_KEY.
 func (c *Config) Resolve() error {
