@@ -8,6 +8,7 @@ import (
 
 	"github.com/tendops/tend/agents/planner"
 	tendv1 "github.com/tendops/tend/api/v1alpha1"
+	"github.com/tendops/tend/bus"
 	"github.com/tendops/tend/mcp/wire"
 )
 
@@ -55,6 +56,13 @@ func TestPlanner(t *testing.T) {
 				if made == nil || made.Spec.Action != tendv1.ActionRollbackWorkload || made.Spec.Target.Name != "web" ||
 					made.Spec.Proposer.Username != agentSA || made.Spec.Proposer.Agent != "planner incident inc-1" {
 					t.Fatalf("proposal %+v, want a rollback of web by %s naming the incident", made, agentSA)
+				}
+				// The transcript is kept on the bus, where the incident the
+				// proposal names finds it.
+				kept := e.stored(t, res.Stored)
+				if kept.Incident != "inc-1" || len(kept.Proposals) != 1 || kept.Proposals[0].Name != made.Name || len(kept.Transcript) != len(res.Transcript) ||
+					res.Stored.Subject != bus.TranscriptSubject("test", "planner", "inc-1") {
+					t.Errorf("kept transcript %+v at %+v, want this run's", kept, res.Stored)
 				}
 				if res.Usage.InputTokens != 300 || res.Usage.OutputTokens != 60 || res.Usage.CostUSD <= 0 {
 					t.Errorf("usage %+v, want 3 answers' tokens and a cost", res.Usage)
@@ -228,6 +236,9 @@ func TestPlanner(t *testing.T) {
 		}
 		if last := res.Transcript[len(res.Transcript)-1]; !strings.Contains(last.Text, "Stopped: spent the hourly token budget") {
 			t.Errorf("transcript ends %+v", last)
+		}
+		if kept := e.stored(t, res.Stored); kept.Outcome != planner.OutcomeBudget || kept.Incident != "inc-2" {
+			t.Errorf("kept transcript: %s of %s, want the budget stop of inc-2", kept.Outcome, kept.Incident)
 		}
 	})
 }

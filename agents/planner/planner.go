@@ -11,6 +11,7 @@ import (
 
 	"github.com/tmc/langchaingo/llms"
 
+	"github.com/tendops/tend/bus"
 	"github.com/tendops/tend/mcp/wire"
 )
 
@@ -81,7 +82,17 @@ type Result struct {
 	Usage     Usage                `json:"usage"`
 	// Transcript is every model answer and tool call of the run.
 	Transcript []Entry `json:"transcript"`
+	// Stored is where the transcript was kept on the bus, when it was.
+	Stored *bus.TranscriptRef `json:"stored,omitempty"`
 }
+
+// TranscriptRecorder keeps transcripts. *bus.TranscriptPublisher
+// implements it.
+type TranscriptRecorder interface {
+	PublishTranscript(ctx context.Context, agent, incident string, transcript []byte) (bus.TranscriptRef, error)
+}
+
+var _ TranscriptRecorder = (*bus.TranscriptPublisher)(nil)
 
 // Entry is one line of a transcript.
 type Entry struct {
@@ -114,6 +125,9 @@ type LLM struct {
 	// CallTimeout bounds one model call (60s when zero); IncidentTimeout a
 	// whole run (5m when zero).
 	CallTimeout, IncidentTimeout time.Duration
+	// Transcripts, if set, keeps every run's transcript, whatever its
+	// outcome; its proposals name the incident, which names the transcript.
+	Transcripts TranscriptRecorder
 }
 
 var _ Planner = (*LLM)(nil)
@@ -130,6 +144,26 @@ const maxToolText = 32 << 10
 // error: the error is for a run that could not start or a model that could
 // not be reached.
 func (p *LLM) Plan(ctx context.Context, in Incident) (Result, error) {
+	res, err := p.plan(ctx, in)
+	if p.Transcripts == nil {
+		return res, err
+	}
+	// Kept even when the run's time ran out: a reviewer needs it most then.
+	raw, merr := json.Marshal(res)
+	if merr != nil {
+		return res, errors.Join(err, fmt.Errorf("failed to encode the transcript: %w", merr))
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	ref, perr := p.Transcripts.PublishTranscript(sctx, p.Agent, in.ID, raw)
+	if perr != nil {
+		return res, errors.Join(err, fmt.Errorf("failed to keep the transcript: %w", perr))
+	}
+	res.Stored = &ref
+	return res, err
+}
+
+func (p *LLM) plan(ctx context.Context, in Incident) (Result, error) {
 	timeout := p.IncidentTimeout
 	if timeout == 0 {
 		timeout = 5 * time.Minute

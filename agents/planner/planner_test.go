@@ -2,6 +2,7 @@ package planner_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"github.com/nats-io/nats.go/jetstream"
 	appsv1 "k8s.io/api/apps/v1"
 	authnv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -30,6 +32,7 @@ import (
 	"github.com/tendops/tend/agents/planner"
 	"github.com/tendops/tend/api/crds"
 	tendv1 "github.com/tendops/tend/api/v1alpha1"
+	"github.com/tendops/tend/bus"
 	"github.com/tendops/tend/controllers"
 	"github.com/tendops/tend/mcp"
 	"github.com/tendops/tend/policies"
@@ -49,6 +52,8 @@ type env struct {
 	admin client.Client
 	url   string
 	token string
+	// js holds the TRANSCRIPTS stream.
+	js jetstream.JetStream
 }
 
 // plantedLogs are what every container logged: an instruction planted for
@@ -176,7 +181,20 @@ func startEnv(t *testing.T) *env {
 	srv.Mount(mux, "/mcp")
 	ts := httptest.NewServer(mux)
 	t.Cleanup(ts.Close)
-	return &env{admin: admin, url: ts.URL + "/mcp", token: tr.Status.Token}
+	nats, err := bus.StartEmbedded(bus.EmbeddedOptions{StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nats.Shutdown)
+	nc, js, err := bus.Connect(t.Context(), nats.URL(), t.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	if err := bus.EnsureStreams(t.Context(), js, bus.StreamsConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	return &env{admin: admin, url: ts.URL + "/mcp", token: tr.Status.Token, js: js}
 }
 
 // planner returns a planner on provider's langchaingo client talking to m,
@@ -197,7 +215,8 @@ func (e *env) planner(t *testing.T, provider string, m *model, lim planner.Limit
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = tools.Close() })
-	return &planner.LLM{Model: llm, Tools: tools, Agent: "planner", Limits: lim, Prices: planner.Prices{InputPerMillion: 3, OutputPerMillion: 15}}
+	return &planner.LLM{Model: llm, Tools: tools, Agent: "planner", Limits: lim, Prices: planner.Prices{InputPerMillion: 3, OutputPerMillion: 15},
+		Transcripts: bus.NewTranscriptPublisher(e.js, "test")}
 }
 
 // unchanged checks the cluster is as startEnv made it: web and coredns at
@@ -251,4 +270,28 @@ func has(ss []string, sub string) bool {
 
 func fmtSeen(s seen) string {
 	return fmt.Sprintf("system: %s\n%s", s.System, strings.Join(s.Messages, "\n"))
+}
+
+// stored reads a transcript the planner kept on the bus.
+func (e *env) stored(t *testing.T, ref *bus.TranscriptRef) planner.Result {
+	t.Helper()
+	if ref == nil {
+		t.Fatal("the transcript was not kept")
+	}
+	s, err := e.js.Stream(t.Context(), bus.StreamTranscripts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, err := s.GetMsg(t.Context(), ref.Sequence)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if msg.Subject != ref.Subject {
+		t.Errorf("transcript on %s, ref says %s", msg.Subject, ref.Subject)
+	}
+	var res planner.Result
+	if err := json.Unmarshal(msg.Data, &res); err != nil {
+		t.Fatal(err)
+	}
+	return res
 }
