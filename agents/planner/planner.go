@@ -364,7 +364,7 @@ func (r *run) call(ctx context.Context, in Incident, call llms.ToolCall) string 
 	}
 	if strings.HasPrefix(name, "propose_") {
 		// The proposal names the incident whose transcript explains it.
-		obj["agent"] = fmt.Sprintf("%s incident %s", r.p.Agent, in.ID)
+		obj["agent"] = agentField(r.p.Agent, in.ID)
 	}
 	raw, _ := json.Marshal(obj)
 	key := name + " " + string(raw)
@@ -389,6 +389,16 @@ func (r *run) call(ctx context.Context, in Incident, call llms.ToolCall) string 
 		prefix = "Error (the tool refused; correct the call or do something else)"
 	}
 	return prefix + ":\n" + data(r.nonce, name, clip(out.Text))
+}
+
+// agentField is what a planner's proposals record as their agent: the
+// agent and the incident, within the field's 253 bytes.
+func agentField(agent, incident string) string {
+	s := agent + " incident " + incident
+	if len(s) > 253 {
+		s = strings.ToValidUTF8(s[:253], "")
+	}
+	return s
 }
 
 func isObject(s string) bool {
