@@ -7,6 +7,9 @@ import (
 	"testing"
 
 	"github.com/tendops/tend/agents/planner"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+
 	tendv1 "github.com/tendops/tend/api/v1alpha1"
 	"github.com/tendops/tend/bus"
 	"github.com/tendops/tend/mcp/wire"
@@ -37,9 +40,29 @@ func TestPlanner(t *testing.T) {
 					}
 					return reply{text: "Revision 3 of web cannot reach its database at start; proposed a rollback to revision 2."}
 				})
-				res, err := e.planner(t, provider, m, planner.Limits{MaxSteps: 10}).Plan(t.Context(), incident)
+				spans := tracetest.NewSpanRecorder()
+				p := e.planner(t, provider, m, planner.Limits{MaxSteps: 10})
+				p.Tracer, p.Provider, p.ModelName = sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(spans)).Tracer("tend"), provider, "scripted"
+				res, err := p.Plan(t.Context(), incident)
 				if err != nil {
 					t.Fatalf("Plan: %v", err)
+				}
+				// One span for the run, one per model call and one per tool
+				// call, with the gen_ai conventions' names and usage.
+				var names []string
+				var tokens int64
+				for _, s := range spans.Ended() {
+					names = append(names, s.Name())
+					for _, a := range s.Attributes() {
+						if a.Key == "gen_ai.usage.input_tokens" && s.Name() == "chat scripted" {
+							tokens += a.Value.AsInt64()
+						}
+					}
+				}
+				slices.Sort(names)
+				want := []string{"chat scripted", "chat scripted", "chat scripted", "execute_tool get_logs", "execute_tool get_resource", "execute_tool propose_rollback", "invoke_agent planner"}
+				if !slices.Equal(names, want) || tokens != 300 {
+					t.Errorf("spans %v with %d input tokens, want %v with 300", names, tokens, want)
 				}
 				if res.Outcome != planner.OutcomeFinished || !strings.Contains(res.Diagnosis, "rollback to revision 2") || res.Steps != 3 {
 					t.Errorf("result %s after %d steps: %q", res.Outcome, res.Steps, res.Diagnosis)

@@ -10,6 +10,10 @@ import (
 	"time"
 
 	"github.com/tmc/langchaingo/llms"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/tendops/tend/bus"
 	"github.com/tendops/tend/mcp/wire"
@@ -128,6 +132,11 @@ type LLM struct {
 	// Transcripts, if set, keeps every run's transcript, whatever its
 	// outcome; its proposals name the incident, which names the transcript.
 	Transcripts TranscriptRecorder
+	// Tracer, if set, records a span per run, model call and tool call,
+	// with OpenTelemetry's gen_ai semantic conventions. Provider and
+	// ModelName name the model in them.
+	Tracer              trace.Tracer
+	Provider, ModelName string
 }
 
 var _ Planner = (*LLM)(nil)
@@ -144,7 +153,26 @@ const maxToolText = 32 << 10
 // error: the error is for a run that could not start or a model that could
 // not be reached.
 func (p *LLM) Plan(ctx context.Context, in Incident) (Result, error) {
+	ctx, span := p.tracer().Start(ctx, "invoke_agent "+p.Agent, trace.WithSpanKind(trace.SpanKindInternal), trace.WithAttributes(
+		attribute.String("gen_ai.operation.name", "invoke_agent"),
+		attribute.String("gen_ai.agent.name", p.Agent),
+		attribute.String("gen_ai.conversation.id", in.ID),
+		attribute.String("gen_ai.provider.name", p.Provider),
+		attribute.String("gen_ai.request.model", p.ModelName),
+	))
 	res, err := p.plan(ctx, in)
+	span.SetAttributes(
+		attribute.String("tend.planner.outcome", string(res.Outcome)),
+		attribute.Int("tend.planner.steps", res.Steps),
+		attribute.Int("gen_ai.usage.input_tokens", res.Usage.InputTokens),
+		attribute.Int("gen_ai.usage.output_tokens", res.Usage.OutputTokens),
+	)
+	if err != nil {
+		span.SetStatus(codes.Error, err.Error())
+	} else if res.Outcome != OutcomeFinished {
+		span.SetStatus(codes.Error, res.Reason)
+	}
+	defer span.End()
 	if p.Transcripts == nil {
 		return res, err
 	}
@@ -235,6 +263,13 @@ func (p *LLM) plan(ctx context.Context, in Incident) (Result, error) {
 	}
 }
 
+func (p *LLM) tracer() trace.Tracer {
+	if p.Tracer == nil {
+		return noop.NewTracerProvider().Tracer("")
+	}
+	return p.Tracer
+}
+
 // run is the state of one Plan.
 type run struct {
 	p     *LLM
@@ -285,14 +320,34 @@ func (r *run) generate(ctx context.Context, messages []llms.MessageContent, defs
 	}
 	cctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	cctx, span := r.p.tracer().Start(cctx, "chat "+r.p.ModelName, trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(
+		attribute.String("gen_ai.operation.name", "chat"),
+		attribute.String("gen_ai.provider.name", r.p.Provider),
+		attribute.String("gen_ai.request.model", r.p.ModelName),
+		attribute.Int("gen_ai.request.max_tokens", maxOut),
+		attribute.String("gen_ai.conversation.id", r.res.Incident),
+	))
+	defer span.End()
 	resp, err := r.p.Model.GenerateContent(cctx, messages, llms.WithTools(defs), llms.WithMaxTokens(maxOut))
+	if err == nil && (resp == nil || len(resp.Choices) == 0) {
+		err = errors.New("the model returned no choice")
+	}
 	if err != nil {
+		span.SetStatus(codes.Error, err.Error())
 		return nil, err
 	}
-	if resp == nil || len(resp.Choices) == 0 {
-		return nil, errors.New("the model returned no choice")
-	}
 	u := usageOf(resp)
+	var finish []string
+	for _, c := range resp.Choices {
+		if c != nil && c.StopReason != "" && !slices.Contains(finish, c.StopReason) {
+			finish = append(finish, c.StopReason)
+		}
+	}
+	span.SetAttributes(
+		attribute.Int("gen_ai.usage.input_tokens", u.InputTokens),
+		attribute.Int("gen_ai.usage.output_tokens", u.OutputTokens),
+		attribute.StringSlice("gen_ai.response.finish_reasons", finish),
+	)
 	u.CostUSD = r.p.Prices.cost(u.InputTokens, u.OutputTokens)
 	r.res.Usage.add(u)
 	if r.p.Ledger != nil {
@@ -372,7 +427,17 @@ func (r *run) call(ctx context.Context, in Incident, call llms.ToolCall) string 
 		return refuse(fmt.Sprintf("you already made this exact call %d times; its answer will not change. Use what you learned, try something else, or finish with a diagnosis.", r.seen[key]))
 	}
 	r.seen[key]++
+	ctx, span := r.p.tracer().Start(ctx, "execute_tool "+name, trace.WithSpanKind(trace.SpanKindInternal), trace.WithAttributes(
+		attribute.String("gen_ai.operation.name", "execute_tool"),
+		attribute.String("gen_ai.tool.name", name),
+		attribute.String("gen_ai.tool.call.id", call.ID),
+		attribute.String("gen_ai.tool.type", "function"),
+	))
+	defer span.End()
 	out, err := r.p.Tools.CallTool(ctx, name, raw)
+	if err != nil || out.IsError {
+		span.SetStatus(codes.Error, "the tool refused or failed")
+	}
 	if err != nil {
 		r.log(Entry{Kind: "tool", Tool: name, Arguments: clip(string(raw)), Text: err.Error(), Error: true})
 		return "Error: the call did not reach the tool: " + wire.Clip(err.Error())
