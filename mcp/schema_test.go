@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/jsonschema-go/jsonschema"
 	authzv1 "k8s.io/api/authorization/v1"
 
 	tendv1 "github.com/tendops/tend/api/v1alpha1"
@@ -205,5 +206,55 @@ func TestOnlyImplementedToolsAreListed(t *testing.T) {
 	}
 	if len(tools) != len(tendv1.Catalogue)-3+7 {
 		t.Errorf("%d tools listed, want %d", len(tools), len(tendv1.Catalogue)-3+7)
+	}
+}
+
+// TestInputSchemasValidateArguments checks the schemas as a client that
+// validates before it calls would use them: valid arguments pass, and an
+// unknown argument, a value outside its enum and a number outside its
+// bounds fail, each in the schema itself.
+func TestInputSchemasValidateArguments(t *testing.T) {
+	srv, err := mcp.New(mcp.Options{Client: offlineClient(t), Authorizer: allowAll{}, Logs: &mcp.KubeLogs{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tools := listTools(t, srv)
+	for _, tc := range []struct {
+		tool, args string
+		valid      bool
+	}{
+		{wire.ToolProposeScaleWorkload, `{"namespace":"team","name":"web","replicas":0,"summary":"s","risk":"Low"}`, true},
+		{wire.ToolProposeScaleWorkload, `{"namespace":"team","name":"web","replicas":-1,"summary":"s"}`, false},
+		{wire.ToolProposeScaleWorkload, `{"namespace":"team","name":"web","replicas":1,"summary":"s","dryRun":true}`, false},
+		{wire.ToolProposeScaleWorkload, `{"namespace":"team","name":"web","replicas":1,"summary":"s","risk":"None"}`, false},
+		{wire.ToolProposeScaleWorkload, `{"namespace":"team","name":"web","replicas":1,"summary":"s","kind":"DaemonSet"}`, false},
+		{wire.ToolProposeScaleWorkload, `{"namespace":"Team!","name":"web","replicas":1,"summary":"s"}`, false},
+		{wire.ToolProposeScaleWorkload, `{"namespace":"team","name":"web","summary":"s"}`, false},
+		{wire.ToolProposePatchWorkload, `{"namespace":"team","name":"web","summary":"s","patch":[{"op":"add","path":"/spec/template/spec/containers/0/env/-","value":{"name":"A","value":"1"}}]}`, true},
+		{wire.ToolProposePatchWorkload, `{"namespace":"team","name":"web","summary":"s","kind":"CronJob","patch":[{"op":"replace","path":"/spec/x","value":null}]}`, true},
+		{wire.ToolProposePatchWorkload, `{"namespace":"team","name":"web","summary":"s","patch":[{"op":"move","path":"/spec/x","from":"/spec/y"}]}`, false},
+		{wire.ToolProposeSetResources, `{"namespace":"team","name":"web","container":"app","summary":"s","limits":{"memory":"1Gi"}}`, true},
+		{wire.ToolProposeSetResources, `{"namespace":"team","name":"web","container":"app","summary":"s","limits":{"gpu":"1"}}`, false},
+		{wire.ToolProposeDrainNode, `{"node":"node-1","summary":"s","gracePeriodSeconds":7200}`, false},
+		{wire.ToolGetResource, `{"apiVersion":"apps/v1","kind":"deploy","namespace":"team","name":"web"}`, true},
+		{wire.ToolGetLogs, `{"namespace":"team","pod":"web-1","tailLines":5000}`, false},
+		{wire.ToolListProposals, `{"namespace":"team","phase":"Succeeded"}`, true},
+		{wire.ToolListProposals, `{"namespace":"team","phase":"Done"}`, false},
+	} {
+		var s jsonschema.Schema
+		if err := json.Unmarshal(tools[tc.tool].InputSchema, &s); err != nil {
+			t.Fatalf("%s: %v", tc.tool, err)
+		}
+		resolved, err := s.Resolve(nil)
+		if err != nil {
+			t.Fatalf("%s: the input schema does not resolve: %v", tc.tool, err)
+		}
+		var args any
+		if err := json.Unmarshal([]byte(tc.args), &args); err != nil {
+			t.Fatal(err)
+		}
+		if err := resolved.Validate(args); (err == nil) != tc.valid {
+			t.Errorf("%s(%s): schema says %v, want valid=%v", tc.tool, tc.args, err, tc.valid)
+		}
 	}
 }
