@@ -86,7 +86,16 @@ func typed[A, R any](h func(context.Context, A) (R, error)) mcpserver.ToolHandle
 		if err != nil {
 			return mcpgo.NewToolResultError(err.Error()), nil
 		}
-		return mcpgo.NewToolResultStructuredOnly(res), nil
+		// Encoded once: the structured result, and the same JSON as text
+		// for clients that read only text.
+		b, err := json.Marshal(res)
+		if err != nil {
+			return mcpgo.NewToolResultError("failed to encode the result: " + err.Error()), nil
+		}
+		return &mcpgo.CallToolResult{
+			Content:           []mcpgo.Content{mcpgo.TextContent{Type: "text", Text: string(b)}},
+			StructuredContent: json.RawMessage(b),
+		}, nil
 	}
 }
 
