@@ -82,6 +82,8 @@ func ComponentPermissions(c Component, cluster, node string) (Permissions, error
 				"$JS.API.CONSUMER.CREATE."+t+".>", "$JS.API.CONSUMER.INFO."+t+".>",
 				"$JS.API.CONSUMER.MSG.NEXT."+t+".>", "$JS.ACK."+t+".>",
 				deadRoot+".>",
+				// The transcripts of its planner's runs, in its cluster.
+				transcriptsRoot+"."+cl+".>",
 			),
 			// Agents never act: no shim requests, no telemetry, proposal,
 			// audit or stream writes, no deleting consumers or messages.

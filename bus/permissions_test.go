@@ -98,8 +98,15 @@ func TestComponentPermissions(t *testing.T) {
 		return err == nil && info.State.Msgs == 1, err
 	})
 
+	// It stores its planner's transcripts, in its own cluster only.
+	ref, err := NewTranscriptPublisher(agentJS, "prod").PublishTranscript(t.Context(), "maintenance", "inc-1", []byte(`{"incident":"inc-1"}`))
+	if err != nil || ref.Subject != TranscriptSubject("prod", "maintenance", "inc-1") || ref.Sequence == 0 {
+		t.Errorf("the agent stores a transcript: %+v, %v", ref, err)
+	}
+
 	// What an agent must never do.
 	for _, subject := range []string{
+		TranscriptSubject("staging", "maintenance", "inc-1"),
 		ShimSubject("prod", "node-1", "restart-container"),
 		TelemetrySubject("prod", KindPod, "shop", "web"),
 		AuditSubject("prod"),

@@ -34,8 +34,9 @@ func TestEnsureStreams(t *testing.T) {
 		StreamProposals: {Subjects: []string{"tend.proposals.>"}, MaxAge: ProposalsMaxAge, MaxBytes: -1, Duplicates: time.Minute},
 		// AUDIT is created once (by startBus, with the default window) and
 		// never updated: no one changes the limits of the audit chain.
-		StreamAudit:      {Subjects: []string{"tend.audit.>"}, MaxBytes: -1, Duplicates: DefaultDuplicateWindow, DenyDelete: true},
-		StreamDeadLetter: {Subjects: []string{"tend.deadletter.>"}, MaxAge: DeadLetterMaxAge, MaxBytes: 64 << 20, Duplicates: time.Minute},
+		StreamAudit:       {Subjects: []string{"tend.audit.>"}, MaxBytes: -1, Duplicates: DefaultDuplicateWindow, DenyDelete: true},
+		StreamDeadLetter:  {Subjects: []string{"tend.deadletter.>"}, MaxAge: DeadLetterMaxAge, MaxBytes: 64 << 20, Duplicates: time.Minute},
+		StreamTranscripts: {Subjects: []string{"tend.transcripts.>"}, MaxAge: TranscriptsMaxAge, MaxBytes: 64 << 20, Duplicates: time.Minute},
 	}
 	for name, w := range want {
 		s, err := js.Stream(t.Context(), name)

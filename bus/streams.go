@@ -115,8 +115,8 @@ func telemetryPartitions(ctx context.Context, js jetstream.JetStream) (int, erro
 	return strconv.Atoi(m[1])
 }
 
-// EnsureStreams creates the TELEMETRY, PROPOSALS, AUDIT and DEADLETTER
-// streams, or updates them to cfg, and the runtime shim's stores
+// EnsureStreams creates the TELEMETRY, PROPOSALS, AUDIT, DEADLETTER and
+// TRANSCRIPTS streams, or updates them to cfg, and the runtime shim's stores
 // (EnsureShimStores). It is idempotent.
 func EnsureStreams(ctx context.Context, js jetstream.JetStream, cfg StreamsConfig) error {
 	cfg, err := cfg.withDefaults()
@@ -168,6 +168,18 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, cfg StreamsConfi
 		Retention:   jetstream.LimitsPolicy,
 		MaxAge:      DeadLetterMaxAge,
 		MaxBytes:    cfg.TelemetryMaxBytes,
+		Replicas:    cfg.Replicas,
+		Duplicates:  cfg.DuplicateWindow,
+	}, {
+		// What agents' LLM planner runs saw and did, for reviewers.
+		Name:        StreamTranscripts,
+		Description: "tend agents' planner transcripts",
+		Subjects:    []string{transcriptsRoot + ".>"},
+		Storage:     jetstream.FileStorage,
+		Retention:   jetstream.LimitsPolicy,
+		MaxAge:      TranscriptsMaxAge,
+		MaxBytes:    cfg.TelemetryMaxBytes,
+		MaxMsgSize:  MaxTranscriptSize + maxHeaderBytes,
 		Replicas:    cfg.Replicas,
 		Duplicates:  cfg.DuplicateWindow,
 	}}

@@ -14,6 +14,8 @@ const (
 	auditRoot     = "tend.audit"
 	shimRoot      = "tend.shim"
 	deadRoot      = "tend.deadletter"
+	// transcriptsRoot holds the transcripts of agents' planner runs.
+	transcriptsRoot = "tend.transcripts"
 )
 
 // telemetryTokens is the number of tokens of a telemetry subject as

@@ -12,6 +12,7 @@ import (
 
 	authnv1 "k8s.io/api/authentication/v1"
 	authzv1 "k8s.io/api/authorization/v1"
+	"k8s.io/apimachinery/pkg/util/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
@@ -40,19 +41,24 @@ type Authorizer interface {
 }
 
 // TokenReviewAuthenticator authenticates tokens with the API server's
-// TokenReview API and caches positive answers briefly.
+// TokenReview API and remembers the answers briefly, as the kube-apiserver's
+// webhook token authenticator does: a valid token for TTL, an invalid one
+// for DeniedTTL. A failure to ask is not remembered.
 type TokenReviewAuthenticator struct {
 	Client client.Client
-	// TTL of a cached positive review; 10s when zero.
+	// TTL of a cached positive review; 10s when zero, none when negative.
 	TTL time.Duration
+	// DeniedTTL of a cached negative review; 2s when zero (at most
+	// MaxDeniedTTL), none when negative.
+	DeniedTTL time.Duration
 
-	mu    sync.Mutex
-	cache map[[32]byte]cachedIdentity
+	once    sync.Once
+	answers *cache.LRUExpireCache
 }
 
-type cachedIdentity struct {
-	id      Identity
-	expires time.Time
+type tokenAnswer struct {
+	id  Identity
+	err error
 }
 
 var _ Authenticator = (*TokenReviewAuthenticator)(nil)
@@ -62,21 +68,25 @@ func (a *TokenReviewAuthenticator) Authenticate(ctx context.Context, token strin
 	if token == "" {
 		return Identity{}, ErrUnauthenticated
 	}
+	a.once.Do(func() { a.answers = cache.NewLRUExpireCache(authzCacheSize) })
 	key := sha256.Sum256([]byte(token))
-	now := time.Now()
-	a.mu.Lock()
-	if c, ok := a.cache[key]; ok && now.Before(c.expires) {
-		a.mu.Unlock()
-		return c.id, nil
+	if v, ok := a.answers.Get(key); ok {
+		ans := v.(tokenAnswer)
+		return ans.id, ans.err
 	}
-	a.mu.Unlock()
-
 	tr := &authnv1.TokenReview{Spec: authnv1.TokenReviewSpec{Token: token}}
 	if err := a.Client.Create(ctx, tr); err != nil {
 		return Identity{}, fmt.Errorf("failed to review token: %w", err)
 	}
 	if !tr.Status.Authenticated {
-		return Identity{}, fmt.Errorf("%w: %s", ErrUnauthenticated, tr.Status.Error)
+		err := fmt.Errorf("%w: %s", ErrUnauthenticated, tr.Status.Error)
+		if ttl := a.DeniedTTL; ttl >= 0 {
+			if ttl == 0 {
+				ttl = DefaultDeniedTTL
+			}
+			a.answers.Add(key, tokenAnswer{err: err}, min(ttl, MaxDeniedTTL))
+		}
+		return Identity{}, err
 	}
 	id := Identity{Username: tr.Status.User.Username, UID: tr.Status.User.UID, Groups: tr.Status.User.Groups}
 	if len(tr.Status.User.Extra) > 0 {
@@ -85,16 +95,12 @@ func (a *TokenReviewAuthenticator) Authenticate(ctx context.Context, token strin
 			id.Extra[k] = authzv1.ExtraValue(v)
 		}
 	}
-	ttl := a.TTL
-	if ttl == 0 {
-		ttl = 10 * time.Second
+	if ttl := a.TTL; ttl >= 0 {
+		if ttl == 0 {
+			ttl = 10 * time.Second
+		}
+		a.answers.Add(key, tokenAnswer{id: id}, ttl)
 	}
-	a.mu.Lock()
-	if a.cache == nil || len(a.cache) > 4096 {
-		a.cache = map[[32]byte]cachedIdentity{}
-	}
-	a.cache[key] = cachedIdentity{id: id, expires: now.Add(ttl)}
-	a.mu.Unlock()
 	return id, nil
 }
 
@@ -144,18 +150,21 @@ func IdentityFrom(ctx context.Context) (Identity, bool) {
 }
 
 // authenticate wraps an HTTP handler: no valid bearer token, no service.
-func authenticate(a Authenticator, next http.Handler) http.Handler {
+// The challenge points at the protected resource metadata (RFC 9728),
+// which says what kind of token to bring.
+func authenticate(a Authenticator, metadata func(*http.Request) string, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		challenge := fmt.Sprintf(`Bearer realm="tend", resource_metadata=%q`, metadata(r))
 		// The scheme is case-insensitive (RFC 6750, RFC 9110).
 		scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
 		if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) == "" {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="tend"`)
+			w.Header().Set("WWW-Authenticate", challenge)
 			http.Error(w, "missing bearer token", http.StatusUnauthorized)
 			return
 		}
 		id, err := a.Authenticate(r.Context(), strings.TrimSpace(token))
 		if err != nil {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="tend", error="invalid_token"`)
+			w.Header().Set("WWW-Authenticate", challenge+`, error="invalid_token"`)
 			status := http.StatusUnauthorized
 			if !errors.Is(err, ErrUnauthenticated) {
 				status = http.StatusServiceUnavailable

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -106,7 +107,7 @@ func BenchmarkMCPRawHTTP(b *testing.B) {
 	_, url := benchServer(b)
 	hc := &http.Client{}
 	get := func(int) {
-		resp, err := hc.Get(url + "/healthz")
+		resp, err := hc.Get(strings.TrimSuffix(url, "/mcp") + "/healthz")
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -42,7 +42,7 @@ var fuzzTools = []string{
 // offlineClient is a client that never reaches an API server: its REST
 // mapping comes from the scheme (so read tools resolve kinds) and its
 // address is unroutable. With denyAll, no tool gets as far as a request.
-func offlineClient(f *testing.F) client.WithWatch {
+func offlineClient(f testing.TB) client.WithWatch {
 	scheme := runtime.NewScheme()
 	if err := clientgoscheme.AddToScheme(scheme); err != nil {
 		f.Fatal(err)

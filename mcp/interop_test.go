@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tendops/tend/mcp"
 	"github.com/tendops/tend/mcp/wire"
 )
 
@@ -87,7 +88,7 @@ type toolResult struct {
 func TestTypeScriptSDKInterop(t *testing.T) {
 	dir := interopDir(t)
 	c := startCluster(t)
-	url := c.serve(t, 200*time.Millisecond)
+	url := c.serve(t, 200*time.Millisecond, func(o *mcp.Options) { o.ShimActions = true })
 
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()

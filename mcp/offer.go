@@ -13,6 +13,7 @@ import (
 	mcpgo "github.com/mark3labs/mcp-go/mcp"
 
 	tendv1 "github.com/tendops/tend/api/v1alpha1"
+	"github.com/tendops/tend/mcp/wire"
 )
 
 // offerTTL is how long the tools offered to one identity are remembered.
@@ -27,7 +28,25 @@ type offerCache struct {
 type offerEntry struct {
 	at      time.Time
 	allowed map[tendv1.Action]bool
+	// reads are the read tools with checks (readChecks) the identity may use.
+	reads map[string]bool
 }
+
+// readChecks are the rights that make a read tool of use to a caller: any
+// one of them, cluster-wide or in one of the namespaces tools are offered
+// for. A read tool of any kind (list_resources, get_resource, get_events,
+// get_telemetry) has none and is always offered; every call is checked on
+// its own whatever was offered.
+var readChecks = map[string]authzv1.ResourceAttributes{
+	wire.ToolGetLogs:         {Verb: "get", Resource: "pods", Subresource: "log"},
+	wire.ToolListProposals:   {Verb: "list", Group: tendv1.GroupVersion.Group, Resource: "proposals"},
+	wire.ToolGetProposal:     {Verb: "get", Group: tendv1.GroupVersion.Group, Resource: "proposals"},
+	wire.ToolExplainDecision: {Verb: "get", Group: tendv1.GroupVersion.Group, Resource: "proposals"},
+	wire.ToolGetPolicies:     {Verb: "list", Group: tendv1.GroupVersion.Group, Resource: "gatepolicies"},
+}
+
+// clusterOnly are the read tools whose resource is cluster-scoped.
+var clusterOnly = map[string]bool{wire.ToolGetPolicies: true}
 
 // offered filters tools/list: a caller is offered the propose tool of an
 // action only if it may propose that action, as the call itself is
@@ -35,29 +54,36 @@ type offerEntry struct {
 // proposals.tend.dev named by the action; proposals/cluster, cluster-wide,
 // for an action on cluster-scoped objects), cluster-wide or in one of
 // Options.ToolNamespaces. A role that lists actions as resourceNames so
-// narrows what an agent sees and may do. Read tools are always listed;
-// each call is still checked on its own.
+// narrows what an agent sees and may do. A read tool that needs a right
+// (readChecks) is offered to a caller that holds it somewhere it could use
+// it; each call is still checked on its own.
 func (s *Server) offered(ctx context.Context, tools []mcpgo.Tool) []mcpgo.Tool {
 	id, ok := IdentityFrom(ctx)
 	if !ok {
-		return slices.DeleteFunc(tools, func(t mcpgo.Tool) bool { return s.toolActions[t.Name] != "" })
+		return slices.DeleteFunc(tools, func(t mcpgo.Tool) bool {
+			_, checked := readChecks[t.Name]
+			return s.toolActions[t.Name] != "" || checked
+		})
 	}
-	allowed := s.allowedActions(ctx, id)
+	e := s.offer(ctx, id)
 	return slices.DeleteFunc(tools, func(t mcpgo.Tool) bool {
-		a := s.toolActions[t.Name]
-		return a != "" && !allowed[a]
+		if a := s.toolActions[t.Name]; a != "" {
+			return !e.allowed[a]
+		}
+		_, checked := readChecks[t.Name]
+		return checked && !e.reads[t.Name]
 	})
 }
 
-// allowedActions asks the authorizer, once per identity and offerTTL, which
-// actions id may propose.
-func (s *Server) allowedActions(ctx context.Context, id Identity) map[tendv1.Action]bool {
+// offer asks the authorizer, once per identity and offerTTL, which actions
+// id may propose and which read tools it may use.
+func (s *Server) offer(ctx context.Context, id Identity) offerEntry {
 	key := id.Username + "\n" + strings.Join(id.Groups, "\n")
 	now := time.Now()
 	s.offers.mu.Lock()
 	if e, ok := s.offers.entries[key]; ok && now.Sub(e.at) < offerTTL {
 		s.offers.mu.Unlock()
-		return e.allowed
+		return e
 	}
 	s.offers.mu.Unlock()
 
@@ -83,13 +109,28 @@ func (s *Server) allowedActions(ctx context.Context, id Identity) map[tendv1.Act
 			}
 		}
 	}
+	reads := map[string]bool{}
+	namespaces := append([]string{"", s.opts.ClusterProposalNamespace}, s.opts.ToolNamespaces...)
+	for name, attrs := range readChecks {
+		for _, ns := range namespaces {
+			if ns != "" && clusterOnly[name] {
+				break
+			}
+			attrs.Namespace = ns
+			if s.opts.Authorizer.Authorize(ctx, id, attrs) == nil {
+				reads[name] = true
+				break
+			}
+		}
+	}
+	e := offerEntry{at: now, allowed: allowed, reads: reads}
 	s.offers.mu.Lock()
 	defer s.offers.mu.Unlock()
 	if s.offers.entries == nil || len(s.offers.entries) > 1024 {
 		s.offers.entries = map[string]offerEntry{}
 	}
-	s.offers.entries[key] = offerEntry{at: now, allowed: allowed}
-	return allowed
+	s.offers.entries[key] = e
+	return e
 }
 
 // subresources are where proposing an action is checked: proposals for

@@ -2,6 +2,7 @@ package mcp
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/google/jsonschema-go/jsonschema"
 	mcpgo "github.com/mark3labs/mcp-go/mcp"
 	mcpserver "github.com/mark3labs/mcp-go/server"
 
@@ -31,23 +33,70 @@ type tool struct {
 // newPropose builds the propose tool of action, whose arguments are A. Its
 // description ends with what the action table says: the kinds it acts on,
 // whether a failed verification is undone, and whether it takes pods down.
+// Its schema lists, as an enum, the kinds the action acts on where the
+// arguments name a kind.
 func newPropose[A any, PA interface {
 	*A
 	wire.ProposeArgs
-}](s *Server, action tendv1.Action, name, desc string, destructive bool) tool {
+}](s *Server, action tendv1.Action, name, title, desc string, destructive bool) tool {
+	info, _ := tendv1.LookupAction(action)
 	t := mcpgo.NewTool(name,
+		mcpgo.WithToolTitle(title),
+		mcpgo.WithTitleAnnotation(title),
 		mcpgo.WithDescription(desc+" "+actionNotes(action)+" Creates a Proposal and returns the gate's decision (auto-approved, awaiting approval, or denied with reasons you can act on); it changes nothing by itself."),
-		mcpgo.WithInputSchema[A](),
-		mcpgo.WithOutputSchema[wire.ProposeResult](),
 		mcpgo.WithReadOnlyHintAnnotation(false),
 		mcpgo.WithDestructiveHintAnnotation(destructive),
 		mcpgo.WithIdempotentHintAnnotation(true),
 		mcpgo.WithOpenWorldHintAnnotation(false),
 	)
-	h := mcpgo.NewStructuredToolHandler(func(ctx context.Context, _ mcpgo.CallToolRequest, args A) (wire.ProposeResult, error) {
+	t.InputSchema.Type = ""
+	t.RawInputSchema = inputSchema[A](func(sc *jsonschema.Schema) {
+		if k := sc.Properties["kind"]; k != nil {
+			k.Enum = nil
+			for _, kind := range info.Kinds() {
+				k.Enum = append(k.Enum, kind)
+			}
+		}
+	})
+	t.RawOutputSchema = outputSchema[wire.ProposeResult]()
+	h := typed(func(ctx context.Context, args A) (wire.ProposeResult, error) {
 		return s.propose(ctx, PA(&args))
 	})
 	return tool{tool: t, handler: h, action: action}
+}
+
+// typed is a tool handler over typed arguments and results. The arguments
+// are decoded strictly (wire.Decode): an argument the tool does not take is
+// an error that names it, never silently dropped.
+func typed[A, R any](h func(context.Context, A) (R, error)) mcpserver.ToolHandlerFunc {
+	return func(ctx context.Context, req mcpgo.CallToolRequest) (*mcpgo.CallToolResult, error) {
+		raw := req.Params.RawArguments
+		if len(raw) == 0 && req.Params.Arguments != nil {
+			b, err := json.Marshal(req.Params.Arguments)
+			if err != nil {
+				return mcpgo.NewToolResultError("invalid arguments: they do not encode as JSON"), nil
+			}
+			raw = b
+		}
+		var args A
+		if err := wire.Decode(raw, &args); err != nil {
+			return mcpgo.NewToolResultError(err.Error()), nil
+		}
+		res, err := h(ctx, args)
+		if err != nil {
+			return mcpgo.NewToolResultError(err.Error()), nil
+		}
+		// Encoded once: the structured result, and the same JSON as text
+		// for clients that read only text.
+		b, err := json.Marshal(res)
+		if err != nil {
+			return mcpgo.NewToolResultError("failed to encode the result: " + err.Error()), nil
+		}
+		return &mcpgo.CallToolResult{
+			Content:           []mcpgo.Content{mcpgo.TextContent{Type: "text", Text: string(b)}},
+			StructuredContent: json.RawMessage(b),
+		}, nil
+	}
 }
 
 // actionNotes describes an action from the catalogue's table, for a tool's
@@ -82,35 +131,35 @@ func disruptionNote(info tendv1.ActionInfo) string {
 // proposeTools is the catalogue as tools.
 func (s *Server) proposeTools() []tool {
 	return []tool{
-		newPropose[wire.ProposeRollbackArgs](s, tendv1.ActionRollbackWorkload, wire.ToolProposeRollback,
+		newPropose[wire.ProposeRollbackArgs](s, tendv1.ActionRollbackWorkload, wire.ToolProposeRollback, "Propose a rollback",
 			"Propose rolling a Deployment back to an earlier revision (RollbackWorkload).", false),
-		newPropose[wire.RestartWorkloadArgs](s, tendv1.ActionRestartWorkload, wire.ToolProposeRestartWorkload,
+		newPropose[wire.RestartWorkloadArgs](s, tendv1.ActionRestartWorkload, wire.ToolProposeRestartWorkload, "Propose a rolling restart",
 			"Propose a rolling restart of a Deployment, StatefulSet or DaemonSet (RestartWorkload).", false),
-		newPropose[wire.ScaleWorkloadArgs](s, tendv1.ActionScaleWorkload, wire.ToolProposeScaleWorkload,
+		newPropose[wire.ScaleWorkloadArgs](s, tendv1.ActionScaleWorkload, wire.ToolProposeScaleWorkload, "Propose scaling a workload",
 			"Propose a new replica count for a Deployment or StatefulSet (ScaleWorkload).", true),
-		newPropose[wire.SetResourcesArgs](s, tendv1.ActionSetResources, wire.ToolProposeSetResources,
+		newPropose[wire.SetResourcesArgs](s, tendv1.ActionSetResources, wire.ToolProposeSetResources, "Propose container resources",
 			"Propose new requests and limits for one container of a workload's pod template (SetResources).", false),
-		newPropose[wire.PatchWorkloadArgs](s, tendv1.ActionPatchWorkload, wire.ToolProposePatchWorkload,
+		newPropose[wire.PatchWorkloadArgs](s, tendv1.ActionPatchWorkload, wire.ToolProposePatchWorkload, "Propose a workload patch",
 			"Propose a JSON patch of a workload's pod template or a Service (PatchWorkload). Only the catalogue's paths may be patched: containers' image, command, args, env, envFrom, ports and probes, nodeSelector, affinity and tolerations (of a CronJob, under its job template); a Service's selector and ports. Anything else is denied.", true),
-		newPropose[wire.EvictPodArgs](s, tendv1.ActionEvictPod, wire.ToolProposeEvictPod,
+		newPropose[wire.EvictPodArgs](s, tendv1.ActionEvictPod, wire.ToolProposeEvictPod, "Propose evicting a pod",
 			"Propose evicting a pod through the Eviction API, which honours PodDisruptionBudgets (EvictPod).", true),
-		newPropose[wire.ForceDeletePodArgs](s, tendv1.ActionForceDeletePod, wire.ToolProposeForceDeletePod,
+		newPropose[wire.ForceDeletePodArgs](s, tendv1.ActionForceDeletePod, wire.ToolProposeForceDeletePod, "Propose force-deleting a pod",
 			"Propose force-deleting a pod stuck terminating on an unreachable node (ForceDeletePod).", true),
-		newPropose[wire.CordonNodeArgs](s, tendv1.ActionCordonNode, wire.ToolProposeCordonNode,
+		newPropose[wire.CordonNodeArgs](s, tendv1.ActionCordonNode, wire.ToolProposeCordonNode, "Propose cordoning a node",
 			"Propose cordoning a node so no new pods are scheduled on it (CordonNode).", false),
-		newPropose[wire.UncordonNodeArgs](s, tendv1.ActionUncordonNode, wire.ToolProposeUncordonNode,
+		newPropose[wire.UncordonNodeArgs](s, tendv1.ActionUncordonNode, wire.ToolProposeUncordonNode, "Propose uncordoning a node",
 			"Propose uncordoning a node (UncordonNode).", false),
-		newPropose[wire.DrainNodeArgs](s, tendv1.ActionDrainNode, wire.ToolProposeDrainNode,
+		newPropose[wire.DrainNodeArgs](s, tendv1.ActionDrainNode, wire.ToolProposeDrainNode, "Propose draining a node",
 			"Propose draining a node: cordon it and evict its pods (DrainNode).", true),
-		newPropose[wire.RetryJobArgs](s, tendv1.ActionRetryJob, wire.ToolProposeRetryJob,
+		newPropose[wire.RetryJobArgs](s, tendv1.ActionRetryJob, wire.ToolProposeRetryJob, "Propose retrying a Job",
 			"Propose running a failed Job again (RetryJob).", false),
-		newPropose[wire.SetAutoscalerArgs](s, tendv1.ActionSetAutoscaler, wire.ToolProposeSetAutoscaler,
+		newPropose[wire.SetAutoscalerArgs](s, tendv1.ActionSetAutoscaler, wire.ToolProposeSetAutoscaler, "Propose autoscaler settings",
 			"Propose new bounds or a new CPU target for a HorizontalPodAutoscaler (SetAutoscaler).", false),
-		newPropose[wire.RestartContainerArgs](s, tendv1.ActionRestartContainer, wire.ToolProposeRestartContainer,
+		newPropose[wire.RestartContainerArgs](s, tendv1.ActionRestartContainer, wire.ToolProposeRestartContainer, "Propose restarting a container",
 			"Propose restarting one container in place, on its node through tend's runtime shim (RestartContainer).", true),
-		newPropose[wire.PruneImagesArgs](s, tendv1.ActionPruneImages, wire.ToolProposePruneImages,
+		newPropose[wire.PruneImagesArgs](s, tendv1.ActionPruneImages, wire.ToolProposePruneImages, "Propose pruning images",
 			"Propose pruning unused images on a node to free disk space (PruneImages).", false),
-		newPropose[wire.CollectDiagnosticsArgs](s, tendv1.ActionCollectDiagnostics, wire.ToolProposeCollectDiagnostics,
+		newPropose[wire.CollectDiagnosticsArgs](s, tendv1.ActionCollectDiagnostics, wire.ToolProposeCollectDiagnostics, "Propose collecting diagnostics",
 			"Propose collecting diagnostics (container state, recent logs, node state) from a pod or a node (CollectDiagnostics).", false),
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	authzv1 "k8s.io/api/authorization/v1"
@@ -19,7 +21,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/time/rate"
 
-	mcpgo "github.com/mark3labs/mcp-go/mcp"
 	mcpserver "github.com/mark3labs/mcp-go/server"
 
 	tendv1 "github.com/tendops/tend/api/v1alpha1"
@@ -42,8 +43,19 @@ type Options struct {
 	// Authenticator checks the bearer tokens of HTTP requests; nil refuses
 	// them all. ServeStdio needs none.
 	Authenticator Authenticator
-	// Authorizer checks every tool call.
+	// Authorizer checks every tool call. Its answers are cached (see
+	// CachingAuthorizer) for AuthorizedTTL and DeniedTTL.
 	Authorizer Authorizer
+	// AuthorizedTTL is how long an allowed answer is remembered, per
+	// identity and request; DefaultAuthorizedTTL when zero, none when
+	// negative. DeniedTTL is the same for a denied answer;
+	// DefaultDeniedTTL when zero, never more than MaxDeniedTTL.
+	AuthorizedTTL, DeniedTTL time.Duration
+	// Reader, if set, serves get_resource and list_resources from informers
+	// (see StartReadCache) for the kinds it caches, once the caller's
+	// access was checked; other reads, and objects it has not seen yet, go
+	// to the API server through Client.
+	Reader client.Reader
 	// DecisionWait bounds how long a propose tool waits for the gate; 10s
 	// when zero. A proposal not decided by then is returned as Pending.
 	DecisionWait time.Duration
@@ -83,6 +95,15 @@ type Options struct {
 	// Discovery, if set, resolves short resource names (deploy, po) for
 	// the read tools.
 	Discovery discovery.DiscoveryInterface
+	// ResourceURL is the MCP endpoint's canonical URL, as its protected
+	// resource metadata (RFC 9728) names it; when empty, the URL each
+	// request reached.
+	ResourceURL string
+	// ShimActions is true when the proposal controller carries out the
+	// actions the runtime shim performs on nodes (RestartContainer,
+	// PruneImages, CollectDiagnostics). Without it their tools are not
+	// offered: the gate would deny every such proposal as UnknownAction.
+	ShimActions bool
 	// Repeats, if set, receives a repeat for every proposal not created
 	// because an open one has the same fingerprint; the proposal controller
 	// counts them on the open one. *bus.RepeatPublisher implements it.
@@ -113,12 +134,19 @@ type Server struct {
 	// toolActions maps each propose tool to its action.
 	toolActions map[string]tendv1.Action
 	offers      offerCache
+	// mappings remembers the REST mappings of the kinds read tools were
+	// asked for, by spelling; mappingCount counts them.
+	mappings     sync.Map
+	mappingCount atomic.Int64
 }
 
 // New builds the server and registers its tools.
 func New(opts Options) (*Server, error) {
 	if opts.Client == nil || opts.Authorizer == nil {
 		return nil, errors.New("mcp: Client and Authorizer are required")
+	}
+	if _, cached := opts.Authorizer.(*CachingAuthorizer); !cached && (opts.AuthorizedTTL >= 0 || opts.DeniedTTL >= 0) {
+		opts.Authorizer = NewCachingAuthorizer(opts.Authorizer, opts.AuthorizedTTL, opts.DeniedTTL)
 	}
 	if opts.Authenticator == nil {
 		opts.Authenticator = refuseTokens{}
@@ -156,6 +184,9 @@ func New(opts Options) (*Server, error) {
 	)
 	s.toolActions = map[string]tendv1.Action{}
 	for _, t := range append(s.proposeTools(), s.readTools()...) {
+		if !s.implemented(t) {
+			continue
+		}
 		s.mcp.AddTool(t.tool, t.handler)
 		if t.action != "" {
 			s.toolActions[t.tool.Name] = t.action
@@ -172,11 +203,28 @@ func New(opts Options) (*Server, error) {
 	return s, nil
 }
 
+// implemented reports whether a tool can do its work on this server: a
+// propose tool whose action the controller carries out, a read tool whose
+// source is configured. The others are not listed, and so cannot be called.
+func (s *Server) implemented(t tool) bool {
+	if t.action != "" {
+		info, ok := tendv1.LookupAction(t.action)
+		return ok && (!info.Shim || s.opts.ShimActions)
+	}
+	switch t.tool.Name {
+	case wire.ToolGetLogs:
+		return s.opts.Logs != nil
+	case wire.ToolGetTelemetry:
+		return s.opts.Telemetry != nil
+	}
+	return true
+}
+
 // Handler is the HTTP handler for the MCP endpoint: every request is
 // authenticated before the MCP transport sees it.
 func (s *Server) Handler() http.Handler {
 	limit := s.opts.MaxRequestBytes
-	return authenticate(s.opts.Authenticator, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return authenticate(s.opts.Authenticator, s.metadataURL, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		r.Body = http.MaxBytesReader(w, r.Body, limit)
 		s.http.ServeHTTP(w, r)
 	}))
@@ -296,7 +344,7 @@ func (s *Server) awaitDecision(ctx context.Context, p *tendv1.Proposal) (*tendv1
 	}
 }
 
-func (s *Server) getProposal(ctx context.Context, _ mcpgo.CallToolRequest, args wire.GetProposalArgs) (wire.ProposalView, error) {
+func (s *Server) getProposal(ctx context.Context, args wire.GetProposalArgs) (wire.ProposalView, error) {
 	p, err := s.proposal(ctx, args)
 	if err != nil {
 		return wire.ProposalView{}, err

@@ -86,9 +86,12 @@ const (
 func startCluster(t testing.TB) *cluster {
 	t.Helper()
 	ctrllog.SetLogger(logr.Discard())
-	assets, err := filepath.Abs(filepath.Join("..", "bin"))
-	if err != nil {
-		t.Fatal(err)
+	assets := os.Getenv("TEND_BIN_DIR")
+	if assets == "" {
+		var err error
+		if assets, err = filepath.Abs(filepath.Join("..", "bin")); err != nil {
+			t.Fatal(err)
+		}
 	}
 	for _, b := range []string{"etcd", "kube-apiserver"} {
 		if _, err := os.Stat(filepath.Join(assets, b)); err != nil {
@@ -272,6 +275,13 @@ func (c *cluster) serve(t testing.TB, decisionWait time.Duration, configure ...f
 		// agent-a's rights are in team.
 		ToolNamespaces: []string{teamNS},
 	}
+	// Reads of the common kinds come from informers, as in tend's
+	// deployments.
+	reader, err := mcp.StartReadCache(t.Context(), c.env.Config, c.scheme, nil)
+	if err != nil {
+		t.Fatalf("StartReadCache: %v", err)
+	}
+	opts.Reader = reader
 	for _, f := range configure {
 		f(&opts)
 	}
@@ -282,11 +292,11 @@ func (c *cluster) serve(t testing.TB, decisionWait time.Duration, configure ...f
 	// The MCP endpoint, and a trivial handler on the same server for the
 	// raw HTTP reference of the benchmarks.
 	mux := http.NewServeMux()
-	mux.Handle("/", srv.Handler())
+	srv.Mount(mux, "/mcp")
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	ts := httptest.NewServer(mux)
 	t.Cleanup(ts.Close)
-	return ts.URL
+	return ts.URL + "/mcp"
 }
 
 // proposals returns the proposals in team with fingerprint fp.
@@ -522,15 +532,26 @@ func TestServer(t *testing.T) {
 			t.Errorf("expiresAt %v is not after creation %v", p.Spec.ExpiresAt, p.CreationTimestamp)
 		}
 
-		// Fields naming another proposer are not arguments and change nothing.
+		// Fields naming another proposer are not arguments: the call is
+		// refused, naming them. The agent's own name for itself is kept for
+		// the record and changes nothing.
 		raw := dialRaw(t, url, c.agentToken)
 		res2 := callTool(t, raw, wire.ToolProposeRollback, map[string]any{
 			"namespace": teamNS, "name": "web", "summary": "crash-looping", "fingerprint": "proposer-spoofed",
 			"agent": "system:admin", "proposer": map[string]any{"username": "system:admin", "groups": []string{"system:masters"}},
 			"username": "system:admin",
 		})
+		if !res2.IsError || !strings.Contains(resultText(res2), `unknown arguments "proposer", "username"`) {
+			t.Fatalf("propose_rollback with proposer fields: %s, want them refused by name", resultText(res2))
+		}
+		if got := c.proposals(t, "proposer-spoofed"); len(got) != 0 {
+			t.Fatalf("got %d proposals from a refused call", len(got))
+		}
+		res2 = callTool(t, raw, wire.ToolProposeRollback, map[string]any{
+			"namespace": teamNS, "name": "web", "summary": "crash-looping", "fingerprint": "proposer-spoofed", "agent": "system:admin",
+		})
 		if res2.IsError {
-			t.Fatalf("propose_rollback with extra fields: %s", resultText(res2))
+			t.Fatalf("propose_rollback naming itself system:admin: %s", resultText(res2))
 		}
 		spoofed := c.proposals(t, "proposer-spoofed")
 		if len(spoofed) != 1 {
@@ -808,6 +829,100 @@ func TestServer(t *testing.T) {
 		}
 		if diff := cmp.Diff(want, res); diff != "" {
 			t.Errorf("result (-want +got):\n%s", diff)
+		}
+	})
+
+	t.Run("an unknown argument is an error that names it, and nothing is proposed", func(t *testing.T) {
+		raw := dialRaw(t, url, c.agentToken)
+		args := map[string]any{"namespace": teamNS, "name": "web", "replicas": 0, "summary": "s", "fingerprint": "strict-dry-run", "dryRun": true}
+		res := callTool(t, raw, wire.ToolProposeScaleWorkload, args)
+		if !res.IsError || !strings.Contains(resultText(res), `unknown argument "dryRun"`) {
+			t.Errorf("propose_scale_workload with dryRun: %s, want an error naming dryRun", resultText(res))
+		}
+		res = callTool(t, raw, wire.ToolGetResource, map[string]any{"apiVersion": "apps/v1", "kind": "Deployment", "namespace": teamNS, "name": "web", "Name": "x"})
+		if !res.IsError || !strings.Contains(resultText(res), `unknown argument "Name"`) {
+			t.Errorf("get_resource with Name: %s, want an error naming it", resultText(res))
+		}
+		if got := c.proposals(t, "strict-dry-run"); len(got) != 0 {
+			t.Errorf("%d proposals made from a call with an unknown argument", len(got))
+		}
+	})
+
+	t.Run("explain_decision answers from the phase", func(t *testing.T) {
+		tools := dialTools(t, url, c.agentToken)
+		res, err := tools.ProposeRollback(t.Context(), rollbackArgs("explain-phase"))
+		if err != nil {
+			t.Fatalf("ProposeRollback: %v", err)
+		}
+		if err := c.decide(t.Context(), res.Name); err != nil {
+			t.Fatal(err)
+		}
+		raw := dialRaw(t, url, c.agentToken)
+		explain := func() wire.Explanation {
+			var e wire.Explanation
+			decode(t, callTool(t, raw, wire.ToolExplainDecision, wire.ExplainDecisionArgs{Namespace: teamNS, Name: res.Name}), &e)
+			return e
+		}
+		if e := explain(); e.Phase != string(tendv1.PhaseAwaitingApproval) || !strings.Contains(e.Advice, "Waiting for 1 human approval") {
+			t.Errorf("awaiting approval: %+v", e)
+		}
+		for _, tc := range []struct {
+			phase tendv1.Phase
+			want  string
+		}{
+			{tendv1.PhaseSucceeded, "Applied and verified"},
+			{tendv1.PhaseRolledBack, "undid it"},
+			{tendv1.PhaseExpired, "Expired"},
+		} {
+			err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+				p := &tendv1.Proposal{}
+				if err := c.admin.Get(t.Context(), client.ObjectKey{Namespace: teamNS, Name: res.Name}, p); err != nil {
+					return err
+				}
+				p.Status.Phase = tc.phase
+				return c.admin.Status().Update(t.Context(), p)
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			e := explain()
+			if e.Phase != string(tc.phase) || !strings.Contains(e.Advice, tc.want) || strings.Contains(e.Advice, "Waiting") {
+				t.Errorf("%s: %+v, want advice saying %q", tc.phase, e, tc.want)
+			}
+			if e.Outcome != string(tendv1.OutcomeRequireApproval) {
+				t.Errorf("%s: outcome %q, want the decision still shown", tc.phase, e.Outcome)
+			}
+		}
+	})
+
+	t.Run("the protected resource metadata describes the bearer-token scheme", func(t *testing.T) {
+		base := strings.TrimSuffix(url, "/mcp")
+		resp := post(t, url, "")
+		challenge := resp.Header.Get("WWW-Authenticate")
+		wantMeta := base + mcp.WellKnownProtectedResource + "/mcp"
+		if !strings.Contains(challenge, `resource_metadata="`+wantMeta+`"`) {
+			t.Errorf("challenge %q does not point at %s", challenge, wantMeta)
+		}
+		for _, u := range []string{wantMeta, base + mcp.WellKnownProtectedResource} {
+			r, err := http.Get(u)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var m mcp.ProtectedResourceMetadata
+			err = json.NewDecoder(r.Body).Decode(&m)
+			_ = r.Body.Close()
+			if err != nil || r.StatusCode != http.StatusOK {
+				t.Fatalf("GET %s: %d, %v", u, r.StatusCode, err)
+			}
+			want := mcp.ProtectedResourceMetadata{Resource: url, BearerMethodsSupported: []string{"header"}, ResourceName: m.ResourceName, ResourceDocumentation: mcp.DocumentationURL}
+			if diff := cmp.Diff(want, m); diff != "" || !strings.Contains(m.ResourceName, "TokenReview") {
+				t.Errorf("GET %s (-want +got):\n%s", u, diff)
+			}
+			// No authorization server: nothing sends a client into an
+			// interactive OAuth login.
+			if len(m.AuthorizationServers) != 0 {
+				t.Errorf("authorization servers %v", m.AuthorizationServers)
+			}
 		}
 	})
 

@@ -5,11 +5,13 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"strings"
 	"testing"
 	"time"
 
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/tendops/tend/bus"
 	"github.com/tendops/tend/mcp"
 )
 
@@ -18,6 +20,15 @@ import (
 // that user, and the user's own permissions bound every call.
 func TestStdioActsAsTheKubeconfigUser(t *testing.T) {
 	c := startCluster(t)
+	c.serve(t, time.Second) // starts the bus the stdio server reads telemetry from
+	pub := bus.NewPublisher(c.js, repeatCluster, "test")
+	if _, err := pub.Publish(t.Context(), &bus.Envelope{
+		ID:         "web/1",
+		Object:     bus.ObjectRef{Kind: bus.KindDeployment, Namespace: teamNS, Name: "web", UID: "u1"},
+		Deployment: &bus.DeploymentState{Replicas: 1},
+	}); err != nil {
+		t.Fatalf("publish telemetry: %v", err)
+	}
 	for _, tc := range []struct {
 		name, user, fingerprint string
 		allowed                 bool
@@ -44,6 +55,7 @@ func TestStdioActsAsTheKubeconfigUser(t *testing.T) {
 			srv, err := mcp.New(mcp.Options{
 				Client: uc, Authorizer: &mcp.SelfAuthorizer{Client: uc, Self: self},
 				DecisionWait: 100 * time.Millisecond, ToolNamespaces: []string{teamNS},
+				Telemetry: c.js, Cluster: repeatCluster,
 			})
 			if err != nil {
 				t.Fatal(err)
@@ -88,6 +100,15 @@ func TestStdioActsAsTheKubeconfigUser(t *testing.T) {
 			text, _ := json.Marshal(result["content"])
 			if tc.allowed == isErr {
 				t.Fatalf("propose_rollback as %s: %s", tc.user, text)
+			}
+			// Telemetry reaches a stdio client too, checked as the user's own
+			// right to get the object.
+			send(`{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"get_telemetry","arguments":{"kind":"deployment","namespace":"team","name":"web"}}}`)
+			tel, _ := recv()["result"].(map[string]any)
+			telText, _ := json.Marshal(tel)
+			telErr, _ := tel["isError"].(bool)
+			if tc.allowed == telErr || (tc.allowed && !strings.Contains(string(telText), `web/1`)) {
+				t.Errorf("get_telemetry as %s: %s", tc.user, telText)
 			}
 			made := c.proposals(t, tc.fingerprint)
 			if !tc.allowed {

@@ -148,7 +148,7 @@ func proposeToolsListed(t *testing.T, c *mcpclient.Client) []string {
 func TestToolSurface(t *testing.T) {
 	c := startCluster(t)
 	// Proposals for nodes land in team here, where agent-a may create them.
-	url := c.serve(t, 200*time.Millisecond, func(o *mcp.Options) { o.ClusterProposalNamespace = teamNS })
+	url := c.serve(t, 200*time.Millisecond, func(o *mcp.Options) { o.ClusterProposalNamespace, o.ShimActions = teamNS, true })
 	viewerToken := c.grantViewer(t, "viewer")
 
 	t.Run("every catalogue action has a propose tool and every tool is annotated", func(t *testing.T) {
@@ -180,8 +180,10 @@ func TestToolSurface(t *testing.T) {
 				t.Errorf("%s: description %q does not say, from the action table, what it acts on, its undo and its disruption", name, tool.Description)
 			}
 		}
-		for _, name := range []string{wire.ToolListResources, wire.ToolGetResource, wire.ToolGetEvents, wire.ToolGetLogs, wire.ToolGetTelemetry,
-			wire.ToolListProposals, wire.ToolGetProposal, wire.ToolExplainDecision, wire.ToolGetPolicies} {
+		// agent-a may read proposals, not pods' logs or the gate's policies:
+		// it is not offered those two.
+		for _, name := range []string{wire.ToolListResources, wire.ToolGetResource, wire.ToolGetEvents, wire.ToolGetTelemetry,
+			wire.ToolListProposals, wire.ToolGetProposal, wire.ToolExplainDecision} {
 			tool, ok := got[name]
 			if !ok {
 				t.Errorf("no tool %s", name)
@@ -191,8 +193,29 @@ func TestToolSurface(t *testing.T) {
 				t.Errorf("%s: readOnlyHint %v, want true", name, ro)
 			}
 		}
-		if len(got) != len(wantActions)+9 {
-			t.Errorf("%d tools, want %d", len(got), len(wantActions)+9)
+		for _, name := range []string{wire.ToolGetLogs, wire.ToolGetPolicies} {
+			if _, ok := got[name]; ok {
+				t.Errorf("%s offered to a caller without the right it needs", name)
+			}
+		}
+		if len(got) != len(wantActions)+7 {
+			t.Errorf("%d tools, want %d", len(got), len(wantActions)+7)
+		}
+		// A viewer of team and the policies is offered every read tool and
+		// no propose tool.
+		res, err = dialRaw(t, url, viewerToken).ListTools(t.Context(), mcpgo.ListToolsRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, tool := range res.Tools {
+			names = append(names, tool.Name)
+		}
+		slices.Sort(names)
+		want := []string{wire.ToolExplainDecision, wire.ToolGetEvents, wire.ToolGetLogs, wire.ToolGetPolicies, wire.ToolGetProposal,
+			wire.ToolGetResource, wire.ToolGetTelemetry, wire.ToolListProposals, wire.ToolListResources}
+		if diff := cmp.Diff(want, names); diff != "" {
+			t.Errorf("viewer's tools (-want +got):\n%s", diff)
 		}
 	})
 
@@ -411,26 +434,33 @@ func TestToolSurface(t *testing.T) {
 			wire.ToolListResources: wire.ListResourcesArgs{APIVersion: "v1", Kind: "Pod", Namespace: teamNS},
 			wire.ToolGetEvents:     wire.GetEventsArgs{Namespace: teamNS, Kind: "Pod", Name: "api-0"},
 			wire.ToolGetTelemetry:  wire.GetTelemetryArgs{Kind: "pod", Namespace: teamNS, Name: "api-0"},
-			wire.ToolGetPolicies:   wire.GetPoliciesArgs{},
 		} {
 			res := callTool(t, raw, name, args)
 			if !res.IsError || !strings.Contains(resultText(res), "forbidden") {
 				t.Errorf("%s as reader: %s, want forbidden", name, resultText(res))
 			}
 		}
+		// A tool that needs a right the reader holds nowhere is not offered,
+		// and cannot be called.
+		req := mcpgo.CallToolRequest{}
+		req.Params.Name, req.Params.Arguments = wire.ToolGetPolicies, wire.GetPoliciesArgs{}
+		if res, err := raw.CallTool(t.Context(), req); err == nil {
+			t.Errorf("get_policies as reader: %s, want it unknown", resultText(res))
+		}
 	})
 
 	t.Run("each identity has its own rate limit", func(t *testing.T) {
 		limited := c.serve(t, time.Second, func(o *mcp.Options) { o.RateLimit, o.Burst = 0.01, 3 })
-		args := wire.ListProposalsArgs{Namespace: teamNS}
+		// The reader may get proposals: it is offered get_proposal.
+		args := wire.GetProposalArgs{Namespace: teamNS, Name: "none"}
 		reader := dialRaw(t, limited, c.readerToken)
 		for i := range 3 {
-			if res := callTool(t, reader, wire.ToolListProposals, args); res.IsError && strings.Contains(resultText(res), "rate limited") {
+			if res := callTool(t, reader, wire.ToolGetProposal, args); res.IsError && strings.Contains(resultText(res), "rate limited") {
 				t.Fatalf("call %d within the burst was rate limited", i+1)
 			}
 		}
 		before := rateLimited(t)
-		res := callTool(t, reader, wire.ToolListProposals, args)
+		res := callTool(t, reader, wire.ToolGetProposal, args)
 		if !res.IsError || !strings.Contains(resultText(res), "rate limited") || !strings.Contains(resultText(res), readerSA) {
 			t.Errorf("fourth call: %s, want rate limited", resultText(res))
 		}
@@ -438,7 +468,7 @@ func TestToolSurface(t *testing.T) {
 			t.Errorf("tend_mcp_rate_limited_total went from %v to %v, want one more", before, after)
 		}
 		// Another identity is not affected.
-		if res := callTool(t, dialRaw(t, limited, viewerToken), wire.ToolListProposals, args); res.IsError {
+		if res := callTool(t, dialRaw(t, limited, viewerToken), wire.ToolGetProposal, args); strings.Contains(resultText(res), "rate limited") {
 			t.Errorf("another identity: %s", resultText(res))
 		}
 	})

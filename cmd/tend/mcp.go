@@ -9,10 +9,12 @@ import (
 	"os"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	tendv1 "github.com/tendops/tend/api/v1alpha1"
@@ -30,6 +32,9 @@ type mcpOptions struct {
 	stdio             bool
 	listen            string
 	natsURL           string
+	shimActions       bool
+	natsKey           string
+	workDir           string
 	cluster           string
 	systemNamespace   string
 	redactEnv         bool
@@ -38,6 +43,10 @@ type mcpOptions struct {
 	burst             int
 	decisionWait      time.Duration
 	toolNamespaces    []string
+	authzTTL          time.Duration
+	deniedTTL         time.Duration
+	tokenTTL          time.Duration
+	readCache         bool
 }
 
 func (o *mcpOptions) Validate() error {
@@ -48,6 +57,8 @@ func (o *mcpOptions) Validate() error {
 		return errors.New("--rate-limit and --burst must be positive")
 	case o.decisionWait <= 0:
 		return errors.New("--decision-wait must be positive")
+	case o.deniedTTL > mcp.MaxDeniedTTL:
+		return fmt.Errorf("--authz-denied-ttl is at most %s: a caller just granted a right is not refused longer", mcp.MaxDeniedTTL)
 	}
 	return nil
 }
@@ -94,14 +105,21 @@ stream, and repeats of open proposals are published for the controller to count.
 	f := cmd.Flags()
 	f.BoolVar(&o.stdio, "stdio", false, "serve one user over standard input and output")
 	f.StringVar(&o.listen, "listen", "", "serve streamable HTTP on this address, at /mcp (health at /healthz, metrics at /metrics)")
-	f.StringVar(&o.natsURL, "nats-url", "", "NATS server with tend's streams, for telemetry and repeat counting")
+	f.StringVar(&o.natsURL, "nats-url", "", "NATS server with tend's streams, for telemetry and repeat counting (default with --stdio: the local stack's, when the kubeconfig reaches its cluster)")
+	f.StringVar(&o.natsKey, "nats-nkey", "", "file with the nkey seed to connect to NATS as (default with the local stack's NATS: its MCP server's)")
+	f.StringVar(&o.workDir, "work-dir", ".tend", "work dir of the local stack started by `tend up`, whose NATS --stdio reads telemetry from")
 	f.StringVar(&o.cluster, "cluster", "local", "cluster name on the bus")
 	f.StringVar(&o.systemNamespace, "system-namespace", localstack.SystemNamespace, "tend's namespace: gate state, and proposals for cluster-scoped targets such as nodes")
+	f.BoolVar(&o.shimActions, "shim-actions", false, "offer the node actions' propose tools (RestartContainer, PruneImages, CollectDiagnostics): set when the runtime shim runs on the nodes and the controller has its signing key")
 	f.BoolVar(&o.redactEnv, "redact-env-values", false, "redact the literal value of every container env var in read results")
 	f.BoolVar(&o.redactAnnotations, "redact-annotations", false, "redact every annotation value in read results")
 	f.Float64Var(&o.rateLimit, "rate-limit", 5, "tool calls per second each caller may make, sustained")
 	f.IntVar(&o.burst, "burst", 20, "tool calls each caller may make at once")
 	f.DurationVar(&o.decisionWait, "decision-wait", 10*time.Second, "how long a propose tool waits for the gate's decision before returning Pending")
+	f.DurationVar(&o.authzTTL, "authz-ttl", mcp.DefaultAuthorizedTTL, "how long an allowed authorization answer is remembered per caller and request (negative: never)")
+	f.DurationVar(&o.deniedTTL, "authz-denied-ttl", mcp.DefaultDeniedTTL, "how long a denied authorization answer is remembered (negative: never; at most 5s)")
+	f.DurationVar(&o.tokenTTL, "token-ttl", 10*time.Second, "how long a reviewed bearer token's identity is remembered (--listen; negative: never)")
+	f.BoolVar(&o.readCache, "read-cache", true, "with --listen, serve reads of common kinds (pods, nodes, workloads, jobs, services, autoscalers, budgets) from informers; needs list and watch on them cluster-wide")
 	f.StringSliceVar(&o.toolNamespaces, "tool-namespaces", nil, "namespaces, besides cluster-wide rights, where a caller's right to propose an action offers it that action's tool (default with --stdio: the kubeconfig context's namespace)")
 	return cmd
 }
@@ -130,9 +148,28 @@ func runMCP(ctx context.Context, o *mcpOptions) error {
 		Cluster:                  o.cluster,
 		ClusterProposalNamespace: o.systemNamespace,
 		ToolNamespaces:           o.toolNamespaces,
+		ShimActions:              o.shimActions,
+		AuthorizedTTL:            o.authzTTL,
+		DeniedTTL:                o.deniedTTL,
+	}
+	if o.readCache && !o.stdio {
+		// One user over stdio may not list and watch cluster-wide; its
+		// reads go to the API server.
+		if opts.Reader, err = mcp.StartReadCache(ctx, cfg, localstack.Scheme(), nil); err != nil {
+			return err
+		}
+	}
+	if o.stdio && o.natsURL == "" {
+		o.fromLocalStack(cfg.Host)
 	}
 	if o.natsURL != "" {
-		nc, js, err := bus.Connect(ctx, o.natsURL, "tend-mcp")
+		var extra []nats.Option
+		if o.natsKey != "" {
+			if extra, err = (bus.Auth{NKeySeedFile: o.natsKey}).Options(); err != nil {
+				return err
+			}
+		}
+		nc, js, err := bus.Connect(ctx, o.natsURL, "tend-mcp", extra...)
 		if err != nil {
 			return err
 		}
@@ -160,7 +197,7 @@ func runMCP(ctx context.Context, o *mcpOptions) error {
 		fmt.Fprintf(os.Stderr, "tend MCP server on stdio, acting for %s\n", self.Username)
 		return srv.ServeStdio(ctx, self, os.Stdin, os.Stdout)
 	}
-	opts.Authenticator = &mcp.TokenReviewAuthenticator{Client: c}
+	opts.Authenticator = &mcp.TokenReviewAuthenticator{Client: c, TTL: o.tokenTTL, DeniedTTL: min(o.deniedTTL, mcp.MaxDeniedTTL)}
 	opts.Authorizer = &mcp.SubjectAccessReviewAuthorizer{Client: c}
 	srv, err := mcp.New(opts)
 	if err != nil {
@@ -171,7 +208,7 @@ func runMCP(ctx context.Context, o *mcpOptions) error {
 		return fmt.Errorf("failed to listen on %s: %w", o.listen, err)
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/mcp", srv.Handler())
+	srv.Mount(mux, "/mcp")
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	reg := prometheus.NewRegistry()
 	if err := mcp.Register(reg); err != nil {
@@ -190,6 +227,29 @@ func runMCP(ctx context.Context, o *mcpOptions) error {
 		defer cancel()
 		return hs.Shutdown(sctx)
 	}
+}
+
+// fromLocalStack takes the NATS server, key and cluster name of the local
+// stack running in the work dir, if the kubeconfig reaches that stack's API
+// server (apiHost): a desktop client's `tend mcp --stdio` then reads
+// telemetry without more flags. Against any other cluster it does nothing.
+func (o *mcpOptions) fromLocalStack(apiHost string) {
+	info, err := localstack.ReadInfo(o.workDir)
+	if err != nil || info.NATSURL == "" {
+		return
+	}
+	stack, err := clientcmd.BuildConfigFromFlags("", info.Kubeconfig)
+	if err != nil || stack.Host != apiHost {
+		return
+	}
+	o.natsURL = info.NATSURL
+	if o.natsKey == "" {
+		o.natsKey = info.MCPKeyFile
+	}
+	if o.cluster == "local" && info.Cluster != "" {
+		o.cluster = info.Cluster
+	}
+	fmt.Fprintf(os.Stderr, "Reading telemetry from the local stack's NATS at %s\n", o.natsURL)
 }
 
 // policyGuards reports the guards as the controller would apply them: the

@@ -116,6 +116,10 @@ type Stack struct {
 	// (tend audit) to connect to the embedded server; empty when attached
 	// to an existing NATS server.
 	NATSKeyFile string
+	// MCPKeyFile holds the MCP server's nkey seed, so that `tend mcp
+	// --stdio` reads telemetry as the MCP server does; empty when attached
+	// to an existing NATS server.
+	MCPKeyFile string
 	// AuditPublicKey is the public half of the key the controller signs the
 	// audit chain with.
 	AuditPublicKey ed25519.PublicKey
@@ -247,6 +251,9 @@ func Start(ctx context.Context, opts Options) (st *Stack, err error) {
 		if err := ids.writeShimSeeds(filepath.Join(opts.WorkDir, "nats-keys")); err != nil {
 			return nil, err
 		}
+		if s.MCPKeyFile, err = ids.writeSeed(filepath.Join(opts.WorkDir, "nats-keys"), bus.ComponentMCP); err != nil {
+			return nil, err
+		}
 		progress("NATS with JetStream listening on %s (nkey authentication, one identity per component)", s.NATSURL)
 	} else {
 		progress("Attaching to NATS at %s", s.NATSURL)
@@ -292,8 +299,10 @@ type Info struct {
 	NATSURL    string `json:"natsURL"`
 	// NATSKeyFile is the audit reader's nkey seed for the embedded server.
 	NATSKeyFile string `json:"natsKeyFile,omitempty"`
-	MCPURL      string `json:"mcpURL"`
-	Cluster     string `json:"cluster"`
+	// MCPKeyFile is the MCP server's nkey seed for the embedded server.
+	MCPKeyFile string `json:"mcpKeyFile,omitempty"`
+	MCPURL     string `json:"mcpURL"`
+	Cluster    string `json:"cluster"`
 	// AuditPublicKey is the public half of the audit key (base64).
 	AuditPublicKey string `json:"auditPublicKey"`
 	// ShimControllerKey is the public nkey runtime shims trust
@@ -318,7 +327,7 @@ func ReadInfo(workDir string) (Info, error) {
 }
 
 func (s *Stack) writeInfo(workDir string) error {
-	b, err := json.MarshalIndent(Info{Kubeconfig: s.Kubeconfig, NATSURL: s.NATSURL, NATSKeyFile: s.NATSKeyFile, MCPURL: s.MCPURL,
+	b, err := json.MarshalIndent(Info{Kubeconfig: s.Kubeconfig, NATSURL: s.NATSURL, NATSKeyFile: s.NATSKeyFile, MCPKeyFile: s.MCPKeyFile, MCPURL: s.MCPURL,
 		Cluster: s.ClusterName, AuditPublicKey: bus.EncodeAuditPublicKey(s.AuditPublicKey), ShimControllerKey: s.ShimControllerKey}, "", "  ")
 	if err != nil {
 		return err
@@ -511,7 +520,16 @@ func (s *Stack) startComponents(ctx context.Context, opts Options, scheme *runti
 	if err != nil {
 		return fmt.Errorf("failed to create MCP server discovery client: %w", err)
 	}
+	// Reads of the common kinds are served from informers; the stack's
+	// teardown stops them.
+	readCtx, stopReads := context.WithCancel(context.Background())
+	s.cleanup = append(s.cleanup, stopReads)
+	reader, err := mcp.StartReadCache(readCtx, s.as(MCPAccount), scheme, nil)
+	if err != nil {
+		return err
+	}
 	srv, err := mcp.New(mcp.Options{
+		Reader:                   reader,
 		Client:                   wc,
 		Authenticator:            &mcp.TokenReviewAuthenticator{Client: wc},
 		Authorizer:               &mcp.SubjectAccessReviewAuthorizer{Client: wc},
@@ -523,6 +541,8 @@ func (s *Stack) startComponents(ctx context.Context, opts Options, scheme *runti
 		Logs:                     &mcp.KubeLogs{Clientset: kubernetes.NewForConfigOrDie(s.as(MCPAccount))},
 		Guards:                   &guardReader{client: wc, gate: gate},
 		ClusterProposalNamespace: SystemNamespace,
+		// The controller runs the node actions through the runtime shims.
+		ShimActions: true,
 	})
 	if err != nil {
 		return err
@@ -532,7 +552,7 @@ func (s *Stack) startComponents(ctx context.Context, opts Options, scheme *runti
 		return fmt.Errorf("failed to listen for MCP on %s: %w", opts.MCPAddr, err)
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/mcp", srv.Handler())
+	srv.Mount(mux, "/mcp")
 	httpSrv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	s.MCPURL = "http://" + ln.Addr().String() + "/mcp"
 	go func() {

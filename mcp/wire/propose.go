@@ -43,30 +43,30 @@ const (
 
 // Common are the arguments every propose tool takes besides its action's own.
 type Common struct {
-	Summary     string         `json:"summary" jsonschema:"what you observed, in one or two sentences (required)"`
-	Rationale   string         `json:"rationale,omitempty" jsonschema:"why this change should fix it"`
-	Risk        string         `json:"risk,omitempty" jsonschema:"your risk assessment: Low, Medium or High (default Medium)"`
-	Telemetry   []TelemetryRef `json:"telemetry,omitempty" jsonschema:"telemetry messages that support the proposal (at most 32)"`
-	Fingerprint string         `json:"fingerprint,omitempty" jsonschema:"identifies the same proposal across repeats; derived from the action, target and change when empty"`
-	Agent       string         `json:"agent,omitempty" jsonschema:"name of the calling agent, for the record"`
+	Summary     string         `json:"summary" jsonschema:"what you observed, in one or two sentences" schema:"maxLength=4096"`
+	Rationale   string         `json:"rationale,omitempty" jsonschema:"why this change should fix it" schema:"maxLength=4096"`
+	Risk        string         `json:"risk,omitempty" jsonschema:"your risk assessment (default Medium)" schema:"enum=Low|Medium|High"`
+	Telemetry   []TelemetryRef `json:"telemetry,omitempty" jsonschema:"telemetry messages that support the proposal (at most 32)" schema:"maxItems=32"`
+	Fingerprint string         `json:"fingerprint,omitempty" jsonschema:"identifies the same proposal across repeats; derived from the action, target and change when empty" schema:"maxLength=128"`
+	Agent       string         `json:"agent,omitempty" jsonschema:"name of the calling agent, for the record" schema:"maxLength=253"`
 }
 
 // WorkloadArgs name a workload: a Deployment, StatefulSet or DaemonSet.
 type WorkloadArgs struct {
-	Namespace string `json:"namespace" jsonschema:"namespace of the workload"`
-	Kind      string `json:"kind,omitempty" jsonschema:"Deployment (the default), StatefulSet or DaemonSet"`
-	Name      string `json:"name" jsonschema:"name of the workload"`
+	Namespace string `json:"namespace" jsonschema:"namespace of the workload" schema:"format=dns-label"`
+	Kind      string `json:"kind,omitempty" jsonschema:"kind of the workload (default Deployment)"`
+	Name      string `json:"name" jsonschema:"name of the workload" schema:"format=dns-name"`
 }
 
 // PodArgs name a pod.
 type PodArgs struct {
-	Namespace string `json:"namespace" jsonschema:"namespace of the pod"`
-	Pod       string `json:"pod" jsonschema:"name of the pod"`
+	Namespace string `json:"namespace" jsonschema:"namespace of the pod" schema:"format=dns-label"`
+	Pod       string `json:"pod" jsonschema:"name of the pod" schema:"format=dns-name"`
 }
 
 // NodeArgs name a node.
 type NodeArgs struct {
-	Node string `json:"node" jsonschema:"name of the node"`
+	Node string `json:"node" jsonschema:"name of the node" schema:"format=dns-name"`
 }
 
 // RestartWorkloadArgs are the arguments of propose_restart_workload.
@@ -78,37 +78,37 @@ type RestartWorkloadArgs struct {
 // ScaleWorkloadArgs are the arguments of propose_scale_workload.
 type ScaleWorkloadArgs struct {
 	WorkloadArgs
-	Replicas *int32 `json:"replicas" jsonschema:"the desired replica count (required)"`
+	Replicas *int32 `json:"replicas" jsonschema:"the desired replica count" schema:"min=0,max=10000"`
 	Common
 }
 
 // SetResourcesArgs are the arguments of propose_set_resources.
 type SetResourcesArgs struct {
 	WorkloadArgs
-	Container string            `json:"container" jsonschema:"name of the container in the pod template"`
-	Requests  map[string]string `json:"requests,omitempty" jsonschema:"new requests by resource, e.g. {\"cpu\": \"250m\", \"memory\": \"256Mi\"}"`
-	Limits    map[string]string `json:"limits,omitempty" jsonschema:"new limits by resource, e.g. {\"memory\": \"512Mi\"}"`
+	Container string            `json:"container" jsonschema:"name of the container in the pod template" schema:"format=dns-label"`
+	Requests  map[string]string `json:"requests,omitempty" jsonschema:"new requests by resource, e.g. {\"cpu\": \"250m\", \"memory\": \"256Mi\"}" schema:"keys=cpu|memory|ephemeral-storage"`
+	Limits    map[string]string `json:"limits,omitempty" jsonschema:"new limits by resource, e.g. {\"memory\": \"512Mi\"}" schema:"keys=cpu|memory|ephemeral-storage"`
 	Common
 }
 
 // PatchOp is one RFC 6902 operation.
 type PatchOp struct {
-	Op    string          `json:"op" jsonschema:"add, remove, replace or test"`
-	Path  string          `json:"path" jsonschema:"JSON pointer under /spec, e.g. /spec/template/spec/containers/0/env/-"`
-	Value json.RawMessage `json:"value,omitempty" jsonschema:"the JSON value for add, replace and test"`
+	Op    string          `json:"op" jsonschema:"the operation" schema:"enum=add|remove|replace|test"`
+	Path  string          `json:"path" jsonschema:"JSON pointer under /spec, e.g. /spec/template/spec/containers/0/env/-" schema:"maxLength=512"`
+	Value json.RawMessage `json:"value,omitempty" jsonschema:"the value for add, replace and test: any JSON value (a string, number, boolean, object, array or null)"`
 }
 
 // PatchWorkloadArgs are the arguments of propose_patch_workload.
 type PatchWorkloadArgs struct {
 	WorkloadArgs
-	Patch []PatchOp `json:"patch" jsonschema:"the JSON patch (at most 64 operations, paths under /spec only)"`
+	Patch []PatchOp `json:"patch" jsonschema:"the JSON patch (at most 64 operations, paths under /spec only)" schema:"maxItems=64"`
 	Common
 }
 
 // EvictPodArgs are the arguments of propose_evict_pod.
 type EvictPodArgs struct {
 	PodArgs
-	GracePeriodSeconds *int64 `json:"gracePeriodSeconds,omitempty" jsonschema:"overrides the pod's termination grace period"`
+	GracePeriodSeconds *int64 `json:"gracePeriodSeconds,omitempty" jsonschema:"overrides the pod's termination grace period" schema:"min=0,max=3600"`
 	Common
 }
 
@@ -142,42 +142,42 @@ type PruneImagesArgs struct {
 // DrainNodeArgs are the arguments of propose_drain_node.
 type DrainNodeArgs struct {
 	NodeArgs
-	GracePeriodSeconds *int64 `json:"gracePeriodSeconds,omitempty" jsonschema:"overrides each pod's termination grace period"`
-	TimeoutSeconds     *int64 `json:"timeoutSeconds,omitempty" jsonschema:"bounds the whole drain"`
+	GracePeriodSeconds *int64 `json:"gracePeriodSeconds,omitempty" jsonschema:"overrides each pod's termination grace period" schema:"min=0,max=3600"`
+	TimeoutSeconds     *int64 `json:"timeoutSeconds,omitempty" jsonschema:"bounds the whole drain" schema:"min=1,max=86400"`
 	Common
 }
 
 // RetryJobArgs are the arguments of propose_retry_job.
 type RetryJobArgs struct {
-	Namespace string `json:"namespace" jsonschema:"namespace of the Job"`
-	Name      string `json:"name" jsonschema:"name of the failed Job"`
+	Namespace string `json:"namespace" jsonschema:"namespace of the Job" schema:"format=dns-label"`
+	Name      string `json:"name" jsonschema:"name of the failed Job" schema:"format=dns-name"`
 	Common
 }
 
 // SetAutoscalerArgs are the arguments of propose_set_autoscaler.
 type SetAutoscalerArgs struct {
-	Namespace            string `json:"namespace" jsonschema:"namespace of the HorizontalPodAutoscaler"`
-	Name                 string `json:"name" jsonschema:"name of the HorizontalPodAutoscaler"`
-	MinReplicas          *int32 `json:"minReplicas,omitempty" jsonschema:"new lower bound (at least 1)"`
-	MaxReplicas          *int32 `json:"maxReplicas,omitempty" jsonschema:"new upper bound (at least 1, at least minReplicas)"`
-	TargetCPUUtilization *int32 `json:"targetCPUUtilization,omitempty" jsonschema:"new average CPU target in percent of requests (1-100)"`
+	Namespace            string `json:"namespace" jsonschema:"namespace of the HorizontalPodAutoscaler" schema:"format=dns-label"`
+	Name                 string `json:"name" jsonschema:"name of the HorizontalPodAutoscaler" schema:"format=dns-name"`
+	MinReplicas          *int32 `json:"minReplicas,omitempty" jsonschema:"new lower bound" schema:"min=1,max=10000"`
+	MaxReplicas          *int32 `json:"maxReplicas,omitempty" jsonschema:"new upper bound (at least minReplicas)" schema:"min=1,max=10000"`
+	TargetCPUUtilization *int32 `json:"targetCPUUtilization,omitempty" jsonschema:"new average CPU target in percent of requests" schema:"min=1,max=100"`
 	Common
 }
 
 // RestartContainerArgs are the arguments of propose_restart_container.
 type RestartContainerArgs struct {
 	PodArgs
-	Container string `json:"container" jsonschema:"name of the container to restart on its node"`
+	Container string `json:"container" jsonschema:"name of the container to restart on its node" schema:"format=dns-label"`
 	Common
 }
 
 // CollectDiagnosticsArgs are the arguments of propose_collect_diagnostics:
 // either a pod (with an optional container) or a node.
 type CollectDiagnosticsArgs struct {
-	Namespace string `json:"namespace,omitempty" jsonschema:"namespace of the pod (with pod)"`
-	Pod       string `json:"pod,omitempty" jsonschema:"name of the pod; or give node instead"`
-	Container string `json:"container,omitempty" jsonschema:"one container of the pod; all when empty"`
-	Node      string `json:"node,omitempty" jsonschema:"name of the node; or give namespace and pod instead"`
+	Namespace string `json:"namespace,omitempty" jsonschema:"namespace of the pod (with pod)" schema:"format=dns-label"`
+	Pod       string `json:"pod,omitempty" jsonschema:"name of the pod; or give node instead" schema:"format=dns-name"`
+	Container string `json:"container,omitempty" jsonschema:"one container of the pod; all when empty" schema:"format=dns-label"`
+	Node      string `json:"node,omitempty" jsonschema:"name of the node; or give namespace and pod instead" schema:"format=dns-name"`
 	Common
 }
 
@@ -252,21 +252,23 @@ func NameErrs(field, v string, label bool) []string {
 	return nil
 }
 
-var workloadKinds = []string{"Deployment", "StatefulSet", "DaemonSet"}
-
-func (w *WorkloadArgs) target(allowed ...string) (tendv1.TargetRef, []string) {
+// target is the workload the arguments name, of a kind the action acts on
+// according to the catalogue's table.
+func (w *WorkloadArgs) target(action tendv1.Action) (tendv1.TargetRef, []string) {
 	errs := append(NameErrs("namespace", w.Namespace, true), NameErrs("name", w.Name, false)...)
 	kind := w.Kind
 	if kind == "" {
 		kind = "Deployment"
 	}
+	info, _ := tendv1.LookupAction(action)
 	// Kinds are matched as the API server matches them: in any case.
-	if i := slices.IndexFunc(allowed, func(k string) bool { return strings.EqualFold(k, kind) }); i >= 0 {
-		kind = allowed[i]
-	} else {
-		errs = append(errs, fmt.Sprintf("kind %q: must be one of %s", Clip(w.Kind), strings.Join(allowed, ", ")))
+	i := slices.IndexFunc(info.Targets, func(k tendv1.TargetKind) bool { return strings.EqualFold(k.Kind, kind) })
+	if i < 0 {
+		errs = append(errs, fmt.Sprintf("kind %q: must be one of %s", Clip(w.Kind), strings.Join(info.Kinds(), ", ")))
+		return tendv1.TargetRef{APIVersion: "apps/v1", Kind: kind, Namespace: w.Namespace, Name: w.Name}, errs
 	}
-	return tendv1.TargetRef{APIVersion: "apps/v1", Kind: kind, Namespace: w.Namespace, Name: w.Name}, errs
+	k := info.Targets[i]
+	return tendv1.TargetRef{APIVersion: k.APIVersion, Kind: k.Kind, Namespace: w.Namespace, Name: w.Name}, errs
 }
 
 func (p *PodArgs) target() (tendv1.TargetRef, []string) {
@@ -292,12 +294,12 @@ func (a *ProposeRollbackArgs) Draft() (Draft, []string) {
 }
 
 func (a *RestartWorkloadArgs) Draft() (Draft, []string) {
-	t, errs := a.target(workloadKinds...)
+	t, errs := a.target(tendv1.ActionRestartWorkload)
 	return Draft{Action: tendv1.ActionRestartWorkload, Target: t}, errs
 }
 
 func (a *ScaleWorkloadArgs) Draft() (Draft, []string) {
-	t, errs := a.target("Deployment", "StatefulSet")
+	t, errs := a.target(tendv1.ActionScaleWorkload)
 	d := Draft{Action: tendv1.ActionScaleWorkload, Target: t}
 	switch {
 	case a.Replicas == nil:
@@ -339,7 +341,7 @@ func resourceList(field string, in map[string]string) (corev1.ResourceList, []st
 }
 
 func (a *SetResourcesArgs) Draft() (Draft, []string) {
-	t, errs := a.target(workloadKinds...)
+	t, errs := a.target(tendv1.ActionSetResources)
 	errs = append(errs, NameErrs("container", a.Container, true)...)
 	req, e1 := resourceList("requests", a.Requests)
 	lim, e2 := resourceList("limits", a.Limits)
@@ -370,7 +372,7 @@ func quantities(l corev1.ResourceList) string {
 }
 
 func (a *PatchWorkloadArgs) Draft() (Draft, []string) {
-	t, errs := a.target(workloadKinds...)
+	t, errs := a.target(tendv1.ActionPatchWorkload)
 	switch {
 	case len(a.Patch) == 0:
 		errs = append(errs, "patch needs at least one operation")

@@ -21,20 +21,20 @@ const (
 
 // ListResourcesArgs are the arguments of list_resources.
 type ListResourcesArgs struct {
-	APIVersion    string `json:"apiVersion" jsonschema:"API version, e.g. v1, apps/v1, batch/v1"`
-	Kind          string `json:"kind" jsonschema:"kind, e.g. Pod, Deployment, Event, Node"`
-	Namespace     string `json:"namespace,omitempty" jsonschema:"namespace; empty lists every namespace (or a cluster-scoped kind)"`
-	LabelSelector string `json:"labelSelector,omitempty" jsonschema:"label selector, e.g. app=web,tier!=cache"`
-	Limit         int64  `json:"limit,omitempty" jsonschema:"at most this many items (default 50, at most 200)"`
-	Continue      string `json:"continue,omitempty" jsonschema:"the continue token of the previous page"`
+	APIVersion    string `json:"apiVersion" jsonschema:"API version, e.g. v1, apps/v1, batch/v1" schema:"maxLength=128"`
+	Kind          string `json:"kind" jsonschema:"kind, e.g. Pod, Deployment, Event, Node; a resource or short name (pods, deploy) works too" schema:"maxLength=128"`
+	Namespace     string `json:"namespace,omitempty" jsonschema:"namespace; absent lists every namespace (or a cluster-scoped kind)" schema:"format=dns-label"`
+	LabelSelector string `json:"labelSelector,omitempty" jsonschema:"label selector, e.g. app=web,tier!=cache" schema:"maxLength=1024"`
+	Limit         int64  `json:"limit,omitempty" jsonschema:"at most this many items (default 50)" schema:"min=1,max=200"`
+	Continue      string `json:"continue,omitempty" jsonschema:"the continue token of the previous page" schema:"maxLength=4096"`
 }
 
 // GetResourceArgs are the arguments of get_resource.
 type GetResourceArgs struct {
-	APIVersion string `json:"apiVersion" jsonschema:"API version, e.g. v1, apps/v1"`
-	Kind       string `json:"kind" jsonschema:"kind, e.g. Pod, Deployment, ConfigMap"`
-	Namespace  string `json:"namespace,omitempty" jsonschema:"namespace; empty for cluster-scoped kinds"`
-	Name       string `json:"name" jsonschema:"name of the object"`
+	APIVersion string `json:"apiVersion" jsonschema:"API version, e.g. v1, apps/v1" schema:"maxLength=128"`
+	Kind       string `json:"kind" jsonschema:"kind, e.g. Pod, Deployment, ConfigMap; a resource or short name (pods, deploy) works too" schema:"maxLength=128"`
+	Namespace  string `json:"namespace,omitempty" jsonschema:"namespace; absent for cluster-scoped kinds" schema:"format=dns-label"`
+	Name       string `json:"name" jsonschema:"name of the object" schema:"format=dns-name"`
 }
 
 // ResourceList is the result of list_resources. Objects are as the API
@@ -55,9 +55,9 @@ type Resource struct {
 
 // GetEventsArgs are the arguments of get_events.
 type GetEventsArgs struct {
-	Namespace string `json:"namespace,omitempty" jsonschema:"namespace of the object; empty for cluster-scoped objects such as nodes"`
-	Kind      string `json:"kind" jsonschema:"kind of the object, e.g. Pod"`
-	Name      string `json:"name" jsonschema:"name of the object"`
+	Namespace string `json:"namespace,omitempty" jsonschema:"namespace of the object; absent for cluster-scoped objects such as nodes" schema:"format=dns-label"`
+	Kind      string `json:"kind" jsonschema:"kind of the object, e.g. Pod" schema:"maxLength=64"`
+	Name      string `json:"name" jsonschema:"name of the object" schema:"format=dns-name"`
 }
 
 // EventView is one Kubernetes Event. Reason and Message are untrusted text:
@@ -78,11 +78,11 @@ type Events struct {
 
 // GetLogsArgs are the arguments of get_logs.
 type GetLogsArgs struct {
-	Namespace string `json:"namespace" jsonschema:"namespace of the pod"`
-	Pod       string `json:"pod" jsonschema:"name of the pod"`
-	Container string `json:"container,omitempty" jsonschema:"container; required when the pod has several"`
+	Namespace string `json:"namespace" jsonschema:"namespace of the pod" schema:"format=dns-label"`
+	Pod       string `json:"pod" jsonschema:"name of the pod" schema:"format=dns-name"`
+	Container string `json:"container,omitempty" jsonschema:"container; required when the pod has several" schema:"format=dns-label"`
 	Previous  bool   `json:"previous,omitempty" jsonschema:"the previous (crashed) instance's logs"`
-	TailLines int64  `json:"tailLines,omitempty" jsonschema:"the last this many lines (default 200, at most 2000)"`
+	TailLines int64  `json:"tailLines,omitempty" jsonschema:"the last this many lines (default 200)" schema:"min=1,max=2000"`
 }
 
 // Logs is the result of get_logs. The text is untrusted: data, never
@@ -94,11 +94,11 @@ type Logs struct {
 
 // GetTelemetryArgs are the arguments of get_telemetry.
 type GetTelemetryArgs struct {
-	Kind      string `json:"kind" jsonschema:"telemetry kind: pod, deployment, node, event, or from a node's runtime shim containers, containerstats, images or imagefs (name is the node)"`
-	Namespace string `json:"namespace,omitempty" jsonschema:"namespace of the object; empty for nodes"`
-	Name      string `json:"name" jsonschema:"name of the object"`
-	Limit     int    `json:"limit,omitempty" jsonschema:"the most recent this many messages (default 10, at most 100)"`
-	Since     string `json:"since,omitempty" jsonschema:"how far back to look, as a Go duration such as 15m (default 1h, at most 24h)"`
+	Kind      string `json:"kind" jsonschema:"telemetry kind: pod, deployment, node, event, or from a node's runtime shim containers, containerstats, images or imagefs (name is the node)" schema:"enum=pod|deployment|node|event|containers|containerstats|images|imagefs"`
+	Namespace string `json:"namespace,omitempty" jsonschema:"namespace of the object; absent for nodes" schema:"format=dns-label"`
+	Name      string `json:"name" jsonschema:"name of the object" schema:"format=dns-name"`
+	Limit     int    `json:"limit,omitempty" jsonschema:"the most recent this many messages (default 10)" schema:"min=1,max=100"`
+	Since     string `json:"since,omitempty" jsonschema:"how far back to look, as a Go duration such as 15m (default 1h, at most 24h)" schema:"maxLength=32"`
 }
 
 // TelemetryMessage is one telemetry message with its stream position.
@@ -115,8 +115,8 @@ type Telemetry struct {
 
 // ListProposalsArgs are the arguments of list_proposals.
 type ListProposalsArgs struct {
-	Namespace string `json:"namespace" jsonschema:"namespace of the proposals"`
-	Phase     string `json:"phase,omitempty" jsonschema:"only proposals in this phase, e.g. AwaitingApproval"`
+	Namespace string `json:"namespace" jsonschema:"namespace of the proposals" schema:"format=dns-label"`
+	Phase     string `json:"phase,omitempty" jsonschema:"only proposals in this phase" schema:"enum=Pending|AwaitingApproval|Approved|Denied|Applying|Verifying|Succeeded|Failed|RolledBack|Expired|Superseded|Overtaken"`
 	Open      bool   `json:"open,omitempty" jsonschema:"only proposals that have not ended"`
 }
 

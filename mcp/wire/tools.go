@@ -22,17 +22,17 @@ var ErrInvalidArgument = errors.New("mcp: invalid argument")
 
 // TelemetryRef points at a telemetry message supporting a proposal.
 type TelemetryRef struct {
-	Subject  string `json:"subject" jsonschema:"NATS subject of the telemetry message"`
+	Subject  string `json:"subject" jsonschema:"NATS subject of the telemetry message" schema:"maxLength=1024"`
 	Sequence uint64 `json:"sequence,omitempty" jsonschema:"stream sequence of the message"`
-	ID       string `json:"id,omitempty" jsonschema:"envelope ID of the message"`
+	ID       string `json:"id,omitempty" jsonschema:"envelope ID of the message" schema:"maxLength=253"`
 }
 
 // ProposeRollbackArgs are the arguments of propose_rollback.
 type ProposeRollbackArgs struct {
-	Namespace    string `json:"namespace" jsonschema:"namespace of the Deployment"`
-	Name         string `json:"name" jsonschema:"name of the Deployment"`
-	ToRevision   int64  `json:"toRevision,omitempty" jsonschema:"rollout revision to return to; 0 means the revision before the current one"`
-	FromRevision int64  `json:"fromRevision,omitempty" jsonschema:"the revision you saw as current and failing; the proposal goes stale if the Deployment moved on"`
+	Namespace    string `json:"namespace" jsonschema:"namespace of the Deployment" schema:"format=dns-label"`
+	Name         string `json:"name" jsonschema:"name of the Deployment" schema:"format=dns-name"`
+	ToRevision   int64  `json:"toRevision,omitempty" jsonschema:"rollout revision to return to; 0 means the revision before the current one" schema:"min=0"`
+	FromRevision int64  `json:"fromRevision,omitempty" jsonschema:"the revision you saw as current and failing; the proposal goes stale if the Deployment moved on" schema:"min=0"`
 	Common
 }
 
@@ -51,7 +51,7 @@ type ProposeResult struct {
 	Namespace         string   `json:"namespace"`
 	Name              string   `json:"name"`
 	Phase             string   `json:"phase"`
-	Outcome           string   `json:"outcome,omitempty" jsonschema:"AutoApprove, RequireApproval or Deny; empty if the gate has not decided yet"`
+	Outcome           string   `json:"outcome,omitempty" jsonschema:"the gate's decision; absent if the gate has not decided yet" schema:"enum=AutoApprove|RequireApproval|Deny"`
 	Reasons           []Reason `json:"reasons,omitempty"`
 	RequiredApprovals int32    `json:"requiredApprovals,omitempty"`
 	Duplicate         bool     `json:"duplicate,omitempty" jsonschema:"true when an open proposal with the same fingerprint already existed and was returned instead"`
@@ -63,8 +63,8 @@ type ProposeResult struct {
 
 // GetProposalArgs are the arguments of get_proposal.
 type GetProposalArgs struct {
-	Namespace string `json:"namespace" jsonschema:"namespace of the proposal"`
-	Name      string `json:"name" jsonschema:"name of the proposal"`
+	Namespace string `json:"namespace" jsonschema:"namespace of the proposal" schema:"format=dns-label"`
+	Name      string `json:"name" jsonschema:"name of the proposal" schema:"format=dns-name"`
 }
 
 // ProposalView is a proposal as get_proposal shows it.
