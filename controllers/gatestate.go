@@ -164,6 +164,9 @@ func (r *GateStateReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 		}
 		cm = nil
 	}
-	r.Gate.SetKillSwitch(ParseGateState(cm).KillSwitch)
+	st := ParseGateState(cm)
+	r.Gate.SetKillSwitch(st.KillSwitch)
+	gateKillSwitch.Set(boolGauge(st.KillSwitch))
+	gateBreakerOpen.Set(boolGauge(st.Breaker.Tripped))
 	return ctrl.Result{}, nil
 }

@@ -918,6 +918,7 @@ func (r *ProposalReconciler) record(ctx context.Context, p *tendv1.Proposal, fro
 		msg = string(to)
 	}
 	r.event(p, typ, reason, "%s → %s: %s", from, to, msg)
+	observeTransition(p, from, to, r.Options.Now())
 	if r.Notifier != nil {
 		r.Notifier.Notify(NewNotification(p, from, to, r.Options.Cluster, r.Options.Now()))
 	}

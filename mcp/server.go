@@ -133,7 +133,10 @@ type Server struct {
 	limits *limiters
 	// toolActions maps each propose tool to its action.
 	toolActions map[string]tendv1.Action
-	offers      offerCache
+	// toolNames are the tools the server has, the only tool labels of its
+	// metrics.
+	toolNames map[string]bool
+	offers    offerCache
 	// mappings remembers the REST mappings of the kinds read tools were
 	// asked for, by spelling; mappingCount counts them.
 	mappings     sync.Map
@@ -176,17 +179,19 @@ func New(opts Options) (*Server, error) {
 	s.mcp = mcpserver.NewMCPServer("tend", Version,
 		mcpserver.WithToolCapabilities(false),
 		mcpserver.WithRecovery(),
+		mcpserver.WithToolHandlerMiddleware(s.measure),
 		mcpserver.WithToolHandlerMiddleware(s.limit),
 		mcpserver.WithToolFilter(s.offered),
 		mcpserver.WithInstructions("tend lets you observe a Kubernetes cluster and propose changes. "+
 			"You cannot change anything directly: propose_* tools create a Proposal that tend's policy gate "+
 			"approves, sends to a human, or denies with reasons you can act on."),
 	)
-	s.toolActions = map[string]tendv1.Action{}
+	s.toolActions, s.toolNames = map[string]tendv1.Action{}, map[string]bool{}
 	for _, t := range append(s.proposeTools(), s.readTools()...) {
 		if !s.implemented(t) {
 			continue
 		}
+		s.toolNames[t.tool.Name] = true
 		s.mcp.AddTool(t.tool, t.handler)
 		if t.action != "" {
 			s.toolActions[t.tool.Name] = t.action

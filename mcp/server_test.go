@@ -21,6 +21,7 @@ import (
 	"github.com/mark3labs/mcp-go/client/transport"
 	mcpgo "github.com/mark3labs/mcp-go/mcp"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 	appsv1 "k8s.io/api/apps/v1"
 	authnv1 "k8s.io/api/authentication/v1"
 	authzv1 "k8s.io/api/authorization/v1"
@@ -829,6 +830,60 @@ func TestServer(t *testing.T) {
 		}
 		if diff := cmp.Diff(want, res); diff != "" {
 			t.Errorf("result (-want +got):\n%s", diff)
+		}
+	})
+
+	t.Run("every tool call is counted by tool and result, and timed", func(t *testing.T) {
+		reg := prometheus.NewRegistry()
+		if err := mcp.Register(reg); err != nil {
+			t.Fatal(err)
+		}
+		value := func(name string, labels map[string]string) float64 {
+			families, err := reg.Gather()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var sum float64
+			for _, f := range families {
+				if f.GetName() != name {
+					continue
+				}
+			next:
+				for _, m := range f.Metric {
+					for _, l := range m.Label {
+						if want, ok := labels[l.GetName()]; ok && want != l.GetValue() {
+							continue next
+						}
+					}
+					if m.Counter != nil {
+						sum += m.Counter.GetValue()
+					} else if m.Histogram != nil {
+						sum += float64(m.Histogram.GetSampleCount())
+					}
+				}
+			}
+			return sum
+		}
+		get := map[string]string{"tool": wire.ToolGetResource}
+		okBefore := value("tend_mcp_tool_calls_total", map[string]string{"tool": wire.ToolGetResource, "result": "ok"})
+		errBefore := value("tend_mcp_tool_calls_total", map[string]string{"tool": wire.ToolGetResource, "result": "error"})
+		timedBefore := value("tend_mcp_tool_call_duration_seconds", get)
+		raw := dialRaw(t, url, c.agentToken)
+		if res := callTool(t, raw, wire.ToolGetResource, map[string]any{"apiVersion": "apps/v1", "kind": "Deployment", "namespace": teamNS, "name": "web"}); res.IsError {
+			t.Fatalf("get_resource: %s", resultText(res))
+		}
+		if res := callTool(t, raw, wire.ToolGetResource, map[string]any{"apiVersion": "apps/v1", "kind": "Deployment", "namespace": teamNS, "name": "web", "bogus": 1}); !res.IsError {
+			t.Fatal("get_resource with an unknown argument succeeded")
+		}
+		// Other subtests may call too: counts are compared as growth.
+		if got := value("tend_mcp_tool_calls_total", map[string]string{"tool": wire.ToolGetResource, "result": "ok"}); got < okBefore+1 {
+			t.Errorf("ok calls %v, want at least %v", got, okBefore+1)
+		}
+		if got := value("tend_mcp_tool_calls_total", map[string]string{"tool": wire.ToolGetResource, "result": "error"}); got < errBefore+1 {
+			t.Errorf("error calls %v, want at least %v", got, errBefore+1)
+		}
+		if got := value("tend_mcp_tool_call_duration_seconds", get); got < timedBefore+2 {
+			t.Errorf("timed calls %v, want at least %v", got, timedBefore+2)
 		}
 	})
 

@@ -491,6 +491,9 @@ func (s *Stack) startComponents(ctx context.Context, opts Options, scheme *runti
 	if err := controllers.RegisterAuditMetrics(ctrlmetrics.Registry); err != nil {
 		return err
 	}
+	if err := controllers.RegisterProposalMetrics(ctrlmetrics.Registry, mgr.GetClient(), nil); err != nil {
+		return err
+	}
 	if err := mcp.Register(ctrlmetrics.Registry); err != nil {
 		return err
 	}
