@@ -37,7 +37,7 @@ $(TEND): $(GO_SOURCES)
 	$(GO) build -buildvcs=auto -o $(TEND) ./cmd/tend
 
 .PHONY: generate
-generate: $(CONTROLLER_GEN) ## Generate deepcopy code, CRDs (api/crds) and the controller's RBAC from its markers (controllers/rbac); copy CRDs and the default policy into charts/tend and write its roles and admission policies
+generate: $(CONTROLLER_GEN) ## Generate deepcopy code, CRDs (api/crds) and the controller's RBAC from its markers (controllers/rbac); copy CRDs and the default policy into charts/tend, write its roles and admission policies, and its golden renderings
 	$(CONTROLLER_GEN) object:headerFile=hack/boilerplate.go.txt paths=./api/...
 	$(CONTROLLER_GEN) crd:crdVersions=v1 paths=./api/... output:crd:artifacts:config=api/crds
 	$(CONTROLLER_GEN) rbac:roleName=tend:controller paths=./controllers/... output:rbac:artifacts:config=controllers/rbac
@@ -46,15 +46,16 @@ generate: $(CONTROLLER_GEN) ## Generate deepcopy code, CRDs (api/crds) and the c
 	@cp api/crds/*.yaml charts/tend/crds/
 	@cp policies/bundle/default.yaml charts/tend/files/default-policy.yaml
 	$(GO) run ./hack/chartgen charts/tend/templates
+	$(GO) test ./internal/localstack -run '^TestChartGolden$$' -count=1 -update
 
 .PHONY: verify
 verify: generate $(HELM) ## Fail when generated files are stale, code is unformatted, vet complains, or the chart does not lint
-	@if [ -n "$$(git status --porcelain -- api controllers/rbac charts/tend/crds charts/tend/files charts/tend/templates)" ]; then \
+	@if [ -n "$$(git status --porcelain -- api controllers/rbac charts/tend/crds charts/tend/files charts/tend/templates internal/localstack/testdata/chart)" ]; then \
 		echo "Generated files are stale; run 'make generate' and commit:"; git status --porcelain -- api controllers/rbac charts/tend/crds charts/tend/files charts/tend/templates; exit 1; fi
 	@if [ -n "$$(gofmt -l $$(git ls-files '*.go'))" ]; then echo "Not gofmt-ed:"; gofmt -l $$(git ls-files '*.go'); exit 1; fi
 	$(GO) vet ./...
 	$(GO) mod tidy -diff
-	$(HELM) lint charts/tend
+	$(HELM) lint --strict charts/tend
 	@missing=$$(git ls-files '*.go' | grep -v '_test.go$$' | grep -v '^hack/' | xargs -n1 dirname | sort -u | while read -r d; do [ -f "$$d/doc.go" ] || echo "$$d"; done); \
 		if [ -n "$$missing" ]; then echo "Packages without doc.go: $$missing"; exit 1; fi
 

@@ -1,0 +1,122 @@
+package localstack
+
+import (
+	"flag"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tendops/tend/bus"
+	"github.com/tendops/tend/controllers"
+	"github.com/tendops/tend/mcp"
+)
+
+var updateGolden = flag.Bool("update", false, "rewrite the chart's golden renderings in testdata/chart")
+
+// chartRenderings are the value sets the golden test renders: the
+// defaults, and everything optional switched on.
+var chartRenderings = map[string][]string{
+	"default.yaml": nil,
+	"all-on.yaml": {
+		"shim.enabled=true", "shim.cluster=prod", "shim.controllerKeys[0]=UCONTROLLER", "shim.nkeySecret=tend-shim-nkeys",
+		"monitoring.prometheusRule.enabled=true", "monitoring.dashboard.enabled=true",
+	},
+}
+
+// TestChartGolden renders the chart and compares it with the renderings in
+// testdata/chart, so that every change to what the chart installs is seen
+// in review. `go test ./internal/localstack -run TestChartGolden -update`
+// writes them again.
+func TestChartGolden(t *testing.T) {
+	helm := filepath.Join(binDir(t), "helm")
+	chart := filepath.Join("..", "..", "charts", "tend")
+	for file, set := range chartRenderings {
+		args := []string{"template", "tend", chart, "--namespace", SystemNamespace}
+		for _, s := range set {
+			args = append(args, "--set", s)
+		}
+		out, err := exec.Command(helm, args...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("helm template %s: %v\n%s", file, err, out)
+		}
+		path := filepath.Join("testdata", "chart", file)
+		if *updateGolden {
+			if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(path, out, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		want, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatalf("%v (run with -update to write it)", err)
+		}
+		if diff := cmp.Diff(string(want), string(out)); diff != "" {
+			t.Errorf("the chart renders %s differently (-golden +now); if intended, run with -update:\n%s", file, diff)
+		}
+	}
+}
+
+// TestChartMonitoringNamesRealMetrics checks that every metric the alert
+// rules and the dashboard query is one tend's components register.
+func TestChartMonitoringNamesRealMetrics(t *testing.T) {
+	reg := &recordingRegisterer{}
+	for _, err := range []error{bus.Register(reg), mcp.Register(reg), controllers.RegisterAuditMetrics(reg), controllers.RegisterNotifierMetrics(reg),
+		controllers.RegisterProposalMetrics(reg, nil, nil)} {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	known := map[string]bool{}
+	descs := make(chan *prometheus.Desc, 1024)
+	for _, c := range reg.collectors {
+		c.Describe(descs)
+	}
+	close(descs)
+	nameRE := regexp.MustCompile(`fqName: "([a-z_:]+)"`)
+	for d := range descs {
+		if m := nameRE.FindStringSubmatch(d.String()); m != nil {
+			known[m[1]] = true
+		}
+	}
+	helm := filepath.Join(binDir(t), "helm")
+	out, err := exec.Command(helm, "template", "tend", filepath.Join("..", "..", "charts", "tend"),
+		"--set", "monitoring.prometheusRule.enabled=true", "--set", "monitoring.dashboard.enabled=true", "--show-only", "templates/monitoring.yaml").CombinedOutput()
+	if err != nil {
+		t.Fatalf("helm template: %v\n%s", err, out)
+	}
+	var unknown []string
+	for _, name := range regexp.MustCompile(`tend_[a-z_]+`).FindAllString(string(out), -1) {
+		base := strings.TrimSuffix(strings.TrimSuffix(strings.TrimSuffix(name, "_bucket"), "_sum"), "_count")
+		if !known[base] && !slices.Contains(unknown, name) {
+			unknown = append(unknown, name)
+		}
+	}
+	if len(unknown) > 0 {
+		t.Errorf("the chart's monitoring queries metrics no component registers: %v (known: %d)", unknown, len(known))
+	}
+}
+
+// recordingRegisterer keeps what components register, so a test can
+// describe every metric, including vectors with no samples yet.
+type recordingRegisterer struct{ collectors []prometheus.Collector }
+
+func (r *recordingRegisterer) Register(c prometheus.Collector) error {
+	r.collectors = append(r.collectors, c)
+	return nil
+}
+
+func (r *recordingRegisterer) MustRegister(cs ...prometheus.Collector) {
+	r.collectors = append(r.collectors, cs...)
+}
+
+func (r *recordingRegisterer) Unregister(prometheus.Collector) bool { return false }
