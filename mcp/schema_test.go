@@ -182,7 +182,7 @@ func TestToolSchemas(t *testing.T) {
 	if g := prop(wire.ToolProposeDrainNode, "gracePeriodSeconds"); g.Minimum == nil || *g.Minimum != 0 || g.Maximum == nil || *g.Maximum != 3600 {
 		t.Errorf("gracePeriodSeconds schema %+v, want 0 to 3600", g)
 	}
-	if got := enum(prop(wire.ToolGetTelemetry, "kind")); !slices.Equal(got, []string{"pod", "deployment", "node", "event"}) {
+	if got := enum(prop(wire.ToolGetTelemetry, "kind")); !slices.Equal(got, []string{"pod", "deployment", "node", "event", "containers", "containerstats", "images", "imagefs"}) {
 		t.Errorf("telemetry kind enum %v", got)
 	}
 }
