@@ -12,6 +12,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus"
+	rbacv1 "k8s.io/api/rbac/v1"
+	"sigs.k8s.io/yaml"
 
 	"github.com/tendops/tend/bus"
 	"github.com/tendops/tend/controllers"
@@ -120,3 +122,43 @@ func (r *recordingRegisterer) MustRegister(cs ...prometheus.Collector) {
 }
 
 func (r *recordingRegisterer) Unregister(prometheus.Collector) bool { return false }
+
+// TestChartRBACHasNoWildcards lists every RBAC rule the chart installs,
+// with everything optional on, and finds no wildcard verb, resource or API
+// group: each component gets what it names.
+func TestChartRBACHasNoWildcards(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join("testdata", "chart", "all-on.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rules int
+	for _, doc := range strings.Split(string(data), "\n---\n") {
+		var obj struct {
+			Kind     string `json:"kind"`
+			Metadata struct {
+				Name string `json:"name"`
+			} `json:"metadata"`
+			Rules []rbacv1.PolicyRule `json:"rules"`
+		}
+		if err := yaml.Unmarshal([]byte(doc), &obj); err != nil {
+			t.Fatal(err)
+		}
+		if obj.Kind != "ClusterRole" && obj.Kind != "Role" {
+			continue
+		}
+		for _, r := range obj.Rules {
+			rules++
+			for field, values := range map[string][]string{"verbs": r.Verbs, "resources": r.Resources, "apiGroups": r.APIGroups} {
+				if slices.Contains(values, "*") {
+					t.Errorf("%s %s: a wildcard in %s: %+v", obj.Kind, obj.Metadata.Name, field, r)
+				}
+			}
+			if len(r.Verbs) == 0 || len(r.Resources) == 0 && len(r.NonResourceURLs) == 0 {
+				t.Errorf("%s %s: an empty rule %+v", obj.Kind, obj.Metadata.Name, r)
+			}
+		}
+	}
+	if rules < 10 {
+		t.Fatalf("found only %d rules: the rendering was not read", rules)
+	}
+}

@@ -119,6 +119,23 @@ func waitEstablished(ctx context.Context, c client.Client, all []*apiextensionsv
 	})
 }
 
+// mcpReadable are the resources, by API group, the MCP server's read tools
+// serve: what an operator or an agent reads to diagnose a workload, a node
+// or the cluster's policies.
+var mcpReadable = map[string][]string{
+	"":                          {"pods", "services", "endpoints", "events", "configmaps", "secrets", "nodes", "namespaces", "persistentvolumeclaims", "persistentvolumes", "replicationcontrollers", "resourcequotas", "limitranges", "serviceaccounts"},
+	"apps":                      {"deployments", "replicasets", "statefulsets", "daemonsets", "controllerrevisions"},
+	"batch":                     {"jobs", "cronjobs"},
+	"autoscaling":               {"horizontalpodautoscalers"},
+	"policy":                    {"poddisruptionbudgets"},
+	"networking.k8s.io":         {"networkpolicies", "ingresses", "ingressclasses"},
+	"discovery.k8s.io":          {"endpointslices"},
+	"storage.k8s.io":            {"storageclasses", "volumeattachments", "csidrivers", "csinodes"},
+	"events.k8s.io":             {"events"},
+	"metrics.k8s.io":            {"pods", "nodes"},
+	"rbac.authorization.k8s.io": {"roles", "rolebindings", "clusterroles", "clusterrolebindings"},
+}
+
 // ClusterRoles gives each component exactly what it needs: the controller
 // is the only one that may write workloads; the MCP server may only create
 // Proposals, on its callers' behalf (the verb relay), and review tokens and
@@ -136,10 +153,22 @@ func ClusterRoles() []*rbacv1.ClusterRole {
 			ObjectMeta: metav1.ObjectMeta{Name: "tend:mcp"},
 			Rules: []rbacv1.PolicyRule{
 				{APIGroups: []string{tend}, Resources: []string{"proposals"}, Verbs: append([]string{"create", "relay"}, read...)},
-				// Read tools serve any kind, each call authorized for its
-				// caller with a SubjectAccessReview; Secret values never
-				// leave the server.
-				{APIGroups: []string{"*"}, Resources: []string{"*"}, Verbs: read},
+				// Read tools serve the kinds below (no wildcard: a kind not
+				// listed is refused as one the server may not read), each
+				// call also authorized for its caller with a
+				// SubjectAccessReview; Secret values never leave the server.
+				{APIGroups: []string{""}, Resources: mcpReadable[""], Verbs: read},
+				{APIGroups: []string{"apps"}, Resources: mcpReadable["apps"], Verbs: read},
+				{APIGroups: []string{"batch"}, Resources: mcpReadable["batch"], Verbs: read},
+				{APIGroups: []string{"autoscaling"}, Resources: mcpReadable["autoscaling"], Verbs: read},
+				{APIGroups: []string{"policy"}, Resources: mcpReadable["policy"], Verbs: read},
+				{APIGroups: []string{"networking.k8s.io"}, Resources: mcpReadable["networking.k8s.io"], Verbs: read},
+				{APIGroups: []string{"discovery.k8s.io"}, Resources: mcpReadable["discovery.k8s.io"], Verbs: read},
+				{APIGroups: []string{"storage.k8s.io"}, Resources: mcpReadable["storage.k8s.io"], Verbs: read},
+				{APIGroups: []string{"events.k8s.io"}, Resources: mcpReadable["events.k8s.io"], Verbs: read},
+				{APIGroups: []string{"metrics.k8s.io"}, Resources: mcpReadable["metrics.k8s.io"], Verbs: read},
+				{APIGroups: []string{"rbac.authorization.k8s.io"}, Resources: mcpReadable["rbac.authorization.k8s.io"], Verbs: read},
+				{APIGroups: []string{tend}, Resources: []string{"approvals", "gatepolicies", "improvementschedules"}, Verbs: read},
 				{APIGroups: []string{""}, Resources: []string{"pods/log"}, Verbs: []string{"get"}},
 				{APIGroups: []string{"authentication.k8s.io"}, Resources: []string{"tokenreviews"}, Verbs: []string{"create"}},
 				{APIGroups: []string{"authorization.k8s.io"}, Resources: []string{"subjectaccessreviews"}, Verbs: []string{"create"}},
