@@ -607,7 +607,7 @@ func (s *Stack) startAgent(ctx context.Context, opts Options, mgr ctrl.Manager) 
 	s.cleanup = append(s.cleanup, func() { _ = tools.Close() })
 	agent := &agents.Agent{
 		Name:       "maintenance",
-		Runbooks:   []agents.Runbook{&agents.CrashLoopRollback{}},
+		Runbooks:   agents.MaintenanceRunbooks(),
 		Tools:      tools,
 		OnProposal: opts.OnProposal,
 	}
@@ -628,6 +628,11 @@ func (s *Stack) startAgent(ctx context.Context, opts Options, mgr ctrl.Manager) 
 		return err
 	}
 	if err := mgr.Add(consumer); err != nil {
+		return fmt.Errorf("failed to add agent: %w", err)
+	}
+	// The agent also judges on a tick: faults that show as the absence of
+	// change (a pod that never becomes ready) send no telemetry.
+	if err := mgr.Add(agent); err != nil {
 		return fmt.Errorf("failed to add agent: %w", err)
 	}
 	return nil
