@@ -10,7 +10,12 @@ package agents
 // cheapest to undo to the widest:
 func MaintenanceRunbooks() []Runbook {
 	return []Runbook{
-		// 1. A rollout that broke a workload that ran healthy: undo the
+		// 1. A node that stopped (NotReady past its grace) or reports
+		//    pressure: capacity first (uncordon a ready spare), then drain
+		//    it. Node faults explain the pod faults on them, so they are
+		//    judged first.
+		&NodeHealth{},
+		// 2. A rollout that broke a workload that ran healthy: undo the
 		//    rollout (Deployment rollback; StatefulSet and DaemonSet images).
 		&BadRollout{},
 	}

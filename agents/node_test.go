@@ -1,0 +1,89 @@
+package agents
+
+import (
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/tendops/tend/bus"
+)
+
+func TestNodeHealth(t *testing.T) {
+	ready := bus.NodeState{Ready: true, Conditions: []bus.Condition{{Type: "Ready", Status: "True"}}}
+	notReady := bus.NodeState{Conditions: []bus.Condition{{Type: "Ready", Status: "Unknown", Reason: "NodeStatusUnknown"}}}
+	cordoned := ready
+	cordoned.Unschedulable = true
+	diskPressure := bus.NodeState{Ready: true, Conditions: []bus.Condition{{Type: "Ready", Status: "True"}, {Type: "DiskPressure", Status: "True"}}}
+	webPod := func(seq uint64, name, node string) bus.Delivery {
+		return podOf(seq, "shop", name, "Deployment", "web", bus.PodState{Phase: "Running", NodeName: node})
+	}
+	tests := []struct {
+		name       string
+		grace      time.Duration
+		deliveries []bus.Delivery
+		want       []string
+	}{{
+		name: "not ready node with a cordoned spare: uncordon the spare first",
+		deliveries: []bus.Delivery{
+			nodeDelivery(1, "a", notReady), nodeDelivery(1, "b", cordoned),
+			webPod(2, "web-1", "a"), webPod(2, "web-2", "a"),
+		},
+		want: []string{"propose_uncordon_node Node//b"},
+	}, {
+		name: "once the spare is schedulable: drain",
+		deliveries: []bus.Delivery{
+			nodeDelivery(1, "a", notReady), nodeDelivery(1, "b", cordoned),
+			webPod(2, "web-1", "a"), nodeDelivery(5, "b", ready),
+		},
+		want: []string{"propose_drain_node Node//a"},
+	}, {
+		name: "disk pressure with room elsewhere: drain",
+		deliveries: []bus.Delivery{
+			nodeDelivery(1, "a", diskPressure), nodeDelivery(1, "b", ready), webPod(2, "web-1", "a"),
+		},
+		want: []string{"propose_drain_node Node//a"},
+	}, {
+		name:  "not ready within its grace period",
+		grace: 30 * time.Second,
+		deliveries: []bus.Delivery{
+			nodeDelivery(1, "b", ready), webPod(2, "web-1", "a"), nodeDelivery(19, "a", notReady),
+		},
+	}, {
+		name: "a node that recovered",
+		deliveries: []bus.Delivery{
+			nodeDelivery(1, "a", notReady), nodeDelivery(1, "b", ready), webPod(2, "web-1", "a"), nodeDelivery(3, "a", ready),
+		},
+	}, {
+		name: "no workload pods on it",
+		deliveries: []bus.Delivery{
+			nodeDelivery(1, "a", notReady), nodeDelivery(1, "b", ready),
+			podOf(2, "infra", "agent-a", "DaemonSet", "agent", bus.PodState{NodeName: "a"}),
+		},
+	}, {
+		name: "the only node: nowhere to move to",
+		deliveries: []bus.Delivery{
+			nodeDelivery(1, "a", diskPressure), webPod(2, "web-1", "a"),
+		},
+	}, {
+		name: "the other node is under pressure too",
+		deliveries: []bus.Delivery{
+			nodeDelivery(1, "a", notReady), nodeDelivery(1, "b", diskPressure), webPod(2, "web-1", "a"),
+		},
+	}, {
+		name: "out-of-order telemetry: an older ready message does not hide the fault",
+		deliveries: []bus.Delivery{
+			nodeDelivery(1, "b", ready), webPod(2, "web-1", "a"), nodeDelivery(3, "a", notReady), nodeDelivery(2, "a", ready),
+		},
+		want: []string{"propose_drain_node Node//a"},
+	}}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			m, now := replay(tc.deliveries)
+			got := callsOf((&NodeHealth{NotReadyGrace: tc.grace}).Evaluate(m, now.Add(5*time.Second)))
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("intents (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
