@@ -82,6 +82,10 @@ type Workload struct {
 	// ScaledToZeroAt is when the workload was first seen with no replicas
 	// after running healthy with some.
 	ScaledToZeroAt time.Time
+	// PodLabels are the labels of its pods, as last seen on one, and
+	// PodPorts the ports its pods' containers declare.
+	PodLabels map[string]string
+	PodPorts  []bus.ContainerPort
 }
 
 // Images are the workload's current template images.
@@ -90,6 +94,42 @@ func (w *Workload) Images() []string {
 		return w.Deployment.Images
 	}
 	return w.State.Images
+}
+
+// templateContainer is what a workload's template declares for one
+// container.
+type templateContainer struct {
+	name        string
+	memoryLimit int64
+}
+
+// template is the workload's template's containers, in order.
+func (w *Workload) template() []templateContainer {
+	var cs []bus.ContainerState
+	if w.Deployment != nil {
+		cs = w.Deployment.Template
+	} else {
+		cs = w.State.Template
+	}
+	out := make([]templateContainer, len(cs))
+	for i, c := range cs {
+		out[i] = templateContainer{name: c.Name, memoryLimit: c.MemoryLimitBytes}
+	}
+	return out
+}
+
+// hasHealthyEarlierRevision reports whether a Deployment revision before
+// the current one ran healthy.
+func (w *Workload) hasHealthyEarlierRevision() bool {
+	if w.Deployment == nil {
+		return false
+	}
+	for rev := range w.HealthyRevisions {
+		if rev < w.Deployment.Revision {
+			return true
+		}
+	}
+	return false
 }
 
 // Replicas is the desired replica count.
@@ -143,9 +183,23 @@ type Autoscaler struct {
 	Key ObjectKey
 	Seen
 	State *bus.AutoscalerState
-	// HealthyMaxReplicas is the largest maxReplicas seen while the target
-	// was healthy; HealthyTargetReplicas the target's replicas then.
-	HealthyMaxReplicas int32
+	// HealthyMin and HealthyMax are the bounds last seen while the target
+	// ran healthy, HealthyRef the message that showed them.
+	HealthyMin, HealthyMax int32
+	HealthyRef             wire.TelemetryRef
+	// HealthyTarget is the target's replica count then.
+	HealthyTarget int32
+}
+
+// recordHealthy records h's bounds as healthy when its target w runs
+// healthy within them. Bounds tightened below the count the target last
+// ran healthy with are not recorded: they are what a runbook judges.
+func (h *Autoscaler) recordHealthy(w *Workload) {
+	hs := h.State
+	if w == nil || !w.Healthy || w.Replicas() < hs.MinReplicas || w.Replicas() > hs.MaxReplicas || hs.MaxReplicas < h.HealthyTarget {
+		return
+	}
+	h.HealthyMin, h.HealthyMax, h.HealthyRef, h.HealthyTarget = hs.MinReplicas, hs.MaxReplicas, h.Ref, w.Replicas()
 }
 
 // Job is one Job.
@@ -211,9 +265,7 @@ func (m *Model) Observe(d bus.Delivery) {
 			return
 		}
 		h.Seen, h.State = seen, env.HPA
-		if t := m.Workloads[ObjectKey{env.HPA.Target.Kind, ns, env.HPA.Target.Name}]; t != nil && t.Healthy && env.HPA.MaxReplicas > h.HealthyMaxReplicas {
-			h.HealthyMaxReplicas = env.HPA.MaxReplicas
-		}
+		h.recordHealthy(m.Workloads[ObjectKey{env.HPA.Target.Kind, ns, env.HPA.Target.Name}])
 	case env.Job != nil:
 		key := ObjectKey{"Job", ns, name}
 		if env.Job.Deleted {
@@ -266,6 +318,11 @@ func (m *Model) observeWorkload(key ObjectKey, seen Seen, deleted bool, set func
 		w.HealthyReplicas = w.Replicas()
 		w.HealthyRef = seen.Ref
 		w.ScaledToZeroAt = time.Time{}
+		for _, h := range m.Autoscalers {
+			if h.Key.Namespace == key.Namespace && h.State.Target.Kind == key.Kind && h.State.Target.Name == key.Name {
+				h.recordHealthy(w)
+			}
+		}
 	case w.Replicas() == 0 && w.HealthyReplicas > 0 && w.ScaledToZeroAt.IsZero():
 		w.ScaledToZeroAt = seen.At
 	case w.Replicas() > 0:
@@ -311,6 +368,13 @@ func (m *Model) observePod(key ObjectKey, seen Seen, st *bus.PodState) {
 			p.Workload = ObjectKey{st.Workload.Kind, key.Namespace, st.Workload.Name}
 		case "Job":
 			p.Workload = ObjectKey{"Job", key.Namespace, st.Workload.Name}
+		}
+	}
+	if w := m.Workloads[p.Workload]; w != nil && len(st.Labels) > 0 {
+		w.PodLabels = st.Labels
+		w.PodPorts = nil
+		for _, c := range st.Containers {
+			w.PodPorts = append(w.PodPorts, c.Ports...)
 		}
 	}
 	switch {

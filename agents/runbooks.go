@@ -18,5 +18,17 @@ func MaintenanceRunbooks() []Runbook {
 		// 2. A rollout that broke a workload that ran healthy: undo the
 		//    rollout (Deployment rollback; StatefulSet and DaemonSet images).
 		&BadRollout{},
+		// 3. Containers OOMKilled under a limit no rollout explains: raise
+		//    the memory limit by a bounded factor.
+		&OOMKilled{},
+		// 4. A workload scaled to zero while a Service or an autoscaler
+		//    still points at it: back to its last healthy count.
+		&ScaledToZero{},
+		// 5. A Service that sends traffic nowhere: a selector no pod
+		//    matches, or a targetPort no container declares.
+		&ServiceFault{},
+		// 6. An autoscaler whose bounds hold its workload below the
+		//    replicas it ran healthy with.
+		&AutoscalerBounds{},
 	}
 }

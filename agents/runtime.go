@@ -28,6 +28,9 @@ type FindingRecorder interface {
 	RecordFinding(ctx context.Context, f Finding) error
 }
 
+// maxFingerprint is the longest fingerprint the propose tools take.
+const maxFingerprint = 128
+
 // maxRemembered bounds the fingerprints an agent remembers.
 const maxRemembered = 4096
 
@@ -69,6 +72,10 @@ type Agent struct {
 	mu       sync.Mutex
 	model    *Model
 	proposed map[string]wire.ProposeResult
+	// inflight are the fingerprints being proposed right now: judgements
+	// run concurrently (one per bus partition, and the tick), and one
+	// intent must become one call.
+	inflight map[string]bool
 	// held maps a target to when it was last proposed for, and what.
 	held map[string]heldTarget
 }
@@ -155,21 +162,39 @@ func (a *Agent) act(ctx context.Context, logger logr.Logger, now time.Time, in I
 	if fp == "" {
 		return nil
 	}
-	a.mu.Lock()
-	_, done := a.proposed[fp]
 	target := in.target()
 	hold := a.TargetHold
 	if hold <= 0 {
 		hold = DefaultTargetHold
 	}
+	a.mu.Lock()
+	_, done := a.proposed[fp]
 	if h, ok := a.held[target]; target != "" && ok && h.fingerprint != fp && now.Sub(h.at) < hold {
 		// Another fix for the same object is being decided or verified.
 		done = true
+	}
+	if a.inflight[fp] || (target != "" && a.inflight["target:"+target]) {
+		done = true
+	}
+	if !done {
+		if a.inflight == nil {
+			a.inflight = map[string]bool{}
+		}
+		a.inflight[fp] = true
+		if target != "" {
+			a.inflight["target:"+target] = true
+		}
 	}
 	a.mu.Unlock()
 	if done {
 		return nil
 	}
+	defer func() {
+		a.mu.Lock()
+		delete(a.inflight, fp)
+		delete(a.inflight, "target:"+target)
+		a.mu.Unlock()
+	}()
 	var res wire.ProposeResult
 	if in.Finding != nil {
 		logger.Info("Escalating", "runbook", in.Runbook, "object", in.Finding.Object(), "fault", in.Finding.Fault)
@@ -183,7 +208,11 @@ func (a *Agent) act(ctx context.Context, logger logr.Logger, now time.Time, in I
 		if !ok {
 			return nil
 		}
-		args.CommonArgs().Agent = a.Name
+		c := args.CommonArgs()
+		c.Agent = a.Name
+		if len(c.Fingerprint) > maxFingerprint {
+			c.Fingerprint = c.Fingerprint[:maxFingerprint-41] + "/" + wire.Digest(c.Fingerprint)
+		}
 		logger.Info("Proposing", "runbook", in.Runbook, "tool", tool, "target", target, "fingerprint", fp)
 		var err error
 		res, err = a.Tools.Propose(ctx, tool, args)

@@ -249,21 +249,23 @@ func NameErrs(field, v string, label bool) []string {
 	return nil
 }
 
-var workloadKinds = []string{"Deployment", "StatefulSet", "DaemonSet"}
-
-func (w *WorkloadArgs) target(allowed ...string) (tendv1.TargetRef, []string) {
+// target is the workload the arguments name, of a kind the action acts on
+// according to the catalogue's table.
+func (w *WorkloadArgs) target(action tendv1.Action) (tendv1.TargetRef, []string) {
 	errs := append(NameErrs("namespace", w.Namespace, true), NameErrs("name", w.Name, false)...)
 	kind := w.Kind
 	if kind == "" {
 		kind = "Deployment"
 	}
+	info, _ := tendv1.LookupAction(action)
 	// Kinds are matched as the API server matches them: in any case.
-	if i := slices.IndexFunc(allowed, func(k string) bool { return strings.EqualFold(k, kind) }); i >= 0 {
-		kind = allowed[i]
-	} else {
-		errs = append(errs, fmt.Sprintf("kind %q: must be one of %s", Clip(w.Kind), strings.Join(allowed, ", ")))
+	i := slices.IndexFunc(info.Targets, func(k tendv1.TargetKind) bool { return strings.EqualFold(k.Kind, kind) })
+	if i < 0 {
+		errs = append(errs, fmt.Sprintf("kind %q: must be one of %s", Clip(w.Kind), strings.Join(info.Kinds(), ", ")))
+		return tendv1.TargetRef{APIVersion: "apps/v1", Kind: kind, Namespace: w.Namespace, Name: w.Name}, errs
 	}
-	return tendv1.TargetRef{APIVersion: "apps/v1", Kind: kind, Namespace: w.Namespace, Name: w.Name}, errs
+	k := info.Targets[i]
+	return tendv1.TargetRef{APIVersion: k.APIVersion, Kind: k.Kind, Namespace: w.Namespace, Name: w.Name}, errs
 }
 
 func (p *PodArgs) target() (tendv1.TargetRef, []string) {
@@ -289,12 +291,12 @@ func (a *ProposeRollbackArgs) Draft() (Draft, []string) {
 }
 
 func (a *RestartWorkloadArgs) Draft() (Draft, []string) {
-	t, errs := a.target(workloadKinds...)
+	t, errs := a.target(tendv1.ActionRestartWorkload)
 	return Draft{Action: tendv1.ActionRestartWorkload, Target: t}, errs
 }
 
 func (a *ScaleWorkloadArgs) Draft() (Draft, []string) {
-	t, errs := a.target("Deployment", "StatefulSet")
+	t, errs := a.target(tendv1.ActionScaleWorkload)
 	d := Draft{Action: tendv1.ActionScaleWorkload, Target: t}
 	switch {
 	case a.Replicas == nil:
@@ -336,7 +338,7 @@ func resourceList(field string, in map[string]string) (corev1.ResourceList, []st
 }
 
 func (a *SetResourcesArgs) Draft() (Draft, []string) {
-	t, errs := a.target(workloadKinds...)
+	t, errs := a.target(tendv1.ActionSetResources)
 	errs = append(errs, NameErrs("container", a.Container, true)...)
 	req, e1 := resourceList("requests", a.Requests)
 	lim, e2 := resourceList("limits", a.Limits)
@@ -367,7 +369,7 @@ func quantities(l corev1.ResourceList) string {
 }
 
 func (a *PatchWorkloadArgs) Draft() (Draft, []string) {
-	t, errs := a.target(workloadKinds...)
+	t, errs := a.target(tendv1.ActionPatchWorkload)
 	switch {
 	case len(a.Patch) == 0:
 		errs = append(errs, "patch needs at least one operation")

@@ -1,0 +1,194 @@
+package agents
+
+import (
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/tendops/tend/bus"
+	"github.com/tendops/tend/mcp/wire"
+)
+
+var (
+	webLabels = map[string]string{"app": "web", "pod-template-hash": "abc"}
+	httpPort  = []bus.ContainerPort{{Name: "http", ContainerPort: 8080, Protocol: "TCP"}}
+)
+
+func webPodState(ready bool) bus.PodState {
+	c := bus.ContainerState{Name: "web", Ready: ready, State: bus.ContainerRunning, Ports: httpPort}
+	return bus.PodState{Phase: "Running", Ready: ready, Revision: 1, Labels: webLabels, NodeName: "a", Containers: []bus.ContainerState{c}}
+}
+
+func webService(targetName string, target int32, selector map[string]string) bus.ServiceState {
+	return bus.ServiceState{Type: "ClusterIP", Selector: selector,
+		Ports: []bus.ServicePort{{Name: "http", Port: 80, TargetPort: target, TargetPortName: targetName}}}
+}
+
+func TestScaledToZero(t *testing.T) {
+	zero := healthyDeployment(1, 0)
+	zero.UpdatedReplicas, zero.ReadyReplicas, zero.AvailableReplicas = 0, 0, 0
+	base := []bus.Delivery{
+		deploymentOf(1, "shop", "web", healthyDeployment(1, 4)),
+		podOf(2, "shop", "web-1", "Deployment", "web", webPodState(true)),
+	}
+	svc := serviceOf(3, "shop", "web", webService("http", 0, map[string]string{"app": "web"}))
+	tests := []struct {
+		name string
+		ds   []bus.Delivery
+		want []string
+	}{
+		{"a Service still selects it", append(append(base[:2:2], svc), deploymentOf(4, "shop", "web", zero)), []string{"propose_scale_workload Deployment/shop/web"}},
+		{"nothing points at it: parked", append(base[:2:2], deploymentOf(4, "shop", "web", zero)), nil},
+		{"healthy", append(base[:2:2], svc), nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			m, now := replay(tc.ds)
+			got := (&ScaledToZero{}).Evaluate(m, now)
+			if diff := cmp.Diff(tc.want, callsOf(got)); diff != "" {
+				t.Fatalf("intents (-want +got):\n%s", diff)
+			}
+			if len(got) == 1 && *got[0].ScaleWorkload.Replicas != 4 {
+				t.Errorf("replicas = %d, want the 4 it ran healthy with", *got[0].ScaleWorkload.Replicas)
+			}
+		})
+	}
+}
+
+func TestServiceFault(t *testing.T) {
+	dep := deploymentOf(1, "shop", "web", healthyDeployment(1, 2))
+	pod := podOf(2, "shop", "web-1", "Deployment", "web", webPodState(true))
+	other := podOf(2, "shop", "db-1", "StatefulSet", "db", bus.PodState{Labels: map[string]string{"app": "db"}, Ready: true,
+		Containers: []bus.ContainerState{{Name: "db", Ports: []bus.ContainerPort{{ContainerPort: 5432}}}}})
+	tests := []struct {
+		name  string
+		ds    []bus.Delivery
+		patch []wire.PatchOp
+	}{{
+		name: "selector matches no pod; one workload fits",
+		ds:   []bus.Delivery{dep, pod, other, serviceOf(3, "shop", "web", webService("http", 0, map[string]string{"app": "web-v2"}))},
+		patch: []wire.PatchOp{
+			{Op: "test", Path: "/spec/selector", Value: json.RawMessage(`{"app":"web-v2"}`)},
+			{Op: "replace", Path: "/spec/selector", Value: json.RawMessage(`{"app":"web"}`)},
+		},
+	}, {
+		name: "targetPort no container declares",
+		ds:   []bus.Delivery{dep, pod, serviceOf(3, "shop", "web", webService("", 8081, map[string]string{"app": "web"}))},
+		patch: []wire.PatchOp{
+			{Op: "test", Path: "/spec/ports/0/targetPort", Value: json.RawMessage(`8081`)},
+			{Op: "replace", Path: "/spec/ports/0/targetPort", Value: json.RawMessage(`"http"`)},
+		},
+	}, {
+		name: "healthy Service by port name",
+		ds:   []bus.Delivery{dep, pod, serviceOf(3, "shop", "web", webService("http", 0, map[string]string{"app": "web"}))},
+	}, {
+		name: "healthy Service by port number",
+		ds:   []bus.Delivery{dep, pod, serviceOf(3, "shop", "web", webService("", 8080, map[string]string{"app": "web"}))},
+	}, {
+		name: "no workload declares the ports it targets",
+		ds:   []bus.Delivery{dep, pod, serviceOf(3, "shop", "web", webService("metrics", 0, map[string]string{"app": "web-v2"}))},
+	}}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			m, now := replay(tc.ds)
+			got := (&ServiceFault{}).Evaluate(m, now)
+			var patch []wire.PatchOp
+			if len(got) > 0 {
+				if len(got) != 1 || got[0].PatchWorkload == nil || got[0].PatchWorkload.Kind != "Service" {
+					t.Fatalf("intents = %v, want one Service patch", callsOf(got))
+				}
+				patch = got[0].PatchWorkload.Patch
+				if _, err := wire.Validate(got[0].PatchWorkload); err != nil {
+					t.Errorf("the propose tool would refuse the arguments: %v", err)
+				}
+			}
+			if diff := cmp.Diff(tc.patch, patch); diff != "" {
+				t.Errorf("patch (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestOOMKilledUnderLimitRangeDefault(t *testing.T) {
+	oom := bus.ContainerState{Name: "worker", State: bus.ContainerWaiting, Reason: "CrashLoopBackOff", RestartCount: 3,
+		LastTerminationReason: "OOMKilled", LastExitCode: 137, MemoryLimitBytes: 64 * mi, MemoryRequestBytes: 64 * mi}
+	rolled := healthyDeployment(2, 2, bus.ContainerState{Name: "worker"})
+	rolled.ReadyReplicas, rolled.AvailableReplicas, rolled.UnavailableReplicas = 0, 0, 2
+	ds := []bus.Delivery{
+		nodeDelivery(1, "a", bus.NodeState{Ready: true, AllocatableMemoryBytes: 8 << 30}),
+		deploymentOf(1, "shop", "worker", healthyDeployment(1, 2, bus.ContainerState{Name: "worker"})),
+		deploymentOf(2, "shop", "worker", rolled),
+		podOf(3, "shop", "worker-2-a", "Deployment", "worker", bus.PodState{Revision: 2, Containers: []bus.ContainerState{oom}}),
+	}
+	m, now := replay(ds)
+	if got := (&BadRollout{}).Evaluate(m, now); len(got) != 0 {
+		t.Errorf("BadRollout proposes %v for an OOM kill under a limit the template does not set; rolling back cannot help", callsOf(got))
+	}
+	got := (&OOMKilled{}).Evaluate(m, now)
+	if len(got) != 1 || got[0].SetResources == nil {
+		t.Fatalf("intents = %v, want one SetResources", callsOf(got))
+	}
+	if diff := cmp.Diff(map[string]string{"memory": "256Mi"}, got[0].SetResources.Limits); diff != "" {
+		t.Errorf("limits (-want +got):\n%s", diff)
+	}
+
+	// The template sets the limit and revision 1 ran healthy: the rollout
+	// is the cause, and BadRollout's to fix.
+	withLimit := rolled
+	withLimit.Template = []bus.ContainerState{{Name: "worker", MemoryLimitBytes: 64 * mi}}
+	m, now = replay(append(ds[:2:2], deploymentOf(2, "shop", "worker", withLimit), ds[3]))
+	if got := callsOf((&OOMKilled{}).Evaluate(m, now)); len(got) != 0 {
+		t.Errorf("OOMKilled proposes %v for a bad rollout", got)
+	}
+	if got := callsOf((&BadRollout{}).Evaluate(m, now)); len(got) != 1 {
+		t.Errorf("BadRollout proposes %v, want a rollback", got)
+	}
+}
+
+func TestAutoscalerBounds(t *testing.T) {
+	hpa := func(seq uint64, minR, maxR int32) bus.Delivery {
+		return delivery(seq, bus.KindHPA, "shop", "web", func(e *bus.Envelope) {
+			e.HPA = &bus.AutoscalerState{Target: bus.WorkloadRef{Kind: "Deployment", Name: "web"}, MinReplicas: minR, MaxReplicas: maxR}
+		})
+	}
+	ds := []bus.Delivery{
+		hpa(1, 3, 6), deploymentOf(2, "shop", "web", healthyDeployment(1, 3)),
+		hpa(3, 1, 1), deploymentOf(4, "shop", "web", healthyDeployment(1, 1)),
+	}
+	m, now := replay(ds)
+	got := (&AutoscalerBounds{}).Evaluate(m, now.Add(time.Second))
+	if len(got) != 1 || got[0].SetAutoscaler == nil || *got[0].SetAutoscaler.MinReplicas != 3 || *got[0].SetAutoscaler.MaxReplicas != 6 {
+		t.Fatalf("intents = %v, want SetAutoscaler back to 3-6", callsOf(got))
+	}
+	// Scaling down within its bounds is the autoscaler's job.
+	m, now = replay([]bus.Delivery{hpa(1, 1, 6), deploymentOf(2, "shop", "web", healthyDeployment(1, 3)), deploymentOf(4, "shop", "web", healthyDeployment(1, 1))})
+	if got := callsOf((&AutoscalerBounds{}).Evaluate(m, now)); len(got) != 0 {
+		t.Errorf("intents = %v, want none", got)
+	}
+}
+
+// A healthy cluster gets no proposal from any runbook, however long it is
+// watched.
+func TestMaintenanceRunbooksHealthyCluster(t *testing.T) {
+	ds := []bus.Delivery{
+		nodeDelivery(1, "a", bus.NodeState{Ready: true}), nodeDelivery(1, "b", bus.NodeState{Ready: true, Unschedulable: true}),
+		deploymentOf(1, "shop", "web", healthyDeployment(1, 2)),
+		podOf(2, "shop", "web-1", "Deployment", "web", webPodState(true)),
+		podOf(2, "shop", "web-2", "Deployment", "web", webPodState(true)),
+		serviceOf(3, "shop", "web", webService("http", 0, map[string]string{"app": "web"})),
+		// Slow periodic restarts of a container that stays ready.
+		podOf(4, "shop", "cache-1", "Deployment", "cache", bus.PodState{Ready: true, Labels: map[string]string{"app": "cache"},
+			Containers: []bus.ContainerState{{Name: "cache", Ready: true, State: bus.ContainerRunning, RestartCount: 12, LastTerminationReason: "Error", LastExitCode: 1}}}),
+		deploymentOf(4, "shop", "cache", healthyDeployment(3, 1)),
+	}
+	m, now := replay(ds)
+	for _, rb := range MaintenanceRunbooks() {
+		for _, after := range []time.Duration{0, time.Minute, time.Hour} {
+			if got := rb.Evaluate(m, now.Add(after)); len(got) != 0 {
+				t.Errorf("%s after %s: %v, want nothing", rb.Name(), after, callsOf(got))
+			}
+		}
+	}
+}
