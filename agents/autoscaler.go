@@ -11,7 +11,8 @@ import (
 // tightened below what its workload ran healthy with: its workload now runs
 // fewer replicas than it did, and the maxReplicas (or minReplicas) in force
 // is below the count it ran healthy with. It proposes SetAutoscaler back to
-// the bounds last seen while the workload ran healthy. An autoscaler that
+// the bounds last seen while the workload ran healthy, raising the maximum
+// at most twofold per step. An autoscaler that
 // only scales down within its bounds is doing its job and is left alone.
 type AutoscalerBounds struct {
 	// For is how long the bounds must hold the workload down. Default 5s.
@@ -41,8 +42,9 @@ func (r *AutoscalerBounds) Evaluate(m *Model, now time.Time) []Intent {
 		if st.MaxReplicas >= h.HealthyTarget || w.Replicas() >= h.HealthyTarget {
 			continue
 		}
-		minR, maxR := h.HealthyMin, h.HealthyMax
-		if minR > maxR || minR < 1 {
+		maxR := min(h.HealthyMax, 2*max(st.MaxReplicas, 1))
+		minR := min(max(h.HealthyMin, st.MinReplicas), maxR)
+		if minR < 1 {
 			continue
 		}
 		out = append(out, Intent{SetAutoscaler: &wire.SetAutoscalerArgs{
@@ -52,8 +54,8 @@ func (r *AutoscalerBounds) Evaluate(m *Model, now time.Time) []Intent {
 			MaxReplicas: &maxR,
 			Common: wire.Common{
 				Summary: fmt.Sprintf("Autoscaler %s/%s allows %d to %d replicas of %s %s, which runs %d; it ran healthy with %d under bounds %d to %d.",
-					key.Namespace, key.Name, st.MinReplicas, st.MaxReplicas, w.Key.Kind, w.Key.Name, w.Replicas(), h.HealthyTarget, minR, maxR),
-				Rationale:   "The new bounds hold the workload below the replicas it needed; returning to the bounds it ran healthy under lets it scale back, and the change is undone if its pods do not become ready.",
+					key.Namespace, key.Name, st.MinReplicas, st.MaxReplicas, w.Key.Kind, w.Key.Name, w.Replicas(), h.HealthyTarget, h.HealthyMin, h.HealthyMax),
+				Rationale:   fmt.Sprintf("The bounds hold the workload below the replicas it needed; raising them to %d to %d (a step towards the bounds it ran healthy under) lets it scale back, and the change is undone if its pods do not become ready.", minR, maxR),
 				Risk:        "Low",
 				Telemetry:   []wire.TelemetryRef{h.Ref, h.HealthyRef, w.Ref},
 				Fingerprint: fmt.Sprintf("autoscaler-bounds/%s/%s/%d-%d", key.Namespace, key.Name, minR, maxR),

@@ -325,7 +325,7 @@ func (m *Model) observeWorkload(key ObjectKey, seen Seen, deleted bool, set func
 		}
 	case w.Replicas() == 0 && w.HealthyReplicas > 0 && w.ScaledToZeroAt.IsZero():
 		w.ScaledToZeroAt = seen.At
-	case w.Replicas() > 0:
+	case w.Replicas() >= w.HealthyReplicas:
 		w.ScaledToZeroAt = time.Time{}
 	}
 }

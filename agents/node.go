@@ -16,7 +16,9 @@ import (
 // a ready spare that is cordoned. Once capacity is there (seen in the
 // telemetry, not assumed), it proposes draining the node, which cordons it
 // and evicts its pods through the Eviction API, honouring
-// PodDisruptionBudgets.
+// PodDisruptionBudgets. A node under pressure still runs its pods: it is
+// cordoned and its pods are evicted one at a time instead, each once the
+// last one's replacement is ready.
 //
 // A node with no pods of a workload on it is left alone, and so is a node
 // that is the only one: draining it would leave the pods nowhere to go.
@@ -86,7 +88,7 @@ func (r *NodeHealth) Evaluate(m *Model, now time.Time) []Intent {
 		var ready, spare []*Node
 		for _, other := range names {
 			o := m.Nodes[other]
-			if other == name || !o.State.Ready || nodePressure(o.State) != "" {
+			if other == name || !o.State.Ready || nodePressure(o.State) != "" || !fitsAll(moving, o) {
 				continue
 			}
 			if o.State.Unschedulable {
@@ -97,6 +99,13 @@ func (r *NodeHealth) Evaluate(m *Model, now time.Time) []Intent {
 		}
 		summary := fmt.Sprintf("Node %s %s with %d workload pods on it (%s).", name, fault, len(moving), strings.Join(podNames, ", "))
 		switch {
+		case len(ready) > 0 && n.State.Ready:
+			// Pressure: the node still runs its pods. Cordon it, then move
+			// them one at a time, each once the last one's replacement is
+			// ready, so the workload keeps serving throughout.
+			if in := r.relieve(m, n, moving, ready[0], summary, refs); in != nil {
+				out = append(out, *in)
+			}
 		case len(ready) > 0:
 			out = append(out, Intent{DrainNode: &wire.DrainNodeArgs{
 				NodeArgs: wire.NodeArgs{Node: name},
@@ -125,6 +134,64 @@ func (r *NodeHealth) Evaluate(m *Model, now time.Time) []Intent {
 		}
 	}
 	return out
+}
+
+// fitsAll reports whether every pod's node selector matches the node's
+// labels. (Affinity and taints are not in the telemetry; the scheduler
+// has the last word.)
+func fitsAll(pods []*Pod, n *Node) bool {
+	for _, p := range pods {
+		for k, v := range p.State.NodeSelector {
+			if n.State.Labels[k] != v {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// relieve is the next step for a node under pressure: cordon it, then
+// evict its workload pods one at a time.
+func (r *NodeHealth) relieve(m *Model, n *Node, moving []*Pod, target *Node, summary string, refs []wire.TelemetryRef) *Intent {
+	pressure := nodePressure(n.State)
+	if !n.State.Unschedulable {
+		return &Intent{CordonNode: &wire.CordonNodeArgs{
+			NodeArgs: wire.NodeArgs{Node: n.Name},
+			Common: wire.Common{
+				Summary:     summary,
+				Rationale:   fmt.Sprintf("Cordoning keeps new pods off the node while its pods move to node %s, which is ready, schedulable and under no pressure.", target.Name),
+				Risk:        "Low",
+				Telemetry:   append(refs, target.Ref),
+				Fingerprint: "node-health/cordon/" + n.Name + faultKey("reports "+pressure),
+			},
+		}}
+	}
+	for _, p := range moving {
+		if !p.State.Ready {
+			continue
+		}
+		// One at a time: every other pod of its workload is ready first.
+		settled := true
+		for _, other := range m.PodsOf(p.Workload) {
+			if !other.State.Ready {
+				settled = false
+			}
+		}
+		if !settled {
+			return nil
+		}
+		return &Intent{EvictPod: &wire.EvictPodArgs{
+			PodArgs: wire.PodArgs{Namespace: p.Key.Namespace, Pod: p.Key.Name},
+			Common: wire.Common{
+				Summary:     fmt.Sprintf("%s Pod %s/%s of %s %s runs there.", summary, p.Key.Namespace, p.Key.Name, p.Workload.Kind, p.Workload.Name),
+				Rationale:   fmt.Sprintf("Node %s is cordoned; evicting the pod (honouring its PodDisruptionBudget) lets its workload start a replacement on node %s, which is ready and under no pressure.", n.Name, target.Name),
+				Risk:        "Low",
+				Telemetry:   append([]wire.TelemetryRef{n.Ref, p.Ref}, target.Ref),
+				Fingerprint: fmt.Sprintf("node-health/evict/%s/%s/%s", n.Name, p.Key.Namespace, p.Key.Name),
+			},
+		}}
+	}
+	return nil
 }
 
 // faultKey is a short, stable key of a fault sentence for a fingerprint:

@@ -14,10 +14,16 @@ func TestNodeHealth(t *testing.T) {
 	notReady := bus.NodeState{Conditions: []bus.Condition{{Type: "Ready", Status: "Unknown", Reason: "NodeStatusUnknown"}}}
 	cordoned := ready
 	cordoned.Unschedulable = true
+	cordoned.Labels = map[string]string{"pool": "web"}
 	diskPressure := bus.NodeState{Ready: true, Conditions: []bus.Condition{{Type: "Ready", Status: "True"}, {Type: "DiskPressure", Status: "True"}}}
 	webPod := func(seq uint64, name, node string) bus.Delivery {
 		return podOf(seq, "shop", name, "Deployment", "web", bus.PodState{Phase: "Running", NodeName: node})
 	}
+	readyPod := func(seq uint64, name, node string) bus.Delivery {
+		return podOf(seq, "shop", name, "Deployment", "web", bus.PodState{Phase: "Running", Ready: true, NodeName: node})
+	}
+	diskPressureCordoned := diskPressure
+	diskPressureCordoned.Unschedulable = true
 	tests := []struct {
 		name       string
 		grace      time.Duration
@@ -38,11 +44,24 @@ func TestNodeHealth(t *testing.T) {
 		},
 		want: []string{"propose_drain_node Node//a"},
 	}, {
-		name: "disk pressure with room elsewhere: drain",
+		name: "disk pressure with room elsewhere: cordon first",
 		deliveries: []bus.Delivery{
 			nodeDelivery(1, "a", diskPressure), nodeDelivery(1, "b", ready), webPod(2, "web-1", "a"),
 		},
-		want: []string{"propose_drain_node Node//a"},
+		want: []string{"propose_cordon_node Node//a"},
+	}, {
+		name: "disk pressure, cordoned: evict one ready pod at a time",
+		deliveries: []bus.Delivery{
+			nodeDelivery(1, "a", diskPressureCordoned), nodeDelivery(1, "b", ready),
+			readyPod(2, "web-1", "a"), readyPod(2, "web-2", "a"),
+		},
+		want: []string{"propose_evict_pod Pod/shop/web-1"},
+	}, {
+		name: "disk pressure, cordoned: the last replacement is not ready yet",
+		deliveries: []bus.Delivery{
+			nodeDelivery(1, "a", diskPressureCordoned), nodeDelivery(1, "b", ready),
+			readyPod(2, "web-2", "a"), webPod(3, "web-3", "b"),
+		},
 	}, {
 		name:  "not ready within its grace period",
 		grace: 30 * time.Second,
@@ -54,6 +73,14 @@ func TestNodeHealth(t *testing.T) {
 		deliveries: []bus.Delivery{
 			nodeDelivery(1, "a", notReady), nodeDelivery(1, "b", ready), webPod(2, "web-1", "a"), nodeDelivery(3, "a", ready),
 		},
+	}, {
+		name: "the ready node is not one the pods may run on",
+		deliveries: []bus.Delivery{
+			nodeDelivery(1, "a", notReady), nodeDelivery(1, "b", cordoned),
+			nodeDelivery(1, "other", bus.NodeState{Ready: true, Labels: map[string]string{"pool": "batch"}}),
+			podOf(2, "shop", "web-1", "Deployment", "web", bus.PodState{NodeName: "a", NodeSelector: map[string]string{"pool": "web"}}),
+		},
+		want: []string{"propose_uncordon_node Node//b"},
 	}, {
 		name: "no workload pods on it",
 		deliveries: []bus.Delivery{

@@ -157,10 +157,22 @@ func TestAutoscalerBounds(t *testing.T) {
 		hpa(1, 3, 6), deploymentOf(2, "shop", "web", healthyDeployment(1, 3)),
 		hpa(3, 1, 1), deploymentOf(4, "shop", "web", healthyDeployment(1, 1)),
 	}
+	// Back towards 3-6 in steps that at most double the maximum: 2-2,
+	// then 3-4, where the workload runs the 3 it ran healthy with.
+	for _, step := range []struct {
+		seq        uint64
+		minR, maxR int32
+	}{{5, 2, 2}, {7, 3, 4}} {
+		m, now := replay(ds)
+		got := (&AutoscalerBounds{}).Evaluate(m, now.Add(time.Second))
+		if len(got) != 1 || got[0].SetAutoscaler == nil || *got[0].SetAutoscaler.MinReplicas != step.minR || *got[0].SetAutoscaler.MaxReplicas != step.maxR {
+			t.Fatalf("intents = %v, want SetAutoscaler to %d-%d", callsOf(got), step.minR, step.maxR)
+		}
+		ds = append(ds, hpa(step.seq, step.minR, step.maxR), deploymentOf(step.seq+1, "shop", "web", healthyDeployment(1, step.minR)))
+	}
 	m, now := replay(ds)
-	got := (&AutoscalerBounds{}).Evaluate(m, now.Add(time.Second))
-	if len(got) != 1 || got[0].SetAutoscaler == nil || *got[0].SetAutoscaler.MinReplicas != 3 || *got[0].SetAutoscaler.MaxReplicas != 6 {
-		t.Fatalf("intents = %v, want SetAutoscaler back to 3-6", callsOf(got))
+	if got := callsOf((&AutoscalerBounds{}).Evaluate(m, now)); len(got) != 0 {
+		t.Errorf("intents once the workload runs its healthy count = %v, want none", got)
 	}
 	// Scaling down within its bounds is the autoscaler's job.
 	m, now = replay([]bus.Delivery{hpa(1, 1, 6), deploymentOf(2, "shop", "web", healthyDeployment(1, 3)), deploymentOf(4, "shop", "web", healthyDeployment(1, 1))})

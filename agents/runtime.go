@@ -83,6 +83,7 @@ type Agent struct {
 type heldTarget struct {
 	at          time.Time
 	fingerprint string
+	runbook     string
 }
 
 func (a *Agent) now() time.Time {
@@ -169,8 +170,10 @@ func (a *Agent) act(ctx context.Context, logger logr.Logger, now time.Time, in I
 	}
 	a.mu.Lock()
 	_, done := a.proposed[fp]
-	if h, ok := a.held[target]; target != "" && ok && h.fingerprint != fp && now.Sub(h.at) < hold {
-		// Another fix for the same object is being decided or verified.
+	if h, ok := a.held[target]; target != "" && ok && h.fingerprint != fp && h.runbook != in.Runbook && now.Sub(h.at) < hold {
+		// Another runbook's fix for the same object is being decided or
+		// verified. (A runbook may take its own next step: it judges the
+		// object as its last step left it.)
 		done = true
 	}
 	if a.inflight[fp] || (target != "" && a.inflight["target:"+target]) {
@@ -232,7 +235,7 @@ func (a *Agent) act(ctx context.Context, logger logr.Logger, now time.Time, in I
 	}
 	a.proposed[fp] = res
 	if target != "" {
-		a.held[target] = heldTarget{at: now, fingerprint: fp}
+		a.held[target] = heldTarget{at: now, fingerprint: fp, runbook: in.Runbook}
 	}
 	a.mu.Unlock()
 	if a.OnProposal != nil && in.Finding == nil {

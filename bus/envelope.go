@@ -226,6 +226,8 @@ type PodState struct {
 	Labels map[string]string `json:"labels,omitempty"`
 	// Conditions are the pod's conditions (PodScheduled, Ready, ...).
 	Conditions []Condition `json:"conditions,omitempty"`
+	// NodeSelector is the pod's node selector.
+	NodeSelector map[string]string `json:"nodeSelector,omitempty"`
 }
 
 // WorkloadRef names the workload that owns a pod, such as its Deployment.
@@ -325,6 +327,8 @@ type NodeState struct {
 	Ready         bool        `json:"ready,omitempty"`
 	Unschedulable bool        `json:"unschedulable,omitempty"`
 	Conditions    []Condition `json:"conditions,omitempty"`
+	// Labels are the node's labels, for matching node selectors.
+	Labels map[string]string `json:"labels,omitempty"`
 	// Allocatable is what the node offers pods.
 	AllocatableMemoryBytes   int64 `json:"allocatableMemoryBytes,omitempty"`
 	AllocatableCPUMillicores int64 `json:"allocatableCPUMillicores,omitempty"`
@@ -693,6 +697,7 @@ func (c *checker) pod(p *PodState) {
 	c.podContainers("pod.initContainers", p.InitContainers)
 	c.labels("pod.labels", p.Labels)
 	c.conditions("pod.conditions", p.Conditions)
+	c.labels("pod.nodeSelector", p.NodeSelector)
 }
 
 func (c *checker) podContainers(field string, cts []ContainerState) {
@@ -797,6 +802,7 @@ func (c *checker) node(n *NodeState) {
 		return
 	}
 	c.conditions("node.conditions", n.Conditions)
+	c.labels("node.labels", n.Labels)
 	c.count("node.allocatableMemoryBytes", n.AllocatableMemoryBytes)
 	c.count("node.allocatableCPUMillicores", n.AllocatableCPUMillicores)
 }

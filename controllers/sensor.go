@@ -354,6 +354,9 @@ func fillPod(ctx context.Context, s *Sensor, pod *corev1.Pod, env *bus.Envelope)
 	if len(pod.Labels) > 0 && len(pod.Labels) <= maxPodLabels {
 		st.Labels = maps.Clone(pod.Labels)
 	}
+	if len(pod.Spec.NodeSelector) > 0 && len(pod.Spec.NodeSelector) <= maxPodLabels {
+		st.NodeSelector = maps.Clone(pod.Spec.NodeSelector)
+	}
 	for _, c := range pod.Status.Conditions {
 		st.Conditions = append(st.Conditions, bus.Condition{Type: string(c.Type), Status: string(c.Status), Reason: c.Reason, Message: c.Message})
 	}
@@ -567,6 +570,9 @@ func fillHPA(_ context.Context, _ *Sensor, h *autoscalingv2.HorizontalPodAutosca
 
 func fillNode(_ context.Context, _ *Sensor, n *corev1.Node, env *bus.Envelope) error {
 	st := &bus.NodeState{Deleted: n.DeletionTimestamp != nil, Unschedulable: n.Spec.Unschedulable}
+	if len(n.Labels) > 0 && len(n.Labels) <= maxPodLabels {
+		st.Labels = maps.Clone(n.Labels)
+	}
 	if q, ok := n.Status.Allocatable[corev1.ResourceMemory]; ok {
 		st.AllocatableMemoryBytes = q.Value()
 	}
