@@ -21,6 +21,8 @@ type Finding struct {
 	Evidence []wire.TelemetryRef `json:"evidence,omitempty"`
 	// Fingerprint identifies the finding across repeats.
 	Fingerprint string `json:"fingerprint"`
+	// Runbook that made it; the agent fills it in.
+	Runbook string `json:"runbook,omitempty"`
 }
 
 // Object names the finding's object.

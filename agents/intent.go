@@ -91,6 +91,9 @@ func (i Intent) fingerprint() string {
 // target names the object the intent is about, "" when it has none: the
 // agent makes one proposal per target at a time, whichever runbook asks.
 func (i Intent) target() string {
+	if f := i.Finding; f != nil {
+		return fmt.Sprintf("%s/%s/%s", f.Kind, f.Namespace, f.Name)
+	}
 	tool, args, ok := i.Call()
 	if !ok {
 		return ""

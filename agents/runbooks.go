@@ -30,5 +30,8 @@ func MaintenanceRunbooks() []Runbook {
 		// 6. An autoscaler whose bounds hold its workload below the
 		//    replicas it ran healthy with.
 		&AutoscalerBounds{},
+		// 7. Last: what still fails and no runbook above proposed a fix
+		//    for gets a finding for a human (a diagnosis, never a change).
+		&Escalate{},
 	}
 }

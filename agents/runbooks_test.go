@@ -2,6 +2,7 @@ package agents
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -202,5 +203,37 @@ func TestMaintenanceRunbooksHealthyCluster(t *testing.T) {
 				t.Errorf("%s after %s: %v, want nothing", rb.Name(), after, callsOf(got))
 			}
 		}
+	}
+}
+
+func TestEscalateFreshDeployCrashLoop(t *testing.T) {
+	crash := bus.ContainerState{Name: "app", State: bus.ContainerWaiting, Reason: "CrashLoopBackOff", Message: hostile,
+		RestartCount: 4, LastTerminationReason: "Error", LastExitCode: 1}
+	fresh := healthyDeployment(1, 1)
+	fresh.ReadyReplicas, fresh.AvailableReplicas, fresh.UnavailableReplicas = 0, 0, 1
+	ds := []bus.Delivery{
+		deploymentOf(1, "shop", "api", fresh),
+		podOf(2, "shop", "api-1", "Deployment", "api", bus.PodState{Revision: 1, Containers: []bus.ContainerState{crash}}),
+	}
+	m, _ := replay(ds)
+	for _, rb := range MaintenanceRunbooks()[:len(MaintenanceRunbooks())-1] {
+		if got := rb.Evaluate(m, at(2).Add(time.Hour)); len(got) != 0 {
+			t.Errorf("%s proposes %v for a fresh deploy with no healthy revision", rb.Name(), callsOf(got))
+		}
+	}
+	if got := (&Escalate{}).Evaluate(m, at(2).Add(20*time.Second)); len(got) != 0 {
+		t.Errorf("escalated within the window: %v", callsOf(got))
+	}
+	got := (&Escalate{}).Evaluate(m, at(2).Add(31*time.Second))
+	if diff := cmp.Diff([]string{"finding Deployment/shop/api"}, callsOf(got)); diff != "" {
+		t.Fatalf("intents (-want +got):\n%s", diff)
+	}
+	f := got[0].Finding
+	want := "Deployment shop/api (revision 1): 1 of its pods fail (api-1: container app CrashLoopBackOff, 4 restarts, last exit 1 (Error)); container app exits with code 1"
+	if f.Fault != want {
+		t.Errorf("fault:\n got %q\nwant %q", f.Fault, want)
+	}
+	if strings.Contains(f.Fault+f.Advice, "ignore previous") || len(f.Evidence) != 2 {
+		t.Errorf("finding %+v carries untrusted text or lacks its evidence", f)
 	}
 }

@@ -202,7 +202,9 @@ func (a *Agent) act(ctx context.Context, logger logr.Logger, now time.Time, in I
 	if in.Finding != nil {
 		logger.Info("Escalating", "runbook", in.Runbook, "object", in.Finding.Object(), "fault", in.Finding.Fault)
 		if a.Findings != nil {
-			if err := a.Findings.RecordFinding(ctx, *in.Finding); err != nil {
+			f := *in.Finding
+			f.Runbook = in.Runbook
+			if err := a.Findings.RecordFinding(ctx, f); err != nil {
 				return fmt.Errorf("failed to record finding about %s: %w", in.Finding.Object(), err)
 			}
 		}
@@ -234,7 +236,8 @@ func (a *Agent) act(ctx context.Context, logger logr.Logger, now time.Time, in I
 		a.held = map[string]heldTarget{}
 	}
 	a.proposed[fp] = res
-	if target != "" {
+	if target != "" && in.Finding == nil {
+		// A finding changes nothing, so it holds nothing back.
 		a.held[target] = heldTarget{at: now, fingerprint: fp, runbook: in.Runbook}
 	}
 	a.mu.Unlock()

@@ -82,6 +82,8 @@ func ComponentPermissions(c Component, cluster, node string) (Permissions, error
 				"$JS.API.CONSUMER.CREATE."+t+".>", "$JS.API.CONSUMER.INFO."+t+".>",
 				"$JS.API.CONSUMER.MSG.NEXT."+t+".>", "$JS.ACK."+t+".>",
 				deadRoot+".>",
+				// Its findings: diagnoses for a human, never a change.
+				FindingsSubject(cluster),
 			),
 			// Agents never act: no shim requests, no telemetry, proposal,
 			// audit or stream writes, no deleting consumers or messages.

@@ -115,7 +115,7 @@ func telemetryPartitions(ctx context.Context, js jetstream.JetStream) (int, erro
 	return strconv.Atoi(m[1])
 }
 
-// EnsureStreams creates the TELEMETRY, PROPOSALS, AUDIT and DEADLETTER
+// EnsureStreams creates the TELEMETRY, PROPOSALS, AUDIT, FINDINGS and DEADLETTER
 // streams, or updates them to cfg, and the runtime shim's stores
 // (EnsureShimStores). It is idempotent.
 func EnsureStreams(ctx context.Context, js jetstream.JetStream, cfg StreamsConfig) error {
@@ -158,6 +158,17 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, cfg StreamsConfi
 		Duplicates:  cfg.DuplicateWindow,
 		DenyDelete:  true,
 		DenyPurge:   true,
+	}, {
+		// Diagnoses of faults no runbook could fix, for a human.
+		Name:        StreamFindings,
+		Description: "tend agents' findings",
+		Subjects:    []string{findingsRoot + ".>"},
+		Storage:     jetstream.FileStorage,
+		Retention:   jetstream.LimitsPolicy,
+		MaxAge:      FindingsMaxAge,
+		MaxBytes:    cfg.TelemetryMaxBytes,
+		Replicas:    cfg.Replicas,
+		Duplicates:  cfg.DuplicateWindow,
 	}, {
 		// Messages consumers gave up on, with the reason, for an operator to
 		// inspect or replay.

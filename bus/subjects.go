@@ -14,6 +14,7 @@ const (
 	auditRoot     = "tend.audit"
 	shimRoot      = "tend.shim"
 	deadRoot      = "tend.deadletter"
+	findingsRoot  = "tend.findings"
 )
 
 // telemetryTokens is the number of tokens of a telemetry subject as

@@ -90,7 +90,7 @@ back if it made things worse. Every step is recorded.`,
 	if strings.HasPrefix(filepath.Base(os.Args[0]), "kubectl-") {
 		root.Use = "kubectl tend"
 	}
-	root.AddCommand(newUpCommand(), newDemoCommand(), newProposalsCommand(), newStatusCommand(), newGateCommand(), newAuditCommand(), newPolicyCommand(), newEvalCommand(), newMCPCommand())
+	root.AddCommand(newUpCommand(), newDemoCommand(), newProposalsCommand(), newStatusCommand(), newGateCommand(), newAuditCommand(), newPolicyCommand(), newEvalCommand(), newMCPCommand(), newFindingsCommand())
 	return root
 }
 

@@ -427,6 +427,10 @@ func (s *Stack) startComponents(ctx context.Context, opts Options, scheme *runti
 	if err := mgr.Add(&controllers.RepeatCounter{Client: mgr.GetClient(), JS: controllerJS, Cluster: opts.ClusterName}); err != nil {
 		return fmt.Errorf("failed to add repeat counter: %w", err)
 	}
+	if err := mgr.Add(&controllers.FindingEvents{Client: mgr.GetClient(), JS: controllerJS, Cluster: opts.ClusterName,
+		Recorder: mgr.GetEventRecorder("tend-findings")}); err != nil {
+		return fmt.Errorf("failed to add finding events: %w", err)
+	}
 	if err := (&controllers.ApprovalReconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("tend-approval-controller")}).SetupWithManager(mgr); err != nil {
 		return err
 	}
@@ -605,15 +609,16 @@ func (s *Stack) startAgent(ctx context.Context, opts Options, mgr ctrl.Manager) 
 		return err
 	}
 	s.cleanup = append(s.cleanup, func() { _ = tools.Close() })
+	agentJS, err := s.connect(ctx, bus.ComponentAgent)
+	if err != nil {
+		return err
+	}
 	agent := &agents.Agent{
 		Name:       "maintenance",
 		Runbooks:   agents.MaintenanceRunbooks(),
 		Tools:      tools,
+		Findings:   &agents.BusFindings{Publisher: bus.NewFindingPublisher(agentJS, opts.ClusterName), Agent: "maintenance"},
 		OnProposal: opts.OnProposal,
-	}
-	agentJS, err := s.connect(ctx, bus.ComponentAgent)
-	if err != nil {
-		return err
 	}
 	consumer, err := bus.NewConsumer(agentJS, bus.ConsumerOptions{
 		Stream:  bus.StreamTelemetry,
