@@ -1,6 +1,7 @@
 package agents
 
 import (
+	"context"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -235,5 +236,39 @@ func TestEscalateFreshDeployCrashLoop(t *testing.T) {
 	}
 	if strings.Contains(f.Fault+f.Advice, "ignore previous") || len(f.Evidence) != 2 {
 		t.Errorf("finding %+v carries untrusted text or lacks its evidence", f)
+	}
+}
+
+// denyingProposer denies every proposal, as the gate does when a guard's
+// count is over its limit.
+type denyingProposer struct{ calls int }
+
+func (d *denyingProposer) Propose(context.Context, string, wire.ProposeArgs) (wire.ProposeResult, error) {
+	d.calls++
+	return wire.ProposeResult{Phase: "Denied", Outcome: "Deny"}, nil
+}
+
+// A denied proposal is made again once DefaultRetryDenied has passed, and
+// not before: what the gate decided on may have changed.
+func TestAgentProposesAgainAfterDenial(t *testing.T) {
+	tools := &denyingProposer{}
+	now := at(100)
+	a := &Agent{Name: "maintenance", Runbooks: []Runbook{&BadRollout{}}, Tools: tools, Clock: func() time.Time { return now }}
+	for _, d := range []bus.Delivery{depDelivery(1, 1, true), depDelivery(2, 2, false), podDelivery(3, "web-2-a", 2, crashLoopBackOff(4))} {
+		if err := a.Handle(t.Context(), d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, step := range []struct {
+		after time.Duration
+		calls int
+	}{{0, 1}, {DefaultRetryDenied / 2, 1}, {DefaultRetryDenied, 2}} {
+		now = at(100).Add(step.after)
+		if err := a.judge(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		if tools.calls != step.calls {
+			t.Errorf("after %s: %d calls, want %d", step.after, tools.calls, step.calls)
+		}
 	}
 }

@@ -71,7 +71,7 @@ type Agent struct {
 
 	mu       sync.Mutex
 	model    *Model
-	proposed map[string]wire.ProposeResult
+	proposed map[string]proposed
 	// inflight are the fingerprints being proposed right now: judgements
 	// run concurrently (one per bus partition, and the tick), and one
 	// intent must become one call.
@@ -79,6 +79,18 @@ type Agent struct {
 	// held maps a target to when it was last proposed for, and what.
 	held map[string]heldTarget
 }
+
+// proposed is what the agent remembers of one fingerprint it proposed.
+type proposed struct {
+	at     time.Time
+	result wire.ProposeResult
+}
+
+// DefaultRetryDenied is how long an agent waits before it proposes again
+// what the gate denied: the facts it decided on (a guard's count, a
+// target's generation) may have changed. The gate's per-target rate limit
+// bounds the repeats.
+const DefaultRetryDenied = time.Minute
 
 type heldTarget struct {
 	at          time.Time
@@ -169,7 +181,10 @@ func (a *Agent) act(ctx context.Context, logger logr.Logger, now time.Time, in I
 		hold = DefaultTargetHold
 	}
 	a.mu.Lock()
-	_, done := a.proposed[fp]
+	prev, done := a.proposed[fp]
+	if done && prev.result.Outcome == "Deny" && now.Sub(prev.at) >= DefaultRetryDenied {
+		done = false
+	}
 	if h, ok := a.held[target]; target != "" && ok && h.fingerprint != fp && h.runbook != in.Runbook && now.Sub(h.at) < hold {
 		// Another runbook's fix for the same object is being decided or
 		// verified. (A runbook may take its own next step: it judges the
@@ -230,12 +245,12 @@ func (a *Agent) act(ctx context.Context, logger logr.Logger, now time.Time, in I
 	if a.proposed == nil || len(a.proposed) >= maxRemembered {
 		// Forgetting is safe: the MCP server returns an open proposal with
 		// the same fingerprint instead of making a second one.
-		a.proposed = map[string]wire.ProposeResult{}
+		a.proposed = map[string]proposed{}
 	}
 	if a.held == nil || len(a.held) >= maxRemembered {
 		a.held = map[string]heldTarget{}
 	}
-	a.proposed[fp] = res
+	a.proposed[fp] = proposed{at: now, result: res}
 	if target != "" && in.Finding == nil {
 		// A finding changes nothing, so it holds nothing back.
 		a.held[target] = heldTarget{at: now, fingerprint: fp, runbook: in.Runbook}
