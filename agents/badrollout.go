@@ -3,6 +3,7 @@ package agents
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -20,7 +21,14 @@ import (
 //
 // It leaves alone a failure the template does not cause: a container
 // OOMKilled under a memory limit the template does not set (a LimitRange
-// default; see OOMKilled).
+// default; see OOMKilled), and a Deployment whose revisions after the
+// healthy one failed twice (a rollback was tried and did not help).
+//
+// One cause, one proposal: when StormSize or more Deployments of a
+// namespace start failing within StormWindow of each other, the cause is
+// likely shared (a ConfigMap, a Secret, a dependency). Only the first is
+// rolled back, as a canary; once a rollback of the group did not help, the
+// group gets one finding instead of more rollbacks.
 type BadRollout struct {
 	// FailFor is how long a pod must fail before it counts. Default 4s.
 	FailFor time.Duration
@@ -28,6 +36,11 @@ type BadRollout struct {
 	// beyond its probes' start-up allowance, before the rollout counts as
 	// stalled. Default 25s.
 	StallFor time.Duration
+	// StormSize is how many Deployments failing together make a storm.
+	// Default 3.
+	StormSize int
+	// StormWindow is how close together their failures start. Default 2m.
+	StormWindow time.Duration
 }
 
 var _ Runbook = (*BadRollout)(nil)
@@ -52,22 +65,114 @@ func (r *BadRollout) stallFor() time.Duration {
 // Evaluate implements Runbook.
 func (r *BadRollout) Evaluate(m *Model, now time.Time) []Intent {
 	var out []Intent
+	byNamespace := map[string][]*Workload{}
+	rollbacks := map[ObjectKey]Intent{}
 	for _, key := range sortedKeys(m.Workloads) {
 		w := m.Workloads[key]
 		if w.Healthy {
 			continue
 		}
-		var in *Intent
 		if w.Deployment != nil {
-			in = r.deployment(m, w, now)
-		} else {
-			in = r.imageRollout(m, w, now)
+			if w.rollbackFailed() {
+				byNamespace[key.Namespace] = append(byNamespace[key.Namespace], w)
+				continue
+			}
+			if in := r.deployment(m, w, now); in != nil {
+				byNamespace[key.Namespace] = append(byNamespace[key.Namespace], w)
+				rollbacks[key] = *in
+			}
+			continue
 		}
-		if in != nil {
+		if in := r.imageRollout(m, w, now); in != nil {
 			out = append(out, *in)
 		}
 	}
+	namespaces := make([]string, 0, len(byNamespace))
+	for ns := range byNamespace {
+		namespaces = append(namespaces, ns)
+	}
+	slices.Sort(namespaces)
+	for _, ns := range namespaces {
+		for _, group := range r.storms(byNamespace[ns]) {
+			if len(group) < r.stormSize() {
+				for _, w := range group {
+					if in, ok := rollbacks[w.Key]; ok {
+						out = append(out, in)
+					}
+				}
+				continue
+			}
+			if in := r.storm(group, rollbacks); in != nil {
+				out = append(out, *in)
+			}
+		}
+	}
 	return out
+}
+
+func (r *BadRollout) stormSize() int {
+	if r.StormSize > 0 {
+		return r.StormSize
+	}
+	return 3
+}
+
+// storms splits a namespace's failing Deployments into groups whose
+// failures started within StormWindow of each other.
+func (r *BadRollout) storms(ws []*Workload) [][]*Workload {
+	window := r.StormWindow
+	if window <= 0 {
+		window = 2 * time.Minute
+	}
+	sorted := slices.Clone(ws)
+	slices.SortStableFunc(sorted, func(a, b *Workload) int { return a.failingSince().Compare(b.failingSince()) })
+	var groups [][]*Workload
+	for _, w := range sorted {
+		if n := len(groups); n > 0 && w.failingSince().Sub(groups[n-1][0].failingSince()) <= window {
+			groups[n-1] = append(groups[n-1], w)
+			continue
+		}
+		groups = append(groups, []*Workload{w})
+	}
+	for _, g := range groups {
+		slices.SortFunc(g, func(a, b *Workload) int { return strings.Compare(a.Key.Name, b.Key.Name) })
+	}
+	return groups
+}
+
+// storm is the one intent for a group of Deployments failing together: a
+// canary rollback of the first, or, once a rollback of the group did not
+// help, a finding about the shared cause.
+func (r *BadRollout) storm(group []*Workload, rollbacks map[ObjectKey]Intent) *Intent {
+	var names []string
+	refs := []wire.TelemetryRef{}
+	tried := false
+	for i, w := range group {
+		if i < 10 {
+			names = append(names, w.Key.Name)
+			refs = append(refs, w.Ref)
+		}
+		tried = tried || w.rollbackFailed()
+	}
+	if !tried {
+		for _, w := range group {
+			if in, ok := rollbacks[w.Key]; ok {
+				in.Rollback.Summary = fmt.Sprintf("%d Deployments of namespace %s started failing together (%s); rolling back %s first, as a canary: %s",
+					len(group), w.Key.Namespace, strings.Join(names, ", "), w.Key.Name, in.Rollback.Summary)
+				return &in
+			}
+		}
+		return nil
+	}
+	ns := group[0].Key.Namespace
+	return &Intent{Finding: &Finding{
+		Kind: "Namespace", Name: ns,
+		Fault: fmt.Sprintf("%d Deployments of namespace %s started failing together (%s), and rolling one back did not help: the cause is likely shared (a ConfigMap, a Secret or a dependency they all use).",
+			len(group), ns, strings.Join(names, ", ")),
+		Advice:      "Find what these workloads share that changed when they started failing, and restore it; their rollouts are not the cause.",
+		Evidence:    refs,
+		Fingerprint: fmt.Sprintf("bad-rollout/storm/%s/%s", ns, wire.Digest(strings.Join(names, ","))[:12]),
+	}}
 }
 
 // badPod is one pod of the new template with what is wrong with it.

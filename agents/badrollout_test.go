@@ -476,11 +476,11 @@ func TestAgentHandleProposesOncePerFingerprint(t *testing.T) {
 		t.Errorf("outcomes (-want +got):\n%s", diff)
 	}
 
-	// A new bad revision is a new fingerprint and a new proposal, once the
-	// first proposal's hold on the Deployment has passed.
+	// Once revision 3 (the rollback) runs healthy, a new bad revision is a
+	// new fingerprint and a new proposal.
 	now = now.Add(DefaultTargetHold)
 	for _, d := range []bus.Delivery{
-		depDelivery(6, 3, false), podDelivery(7, "web-3-a", 3, crashLoopBackOff(4)),
+		depDelivery(6, 3, true), depDelivery(7, 4, false), podDelivery(8, "web-4-a", 4, crashLoopBackOff(4)),
 	} {
 		if err := a.Handle(t.Context(), d); err != nil {
 			t.Fatalf("Handle(seq %d): %v", d.StreamSeq, err)
@@ -492,7 +492,7 @@ func TestAgentHandleProposesOncePerFingerprint(t *testing.T) {
 	}
 	wantFP := []string{
 		"2->1 bad-rollout/team/web/revision-2",
-		"3->1 bad-rollout/team/web/revision-3",
+		"4->3 bad-rollout/team/web/revision-4",
 	}
 	if diff := cmp.Diff(wantFP, got); diff != "" {
 		t.Errorf("proposals (-want +got):\n%s", diff)

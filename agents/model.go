@@ -82,6 +82,9 @@ type Workload struct {
 	// ScaledToZeroAt is when the workload was first seen with no replicas
 	// after running healthy with some.
 	ScaledToZeroAt time.Time
+	// FailedRevisions are the Deployment revisions whose pods were seen
+	// failing, with when first.
+	FailedRevisions map[int64]time.Time
 	// PodLabels are the labels of its pods, as last seen on one, and
 	// PodPorts the ports its pods' containers declare.
 	PodLabels map[string]string
@@ -130,6 +133,44 @@ func (w *Workload) hasHealthyEarlierRevision() bool {
 		}
 	}
 	return false
+}
+
+// failingSince is when the first of its Deployment revisions after the
+// last healthy one was seen failing; zero if none was.
+func (w *Workload) failingSince() time.Time {
+	var first time.Time
+	for rev, at := range w.FailedRevisions {
+		if w.HealthyRevisions[rev] || !w.newerThanHealthy(rev) {
+			continue
+		}
+		if first.IsZero() || at.Before(first) {
+			first = at
+		}
+	}
+	return first
+}
+
+// newerThanHealthy reports whether rev is after every revision seen healthy.
+func (w *Workload) newerThanHealthy(rev int64) bool {
+	for h := range w.HealthyRevisions {
+		if h >= rev {
+			return false
+		}
+	}
+	return true
+}
+
+// rollbackFailed reports whether two or more revisions after the last
+// healthy one were seen failing: a rollback was tried (it makes a new
+// revision) and the workload failed again.
+func (w *Workload) rollbackFailed() bool {
+	n := 0
+	for rev := range w.FailedRevisions {
+		if w.newerThanHealthy(rev) {
+			n++
+		}
+	}
+	return n >= 2
 }
 
 // Replicas is the desired replica count.
@@ -383,7 +424,16 @@ func (m *Model) observePod(key ObjectKey, seen Seen, st *bus.PodState) {
 	case p.NotReadySince.IsZero():
 		p.NotReadySince = seen.At
 	}
-	switch _, failing := podFailure(st); {
+	_, failing := podFailure(st)
+	if w := m.Workloads[p.Workload]; failing && w != nil && w.Deployment != nil && st.Revision > 0 {
+		if w.FailedRevisions == nil {
+			w.FailedRevisions = map[int64]time.Time{}
+		}
+		if _, ok := w.FailedRevisions[st.Revision]; !ok {
+			w.FailedRevisions[st.Revision] = seen.At
+		}
+	}
+	switch {
 	case !failing:
 		p.FailingSince = time.Time{}
 	case p.FailingSince.IsZero():

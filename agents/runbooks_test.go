@@ -272,3 +272,43 @@ func TestAgentProposesAgainAfterDenial(t *testing.T) {
 		}
 	}
 }
+
+func TestBadRolloutStorm(t *testing.T) {
+	failing := func(rev int64) bus.DeploymentState {
+		d := healthyDeployment(rev, 1)
+		d.ReadyReplicas, d.AvailableReplicas, d.UnavailableReplicas = 0, 0, 1
+		return d
+	}
+	var ds []bus.Delivery
+	for i, name := range []string{"cart", "billing", "search", "accounts"} {
+		seq := uint64(10 * (i + 1))
+		ds = append(ds,
+			deploymentOf(seq, "shop", name, healthyDeployment(1, 1)),
+			deploymentOf(seq+1, "shop", name, failing(2)),
+			podOf(seq+2, "shop", name+"-2", "Deployment", name, bus.PodState{Revision: 2, Containers: []bus.ContainerState{crashLoopBackOff(3)}}))
+	}
+	m, now := replay(ds)
+	got := (&BadRollout{}).Evaluate(m, now)
+	if diff := cmp.Diff([]string{"propose_rollback Deployment/shop/accounts"}, callsOf(got)); diff != "" {
+		t.Fatalf("four Deployments failing together: intents (-want +got):\n%s", diff)
+	}
+	if s := got[0].Rollback.Summary; !strings.HasPrefix(s, "4 Deployments of namespace shop started failing together (accounts, billing, cart, search)") {
+		t.Errorf("summary %q does not name the group", s)
+	}
+	// The canary's rollback (revision 3) fails too: the cause is shared.
+	ds = append(ds, deploymentOf(60, "shop", "accounts", failing(3)),
+		podOf(61, "shop", "accounts-3", "Deployment", "accounts", bus.PodState{Revision: 3, Containers: []bus.ContainerState{crashLoopBackOff(3)}}))
+	m, now = replay(ds)
+	got = (&BadRollout{}).Evaluate(m, now)
+	if diff := cmp.Diff([]string{"finding Namespace/shop"}, callsOf(got)); diff != "" {
+		t.Fatalf("after a rollback that did not help: intents (-want +got):\n%s", diff)
+	}
+
+	// Two apart in time are two causes, each rolled back.
+	m, now = replay(append(ds[:6:6],
+		deploymentOf(500, "shop", "search", healthyDeployment(1, 1)), deploymentOf(501, "shop", "search", failing(2)),
+		podOf(502, "shop", "search-2", "Deployment", "search", bus.PodState{Revision: 2, Containers: []bus.ContainerState{crashLoopBackOff(3)}})))
+	if got := callsOf((&BadRollout{}).Evaluate(m, now)); len(got) != 3 {
+		t.Errorf("intents = %v, want a rollback each for cart and billing (together, below the storm size) and search", got)
+	}
+}

@@ -47,7 +47,7 @@ func (f *FindingEvents) NeedLeaderElection() bool { return false }
 // findingKinds maps a finding's object kind to its group and version.
 var findingKinds = map[string]schema.GroupVersion{
 	"Deployment": {Group: "apps", Version: "v1"}, "StatefulSet": {Group: "apps", Version: "v1"}, "DaemonSet": {Group: "apps", Version: "v1"},
-	"Pod": {Version: "v1"}, "Node": {Version: "v1"}, "Service": {Version: "v1"},
+	"Pod": {Version: "v1"}, "Node": {Version: "v1"}, "Service": {Version: "v1"}, "Namespace": {Version: "v1"},
 	"Job": {Group: "batch", Version: "v1"}, "CronJob": {Group: "batch", Version: "v1"},
 	"HorizontalPodAutoscaler": {Group: "autoscaling", Version: "v2"},
 }
