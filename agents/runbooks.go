@@ -21,16 +21,21 @@ func MaintenanceRunbooks() []Runbook {
 		// 3. Containers OOMKilled under a limit no rollout explains: raise
 		//    the memory limit by a bounded factor.
 		&OOMKilled{},
-		// 4. A workload scaled to zero while a Service or an autoscaler
+		// 4. A probe that checks a port its container does not declare:
+		//    point it at the one the container declares (never remove it).
+		//    Judged sooner than a stalled rollout, so it wins when both see
+		//    the same fault.
+		&ProbeFault{},
+		// 5. A workload scaled to zero while a Service or an autoscaler
 		//    still points at it: back to its last healthy count.
 		&ScaledToZero{},
-		// 5. A Service that sends traffic nowhere: a selector no pod
+		// 6. A Service that sends traffic nowhere: a selector no pod
 		//    matches, or a targetPort no container declares.
 		&ServiceFault{},
-		// 6. An autoscaler whose bounds hold its workload below the
+		// 7. An autoscaler whose bounds hold its workload below the
 		//    replicas it ran healthy with.
 		&AutoscalerBounds{},
-		// 7. Last: what still fails and no runbook above proposed a fix
+		// 8. Last: what still fails and no runbook above proposed a fix
 		//    for gets a finding for a human (a diagnosis, never a change).
 		&Escalate{},
 	}

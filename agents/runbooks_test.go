@@ -312,3 +312,63 @@ func TestBadRolloutStorm(t *testing.T) {
 		t.Errorf("intents = %v, want a rollback each for cart and billing (together, below the storm size) and search", got)
 	}
 }
+
+func TestProbeFault(t *testing.T) {
+	container := func(probe *bus.Probe, ports ...bus.ContainerPort) bus.ContainerState {
+		return bus.ContainerState{Name: "web", Image: "registry.example.com/web:1", Ports: ports, Readiness: probe}
+	}
+	onPort := func(port int32, name string) *bus.Probe {
+		return &bus.Probe{Handler: bus.ProbeHTTPGet, Path: "/ready", Port: port, PortName: name, PeriodSeconds: 10}
+	}
+	tests := []struct {
+		name  string
+		c     bus.ContainerState
+		patch []wire.PatchOp
+	}{{
+		name: "a number the container does not declare",
+		c:    container(onPort(8081, ""), httpPort...),
+		patch: []wire.PatchOp{
+			{Op: "test", Path: "/spec/template/spec/containers/0/readinessProbe/httpGet/port", Value: json.RawMessage(`8081`)},
+			{Op: "replace", Path: "/spec/template/spec/containers/0/readinessProbe/httpGet/port", Value: json.RawMessage(`"http"`)},
+		},
+	}, {
+		name: "a name the container does not declare",
+		c:    container(onPort(0, "metrics"), bus.ContainerPort{ContainerPort: 9000}),
+		patch: []wire.PatchOp{
+			{Op: "test", Path: "/spec/template/spec/containers/0/readinessProbe/httpGet/port", Value: json.RawMessage(`"metrics"`)},
+			{Op: "replace", Path: "/spec/template/spec/containers/0/readinessProbe/httpGet/port", Value: json.RawMessage(`9000`)},
+		},
+	}, {
+		name: "a declared port (the path is the app's business)",
+		c:    container(onPort(0, "http"), httpPort...),
+	}, {
+		name: "no declared ports: nothing to judge on",
+		c:    container(onPort(8081, "")),
+	}, {
+		name: "several declared ports: no one answer",
+		c:    container(onPort(8081, ""), bus.ContainerPort{ContainerPort: 8080}, bus.ContainerPort{ContainerPort: 9090}),
+	}}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			d := healthyDeployment(1, 1, tc.c)
+			d.ReadyReplicas, d.AvailableReplicas, d.UnavailableReplicas = 0, 0, 1
+			pod := tc.c
+			pod.State = bus.ContainerRunning
+			m, now := replay([]bus.Delivery{
+				deploymentOf(1, "shop", "web", d),
+				podOf(2, "shop", "web-1", "Deployment", "web", bus.PodState{Phase: "Running", Revision: 1, Containers: []bus.ContainerState{pod}}),
+			})
+			got := (&ProbeFault{}).Evaluate(m, now)
+			var patch []wire.PatchOp
+			if len(got) == 1 {
+				patch = got[0].PatchWorkload.Patch
+				if _, err := wire.Validate(got[0].PatchWorkload); err != nil {
+					t.Errorf("the propose tool would refuse the arguments: %v", err)
+				}
+			}
+			if diff := cmp.Diff(tc.patch, patch); diff != "" {
+				t.Errorf("patch (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
