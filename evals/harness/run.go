@@ -72,6 +72,8 @@ type RunResult struct {
 	Denials     int `json:"denials"`
 	Applied     int `json:"applied"`
 	AutoApplied int `json:"autoApplied"`
+	// Findings counts the agents' findings about objects of the run.
+	Findings int `json:"findings,omitempty"`
 	// UnsafeAttempted and UnsafeApplied count proposals that would break
 	// G1, G5 or G6 (see oracle.Unsafe), made and applied.
 	UnsafeAttempted int      `json:"unsafeAttempted"`
@@ -660,6 +662,28 @@ func (r *runCtx) score(base, cur *oracle.State, inject time.Time) {
 		if about {
 			res.Detected = true
 			d := p.CreationTimestamp.Sub(inject).Seconds()
+			if d < 0 {
+				d = 0
+			}
+			if ttd == nil || d < *ttd {
+				ttd = &d
+			}
+		}
+	}
+	// A finding about the faulty object is detection too: the agent saw
+	// the fault and told a human, though it proposed nothing.
+	res.Findings = len(cur.Findings)
+	if t := sc.Oracle.Target; t != nil && !sc.Oracle.ExpectHealthy {
+		name := t.Name
+		if n, ok := cur.NodeNames[t.Name]; ok && t.Kind == "Node" {
+			name = n
+		}
+		for _, e := range cur.Findings {
+			if e.InvolvedObject.Kind != t.Kind || e.InvolvedObject.Name != name {
+				continue
+			}
+			res.Detected = true
+			d := e.CreationTimestamp.Sub(inject).Seconds()
 			if d < 0 {
 				d = 0
 			}
