@@ -105,7 +105,7 @@ func (a *Agent) now() time.Time {
 	return time.Now()
 }
 
-// Model returns the agent's model, creating it on first use.
+// modelLocked returns the agent's model, creating it on first use; a.mu is held.
 func (a *Agent) modelLocked() *Model {
 	if a.model == nil {
 		a.model = NewModel()
