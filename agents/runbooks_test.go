@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -370,5 +371,56 @@ func TestProbeFault(t *testing.T) {
 				t.Errorf("patch (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// blockingProposer holds its first call until release is closed.
+type blockingProposer struct {
+	mu      sync.Mutex
+	calls   int
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (b *blockingProposer) Propose(context.Context, string, wire.ProposeArgs) (wire.ProposeResult, error) {
+	b.mu.Lock()
+	b.calls++
+	first := b.calls == 1
+	b.mu.Unlock()
+	if first {
+		b.entered <- struct{}{}
+		<-b.release
+	}
+	return wire.ProposeResult{Phase: "Pending"}, nil
+}
+
+// Judgements run concurrently (one per bus partition, and the tick); one
+// intent is still one call.
+func TestAgentProposesOnceWhileJudgingConcurrently(t *testing.T) {
+	tools := &blockingProposer{entered: make(chan struct{}, 8), release: make(chan struct{})}
+	a := &Agent{Name: "maintenance", Runbooks: []Runbook{&BadRollout{}}, Tools: tools, Clock: func() time.Time { return at(100) }}
+	for _, d := range []bus.Delivery{depDelivery(1, 1, true), depDelivery(2, 2, false)} {
+		if err := a.Handle(t.Context(), d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	crash := podDelivery(3, "web-2-a", 2, crashLoopBackOff(4))
+	errs := make(chan error, 4)
+	go func() { errs <- a.Handle(t.Context(), crash) }()
+	<-tools.entered // the first call is in flight
+	for range 3 {
+		go func() { errs <- a.judge(t.Context()) }()
+	}
+	for range 3 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(tools.release)
+	if err := <-errs; err != nil {
+		t.Fatal(err)
+	}
+	if tools.calls != 1 {
+		t.Errorf("%d calls, want 1", tools.calls)
 	}
 }
