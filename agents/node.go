@@ -170,8 +170,11 @@ func (r *NodeHealth) relieve(m *Model, n *Node, moving []*Pod, target *Node, sum
 		if !p.State.Ready {
 			continue
 		}
-		// One at a time: every other pod of its workload is ready first.
-		settled := true
+		// One at a time: its workload runs every replica ready (as its own
+		// status says; a replacement may not be in the model yet) and every
+		// pod of it the model holds is ready.
+		w := m.Workloads[p.Workload]
+		settled := w != nil && w.Healthy
 		for _, other := range m.PodsOf(p.Workload) {
 			if !other.State.Ready {
 				settled = false

@@ -53,9 +53,17 @@ func TestNodeHealth(t *testing.T) {
 		name: "disk pressure, cordoned: evict one ready pod at a time",
 		deliveries: []bus.Delivery{
 			nodeDelivery(1, "a", diskPressureCordoned), nodeDelivery(1, "b", ready),
+			deploymentOf(1, "shop", "web", healthyDeployment(1, 2)),
 			readyPod(2, "web-1", "a"), readyPod(2, "web-2", "a"),
 		},
 		want: []string{"propose_evict_pod Pod/shop/web-1"},
+	}, {
+		name: "disk pressure, cordoned: the Deployment's status says a replica is not ready yet",
+		deliveries: []bus.Delivery{
+			nodeDelivery(1, "a", diskPressureCordoned), nodeDelivery(1, "b", ready),
+			deploymentOf(1, "shop", "web", bus.DeploymentState{Revision: 1, Generation: 1, ObservedGeneration: 1, Replicas: 2, UpdatedReplicas: 2, ReadyReplicas: 1}),
+			readyPod(2, "web-2", "a"),
+		},
 	}, {
 		name: "disk pressure, cordoned: the last replacement is not ready yet",
 		deliveries: []bus.Delivery{

@@ -227,7 +227,10 @@ func interference(log []ProposalRecord) string {
 			switch {
 			case code == policies.ReasonCircuitOpen, code == policies.ReasonProposerBreakerOpen,
 				code == policies.ReasonTooManyApplying && !strings.Contains(msg, "namespace"),
-				code == policies.ReasonRateLimited && !strings.Contains(msg, " for "):
+				code == policies.ReasonRateLimited && !strings.Contains(msg, " for "),
+				// Nodes out of service count cluster-wide: another run's
+				// cordoned spare counts against this run's cordon.
+				code == policies.ReasonBlastRadius && strings.Contains(msg, "nodes are already cordoned or draining"):
 				return fmt.Sprintf("proposal %s met a cluster-wide guard other runs count towards (%s); mark the scenario exclusive if it exercises that guard", p.Name, r)
 			}
 		}
