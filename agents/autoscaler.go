@@ -11,8 +11,9 @@ import (
 // tightened below what its workload ran healthy with: its workload now runs
 // fewer replicas than it did, and the maxReplicas (or minReplicas) in force
 // is below the count it ran healthy with. It proposes SetAutoscaler back to
-// the bounds last seen while the workload ran healthy, raising the maximum
-// at most twofold per step. An autoscaler that
+// the bounds last seen while the workload ran healthy, in one step: a
+// step between would still cap the workload below what it needs (the gate
+// asks a human for a large raise). An autoscaler that
 // only scales down within its bounds is doing its job and is left alone.
 type AutoscalerBounds struct {
 	// For is how long the bounds must hold the workload down. Default 5s.
@@ -42,9 +43,8 @@ func (r *AutoscalerBounds) Evaluate(m *Model, now time.Time) []Intent {
 		if st.MaxReplicas >= h.HealthyTarget || w.Replicas() >= h.HealthyTarget {
 			continue
 		}
-		maxR := min(h.HealthyMax, 2*max(st.MaxReplicas, 1))
-		minR := min(max(h.HealthyMin, st.MinReplicas), maxR)
-		if minR < 1 {
+		minR, maxR := h.HealthyMin, h.HealthyMax
+		if minR < 1 || minR > maxR {
 			continue
 		}
 		out = append(out, Intent{SetAutoscaler: &wire.SetAutoscalerArgs{
@@ -55,7 +55,7 @@ func (r *AutoscalerBounds) Evaluate(m *Model, now time.Time) []Intent {
 			Common: wire.Common{
 				Summary: fmt.Sprintf("Autoscaler %s/%s allows %d to %d replicas of %s %s, which runs %d; it ran healthy with %d under bounds %d to %d.",
 					key.Namespace, key.Name, st.MinReplicas, st.MaxReplicas, w.Key.Kind, w.Key.Name, w.Replicas(), h.HealthyTarget, h.HealthyMin, h.HealthyMax),
-				Rationale:   fmt.Sprintf("The bounds hold the workload below the replicas it needed; raising them to %d to %d (a step towards the bounds it ran healthy under) lets it scale back, and the change is undone if its pods do not become ready.", minR, maxR),
+				Rationale:   fmt.Sprintf("The bounds hold the workload below the replicas it needed; returning them to %d to %d, the bounds it ran healthy under, lets it scale back, and the change is undone if its pods do not become ready.", minR, maxR),
 				Risk:        "Low",
 				Telemetry:   []wire.TelemetryRef{h.Ref, h.HealthyRef, w.Ref},
 				Fingerprint: fmt.Sprintf("autoscaler-bounds/%s/%s/%d-%d", key.Namespace, key.Name, minR, maxR),

@@ -59,13 +59,13 @@ func (r *ScaledToZero) Evaluate(m *Model, now time.Time) []Intent {
 			continue
 		}
 		cur := w.Replicas()
-		n := min(w.HealthyReplicas, max(2*cur, cur+4))
+		n := w.HealthyReplicas
 		out = append(out, Intent{ScaleWorkload: &wire.ScaleWorkloadArgs{
 			WorkloadArgs: wire.WorkloadArgs{Namespace: key.Namespace, Kind: key.Kind, Name: key.Name},
 			Replicas:     &n,
 			Common: wire.Common{
 				Summary:     fmt.Sprintf("%s %s/%s was scaled to zero replicas while %s; it last ran healthy with %d and now has %d.", key.Kind, key.Namespace, key.Name, why, w.HealthyReplicas, cur),
-				Rationale:   fmt.Sprintf("Scaling to %d replicas (a step towards the %d it last ran healthy with) restores the endpoints that still expect it; the scale is undone if the pods do not become ready.", n, w.HealthyReplicas),
+				Rationale:   fmt.Sprintf("Scaling back to %d replicas, the count it last ran healthy with, restores the endpoints that still expect it; the scale is undone if the pods do not become ready.", n),
 				Risk:        "Low",
 				Telemetry:   refs,
 				Fingerprint: fmt.Sprintf("scaled-to-zero/%s/%s/%s/%d", key.Kind, key.Namespace, key.Name, n),
