@@ -175,10 +175,17 @@ func (r *NodeHealth) relieve(m *Model, n *Node, moving []*Pod, target *Node, sum
 		// pod of it the model holds is ready.
 		w := m.Workloads[p.Workload]
 		settled := w != nil && w.Healthy
+		var ready int32
 		for _, other := range m.PodsOf(p.Workload) {
 			if !other.State.Ready {
 				settled = false
 			}
+			ready++
+		}
+		// The last evicted pod's replacement is in the model and ready
+		// (the workload's status may not show the eviction yet).
+		if w != nil && ready < w.Replicas() {
+			settled = false
 		}
 		if !settled {
 			return nil

@@ -58,6 +58,13 @@ func TestNodeHealth(t *testing.T) {
 		},
 		want: []string{"propose_evict_pod Pod/shop/web-1"},
 	}, {
+		name: "disk pressure, cordoned: a pod was evicted and its replacement is not in the model yet",
+		deliveries: []bus.Delivery{
+			nodeDelivery(1, "a", diskPressureCordoned), nodeDelivery(1, "b", ready),
+			deploymentOf(1, "shop", "web", healthyDeployment(1, 2)),
+			readyPod(2, "web-2", "a"),
+		},
+	}, {
 		name: "disk pressure, cordoned: the Deployment's status says a replica is not ready yet",
 		deliveries: []bus.Delivery{
 			nodeDelivery(1, "a", diskPressureCordoned), nodeDelivery(1, "b", ready),
