@@ -32,6 +32,9 @@ func webService(targetName string, target int32, selector map[string]string) bus
 func TestScaledToZero(t *testing.T) {
 	zero := healthyDeployment(1, 0)
 	zero.UpdatedReplicas, zero.ReadyReplicas, zero.AvailableReplicas = 0, 0, 0
+	// Scaling down: spec at zero, a pod still ready.
+	going := zero
+	going.ReadyReplicas, going.AvailableReplicas = 1, 1
 	base := []bus.Delivery{
 		deploymentOf(1, "shop", "web", healthyDeployment(1, 6)),
 		podOf(2, "shop", "web-1", "Deployment", "web", webPodState(true)),
@@ -45,6 +48,7 @@ func TestScaledToZero(t *testing.T) {
 		{"a Service still selects it", append(append(base[:2:2], svc), deploymentOf(4, "shop", "web", zero)), []string{"propose_scale_workload Deployment/shop/web"}},
 		{"nothing points at it: parked", append(base[:2:2], deploymentOf(4, "shop", "web", zero)), nil},
 		{"healthy", append(base[:2:2], svc), nil},
+		{"still scaling down", append(append(base[:2:2], svc), deploymentOf(4, "shop", "web", going)), nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -32,7 +32,7 @@ func (r *ScaledToZero) Evaluate(m *Model, now time.Time) []Intent {
 	var out []Intent
 	for _, key := range sortedKeys(m.Workloads) {
 		w := m.Workloads[key]
-		if key.Kind == KindDaemonSet || w.Replicas() >= w.HealthyReplicas || w.ScaledToZeroAt.IsZero() || now.Sub(w.ScaledToZeroAt) < wait {
+		if key.Kind == KindDaemonSet || w.Replicas() >= w.HealthyReplicas || w.ScaledToZeroAt.IsZero() || now.Sub(w.ScaledToZeroAt) < wait || !scaledDown(w) {
 			continue
 		}
 		var why string
@@ -73,6 +73,17 @@ func (r *ScaledToZero) Evaluate(m *Model, now time.Time) []Intent {
 		}})
 	}
 	return out
+}
+
+// scaledDown reports whether the workload's status shows the scale-down
+// done: its spec observed and no pod left ready or current. The runbook
+// judges the settled state, not a scale-down in progress.
+func scaledDown(w *Workload) bool {
+	if d := w.Deployment; d != nil {
+		return d.ObservedGeneration >= d.Generation && d.ReadyReplicas == 0 && d.AvailableReplicas == 0 && d.UpdatedReplicas == 0
+	}
+	s := w.State
+	return s.ObservedGeneration >= s.Generation && s.ReadyReplicas == 0 && s.CurrentReplicas == 0 && s.AvailableReplicas == 0
 }
 
 // selects reports whether a non-empty selector matches labels.
