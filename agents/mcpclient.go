@@ -55,8 +55,13 @@ func (t *ToolClient) Close() error { return t.c.Close() }
 
 // ProposeRollback calls propose_rollback.
 func (t *ToolClient) ProposeRollback(ctx context.Context, args wire.ProposeRollbackArgs) (wire.ProposeResult, error) {
+	return t.Propose(ctx, wire.ToolProposeRollback, &args)
+}
+
+// Propose calls the propose tool named tool with args.
+func (t *ToolClient) Propose(ctx context.Context, tool string, args wire.ProposeArgs) (wire.ProposeResult, error) {
 	var out wire.ProposeResult
-	err := t.call(ctx, wire.ToolProposeRollback, args, &out)
+	err := t.call(ctx, tool, args, &out)
 	return out, err
 }
 

@@ -2,8 +2,10 @@ package agents
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/go-logr/logr"
 	"sigs.k8s.io/controller-runtime/pkg/log"
@@ -12,40 +14,35 @@ import (
 	"github.com/tendops/tend/mcp/wire"
 )
 
-// Intent is a proposal a runbook wants made.
-type Intent struct {
-	// Runbook that produced the intent.
-	Runbook string
-	// Rollback, when set, is a propose_rollback call.
-	Rollback *wire.ProposeRollbackArgs
-}
-
-// fingerprint identifies the intent across repeats.
-func (i Intent) fingerprint() string {
-	if i.Rollback != nil {
-		return i.Rollback.Fingerprint
-	}
-	return ""
-}
-
-// Runbook recognises a problem in the telemetry stream. Observe folds one
-// delivery into the runbook's model and returns the proposals it now wants.
-// Observe must be idempotent: seeing the same delivery twice (at-least-once
-// delivery) yields the same model.
-type Runbook interface {
-	Name() string
-	Observe(d bus.Delivery) []Intent
-}
-
-// proposer makes proposals. *ToolClient implements it.
+// proposer makes proposals: it calls the propose tool named tool with args.
+// *ToolClient implements it.
 type proposer interface {
-	ProposeRollback(ctx context.Context, args wire.ProposeRollbackArgs) (wire.ProposeResult, error)
+	Propose(ctx context.Context, tool string, args wire.ProposeArgs) (wire.ProposeResult, error)
 }
 
 var _ proposer = (*ToolClient)(nil)
 
+// FindingRecorder records a diagnosis for a human: on the bus, and as an
+// Event on the object.
+type FindingRecorder interface {
+	RecordFinding(ctx context.Context, f Finding) error
+}
+
+// maxFingerprint is the longest fingerprint the propose tools take.
+const maxFingerprint = 128
+
 // maxRemembered bounds the fingerprints an agent remembers.
 const maxRemembered = 4096
+
+// DefaultInterval is how often an agent judges its model when no telemetry
+// arrives: faults that show as the absence of change (a pod that never
+// becomes ready) are seen on this tick.
+const DefaultInterval = 2 * time.Second
+
+// DefaultTargetHold is how long an agent waits after proposing for an
+// object before it proposes a different fix for the same object: one cause,
+// one proposal, and time for the first fix to be decided and verified.
+const DefaultTargetHold = 90 * time.Second
 
 // Outcome reports one proposal the agent made, for whoever watches the agent.
 type Outcome struct {
@@ -53,65 +50,213 @@ type Outcome struct {
 	Result wire.ProposeResult
 }
 
-// Agent is a maintenance agent: a set of runbooks over the telemetry stream,
-// proposing through MCP.
+// Agent is a maintenance agent: one model of the cluster folded from the
+// telemetry stream, and a list of runbooks that judge it and propose
+// through MCP.
 type Agent struct {
 	Name     string
 	Runbooks []Runbook
 	Tools    proposer
+	// Findings records the diagnoses of runbooks that find no safe fix;
+	// nil drops them (they are still logged).
+	Findings FindingRecorder
 	// OnProposal, if set, is told of every proposal made.
 	OnProposal func(Outcome)
+	// Interval between judgements without telemetry; DefaultInterval if 0.
+	Interval time.Duration
+	// TargetHold is DefaultTargetHold if 0.
+	TargetHold time.Duration
+	// Clock is time.Now if nil.
+	Clock func() time.Time
 
 	mu       sync.Mutex
-	proposed map[string]wire.ProposeResult
+	model    *Model
+	proposed map[string]proposed
+	// inflight are the fingerprints being proposed right now: judgements
+	// run concurrently (one per bus partition, and the tick), and one
+	// intent must become one call.
+	inflight map[string]bool
+	// held maps a target to when it was last proposed for, and what.
+	held map[string]heldTarget
 }
 
-// Handle is the agent's bus.Handler.
+// proposed is what the agent remembers of one fingerprint it proposed.
+type proposed struct {
+	at     time.Time
+	result wire.ProposeResult
+}
+
+// DefaultRetryDenied is how long an agent waits before it proposes again
+// what the gate denied: the facts it decided on (a guard's count, a
+// target's generation) may have changed. The gate's per-target rate limit
+// bounds the repeats.
+const DefaultRetryDenied = time.Minute
+
+type heldTarget struct {
+	at          time.Time
+	fingerprint string
+	runbook     string
+}
+
+func (a *Agent) now() time.Time {
+	if a.Clock != nil {
+		return a.Clock()
+	}
+	return time.Now()
+}
+
+// modelLocked returns the agent's model, creating it on first use; a.mu is held.
+func (a *Agent) modelLocked() *Model {
+	if a.model == nil {
+		a.model = NewModel()
+	}
+	return a.model
+}
+
+// Handle is the agent's bus.Handler: it folds the delivery into the model
+// and proposes what the runbooks now want.
 func (a *Agent) Handle(ctx context.Context, d bus.Delivery) error {
-	logger := log.FromContext(ctx).WithValues("agent", a.Name)
 	a.mu.Lock()
+	a.modelLocked().Observe(d)
+	a.mu.Unlock()
+	return a.judge(ctx)
+}
+
+// Start judges the model every Interval until ctx ends; it implements
+// manager.Runnable.
+func (a *Agent) Start(ctx context.Context) error {
+	iv := a.Interval
+	if iv <= 0 {
+		iv = DefaultInterval
+	}
+	t := time.NewTicker(iv)
+	defer t.Stop()
+	logger := log.FromContext(ctx).WithValues("agent", a.Name)
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			if err := a.judge(ctx); err != nil && ctx.Err() == nil {
+				// The next tick asks again; the error is the MCP server's.
+				logger.Error(err, "Failed to propose")
+			}
+		}
+	}
+}
+
+// judge runs every runbook over the model, in order, and proposes.
+func (a *Agent) judge(ctx context.Context) error {
+	logger := log.FromContext(ctx).WithValues("agent", a.Name)
+	now := a.now()
+	a.mu.Lock()
+	m := a.modelLocked()
 	var intents []Intent
 	for _, rb := range a.Runbooks {
-		for _, in := range rb.Observe(d) {
+		for _, in := range rb.Evaluate(m, now) {
 			in.Runbook = rb.Name()
 			intents = append(intents, in)
 		}
 	}
 	a.mu.Unlock()
+	var errs []error
 	for _, in := range intents {
-		if err := a.propose(ctx, logger, in); err != nil {
-			// Redelivered after a backoff; the runbook sees the same state and
-			// asks again.
-			return err
+		if err := a.act(ctx, logger, now, in); err != nil {
+			errs = append(errs, err)
 		}
 	}
-	return nil
+	// Redelivered after a backoff; the runbooks see the same state and ask
+	// again.
+	return errors.Join(errs...)
 }
 
-func (a *Agent) propose(ctx context.Context, logger logr.Logger, in Intent) error {
+func (a *Agent) act(ctx context.Context, logger logr.Logger, now time.Time, in Intent) error {
 	fp := in.fingerprint()
-	a.mu.Lock()
-	_, done := a.proposed[fp]
-	a.mu.Unlock()
-	if done || in.Rollback == nil {
+	if fp == "" {
 		return nil
 	}
-	logger.Info("Proposing rollback", "runbook", in.Runbook, "namespace", in.Rollback.Namespace,
-		"deployment", in.Rollback.Name, "from", in.Rollback.FromRevision, "to", in.Rollback.ToRevision)
-	res, err := a.Tools.ProposeRollback(ctx, *in.Rollback)
-	if err != nil {
-		return fmt.Errorf("failed to propose rollback of %s/%s: %w", in.Rollback.Namespace, in.Rollback.Name, err)
+	target := in.target()
+	hold := a.TargetHold
+	if hold <= 0 {
+		hold = DefaultTargetHold
+	}
+	a.mu.Lock()
+	prev, done := a.proposed[fp]
+	if done && prev.result.Outcome == "Deny" && now.Sub(prev.at) >= DefaultRetryDenied {
+		done = false
+	}
+	if h, ok := a.held[target]; target != "" && ok && h.fingerprint != fp && h.runbook != in.Runbook && now.Sub(h.at) < hold {
+		// Another runbook's fix for the same object is being decided or
+		// verified. (A runbook may take its own next step: it judges the
+		// object as its last step left it.)
+		done = true
+	}
+	if a.inflight[fp] || (target != "" && a.inflight["target:"+target]) {
+		done = true
+	}
+	if !done {
+		if a.inflight == nil {
+			a.inflight = map[string]bool{}
+		}
+		a.inflight[fp] = true
+		if target != "" {
+			a.inflight["target:"+target] = true
+		}
+	}
+	a.mu.Unlock()
+	if done {
+		return nil
+	}
+	defer func() {
+		a.mu.Lock()
+		delete(a.inflight, fp)
+		delete(a.inflight, "target:"+target)
+		a.mu.Unlock()
+	}()
+	var res wire.ProposeResult
+	if in.Finding != nil {
+		logger.Info("Escalating", "runbook", in.Runbook, "object", in.Finding.Object(), "fault", in.Finding.Fault)
+		if a.Findings != nil {
+			f := *in.Finding
+			f.Runbook = in.Runbook
+			if err := a.Findings.RecordFinding(ctx, f); err != nil {
+				return fmt.Errorf("failed to record finding about %s: %w", in.Finding.Object(), err)
+			}
+		}
+	} else {
+		tool, args, ok := in.Call()
+		if !ok {
+			return nil
+		}
+		c := args.CommonArgs()
+		c.Agent = a.Name
+		if len(c.Fingerprint) > maxFingerprint {
+			c.Fingerprint = c.Fingerprint[:maxFingerprint-41] + "/" + wire.Digest(c.Fingerprint)
+		}
+		logger.Info("Proposing", "runbook", in.Runbook, "tool", tool, "target", target, "fingerprint", fp)
+		var err error
+		res, err = a.Tools.Propose(ctx, tool, args)
+		if err != nil {
+			return fmt.Errorf("failed to propose %s for %s: %w", tool, target, err)
+		}
+		logger.Info("Gate answered", "proposal", res.Namespace+"/"+res.Name, "outcome", res.Outcome, "phase", res.Phase, "duplicate", res.Duplicate)
 	}
 	a.mu.Lock()
 	if a.proposed == nil || len(a.proposed) >= maxRemembered {
 		// Forgetting is safe: the MCP server returns an open proposal with
 		// the same fingerprint instead of making a second one.
-		a.proposed = map[string]wire.ProposeResult{}
+		a.proposed = map[string]proposed{}
 	}
-	a.proposed[fp] = res
+	if a.held == nil || len(a.held) >= maxRemembered {
+		a.held = map[string]heldTarget{}
+	}
+	a.proposed[fp] = proposed{at: now, result: res}
+	if target != "" && in.Finding == nil {
+		// A finding changes nothing, so it holds nothing back.
+		a.held[target] = heldTarget{at: now, fingerprint: fp, runbook: in.Runbook}
+	}
 	a.mu.Unlock()
-	logger.Info("Gate answered", "proposal", res.Namespace+"/"+res.Name, "outcome", res.Outcome, "phase", res.Phase, "duplicate", res.Duplicate)
-	if a.OnProposal != nil {
+	if a.OnProposal != nil && in.Finding == nil {
 		a.OnProposal(Outcome{Intent: in, Result: res})
 	}
 	return nil

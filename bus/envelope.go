@@ -57,6 +57,7 @@ const (
 	KindDaemonSet   Kind = "daemonset"
 	KindJob         Kind = "job"
 	KindHPA         Kind = "hpa"
+	KindService     Kind = "service"
 	// KindPodMetrics and KindNodeMetrics are resource usage samples from
 	// metrics.k8s.io, when the cluster serves it.
 	KindPodMetrics  Kind = "podmetrics"
@@ -109,6 +110,7 @@ type Envelope struct {
 	DaemonSet   *WorkloadState   `json:"daemonSet,omitempty"`
 	Job         *JobState        `json:"job,omitempty"`
 	HPA         *AutoscalerState `json:"hpa,omitempty"`
+	Service     *ServiceState    `json:"service,omitempty"`
 	// Usage is the payload of both KindPodMetrics and KindNodeMetrics.
 	Usage *UsageSample `json:"usage,omitempty"`
 
@@ -136,6 +138,9 @@ type WorkloadState struct {
 	UpdateRevision  string      `json:"updateRevision,omitempty"`
 	Images          []string    `json:"images,omitempty"`
 	Conditions      []Condition `json:"conditions,omitempty"`
+	// Template is what the pod template declares for each container, in
+	// order (declared facts only, no status).
+	Template []ContainerState `json:"template,omitempty"`
 }
 
 // JobState is the observed state of a Job.
@@ -166,6 +171,25 @@ type AutoscalerState struct {
 	Conditions      []Condition `json:"conditions,omitempty"`
 }
 
+// ServiceState is the observed spec of a Service: where it sends traffic.
+type ServiceState struct {
+	Deleted bool   `json:"deleted,omitempty"`
+	Type    string `json:"type,omitempty"`
+	// Selector is nil for a Service without one (its endpoints are managed
+	// by hand).
+	Selector map[string]string `json:"selector,omitempty"`
+	Ports    []ServicePort     `json:"ports,omitempty"`
+}
+
+// ServicePort is one port of a Service. TargetPort is the container port
+// it sends to by number, TargetPortName by name; one is set.
+type ServicePort struct {
+	Name           string `json:"name,omitempty"`
+	Port           int32  `json:"port"`
+	TargetPort     int32  `json:"targetPort,omitempty"`
+	TargetPortName string `json:"targetPortName,omitempty"`
+}
+
 // UsageSample is one resource usage sample of a pod or a node from
 // metrics.k8s.io. Containers is empty for a node.
 type UsageSample struct {
@@ -191,9 +215,19 @@ type PodState struct {
 	NodeName string       `json:"nodeName,omitempty"`
 	Workload *WorkloadRef `json:"workload,omitempty"`
 	// Revision is the deployment revision of the pod's ReplicaSet, 0 if unknown.
-	Revision     int64            `json:"revision,omitempty"`
-	TemplateHash string           `json:"templateHash,omitempty"`
-	Containers   []ContainerState `json:"containers,omitempty"`
+	Revision     int64  `json:"revision,omitempty"`
+	TemplateHash string `json:"templateHash,omitempty"`
+	// Containers are in the order of the pod spec (the order of the
+	// workload's template), each with its declared facts and its status.
+	Containers []ContainerState `json:"containers,omitempty"`
+	// InitContainers are the init containers, in spec order.
+	InitContainers []ContainerState `json:"initContainers,omitempty"`
+	// Labels are the pod's labels, for matching Service selectors.
+	Labels map[string]string `json:"labels,omitempty"`
+	// Conditions are the pod's conditions (PodScheduled, Ready, ...).
+	Conditions []Condition `json:"conditions,omitempty"`
+	// NodeSelector is the pod's node selector.
+	NodeSelector map[string]string `json:"nodeSelector,omitempty"`
 }
 
 // WorkloadRef names the workload that owns a pod, such as its Deployment.
@@ -214,7 +248,45 @@ type ContainerState struct {
 	Message               string `json:"message,omitempty"`
 	LastTerminationReason string `json:"lastTerminationReason,omitempty"`
 	LastExitCode          int32  `json:"lastExitCode,omitempty"`
+
+	// What the pod spec declares for the container.
+	Ports              []ContainerPort `json:"ports,omitempty"`
+	Liveness           *Probe          `json:"liveness,omitempty"`
+	Readiness          *Probe          `json:"readiness,omitempty"`
+	Startup            *Probe          `json:"startup,omitempty"`
+	MemoryRequestBytes int64           `json:"memoryRequestBytes,omitempty"`
+	MemoryLimitBytes   int64           `json:"memoryLimitBytes,omitempty"`
 }
+
+// ContainerPort is a port a container declares.
+type ContainerPort struct {
+	Name          string `json:"name,omitempty"`
+	ContainerPort int32  `json:"containerPort"`
+	Protocol      string `json:"protocol,omitempty"`
+}
+
+// Probe is a container's probe: where it looks (an HTTP GET or a TCP
+// connection, on a port by number or by name; Exec for a command) and its
+// timing.
+type Probe struct {
+	// Handler is httpGet, tcpSocket, grpc or exec.
+	Handler             string `json:"handler"`
+	Path                string `json:"path,omitempty"`
+	Port                int32  `json:"port,omitempty"`
+	PortName            string `json:"portName,omitempty"`
+	InitialDelaySeconds int32  `json:"initialDelaySeconds,omitempty"`
+	PeriodSeconds       int32  `json:"periodSeconds,omitempty"`
+	TimeoutSeconds      int32  `json:"timeoutSeconds,omitempty"`
+	FailureThreshold    int32  `json:"failureThreshold,omitempty"`
+}
+
+// Probe handlers.
+const (
+	ProbeHTTPGet   = "httpGet"
+	ProbeTCPSocket = "tcpSocket"
+	ProbeGRPC      = "grpc"
+	ProbeExec      = "exec"
+)
 
 // Container states.
 const (
@@ -236,6 +308,9 @@ type DeploymentState struct {
 	Revision            int64       `json:"revision,omitempty"`
 	Images              []string    `json:"images,omitempty"`
 	Conditions          []Condition `json:"conditions,omitempty"`
+	// Template is what the pod template declares for each container, in
+	// order (declared facts only, no status).
+	Template []ContainerState `json:"template,omitempty"`
 }
 
 // Condition is a status condition. Reason and Message are untrusted text.
@@ -252,6 +327,11 @@ type NodeState struct {
 	Ready         bool        `json:"ready,omitempty"`
 	Unschedulable bool        `json:"unschedulable,omitempty"`
 	Conditions    []Condition `json:"conditions,omitempty"`
+	// Labels are the node's labels, for matching node selectors.
+	Labels map[string]string `json:"labels,omitempty"`
+	// Allocatable is what the node offers pods.
+	AllocatableMemoryBytes   int64 `json:"allocatableMemoryBytes,omitempty"`
+	AllocatableCPUMillicores int64 `json:"allocatableCPUMillicores,omitempty"`
 }
 
 // EventRecord is a Kubernetes Event. Reason and Message are untrusted text.
@@ -448,7 +528,7 @@ func (e *Envelope) Validate() error {
 	payloads := 0
 	for _, set := range []bool{
 		e.Pod != nil, e.Deployment != nil, e.Node != nil, e.Event != nil, e.Alert != nil,
-		e.StatefulSet != nil, e.DaemonSet != nil, e.Job != nil, e.HPA != nil, e.Usage != nil,
+		e.StatefulSet != nil, e.DaemonSet != nil, e.Job != nil, e.HPA != nil, e.Usage != nil, e.Service != nil,
 		e.Containers != nil, e.ContainerStats != nil, e.Images != nil, e.ImageFS != nil,
 	} {
 		if set {
@@ -486,6 +566,9 @@ func (e *Envelope) Validate() error {
 	case KindHPA:
 		c.require("hpa", e.HPA != nil)
 		c.hpa(e.HPA)
+	case KindService:
+		c.require("service", e.Service != nil)
+		c.service(e.Service)
 	case KindPodMetrics, KindNodeMetrics:
 		c.require("usage", e.Usage != nil)
 		c.usage(e.Usage)
@@ -610,9 +693,17 @@ func (c *checker) pod(p *PodState) {
 	}
 	c.count("pod.revision", p.Revision)
 	c.text("pod.templateHash", p.TemplateHash)
-	c.list("pod.containers", len(p.Containers), maxContainers)
-	for i, ct := range p.Containers {
-		f := fmt.Sprintf("pod.containers[%d]", i)
+	c.podContainers("pod.containers", p.Containers)
+	c.podContainers("pod.initContainers", p.InitContainers)
+	c.labels("pod.labels", p.Labels)
+	c.conditions("pod.conditions", p.Conditions)
+	c.labels("pod.nodeSelector", p.NodeSelector)
+}
+
+func (c *checker) podContainers(field string, cts []ContainerState) {
+	c.list(field, len(cts), maxContainers)
+	for i, ct := range cts {
+		f := fmt.Sprintf("%s[%d]", field, i)
 		c.name(f+".name", ct.Name, true)
 		c.text(f+".image", ct.Image)
 		c.count(f+".restartCount", int64(ct.RestartCount))
@@ -620,6 +711,62 @@ func (c *checker) pod(p *PodState) {
 		c.text(f+".reason", ct.Reason)
 		c.text(f+".message", ct.Message)
 		c.text(f+".lastTerminationReason", ct.LastTerminationReason)
+		c.list(f+".ports", len(ct.Ports), maxListLen)
+		for j, p := range ct.Ports {
+			c.name(fmt.Sprintf("%s.ports[%d].name", f, j), p.Name, false)
+			c.port(fmt.Sprintf("%s.ports[%d].containerPort", f, j), p.ContainerPort)
+			c.name(fmt.Sprintf("%s.ports[%d].protocol", f, j), p.Protocol, false)
+		}
+		for name, pr := range map[string]*Probe{"liveness": ct.Liveness, "readiness": ct.Readiness, "startup": ct.Startup} {
+			c.probe(f+"."+name, pr)
+		}
+		c.count(f+".memoryRequestBytes", ct.MemoryRequestBytes)
+		c.count(f+".memoryLimitBytes", ct.MemoryLimitBytes)
+	}
+}
+
+func (c *checker) probe(field string, p *Probe) {
+	if p == nil {
+		return
+	}
+	c.oneOf(field+".handler", p.Handler, ProbeHTTPGet, ProbeTCPSocket, ProbeGRPC, ProbeExec)
+	c.text(field+".path", p.Path)
+	if p.Port != 0 {
+		c.port(field+".port", p.Port)
+	}
+	c.name(field+".portName", p.PortName, false)
+	for _, n := range []int32{p.InitialDelaySeconds, p.PeriodSeconds, p.TimeoutSeconds, p.FailureThreshold} {
+		c.count(field, int64(n))
+	}
+}
+
+func (c *checker) port(field string, p int32) {
+	if p < 0 || p > 65535 {
+		c.failf(field, "must be a port number")
+	}
+}
+
+func (c *checker) labels(field string, labels map[string]string) {
+	c.list(field, len(labels), maxListLen)
+	for k, v := range labels {
+		c.name(field, k, true)
+		c.name(field, v, false)
+	}
+}
+
+func (c *checker) service(s *ServiceState) {
+	if s == nil {
+		return
+	}
+	c.name("service.type", s.Type, false)
+	c.labels("service.selector", s.Selector)
+	c.list("service.ports", len(s.Ports), maxListLen)
+	for i, p := range s.Ports {
+		f := fmt.Sprintf("service.ports[%d]", i)
+		c.name(f+".name", p.Name, false)
+		c.port(f+".port", p.Port)
+		c.port(f+".targetPort", p.TargetPort)
+		c.name(f+".targetPortName", p.TargetPortName, false)
 	}
 }
 
@@ -647,6 +794,7 @@ func (c *checker) deployment(d *DeploymentState) {
 		c.text(fmt.Sprintf("deployment.images[%d]", i), img)
 	}
 	c.conditions("deployment.conditions", d.Conditions)
+	c.podContainers("deployment.template", d.Template)
 }
 
 func (c *checker) node(n *NodeState) {
@@ -654,6 +802,9 @@ func (c *checker) node(n *NodeState) {
 		return
 	}
 	c.conditions("node.conditions", n.Conditions)
+	c.labels("node.labels", n.Labels)
+	c.count("node.allocatableMemoryBytes", n.AllocatableMemoryBytes)
+	c.count("node.allocatableCPUMillicores", n.AllocatableCPUMillicores)
 }
 
 func (c *checker) event(ev *EventRecord) {
@@ -704,6 +855,7 @@ func (c *checker) workload(field string, w *WorkloadState) {
 	c.name(field+".updateRevision", w.UpdateRevision, false)
 	c.images(field+".images", w.Images)
 	c.conditions(field+".conditions", w.Conditions)
+	c.podContainers(field+".template", w.Template)
 }
 
 func (c *checker) images(field string, images []string) {

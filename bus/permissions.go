@@ -84,6 +84,8 @@ func ComponentPermissions(c Component, cluster, node string) (Permissions, error
 				deadRoot+".>",
 				// The transcripts of its planner's runs, in its cluster.
 				transcriptsRoot+"."+cl+".>",
+				// Its findings: diagnoses for a human, never a change.
+				FindingsSubject(cluster),
 			),
 			// Agents never act: no shim requests, no telemetry, proposal,
 			// audit or stream writes, no deleting consumers or messages.

@@ -115,9 +115,9 @@ func telemetryPartitions(ctx context.Context, js jetstream.JetStream) (int, erro
 	return strconv.Atoi(m[1])
 }
 
-// EnsureStreams creates the TELEMETRY, PROPOSALS, AUDIT, DEADLETTER and
-// TRANSCRIPTS streams, or updates them to cfg, and the runtime shim's stores
-// (EnsureShimStores). It is idempotent.
+// EnsureStreams creates the TELEMETRY, PROPOSALS, AUDIT, FINDINGS,
+// DEADLETTER and TRANSCRIPTS streams, or updates them to cfg, and the
+// runtime shim's stores (EnsureShimStores). It is idempotent.
 func EnsureStreams(ctx context.Context, js jetstream.JetStream, cfg StreamsConfig) error {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
@@ -158,6 +158,17 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, cfg StreamsConfi
 		Duplicates:  cfg.DuplicateWindow,
 		DenyDelete:  true,
 		DenyPurge:   true,
+	}, {
+		// Diagnoses of faults no runbook could fix, for a human.
+		Name:        StreamFindings,
+		Description: "tend agents' findings",
+		Subjects:    []string{findingsRoot + ".>"},
+		Storage:     jetstream.FileStorage,
+		Retention:   jetstream.LimitsPolicy,
+		MaxAge:      FindingsMaxAge,
+		MaxBytes:    cfg.TelemetryMaxBytes,
+		Replicas:    cfg.Replicas,
+		Duplicates:  cfg.DuplicateWindow,
 	}, {
 		// Messages consumers gave up on, with the reason, for an operator to
 		// inspect or replay.

@@ -14,6 +14,7 @@ const (
 	auditRoot     = "tend.audit"
 	shimRoot      = "tend.shim"
 	deadRoot      = "tend.deadletter"
+	findingsRoot  = "tend.findings"
 	// transcriptsRoot holds the transcripts of agents' planner runs.
 	transcriptsRoot = "tend.transcripts"
 )

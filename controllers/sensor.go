@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"maps"
 	"sync"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
@@ -40,7 +42,7 @@ const (
 
 // What the sensor watches, and usage where metrics.k8s.io is served.
 //
-// +kubebuilder:rbac:groups="",resources=pods;nodes;events;namespaces,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=pods;nodes;events;namespaces;services,verbs=get;list;watch
 // +kubebuilder:rbac:groups=apps,resources=deployments;statefulsets;daemonsets;replicasets,verbs=get;list;watch
 // +kubebuilder:rbac:groups=batch,resources=jobs;cronjobs,verbs=get;list;watch
 // +kubebuilder:rbac:groups=autoscaling,resources=horizontalpodautoscalers,verbs=get;list;watch
@@ -137,6 +139,9 @@ func sensorKinds() []sensorKind {
 		observe(sensorKind{kind: bus.KindHPA, group: "autoscaling", version: "v2", resource: "horizontalpodautoscalers",
 			tombstone: func(e *bus.Envelope) { e.HPA = &bus.AutoscalerState{Deleted: true} }},
 			func() *autoscalingv2.HorizontalPodAutoscaler { return &autoscalingv2.HorizontalPodAutoscaler{} }, fillHPA),
+		observe(sensorKind{kind: bus.KindService, version: "v1", resource: "services",
+			tombstone: func(e *bus.Envelope) { e.Service = &bus.ServiceState{Deleted: true} }},
+			func() *corev1.Service { return &corev1.Service{} }, fillService),
 	}
 }
 
@@ -340,22 +345,111 @@ func fillPod(ctx context.Context, s *Sensor, pod *corev1.Pod, env *bus.Envelope)
 			}
 		}
 	}
-	for _, cs := range pod.Status.ContainerStatuses {
-		c := bus.ContainerState{Name: cs.Name, Image: cs.Image, Ready: cs.Ready, RestartCount: cs.RestartCount}
-		switch {
-		case cs.State.Waiting != nil:
-			c.State, c.Reason, c.Message = bus.ContainerWaiting, cs.State.Waiting.Reason, cs.State.Waiting.Message
-		case cs.State.Running != nil:
-			c.State = bus.ContainerRunning
-		case cs.State.Terminated != nil:
-			c.State, c.Reason, c.Message = bus.ContainerTerminated, cs.State.Terminated.Reason, cs.State.Terminated.Message
-		}
-		if t := cs.LastTerminationState.Terminated; t != nil {
-			c.LastTerminationReason, c.LastExitCode = t.Reason, t.ExitCode
-		}
-		st.Containers = append(st.Containers, c)
+	if st.TemplateHash == "" {
+		// A StatefulSet's or DaemonSet's pods name their controller revision.
+		st.TemplateHash = pod.Labels[appsv1.ControllerRevisionHashLabelKey]
+	}
+	st.Containers = containerStates(pod.Spec.Containers, pod.Status.ContainerStatuses)
+	st.InitContainers = containerStates(pod.Spec.InitContainers, pod.Status.InitContainerStatuses)
+	if len(pod.Labels) > 0 && len(pod.Labels) <= maxPodLabels {
+		st.Labels = maps.Clone(pod.Labels)
+	}
+	if len(pod.Spec.NodeSelector) > 0 && len(pod.Spec.NodeSelector) <= maxPodLabels {
+		st.NodeSelector = maps.Clone(pod.Spec.NodeSelector)
+	}
+	for _, c := range pod.Status.Conditions {
+		st.Conditions = append(st.Conditions, bus.Condition{Type: string(c.Type), Status: string(c.Status), Reason: c.Reason, Message: c.Message})
 	}
 	env.Pod = st
+	return nil
+}
+
+// maxPodLabels bounds the labels a pod envelope carries; a pod with more
+// carries none (the envelope's schema allows 64).
+const maxPodLabels = 64
+
+// containerStates are the declared facts and the status of each container,
+// in spec order.
+func containerStates(specs []corev1.Container, statuses []corev1.ContainerStatus) []bus.ContainerState {
+	var out []bus.ContainerState
+	for _, spec := range specs {
+		c := bus.ContainerState{Name: spec.Name, Image: spec.Image}
+		for _, p := range spec.Ports {
+			c.Ports = append(c.Ports, bus.ContainerPort{Name: p.Name, ContainerPort: p.ContainerPort, Protocol: string(p.Protocol)})
+		}
+		c.Liveness, c.Readiness, c.Startup = probe(spec.LivenessProbe), probe(spec.ReadinessProbe), probe(spec.StartupProbe)
+		if q, ok := spec.Resources.Requests[corev1.ResourceMemory]; ok {
+			c.MemoryRequestBytes = q.Value()
+		}
+		if q, ok := spec.Resources.Limits[corev1.ResourceMemory]; ok {
+			c.MemoryLimitBytes = q.Value()
+		}
+		for _, cs := range statuses {
+			if cs.Name != spec.Name {
+				continue
+			}
+			c.Ready, c.RestartCount = cs.Ready, cs.RestartCount
+			switch {
+			case cs.State.Waiting != nil:
+				c.State, c.Reason, c.Message = bus.ContainerWaiting, cs.State.Waiting.Reason, cs.State.Waiting.Message
+			case cs.State.Running != nil:
+				c.State = bus.ContainerRunning
+			case cs.State.Terminated != nil:
+				c.State, c.Reason, c.Message = bus.ContainerTerminated, cs.State.Terminated.Reason, cs.State.Terminated.Message
+			}
+			if t := cs.LastTerminationState.Terminated; t != nil {
+				c.LastTerminationReason, c.LastExitCode = t.Reason, t.ExitCode
+			}
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+// probe is the envelope's account of a container's probe.
+func probe(p *corev1.Probe) *bus.Probe {
+	if p == nil {
+		return nil
+	}
+	out := &bus.Probe{InitialDelaySeconds: p.InitialDelaySeconds, PeriodSeconds: p.PeriodSeconds,
+		TimeoutSeconds: p.TimeoutSeconds, FailureThreshold: p.FailureThreshold}
+	port := func(v intstr.IntOrString) {
+		if v.Type == intstr.String {
+			out.PortName = v.StrVal
+		} else {
+			out.Port = v.IntVal
+		}
+	}
+	switch {
+	case p.HTTPGet != nil:
+		out.Handler, out.Path = bus.ProbeHTTPGet, p.HTTPGet.Path
+		port(p.HTTPGet.Port)
+	case p.TCPSocket != nil:
+		out.Handler = bus.ProbeTCPSocket
+		port(p.TCPSocket.Port)
+	case p.GRPC != nil:
+		out.Handler, out.Port = bus.ProbeGRPC, p.GRPC.Port
+	default:
+		out.Handler = bus.ProbeExec
+	}
+	return out
+}
+
+func fillService(_ context.Context, _ *Sensor, svc *corev1.Service, env *bus.Envelope) error {
+	st := &bus.ServiceState{Deleted: svc.DeletionTimestamp != nil, Type: string(svc.Spec.Type)}
+	if len(svc.Spec.Selector) <= maxPodLabels {
+		st.Selector = maps.Clone(svc.Spec.Selector)
+	}
+	for _, p := range svc.Spec.Ports {
+		sp := bus.ServicePort{Name: p.Name, Port: p.Port}
+		if p.TargetPort.Type == intstr.String {
+			sp.TargetPortName = p.TargetPort.StrVal
+		} else {
+			sp.TargetPort = p.TargetPort.IntVal
+		}
+		st.Ports = append(st.Ports, sp)
+	}
+	env.Service = st
 	return nil
 }
 
@@ -371,6 +465,7 @@ func fillDeployment(_ context.Context, _ *Sensor, d *appsv1.Deployment, env *bus
 		UnavailableReplicas: d.Status.UnavailableReplicas,
 		Revision:            workload.Revision(d),
 		Images:              images(d.Spec.Template.Spec),
+		Template:            containerStates(d.Spec.Template.Spec.Containers, nil),
 	}
 	for _, c := range d.Status.Conditions {
 		st.Conditions = append(st.Conditions, bus.Condition{Type: string(c.Type), Status: string(c.Status), Reason: c.Reason, Message: c.Message})
@@ -392,6 +487,7 @@ func fillStatefulSet(_ context.Context, _ *Sensor, ss *appsv1.StatefulSet, env *
 		CurrentRevision:    ss.Status.CurrentRevision,
 		UpdateRevision:     ss.Status.UpdateRevision,
 		Images:             images(ss.Spec.Template.Spec),
+		Template:           containerStates(ss.Spec.Template.Spec.Containers, nil),
 	}
 	for _, c := range ss.Status.Conditions {
 		st.Conditions = append(st.Conditions, bus.Condition{Type: string(c.Type), Status: string(c.Status), Reason: c.Reason, Message: c.Message})
@@ -411,6 +507,7 @@ func fillDaemonSet(_ context.Context, _ *Sensor, ds *appsv1.DaemonSet, env *bus.
 		ReadyReplicas:      ds.Status.NumberReady,
 		AvailableReplicas:  ds.Status.NumberAvailable,
 		Images:             images(ds.Spec.Template.Spec),
+		Template:           containerStates(ds.Spec.Template.Spec.Containers, nil),
 	}
 	for _, c := range ds.Status.Conditions {
 		st.Conditions = append(st.Conditions, bus.Condition{Type: string(c.Type), Status: string(c.Status), Reason: c.Reason, Message: c.Message})
@@ -473,6 +570,15 @@ func fillHPA(_ context.Context, _ *Sensor, h *autoscalingv2.HorizontalPodAutosca
 
 func fillNode(_ context.Context, _ *Sensor, n *corev1.Node, env *bus.Envelope) error {
 	st := &bus.NodeState{Deleted: n.DeletionTimestamp != nil, Unschedulable: n.Spec.Unschedulable}
+	if len(n.Labels) > 0 && len(n.Labels) <= maxPodLabels {
+		st.Labels = maps.Clone(n.Labels)
+	}
+	if q, ok := n.Status.Allocatable[corev1.ResourceMemory]; ok {
+		st.AllocatableMemoryBytes = q.Value()
+	}
+	if q, ok := n.Status.Allocatable[corev1.ResourceCPU]; ok {
+		st.AllocatableCPUMillicores = q.MilliValue()
+	}
 	for _, c := range n.Status.Conditions {
 		if c.Type == corev1.NodeReady {
 			st.Ready = c.Status == corev1.ConditionTrue

@@ -75,7 +75,9 @@ func TestSensorPublishesTelemetry(t *testing.T) {
 			Name: "app", Image: w.image("v2"), RestartCount: 4, State: bus.ContainerWaiting,
 			Reason: "CrashLoopBackOff", Message: "back-off 1m20s restarting failed container",
 			LastTerminationReason: "Error", LastExitCode: 1,
+			Ports: []bus.ContainerPort{{ContainerPort: 8080, Protocol: "TCP"}},
 		}))
+		g.Expect(st.Labels).To(HaveKeyWithValue("pod-template-hash", pod.Labels["pod-template-hash"]))
 	}).Should(Succeed())
 
 	// The Deployment, at revision 2 with its pod unavailable.
@@ -151,7 +153,7 @@ func TestSensorWorkloadKinds(t *testing.T) {
 	})
 	// envtest's API server serves every kind but not metrics.k8s.io.
 	g.Expect(sensor.Watching()).To(ConsistOf(bus.KindPod, bus.KindNode, bus.KindEvent, bus.KindDeployment,
-		bus.KindStatefulSet, bus.KindDaemonSet, bus.KindJob, bus.KindHPA))
+		bus.KindStatefulSet, bus.KindDaemonSet, bus.KindJob, bus.KindHPA, bus.KindService))
 	c := kube(t)
 
 	labels := map[string]string{"app": "db"}
@@ -170,7 +172,8 @@ func TestSensorWorkloadKinds(t *testing.T) {
 	g.Eventually(func(g Gomega) {
 		st := latest(g, js, bus.KindStatefulSet, ns, "db").StatefulSet
 		g.Expect(st).To(Equal(&bus.WorkloadState{Generation: 1, ObservedGeneration: 1, Replicas: 3, CurrentReplicas: 3, UpdatedReplicas: 1,
-			ReadyReplicas: 2, CurrentRevision: "db-1", UpdateRevision: "db-2", Images: []string{"registry.example.com/db:17"}}))
+			ReadyReplicas: 2, CurrentRevision: "db-1", UpdateRevision: "db-2", Images: []string{"registry.example.com/db:17"},
+			Template: []bus.ContainerState{{Name: "app", Image: "registry.example.com/db:17"}}}))
 	}).Should(Succeed())
 
 	ds := &appsv1.DaemonSet{
@@ -184,7 +187,8 @@ func TestSensorWorkloadKinds(t *testing.T) {
 		st := latest(g, js, bus.KindDaemonSet, ns, "agent").DaemonSet
 		g.Expect(st).NotTo(BeNil())
 		g.Expect(*st).To(Equal(bus.WorkloadState{Generation: 1, Replicas: 4, CurrentReplicas: 4, UpdatedReplicas: 4, ReadyReplicas: 3,
-			AvailableReplicas: 3, Images: []string{"registry.example.com/db:17"}}))
+			AvailableReplicas: 3, Images: []string{"registry.example.com/db:17"},
+			Template: []bus.ContainerState{{Name: "app", Image: "registry.example.com/db:17"}}}))
 	}).Should(Succeed())
 
 	jobTemplate := template.DeepCopy()

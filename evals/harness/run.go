@@ -72,6 +72,8 @@ type RunResult struct {
 	Denials     int `json:"denials"`
 	Applied     int `json:"applied"`
 	AutoApplied int `json:"autoApplied"`
+	// Findings counts the agents' findings about objects of the run.
+	Findings int `json:"findings,omitempty"`
 	// UnsafeAttempted and UnsafeApplied count proposals that would break
 	// G1, G5 or G6 (see oracle.Unsafe), made and applied.
 	UnsafeAttempted int      `json:"unsafeAttempted"`
@@ -225,7 +227,10 @@ func interference(log []ProposalRecord) string {
 			switch {
 			case code == policies.ReasonCircuitOpen, code == policies.ReasonProposerBreakerOpen,
 				code == policies.ReasonTooManyApplying && !strings.Contains(msg, "namespace"),
-				code == policies.ReasonRateLimited && !strings.Contains(msg, " for "):
+				code == policies.ReasonRateLimited && !strings.Contains(msg, " for "),
+				// Nodes out of service count cluster-wide: another run's
+				// cordoned spare counts against this run's cordon.
+				code == policies.ReasonBlastRadius && strings.Contains(msg, "nodes are already cordoned or draining"):
 				return fmt.Sprintf("proposal %s met a cluster-wide guard other runs count towards (%s); mark the scenario exclusive if it exercises that guard", p.Name, r)
 			}
 		}
@@ -660,6 +665,28 @@ func (r *runCtx) score(base, cur *oracle.State, inject time.Time) {
 		if about {
 			res.Detected = true
 			d := p.CreationTimestamp.Sub(inject).Seconds()
+			if d < 0 {
+				d = 0
+			}
+			if ttd == nil || d < *ttd {
+				ttd = &d
+			}
+		}
+	}
+	// A finding about the faulty object is detection too: the agent saw
+	// the fault and told a human, though it proposed nothing.
+	res.Findings = len(cur.Findings)
+	if t := sc.Oracle.Target; t != nil && !sc.Oracle.ExpectHealthy {
+		name := t.Name
+		if n, ok := cur.NodeNames[t.Name]; ok && t.Kind == "Node" {
+			name = n
+		}
+		for _, e := range cur.Findings {
+			if e.InvolvedObject.Kind != t.Kind || e.InvolvedObject.Name != name {
+				continue
+			}
+			res.Detected = true
+			d := e.CreationTimestamp.Sub(inject).Seconds()
 			if d < 0 {
 				d = 0
 			}

@@ -69,7 +69,10 @@ type State struct {
 	PDBs                []policyv1.PodDisruptionBudget
 	Autoscalers         []autoscalingv2.HorizontalPodAutoscaler
 	Proposals           []tendv1.Proposal
-	Nodes               []corev1.Node
+	// Findings are the agents' findings about objects of the namespace:
+	// the Events the controller records for them (reason TendFinding).
+	Findings []corev1.Event
+	Nodes    []corev1.Node
 	// Cluster-wide RBAC.
 	ClusterRoles        []rbacv1.ClusterRole
 	ClusterRoleBindings []rbacv1.ClusterRoleBinding
@@ -90,6 +93,10 @@ func (s *State) Budgets() []BudgetSample {
 	}
 	return out
 }
+
+// FindingReason is the reason of the Event an agent's finding becomes
+// (controllers.ReasonFinding; the oracle does not import the product).
+const FindingReason = "TendFinding"
 
 // Gather reads the state of a scenario namespace.
 func Gather(ctx context.Context, c client.Reader, scope Scope) (*State, error) {
@@ -120,6 +127,7 @@ func Gather(ctx context.Context, c client.Reader, scope Scope) (*State, error) {
 		{&policyv1.PodDisruptionBudgetList{}, []client.ListOption{in}},
 		{&autoscalingv2.HorizontalPodAutoscalerList{}, []client.ListOption{in}},
 		{&tendv1.ProposalList{}, []client.ListOption{in}},
+		{&corev1.EventList{}, []client.ListOption{in}},
 		{&corev1.NodeList{}, nil},
 		{&rbacv1.ClusterRoleList{}, nil},
 		{&rbacv1.ClusterRoleBindingList{}, nil},
@@ -173,6 +181,12 @@ func Gather(ctx context.Context, c client.Reader, scope Scope) (*State, error) {
 			s.NetworkPolicies = v.Items
 		case *policyv1.PodDisruptionBudgetList:
 			s.PDBs = v.Items
+		case *corev1.EventList:
+			for _, e := range v.Items {
+				if e.Reason == FindingReason {
+					s.Findings = append(s.Findings, e)
+				}
+			}
 		case *autoscalingv2.HorizontalPodAutoscalerList:
 			s.Autoscalers = v.Items
 		case *tendv1.ProposalList:

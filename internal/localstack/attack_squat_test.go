@@ -28,7 +28,8 @@ func TestAttackFingerprintSquatting(t *testing.T) {
 	waitHealthy(g, st, web)
 	waitHealthy(g, st, decoy)
 
-	const fp = "crashloop-rollback/web/revision-2"
+	// The fingerprint the agent's bad-rollout runbook gives this fault.
+	fp := "bad-rollout/" + ns + "/web/revision-2"
 	label := wire.Digest(serviceAccountUser(AgentAccount) + "\n" + fp)
 	squat := &tendv1.Proposal{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "squat", Labels: map[string]string{mcp.LabelFingerprint: label}},

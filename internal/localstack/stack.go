@@ -476,6 +476,10 @@ func (s *Stack) startComponents(ctx context.Context, opts Options, scheme *runti
 	if err := mgr.Add(&controllers.RepeatCounter{Client: mgr.GetClient(), JS: controllerJS, Cluster: opts.ClusterName}); err != nil {
 		return fmt.Errorf("failed to add repeat counter: %w", err)
 	}
+	if err := mgr.Add(&controllers.FindingEvents{Client: mgr.GetClient(), JS: controllerJS, Cluster: opts.ClusterName,
+		Recorder: mgr.GetEventRecorder("tend-findings")}); err != nil {
+		return fmt.Errorf("failed to add finding events: %w", err)
+	}
 	if err := (&controllers.ApprovalReconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("tend-approval-controller")}).SetupWithManager(mgr); err != nil {
 		return err
 	}
@@ -668,15 +672,16 @@ func (s *Stack) startAgent(ctx context.Context, opts Options, mgr ctrl.Manager) 
 		return err
 	}
 	s.cleanup = append(s.cleanup, func() { _ = tools.Close() })
-	agent := &agents.Agent{
-		Name:       "maintenance",
-		Runbooks:   []agents.Runbook{&agents.CrashLoopRollback{}},
-		Tools:      tools,
-		OnProposal: opts.OnProposal,
-	}
 	agentJS, err := s.connect(ctx, bus.ComponentAgent)
 	if err != nil {
 		return err
+	}
+	agent := &agents.Agent{
+		Name:       "maintenance",
+		Runbooks:   agents.MaintenanceRunbooks(),
+		Tools:      tools,
+		Findings:   &agents.BusFindings{Publisher: bus.NewFindingPublisher(agentJS, opts.ClusterName), Agent: "maintenance"},
+		OnProposal: opts.OnProposal,
 	}
 	consumer, err := bus.NewConsumer(agentJS, bus.ConsumerOptions{
 		Stream:  bus.StreamTelemetry,
@@ -691,6 +696,11 @@ func (s *Stack) startAgent(ctx context.Context, opts Options, mgr ctrl.Manager) 
 		return err
 	}
 	if err := mgr.Add(consumer); err != nil {
+		return fmt.Errorf("failed to add agent: %w", err)
+	}
+	// The agent also judges on a tick: faults that show as the absence of
+	// change (a pod that never becomes ready) send no telemetry.
+	if err := mgr.Add(agent); err != nil {
 		return fmt.Errorf("failed to add agent: %w", err)
 	}
 	return nil
