@@ -29,7 +29,7 @@ import (
 func TestSmoke(t *testing.T) {
 	st := liveStack(t)
 	out := t.TempDir()
-	probe := *scenarioNamed(t, "probe-statefulset-scaled-to-zero")
+	probe := *scenarioNamed(t, "probe-daemonset-deleted")
 	probe.Timeouts.Mitigate.Duration = 20 * time.Second
 	sum, err := Run(t.Context(), Options{
 		Scenarios: []*scenarioT{scenarioNamed(t, "healthy-control"), scenarioNamed(t, "crashloop-after-bad-rollout"),
