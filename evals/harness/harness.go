@@ -408,6 +408,13 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 	say("Running %d scenarios × %d runs, %d at a time, then %d exclusive runs one by one (brain: %s, seed: %d)",
 		len(o.Scenarios), o.Runs, o.Concurrency, len(exclusive), o.Brain, o.Seed)
 	var notes []string
+	if at := min(o.Concurrency, len(shared)); at > 1 {
+		if err := e.shareLimits(ctx, at); err != nil {
+			return nil, err
+		}
+		defer func() { _ = e.unshareLimits(context.WithoutCancel(ctx)) }()
+		say("Cluster-wide guard limits × %d while runs share the cluster (GatePolicy %s); the defaults for exclusive runs", at, SharedLimitsPolicy)
+	}
 	sem := make(chan struct{}, o.Concurrency)
 	var wg sync.WaitGroup
 	for _, j := range shared {
@@ -432,8 +439,14 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 			teardown()
 		}()
 	}
-	// Exclusive runs start once every other run and its namespace are gone.
+	// Exclusive runs start once every other run and its namespace are gone,
+	// under the default limits.
 	wg.Wait()
+	if len(exclusive) > 0 && ctx.Err() == nil {
+		if err := e.unshareLimits(ctx); err != nil {
+			return nil, err
+		}
+	}
 	for _, j := range exclusive {
 		if ctx.Err() != nil {
 			break
