@@ -143,11 +143,16 @@ func (o *doctorOptions) run(ctx context.Context) []doctorCheck {
 		add("API server", checkFail, "not reachable at %s: %v", cfg.Host, err)
 		return append(out, o.checkNATS(ctx))
 	}
-	major, _ := strconv.Atoi(strings.TrimRight(v.Major, "+"))
-	minor, _ := strconv.Atoi(strings.TrimRight(v.Minor, "+"))
-	if major < 1 || major == 1 && minor < minVAPMinor {
+	major, errMajor := strconv.Atoi(strings.TrimRight(v.Major, "+"))
+	minor, errMinor := strconv.Atoi(strings.TrimRight(v.Minor, "+"))
+	switch {
+	case errMajor != nil || errMinor != nil:
+		// Some builds report no major and minor; the admission API check
+		// below still says whether what tend needs is served.
+		add("API server", checkWarn, "%s at %s does not report its version (major %q, minor %q); tend needs 1.%d or newer", v.GitVersion, cfg.Host, v.Major, v.Minor, minVAPMinor)
+	case major < 1 || major == 1 && minor < minVAPMinor:
 		add("API server", checkFail, "%s at %s is too old: tend needs 1.%d or newer, where ValidatingAdmissionPolicy is GA", v.GitVersion, cfg.Host, minVAPMinor)
-	} else {
+	default:
 		add("API server", checkOK, "%s at %s", v.GitVersion, cfg.Host)
 	}
 	if served(dc, "admissionregistration.k8s.io/v1", "validatingadmissionpolicies") {
