@@ -28,6 +28,18 @@ type ToolClient struct {
 
 // DialTools connects and initializes an MCP session with the server at url.
 func DialTools(ctx context.Context, url, agentName string, token TokenSource) (*ToolClient, error) {
+	c, err := OpenSession(ctx, url, agentName, token)
+	if err != nil {
+		return nil, err
+	}
+	return &ToolClient{c: c}, nil
+}
+
+// OpenSession starts and initializes an MCP session with the server at url
+// over streamable HTTP, presenting token as a bearer token on every request
+// and name as the client's. The runbooks' ToolClient and the LLM planner
+// both talk to the server through one.
+func OpenSession(ctx context.Context, url, name string, token TokenSource) (*mcpclient.Client, error) {
 	c, err := mcpclient.NewStreamableHttpClient(url, transport.WithHTTPHeaderFunc(func(ctx context.Context) map[string]string {
 		t, err := token(ctx)
 		if err != nil || t == "" {
@@ -42,12 +54,12 @@ func DialTools(ctx context.Context, url, agentName string, token TokenSource) (*
 		return nil, fmt.Errorf("failed to start MCP client: %w", err)
 	}
 	req := mcpgo.InitializeRequest{}
-	req.Params.ClientInfo = mcpgo.Implementation{Name: agentName, Version: wire.Version}
+	req.Params.ClientInfo = mcpgo.Implementation{Name: name, Version: wire.Version}
 	if _, err := c.Initialize(ctx, req); err != nil {
 		_ = c.Close()
 		return nil, fmt.Errorf("failed to initialize MCP session with %s: %w", url, err)
 	}
-	return &ToolClient{c: c}, nil
+	return c, nil
 }
 
 // Close ends the session.

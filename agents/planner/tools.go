@@ -8,10 +8,9 @@ import (
 	"strings"
 
 	mcpclient "github.com/mark3labs/mcp-go/client"
-	"github.com/mark3labs/mcp-go/client/transport"
 	mcpgo "github.com/mark3labs/mcp-go/mcp"
 
-	"github.com/tendops/tend/mcp/wire"
+	"github.com/tendops/tend/agents"
 )
 
 // Tool is one tool the MCP server offers the planner's identity.
@@ -41,7 +40,7 @@ type Tools interface {
 
 // TokenSource returns the bearer token the planner presents to the MCP
 // server: the agent's own.
-type TokenSource func(ctx context.Context) (string, error)
+type TokenSource = agents.TokenSource
 
 // MCPTools calls tend's MCP server over streamable HTTP as the agent.
 type MCPTools struct {
@@ -52,24 +51,9 @@ var _ Tools = (*MCPTools)(nil)
 
 // DialMCP opens an MCP session with the server at url.
 func DialMCP(ctx context.Context, url, agent string, token TokenSource) (*MCPTools, error) {
-	c, err := mcpclient.NewStreamableHttpClient(url, transport.WithHTTPHeaderFunc(func(ctx context.Context) map[string]string {
-		t, err := token(ctx)
-		if err != nil || t == "" {
-			return nil
-		}
-		return map[string]string{"Authorization": "Bearer " + t}
-	}))
+	c, err := agents.OpenSession(ctx, url, agent, token)
 	if err != nil {
-		return nil, fmt.Errorf("failed to create MCP client: %w", err)
-	}
-	if err := c.Start(ctx); err != nil {
-		return nil, fmt.Errorf("failed to start MCP client: %w", err)
-	}
-	req := mcpgo.InitializeRequest{}
-	req.Params.ClientInfo = mcpgo.Implementation{Name: agent, Version: wire.Version}
-	if _, err := c.Initialize(ctx, req); err != nil {
-		_ = c.Close()
-		return nil, fmt.Errorf("failed to initialize MCP session with %s: %w", url, err)
+		return nil, err
 	}
 	return &MCPTools{c: c}, nil
 }
