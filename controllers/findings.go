@@ -70,19 +70,7 @@ func (f *FindingEvents) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("failed to create or update consumer %s: %w", durable, err)
 	}
-	hctx := logr.NewContext(context.WithoutCancel(ctx), log)
-	cc, err := cons.Consume(func(msg jetstream.Msg) { f.handle(hctx, msg) })
-	if err != nil {
-		return fmt.Errorf("failed to consume %s: %w", durable, err)
-	}
-	select {
-	case <-ctx.Done():
-		cc.Drain()
-		<-cc.Closed()
-		return nil
-	case <-cc.Closed():
-		return fmt.Errorf("consumer %s stopped unexpectedly", durable)
-	}
+	return consumeUntilDone(ctx, log, cons, durable, f.handle)
 }
 
 func (f *FindingEvents) handle(ctx context.Context, msg jetstream.Msg) {

@@ -60,19 +60,7 @@ func (c *RepeatCounter) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("failed to create or update consumer %s: %w", durable, err)
 	}
-	hctx := logr.NewContext(context.WithoutCancel(ctx), log)
-	cc, err := cons.Consume(func(msg jetstream.Msg) { c.handle(hctx, msg) }, jetstream.PullMaxMessages(1))
-	if err != nil {
-		return fmt.Errorf("failed to consume %s: %w", durable, err)
-	}
-	select {
-	case <-ctx.Done():
-		cc.Drain()
-		<-cc.Closed()
-		return nil
-	case <-cc.Closed():
-		return fmt.Errorf("consumer %s stopped unexpectedly", durable)
-	}
+	return consumeUntilDone(ctx, log, cons, durable, c.handle, jetstream.PullMaxMessages(1))
 }
 
 func (c *RepeatCounter) handle(ctx context.Context, msg jetstream.Msg) {
@@ -129,4 +117,24 @@ func (c *RepeatCounter) count(ctx context.Context, r *bus.Repeat, seq uint64) er
 		return fmt.Errorf("failed to count a repeat on %s: %w", klog.KObj(p), err)
 	}
 	return nil
+}
+
+// consumeUntilDone hands each message of cons to handle, with log in its
+// context, until ctx ends (then it drains) or the consumer stops on its own
+// (an error). Handlers see a context that outlives ctx, so a message in
+// hand is settled during the drain.
+func consumeUntilDone(ctx context.Context, log logr.Logger, cons jetstream.Consumer, durable string, handle func(context.Context, jetstream.Msg), opts ...jetstream.PullConsumeOpt) error {
+	hctx := logr.NewContext(context.WithoutCancel(ctx), log)
+	cc, err := cons.Consume(func(msg jetstream.Msg) { handle(hctx, msg) }, opts...)
+	if err != nil {
+		return fmt.Errorf("failed to consume %s: %w", durable, err)
+	}
+	select {
+	case <-ctx.Done():
+		cc.Drain()
+		<-cc.Closed()
+		return nil
+	case <-cc.Closed():
+		return fmt.Errorf("consumer %s stopped unexpectedly", durable)
+	}
 }
