@@ -8,14 +8,11 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/go-logr/logr"
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
-	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/yaml"
 
 	tendv1 "github.com/tendops/tend/api/v1alpha1"
@@ -77,45 +74,9 @@ func TestOutputsAndDoctorOnARealAPIServer(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts kube-apiserver and etcd")
 	}
-	ctrllog.SetLogger(logr.Discard())
-	bin := os.Getenv("TEND_BIN_DIR")
-	if bin == "" {
-		bin = filepath.Join("..", "..", "bin")
-	}
-	bin, err := filepath.Abs(bin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(filepath.Join(bin, "kube-apiserver")); err != nil {
-		t.Fatalf("kube-apiserver is missing from %s: run make tools (%v)", bin, err)
-	}
-	env := &envtest.Environment{BinaryAssetsDirectory: bin, Scheme: localstack.Scheme()}
-	cfg, err := env.Start()
-	if err != nil {
-		t.Fatalf("failed to start envtest: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := env.Stop(); err != nil {
-			t.Errorf("failed to stop envtest: %v", err)
-		}
-	})
+	env, admin := startAPIServer(t)
 	ctx := t.Context()
-	admin, err := client.New(cfg, client.Options{Scheme: localstack.Scheme()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	user, err := env.AddUser(envtest.User{Name: "root", Groups: []string{"system:masters"}}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kc, err := user.KubeConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
-	kubeconfig := filepath.Join(t.TempDir(), "root.kubeconfig")
-	if err := os.WriteFile(kubeconfig, kc, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	kubeconfig := userKubeconfig(t, env, envtest.User{Name: "root", Groups: []string{"system:masters"}})
 
 	// Before tend is installed, the doctor fails and says what is missing.
 	out, _, err := runTend(t, "doctor", "--kubeconfig", kubeconfig)
