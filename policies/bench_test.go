@@ -2,6 +2,7 @@ package policies
 
 import (
 	"fmt"
+	"runtime"
 	"slices"
 	"testing"
 	"time"
@@ -152,16 +153,32 @@ func BenchmarkGate(b *testing.B) {
 }
 
 // timeDecisions runs decide b.N times, timing each call, and reports the
-// latency percentiles and the throughput.
+// latency percentiles, the throughput and the heap allocations per decision
+// (growing the slice of timings is not counted: it is made large enough
+// before the first decision).
 func timeDecisions(b *testing.B, decide func()) {
 	b.Helper()
-	took := make([]time.Duration, 0, 1<<16)
+	decide() // warm up, and learn nothing from a first decision's allocations
+	took := make([]time.Duration, 0, max(1<<16, b.N))
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	decisions := 0
 	for b.Loop() {
+		if len(took) == cap(took) {
+			b.StopTimer()
+			took = slices.Grow(took, len(took))
+			b.StartTimer()
+		}
 		start := time.Now()
 		decide()
 		took = append(took, time.Since(start))
+		decisions++
 	}
+	runtime.ReadMemStats(&after)
 	reportLatencies(b, took)
+	if decisions > 0 {
+		b.ReportMetric(float64(after.Mallocs-before.Mallocs)/float64(decisions), "allocs_per_decision-allocs")
+	}
 }
 
 // reportLatencies reports the median and 99th percentile of took in

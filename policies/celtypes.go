@@ -5,6 +5,7 @@ import (
 	"path"
 	"reflect"
 	"slices"
+	"sync"
 
 	"github.com/google/cel-go/cel"
 	"github.com/google/cel-go/common/types"
@@ -187,6 +188,8 @@ type inputTypes struct {
 	objects, values int
 	// emptyMap and emptyList stand for every empty map and list.
 	emptyMap, emptyList ref.Val
+	// buffers holds *inputBuffers for newPooledInput.
+	buffers sync.Pool
 	// slots holds the slot of every field path; see fieldSlots.
 	slots map[string]int
 }
@@ -388,6 +391,31 @@ func (ts *inputTypes) newInput(in *Input) (ref.Val, []ref.Val, inputSize) {
 	}
 	o, _ := build(&b, ts.input, in)
 	return o, values, b.size
+}
+
+// inputBuffers are the objects and field values of one decision's input,
+// reused by the next decision once the first is done.
+type inputBuffers struct {
+	objects []object
+	values  []ref.Val
+}
+
+// newPooledInput is newInput into buffers from a pool: a decision allocates
+// no object or value array of its own. release must be called once the
+// values are no longer read; it clears them, so no input outlives its
+// decision and none is seen by the next.
+func (ts *inputTypes) newPooledInput(in *Input) (proposal ref.Val, slots []ref.Val, size inputSize, release func()) {
+	buf, _ := ts.buffers.Get().(*inputBuffers)
+	if buf == nil || len(buf.objects) != ts.objects || len(buf.values) != ts.values {
+		buf = &inputBuffers{objects: make([]object, ts.objects), values: make([]ref.Val, ts.values)}
+	}
+	b := builder{types: ts, objects: buf.objects, values: buf.values}
+	proposal, _ = build(&b, ts.input, in)
+	return proposal, buf.values, b.size, func() {
+		clear(buf.objects)
+		clear(buf.values)
+		ts.buffers.Put(buf)
+	}
 }
 
 // fromGo converts an input struct, or a pointer to one, into an object.

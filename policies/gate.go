@@ -271,9 +271,11 @@ func (g *Gate) DecideState(ctx context.Context, in Input, st State, now time.Tim
 		}
 	}
 
-	lim := DefaultLimits()
+	var lim Limits
 	if snap != nil {
 		lim = snap.limits
+	} else {
+		lim = DefaultLimits()
 	}
 	gc := &guardContext{in: &in, st: &st, lim: &lim, now: now}
 	for _, gd := range g.guards {
@@ -341,7 +343,8 @@ func checkInput(d *decision, in *Input) bool {
 // is converted to CEL values once, for all rules; a rule that a failed
 // precondition shows to be false is not evaluated (see precondition).
 func (g *Gate) evaluate(ctx context.Context, d *decision, snap *snapshot, in *Input, now time.Time) {
-	proposal, slots, size := g.inputs.newInput(in)
+	proposal, slots, size, release := g.inputs.newPooledInput(in)
+	defer release()
 	act := &activation{proposal: proposal, slots: slots, now: types.Timestamp{Time: now.UTC()}}
 	// Rules whose cost cannot exceed the limit for this input run without
 	// cost tracking; see compileWhen.

@@ -5,6 +5,7 @@ import (
 
 	"github.com/google/cel-go/common/types"
 	"github.com/google/cel-go/common/types/ref"
+	"github.com/google/cel-go/common/types/traits"
 
 	v1alpha1 "github.com/tendops/tend/api/v1alpha1"
 )
@@ -83,6 +84,7 @@ type ruleIndex struct {
 	bounded, boundedSmall bitset
 	fields                []*fieldSite
 	maps                  []*mapSite
+	lists                 []*listSite
 }
 
 // fieldSite is a string field that preconditions compare.
@@ -105,6 +107,17 @@ type mapSite struct {
 	rules bitset
 }
 
+// listSite is a list of strings that preconditions require a value in; a
+// rule has at most one precondition on a list (more are left to
+// evaluation).
+type listSite struct {
+	slot int
+	// all are the rules with a precondition on the list, expect by the
+	// value they require in it.
+	all    bitset
+	expect map[string]bitset
+}
+
 // keySite is one key of a map that preconditions read.
 type keySite struct {
 	// all are the rules with a precondition on the key, expect by the value
@@ -121,6 +134,7 @@ func newRuleIndex(policies []*compiledPolicy) ruleIndex {
 	x := ruleIndex{rules: n, bounded: newBitset(n), boundedSmall: newBitset(n)}
 	fields := map[int]*fieldSite{}
 	maps := map[int]*mapSite{}
+	lists := map[int]*listSite{}
 	id := 0
 	for _, p := range policies {
 		for j := range p.rules {
@@ -133,7 +147,7 @@ func newRuleIndex(policies []*compiledPolicy) ruleIndex {
 			}
 			if r.cost != costUnbounded {
 				for _, c := range r.preconditions {
-					x.add(fields, maps, id, c)
+					x.add(fields, maps, lists, id, c)
 				}
 			}
 			id++
@@ -143,7 +157,24 @@ func newRuleIndex(policies []*compiledPolicy) ruleIndex {
 }
 
 // add indexes precondition c of rule id.
-func (x *ruleIndex) add(fields map[int]*fieldSite, maps map[int]*mapSite, id int, c precondition) {
+func (x *ruleIndex) add(fields map[int]*fieldSite, maps map[int]*mapSite, lists map[int]*listSite, id int, c precondition) {
+	if c.member {
+		l := lists[c.slot]
+		if l == nil {
+			l = &listSite{slot: c.slot, all: newBitset(x.rules), expect: map[string]bitset{}}
+			lists[c.slot] = l
+			x.lists = append(x.lists, l)
+		}
+		if l.all.has(id) {
+			return
+		}
+		l.all.set(id)
+		if l.expect[c.value] == nil {
+			l.expect[c.value] = newBitset(x.rules)
+		}
+		l.expect[c.value].set(id)
+		return
+	}
 	if !c.keyed {
 		f := fields[c.slot]
 		if f == nil {
@@ -237,6 +268,36 @@ func (x *ruleIndex) skipped(slots []ref.Val, within bool, buf *skipBuffer) bitse
 			for key, k := range m.keys {
 				if v, ok := entries[key]; ok {
 					apply(k, v)
+				}
+			}
+		}
+		for i := range out {
+			out[i] |= scratch[i]
+		}
+	}
+	for _, l := range x.lists {
+		lv := slotValue(slots, l.slot)
+		if lv == nil {
+			continue
+		}
+		list, ok := lv.(traits.Lister)
+		if !ok {
+			continue
+		}
+		size, ok := list.Size().(types.Int)
+		if !ok {
+			continue
+		}
+		// A rule is skipped unless the list holds the value it requires.
+		copy(scratch, l.all)
+		for i := types.Int(0); i < size; i++ {
+			e, ok := list.Get(i).(types.String)
+			if !ok {
+				continue
+			}
+			if expect := l.expect[string(e)]; expect != nil {
+				for i := range scratch {
+					scratch[i] &^= expect[i]
 				}
 			}
 		}

@@ -15,6 +15,7 @@ func TestRulePreconditions(t *testing.T) {
 	type pre struct {
 		Path       string
 		Key        string
+		Member     bool
 		Optional   bool
 		Def, Value string
 	}
@@ -31,6 +32,11 @@ func TestRulePreconditions(t *testing.T) {
 		}},
 		{`proposal.namespace.labels[?"tend.dev/protected"].orValue("") == "true"`, []pre{{Path: "namespace.labels", Key: "tend.dev/protected", Optional: true, Value: "true"}}},
 		{`"x" == proposal.target.labels[?"a"].orValue("x")`, []pre{{Path: "target.labels", Key: "a", Optional: true, Def: "x", Value: "x"}}},
+		{`proposal.target.replicas > 3 && "sre" in proposal.proposer.groups`, []pre{{Path: "proposer.groups", Member: true, Value: "sre"}}},
+		{`"sre" in proposal.proposer.groups && "ops" in proposal.proposer.groups`, []pre{
+			{Path: "proposer.groups", Member: true, Value: "sre"},
+			{Path: "proposer.groups", Member: true, Value: "ops"},
+		}},
 		// Not preconditions: other operators, other types, dynamic paths,
 		// presence tests, anything below || or !, or in a comprehension.
 		{`proposal.action != "RollbackWorkload"`, nil},
@@ -43,6 +49,10 @@ func TestRulePreconditions(t *testing.T) {
 		{`proposal.target.labels[?"a"].orValue(proposal.risk) == "x"`, nil},
 		{`proposal.proposer.groups.exists(g, g == "sre")`, nil},
 		{`proposal.action == proposal.risk`, nil},
+		{`proposal.proposer.username in proposal.proposer.groups`, nil},
+		{`"sre" in ["sre"]`, nil},
+		{`"tier" in proposal.target.labels`, nil},
+		{`!("sre" in proposal.proposer.groups)`, nil},
 		{`[proposal][0].action == "A"`, nil},
 	}
 	g := newGate(t, Options{})
@@ -53,7 +63,7 @@ func TestRulePreconditions(t *testing.T) {
 		}
 		var got []pre
 		for _, c := range rulePreconditions(g.inputs, ast) {
-			p := pre{Optional: c.optional, Def: c.def, Value: c.value, Key: c.key}
+			p := pre{Member: c.member, Optional: c.optional, Def: c.def, Value: c.value, Key: c.key}
 			for path, slot := range g.inputs.slots {
 				if slot == c.slot {
 					p.Path = path
@@ -98,6 +108,10 @@ func TestIndexAgreesWithEvaluation(t *testing.T) {
 		`proposal.target.kind == "Deployment" && 1 / (proposal.target.replicas - 3) > 0`,
 		`proposal.parameters.patchPaths.exists(p, p == "none") && proposal.namespace.name == "a"`,
 		`proposal.parameters.patchPaths.all(p, p.startsWith("/spec/")) && proposal.namespace.name == "a"`,
+		`"sre" in proposal.proposer.groups && proposal.target.replicas > 1`,
+		`"sre" in proposal.proposer.groups && "ops" in proposal.proposer.groups`,
+		`"ops" in proposal.proposer.groups && 1 / (proposal.target.replicas - 3) > 0`,
+		`proposal.namespace.name == "b" && "dev" in proposal.proposer.groups`,
 	}
 	var policies []v1alpha1.GatePolicy
 	outcomes := []v1alpha1.Outcome{v1alpha1.OutcomeAutoApprove, v1alpha1.OutcomeRequireApproval, v1alpha1.OutcomeDeny}
@@ -122,6 +136,11 @@ func TestIndexAgreesWithEvaluation(t *testing.T) {
 	huge := inputs[5]
 	huge.Parameters.PatchPaths = slices.Repeat([]string{"/spec/x"}, 5000)
 	inputs = append(inputs, huge)
+	for _, groups := range [][]string{nil, {}, {"sre"}, {"ops", "sre"}, {"dev", "x", "ops"}} {
+		in := inputs[4]
+		in.Proposer.Groups = groups
+		inputs = append(inputs, in)
+	}
 	scale := inputs[2]
 	scale.Action = string(v1alpha1.ActionScaleWorkload)
 	inputs = append(inputs, scale)
@@ -181,6 +200,8 @@ func FuzzFastPathAgrees(f *testing.F) {
 	}
 	f.Add(`proposal.namespace.name == "shop" && proposal.namespace.labels[?"k"].orValue("") == "v"`, "shop", "v", int64(3), 0)
 	f.Add(`proposal.parameters.patchPaths.all(p, p.startsWith("/spec/")) && proposal.namespace.name == "a"`, "b", "", int64(1), 5000)
+	f.Add(`"tend:agents" in proposal.proposer.groups && proposal.target.replicas > 2`, "shop", "v", int64(3), 0)
+	f.Add(`"sre" in proposal.proposer.groups || proposal.target.replicas > 2`, "shop", "v", int64(3), 0)
 	opts := Options{CostLimit: 20000, InterruptCheckFrequency: 1}
 	f.Fuzz(func(t *testing.T, when, ns, label string, replicas int64, paths int) {
 		if paths < 0 || paths > 5000 {

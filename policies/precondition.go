@@ -13,8 +13,9 @@ import (
 //	proposal.<path> == "<value>"                               (a string field)
 //	proposal.<path>["<key>"] == "<value>"                      (a string map)
 //	proposal.<path>[?"<key>"].orValue("<default>") == "<value>"
+//	"<value>" in proposal.<path>                               (a list of strings)
 //
-// (or with the sides swapped). When it is false for the input, the rule is
+// (the comparisons also with the sides swapped). When it is false for the input, the rule is
 // false whatever its other conjuncts would yield (in CEL, false && error is
 // false, and an interrupted comprehension is an error too), so the rule
 // need not be evaluated; a ruleIndex finds such rules for a decision without
@@ -27,7 +28,10 @@ type precondition struct {
 	slot int
 	// keyed is true for a map field, whose entry key is compared.
 	keyed bool
-	key   string
+	// member is true for a list of strings that must hold value; membership
+	// in a list of strings cannot fail.
+	member bool
+	key    string
 	// optional is true for m[?key].orValue(def), which reads def for a
 	// missing key.
 	optional bool
@@ -53,6 +57,10 @@ func rulePreconditions(ts *inputTypes, ast *cel.Ast) []precondition {
 		case operators.LogicalAnd:
 			walk(args[0])
 			walk(args[1])
+		case operators.In:
+			if c, ok := membership(ts, ast, args[0], args[1]); ok {
+				out = append(out, c)
+			}
 		case operators.Equals:
 			if c, ok := equality(ts, ast, args[0], args[1]); ok {
 				out = append(out, c)
@@ -116,6 +124,27 @@ func equality(ts *inputTypes, ast *cel.Ast, lhs, literal celast.Expr) (precondit
 			t.Parameters()[0].IsExactType(types.StringType) && t.Parameters()[1].IsExactType(types.StringType)
 	}
 	return c, t.IsExactType(types.StringType)
+}
+
+// membership returns the precondition literal in list, if it is one.
+func membership(ts *inputTypes, ast *cel.Ast, literal, list celast.Expr) (precondition, bool) {
+	value, ok := stringLiteral(literal)
+	if !ok {
+		return precondition{}, false
+	}
+	path, ok := selectPath(list)
+	if !ok {
+		return precondition{}, false
+	}
+	slot, ok := ts.slots[path]
+	if !ok {
+		return precondition{}, false
+	}
+	t := ast.NativeRep().GetType(list.ID())
+	if t.Kind() != types.ListKind || len(t.Parameters()) != 1 || !t.Parameters()[0].IsExactType(types.StringType) {
+		return precondition{}, false
+	}
+	return precondition{slot: slot, member: true, value: value}, true
 }
 
 func stringLiteral(e celast.Expr) (string, bool) {
