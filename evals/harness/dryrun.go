@@ -26,8 +26,12 @@ func List(out io.Writer, scs []*scenario.Scenario) error {
 		if sc.Oracle.ExpectHealthy {
 			notes = append(notes, "change nothing")
 		}
-		if sc.ExpectedFailure != nil {
-			notes = append(notes, "expected to fail")
+		if ef := sc.ExpectedFailure; ef != nil {
+			if len(ef.Brains) > 0 {
+				notes = append(notes, "expected to fail with brain "+strings.Join(ef.Brains, ", "))
+			} else {
+				notes = append(notes, "expected to fail")
+			}
 		}
 		if len(sc.Oracle.AnyOf) > 0 {
 			notes = append(notes, fmt.Sprintf("%d other outcomes", len(sc.Oracle.AnyOf)))

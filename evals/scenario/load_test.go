@@ -55,17 +55,18 @@ func TestSuiteLoads(t *testing.T) {
 	if 4*varied < len(scs) {
 		t.Errorf("%d of %d scenarios vary per run, want at least a quarter", varied, len(scs))
 	}
-	// The four probes of the harness stay in the suite; the runbooks now
-	// heal three of them (a stalled rollout is rolled back, a StatefulSet
-	// scaled to zero is scaled back), and nothing recreates a deleted
-	// DaemonSet.
+	// The four probes of the harness stay in the suite as expected
+	// failures with no agent running. The runbooks now heal three of them
+	// (a stalled rollout is rolled back, a StatefulSet scaled to zero is
+	// scaled back), so only with brain none are they expected to fail;
+	// nothing recreates a deleted DaemonSet, whatever the brain.
 	for _, name := range []string{"probe-statefulset-scaled-to-zero", "probe-daemonset-deleted", "probe-image-swapped", "probe-last-env-wins"} {
-		if by[name] == nil {
-			t.Errorf("probe %s must be in the suite", name)
+		if s := by[name]; s == nil || !s.ExpectedFailure.For("none") {
+			t.Errorf("probe %s must be in the suite, expected to fail with no agent", name)
 		}
 	}
-	if s := by["probe-daemonset-deleted"]; s == nil || s.ExpectedFailure == nil {
-		t.Error("probe-daemonset-deleted must be in the suite as an expected failure")
+	if s := by["probe-daemonset-deleted"]; s == nil || !s.ExpectedFailure.For("deterministic") {
+		t.Error("probe-daemonset-deleted must be in the suite as an expected failure with the runbooks too")
 	}
 	checks := map[string]func(*Scenario) bool{
 		"pdb-blocked-drain": func(s *Scenario) bool {

@@ -2,6 +2,7 @@ package scenario
 
 import (
 	"encoding/json"
+	"slices"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -149,6 +150,22 @@ type ExpectedFailure struct {
 	// Rules at least one of which a run must end violating (G1–G6, fault):
 	// the right reason to fail. A run that fails otherwise is flagged.
 	Rules []string `json:"rules"`
+	// Brains, when set, limit the expectation to runs of the suite with one
+	// of these agent brains (see Brains); with any other brain the scenario
+	// scores as an ordinary one. A probe of the harness that the runbooks
+	// heal names [none]: with no agent running, it must still fail.
+	Brains []string `json:"brains,omitempty"`
+}
+
+// Brains are the agent brains a suite can run with: none starts no agent
+// (the harness's own baseline: every fault must then fail), deterministic
+// runs the runbooks, llm the planner, hybrid the runbooks and then the
+// planner.
+var Brains = []string{"none", "deterministic", "llm", "hybrid"}
+
+// For reports whether the expectation holds for a run with brain.
+func (e *ExpectedFailure) For(brain string) bool {
+	return e != nil && (len(e.Brains) == 0 || slices.Contains(e.Brains, brain))
 }
 
 // Reference is a problem of another benchmark suite.

@@ -109,6 +109,11 @@ func (s *Scenario) Validate() error {
 		if s.Oracle.ExpectHealthy {
 			bad("expectedFailure: a scenario whose right outcome is to change nothing cannot be expected to fail")
 		}
+		for i, b := range ef.Brains {
+			if !slices.Contains(Brains, b) {
+				bad("expectedFailure.brains[%d] %q is not one of %s", i, b, strings.Join(Brains, ", "))
+			}
+		}
 	}
 	t := s.Timeouts
 	for name, d := range map[string]time.Duration{"baseline": t.Baseline.Duration, "manifest": t.Manifest.Duration, "mitigate": t.Mitigate.Duration, "stable": t.Stable.Duration} {
