@@ -10,10 +10,13 @@ type Component string
 
 // The components and what each does on the bus.
 const (
-	// ComponentController is the controller manager: the sensor publishes
-	// telemetry; the proposal controller publishes proposal events and the
-	// audit chain and sends shim requests; it sets up the streams.
+	// ComponentController is the controller manager: the proposal
+	// controller publishes proposal events and the audit chain and sends
+	// shim requests; it sets up the streams.
 	ComponentController Component = "controller"
+	// ComponentSensor is the sensor: it publishes the cluster's telemetry
+	// and nothing else.
+	ComponentSensor Component = "sensor"
 	// ComponentAgent runs agents: it consumes telemetry through its own
 	// durable consumers and dead-letters what it gives up on. It publishes
 	// nothing else: its only write is a Proposal, made through MCP.
@@ -31,7 +34,7 @@ const (
 )
 
 // Components lists every component, in the order docs/nats-permissions.md uses.
-var Components = []Component{ComponentController, ComponentAgent, ComponentIngest, ComponentMCP, ComponentShim, ComponentAuditReader}
+var Components = []Component{ComponentController, ComponentSensor, ComponentAgent, ComponentIngest, ComponentMCP, ComponentShim, ComponentAuditReader}
 
 // Permissions is what one component may publish and subscribe to. Anything
 // not allowed is denied; Deny lists what must stay denied even if an allow
@@ -60,7 +63,7 @@ func ComponentPermissions(c Component, cluster, node string) (Permissions, error
 	case ComponentController:
 		return Permissions{
 			PublishAllow: append(base,
-				telemetryRoot+"."+cl+".>", proposalsRoot+"."+cl+".>", auditRoot+"."+cl, shimRoot+"."+cl+".>",
+				proposalsRoot+"."+cl+".>", auditRoot+"."+cl, shimRoot+"."+cl+".>",
 				"$JS.API.STREAM.CREATE.*", "$JS.API.STREAM.UPDATE.*", "$JS.API.STREAM.INFO.*",
 				"$JS.API.STREAM.MSG.GET.*", "$JS.API.DIRECT.GET.*", "$JS.API.DIRECT.GET.*.>",
 				// Its consumers: proposal repeats and the audit chain.
@@ -73,6 +76,15 @@ func ComponentPermissions(c Component, cluster, node string) (Permissions, error
 				"$JS.API.STREAM.UPDATE." + StreamAudit, "$JS.API.STREAM.DELETE.>", "$JS.API.STREAM.PURGE.>", "$JS.API.STREAM.MSG.DELETE.>",
 			},
 			SubscribeAllow: inbox,
+		}, nil
+	case ComponentSensor:
+		return Permissions{
+			PublishAllow: append(base, telemetryRoot+"."+cl+".>"),
+			PublishDeny: []string{shimRoot + ".>", auditRoot + ".>", proposalsRoot + ".>",
+				"$JS.API.STREAM.CREATE.>", "$JS.API.STREAM.UPDATE.>", "$JS.API.STREAM.DELETE.>",
+				"$JS.API.STREAM.PURGE.>", "$JS.API.STREAM.MSG.DELETE.>"},
+			SubscribeAllow: inbox,
+			SubscribeDeny:  []string{shimRoot + ".>"},
 		}, nil
 	case ComponentAgent:
 		t := StreamTelemetry

@@ -75,9 +75,10 @@ func TestComponentPermissions(t *testing.T) {
 			}
 			return nil
 		})
-	p := NewPublisher(controllerJS, "prod", "sensor")
+	sensorNC, sensorJS, sensorErrs := connectAs(t, srv, ComponentSensor)
+	p := NewPublisher(sensorJS, "prod", "sensor")
 	if _, err := p.Publish(t.Context(), podEnvelope()); err != nil {
-		t.Fatalf("the controller cannot publish telemetry: %v", err)
+		t.Fatalf("the sensor cannot publish telemetry: %v", err)
 	}
 	if d := receive(t, got); d.Envelope.ID != podEnvelope().ID {
 		t.Errorf("the agent got %q", d.Envelope.ID)
@@ -131,6 +132,24 @@ func TestComponentPermissions(t *testing.T) {
 		}
 		if err := receive(t, agentErrs); !errors.Is(err, nats.ErrPermissionViolation) {
 			t.Errorf("agent subscribing to shim requests: got %v, want a permissions violation", err)
+		}
+	}
+
+	// The sensor publishes telemetry and nothing else.
+	for _, subject := range []string{
+		ShimSubject("prod", "node-1", "restart-container"),
+		AuditSubject("prod"),
+		ProposalsSubject("prod", "applied"),
+		"$JS.API.STREAM.PURGE." + StreamTelemetry,
+	} {
+		if err := sensorNC.Publish(subject, []byte(`{}`)); err != nil {
+			t.Fatalf("publish to %s: %v", subject, err)
+		}
+		if err := sensorNC.Flush(); err != nil {
+			t.Fatalf("flush: %v", err)
+		}
+		if err := receive(t, sensorErrs); !errors.Is(err, nats.ErrPermissionViolation) || !strings.Contains(err.Error(), subject) {
+			t.Errorf("sensor publishing to %s: got %v, want a permissions violation", subject, err)
 		}
 	}
 

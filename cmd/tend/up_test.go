@@ -26,10 +26,7 @@ func TestUpStopsEverythingOnInterrupt(t *testing.T) {
 		t.Fatalf("control-plane binaries not found in %s (run `make tools`): %v", bin, err)
 	}
 	tmp := t.TempDir()
-	exe := filepath.Join(tmp, "tend")
-	if out, err := exec.Command("go", "build", "-o", exe, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	exe := tendBinary(t)
 	work := filepath.Join(tmp, "work")
 	cmd := exec.Command(exe, "up", "--bin-dir", bin, "--work-dir", work, "--nodes", "1", "--mcp-addr", "127.0.0.1:0")
 	stdout, err := cmd.StdoutPipe()

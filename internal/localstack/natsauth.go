@@ -27,9 +27,9 @@ type natsIdentities struct {
 }
 
 // localComponents are the components the local stack runs or serves: the
-// controller manager (sensor, proposal controller, audit), the agents, the
-// MCP server, the Alertmanager ingest, and the audit reader the CLI uses.
-var localComponents = []bus.Component{bus.ComponentController, bus.ComponentAgent, bus.ComponentMCP, bus.ComponentIngest, bus.ComponentAuditReader}
+// controller manager (proposal controller, audit), the sensor, the agents,
+// the MCP server, the Alertmanager ingest, and the audit reader the CLI uses.
+var localComponents = []bus.Component{bus.ComponentController, bus.ComponentSensor, bus.ComponentAgent, bus.ComponentMCP, bus.ComponentIngest, bus.ComponentAuditReader}
 
 // newNATSIdentities makes a key for every local component, and one for the
 // runtime shim of each of shimNodes.

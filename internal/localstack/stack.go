@@ -1,7 +1,6 @@
 package localstack
 
 import (
-	"cmp"
 	"context"
 	"crypto/ed25519"
 	"encoding/json"
@@ -17,7 +16,6 @@ import (
 	"github.com/go-logr/logr"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	corev1 "k8s.io/api/core/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/discovery"
@@ -25,23 +23,19 @@ import (
 	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
-	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/tendops/tend/agents"
 	tendv1 "github.com/tendops/tend/api/v1alpha1"
 	"github.com/tendops/tend/bus"
 	"github.com/tendops/tend/controllers"
+	"github.com/tendops/tend/internal/components"
 	"github.com/tendops/tend/mcp"
 	"github.com/tendops/tend/mcp/wire"
 	"github.com/tendops/tend/policies"
-	"github.com/tendops/tend/runtime-shim/shimclient"
 )
 
 // Options configure the local stack.
@@ -383,58 +377,12 @@ func serviceAccountUser(account string) string {
 }
 
 func (s *Stack) startComponents(ctx context.Context, opts Options, scheme *runtime.Scheme, progress func(string, ...any)) error {
-	mgr, err := ctrl.NewManager(s.as(ControllerAccount), ctrl.Options{
-		Scheme: scheme,
-		// The controller may read ConfigMaps only in tend's namespace.
-		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
-			&corev1.ConfigMap{}: {Namespaces: map[string]cache.Config{SystemNamespace: {}}},
-		}},
-		Logger:                 opts.Logger,
-		Metrics:                metricsserver.Options{BindAddress: cmp.Or(opts.MetricsAddr, "0")},
-		HealthProbeBindAddress: "0",
-		// One controller acts at a time, however many run. On shutdown a
-		// reconcile in flight finishes (an apply is one write, recorded before
-		// and after); one cut short is resumed by the next leader from the
-		// attempt recorded in the proposal, never applied twice.
-		LeaderElection:                true,
-		LeaderElectionID:              "tend-controller",
-		LeaderElectionNamespace:       SystemNamespace,
-		LeaderElectionReleaseOnCancel: true,
-		GracefulShutdownTimeout:       ptr.To(30 * time.Second),
-		Controller:                    config.Controller{SkipNameValidation: ptr.To(opts.SkipControllerNameValidation)},
-	})
-	if err != nil {
-		return fmt.Errorf("failed to create manager: %w", err)
-	}
-	gate, err := policies.New(policies.Options{})
-	if err != nil {
-		return fmt.Errorf("failed to create gate: %w", err)
-	}
-	s.Gate = gate
-	// Load the policies now, so no proposal meets an empty gate while the
-	// GatePolicy controller starts; it keeps the set current from then on.
-	var gps tendv1.GatePolicyList
-	if err := s.Client.List(ctx, &gps); err != nil {
-		return fmt.Errorf("failed to list gate policies: %w", err)
-	}
-	gate.Load(gps.Items)
-	// Likewise the persisted kill switch is in force before anything is decided.
-	gs, err := controllers.ReadGateState(ctx, s.Client, SystemNamespace)
-	if err != nil {
-		return err
-	}
-	gate.SetKillSwitch(gs.KillSwitch)
-
 	controllerJS, err := s.connect(ctx, bus.ComponentController)
 	if err != nil {
 		return err
 	}
-	popts := opts.Proposal
-	popts.Cluster = opts.ClusterName
-	popts.SystemNamespace = SystemNamespace
-	// The node actions go to the runtime shims over the controller's own
-	// NATS identity (the only one that may send them), signed with a key
-	// the shims trust.
+	// The node actions go to the runtime shims signed with a key the shims
+	// trust.
 	signer, err := loadOrCreateShimSigner(filepath.Join(opts.WorkDir, "shim-controller.nk"))
 	if err != nil {
 		return err
@@ -442,66 +390,37 @@ func (s *Stack) startComponents(ctx context.Context, opts Options, scheme *runti
 	if s.ShimControllerKey, err = signer.PublicKey(); err != nil {
 		return fmt.Errorf("failed to read the shim signing key: %w", err)
 	}
-	shims, err := shimclient.New(shimclient.Options{Cluster: opts.ClusterName, Conn: controllerJS.Conn(), JS: controllerJS, Signer: signer})
+	ctl, err := components.NewController(ctx, components.ControllerOptions{
+		Config:          s.as(ControllerAccount),
+		Scheme:          scheme,
+		SystemNamespace: SystemNamespace,
+		Cluster:         opts.ClusterName,
+		JS:              controllerJS,
+		AuditKey:        s.auditKey,
+		Proposal:        opts.Proposal,
+		NotifyURL:       opts.NotifyURL,
+		ShimSigner:      signer,
+		MetricsAddr:     opts.MetricsAddr,
+		// Leader election even here: a second stack on the same cluster
+		// waits rather than acting beside this one.
+		LeaderElection:     true,
+		SkipNameValidation: opts.SkipControllerNameValidation,
+		Logger:             opts.Logger,
+	})
 	if err != nil {
 		return err
 	}
-	pr := &controllers.ProposalReconciler{
-		Client:   mgr.GetClient(),
-		Gate:     gate,
-		Audit:    bus.NewAuditLog(controllerJS, opts.ClusterName).WithKey(s.auditKey),
-		Recorder: mgr.GetEventRecorder("tend-proposal-controller"),
-		Options:  popts,
-		Shim:     shims,
-	}
-	if opts.NotifyURL != "" {
-		n, err := controllers.NewNotifier(controllers.NotifierOptions{URL: opts.NotifyURL})
-		if err != nil {
-			return err
-		}
-		if err := controllers.RegisterNotifierMetrics(ctrlmetrics.Registry); err != nil {
-			return err
-		}
-		if err := mgr.Add(n); err != nil {
-			return fmt.Errorf("failed to add notifier: %w", err)
-		}
-		pr.Notifier = n
-	}
-	if err := pr.SetupWithManager(mgr); err != nil {
+	mgr, gate := ctl.Manager, ctl.Gate
+	s.Gate = gate
+	// The sensor runs in the same process, with its own NATS identity.
+	sensorJS, err := s.connect(ctx, bus.ComponentSensor)
+	if err != nil {
 		return err
 	}
-	if err := (&controllers.RevisionReconciler{Client: mgr.GetClient(), HealthyWindow: popts.HealthyWindow}).SetupWithManager(mgr); err != nil {
-		return err
-	}
-	if err := mgr.Add(&controllers.RepeatCounter{Client: mgr.GetClient(), JS: controllerJS, Cluster: opts.ClusterName}); err != nil {
-		return fmt.Errorf("failed to add repeat counter: %w", err)
-	}
-	if err := mgr.Add(&controllers.FindingEvents{Client: mgr.GetClient(), JS: controllerJS, Cluster: opts.ClusterName,
-		Recorder: mgr.GetEventRecorder("tend-findings")}); err != nil {
-		return fmt.Errorf("failed to add finding events: %w", err)
-	}
-	if err := (&controllers.ApprovalReconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("tend-approval-controller")}).SetupWithManager(mgr); err != nil {
-		return err
-	}
-	if err := (&controllers.GatePolicyReconciler{Client: mgr.GetClient(), Gate: gate}).SetupWithManager(mgr); err != nil {
-		return err
-	}
-	if err := (&controllers.GateStateReconciler{Client: mgr.GetClient(), Gate: gate, Namespace: SystemNamespace}).SetupWithManager(mgr); err != nil {
-		return err
-	}
-	if err := bus.Register(ctrlmetrics.Registry); err != nil {
-		return err
-	}
-	if err := controllers.RegisterAuditMetrics(ctrlmetrics.Registry); err != nil {
-		return err
-	}
-	if err := controllers.RegisterProposalMetrics(ctrlmetrics.Registry, mgr.GetClient(), nil); err != nil {
+	if err := components.AddSensor(mgr, sensorJS, opts.ClusterName); err != nil {
 		return err
 	}
 	if err := mcp.Register(ctrlmetrics.Registry); err != nil {
-		return err
-	}
-	if err := (&controllers.Sensor{Client: mgr.GetClient(), Publisher: bus.NewPublisher(controllerJS, opts.ClusterName, "sensor")}).SetupWithManager(mgr); err != nil {
 		return err
 	}
 	if opts.AlertmanagerAddr != "" {

@@ -1,0 +1,282 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nkeys"
+	"github.com/spf13/cobra"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	"github.com/tendops/tend/bus"
+	"github.com/tendops/tend/controllers"
+	"github.com/tendops/tend/internal/components"
+	"github.com/tendops/tend/internal/localstack"
+)
+
+// natsFlags are how a server component reaches NATS: the URL, and its
+// credentials and TLS material from files (a mounted Secret in a cluster),
+// never from a flag's value.
+type natsFlags struct {
+	url  string
+	auth bus.Auth
+}
+
+func (n *natsFlags) bind(cmd *cobra.Command) {
+	f := cmd.Flags()
+	f.StringVar(&n.url, "nats-url", "", "NATS server with JetStream (required)")
+	f.StringVar(&n.auth.CredsFile, "nats-creds", "", "file with the component's NATS credentials (user JWT and nkey seed)")
+	f.StringVar(&n.auth.NKeySeedFile, "nats-nkey", "", "file with the component's nkey seed")
+	f.StringVar(&n.auth.CAFile, "nats-ca", "", "CA certificate that signs the NATS server's (turns TLS on)")
+	f.StringVar(&n.auth.CertFile, "nats-cert", "", "client certificate for mutual TLS")
+	f.StringVar(&n.auth.KeyFile, "nats-key", "", "client key for mutual TLS")
+}
+
+func (n *natsFlags) validate() error {
+	if n.url == "" {
+		return errors.New("--nats-url is required")
+	}
+	for flag, path := range map[string]string{"--nats-creds": n.auth.CredsFile, "--nats-nkey": n.auth.NKeySeedFile,
+		"--nats-ca": n.auth.CAFile, "--nats-cert": n.auth.CertFile, "--nats-key": n.auth.KeyFile} {
+		if path == "" {
+			continue
+		}
+		if _, err := os.Stat(path); err != nil {
+			return fmt.Errorf("%s: %w", flag, err)
+		}
+	}
+	_, err := n.auth.Options()
+	return err
+}
+
+// connect connects as component c, and keeps reconnecting for as long as
+// the process runs.
+func (n *natsFlags) connect(ctx context.Context, c bus.Component) (*nats.Conn, jetstream.JetStream, error) {
+	opts, err := n.auth.Options()
+	if err != nil {
+		return nil, nil, err
+	}
+	return bus.Connect(ctx, n.url, "tend-"+string(c), opts...)
+}
+
+// serveFlags are a server component's endpoints and leader election.
+type serveFlags struct {
+	metricsAddr, healthAddr string
+	leaderElect             bool
+	development             bool
+}
+
+func (s *serveFlags) bind(cmd *cobra.Command, leaderHelp string) {
+	f := cmd.Flags()
+	f.StringVar(&s.metricsAddr, "metrics-bind-address", ":8080", "address of /metrics (0: off)")
+	f.StringVar(&s.healthAddr, "health-probe-bind-address", ":8081", "address of /healthz and /readyz (0: off)")
+	f.BoolVar(&s.leaderElect, "leader-elect", true, leaderHelp)
+	f.BoolVar(&s.development, "log-development", false, "human-readable logs instead of JSON")
+}
+
+// componentOptions are what every server component shares.
+type componentOptions struct {
+	kube            kubeOptions
+	nats            natsFlags
+	serve           serveFlags
+	cluster         string
+	systemNamespace string
+}
+
+func (o *componentOptions) bind(cmd *cobra.Command, leaderHelp string) {
+	o.kube.bind(cmd, false)
+	o.nats.bind(cmd)
+	o.serve.bind(cmd, leaderHelp)
+	f := cmd.Flags()
+	f.StringVar(&o.cluster, "cluster", "local", "cluster name on the bus")
+	f.StringVar(&o.systemNamespace, "system-namespace", localstack.SystemNamespace, "tend's namespace: leases, gate state, proposals for cluster-scoped targets")
+}
+
+func (o *componentOptions) validate() error {
+	if strings.TrimSpace(o.cluster) == "" || strings.TrimSpace(o.systemNamespace) == "" {
+		return errors.New("--cluster and --system-namespace must not be empty")
+	}
+	return o.nats.validate()
+}
+
+// controllerOptions are the flags of `tend controller`.
+type controllerOptions struct {
+	componentOptions
+	auditKey       string
+	shimSigningKey string
+	notifyURLFile  string
+	stableWindow   time.Duration
+	verifyTimeout  time.Duration
+}
+
+func newControllerCommand() *cobra.Command {
+	o := &controllerOptions{}
+	cmd := &cobra.Command{
+		Use:   "controller --nats-url URL --audit-key FILE",
+		Short: "Run the controller manager: the gate, proposals, approvals and policies",
+		Long: `Run tend's controller manager, as its Deployment does in a cluster: the gate and its
+GatePolicies, the proposal controller that decides, applies, verifies and undoes, the approval
+controller, revision history, repeat counting and finding Events. It writes the audit chain
+and sends the runtime shims their node actions.
+
+The identity on the API server is the pod's service account (in a cluster) or the kubeconfig's;
+on NATS it is the controller component's (--nats-creds or --nats-nkey, files from a Secret).
+With --leader-elect (the default) one replica acts at a time, elected with the Lease
+tend-controller in the system namespace; a replica that stops releases it, and a reconcile
+cut short is resumed by the next leader without applying twice.
+
+/healthz and /readyz answer on --health-probe-bind-address, /metrics on
+--metrics-bind-address. SIGTERM stops it gracefully: reconciles in flight finish first.`,
+		Example: `  tend controller --nats-url tls://nats.tend-system:4222 --nats-creds /etc/tend/nats/controller.creds \
+    --nats-ca /etc/tend/nats/ca.crt --audit-key /etc/tend/audit/key --cluster prod`,
+		Args: cobra.NoArgs,
+		PreRunE: func(*cobra.Command, []string) error {
+			if err := o.validate(); err != nil {
+				return err
+			}
+			if o.auditKey == "" {
+				return errors.New("--audit-key is required: the controller signs every audit record with it")
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runController(cmd.Context(), o)
+		},
+	}
+	o.bind(cmd, "elect one acting replica with the Lease tend-controller")
+	f := cmd.Flags()
+	f.StringVar(&o.auditKey, "audit-key", "", "file with the ed25519 key that signs the audit chain (required)")
+	f.StringVar(&o.shimSigningKey, "shim-signing-key", "", "file with the nkey seed that signs node actions for the runtime shims (without it node actions are refused)")
+	f.StringVar(&o.notifyURLFile, "notify-url-file", "", "file with a Slack-compatible webhook URL told when a proposal awaits approval, fails or is rolled back")
+	f.DurationVar(&o.stableWindow, "stable-window", 0, "how long an applied change must stay healthy before it counts as verified (0: the default)")
+	f.DurationVar(&o.verifyTimeout, "verify-timeout", 0, "how long verification may take before the change is undone (0: the default)")
+	return cmd
+}
+
+func runController(ctx context.Context, o *controllerOptions) error {
+	log := zap.New(zap.UseDevMode(o.serve.development))
+	ctrl.SetLogger(log)
+	cfg, err := o.kube.restConfig()
+	if err != nil {
+		return err
+	}
+	key, err := bus.ReadAuditKey(o.auditKey)
+	if err != nil {
+		return err
+	}
+	var signer nkeys.KeyPair
+	if o.shimSigningKey != "" {
+		seed, err := os.ReadFile(o.shimSigningKey)
+		if err != nil {
+			return fmt.Errorf("--shim-signing-key: %w", err)
+		}
+		if signer, err = nkeys.FromSeed([]byte(strings.TrimSpace(string(seed)))); err != nil {
+			return fmt.Errorf("--shim-signing-key %s: %w", o.shimSigningKey, err)
+		}
+	}
+	var notifyURL string
+	if o.notifyURLFile != "" {
+		b, err := os.ReadFile(o.notifyURLFile)
+		if err != nil {
+			return fmt.Errorf("--notify-url-file: %w", err)
+		}
+		notifyURL = strings.TrimSpace(string(b))
+	}
+	nc, js, err := o.nats.connect(ctx, bus.ComponentController)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	if err := bus.EnsureStreams(ctx, js, bus.StreamsConfig{}); err != nil {
+		return err
+	}
+	ctl, err := components.NewController(ctx, components.ControllerOptions{
+		Config:          cfg,
+		Scheme:          localstack.Scheme(),
+		SystemNamespace: o.systemNamespace,
+		Cluster:         o.cluster,
+		JS:              js,
+		AuditKey:        key,
+		Proposal:        controllers.ProposalOptions{StableWindow: o.stableWindow, VerifyTimeout: o.verifyTimeout},
+		NotifyURL:       notifyURL,
+		ShimSigner:      signer,
+		MetricsAddr:     o.serve.metricsAddr,
+		HealthAddr:      o.serve.healthAddr,
+		LeaderElection:  o.serve.leaderElect,
+		Logger:          log,
+	})
+	if err != nil {
+		return err
+	}
+	log.Info("Starting the controller manager", "cluster", o.cluster, "systemNamespace", o.systemNamespace, "leaderElection", o.serve.leaderElect)
+	return ctl.Manager.Start(ctx)
+}
+
+// sensorOptions are the flags of `tend sensor`.
+type sensorOptions struct {
+	componentOptions
+}
+
+func newSensorCommand() *cobra.Command {
+	o := &sensorOptions{}
+	cmd := &cobra.Command{
+		Use:   "sensor --nats-url URL",
+		Short: "Run the sensor: publish what the cluster's objects and metrics show as telemetry",
+		Long: `Run tend's sensor, as its Deployment does in a cluster. It watches pods, nodes, workloads,
+jobs, autoscalers, events and metrics.k8s.io, and publishes what it sees as telemetry on the
+TELEMETRY stream, rate-limited per object. It changes nothing in the cluster; on NATS it may
+publish telemetry and nothing else (the sensor component's permissions).
+
+With --leader-elect (the default) one replica publishes at a time, elected with the Lease
+tend-sensor in the system namespace, so telemetry is not doubled. /healthz and /readyz answer
+on --health-probe-bind-address, /metrics on --metrics-bind-address.`,
+		Example: `  tend sensor --nats-url tls://nats.tend-system:4222 --nats-creds /etc/tend/nats/sensor.creds \
+    --nats-ca /etc/tend/nats/ca.crt --cluster prod`,
+		Args: cobra.NoArgs,
+		PreRunE: func(*cobra.Command, []string) error {
+			return o.validate()
+		},
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runSensor(cmd.Context(), o)
+		},
+	}
+	o.bind(cmd, "elect one publishing replica with the Lease tend-sensor")
+	return cmd
+}
+
+func runSensor(ctx context.Context, o *sensorOptions) error {
+	log := zap.New(zap.UseDevMode(o.serve.development))
+	ctrl.SetLogger(log)
+	cfg, err := o.kube.restConfig()
+	if err != nil {
+		return err
+	}
+	nc, js, err := o.nats.connect(ctx, bus.ComponentSensor)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	mgr, err := components.NewSensor(components.SensorOptions{
+		Config:          cfg,
+		Scheme:          localstack.Scheme(),
+		SystemNamespace: o.systemNamespace,
+		Cluster:         o.cluster,
+		JS:              js,
+		MetricsAddr:     o.serve.metricsAddr,
+		HealthAddr:      o.serve.healthAddr,
+		LeaderElection:  o.serve.leaderElect,
+		Logger:          log,
+	})
+	if err != nil {
+		return err
+	}
+	log.Info("Starting the sensor", "cluster", o.cluster, "leaderElection", o.serve.leaderElect)
+	return mgr.Start(ctx)
+}

@@ -1,0 +1,346 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nkeys"
+	appsv1 "k8s.io/api/apps/v1"
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	tendv1 "github.com/tendops/tend/api/v1alpha1"
+	"github.com/tendops/tend/bus"
+	"github.com/tendops/tend/internal/components"
+	"github.com/tendops/tend/internal/localstack"
+)
+
+var built struct {
+	once sync.Once
+	exe  string
+	err  error
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if built.exe != "" {
+		_ = os.RemoveAll(filepath.Dir(built.exe))
+	}
+	os.Exit(code)
+}
+
+// tendBinary builds the tend binary once for the package's tests that run
+// it as a process of its own.
+func tendBinary(t *testing.T) string {
+	t.Helper()
+	built.once.Do(func() {
+		dir, err := os.MkdirTemp("", "tend-bin-")
+		if err != nil {
+			built.err = err
+			return
+		}
+		built.exe = filepath.Join(dir, "tend")
+		if out, err := exec.Command("go", "build", "-o", built.exe, ".").CombinedOutput(); err != nil {
+			built.err = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if built.err != nil {
+		t.Fatal(built.err)
+	}
+	return built.exe
+}
+
+// componentNATS starts an embedded NATS server whose users are the given
+// components, each with its documented permissions and an nkey whose seed
+// is written to a file, and an administrator (admin, test-only) with every
+// right. It returns the URL and the seed files by component.
+func componentNATS(t *testing.T, cluster string, cs ...bus.Component) (string, map[bus.Component]string) {
+	t.Helper()
+	dir := t.TempDir()
+	seeds := map[bus.Component]string{}
+	var users []bus.EmbeddedNkeyUser
+	for _, c := range cs {
+		kp, err := nkeys.CreateUser()
+		if err != nil {
+			t.Fatal(err)
+		}
+		seed, _ := kp.Seed()
+		pub, _ := kp.PublicKey()
+		seeds[c] = filepath.Join(dir, string(c)+".nk")
+		if err := os.WriteFile(seeds[c], seed, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		perms, err := bus.ComponentPermissions(c, cluster, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		users = append(users, bus.EmbeddedNkeyUser{PublicKey: pub, Permissions: perms})
+	}
+	srv, err := bus.StartEmbedded(bus.EmbeddedOptions{StoreDir: t.TempDir(), NkeyUsers: users,
+		Users: []bus.EmbeddedUser{{Name: "admin", Password: "test-only"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+	return srv.URL(), seeds
+}
+
+// freeAddr returns a loopback address with a port free at the time.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// component is a server component running as a process of its own.
+type component struct {
+	cmd             *exec.Cmd
+	out             *lockedBuffer
+	health, metrics string
+	done            chan error
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func startComponent(t *testing.T, args ...string) *component {
+	t.Helper()
+	c := &component{out: &lockedBuffer{}, health: freeAddr(t), metrics: freeAddr(t), done: make(chan error, 1)}
+	args = append(args, "--health-probe-bind-address", c.health, "--metrics-bind-address", c.metrics)
+	c.cmd = exec.Command(tendBinary(t), args...)
+	c.cmd.Stdout, c.cmd.Stderr = c.out, c.out
+	if err := c.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { c.done <- c.cmd.Wait() }()
+	t.Cleanup(func() {
+		if c.cmd.ProcessState == nil {
+			_ = c.cmd.Process.Kill()
+			<-c.done
+		}
+	})
+	return c
+}
+
+// get returns the status and body of GET url, or 0 when nothing answers.
+func get(url string) (int, string) {
+	resp, err := http.Get(url)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func (c *component) waitReady(t *testing.T) {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Minute)
+	for time.Now().Before(deadline) {
+		select {
+		case err := <-c.done:
+			t.Fatalf("%s exited before it was ready: %v\n%s", c.cmd.Args[1], err, c.out)
+		default:
+		}
+		if code, _ := get("http://" + c.health + "/readyz"); code == http.StatusOK {
+			return
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Fatalf("%s not ready after 2 minutes:\n%s", c.cmd.Args[1], c.out)
+}
+
+// stop sends SIGTERM and requires a clean exit.
+func (c *component) stop(t *testing.T) {
+	t.Helper()
+	if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-c.done:
+		if err != nil {
+			t.Errorf("%s did not exit cleanly on SIGTERM: %v\n%s", c.cmd.Args[1], err, c.out)
+		}
+	case <-time.After(45 * time.Second):
+		t.Errorf("%s still running 45s after SIGTERM:\n%s", c.cmd.Args[1], c.out)
+	}
+}
+
+// TestControllerAndSensorRunOnTheirOwn runs `tend controller` and `tend
+// sensor` as their Deployments do: processes of their own, each with its
+// own identity on the API server and on NATS (nkeys with the documented
+// permissions, read from files). Both become ready, serve metrics, hold
+// their leader Lease, do their work (the controller compiles a
+// GatePolicy; the sensor publishes what a Deployment's pods show), and
+// stop cleanly on SIGTERM, releasing the Lease.
+func TestControllerAndSensorRunOnTheirOwn(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts an API server and the tend binary")
+	}
+	env, admin := startAPIServer(t)
+	ctx := t.Context()
+	if err := localstack.Install(ctx, admin); err != nil {
+		t.Fatal(err)
+	}
+	const cluster = "prod"
+	url, seeds := componentNATS(t, cluster, bus.ComponentController, bus.ComponentSensor)
+	dir := t.TempDir()
+	auditKey := filepath.Join(dir, "audit.key")
+	if _, err := bus.LoadOrCreateAuditKey(auditKey); err != nil {
+		t.Fatal(err)
+	}
+	sa := "system:serviceaccount:" + localstack.SystemNamespace + ":" + localstack.ControllerAccount
+	kc := userKubeconfig(t, env, envtest.User{Name: sa, Groups: []string{"system:serviceaccounts", "system:serviceaccounts:" + localstack.SystemNamespace}})
+
+	// Bad input first: each is refused before anything starts.
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"controller", "--kubeconfig", kc, "--nats-url", url, "--nats-nkey", seeds[bus.ComponentController]}, "--audit-key is required"},
+		{[]string{"controller", "--kubeconfig", kc, "--audit-key", auditKey}, "--nats-url is required"},
+		{[]string{"sensor", "--kubeconfig", kc, "--nats-url", url, "--nats-nkey", filepath.Join(dir, "missing.nk")}, "--nats-nkey"},
+		{[]string{"sensor", "--kubeconfig", kc, "--nats-url", url, "--nats-nkey", seeds[bus.ComponentSensor], "--nats-creds", seeds[bus.ComponentSensor]}, "use one of"},
+	} {
+		out, err := exec.Command(tendBinary(t), tc.args...).CombinedOutput()
+		if err == nil || !strings.Contains(string(out), tc.want) {
+			t.Errorf("tend %s: err %v, output %q; want a failure naming %q", strings.Join(tc.args[:1], " "), err, out, tc.want)
+		}
+	}
+
+	ctl := startComponent(t, "controller", "--kubeconfig", kc, "--cluster", cluster, "--nats-url", url,
+		"--nats-nkey", seeds[bus.ComponentController], "--audit-key", auditKey)
+	ctl.waitReady(t)
+	sensor := startComponent(t, "sensor", "--kubeconfig", kc, "--cluster", cluster, "--nats-url", url,
+		"--nats-nkey", seeds[bus.ComponentSensor])
+	sensor.waitReady(t)
+
+	if code, body := get("http://" + ctl.health + "/healthz"); code != http.StatusOK {
+		t.Errorf("controller /healthz = %d %s", code, body)
+	}
+	if code, body := get("http://" + ctl.metrics + "/metrics"); code != http.StatusOK || !strings.Contains(body, "tend_gate_kill_switch_engaged") {
+		t.Errorf("controller /metrics = %d, want tend's gate metrics:\n%.2000s", code, body)
+	}
+	if code, body := get("http://" + sensor.metrics + "/metrics"); code != http.StatusOK || !strings.Contains(body, "controller_runtime_") {
+		t.Errorf("sensor /metrics = %d:\n%.2000s", code, body)
+	}
+	holder := func(name string) string {
+		var l coordinationv1.Lease
+		if err := admin.Get(ctx, types.NamespacedName{Namespace: localstack.SystemNamespace, Name: name}, &l); err != nil {
+			return ""
+		}
+		return ptr.Deref(l.Spec.HolderIdentity, "")
+	}
+	eventually(t, "both hold their Lease", func() bool {
+		return holder(components.ControllerLeaseName) != "" && holder(components.SensorLeaseName) != ""
+	})
+
+	// The controller compiles a policy.
+	gp := &tendv1.GatePolicy{ObjectMeta: metav1.ObjectMeta{Name: "freeze"}, Spec: tendv1.GatePolicySpec{Rules: []tendv1.GateRule{{
+		Name: "freeze", When: `proposal.namespace.name == "frozen"`, Outcome: tendv1.OutcomeDeny, Reason: "Frozen", Message: "frozen",
+	}}}}
+	if err := admin.Create(ctx, gp); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the controller compiles the GatePolicy", func() bool {
+		var got tendv1.GatePolicy
+		return admin.Get(ctx, client.ObjectKeyFromObject(gp), &got) == nil && got.Status.ObservedGeneration == got.Generation
+	})
+
+	// The sensor publishes what it sees of a Deployment.
+	labels := map[string]string{"app": "web"}
+	dep := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "web"}, Spec: appsv1.DeploymentSpec{
+		Replicas: ptr.To[int32](1), Selector: &metav1.LabelSelector{MatchLabels: labels},
+		Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels},
+			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "web", Image: "registry.tend.local/web:1"}}}},
+	}}
+	if err := admin.Create(ctx, dep); err != nil {
+		t.Fatal(err)
+	}
+	adminAuth, err := bus.Auth{User: "admin", Password: "test-only"}.Options()
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, js, err := bus.Connect(ctx, url, "test-admin", adminAuth...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	eventually(t, "the sensor publishes telemetry about the Deployment", func() bool {
+		s, err := js.Stream(ctx, bus.StreamTelemetry)
+		if err != nil {
+			return false
+		}
+		info, err := s.Info(ctx, jetstream.WithSubjectFilter(bus.TelemetryFilter(cluster)))
+		if err != nil {
+			return false
+		}
+		for subject := range info.State.Subjects {
+			if strings.HasSuffix(subject, ".deployment.default.web") {
+				return true
+			}
+		}
+		return false
+	})
+
+	if t.Failed() {
+		t.Logf("sensor output:\n%s", sensor.out)
+	}
+	ctl.stop(t)
+	sensor.stop(t)
+	if h := holder(components.ControllerLeaseName); h != "" {
+		t.Errorf("the controller's Lease is still held by %q after it stopped", h)
+	}
+	if h := holder(components.SensorLeaseName); h != "" {
+		t.Errorf("the sensor's Lease is still held by %q after it stopped", h)
+	}
+}
+
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	for !cond() {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("timed out waiting until %s", what)
+			return
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
