@@ -25,8 +25,9 @@ import (
 // credentials and TLS material from files (a mounted Secret in a cluster),
 // never from a flag's value.
 type natsFlags struct {
-	url  string
-	auth bus.Auth
+	url          string
+	auth         bus.Auth
+	passwordFile string
 }
 
 func (n *natsFlags) bind(cmd *cobra.Command) {
@@ -37,19 +38,39 @@ func (n *natsFlags) bind(cmd *cobra.Command) {
 	f.StringVar(&n.auth.CAFile, "nats-ca", "", "CA certificate that signs the NATS server's (turns TLS on)")
 	f.StringVar(&n.auth.CertFile, "nats-cert", "", "client certificate for mutual TLS")
 	f.StringVar(&n.auth.KeyFile, "nats-key", "", "client key for mutual TLS")
+	f.StringVar(&n.auth.User, "nats-user", "", "NATS user name, for servers with password users (the chart's bundled NATS); the password comes from --nats-password-file")
+	f.StringVar(&n.passwordFile, "nats-password-file", "", "file with the --nats-user's password")
+}
+
+// given reports whether any credential or TLS file was given.
+func (n *natsFlags) given() bool {
+	return n.auth.CredsFile != "" || n.auth.NKeySeedFile != "" || n.auth.User != "" || n.passwordFile != "" ||
+		n.auth.CAFile != "" || n.auth.CertFile != "" || n.auth.KeyFile != ""
 }
 
 func (n *natsFlags) validate() error {
 	if n.url == "" {
 		return errors.New("--nats-url is required")
 	}
+	if (n.auth.User == "") != (n.passwordFile == "") {
+		return errors.New("--nats-user and --nats-password-file go together")
+	}
 	for flag, path := range map[string]string{"--nats-creds": n.auth.CredsFile, "--nats-nkey": n.auth.NKeySeedFile,
-		"--nats-ca": n.auth.CAFile, "--nats-cert": n.auth.CertFile, "--nats-key": n.auth.KeyFile} {
+		"--nats-ca": n.auth.CAFile, "--nats-cert": n.auth.CertFile, "--nats-key": n.auth.KeyFile, "--nats-password-file": n.passwordFile} {
 		if path == "" {
 			continue
 		}
 		if _, err := os.Stat(path); err != nil {
 			return fmt.Errorf("%s: %w", flag, err)
+		}
+	}
+	if n.passwordFile != "" {
+		b, err := os.ReadFile(n.passwordFile)
+		if err != nil {
+			return fmt.Errorf("--nats-password-file: %w", err)
+		}
+		if n.auth.Password = strings.TrimSpace(string(b)); n.auth.Password == "" {
+			return fmt.Errorf("--nats-password-file %s is empty", n.passwordFile)
 		}
 	}
 	_, err := n.auth.Options()

@@ -9,7 +9,6 @@ import (
 	"os"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
@@ -31,9 +30,8 @@ type mcpOptions struct {
 	kube              kubeOptions
 	stdio             bool
 	listen            string
-	natsURL           string
+	nats              natsFlags
 	shimActions       bool
-	natsKey           string
 	workDir           string
 	cluster           string
 	systemNamespace   string
@@ -59,6 +57,12 @@ func (o *mcpOptions) Validate() error {
 		return errors.New("--decision-wait must be positive")
 	case o.deniedTTL > mcp.MaxDeniedTTL:
 		return fmt.Errorf("--authz-denied-ttl is at most %s: a caller just granted a right is not refused longer", mcp.MaxDeniedTTL)
+	}
+	if o.nats.url == "" && o.nats.given() {
+		return errors.New("NATS credentials were given without --nats-url")
+	}
+	if o.nats.url != "" {
+		return o.nats.validate()
 	}
 	return nil
 }
@@ -105,8 +109,9 @@ stream, and repeats of open proposals are published for the controller to count.
 	f := cmd.Flags()
 	f.BoolVar(&o.stdio, "stdio", false, "serve one user over standard input and output")
 	f.StringVar(&o.listen, "listen", "", "serve streamable HTTP on this address, at /mcp (health at /healthz, metrics at /metrics)")
-	f.StringVar(&o.natsURL, "nats-url", "", "NATS server with tend's streams, for telemetry and repeat counting (default with --stdio: the local stack's, when the kubeconfig reaches its cluster)")
-	f.StringVar(&o.natsKey, "nats-nkey", "", "file with the nkey seed to connect to NATS as (default with the local stack's NATS: its MCP server's)")
+	o.nats.bind(cmd)
+	f.Lookup("nats-url").Usage = "NATS server with tend's streams, for telemetry and repeat counting (default with --stdio: the local stack's, when the kubeconfig reaches its cluster)"
+	f.Lookup("nats-nkey").Usage = "file with the nkey seed to connect to NATS as (default with the local stack's NATS: its MCP server's)"
 	f.StringVar(&o.workDir, "work-dir", ".tend", "work dir of the local stack started by `tend up`, whose NATS --stdio reads telemetry from")
 	f.StringVar(&o.cluster, "cluster", "local", "cluster name on the bus")
 	f.StringVar(&o.systemNamespace, "system-namespace", localstack.SystemNamespace, "tend's namespace: gate state, and proposals for cluster-scoped targets such as nodes")
@@ -159,17 +164,11 @@ func runMCP(ctx context.Context, o *mcpOptions) error {
 			return err
 		}
 	}
-	if o.stdio && o.natsURL == "" {
+	if o.stdio && o.nats.url == "" {
 		o.fromLocalStack(cfg.Host)
 	}
-	if o.natsURL != "" {
-		var extra []nats.Option
-		if o.natsKey != "" {
-			if extra, err = (bus.Auth{NKeySeedFile: o.natsKey}).Options(); err != nil {
-				return err
-			}
-		}
-		nc, js, err := bus.Connect(ctx, o.natsURL, "tend-mcp", extra...)
+	if o.nats.url != "" {
+		nc, js, err := o.nats.connect(ctx, bus.ComponentMCP)
 		if err != nil {
 			return err
 		}
@@ -242,14 +241,14 @@ func (o *mcpOptions) fromLocalStack(apiHost string) {
 	if err != nil || stack.Host != apiHost {
 		return
 	}
-	o.natsURL = info.NATSURL
-	if o.natsKey == "" {
-		o.natsKey = info.MCPKeyFile
+	o.nats.url = info.NATSURL
+	if !o.nats.given() {
+		o.nats.auth.NKeySeedFile = info.MCPKeyFile
 	}
 	if o.cluster == "local" && info.Cluster != "" {
 		o.cluster = info.Cluster
 	}
-	fmt.Fprintf(os.Stderr, "Reading telemetry from the local stack's NATS at %s\n", o.natsURL)
+	fmt.Fprintf(os.Stderr, "Reading telemetry from the local stack's NATS at %s\n", o.nats.url)
 }
 
 // policyGuards reports the guards as the controller would apply them: the

@@ -40,8 +40,8 @@ func TestStdioFindsTheLocalStacksTelemetry(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			o := &mcpOptions{stdio: true, workDir: work, cluster: "local"}
 			o.fromLocalStack(tc.host)
-			if o.natsURL != tc.wantURL || o.natsKey != tc.wantKey || o.cluster != tc.wantCluster {
-				t.Errorf("nats %q, key %q, cluster %q; want %q, %q, %q", o.natsURL, o.natsKey, o.cluster, tc.wantURL, tc.wantKey, tc.wantCluster)
+			if o.nats.url != tc.wantURL || o.nats.auth.NKeySeedFile != tc.wantKey || o.cluster != tc.wantCluster {
+				t.Errorf("nats %q, key %q, cluster %q; want %q, %q, %q", o.nats.url, o.nats.auth.NKeySeedFile, o.cluster, tc.wantURL, tc.wantKey, tc.wantCluster)
 			}
 		})
 	}

@@ -9,6 +9,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -19,6 +20,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
+	"github.com/tendops/tend/bus"
 	"github.com/tendops/tend/internal/localstack"
 )
 
@@ -63,6 +65,9 @@ func run(dir string) error {
 	}
 	role := localstack.ControllerRole(releaseNamespace)
 	role.TypeMeta.APIVersion, role.TypeMeta.Kind = rbacv1.SchemeGroupVersion.String(), "Role"
+	if err := writeNATSPermissions(filepath.Join(dir, "..", "files", "nats-permissions.json")); err != nil {
+		return err
+	}
 	for name, objs := range map[string][]client.Object{"clusterroles.yaml": roles, "roles.yaml": {role}, "admission.yaml": admission} {
 		b, err := render(objs)
 		if err != nil {
@@ -73,6 +78,44 @@ func run(dir string) error {
 		}
 	}
 	return nil
+}
+
+// natsCluster stands for the cluster's subject token in
+// files/nats-permissions.json; the chart puts the cluster's in its place.
+const natsCluster = "CLUSTER"
+
+// writeNATSPermissions writes the NATS permissions of every component the
+// chart runs, as the bundled NATS server's configuration takes them, from
+// bus.ComponentPermissions: the chart and the Go code share one source.
+func writeNATSPermissions(path string) error {
+	type subjects struct {
+		Allow []string `json:"allow,omitempty"`
+		Deny  []string `json:"deny,omitempty"`
+	}
+	type perms struct {
+		Publish        subjects `json:"publish"`
+		Subscribe      subjects `json:"subscribe"`
+		AllowResponses bool     `json:"allow_responses,omitempty"`
+	}
+	out := map[string]perms{}
+	for _, c := range bus.Components {
+		if c == bus.ComponentShim {
+			continue // one user per node, with nkeys: see the shim's values
+		}
+		p, err := bus.ComponentPermissions(c, natsCluster, "")
+		if err != nil {
+			return err
+		}
+		out[string(c)] = perms{Publish: subjects{p.PublishAllow, p.PublishDeny}, Subscribe: subjects{p.SubscribeAllow, p.SubscribeDeny}, AllowResponses: p.AllowResponses}
+	}
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(out); err != nil {
+		return err
+	}
+	return os.WriteFile(path, b.Bytes(), 0o644)
 }
 
 // render writes objs as one YAML stream, each with the chart's labels.
