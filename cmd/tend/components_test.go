@@ -203,7 +203,8 @@ func (c *component) stop(t *testing.T) {
 
 // TestControllerAndSensorRunOnTheirOwn runs `tend controller` and `tend
 // sensor` as their Deployments do: processes of their own, each with its
-// own identity on the API server and on NATS (nkeys with the documented
+// own account on the API server (the sensor's may only read what it
+// reports on) and its own identity on NATS (nkeys with the documented
 // permissions, read from files). Both become ready, serve metrics, hold
 // their leader Lease, do their work (the controller compiles a
 // GatePolicy; the sensor publishes what a Deployment's pods show), and
@@ -224,8 +225,11 @@ func TestControllerAndSensorRunOnTheirOwn(t *testing.T) {
 	if _, err := bus.LoadOrCreateAuditKey(auditKey); err != nil {
 		t.Fatal(err)
 	}
-	sa := "system:serviceaccount:" + localstack.SystemNamespace + ":" + localstack.ControllerAccount
-	kc := userKubeconfig(t, env, envtest.User{Name: sa, Groups: []string{"system:serviceaccounts", "system:serviceaccounts:" + localstack.SystemNamespace}})
+	account := func(name string) string {
+		return userKubeconfig(t, env, envtest.User{Name: "system:serviceaccount:" + localstack.SystemNamespace + ":" + name,
+			Groups: []string{"system:serviceaccounts", "system:serviceaccounts:" + localstack.SystemNamespace}})
+	}
+	kc, sensorKC := account(localstack.ControllerAccount), account(localstack.SensorAccount)
 
 	// Bad input first: each is refused before anything starts.
 	for _, tc := range []struct {
@@ -246,7 +250,7 @@ func TestControllerAndSensorRunOnTheirOwn(t *testing.T) {
 	ctl := startComponent(t, "controller", "--kubeconfig", kc, "--cluster", cluster, "--nats-url", url,
 		"--nats-nkey", seeds[bus.ComponentController], "--audit-key", auditKey)
 	ctl.waitReady(t)
-	sensor := startComponent(t, "sensor", "--kubeconfig", kc, "--cluster", cluster, "--nats-url", url,
+	sensor := startComponent(t, "sensor", "--kubeconfig", sensorKC, "--cluster", cluster, "--nats-url", url,
 		"--nats-nkey", seeds[bus.ComponentSensor])
 	sensor.waitReady(t)
 
@@ -320,6 +324,10 @@ func TestControllerAndSensorRunOnTheirOwn(t *testing.T) {
 
 	if t.Failed() {
 		t.Logf("sensor output:\n%s", sensor.out)
+	}
+	// Its own account may read every kind it reports on.
+	if strings.Contains(sensor.out.String(), "Not observing a kind") {
+		t.Errorf("the sensor's account cannot read a kind it reports on:\n%s", sensor.out)
 	}
 	ctl.stop(t)
 	sensor.stop(t)

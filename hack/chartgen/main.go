@@ -65,10 +65,12 @@ func run(dir string) error {
 	}
 	role := localstack.ControllerRole(releaseNamespace)
 	role.TypeMeta.APIVersion, role.TypeMeta.Kind = rbacv1.SchemeGroupVersion.String(), "Role"
+	sensorRole := localstack.SensorRole(releaseNamespace)
+	sensorRole.TypeMeta.APIVersion, sensorRole.TypeMeta.Kind = rbacv1.SchemeGroupVersion.String(), "Role"
 	if err := writeNATSPermissions(filepath.Join(dir, "..", "files", "nats-permissions.json")); err != nil {
 		return err
 	}
-	for name, objs := range map[string][]client.Object{"clusterroles.yaml": roles, "roles.yaml": {role}, "admission.yaml": admission} {
+	for name, objs := range map[string][]client.Object{"clusterroles.yaml": roles, "roles.yaml": {role, sensorRole}, "admission.yaml": admission} {
 		b, err := render(objs)
 		if err != nil {
 			return err

@@ -28,6 +28,7 @@ const (
 	AgentAccount       = "tend-agent"
 	ControllerAccount  = "tend-controller"
 	MCPAccount         = "tend-mcp"
+	SensorAccount      = "tend-sensor"
 	ApproverGroup      = "tend:approvers"
 	approvalPolicyName = "tend.dev-approvals"
 	proposalPolicyName = "tend.dev-proposals"
@@ -175,6 +176,19 @@ func ClusterRoles() []*rbacv1.ClusterRole {
 			},
 		},
 		{
+			// The sensor watches what it reports on (the kinds and the
+			// metrics its RBAC markers in controllers/sensor.go name) and
+			// writes nothing but its leader Lease (SensorRole).
+			ObjectMeta: metav1.ObjectMeta{Name: "tend:sensor"},
+			Rules: []rbacv1.PolicyRule{
+				{APIGroups: []string{""}, Resources: []string{"pods", "nodes", "events", "namespaces", "services"}, Verbs: read},
+				{APIGroups: []string{"apps"}, Resources: []string{"deployments", "statefulsets", "daemonsets", "replicasets"}, Verbs: read},
+				{APIGroups: []string{"batch"}, Resources: []string{"jobs", "cronjobs"}, Verbs: read},
+				{APIGroups: []string{"autoscaling"}, Resources: []string{"horizontalpodautoscalers"}, Verbs: read},
+				{APIGroups: []string{"metrics.k8s.io"}, Resources: []string{"pods", "nodes"}, Verbs: []string{"get", "list"}},
+			},
+		},
+		{
 			ObjectMeta: metav1.ObjectMeta{Name: "tend:agent"},
 			Rules: []rbacv1.PolicyRule{
 				{APIGroups: []string{tend}, Resources: []string{"proposals"}, Verbs: append([]string{"propose"}, read...)},
@@ -196,13 +210,13 @@ func ClusterRoles() []*rbacv1.ClusterRole {
 
 func rbacObjects() []client.Object {
 	objs := []client.Object{&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: SystemNamespace}}}
-	for _, sa := range []string{ControllerAccount, MCPAccount, AgentAccount} {
+	for _, sa := range []string{ControllerAccount, SensorAccount, MCPAccount, AgentAccount} {
 		objs = append(objs, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: SystemNamespace, Name: sa}})
 	}
 	for _, r := range ClusterRoles() {
 		objs = append(objs, r)
 	}
-	for role, sa := range map[string]string{"tend:controller": ControllerAccount, "tend:mcp": MCPAccount, "tend:agent": AgentAccount} {
+	for role, sa := range map[string]string{"tend:controller": ControllerAccount, "tend:sensor": SensorAccount, "tend:mcp": MCPAccount, "tend:agent": AgentAccount} {
 		objs = append(objs, &rbacv1.ClusterRoleBinding{
 			ObjectMeta: metav1.ObjectMeta{Name: role},
 			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role},
@@ -218,6 +232,13 @@ func rbacObjects() []client.Object {
 			ObjectMeta: metav1.ObjectMeta{Namespace: SystemNamespace, Name: "tend:controller"},
 			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "tend:controller"},
 			Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Namespace: SystemNamespace, Name: ControllerAccount}},
+		},
+		// The sensor's leader Lease.
+		SensorRole(SystemNamespace),
+		&rbacv1.RoleBinding{
+			ObjectMeta: metav1.ObjectMeta{Namespace: SystemNamespace, Name: "tend:sensor"},
+			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "tend:sensor"},
+			Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Namespace: SystemNamespace, Name: SensorAccount}},
 		},
 	)
 	return append(objs,
@@ -239,6 +260,18 @@ func controllerRBAC(ns string) (*rbacv1.ClusterRole, *rbacv1.Role) {
 		panic(err)
 	}
 	return cr, role
+}
+
+// SensorRole is the sensor's Role in tend's namespace ns: its leader
+// Lease, and the Events leader election records.
+func SensorRole(ns string) *rbacv1.Role {
+	return &rbacv1.Role{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "tend:sensor"},
+		Rules: []rbacv1.PolicyRule{
+			{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, Verbs: []string{"get", "list", "watch", "create", "update", "patch"}},
+			{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}},
+		},
+	}
 }
 
 // ControllerRole is the controller's Role in tend's namespace ns.
