@@ -11,8 +11,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	admissionv1 "k8s.io/api/admissionregistration/v1"
@@ -125,7 +127,11 @@ func render(objs []client.Object) ([]byte, error) {
 	var out bytes.Buffer
 	out.WriteString(header)
 	for i, o := range objs {
+		// Its own labels go after the chart's.
+		own := o.GetLabels()
+		o.SetLabels(nil)
 		b, err := yaml.Marshal(o)
+		o.SetLabels(own)
 		if err != nil {
 			return nil, fmt.Errorf("failed to encode %s: %w", o.GetName(), err)
 		}
@@ -135,7 +141,11 @@ func render(objs []client.Object) ([]byte, error) {
 		if !strings.Contains(text, name) {
 			return nil, fmt.Errorf("%s: no metadata.name line", o.GetName())
 		}
-		text = strings.Replace(text, name, name+"  labels:\n    {{- include \"tend.labels\" $ | nindent 4 }}\n", 1)
+		labels := "  labels:\n    {{- include \"tend.labels\" $ | nindent 4 }}\n"
+		for _, k := range slices.Sorted(maps.Keys(own)) {
+			labels += fmt.Sprintf("    %s: %q\n", k, own[k])
+		}
+		text = strings.Replace(text, name, name+labels, 1)
 		text = strings.TrimSuffix(text, "status: {}\n")
 		text = strings.ReplaceAll(text, releaseNamespace, releaseAction)
 		if i > 0 {
