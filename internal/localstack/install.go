@@ -30,6 +30,10 @@ const (
 	MCPAccount         = "tend-mcp"
 	SensorAccount      = "tend-sensor"
 	ApproverGroup      = "tend:approvers"
+	// HelmRelease is the Helm release, in SystemNamespace, that owns what
+	// Install installs: `helm install tend charts/tend -n tend-system`
+	// adopts it rather than failing on objects it did not create.
+	HelmRelease        = "tend"
 	approvalPolicyName = "tend.dev-approvals"
 	proposalPolicyName = "tend.dev-proposals"
 )
@@ -52,12 +56,15 @@ func Install(ctx context.Context, c client.Client) error {
 		return err
 	}
 	for _, obj := range rbacObjects() {
+		if _, ok := obj.(*corev1.Namespace); !ok {
+			helmOwned(obj)
+		}
 		if err := ensure(ctx, c, obj); err != nil {
 			return err
 		}
 	}
 	for _, obj := range AdmissionPolicies(SystemNamespace) {
-		if err := ensure(ctx, c, obj); err != nil {
+		if err := ensure(ctx, c, helmOwned(obj)); err != nil {
 			return err
 		}
 	}
@@ -72,11 +79,31 @@ func Install(ctx context.Context, c client.Client) error {
 		return fmt.Errorf("failed to load default policies: %w", err)
 	}
 	for i := range bundle {
-		if err := ensure(ctx, c, &bundle[i]); err != nil {
+		if err := ensure(ctx, c, helmOwned(&bundle[i])); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// helmOwned marks obj as the chart's object in the release HelmRelease, the
+// same object the chart renders: a later `helm install` or `helm upgrade`
+// of that release takes it over instead of refusing it.
+func helmOwned(obj client.Object) client.Object {
+	labels := obj.GetLabels()
+	if labels == nil {
+		labels = map[string]string{}
+	}
+	labels["app.kubernetes.io/managed-by"] = "Helm"
+	obj.SetLabels(labels)
+	ann := obj.GetAnnotations()
+	if ann == nil {
+		ann = map[string]string{}
+	}
+	ann["meta.helm.sh/release-name"] = HelmRelease
+	ann["meta.helm.sh/release-namespace"] = SystemNamespace
+	obj.SetAnnotations(ann)
+	return obj
 }
 
 // ensure creates obj, or updates it in place when it exists.
