@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -45,6 +46,11 @@ type ClusterOptions struct {
 	// manager) instead of kwokctl's five-times-slower ones, so that a node
 	// whose heartbeats stop goes NotReady in under a minute.
 	RealisticHeartbeats bool
+	// ControlPlaneQPS, when set, is the API request rate the controller
+	// manager and the scheduler may use (kwokctl leaves them at their
+	// defaults, 20 per second, which take minutes to create thousands of
+	// pods): for the scale benchmark.
+	ControlPlaneQPS int
 	// Progress receives one line per step; may be nil.
 	Progress func(format string, args ...any)
 }
@@ -88,6 +94,9 @@ func StartCluster(ctx context.Context, opts ClusterOptions) (*Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
+	if opts.ControlPlaneQPS > 0 {
+		stages = append(stages, controlPlaneQPS(opts.ControlPlaneQPS)...)
+	}
 	stagesFile := filepath.Join(opts.WorkDir, opts.Name+"-stages.yaml")
 	if err := os.WriteFile(stagesFile, stages, 0o644); err != nil {
 		return nil, fmt.Errorf("failed to write stages: %w", err)
@@ -120,6 +129,17 @@ func StartCluster(ctx context.Context, opts ClusterOptions) (*Cluster, error) {
 		return nil, err
 	}
 	return c, nil
+}
+
+// controlPlaneQPS is a kwokctl configuration document that raises the
+// controller manager's and the scheduler's API rate limits to qps.
+func controlPlaneQPS(qps int) []byte {
+	var b strings.Builder
+	b.WriteString("---\napiVersion: config.kwok.x-k8s.io/v1alpha1\nkind: KwokctlConfiguration\ncomponentsPatches:\n")
+	for _, c := range []string{"kube-controller-manager", "kube-scheduler"} {
+		fmt.Fprintf(&b, "- name: %s\n  extraArgs:\n  - key: kube-api-qps\n    value: %q\n  - key: kube-api-burst\n    value: %q\n", c, strconv.Itoa(qps), strconv.Itoa(2*qps))
+	}
+	return []byte(b.String())
 }
 
 // Kubeconfig is the path of the cluster's admin kubeconfig.

@@ -1,0 +1,642 @@
+package scalebench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/tendops/tend/bus"
+	"github.com/tendops/tend/internal/localstack"
+)
+
+// The environment variable that makes the test binary the reference
+// informer process, with the kubeconfig as its value.
+const informerEnv = "TEND_SCALEBENCH_INFORMER"
+
+func TestMain(m *testing.M) {
+	if kc := os.Getenv(informerEnv); kc != "" {
+		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+		defer stop()
+		if err := runInformer(ctx, kc); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	code := m.Run()
+	if built.exe != "" {
+		_ = os.RemoveAll(filepath.Dir(built.exe))
+	}
+	os.Exit(code)
+}
+
+const (
+	cluster        = "scale"
+	namespace      = "scale"
+	podsPerNode    = 10
+	replicas       = 10
+	appImage       = "registry.tend.local/scale/app:1"
+	crashImage     = "registry.tend.local/scale/app:2-crash"
+	stormSize      = 50
+	churnPerMinute = 0.01
+	restWindow     = 30 * time.Second
+	churnWindow    = 2 * time.Minute
+)
+
+// scaleFaults makes the crash image's containers crash-loop.
+var scaleFaults = []localstack.Fault{{
+	Name: "scale-crash", When: `.image == "` + crashImage + `"`, Reason: "Error", ExitCode: 1,
+}}
+
+// BenchmarkScale runs the scale benchmark at each size of TEND_SCALE_NODES
+// (default 100,300,1000 nodes), once each: see the package documentation.
+func BenchmarkScale(b *testing.B) {
+	sizes := []int{100, 300, 1000}
+	if v := os.Getenv("TEND_SCALE_NODES"); v != "" {
+		sizes = nil
+		for _, s := range strings.Split(v, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(s))
+			if err != nil || n < 1 {
+				b.Fatalf("TEND_SCALE_NODES: %q is not a node count", s)
+			}
+			sizes = append(sizes, n)
+		}
+	}
+	for _, n := range sizes {
+		b.Run(fmt.Sprintf("nodes=%d", n), func(b *testing.B) {
+			for b.Loop() {
+				runScale(b, n)
+			}
+		})
+	}
+}
+
+// component is a process the benchmark measures.
+type component struct {
+	name string
+	cmd  *exec.Cmd
+	out  *strings.Builder
+	mu   sync.Mutex
+}
+
+func (c *component) output() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.out.String()
+}
+
+type syncWriter struct{ c *component }
+
+func (w syncWriter) Write(p []byte) (int, error) {
+	w.c.mu.Lock()
+	defer w.c.mu.Unlock()
+	return w.c.out.Write(p)
+}
+
+func start(b *testing.B, name string, cmd *exec.Cmd) *component {
+	b.Helper()
+	c := &component{name: name, cmd: cmd, out: &strings.Builder{}}
+	cmd.Stdout, cmd.Stderr = syncWriter{c}, syncWriter{c}
+	if err := cmd.Start(); err != nil {
+		b.Fatalf("starting %s: %v", name, err)
+	}
+	b.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+	})
+	return c
+}
+
+func freeAddr(b *testing.B) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func waitFor(b *testing.B, what string, timeout time.Duration, cond func() bool) {
+	b.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			b.Fatalf("timed out after %s waiting until %s", timeout, what)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+func runScale(b *testing.B, nodes int) {
+	bin := os.Getenv("TEND_BIN_DIR")
+	if bin == "" {
+		bin = filepath.Join("..", "..", "bin")
+	}
+	bin, _ = filepath.Abs(bin)
+	ctx := b.Context()
+	work := b.TempDir()
+	began := time.Now()
+	cl, err := localstack.StartCluster(ctx, localstack.ClusterOptions{
+		Name: fmt.Sprintf("tend-scale-%d", nodes), BinDir: bin, WorkDir: work, Nodes: nodes, Faults: scaleFaults,
+		ControlPlaneQPS: 400,
+		Progress:        func(f string, a ...any) { b.Logf(f, a...) },
+	})
+	if errors.Is(err, localstack.ErrMissingBinary) {
+		b.Skip(err)
+	}
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = cl.Stop(context.Background()) })
+	cfg, err := localstack.RESTConfig(cl.Kubeconfig())
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfg.QPS, cfg.Burst = 500, 1000
+	admin, err := client.New(cfg, client.Options{Scheme: localstack.Scheme()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := localstack.Install(ctx, admin); err != nil {
+		b.Fatal(err)
+	}
+	deployments := nodes * podsPerNode / replicas
+	createWorkloads(b, admin, deployments)
+	waitFor(b, "every pod runs", 15*time.Minute, func() bool { return runningPods(b, admin) >= deployments*replicas })
+	b.Logf("%d nodes, %d pods over %d Deployments running after %s", nodes, deployments*replicas, deployments, time.Since(began).Round(time.Second))
+
+	srv, err := bus.StartEmbedded(bus.EmbeddedOptions{StoreDir: b.TempDir()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(srv.Shutdown)
+	nc, js, err := bus.Connect(ctx, srv.URL(), "scale-bench")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(nc.Close)
+	if err := bus.EnsureStreams(ctx, js, bus.StreamsConfig{}); err != nil {
+		b.Fatal(err)
+	}
+	tend := buildTend(b)
+	auditKey := filepath.Join(work, "audit.key")
+	if _, err := bus.LoadOrCreateAuditKey(auditKey); err != nil {
+		b.Fatal(err)
+	}
+	health := map[string]string{"sensor": freeAddr(b), "controller": freeAddr(b)}
+	common := []string{"--kubeconfig", cl.Kubeconfig(), "--nats-url", srv.URL(), "--cluster", cluster, "--leader-elect=false", "--metrics-bind-address", "0"}
+	sensor := start(b, "sensor", exec.Command(tend, append([]string{"sensor", "--health-probe-bind-address", health["sensor"]}, common...)...))
+	controller := start(b, "controller", exec.Command(tend, append([]string{"controller", "--health-probe-bind-address", health["controller"], "--audit-key", auditKey}, common...)...))
+	self, err := os.Executable()
+	if err != nil {
+		b.Fatal(err)
+	}
+	informerCmd := exec.Command(self)
+	informerCmd.Env = append(os.Environ(), informerEnv+"="+cl.Kubeconfig())
+	informer := start(b, "informer", informerCmd)
+	procs := []*component{sensor, controller, informer}
+	for name, addr := range health {
+		waitFor(b, name+" is ready", 5*time.Minute, func() bool {
+			resp, err := http.Get("http://" + addr + "/readyz")
+			if err == nil {
+				resp.Body.Close()
+			}
+			return err == nil && resp.StatusCode == http.StatusOK
+		})
+	}
+	waitFor(b, "the informer synced", 5*time.Minute, func() bool { return strings.Contains(informer.output(), "synced") })
+	// The sensor has published the cluster once it goes quiet.
+	waitQuiet(b, js)
+	b.Logf("components ready and the first telemetry published after %s", time.Since(began).Round(time.Second))
+
+	rest := measure(b, procs, restWindow)
+	report(b, rest, "rest")
+
+	// Churn: 1% of the pods replaced per minute, from now to the end.
+	churnCtx, stopChurn := context.WithCancel(ctx)
+	churnDone := make(chan struct{})
+	go func() { defer close(churnDone); churn(churnCtx, admin, deployments*replicas) }()
+
+	// The storm: stormSize Deployments broken at once, then one.
+	watch := watchCrashes(b, js)
+	watch.watchAPI(b, cfg)
+	broken := make([]string, 0, stormSize+1)
+	for i := range min(stormSize, deployments-1) {
+		broken = append(broken, appName(i))
+	}
+	stormStart := time.Now()
+	var stormUsage map[string]usage
+	var stormWG sync.WaitGroup
+	stormWG.Go(func() { stormUsage = measurePeak(b, procs, churnWindow) })
+	breakAll(b, admin, broken, watch)
+	latencies := watch.wait(b, broken, 5*time.Minute)
+	one := appName(deployments - 1)
+	breakAll(b, admin, []string{one}, watch)
+	single := watch.wait(b, []string{one}, 2*time.Minute)
+	stormWG.Wait()
+	stopChurn()
+	<-churnDone
+	b.Logf("storm of %d faults detected in %s", len(broken), time.Since(stormStart).Round(time.Second))
+	report(b, stormUsage, "storm")
+
+	for _, part := range []struct {
+		name string
+		of   func(detection) time.Duration
+	}{
+		{"detect", func(d detection) time.Duration { return d.total }},
+		{"detect_cluster", func(d detection) time.Duration { return d.api }},
+		{"detect_sensor", func(d detection) time.Duration { return d.sensor }},
+	} {
+		ds := make([]time.Duration, len(latencies))
+		for i, d := range latencies {
+			ds[i] = part.of(d)
+		}
+		slices.Sort(ds)
+		b.ReportMetric(percentile(ds, 0.50).Seconds(), part.name+"_storm_p50-s")
+		b.ReportMetric(percentile(ds, 0.99).Seconds(), part.name+"_storm_p99-s")
+		b.ReportMetric(part.of(single[0]).Seconds(), part.name+"_single-s")
+	}
+	b.ReportMetric(float64(rest["sensor"].RSSBytes)/float64(rest["informer"].RSSBytes), "sensor_to_informer_rss-ratio")
+	b.ReportMetric(float64(deployments*replicas), "pods-count")
+}
+
+// measure samples the processes over window: RSS at the end, CPU cores used
+// on average.
+func measure(b *testing.B, procs []*component, window time.Duration) map[string]usage {
+	b.Helper()
+	before := map[string]usage{}
+	for _, p := range procs {
+		u, err := readUsage(p.cmd.Process.Pid)
+		if err != nil {
+			b.Fatalf("%s: %v\n%s", p.name, err, p.output())
+		}
+		before[p.name] = u
+	}
+	time.Sleep(window)
+	out := map[string]usage{}
+	for _, p := range procs {
+		u, err := readUsage(p.cmd.Process.Pid)
+		if err != nil {
+			b.Fatalf("%s: %v\n%s", p.name, err, p.output())
+		}
+		out[p.name] = usage{RSSBytes: u.RSSBytes, CPUSeconds: (u.CPUSeconds - before[p.name].CPUSeconds) / window.Seconds()}
+	}
+	return out
+}
+
+// measurePeak is measure with the peak RSS over the window.
+func measurePeak(b *testing.B, procs []*component, window time.Duration) map[string]usage {
+	b.Helper()
+	before := map[string]usage{}
+	peak := map[string]int64{}
+	for _, p := range procs {
+		u, _ := readUsage(p.cmd.Process.Pid)
+		before[p.name] = u
+	}
+	end := time.Now().Add(window)
+	var last map[string]usage
+	for time.Now().Before(end) {
+		last = map[string]usage{}
+		for _, p := range procs {
+			u, err := readUsage(p.cmd.Process.Pid)
+			if err != nil {
+				continue
+			}
+			last[p.name] = u
+			peak[p.name] = max(peak[p.name], u.RSSBytes)
+		}
+		time.Sleep(time.Second)
+	}
+	out := map[string]usage{}
+	for name, u := range last {
+		out[name] = usage{RSSBytes: peak[name], CPUSeconds: (u.CPUSeconds - before[name].CPUSeconds) / window.Seconds()}
+	}
+	return out
+}
+
+func report(b *testing.B, us map[string]usage, phase string) {
+	var tendRSS int64
+	for name, u := range us {
+		b.ReportMetric(float64(u.RSSBytes)/(1<<20), fmt.Sprintf("%s_rss_%s-MiB", name, phase))
+		b.ReportMetric(u.CPUSeconds, fmt.Sprintf("%s_cpu_%s-cores", name, phase))
+		if name != "informer" {
+			tendRSS += u.RSSBytes
+		}
+	}
+	b.ReportMetric(float64(tendRSS)/(1<<20), fmt.Sprintf("tend_rss_%s-MiB", phase))
+}
+
+func percentile(d []time.Duration, p float64) time.Duration {
+	if len(d) == 0 {
+		return 0
+	}
+	return d[min(len(d)-1, int(float64(len(d))*p))]
+}
+
+func appName(i int) string { return fmt.Sprintf("app-%04d", i) }
+
+func createWorkloads(b *testing.B, c client.Client, n int) {
+	b.Helper()
+	ctx := b.Context()
+	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: namespace}}); err != nil && !apierrors.IsAlreadyExists(err) {
+		b.Fatal(err)
+	}
+	if err := c.Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: "default"}}); err != nil && !apierrors.IsAlreadyExists(err) {
+		b.Fatal(err)
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	var failed atomic.Pointer[error]
+	for range 16 {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= n || failed.Load() != nil {
+					return
+				}
+				labels := map[string]string{"app": appName(i)}
+				d := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: appName(i), Labels: labels},
+					Spec: appsv1.DeploymentSpec{Replicas: ptr.To[int32](replicas), Selector: &metav1.LabelSelector{MatchLabels: labels},
+						Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels}, Spec: corev1.PodSpec{
+							Containers:  []corev1.Container{{Name: "app", Image: appImage}},
+							Tolerations: []corev1.Toleration{{Key: "kwok.x-k8s.io/node", Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule}},
+						}}}}
+				if err := c.Create(ctx, d); err != nil {
+					failed.Store(&err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if err := failed.Load(); err != nil {
+		b.Fatal(*err)
+	}
+}
+
+func runningPods(b *testing.B, c client.Client) int {
+	var list corev1.PodList
+	if err := c.List(b.Context(), &list, client.InNamespace(namespace)); err != nil {
+		return 0
+	}
+	n := 0
+	for _, p := range list.Items {
+		if p.Status.Phase == corev1.PodRunning && p.DeletionTimestamp == nil {
+			n++
+		}
+	}
+	return n
+}
+
+// waitQuiet waits until the TELEMETRY stream stops growing for 5 seconds.
+func waitQuiet(b *testing.B, js jetstream.JetStream) {
+	b.Helper()
+	var last uint64
+	quietSince := time.Now()
+	waitFor(b, "the sensor's first publish of the cluster", 10*time.Minute, func() bool {
+		s, err := js.Stream(b.Context(), bus.StreamTelemetry)
+		if err != nil {
+			return false
+		}
+		info, err := s.Info(b.Context())
+		if err != nil {
+			return false
+		}
+		if info.State.Msgs != last || last == 0 {
+			last, quietSince = info.State.Msgs, time.Now()
+			return false
+		}
+		return time.Since(quietSince) > 5*time.Second
+	})
+}
+
+// churn deletes a share of the pods every minute, spread over the minute;
+// their ReplicaSets replace them.
+func churn(ctx context.Context, c client.Client, pods int) {
+	perMinute := max(1, int(float64(pods)*churnPerMinute))
+	tick := time.NewTicker(time.Minute / time.Duration(perMinute))
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		var list corev1.PodList
+		if err := c.List(ctx, &list, client.InNamespace(namespace), client.Limit(50)); err != nil || len(list.Items) == 0 {
+			continue
+		}
+		p := list.Items[time.Now().UnixNano()%int64(len(list.Items))]
+		_ = c.Delete(ctx, &p)
+	}
+}
+
+// crashWatch records when telemetry first shows a crash-looping pod of
+// each broken Deployment.
+type crashWatch struct {
+	mu       sync.Mutex
+	brokenAt map[string]time.Time
+	// seenAt is when the bus showed the Deployment's pod crash-looping,
+	// apiSeenAt when the API server did (the bench's own watch).
+	seenAt, apiSeenAt map[string]time.Time
+	changed           chan struct{}
+}
+
+// deploymentOf is the Deployment of a pod owned by one of its ReplicaSets:
+// the ReplicaSet's name without the template hash.
+func deploymentOf(kind, name string) string {
+	if i := strings.LastIndexByte(name, '-'); i > 0 && kind == "ReplicaSet" {
+		return name[:i]
+	}
+	return name
+}
+
+// watchAPI records when the API server first shows a crash-looping pod of
+// each broken Deployment, with a watch of the bench's own.
+func (w *crashWatch) watchAPI(b *testing.B, cfg *rest.Config) {
+	b.Helper()
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	wi, err := cs.CoreV1().Pods(namespace).Watch(b.Context(), metav1.ListOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(wi.Stop)
+	go func() {
+		for ev := range wi.ResultChan() {
+			now := time.Now()
+			pod, ok := ev.Object.(*corev1.Pod)
+			if !ok || len(pod.OwnerReferences) == 0 {
+				continue
+			}
+			crashing := slices.ContainsFunc(pod.Status.ContainerStatuses, func(c corev1.ContainerStatus) bool {
+				return c.Image == crashImage && (c.RestartCount > 0 || c.LastTerminationState.Terminated != nil ||
+					c.State.Waiting != nil && c.State.Waiting.Reason == "CrashLoopBackOff")
+			})
+			if !crashing {
+				continue
+			}
+			dep := deploymentOf(pod.OwnerReferences[0].Kind, pod.OwnerReferences[0].Name)
+			w.mu.Lock()
+			if _, ok := w.brokenAt[dep]; ok {
+				if _, seen := w.apiSeenAt[dep]; !seen {
+					w.apiSeenAt[dep] = now
+				}
+			}
+			w.mu.Unlock()
+		}
+	}()
+}
+
+func watchCrashes(b *testing.B, js jetstream.JetStream) *crashWatch {
+	b.Helper()
+	w := &crashWatch{brokenAt: map[string]time.Time{}, seenAt: map[string]time.Time{}, apiSeenAt: map[string]time.Time{}, changed: make(chan struct{}, 1)}
+	cons, err := js.OrderedConsumer(b.Context(), bus.StreamTelemetry, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{bus.TelemetryFilter(cluster)}, DeliverPolicy: jetstream.DeliverNewPolicy})
+	if err != nil {
+		b.Fatal(err)
+	}
+	cc, err := cons.Consume(func(m jetstream.Msg) {
+		now := time.Now()
+		e, err := bus.Decode(m.Data())
+		if err != nil || e.Pod == nil || e.Pod.Workload == nil {
+			return
+		}
+		crashing := slices.ContainsFunc(e.Pod.Containers, func(c bus.ContainerState) bool {
+			return c.Image == crashImage && (c.RestartCount > 0 || c.LastExitCode != 0 || c.Reason == "CrashLoopBackOff")
+		})
+		if !crashing {
+			return
+		}
+		dep := deploymentOf(e.Pod.Workload.Kind, e.Pod.Workload.Name)
+		w.mu.Lock()
+		if _, ok := w.brokenAt[dep]; ok {
+			if _, seen := w.seenAt[dep]; !seen {
+				w.seenAt[dep] = now
+				select {
+				case w.changed <- struct{}{}:
+				default:
+				}
+			}
+		}
+		w.mu.Unlock()
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(cc.Stop)
+	return w
+}
+
+func breakAll(b *testing.B, c client.Client, names []string, w *crashWatch) {
+	b.Helper()
+	patch := []byte(`{"spec":{"template":{"spec":{"containers":[{"name":"app","image":"` + crashImage + `"}]}}}}`)
+	for _, name := range names {
+		w.mu.Lock()
+		w.brokenAt[name] = time.Now()
+		w.mu.Unlock()
+		d := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name}}
+		if err := c.Patch(b.Context(), d, client.RawPatch(types.StrategicMergePatchType, patch)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// detection is how long one fault took to show.
+type detection struct {
+	// total is from the break to the bus; api from the break to the API
+	// server (the cluster's own time: rollout, scheduling, the simulated
+	// crash); sensor from the API server to the bus (tend's).
+	total, api, sensor time.Duration
+}
+
+// wait returns, for each of names, how long from its break until the API
+// server and the bus showed it crash-looping.
+func (w *crashWatch) wait(b *testing.B, names []string, timeout time.Duration) []detection {
+	b.Helper()
+	deadline := time.After(timeout)
+	for {
+		w.mu.Lock()
+		var out []detection
+		for _, n := range names {
+			bus, ok := w.seenAt[n]
+			api, apiOK := w.apiSeenAt[n]
+			if ok && apiOK {
+				// Watch delivery and bus delivery race: a bus time before
+				// the API watch saw it counts as zero sensor time.
+				out = append(out, detection{total: bus.Sub(w.brokenAt[n]), api: api.Sub(w.brokenAt[n]), sensor: max(0, bus.Sub(api))})
+			}
+		}
+		w.mu.Unlock()
+		if len(out) == len(names) {
+			return out
+		}
+		select {
+		case <-w.changed:
+		case <-time.After(time.Second):
+		case <-deadline:
+			b.Fatalf("%d of %d faults reached the bus within %s", len(out), len(names), timeout)
+		}
+	}
+}
+
+var built struct {
+	once sync.Once
+	exe  string
+	err  error
+}
+
+// buildTend builds the tend binary once per run.
+func buildTend(b *testing.B) string {
+	b.Helper()
+	built.once.Do(func() {
+		dir, err := os.MkdirTemp("", "tend-scale-bin-")
+		if err != nil {
+			built.err = err
+			return
+		}
+		built.exe = filepath.Join(dir, "tend")
+		cmd := exec.Command("go", "build", "-o", built.exe, "../../cmd/tend")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			built.err = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if built.err != nil {
+		b.Fatal(built.err)
+	}
+	return built.exe
+}
