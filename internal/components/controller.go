@@ -95,7 +95,10 @@ func NewController(ctx context.Context, opts ControllerOptions) (*Controller, er
 		// The controller may read ConfigMaps only in tend's namespace.
 		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
 			&corev1.ConfigMap{}: {Namespaces: map[string]cache.Config{opts.SystemNamespace: {}}},
-		}},
+		},
+			// Nothing reads managedFields; an update of an object without
+			// them leaves the server's as they are.
+			DefaultTransform: cache.TransformStripManagedFields()},
 		Logger:                 opts.Logger,
 		Metrics:                metricsserver.Options{BindAddress: cmp.Or(opts.MetricsAddr, "0")},
 		HealthProbeBindAddress: cmp.Or(opts.HealthAddr, "0"),

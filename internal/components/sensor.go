@@ -12,6 +12,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
@@ -56,7 +57,9 @@ func NewSensor(opts SensorOptions) (ctrl.Manager, error) {
 		return nil, errors.New("components: the sensor needs its system namespace and cluster name")
 	}
 	mgr, err := ctrl.NewManager(opts.Config, ctrl.Options{
-		Scheme:                        opts.Scheme,
+		Scheme: opts.Scheme,
+		// The sensor reports no managedFields: they are not kept.
+		Cache:                         cache.Options{DefaultTransform: cache.TransformStripManagedFields()},
 		Logger:                        opts.Logger,
 		Metrics:                       metricsserver.Options{BindAddress: cmp.Or(opts.MetricsAddr, "0")},
 		HealthProbeBindAddress:        cmp.Or(opts.HealthAddr, "0"),

@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
 	"github.com/nats-io/nats.go/jetstream"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -29,6 +30,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/tendops/tend/bus"
 	"github.com/tendops/tend/internal/localstack"
@@ -39,6 +41,7 @@ import (
 const informerEnv = "TEND_SCALEBENCH_INFORMER"
 
 func TestMain(m *testing.M) {
+	ctrllog.SetLogger(logr.Discard())
 	if kc := os.Getenv(informerEnv); kc != "" {
 		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 		defer stop()
