@@ -7,6 +7,7 @@ import (
 	"os"
 
 	"github.com/spf13/pflag"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/tendops/tend/agents"
 )
@@ -22,12 +23,19 @@ type Brain struct {
 	// picks the default in Resolve.
 	Name string
 	LLM  Options
+	// OTLPEndpoint, if set, is where the planner's spans go (OTLP/HTTP);
+	// else OpenTelemetry's environment variables say, if they are set.
+	OTLPEndpoint string
+	// Tracer, if set, records the planner's spans (NewTracer); it is no
+	// flag, but what the command made of OTLPEndpoint.
+	Tracer trace.Tracer
 }
 
 // BindFlags binds --brain and the planner's flags.
 func (b *Brain) BindFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&b.Name, "brain", "", "agent brain: deterministic (runbooks only), llm (the LLM planner for every problem the runbooks see) or hybrid (runbooks first, the planner for what no runbook claims) (default $"+EnvBrain+", else hybrid when a model endpoint or name is configured, else deterministic)")
 	b.LLM.BindFlags(fs)
+	fs.StringVar(&b.OTLPEndpoint, "otlp-endpoint", "", "export the planner's spans (gen_ai semantic conventions) to this OTLP/HTTP collector, e.g. http://127.0.0.1:4318 (default $"+EnvOTLPEndpoint+")")
 }
 
 // Configured reports whether a model endpoint or name is configured, by

@@ -96,7 +96,7 @@ scenarios is in docs/scenarios.md.`,
 		},
 	}
 	o.bind(run)
-	cmd.AddCommand(run)
+	cmd.AddCommand(run, newEvalHostileCommand())
 	return cmd
 }
 
@@ -113,6 +113,11 @@ func runEval(ctx context.Context, out io.Writer, o *evalOptions) error {
 	}
 	logger := newLogger(o.verbosity)
 	ctrl.SetLogger(logger)
+	stop, err := o.brain.StartTracing(ctx)
+	if err != nil {
+		return err
+	}
+	defer stop()
 	start := time.Now()
 	sum, err := harness.Run(ctx, harness.Options{
 		Scenarios:   scs,
@@ -124,6 +129,7 @@ func runEval(ctx context.Context, out io.Writer, o *evalOptions) error {
 		WorkDir:     o.workDir,
 		Brain:       o.brain.Name,
 		LLM:         o.brain.LLM,
+		Tracer:      o.brain.Tracer,
 		Progress:    out,
 		Logger:      logger,
 	})

@@ -139,6 +139,11 @@ func runUp(ctx context.Context, out io.Writer, o *stackOptions) error {
 	start := time.Now()
 	logger := newLogger(o.verbosity)
 	ctrl.SetLogger(logger)
+	stop, err := o.brain.StartTracing(ctx)
+	if err != nil {
+		return err
+	}
+	defer stop()
 	st, err := localstack.Start(ctx, o.localstack(logger, say))
 	if err != nil {
 		return err

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"go.opentelemetry.io/otel/trace"
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	batchv1 "k8s.io/api/batch/v1"
@@ -72,6 +73,8 @@ type Options struct {
 	// LLM configures the planner of the llm and hybrid brains: its model
 	// (resolved here when not yet), budgets and timeouts.
 	LLM planner.Options
+	// Tracer, if set, records the planner's spans.
+	Tracer trace.Tracer
 	// Progress receives one line per step; may be nil.
 	Progress io.Writer
 	// Logger for the stack's components.
@@ -394,7 +397,7 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 	// The agent runs the brain of this run, and what its planner spends is
 	// counted per run; a reused stack gets its brain back after.
 	if prev := st.Brain(); prev != o.Brain {
-		if err := st.SetBrain(ctx, planner.Brain{Name: o.Brain, LLM: o.LLM}); err != nil {
+		if err := st.SetBrain(ctx, planner.Brain{Name: o.Brain, LLM: o.LLM, Tracer: o.Tracer}); err != nil {
 			return nil, err
 		}
 		if prev != "" {

@@ -84,6 +84,9 @@ func (b *brains) set(ctx context.Context, br planner.Brain) error {
 		return err
 	}
 	llm.Transcripts, llm.Tracer = b.records, b.tracer
+	if br.Tracer != nil {
+		llm.Tracer = br.Tracer
+	}
 	b.mu.Lock()
 	b.sessions = append(b.sessions, tools)
 	b.mu.Unlock()
