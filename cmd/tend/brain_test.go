@@ -91,3 +91,26 @@ func TestBrainDefault(t *testing.T) {
 		t.Errorf("brain line %q", line)
 	}
 }
+
+// TestEvalRunTakesAnLLMBrain: `tend eval run --brain hybrid --llm-base-url
+// URL --llm-model M` passes validation (here with --list, which needs no
+// stack).
+func TestEvalRunTakesAnLLMBrain(t *testing.T) {
+	for _, env := range []string{planner.EnvBrain, planner.EnvBaseURL, planner.EnvModel, planner.EnvKey, planner.EnvKeyFile, planner.EnvProvider} {
+		t.Setenv(env, "")
+	}
+	for _, brain := range []string{agents.BrainHybrid, agents.BrainLLM} {
+		cmd := newRootCommand()
+		var out strings.Builder
+		cmd.SetOut(&out)
+		cmd.SetErr(&out)
+		cmd.SetArgs([]string{"eval", "run", "--brain", brain, "--llm-base-url", "http://127.0.0.1:8089/v1", "--llm-model", "hostile",
+			"--list", filepath.Join("..", "..", "evals", "scenarios", "healthy-control.yaml")})
+		if err := cmd.ExecuteContext(t.Context()); err != nil {
+			t.Fatalf("--brain %s: %v\n%s", brain, err, out.String())
+		}
+		if !strings.Contains(out.String(), "healthy-control") {
+			t.Errorf("--brain %s --list: %s", brain, out.String())
+		}
+	}
+}
