@@ -14,15 +14,20 @@ const cli = fileURLToPath(new URL("./node_modules/@modelcontextprotocol/inspecto
 const run = spawnSync(process.execPath, [cli, "--cli", url, "--transport", "http", "--method", "tools/list",
   "--header", `Authorization: Bearer ${token}`], {
   // The CLI finds its own package.json relative to the working directory
-  // (inspector-cli 0.21.1, installed on its own): run it from its build/.
+  // (inspector-cli, installed on its own): run it from its build/.
   cwd: dirname(cli), encoding: "utf8", timeout: 60000 });
-const report = { exit: run.status, stderr: run.stderr, tools: [], problems: [] };
+// inspector-cli 1.x announces its own deprecation (the 2.x line needs
+// Node 22.19, newer than Debian's): that notice is about the inspector, not
+// the server, and is dropped; anything else on stderr is reported.
+const notice = /deprecated|Upgrade:|security fixes only/;
+const stderr = (run.stderr ?? "").split("\n").filter((l) => l.trim() && !notice.test(l)).join("\n");
+const report = { exit: run.status, stderr, tools: [], problems: [] };
 if (run.status !== 0) {
-  report.problems.push(`inspector exited ${run.status}: ${run.stderr}`);
+  report.problems.push(`inspector exited ${run.status}: ${stderr}`);
   console.log(JSON.stringify(report));
   process.exit(1);
 }
-if (/warn/i.test(run.stderr)) report.problems.push(`inspector warned: ${run.stderr}`);
+if (/warn/i.test(stderr)) report.problems.push(`inspector warned: ${stderr}`);
 const { tools } = JSON.parse(run.stdout);
 
 // untyped and nullable fields, at every depth.
