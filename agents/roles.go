@@ -40,8 +40,13 @@ type Scope struct {
 
 // Planner decides what to propose with a language model: given the model
 // and the runbooks' view of a problem, it plans read and propose tool calls.
-// Its proposals go through the same tools and gate as a runbook's. (The LLM
-// issue implements it.)
+// Its proposals go through the same tools and gate as a runbook's.
+// agents/planner's Adapter implements it: it makes its proposals itself,
+// through the propose tools as the agent, and returns the intents it left
+// to the agent (none).
+//
+// The agent runs a planner beside its judgements, so it passes a nil m:
+// the problem carries what the model holds about its object.
 type Planner interface {
 	Plan(ctx context.Context, m *Model, problem Problem) ([]Intent, error)
 }
@@ -49,7 +54,13 @@ type Planner interface {
 // Problem is what a planner is asked about: an object the runbooks found
 // unhealthy, with the telemetry that shows it.
 type Problem struct {
+	// ID names the incident: the same problem has the same ID. The
+	// planner's transcript and proposals carry it.
+	ID       string
 	Object   ObjectKey
 	Summary  string
 	Evidence []wire.TelemetryRef
+	// Telemetry is the last state the model holds of the object and of
+	// what it runs (a workload's pods, a node's pods): untrusted data.
+	Telemetry []Telemetry
 }

@@ -44,6 +44,10 @@ const DefaultInterval = 2 * time.Second
 // one proposal, and time for the first fix to be decided and verified.
 const DefaultTargetHold = 90 * time.Second
 
+// DefaultPlannerConcurrency is how many problems the planner works on at
+// once.
+const DefaultPlannerConcurrency = 2
+
 // Outcome reports one proposal the agent made, for whoever watches the agent.
 type Outcome struct {
 	Intent Intent
@@ -68,8 +72,23 @@ type Agent struct {
 	TargetHold time.Duration
 	// Clock is time.Now if nil.
 	Clock func() time.Time
+	// Brain is BrainDeterministic when empty. BrainHybrid hands the
+	// problems no runbook claims (the last runbook's findings) to Planner,
+	// besides recording the finding; BrainLLM hands it every problem the
+	// runbooks see, and makes none of their proposals. Set it before Start,
+	// or with SetBrain.
+	Brain   string
+	Planner Planner
+	// PlannerConcurrency bounds the planner runs at once;
+	// DefaultPlannerConcurrency if 0.
+	PlannerConcurrency int
 
-	mu       sync.Mutex
+	mu sync.Mutex
+	// runCtx is Start's context: planner runs outlive the judgement that
+	// started them. slots bound them; planning waits for them on stop.
+	runCtx   context.Context
+	slots    chan struct{}
+	planning sync.WaitGroup
 	model    *Model
 	proposed map[string]proposed
 	// inflight are the fingerprints being proposed right now: judgements
@@ -132,6 +151,10 @@ func (a *Agent) Start(ctx context.Context) error {
 	t := time.NewTicker(iv)
 	defer t.Stop()
 	logger := log.FromContext(ctx).WithValues("agent", a.Name)
+	a.mu.Lock()
+	a.runCtx = ctx
+	a.mu.Unlock()
+	defer a.planning.Wait()
 	for {
 		select {
 		case <-ctx.Done():
@@ -151,17 +174,27 @@ func (a *Agent) judge(ctx context.Context) error {
 	now := a.now()
 	a.mu.Lock()
 	m := a.modelLocked()
+	brain := a.brainLocked()
 	var intents []Intent
+	var problems []*Problem
 	for _, rb := range a.Runbooks {
 		for _, in := range rb.Evaluate(m, now) {
 			in.Runbook = rb.Name()
 			intents = append(intents, in)
+			// The planner's problems are described now, from the model
+			// as it stands, since it runs beside later judgements.
+			var p *Problem
+			if brain == BrainLLM || (brain == BrainHybrid && in.Finding != nil) {
+				pr := problemOf(m, in)
+				p = &pr
+			}
+			problems = append(problems, p)
 		}
 	}
 	a.mu.Unlock()
 	var errs []error
-	for _, in := range intents {
-		if err := a.act(ctx, logger, now, in); err != nil {
+	for i, in := range intents {
+		if err := a.act(ctx, logger, now, in, problems[i]); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -170,10 +203,19 @@ func (a *Agent) judge(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-func (a *Agent) act(ctx context.Context, logger logr.Logger, now time.Time, in Intent) error {
+// act makes what in asks for, once per fingerprint. With a problem, it
+// hands the problem to the planner instead of proposing (BrainLLM), or
+// besides recording the finding (BrainHybrid).
+func (a *Agent) act(ctx context.Context, logger logr.Logger, now time.Time, in Intent, problem *Problem) error {
 	fp := in.fingerprint()
 	if fp == "" {
 		return nil
+	}
+	if problem != nil && in.Finding == nil {
+		// The planner decides alone: the runbook's proposal is its
+		// problem, once per runbook and object (a runbook's next step on
+		// the same object is the same problem).
+		fp = "plan/" + in.Runbook + "/" + in.target()
 	}
 	target := in.target()
 	hold := a.TargetHold
@@ -214,13 +256,27 @@ func (a *Agent) act(ctx context.Context, logger logr.Logger, now time.Time, in I
 		a.mu.Unlock()
 	}()
 	var res wire.ProposeResult
-	if in.Finding != nil {
+	if problem != nil && in.Finding == nil {
+		logger.Info("Planning", "runbook", in.Runbook, "object", problem.Object.String(), "incident", problem.ID)
+		if !a.plan(ctx, *problem) {
+			return nil
+		}
+	} else if in.Finding != nil {
 		logger.Info("Escalating", "runbook", in.Runbook, "object", in.Finding.Object(), "fault", in.Finding.Fault)
 		if a.Findings != nil {
 			f := *in.Finding
 			f.Runbook = in.Runbook
 			if err := a.Findings.RecordFinding(ctx, f); err != nil {
 				return fmt.Errorf("failed to record finding about %s: %w", in.Finding.Object(), err)
+			}
+		}
+		if problem != nil {
+			logger.Info("Planning", "object", problem.Object.String(), "incident", problem.ID)
+			// A problem with no free planner is handed over on a later
+			// judgement: the finding is recorded again then, once more
+			// on the bus (its ID de-duplicates it).
+			if !a.plan(ctx, *problem) {
+				return nil
 			}
 		}
 	} else {
@@ -256,7 +312,7 @@ func (a *Agent) act(ctx context.Context, logger logr.Logger, now time.Time, in I
 		a.held[target] = heldTarget{at: now, fingerprint: fp, runbook: in.Runbook}
 	}
 	a.mu.Unlock()
-	if a.OnProposal != nil && in.Finding == nil {
+	if a.OnProposal != nil && in.Finding == nil && problem == nil {
 		a.OnProposal(Outcome{Intent: in, Result: res})
 	}
 	return nil

@@ -29,7 +29,8 @@ const (
 	// ComponentShim is the runtime shim on a node: it answers shim requests
 	// for its node and publishes that node's telemetry.
 	ComponentShim Component = "shim"
-	// ComponentAuditReader reads and verifies the audit chain (tend audit).
+	// ComponentAuditReader reads and verifies the audit chain (tend audit),
+	// and reads the planner's transcripts (tend transcripts show).
 	ComponentAuditReader Component = "audit-reader"
 )
 
@@ -156,11 +157,14 @@ func ComponentPermissions(c Component, cluster, node string) (Permissions, error
 			AllowResponses: true,
 		}, nil
 	case ComponentAuditReader:
-		a := StreamAudit
+		a, tr := StreamAudit, StreamTranscripts
 		return Permissions{
 			PublishAllow: append(base, "$JS.API.STREAM.INFO."+a, "$JS.API.STREAM.MSG.GET."+a,
 				"$JS.API.DIRECT.GET."+a, "$JS.API.DIRECT.GET."+a+".>", "$JS.API.CONSUMER.CREATE."+a+".>",
-				"$JS.API.CONSUMER.DELETE."+a+".>", "$JS.ACK."+a+".>"),
+				"$JS.API.CONSUMER.DELETE."+a+".>", "$JS.ACK."+a+".>",
+				// The planner's transcripts, which reviewers read beside
+				// the audit chain (tend transcripts show).
+				"$JS.API.STREAM.INFO."+tr, "$JS.API.STREAM.MSG.GET."+tr),
 			PublishDeny:    []string{shimRoot + ".>", auditRoot + ".>", telemetryRoot + ".>"},
 			SubscribeAllow: inbox,
 		}, nil

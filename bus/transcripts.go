@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"time"
 
@@ -60,4 +61,25 @@ func (p *TranscriptPublisher) PublishTranscript(ctx context.Context, agent, inci
 		return TranscriptRef{}, fmt.Errorf("failed to publish transcript: %w", err)
 	}
 	return TranscriptRef{Subject: msg.Subject, Sequence: ack.Sequence}, nil
+}
+
+// ErrNoTranscript means no transcript is kept for an incident.
+var ErrNoTranscript = errors.New("bus: no transcript")
+
+// ReadTranscript returns the last transcript kept for agent's run on
+// incident, and where it is.
+func ReadTranscript(ctx context.Context, js jetstream.JetStream, cluster, agent, incident string) ([]byte, TranscriptRef, error) {
+	s, err := js.Stream(ctx, StreamTranscripts)
+	if err != nil {
+		return nil, TranscriptRef{}, fmt.Errorf("failed to open the %s stream: %w", StreamTranscripts, err)
+	}
+	subject := TranscriptSubject(cluster, agent, incident)
+	msg, err := s.GetLastMsgForSubject(ctx, subject)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return nil, TranscriptRef{}, fmt.Errorf("%w of agent %s for incident %s in cluster %s", ErrNoTranscript, agent, incident, cluster)
+	}
+	if err != nil {
+		return nil, TranscriptRef{}, fmt.Errorf("failed to read transcript %s: %w", subject, err)
+	}
+	return msg.Data, TranscriptRef{Subject: msg.Subject, Sequence: msg.Sequence}, nil
 }

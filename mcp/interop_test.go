@@ -21,12 +21,20 @@ import (
 // versions its package-lock.json pins, into a per-user cache outside the
 // repository (installed once per lock file) and returns that directory.
 func interopDir(t *testing.T) string {
+	return npmDir(t, "interop", []string{"client.mjs"}, filepath.Join("@modelcontextprotocol", "sdk"))
+}
+
+// npmDir installs the npm project testdata/<name> (package.json, its
+// package-lock.json and files), at the versions its lock pins, into a
+// per-user cache outside the repository, once per lock file (marker is a
+// package whose presence says it is installed), and returns that directory.
+func npmDir(t *testing.T, name string, files []string, marker string) string {
 	t.Helper()
 	npm, err := exec.LookPath("npm")
 	if err != nil {
-		t.Fatalf("npm is required for the MCP interop test (Debian: apt-get install nodejs npm): %v", err)
+		t.Fatalf("npm is required for the MCP interop tests (Debian: apt-get install nodejs npm): %v", err)
 	}
-	src := filepath.Join("testdata", "interop")
+	src := filepath.Join("testdata", name)
 	lock, err := os.ReadFile(filepath.Join(src, "package-lock.json"))
 	if err != nil {
 		t.Fatal(err)
@@ -36,8 +44,8 @@ func interopDir(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := filepath.Join(cache, "tend", "npm", "mcp-interop-"+hex.EncodeToString(sum[:8]))
-	for _, f := range []string{"package.json", "package-lock.json", "client.mjs"} {
+	dir := filepath.Join(cache, "tend", "npm", "mcp-"+name+"-"+hex.EncodeToString(sum[:8]))
+	for _, f := range append([]string{"package.json", "package-lock.json"}, files...) {
 		data, err := os.ReadFile(filepath.Join(src, f))
 		if err != nil {
 			t.Fatal(err)
@@ -49,10 +57,10 @@ func interopDir(t *testing.T) string {
 			t.Fatal(err)
 		}
 	}
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", "@modelcontextprotocol", "sdk", "package.json")); err == nil {
+	if _, err := os.Stat(filepath.Join(dir, "node_modules", marker, "package.json")); err == nil {
 		return dir
 	}
-	t.Logf("Installing the MCP TypeScript SDK into %s", dir)
+	t.Logf("Installing testdata/%s's npm packages into %s", name, dir)
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, npm, "ci", "--no-audit", "--no-fund", "--loglevel=error")

@@ -23,12 +23,19 @@ import (
 //	format=dns-label  a Kubernetes DNS label (namespaces, containers)
 //	format=dns-name   a Kubernetes object name (DNS subdomain)
 //
-// A field of type json.RawMessage takes any JSON value and is described so.
-// No schema says a field may be null: an optional field is one left out.
+// A field of type json.RawMessage takes any JSON value but null, and is
+// described as one of the typed alternatives (strict validators, such as
+// ajv's strict mode, refuse a list of types). No schema says a field may be
+// null: an optional field is one left out, and a patch unsets a field with
+// op remove.
 
-// anyJSON is the schema of a field that takes any JSON value.
+// anyJSON is the schema of a field that takes any JSON value but null.
 func anyJSON() *jsonschema.Schema {
-	return &jsonschema.Schema{Types: []string{"string", "number", "boolean", "object", "array", "null"}}
+	var alts []*jsonschema.Schema
+	for _, t := range []string{"string", "number", "boolean", "object", "array"} {
+		alts = append(alts, &jsonschema.Schema{Type: t})
+	}
+	return &jsonschema.Schema{AnyOf: alts}
 }
 
 var forOptions = &jsonschema.ForOptions{
@@ -165,7 +172,7 @@ func denull(s *jsonschema.Schema) {
 	if s == nil {
 		return
 	}
-	if len(s.Types) > 0 && !isAnyJSON(s) {
+	if len(s.Types) > 0 {
 		var keep []string
 		for _, t := range s.Types {
 			if t != "null" {
@@ -184,8 +191,6 @@ func denull(s *jsonschema.Schema) {
 		denull(p)
 	}
 }
-
-func isAnyJSON(s *jsonschema.Schema) bool { return len(s.Types) == len(anyJSON().Types) }
 
 // inputSchema is a tool's input schema as JSON, after edit (if not nil) has
 // adjusted it.

@@ -66,6 +66,7 @@ type schemaNode struct {
 	Properties           map[string]*schemaNode `json:"properties"`
 	Items                *schemaNode            `json:"items"`
 	AdditionalProperties json.RawMessage        `json:"additionalProperties"`
+	AnyOf                []*schemaNode          `json:"anyOf"`
 }
 
 // walk calls f on every schema in n, with its path.
@@ -115,11 +116,16 @@ func TestToolSchemas(t *testing.T) {
 				t.Errorf("%s: input schema allows unknown arguments", name)
 			}
 			walk(name, &root, func(path string, n *schemaNode) {
-				if n.Type == nil && n.Enum == nil {
+				if n.Type == nil && n.Enum == nil && (n.AnyOf == nil || !strings.HasSuffix(path, ".value")) {
 					t.Errorf("%s (%s): untyped", path, kind)
 				}
-				if types, ok := n.Type.([]any); ok && !strings.HasSuffix(path, ".value") {
-					t.Errorf("%s (%s): types %v: only a patch value takes several", path, kind, types)
+				if types, ok := n.Type.([]any); ok {
+					t.Errorf("%s (%s): types %v: a list of types (strict validators refuse one)", path, kind, types)
+				}
+				for _, alt := range n.AnyOf {
+					if alt.Type == nil || alt.Type == "null" {
+						t.Errorf("%s (%s): an alternative of type %v", path, kind, alt.Type)
+					}
 				}
 			})
 		}
@@ -173,8 +179,8 @@ func TestToolSchemas(t *testing.T) {
 	if got := enum(prop(wire.ToolProposePatchWorkload, "patch.[].op")); !slices.Equal(got, []string{"add", "remove", "replace", "test"}) {
 		t.Errorf("patch op enum %v", got)
 	}
-	if v := prop(wire.ToolProposePatchWorkload, "patch.[].value"); len(v.Type.([]any)) != 6 || v.Items != nil {
-		t.Errorf("patch value schema %+v, want any JSON value", v)
+	if v := prop(wire.ToolProposePatchWorkload, "patch.[].value"); len(v.AnyOf) != 5 || v.Type != nil || v.Items != nil {
+		t.Errorf("patch value schema %+v, want any JSON value but null", v)
 	}
 	if r := prop(wire.ToolProposeScaleWorkload, "replicas"); r.Type != "integer" || r.Minimum == nil || *r.Minimum != 0 {
 		t.Errorf("replicas schema %+v, want an integer of at least 0", r)
@@ -231,7 +237,8 @@ func TestInputSchemasValidateArguments(t *testing.T) {
 		{wire.ToolProposeScaleWorkload, `{"namespace":"Team!","name":"web","replicas":1,"summary":"s"}`, false},
 		{wire.ToolProposeScaleWorkload, `{"namespace":"team","name":"web","summary":"s"}`, false},
 		{wire.ToolProposePatchWorkload, `{"namespace":"team","name":"web","summary":"s","patch":[{"op":"add","path":"/spec/template/spec/containers/0/env/-","value":{"name":"A","value":"1"}}]}`, true},
-		{wire.ToolProposePatchWorkload, `{"namespace":"team","name":"web","summary":"s","kind":"CronJob","patch":[{"op":"replace","path":"/spec/x","value":null}]}`, true},
+		{wire.ToolProposePatchWorkload, `{"namespace":"team","name":"web","summary":"s","kind":"CronJob","patch":[{"op":"replace","path":"/spec/x","value":7}]}`, true},
+		{wire.ToolProposePatchWorkload, `{"namespace":"team","name":"web","summary":"s","patch":[{"op":"replace","path":"/spec/x","value":null}]}`, false},
 		{wire.ToolProposePatchWorkload, `{"namespace":"team","name":"web","summary":"s","patch":[{"op":"move","path":"/spec/x","from":"/spec/y"}]}`, false},
 		{wire.ToolProposeSetResources, `{"namespace":"team","name":"web","container":"app","summary":"s","limits":{"memory":"1Gi"}}`, true},
 		{wire.ToolProposeSetResources, `{"namespace":"team","name":"web","container":"app","summary":"s","limits":{"gpu":"1"}}`, false},

@@ -23,8 +23,8 @@ import (
 // through tend's MCP tools. The agents runtime calls it for what no runbook
 // claims.
 //
-// The agent runtime declares its own Planner interface where it uses it;
-// until that lands, this is the contract, and *LLM implements both.
+// The agent runtime declares its own agents.Planner, on its problems;
+// Adapter turns one into the other.
 type Planner interface {
 	Plan(ctx context.Context, in Incident) (Result, error)
 }

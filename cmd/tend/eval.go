@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 	ctrl "sigs.k8s.io/controller-runtime"
 
+	"github.com/tendops/tend/agents/planner"
 	"github.com/tendops/tend/evals/harness"
 	"github.com/tendops/tend/evals/scenario"
 )
@@ -22,7 +23,7 @@ type evalOptions struct {
 	out         string
 	binDir      string
 	workDir     string
-	brain       string
+	brain       planner.Brain
 	verbosity   int
 	seed        uint64
 	list        bool
@@ -36,7 +37,7 @@ func (o *evalOptions) bind(cmd *cobra.Command) {
 	f.StringVar(&o.out, "out", filepath.Join("evals", "out"), "directory for summary.json, report.md and chart.svg")
 	f.StringVar(&o.binDir, "bin-dir", defaultBinDir(), "directory with the binaries `make tools` builds")
 	f.StringVar(&o.workDir, "work-dir", filepath.Join(".tend", "evals"), "directory for the eval stack's cluster and NATS store")
-	f.StringVar(&o.brain, "brain", harness.BrainDeterministic, "agent brain (only deterministic runs without an LLM endpoint)")
+	o.brain.BindFlags(f)
 	f.IntVarP(&o.verbosity, "verbosity", "v", -1, "log verbosity of the stack's components (-1: errors only)")
 	f.Uint64Var(&o.seed, "seed", 0, "seed of the runs' parameter draws (0: a new one, printed and in the report)")
 	f.BoolVar(&o.list, "list", false, "list the scenarios and exit")
@@ -61,10 +62,7 @@ func (o *evalOptions) Validate(args []string) error {
 	if o.seed == 0 {
 		o.seed = uint64(time.Now().UnixNano())
 	}
-	if o.brain != harness.BrainDeterministic {
-		return fmt.Errorf("--brain %q is not available: only %q runs without an LLM endpoint", o.brain, harness.BrainDeterministic)
-	}
-	return nil
+	return o.brain.Resolve()
 }
 
 func newEvalCommand() *cobra.Command {
@@ -98,7 +96,7 @@ scenarios is in docs/scenarios.md.`,
 		},
 	}
 	o.bind(run)
-	cmd.AddCommand(run)
+	cmd.AddCommand(run, newEvalHostileCommand())
 	return cmd
 }
 
@@ -115,6 +113,11 @@ func runEval(ctx context.Context, out io.Writer, o *evalOptions) error {
 	}
 	logger := newLogger(o.verbosity)
 	ctrl.SetLogger(logger)
+	stop, err := o.brain.StartTracing(ctx)
+	if err != nil {
+		return err
+	}
+	defer stop()
 	start := time.Now()
 	sum, err := harness.Run(ctx, harness.Options{
 		Scenarios:   scs,
@@ -124,7 +127,9 @@ func runEval(ctx context.Context, out io.Writer, o *evalOptions) error {
 		Out:         o.out,
 		BinDir:      o.binDir,
 		WorkDir:     o.workDir,
-		Brain:       o.brain,
+		Brain:       o.brain.Name,
+		LLM:         o.brain.LLM,
+		Tracer:      o.brain.Tracer,
 		Progress:    out,
 		Logger:      logger,
 	})

@@ -212,6 +212,9 @@ func printProposal(out io.Writer, p *tendv1.Proposal) {
 		fmt.Fprintf(out, "Change:     roll back from revision %d to revision %d\n", r.FromRevision, r.ToRevision)
 	}
 	fmt.Fprintf(out, "Proposer:   %s (agent %s)\n", s.Proposer.Username, orDash(s.Proposer.Agent))
+	if id := incidentOf(s.Proposer.Agent); id != "" {
+		fmt.Fprintf(out, "Transcript: tend transcripts show %s   (why the planner proposed it)\n", id)
+	}
 	fmt.Fprintf(out, "Risk:       %s\n", s.Risk)
 	fmt.Fprintf(out, "Evidence:   %s\n", orDash(s.Evidence.Summary))
 	for _, t := range s.Evidence.Telemetry {

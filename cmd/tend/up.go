@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 	ctrl "sigs.k8s.io/controller-runtime"
 
+	"github.com/tendops/tend/agents/planner"
 	"github.com/tendops/tend/controllers"
 	"github.com/tendops/tend/internal/localstack"
 )
@@ -33,6 +34,8 @@ type stackOptions struct {
 	alertsAddr    string
 	shimNodes     []string
 	verbosity     int
+	// brain is the maintenance agent's brain and its planner's options.
+	brain planner.Brain
 }
 
 func (o *stackOptions) bind(cmd *cobra.Command) {
@@ -50,6 +53,7 @@ func (o *stackOptions) bind(cmd *cobra.Command) {
 	f.StringVar(&o.alertsAddr, "alertmanager-addr", "", "serve an Alertmanager webhook receiver at http://ADDR/alertmanager that publishes alerts as telemetry")
 	f.StringSliceVar(&o.shimNodes, "shim-node", nil, "a node whose runtime shim (tend-shim) may connect to the embedded NATS server; its nkey seed is written to <work-dir>/nats-keys/shim-<node>.nk (repeatable)")
 	f.IntVarP(&o.verbosity, "verbosity", "v", 0, "log verbosity of the components (0: info)")
+	o.brain.BindFlags(f)
 }
 
 func (o *stackOptions) Validate() error {
@@ -72,6 +76,9 @@ func (o *stackOptions) Validate() error {
 			return fmt.Errorf("--notify-url: %w", err)
 		}
 	}
+	if err := o.brain.Resolve(); err != nil {
+		return err
+	}
 	if o.kubeconfig == "" {
 		if _, err := os.Stat(o.binDir); err != nil {
 			return fmt.Errorf("--bin-dir %s: %w (run `make tools` first)", o.binDir, err)
@@ -93,6 +100,7 @@ func (o *stackOptions) localstack(logger logr.Logger, progress func(string, ...a
 		MetricsAddr:      o.metricsAddr,
 		AlertmanagerAddr: o.alertsAddr,
 		ShimNodes:        o.shimNodes,
+		Brain:            o.brain,
 		Progress:         progress,
 		Logger:           logger,
 	}
@@ -131,6 +139,11 @@ func runUp(ctx context.Context, out io.Writer, o *stackOptions) error {
 	start := time.Now()
 	logger := newLogger(o.verbosity)
 	ctrl.SetLogger(logger)
+	stop, err := o.brain.StartTracing(ctx)
+	if err != nil {
+		return err
+	}
+	defer stop()
 	st, err := localstack.Start(ctx, o.localstack(logger, say))
 	if err != nil {
 		return err
@@ -145,6 +158,7 @@ tend is up (%s).
 
   kubeconfig:  %s
   MCP server:  %s   (bearer token: a ServiceAccount or user token)
+  agent brain: %s
   NATS:        %s
   runtime shims trust: %s   (tend-shim --controller-key)
 
@@ -152,7 +166,7 @@ tend is up (%s).
   tend proposals list -A
 
 Press Ctrl-C to stop.
-`, time.Since(start).Round(100*time.Millisecond), st.Kubeconfig, st.MCPURL, st.NATSURL, st.ShimControllerKey, st.Kubeconfig)
+`, time.Since(start).Round(100*time.Millisecond), st.Kubeconfig, st.MCPURL, o.brainLine(), st.NATSURL, st.ShimControllerKey, st.Kubeconfig)
 	select {
 	case <-ctx.Done():
 		return nil
@@ -162,4 +176,13 @@ Press Ctrl-C to stop.
 		}
 		return nil
 	}
+}
+
+// brainLine describes the agent's brain for people: its name, and for a
+// brain with a planner the model (never the key).
+func (o *stackOptions) brainLine() string {
+	if !o.brain.NeedsPlanner() {
+		return o.brain.Name
+	}
+	return o.brain.Name + " (" + o.brain.LLM.Model.String() + ")"
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"go.opentelemetry.io/otel/trace"
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	batchv1 "k8s.io/api/batch/v1"
@@ -27,6 +28,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/tendops/tend/agents"
+	"github.com/tendops/tend/agents/planner"
 	tendv1 "github.com/tendops/tend/api/v1alpha1"
 
 	"github.com/tendops/tend/controllers"
@@ -35,9 +38,13 @@ import (
 	"github.com/tendops/tend/internal/localstack"
 )
 
-// BrainDeterministic is the runbook brain, the only one that runs without
-// an LLM.
-const BrainDeterministic = "deterministic"
+// Brains of the agents (see agents.Brains): BrainDeterministic is the
+// runbooks alone, the only one that runs without an LLM.
+const (
+	BrainDeterministic = agents.BrainDeterministic
+	BrainLLM           = agents.BrainLLM
+	BrainHybrid        = agents.BrainHybrid
+)
 
 // ErrNoScenarios is returned when there is nothing to run.
 var ErrNoScenarios = errors.New("harness: no scenarios")
@@ -61,8 +68,13 @@ type Options struct {
 	// Stack, if set, is reused instead of starting one; its simulator must
 	// know the app profiles of every run (see StartStack).
 	Stack *Stack
-	// Brain of the agents; BrainDeterministic.
+	// Brain of the agents; BrainDeterministic when empty.
 	Brain string
+	// LLM configures the planner of the llm and hybrid brains: its model
+	// (resolved here when not yet), budgets and timeouts.
+	LLM planner.Options
+	// Tracer, if set, records the planner's spans.
+	Tracer trace.Tracer
 	// Progress receives one line per step; may be nil.
 	Progress io.Writer
 	// Logger for the stack's components.
@@ -83,9 +95,11 @@ func (o *Options) Validate() error {
 	if o.Brain == "" {
 		o.Brain = BrainDeterministic
 	}
-	if o.Brain != BrainDeterministic {
-		return fmt.Errorf("brain %q is not available: only %q runs without an LLM endpoint", o.Brain, BrainDeterministic)
+	b := planner.Brain{Name: o.Brain, LLM: o.LLM}
+	if err := b.Resolve(); err != nil {
+		return err
 	}
+	o.LLM = b.LLM
 	if o.Out == "" {
 		return errors.New("an output directory is required")
 	}
@@ -397,6 +411,18 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The agent runs the brain of this run, and what its planner spends is
+	// counted per run; a reused stack gets its brain back after.
+	if prev := st.Brain(); prev != o.Brain {
+		if err := st.SetBrain(ctx, planner.Brain{Name: o.Brain, LLM: o.LLM, Tracer: o.Tracer}); err != nil {
+			return nil, err
+		}
+		if prev != "" {
+			defer func() { _ = st.SetBrain(context.WithoutCancel(ctx), planner.Brain{Name: prev, LLM: o.LLM}) }()
+		}
+	}
+	plans := watchPlans(st)
+	defer plans.stop()
 
 	var shared, exclusive []job
 	for r := 1; r <= o.Runs; r++ {
@@ -415,6 +441,9 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 	results := make(map[string][]RunResult)
 	var done int
 	record := func(j job, res RunResult) {
+		if o.Brain != BrainDeterministic {
+			res.LLM = plans.take(res.Namespace)
+		}
 		mu.Lock()
 		results[j.sc.Name] = append(results[j.sc.Name], res)
 		done++

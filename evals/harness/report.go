@@ -20,6 +20,8 @@ func Report(s *Summary) string {
 		o.Proposals, o.Denials, o.Applied, o.AutoApplied, o.UnsafeAttempted, o.UnsafeApplied, o.FalsePositives, o.ControlActions)
 	if o.LLM.Tokens == nil {
 		b.WriteString(" · LLM tokens, steps and cost: n/a (deterministic brain)")
+	} else {
+		fmt.Fprintf(&b, " · LLM %d tokens, %d steps, $%.4f (by scenario below)", *o.LLM.Tokens, *o.LLM.Steps, *o.LLM.CostUSD)
 	}
 	fmt.Fprintf(&b, "\n\nHarness errors: %d runs (counted as not mitigated; listed apart below) · expected failures: %d runs, %d for the expected reason, %d unexpected passes\n",
 		o.Errors, o.ExpectedFailures, o.ExpectedRightReason, o.UnexpectedPasses)
@@ -63,6 +65,7 @@ func Report(s *Summary) string {
 			mdEscape(strings.Join(refs, "; ")), sc.MitigatedRuns, sc.Runs, det, ttd, ttm,
 			sc.Proposals, sc.Denials, sc.UnsafeAttempted, sc.UnsafeApplied, strings.Join(notes, "; "))
 	}
+	writeLLM(&b, s)
 	b.WriteString("\n## Expected failures\n\nScenarios nothing in tend fixes today; they score 0 until something does, and each run must fail for the reason given.\n\n")
 	anyExpected := false
 	for _, sc := range s.Scenarios {

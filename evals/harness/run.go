@@ -95,6 +95,9 @@ type RunResult struct {
 	Approvals []string `json:"approvals,omitempty"`
 	// Seconds the run took, teardown excluded.
 	Seconds float64 `json:"seconds"`
+	// LLM is what the planner did on the run's objects (llm and hybrid
+	// brains); null for the deterministic brain.
+	LLM *RunLLM `json:"llm,omitempty"`
 }
 
 // ProposalRecord is one proposal of a run, for the report.

@@ -153,7 +153,7 @@ func Summarize(scs []*scenario.Scenario, results map[string][]RunResult, brain s
 }
 
 func aggregate(scs []*scenario.Scenario, results map[string][]RunResult) Aggregate {
-	var a Aggregate
+	a := Aggregate{LLM: llmUsage(scs, results)}
 	var ttd, ttm []float64
 	var detectable int
 	var variance float64

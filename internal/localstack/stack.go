@@ -16,6 +16,7 @@ import (
 	"github.com/go-logr/logr"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/discovery"
@@ -29,6 +30,7 @@ import (
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/tendops/tend/agents"
+	"github.com/tendops/tend/agents/planner"
 	tendv1 "github.com/tendops/tend/api/v1alpha1"
 	"github.com/tendops/tend/bus"
 	"github.com/tendops/tend/controllers"
@@ -67,6 +69,11 @@ type Options struct {
 	NotifyURL string
 	// OnProposal is told of every proposal the maintenance agent makes.
 	OnProposal func(agents.Outcome)
+	// Brain is the maintenance agent's brain, resolved
+	// (planner.Brain.Resolve); deterministic when its name is empty.
+	Brain planner.Brain
+	// Tracer, if set, records the planner's spans (planner.NewTracer).
+	Tracer trace.Tracer
 	// NoAgents runs the stack without the maintenance agent, for tests of
 	// the controller that must be the only proposers.
 	NoAgents bool
@@ -136,6 +143,8 @@ type Stack struct {
 	runErr   error
 	cleanup  []func()
 	once     sync.Once
+	// brains is the maintenance agent's; nil when the stack runs none.
+	brains *brains
 }
 
 // Scheme has the built-in kinds and tend's.
@@ -586,7 +595,8 @@ func (s *Stack) teardown() {
 // account token, MCP over HTTP, its durable consumers of the telemetry.
 func (s *Stack) startAgent(ctx context.Context, opts Options, mgr ctrl.Manager) error {
 	// Maintenance agent: its own service account token, MCP over HTTP.
-	tools, err := agents.DialTools(ctx, s.MCPURL, "tend-maintenance-agent", serviceAccountToken(s.Client, SystemNamespace, AgentAccount))
+	token := serviceAccountToken(s.Client, SystemNamespace, AgentAccount)
+	tools, err := agents.DialTools(ctx, s.MCPURL, "tend-maintenance-agent", token)
 	if err != nil {
 		return err
 	}
@@ -596,11 +606,18 @@ func (s *Stack) startAgent(ctx context.Context, opts Options, mgr ctrl.Manager) 
 		return err
 	}
 	agent := &agents.Agent{
-		Name:       "maintenance",
+		Name:       agentName,
 		Runbooks:   agents.MaintenanceRunbooks(),
 		Tools:      tools,
-		Findings:   &agents.BusFindings{Publisher: bus.NewFindingPublisher(agentJS, opts.ClusterName), Agent: "maintenance"},
+		Findings:   &agents.BusFindings{Publisher: bus.NewFindingPublisher(agentJS, opts.ClusterName), Agent: agentName},
 		OnProposal: opts.OnProposal,
+	}
+	// The planner (llm and hybrid brains) calls the MCP tools as the
+	// agent, and keeps its transcripts on the bus as the agent.
+	s.brains = newBrains(agent, s.MCPURL, token, agentJS, opts.ClusterName, opts.Tracer)
+	s.cleanup = append(s.cleanup, s.brains.close)
+	if err := s.brains.set(ctx, opts.Brain); err != nil {
+		return err
 	}
 	consumer, err := bus.NewConsumer(agentJS, bus.ConsumerOptions{
 		Stream:  bus.StreamTelemetry,

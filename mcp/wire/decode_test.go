@@ -63,7 +63,7 @@ func TestDecode(t *testing.T) {
 }
 
 func TestDecodePatchValueIsAnyJSON(t *testing.T) {
-	for _, v := range []string{`"img:1"`, `3`, `true`, `null`, `{"name":"A","value":"b"}`, `[{"name":"A"}]`} {
+	for _, v := range []string{`"img:1"`, `3`, `true`, `{"name":"A","value":"b"}`, `[{"name":"A"}]`} {
 		var got PatchWorkloadArgs
 		raw := `{"namespace":"team","name":"web","summary":"s","patch":[{"op":"add","path":"/spec/x","value":` + v + `}]}`
 		if err := Decode([]byte(raw), &got); err != nil {
@@ -75,6 +75,14 @@ func TestDecodePatchValueIsAnyJSON(t *testing.T) {
 		if _, err := Validate(&got); err != nil {
 			t.Errorf("value %s: Validate: %v", v, err)
 		}
+	}
+	// null is no value: a field is unset with op remove.
+	var null PatchWorkloadArgs
+	if err := Decode([]byte(`{"namespace":"team","name":"web","summary":"s","patch":[{"op":"replace","path":"/spec/x","value":null}]}`), &null); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Validate(&null); err == nil || !strings.Contains(err.Error(), "use op remove") {
+		t.Errorf("a null value: Validate: %v", err)
 	}
 	// Objects inside the value are the caller's: their keys are not arguments.
 	var got PatchWorkloadArgs

@@ -1,6 +1,7 @@
 package wire
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -95,7 +96,7 @@ type SetResourcesArgs struct {
 type PatchOp struct {
 	Op    string          `json:"op" jsonschema:"the operation" schema:"enum=add|remove|replace|test"`
 	Path  string          `json:"path" jsonschema:"JSON pointer under /spec, e.g. /spec/template/spec/containers/0/env/-" schema:"maxLength=512"`
-	Value json.RawMessage `json:"value,omitempty" jsonschema:"the value for add, replace and test: any JSON value (a string, number, boolean, object, array or null)"`
+	Value json.RawMessage `json:"value,omitempty" jsonschema:"the value for add, replace and test: any JSON value but null (a string, number, boolean, object or array); to unset a field, use op remove"`
 }
 
 // PatchWorkloadArgs are the arguments of propose_patch_workload.
@@ -386,6 +387,8 @@ func (a *PatchWorkloadArgs) Draft() (Draft, []string) {
 		case "add", "replace", "test":
 			if len(op.Value) == 0 {
 				errs = append(errs, fmt.Sprintf("patch[%d]: %s needs a value", i, op.Op))
+			} else if string(bytes.TrimSpace(op.Value)) == "null" {
+				errs = append(errs, fmt.Sprintf("patch[%d]: a null value; to unset a field, use op remove", i))
 			}
 		case "remove":
 		default:
