@@ -22,18 +22,23 @@ const (
 	// runbook claims (what the last runbook would only report to a human):
 	// the default when a model endpoint is configured.
 	BrainHybrid = "hybrid"
+	// BrainNone runs no runbook and no planner: the agent keeps its model
+	// of the cluster and proposes and reports nothing. It is the eval
+	// harness's baseline, where every fault must fail, and an observe-only
+	// mode.
+	BrainNone = "none"
 )
 
 // Brains lists the brains, in the order the docs give them.
-var Brains = []string{BrainDeterministic, BrainLLM, BrainHybrid}
+var Brains = []string{BrainDeterministic, BrainLLM, BrainHybrid, BrainNone}
 
 // ValidBrain checks a brain's name.
 func ValidBrain(brain string) error {
 	switch brain {
-	case BrainDeterministic, BrainLLM, BrainHybrid:
+	case BrainDeterministic, BrainLLM, BrainHybrid, BrainNone:
 		return nil
 	}
-	return fmt.Errorf("agents: brain %q: must be %s, %s or %s", brain, BrainDeterministic, BrainLLM, BrainHybrid)
+	return fmt.Errorf("agents: brain %q: must be %s, %s, %s or %s", brain, BrainDeterministic, BrainLLM, BrainHybrid, BrainNone)
 }
 
 // Telemetry is one telemetry message of a problem's evidence: where it is
@@ -192,7 +197,7 @@ func (a *Agent) SetBrain(brain string, p Planner) error {
 	if err := ValidBrain(brain); err != nil {
 		return err
 	}
-	if brain != BrainDeterministic && p == nil {
+	if (brain == BrainLLM || brain == BrainHybrid) && p == nil {
 		return fmt.Errorf("agents: brain %q needs a planner", brain)
 	}
 	a.mu.Lock()
@@ -203,6 +208,9 @@ func (a *Agent) SetBrain(brain string, p Planner) error {
 
 // brain is the agent's brain; the agent's lock is held.
 func (a *Agent) brainLocked() string {
+	if a.Brain == BrainNone {
+		return BrainNone
+	}
 	if a.Brain == "" || a.Planner == nil {
 		return BrainDeterministic
 	}

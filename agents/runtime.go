@@ -177,7 +177,11 @@ func (a *Agent) judge(ctx context.Context) error {
 	brain := a.brainLocked()
 	var intents []Intent
 	var problems []*Problem
-	for _, rb := range a.Runbooks {
+	runbooks := a.Runbooks
+	if brain == BrainNone {
+		runbooks = nil
+	}
+	for _, rb := range runbooks {
 		for _, in := range rb.Evaluate(m, now) {
 			in.Runbook = rb.Name()
 			intents = append(intents, in)

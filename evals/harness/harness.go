@@ -44,6 +44,7 @@ const (
 	BrainDeterministic = agents.BrainDeterministic
 	BrainLLM           = agents.BrainLLM
 	BrainHybrid        = agents.BrainHybrid
+	BrainNone          = agents.BrainNone
 )
 
 // ErrNoScenarios is returned when there is nothing to run.
@@ -441,7 +442,7 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 	results := make(map[string][]RunResult)
 	var done int
 	record := func(j job, res RunResult) {
-		if o.Brain != BrainDeterministic {
+		if o.Brain == BrainLLM || o.Brain == BrainHybrid {
 			res.LLM = plans.take(res.Namespace)
 		}
 		mu.Lock()

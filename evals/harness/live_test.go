@@ -258,3 +258,40 @@ func (w testWriter) Write(b []byte) (int, error) {
 	w.t.Log(string(b))
 	return len(b), nil
 }
+
+// TestProbesFailWithNoAgent runs the four probes of the harness with the
+// brain none, which proposes nothing: each fault must show, and every run
+// must fail for the reason its expectation names. It is what keeps the
+// harness from passing a fault it cannot see, whatever the runbooks heal.
+func TestProbesFailWithNoAgent(t *testing.T) {
+	st := liveStack(t)
+	var probes []*scenarioT
+	for _, name := range []string{"probe-statefulset-scaled-to-zero", "probe-daemonset-deleted", "probe-image-swapped", "probe-last-env-wins"} {
+		p := *scenarioNamed(t, name)
+		// Nothing acts: the mitigation window need only outlast the
+		// fault's showing.
+		p.Timeouts.Mitigate.Duration = 20 * time.Second
+		probes = append(probes, &p)
+	}
+	sum, err := Run(t.Context(), Options{
+		Scenarios: probes, Runs: 1, Seed: testSeed, Concurrency: 4, Out: t.TempDir(), Stack: st, Brain: BrainNone,
+		Progress: testWriter{t},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Brain != BrainNone {
+		t.Errorf("summary brain = %q, want %q", sum.Brain, BrainNone)
+	}
+	for _, s := range sum.Scenarios {
+		for _, r := range s.Results {
+			if r.Error != "" || r.Mitigated || r.Expected != ExpectedRightReason || len(r.ProposalLog) != 0 {
+				t.Errorf("%s with no agent: error %q, mitigated %v, expected %q, %d proposals; want a failure for the right reason and no proposal",
+					s.Name, r.Error, r.Mitigated, r.Expected, len(r.ProposalLog))
+			}
+		}
+	}
+	if st.Brain() == BrainNone {
+		t.Error("the shared stack's agent kept the brain none after the run")
+	}
+}

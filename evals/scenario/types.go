@@ -6,6 +6,7 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/tendops/tend/agents"
 	"github.com/tendops/tend/evals/sim"
 )
 
@@ -157,11 +158,11 @@ type ExpectedFailure struct {
 	Brains []string `json:"brains,omitempty"`
 }
 
-// Brains are the agent brains a suite can run with: none starts no agent
-// (the harness's own baseline: every fault must then fail), deterministic
-// runs the runbooks, llm the planner, hybrid the runbooks and then the
-// planner.
-var Brains = []string{"none", "deterministic", "llm", "hybrid"}
+// Brains are the agent brains a suite can run with (agents.Brains): none
+// starts no runbook and no planner (the harness's own baseline: every fault
+// must then fail), deterministic runs the runbooks, llm the planner, hybrid
+// the runbooks and then the planner.
+var Brains = agents.Brains
 
 // For reports whether the expectation holds for a run with brain.
 func (e *ExpectedFailure) For(brain string) bool {
