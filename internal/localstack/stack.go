@@ -473,6 +473,9 @@ func (s *Stack) startComponents(ctx context.Context, opts Options, scheme *runti
 	if err := (&controllers.RevisionReconciler{Client: mgr.GetClient(), HealthyWindow: popts.HealthyWindow}).SetupWithManager(mgr); err != nil {
 		return err
 	}
+	if err := (&controllers.ControllerRevisionReconciler{Client: mgr.GetClient(), HealthyWindow: popts.HealthyWindow}).SetupWithManager(mgr); err != nil {
+		return err
+	}
 	if err := mgr.Add(&controllers.RepeatCounter{Client: mgr.GetClient(), JS: controllerJS, Cluster: opts.ClusterName}); err != nil {
 		return fmt.Errorf("failed to add repeat counter: %w", err)
 	}

@@ -281,13 +281,14 @@ func (n *NodeArgs) target() (tendv1.TargetRef, []string) {
 }
 
 func (a *ProposeRollbackArgs) Draft() (Draft, []string) {
-	errs := append(NameErrs("namespace", a.Namespace, true), NameErrs("name", a.Name, false)...)
+	w := WorkloadArgs{Namespace: a.Namespace, Kind: a.Kind, Name: a.Name}
+	t, errs := w.target(tendv1.ActionRollbackWorkload)
 	if a.ToRevision < 0 || a.FromRevision < 0 {
 		errs = append(errs, "revisions must not be negative")
 	}
 	return Draft{
 		Action: tendv1.ActionRollbackWorkload,
-		Target: tendv1.TargetRef{APIVersion: "apps/v1", Kind: "Deployment", Namespace: a.Namespace, Name: a.Name},
+		Target: t,
 		Params: tendv1.Parameters{Rollback: &tendv1.RollbackParameters{ToRevision: a.ToRevision, FromRevision: a.FromRevision}},
 		Change: fmt.Sprintf("from-%d/to-%d", a.FromRevision, a.ToRevision),
 	}, errs
