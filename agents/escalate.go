@@ -87,7 +87,7 @@ func (r *Escalate) Evaluate(m *Model, now time.Time) []Intent {
 		out = append(out, Intent{Finding: &Finding{
 			Kind: "HorizontalPodAutoscaler", Namespace: key.Namespace, Name: key.Name,
 			Fault:       fmt.Sprintf("Autoscaler %s/%s cannot scale: it targets %s, which the telemetry does not show (AbleToScale=False, %s).", key.Namespace, key.Name, target, orDefault(reasonCode(c.Reason), "no reason")),
-			Advice:      "Point its scaleTargetRef at the workload it should scale; tend's catalogue cannot change an autoscaler's target.",
+			Advice:      "Point its scaleTargetRef at the workload it should scale; tend does so itself only for the workload it last kept healthy.",
 			Evidence:    []wire.TelemetryRef{h.Ref},
 			Fingerprint: fmt.Sprintf("escalate/hpa/%s/%s/%s", key.Namespace, key.Name, wire.Digest(target)[:12]),
 		}})

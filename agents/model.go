@@ -228,8 +228,10 @@ type Autoscaler struct {
 	// ran healthy, HealthyRef the message that showed them.
 	HealthyMin, HealthyMax int32
 	HealthyRef             wire.TelemetryRef
-	// HealthyTarget is the target's replica count then.
-	HealthyTarget int32
+	// HealthyTarget is the target's replica count then, and
+	// HealthyScaleTarget the name of the workload it scaled.
+	HealthyTarget      int32
+	HealthyScaleTarget string
 }
 
 // recordHealthy records h's bounds as healthy when its target w runs
@@ -241,6 +243,7 @@ func (h *Autoscaler) recordHealthy(w *Workload) {
 		return
 	}
 	h.HealthyMin, h.HealthyMax, h.HealthyRef, h.HealthyTarget = hs.MinReplicas, hs.MaxReplicas, h.Ref, w.Replicas()
+	h.HealthyScaleTarget = w.Key.Name
 }
 
 // Job is one Job.

@@ -35,7 +35,10 @@ func MaintenanceRunbooks() []Runbook {
 		// 7. An autoscaler whose bounds hold its workload below the
 		//    replicas it ran healthy with.
 		&AutoscalerBounds{},
-		// 8. Last: what still fails and no runbook above proposed a fix
+		// 8. An autoscaler pointed at a workload that does not exist: back
+		//    to the workload it last kept healthy.
+		&AutoscalerTarget{},
+		// 9. Last: what still fails and no runbook above proposed a fix
 		//    for gets a finding for a human (a diagnosis, never a change).
 		&Escalate{},
 	}
