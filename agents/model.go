@@ -41,13 +41,14 @@ type Model struct {
 	Services    map[ObjectKey]*Service
 	Autoscalers map[ObjectKey]*Autoscaler
 	Jobs        map[ObjectKey]*Job
+	CronJobs    map[ObjectKey]*CronJob
 }
 
 // NewModel returns an empty model.
 func NewModel() *Model {
 	return &Model{
 		Workloads: map[ObjectKey]*Workload{}, Pods: map[ObjectKey]*Pod{}, Nodes: map[string]*Node{},
-		Services: map[ObjectKey]*Service{}, Autoscalers: map[ObjectKey]*Autoscaler{}, Jobs: map[ObjectKey]*Job{},
+		Services: map[ObjectKey]*Service{}, Autoscalers: map[ObjectKey]*Autoscaler{}, Jobs: map[ObjectKey]*Job{}, CronJobs: map[ObjectKey]*CronJob{},
 	}
 }
 
@@ -253,6 +254,21 @@ type Job struct {
 	State *bus.JobState
 }
 
+// completed reports whether the Job ran to completion: as many pods
+// succeeded as it needs.
+func (j *Job) completed() bool {
+	return j.State.Succeeded > 0 && j.State.Succeeded >= max(j.State.Completions, 1)
+}
+
+// CronJob is what the model knows of a CronJob from its Jobs: the images
+// its last completed Job ran, and the message that showed it.
+type CronJob struct {
+	Key           ObjectKey
+	HealthyImages []string
+	HealthyRef    wire.TelemetryRef
+	HealthyAt     time.Time
+}
+
 // Observe folds one delivery into the model.
 func (m *Model) Observe(d bus.Delivery) {
 	env := d.Envelope
@@ -324,6 +340,17 @@ func (m *Model) Observe(d bus.Delivery) {
 			return
 		}
 		j.Seen, j.State = seen, env.Job
+		if o := j.State.Owner; o != nil && o.Kind == "CronJob" && j.completed() && validObject(ns, o.Name) {
+			ck := ObjectKey{"CronJob", ns, o.Name}
+			c := m.CronJobs[ck]
+			if c == nil {
+				c = &CronJob{Key: ck}
+				m.CronJobs[ck] = c
+			}
+			if !seen.At.Before(c.HealthyAt) {
+				c.HealthyImages, c.HealthyRef, c.HealthyAt = slices.Clone(j.State.Images), seen.Ref, seen.At
+			}
+		}
 	}
 }
 
