@@ -17,7 +17,7 @@ import (
 // would change at once.
 type AutoscalerTarget struct {
 	// For is how long the autoscaler must have been unable to scale.
-	// Default 3s.
+	// Default 5s.
 	For time.Duration
 }
 
@@ -30,14 +30,13 @@ func (r *AutoscalerTarget) Name() string { return "autoscaler-target" }
 func (r *AutoscalerTarget) Evaluate(m *Model, now time.Time) []Intent {
 	wait := r.For
 	if wait <= 0 {
-		wait = 3 * time.Second
+		wait = 5 * time.Second
 	}
 	var out []Intent
 	for _, key := range sortedKeys(m.Autoscalers) {
 		h := m.Autoscalers[key]
 		st := h.State
-		c := condition(st.Conditions, "AbleToScale")
-		if c == nil || c.Status != "False" || now.Sub(h.At) < wait {
+		if h.UnableSince.IsZero() || now.Sub(h.UnableSince) < wait {
 			continue
 		}
 		if _, ok := m.Workloads[ObjectKey{st.Target.Kind, key.Namespace, st.Target.Name}]; ok {

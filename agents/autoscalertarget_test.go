@@ -2,6 +2,7 @@ package agents
 
 import (
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -39,6 +40,18 @@ func TestAutoscalerTarget(t *testing.T) {
 		{"another autoscaler scales it now", []bus.Delivery{queue, healthy, broken, hpa(4, "queue-2", "queue", "True")}, nil},
 		{"the target it names exists", []bus.Delivery{queue, healthy, broken,
 			statefulSetOf(4, "shop", "queue-old", bus.WorkloadState{Generation: 1, ObservedGeneration: 1, Replicas: 1})}, nil},
+	}
+	// Judged over a window: not a second after it became unable to scale;
+	// and the escalation waits longer than the fix, so the fix comes first.
+	m, now := replay([]bus.Delivery{queue, healthy, broken})
+	if got := callsOf((&AutoscalerTarget{}).Evaluate(m, at(3).Add(time.Second))); len(got) != 0 {
+		t.Errorf("intents a second after the fault = %v, want none", got)
+	}
+	if got := callsOf((&Escalate{}).Evaluate(m, now)); len(got) != 0 {
+		t.Errorf("escalate within its window = %v, want none (the fix comes first)", got)
+	}
+	if got := callsOf((&Escalate{}).Evaluate(m, at(3).Add(31*time.Second))); len(got) != 1 {
+		t.Errorf("escalate after its window = %v, want a finding", got)
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -74,7 +74,7 @@ func (r *Escalate) Evaluate(m *Model, now time.Time) []Intent {
 		h := m.Autoscalers[key]
 		st := h.State
 		c := condition(st.Conditions, "AbleToScale")
-		if c == nil || c.Status != "False" {
+		if c == nil || c.Status != "False" || h.UnableSince.IsZero() || now.Sub(h.UnableSince) < after {
 			continue
 		}
 		if _, ok := m.Workloads[ObjectKey{st.Target.Kind, key.Namespace, st.Target.Name}]; ok {

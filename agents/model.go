@@ -233,6 +233,9 @@ type Autoscaler struct {
 	// HealthyScaleTarget the name of the workload it scaled.
 	HealthyTarget      int32
 	HealthyScaleTarget string
+	// UnableSince is when it was first seen unable to scale
+	// (AbleToScale=False), zero while it can.
+	UnableSince time.Time
 }
 
 // recordHealthy records h's bounds as healthy when its target w runs
@@ -325,6 +328,12 @@ func (m *Model) Observe(d bus.Delivery) {
 			return
 		}
 		h.Seen, h.State = seen, env.HPA
+		switch c := condition(h.State.Conditions, "AbleToScale"); {
+		case c == nil || c.Status != "False":
+			h.UnableSince = time.Time{}
+		case h.UnableSince.IsZero():
+			h.UnableSince = seen.At
+		}
 		h.recordHealthy(m.Workloads[ObjectKey{env.HPA.Target.Kind, ns, env.HPA.Target.Name}])
 	case env.Job != nil:
 		key := ObjectKey{"Job", ns, name}
