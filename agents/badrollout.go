@@ -1,7 +1,6 @@
 package agents
 
 import (
-	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -15,9 +14,9 @@ import (
 // healthy: the pods of the new template fail (crash loop, image pull, config
 // error, unschedulable, a failing init container) or never become ready,
 // while an earlier template ran healthy. A Deployment is rolled back to
-// the last revision seen healthy; a StatefulSet or DaemonSet whose rollout
-// changed images gets those images back (PatchWorkload, with a test of the
-// current image so a newer change is never overwritten).
+// the last revision seen healthy; a StatefulSet or DaemonSet to the revision
+// before its broken one (its ControllerRevisions; the gate approves the
+// rollback only on the controller's record that the revision ran healthy).
 //
 // It leaves alone a failure the template does not cause: a container
 // OOMKilled under a memory limit the template does not set (a LimitRange
@@ -83,7 +82,7 @@ func (r *BadRollout) Evaluate(m *Model, now time.Time) []Intent {
 			}
 			continue
 		}
-		if in := r.imageRollout(m, w, now); in != nil {
+		if in := r.revisionRollout(m, w, now); in != nil {
 			out = append(out, *in)
 		}
 	}
@@ -292,22 +291,37 @@ func (r *BadRollout) deployment(m *Model, w *Workload, now time.Time) *Intent {
 	}}
 }
 
-// imageRollout handles a StatefulSet or DaemonSet whose rollout changed
-// images and whose new pods fail: it puts the images it ran healthy with
-// back.
-func (r *BadRollout) imageRollout(m *Model, w *Workload, now time.Time) *Intent {
+// revisionRollout handles a StatefulSet or DaemonSet whose rollout broke
+// it: a StatefulSet whose update revision is not the one it ran healthy at,
+// or a DaemonSet whose images are not those it ran healthy with, and whose
+// pods of the new template fail. It proposes rolling it back to the
+// revision before (the controller resolves it from the ControllerRevisions
+// and the gate approves it on its record of having run healthy).
+func (r *BadRollout) revisionRollout(m *Model, w *Workload, now time.Time) *Intent {
 	st := w.State
 	cur := st.Images
-	if len(w.HealthyImages) == 0 || len(w.HealthyImages) != len(cur) || len(st.Template) != len(cur) {
-		return nil
-	}
-	var changed []int
-	for i := range cur {
-		if cur[i] != w.HealthyImages[i] {
-			changed = append(changed, i)
+	var what, change string
+	switch w.Key.Kind {
+	case KindStatefulSet:
+		if w.HealthyRevision == "" || st.UpdateRevision == "" || st.UpdateRevision == w.HealthyRevision {
+			return nil
 		}
-	}
-	if len(changed) == 0 {
+		what, change = "a rollout of a new revision", st.UpdateRevision
+	case KindDaemonSet:
+		if len(w.HealthyImages) == 0 || len(w.HealthyImages) != len(cur) || len(st.Template) != len(cur) {
+			return nil
+		}
+		var names []string
+		for i := range cur {
+			if cur[i] != w.HealthyImages[i] {
+				names = append(names, textName(st.Template[i].Name))
+			}
+		}
+		if len(names) == 0 {
+			return nil
+		}
+		what, change = "a rollout that changed the image of container "+strings.Join(names, ", "), strings.Join(cur, ",")
+	default:
 		return nil
 	}
 	// Pods of the new template: for a StatefulSet its update revision; for
@@ -315,7 +329,7 @@ func (r *BadRollout) imageRollout(m *Model, w *Workload, now time.Time) *Intent 
 	var pods []*Pod
 	for _, p := range m.PodsOf(w.Key) {
 		if w.Key.Kind == KindStatefulSet {
-			if st.UpdateRevision != "" && p.State.TemplateHash == st.UpdateRevision {
+			if p.State.TemplateHash == st.UpdateRevision {
 				pods = append(pods, p)
 			}
 			continue
@@ -328,15 +342,6 @@ func (r *BadRollout) imageRollout(m *Model, w *Workload, now time.Time) *Intent 
 	if len(bad) == 0 || admissionOOM {
 		return nil
 	}
-	patch := make([]wire.PatchOp, 0, 2*len(changed))
-	var names []string
-	for _, i := range changed {
-		path := fmt.Sprintf("/spec/template/spec/containers/%d/image", i)
-		oldV, _ := json.Marshal(cur[i])
-		newV, _ := json.Marshal(w.HealthyImages[i])
-		patch = append(patch, wire.PatchOp{Op: "test", Path: path, Value: oldV}, wire.PatchOp{Op: "replace", Path: path, Value: newV})
-		names = append(names, textName(st.Template[i].Name))
-	}
 	refs := []wire.TelemetryRef{w.Ref, w.HealthyRef}
 	var lines []string
 	for i, b := range bad {
@@ -346,16 +351,17 @@ func (r *BadRollout) imageRollout(m *Model, w *Workload, now time.Time) *Intent 
 		}
 	}
 	key := w.Key.Namespace + "/" + w.Key.Name
-	return &Intent{PatchWorkload: &wire.PatchWorkloadArgs{
-		WorkloadArgs: wire.WorkloadArgs{Namespace: w.Key.Namespace, Kind: w.Key.Kind, Name: w.Key.Name},
-		Patch:        patch,
+	return &Intent{Rollback: &wire.ProposeRollbackArgs{
+		Namespace: w.Key.Namespace,
+		Kind:      w.Key.Kind,
+		Name:      w.Key.Name,
 		Common: wire.Common{
-			Summary: fmt.Sprintf("%s %s broke in a rollout that changed the image of container %s: %d of %d new pods are failing (%s); it ran healthy on its previous images.",
-				w.Key.Kind, key, strings.Join(names, ", "), len(bad), len(pods), strings.Join(lines, "; ")),
-			Rationale:   "The rollout changed only what this patch puts back; the previous images ran healthy, so returning to them restores the last known-good pods.",
+			Summary: fmt.Sprintf("%s %s broke in %s: %d of %d new pods are failing (%s); its previous revision ran healthy.",
+				w.Key.Kind, key, what, len(bad), len(pods), strings.Join(lines, "; ")),
+			Rationale:   "The pods of the new template fail while those of the previous one ran healthy; returning to the previous revision restores the last known-good pod template.",
 			Risk:        "Low",
 			Telemetry:   refs,
-			Fingerprint: fmt.Sprintf("bad-rollout/%s/%s/%s/images-%s", strings.ToLower(w.Key.Kind), w.Key.Namespace, w.Key.Name, wire.Digest(strings.Join(cur, ","))[:12]),
+			Fingerprint: fmt.Sprintf("bad-rollout/%s/%s/%s/%s", strings.ToLower(w.Key.Kind), w.Key.Namespace, w.Key.Name, wire.Digest(change)[:12]),
 		},
 	}}
 }

@@ -74,7 +74,7 @@ func (r *Escalate) Evaluate(m *Model, now time.Time) []Intent {
 		h := m.Autoscalers[key]
 		st := h.State
 		c := condition(st.Conditions, "AbleToScale")
-		if c == nil || c.Status != "False" {
+		if c == nil || c.Status != "False" || h.UnableSince.IsZero() || now.Sub(h.UnableSince) < after {
 			continue
 		}
 		if _, ok := m.Workloads[ObjectKey{st.Target.Kind, key.Namespace, st.Target.Name}]; ok {
@@ -87,7 +87,7 @@ func (r *Escalate) Evaluate(m *Model, now time.Time) []Intent {
 		out = append(out, Intent{Finding: &Finding{
 			Kind: "HorizontalPodAutoscaler", Namespace: key.Namespace, Name: key.Name,
 			Fault:       fmt.Sprintf("Autoscaler %s/%s cannot scale: it targets %s, which the telemetry does not show (AbleToScale=False, %s).", key.Namespace, key.Name, target, orDefault(reasonCode(c.Reason), "no reason")),
-			Advice:      "Point its scaleTargetRef at the workload it should scale; tend's catalogue cannot change an autoscaler's target.",
+			Advice:      "Point its scaleTargetRef at the workload it should scale; tend does so itself only for the workload it last kept healthy.",
 			Evidence:    []wire.TelemetryRef{h.Ref},
 			Fingerprint: fmt.Sprintf("escalate/hpa/%s/%s/%s", key.Namespace, key.Name, wire.Digest(target)[:12]),
 		}})

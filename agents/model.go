@@ -41,13 +41,14 @@ type Model struct {
 	Services    map[ObjectKey]*Service
 	Autoscalers map[ObjectKey]*Autoscaler
 	Jobs        map[ObjectKey]*Job
+	CronJobs    map[ObjectKey]*CronJob
 }
 
 // NewModel returns an empty model.
 func NewModel() *Model {
 	return &Model{
 		Workloads: map[ObjectKey]*Workload{}, Pods: map[ObjectKey]*Pod{}, Nodes: map[string]*Node{},
-		Services: map[ObjectKey]*Service{}, Autoscalers: map[ObjectKey]*Autoscaler{}, Jobs: map[ObjectKey]*Job{},
+		Services: map[ObjectKey]*Service{}, Autoscalers: map[ObjectKey]*Autoscaler{}, Jobs: map[ObjectKey]*Job{}, CronJobs: map[ObjectKey]*CronJob{},
 	}
 }
 
@@ -228,8 +229,13 @@ type Autoscaler struct {
 	// ran healthy, HealthyRef the message that showed them.
 	HealthyMin, HealthyMax int32
 	HealthyRef             wire.TelemetryRef
-	// HealthyTarget is the target's replica count then.
-	HealthyTarget int32
+	// HealthyTarget is the target's replica count then, and
+	// HealthyScaleTarget the name of the workload it scaled.
+	HealthyTarget      int32
+	HealthyScaleTarget string
+	// UnableSince is when it was first seen unable to scale
+	// (AbleToScale=False), zero while it can.
+	UnableSince time.Time
 }
 
 // recordHealthy records h's bounds as healthy when its target w runs
@@ -241,6 +247,7 @@ func (h *Autoscaler) recordHealthy(w *Workload) {
 		return
 	}
 	h.HealthyMin, h.HealthyMax, h.HealthyRef, h.HealthyTarget = hs.MinReplicas, hs.MaxReplicas, h.Ref, w.Replicas()
+	h.HealthyScaleTarget = w.Key.Name
 }
 
 // Job is one Job.
@@ -248,6 +255,21 @@ type Job struct {
 	Key ObjectKey
 	Seen
 	State *bus.JobState
+}
+
+// completed reports whether the Job ran to completion: as many pods
+// succeeded as it needs.
+func (j *Job) completed() bool {
+	return j.State.Succeeded > 0 && j.State.Succeeded >= max(j.State.Completions, 1)
+}
+
+// CronJob is what the model knows of a CronJob from its Jobs: the images
+// its last completed Job ran, and the message that showed it.
+type CronJob struct {
+	Key           ObjectKey
+	HealthyImages []string
+	HealthyRef    wire.TelemetryRef
+	HealthyAt     time.Time
 }
 
 // Observe folds one delivery into the model.
@@ -306,6 +328,12 @@ func (m *Model) Observe(d bus.Delivery) {
 			return
 		}
 		h.Seen, h.State = seen, env.HPA
+		switch c := condition(h.State.Conditions, "AbleToScale"); {
+		case c == nil || c.Status != "False":
+			h.UnableSince = time.Time{}
+		case h.UnableSince.IsZero():
+			h.UnableSince = seen.At
+		}
 		h.recordHealthy(m.Workloads[ObjectKey{env.HPA.Target.Kind, ns, env.HPA.Target.Name}])
 	case env.Job != nil:
 		key := ObjectKey{"Job", ns, name}
@@ -321,6 +349,17 @@ func (m *Model) Observe(d bus.Delivery) {
 			return
 		}
 		j.Seen, j.State = seen, env.Job
+		if o := j.State.Owner; o != nil && o.Kind == "CronJob" && j.completed() && validObject(ns, o.Name) {
+			ck := ObjectKey{"CronJob", ns, o.Name}
+			c := m.CronJobs[ck]
+			if c == nil {
+				c = &CronJob{Key: ck}
+				m.CronJobs[ck] = c
+			}
+			if !seen.At.Before(c.HealthyAt) {
+				c.HealthyImages, c.HealthyRef, c.HealthyAt = slices.Clone(j.State.Images), seen.Ref, seen.At
+			}
+		}
 	}
 }
 

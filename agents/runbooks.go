@@ -35,7 +35,13 @@ func MaintenanceRunbooks() []Runbook {
 		// 7. An autoscaler whose bounds hold its workload below the
 		//    replicas it ran healthy with.
 		&AutoscalerBounds{},
-		// 8. Last: what still fails and no runbook above proposed a fix
+		// 8. An autoscaler pointed at a workload that does not exist: back
+		//    to the workload it last kept healthy.
+		&AutoscalerTarget{},
+		// 9. A CronJob whose runs fail since its job template's image
+		//    changed: back to the images its last completed run used.
+		&CronJobImage{},
+		// 10. Last: what still fails and no runbook above proposed a fix
 		//    for gets a finding for a human (a diagnosis, never a change).
 		&Escalate{},
 	}

@@ -132,7 +132,7 @@ func disruptionNote(info tendv1.ActionInfo) string {
 func (s *Server) proposeTools() []tool {
 	return []tool{
 		newPropose[wire.ProposeRollbackArgs](s, tendv1.ActionRollbackWorkload, wire.ToolProposeRollback, "Propose a rollback",
-			"Propose rolling a Deployment back to an earlier revision (RollbackWorkload).", false),
+			"Propose rolling a Deployment, StatefulSet or DaemonSet back to the pod template of an earlier revision (RollbackWorkload).", false),
 		newPropose[wire.RestartWorkloadArgs](s, tendv1.ActionRestartWorkload, wire.ToolProposeRestartWorkload, "Propose a rolling restart",
 			"Propose a rolling restart of a Deployment, StatefulSet or DaemonSet (RestartWorkload).", false),
 		newPropose[wire.ScaleWorkloadArgs](s, tendv1.ActionScaleWorkload, wire.ToolProposeScaleWorkload, "Propose scaling a workload",

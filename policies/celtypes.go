@@ -72,6 +72,8 @@ var (
 		{"minReplicas", func(b *builder, x *Autoscaler) (ref.Val, bool) { return b.integer(x.MinReplicas) }},
 		{"maxReplicas", func(b *builder, x *Autoscaler) (ref.Val, bool) { return b.integer(x.MaxReplicas) }},
 		{"targetCPUUtilization", func(b *builder, x *Autoscaler) (ref.Val, bool) { return b.integer(x.TargetCPUUtilization) }},
+		{"scaleTarget", func(b *builder, x *Autoscaler) (ref.Val, bool) { return b.str(x.ScaleTarget) }},
+		{"scaleTargetExists", func(b *builder, x *Autoscaler) (ref.Val, bool) { return b.boolean(x.ScaleTargetExists) }},
 	}
 	nodeFields = []field[NodeFacts]{
 		{"ready", func(b *builder, x *NodeFacts) (ref.Val, bool) { return b.boolean(x.Ready) }},

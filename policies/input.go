@@ -76,11 +76,15 @@ type Resources struct {
 	MemoryLimitBytes   int64  `cel:"memoryLimitBytes"`
 }
 
-// Autoscaler are a HorizontalPodAutoscaler's bounds and CPU target.
+// Autoscaler are a HorizontalPodAutoscaler's bounds and CPU target, and
+// the name of the workload it scales: in a change, the new one ("" when
+// unchanged); in the facts, the current one, and whether it exists.
 type Autoscaler struct {
-	MinReplicas          int64 `cel:"minReplicas"`
-	MaxReplicas          int64 `cel:"maxReplicas"`
-	TargetCPUUtilization int64 `cel:"targetCPUUtilization"`
+	MinReplicas          int64  `cel:"minReplicas"`
+	MaxReplicas          int64  `cel:"maxReplicas"`
+	TargetCPUUtilization int64  `cel:"targetCPUUtilization"`
+	ScaleTarget          string `cel:"scaleTarget"`
+	ScaleTargetExists    bool   `cel:"scaleTargetExists"`
 }
 
 // Facts are what the controller read from the cluster (v1alpha1.Facts).
@@ -281,7 +285,8 @@ func NewInput(p *v1alpha1.Proposal, target TargetFacts, ns NamespaceFacts) Input
 			in.Facts.ImageFS = ImageFSFacts{UsedBytes: fs.UsedBytes, CapacityBytes: fs.CapacityBytes, UsedPercent: int64(fs.UsedPercent)}
 		}
 		if a := f.Autoscaler; a != nil {
-			in.Facts.Autoscaler = Autoscaler{MinReplicas: int64(a.MinReplicas), MaxReplicas: int64(a.MaxReplicas), TargetCPUUtilization: int64(a.TargetCPUUtilization)}
+			in.Facts.Autoscaler = Autoscaler{MinReplicas: int64(a.MinReplicas), MaxReplicas: int64(a.MaxReplicas), TargetCPUUtilization: int64(a.TargetCPUUtilization),
+				ScaleTarget: a.ScaleTarget, ScaleTargetExists: a.ScaleTargetExists}
 		}
 	}
 	if spec.Target.Namespace != "" {
@@ -340,6 +345,7 @@ func NewInput(p *v1alpha1.Proposal, target TargetFacts, ns NamespaceFacts) Input
 		if a.TargetCPUUtilization != nil {
 			in.Change.Autoscaler.TargetCPUUtilization = int64(*a.TargetCPUUtilization)
 		}
+		in.Change.Autoscaler.ScaleTarget = a.ScaleTargetName
 	}
 	return in
 }

@@ -49,8 +49,8 @@ var (
 
 // Catalogue is the action table, in the order of Actions.
 var Catalogue = []ActionInfo{
-	{Action: ActionRollbackWorkload, Targets: []TargetKind{kindDeployment}, Undoable: true, Disrupts: true,
-		Summary: "return a Deployment to the pod template of an earlier revision"},
+	{Action: ActionRollbackWorkload, Targets: []TargetKind{kindDeployment, kindStatefulSet, kindDaemonSet}, Undoable: true, Disrupts: true,
+		Summary: "return a Deployment, StatefulSet or DaemonSet to the pod template of an earlier revision"},
 	{Action: ActionRestartWorkload, Targets: []TargetKind{kindDeployment, kindStatefulSet, kindDaemonSet}, Disrupts: true,
 		Summary: "a rolling restart of a workload's pods"},
 	{Action: ActionScaleWorkload, Targets: []TargetKind{kindDeployment, kindStatefulSet}, Undoable: true,

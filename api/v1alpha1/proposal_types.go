@@ -171,6 +171,12 @@ type AutoscalerParameters struct {
 	// +kubebuilder:validation:Maximum=100
 	// +optional
 	TargetCPUUtilization *int32 `json:"targetCPUUtilization,omitempty"`
+	// ScaleTargetName points the autoscaler at another workload of the kind
+	// and API version it targets now; only the name changes.
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$`
+	// +optional
+	ScaleTargetName string `json:"scaleTargetName,omitempty"`
 }
 
 // EvictionParameters are the parameters of EvictPod.
@@ -465,12 +471,18 @@ type ResourceFacts struct {
 	MemoryLimitBytes   int64  `json:"memoryLimitBytes,omitempty"`
 }
 
-// AutoscalerFacts are a HorizontalPodAutoscaler's current bounds.
+// AutoscalerFacts are a HorizontalPodAutoscaler's current bounds and the
+// workload it scales.
 type AutoscalerFacts struct {
 	MinReplicas          int32 `json:"minReplicas"`
 	MaxReplicas          int32 `json:"maxReplicas"`
 	CurrentReplicas      int32 `json:"currentReplicas"`
 	TargetCPUUtilization int32 `json:"targetCPUUtilization,omitempty"`
+	// ScaleTarget is the name of the workload it targets now, and
+	// ScaleTargetExists whether that workload exists.
+	// +optional
+	ScaleTarget       string `json:"scaleTarget,omitempty"`
+	ScaleTargetExists bool   `json:"scaleTargetExists,omitempty"`
 }
 
 // RevisionFacts are the rollout history facts of a rollback.

@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	tendv1 "github.com/tendops/tend/api/v1alpha1"
+	"github.com/tendops/tend/controllers/workload"
 )
 
 // drainStepDelay is how soon the next step of a drain runs.
@@ -50,7 +51,9 @@ func (a *drainNode) Validate(p *tendv1.Proposal) error {
 }
 
 // Facts are the node's state, the pods a drain evicts, the largest share
-// of any workload's pods on it, and a budget the evictions would exceed.
+// of any workload's ready pods on it (what the drain takes down: a pod that
+// is not ready, such as one on a node that stopped, serves nothing), and a
+// budget the evictions would exceed.
 func (a *drainNode) Facts(ctx context.Context, _ *tendv1.Proposal, target client.Object) (tendv1.Facts, time.Duration, error) {
 	f, pods, err := nodeFacts(ctx, a.opts.Client, target.(*corev1.Node))
 	if err != nil {
@@ -68,8 +71,10 @@ func (a *drainNode) Facts(ctx context.Context, _ *tendv1.Proposal, target client
 			continue
 		}
 		key := kindOf(owner) + "/" + pods[i].Namespace + "/" + owner.GetName()
-		onNode[key]++
 		owners[key] = owner
+		if workload.PodReady(&pods[i]) {
+			onNode[key]++
+		}
 	}
 	for key, n := range onNode {
 		if desired, _ := ownerReplicas(owners[key]); desired > 0 {

@@ -151,3 +151,44 @@ func TestDrainNode(t *testing.T) {
 	e.g.Expect(d1.Spec.Unschedulable).To(BeFalse())
 	e.noMoreWrites(undone, d1)
 }
+
+// What a drain takes down is the ready pods on the node: a workload whose
+// pods there are all not ready (as on a node that stopped) loses nothing
+// that serves, so a human decides; one whose ready pods all run there would
+// lose all of them at once, which the blast-radius guard denies.
+func TestDrainNodeCountsReadyPods(t *testing.T) {
+	e := newEnv(t)
+	n1, n2 := e.node("r1", true), e.node("r2", true)
+	labels := map[string]string{"app": "web"}
+	web := &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Namespace: e.ns, Name: "web"},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: ptr.To[int32](2),
+			Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels}, Spec: podSpec()},
+		},
+	}
+	e.pinnedTo(n1.Name)(web)
+	web.Spec.Template.Spec.Containers[0].ReadinessProbe.HTTPGet.Port = intstr.FromInt32(9999)
+	e.create(web)
+	e.g.Eventually(func(g Gomega) int {
+		running := 0
+		for _, p := range e.podsOf(g, "web") {
+			if p.Spec.NodeName == n1.Name && p.Status.Phase == corev1.PodRunning {
+				running++
+			}
+		}
+		return running
+	}).Should(Equal(2))
+	p := e.propose(e.proposal(tendv1.ActionDrainNode, n1, drainParams()))
+	asked := e.waitPhase(p, tendv1.PhaseAwaitingApproval)
+	e.g.Expect(asked.Status.Decision.Facts.Disruption.PodsAffected).To(Equal(int32(2)))
+	e.g.Expect(asked.Status.Decision.Facts.Disruption.Percent).To(Equal(int32(0)))
+	e.g.Expect(codes(asked)).NotTo(ContainElement(policies.ReasonBlastRadius))
+
+	e.deployment("api", 2, e.pinnedTo(n2.Name))
+	p = e.propose(e.proposal(tendv1.ActionDrainNode, n2, drainParams()))
+	denied := e.waitPhase(p, tendv1.PhaseDenied)
+	e.g.Expect(denied.Status.Decision.Facts.Disruption.Percent).To(Equal(int32(100)))
+	e.g.Expect(codes(denied)).To(ContainElement(policies.ReasonBlastRadius))
+}

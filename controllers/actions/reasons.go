@@ -26,6 +26,12 @@ const (
 	ReasonRequestAboveLimit = "RequestAboveLimit"
 	// ReasonPatchNotApplicable: the patch does not apply to the target.
 	ReasonPatchNotApplicable = "PatchNotApplicable"
+	// ReasonScaleTargetNotFound: an autoscaler's new scale target does not
+	// exist.
+	ReasonScaleTargetNotFound = "ScaleTargetNotFound"
+	// ReasonOutsideBounds: a workload's replicas are outside the bounds of
+	// the autoscaler that would scale it.
+	ReasonOutsideBounds = "OutsideBounds"
 )
 
 // Reason codes of the node actions the runtime shim carries out.

@@ -4,23 +4,25 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
-	"k8s.io/utils/ptr"
+	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	tendv1 "github.com/tendops/tend/api/v1alpha1"
 	"github.com/tendops/tend/controllers/workload"
 )
 
-// +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;update;patch
-// +kubebuilder:rbac:groups=apps,resources=replicasets,verbs=get;list;watch
+// +kubebuilder:rbac:groups=apps,resources=deployments;statefulsets;daemonsets,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups=apps,resources=replicasets;controllerrevisions,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch
 
-// rollbackWorkload returns a Deployment to the pod template of an earlier
-// revision, as `kubectl rollout undo` does. Its undo returns to the revision
-// that was current before the apply.
+// rollbackWorkload returns a workload to the pod template of an earlier
+// revision, as `kubectl rollout undo` does: a Deployment's revisions are its
+// ReplicaSets, a StatefulSet's or DaemonSet's its ControllerRevisions. Its
+// undo returns to the revision that was current before the apply.
 type rollbackWorkload struct{ base }
 
 var _ Action = (*rollbackWorkload)(nil)
@@ -46,18 +48,17 @@ func (a *rollbackWorkload) Validate(p *tendv1.Proposal) error {
 	return nil
 }
 
-// Facts reads the Deployment's replicas and rollout history: which
-// revision the rollback returns to (resolving "the one before"), and
-// whether that revision ran healthy, by tend's record on its ReplicaSet or
-// live.
+// Facts reads the workload's replicas and rollout history: which revision
+// the rollback returns to (resolving "the one before"), and whether that
+// revision ran healthy, by tend's record on its ReplicaSet or
+// ControllerRevision, or live.
 func (a *rollbackWorkload) Facts(ctx context.Context, p *tendv1.Proposal, target client.Object) (tendv1.Facts, time.Duration, error) {
-	d := target.(*appsv1.Deployment)
-	f := workloadFacts(d)
-	rss, err := workload.ReplicaSets(ctx, a.opts.Client, d)
+	f := workloadFacts(target)
+	h, err := a.history(ctx, target)
 	if err != nil {
 		return f, 0, err
 	}
-	current := workload.Revision(d)
+	current := h.current
 	rf := &tendv1.RevisionFacts{Current: current}
 	f.Revision = rf
 	to := int64(0)
@@ -65,29 +66,108 @@ func (a *rollbackWorkload) Facts(ctx context.Context, p *tendv1.Proposal, target
 		to = r.ToRevision
 	}
 	if to == 0 {
-		to = workload.PreviousRevision(rss, current)
+		to = h.previous(current)
 	}
 	if to == 0 {
-		rf.Evidence = fmt.Sprintf("the Deployment has no revision older than %d", current)
+		rf.Evidence = fmt.Sprintf("the %s has no revision older than %d", kindOf(target), current)
 		return f, 0, nil
 	}
 	rf.To = to
-	rs := workload.ReplicaSetOf(rss, to)
 	switch {
 	case to == current:
 		rf.Evidence = fmt.Sprintf("revision %d is the current one", to)
 		return f, 0, nil
-	case rs == nil:
+	case !h.kept(to):
 		rf.Evidence = fmt.Sprintf("revision %d is no longer kept", to)
 		return f, 0, nil
 	}
-	pods, err := workload.ReplicaSetPods(ctx, a.opts.Client, rs)
+	health, err := h.judge(ctx, a.opts.Client, to, a.opts.Now(), a.opts.HealthyWindow)
 	if err != nil {
 		return f, 0, err
 	}
-	h := workload.JudgeRevision(rs, pods, a.opts.Now(), a.opts.HealthyWindow)
-	rf.ToHealthy, rf.Evidence = h.Healthy, truncate(h.Evidence, 1024)
-	return f, h.Wait, nil
+	rf.ToHealthy, rf.Evidence = health.Healthy, truncate(health.Evidence, 1024)
+	return f, health.Wait, nil
+}
+
+// history is a workload's rollout history: a Deployment's ReplicaSets, or a
+// StatefulSet's or DaemonSet's ControllerRevisions.
+type history struct {
+	obj     client.Object
+	current int64
+	rss     []appsv1.ReplicaSet
+	crs     []appsv1.ControllerRevision
+}
+
+// history reads obj's rollout history.
+func (a *rollbackWorkload) history(ctx context.Context, obj client.Object) (*history, error) {
+	h := &history{obj: obj}
+	if d, ok := obj.(*appsv1.Deployment); ok {
+		rss, err := workload.ReplicaSets(ctx, a.opts.Client, d)
+		if err != nil {
+			return nil, err
+		}
+		h.rss, h.current = rss, workload.Revision(d)
+		return h, nil
+	}
+	if !workload.HasControllerRevisions(obj) {
+		return nil, fmt.Errorf("%w: %s has no rollout history", ErrInvalidParameters, kindOf(obj))
+	}
+	crs, err := workload.ControllerRevisions(ctx, a.opts.Client, obj)
+	if err != nil {
+		return nil, err
+	}
+	h.crs, h.current = crs, workload.LatestControllerRevision(crs)
+	return h, nil
+}
+
+func (h *history) previous(current int64) int64 {
+	if h.crs != nil {
+		return workload.PreviousControllerRevision(h.crs, current)
+	}
+	return workload.PreviousRevision(h.rss, current)
+}
+
+func (h *history) kept(rev int64) bool {
+	if h.crs != nil {
+		return workload.ControllerRevisionOf(h.crs, rev) != nil
+	}
+	return workload.ReplicaSetOf(h.rss, rev) != nil
+}
+
+// template is the pod template of revision rev.
+func (h *history) template(rev int64) (*corev1.PodTemplateSpec, error) {
+	if h.crs != nil {
+		cr := workload.ControllerRevisionOf(h.crs, rev)
+		if cr == nil {
+			return nil, fmt.Errorf("%w: revision %d of %s %s is no longer kept", ErrInvalidParameters, rev, kindOf(h.obj), h.obj.GetName())
+		}
+		return workload.RevisionTemplate(cr)
+	}
+	rs := workload.ReplicaSetOf(h.rss, rev)
+	if rs == nil {
+		return nil, fmt.Errorf("%w: revision %d of deployment %s is no longer kept", ErrInvalidParameters, rev, h.obj.GetName())
+	}
+	tmpl := rs.Spec.Template.DeepCopy()
+	delete(tmpl.Labels, workload.LabelTemplateHash)
+	return tmpl, nil
+}
+
+// judge says whether revision rev ran healthy.
+func (h *history) judge(ctx context.Context, c client.Reader, rev int64, now time.Time, window time.Duration) (workload.Health, error) {
+	if h.crs != nil {
+		cr := workload.ControllerRevisionOf(h.crs, rev)
+		pods, err := workload.ControllerRevisionPods(ctx, c, h.obj, cr)
+		if err != nil {
+			return workload.Health{}, err
+		}
+		return workload.JudgeControllerRevision(h.obj, cr, h.current, pods, now, window), nil
+	}
+	rs := workload.ReplicaSetOf(h.rss, rev)
+	pods, err := workload.ReplicaSetPods(ctx, c, rs)
+	if err != nil {
+		return workload.Health{}, err
+	}
+	return workload.JudgeRevision(rs, pods, now, window), nil
 }
 
 func (a *rollbackWorkload) Digest(target client.Object) (string, error) {
@@ -113,12 +193,15 @@ func (a *rollbackWorkload) Apply(ctx context.Context, p *tendv1.Proposal, attemp
 		if to == 0 {
 			return "", "", "", fmt.Errorf("%w: the decision names no revision to return to", ErrInvalidParameters)
 		}
-		d := obj.(*appsv1.Deployment)
-		current := workload.Revision(d)
-		if r := p.Spec.Parameters.Rollback; r != nil && r.FromRevision != 0 && r.FromRevision != current {
-			return "", "", "", fmt.Errorf("%w: deployment is at revision %d, proposal saw %d", ErrStale, current, r.FromRevision)
+		h, err := a.history(ctx, obj)
+		if err != nil {
+			return "", "", "", err
 		}
-		if err := a.rollTo(ctx, d, to); err != nil {
+		current := h.current
+		if r := p.Spec.Parameters.Rollback; r != nil && r.FromRevision != 0 && r.FromRevision != current {
+			return "", "", "", fmt.Errorf("%w: %s is at revision %d, proposal saw %d", ErrStale, strings.ToLower(kindOf(obj)), current, r.FromRevision)
+		}
+		if err := h.rollTo(to); err != nil {
 			return "", "", "", err
 		}
 		undo, _ := json.Marshal(rollbackUndo{Revision: current})
@@ -132,31 +215,32 @@ func (a *rollbackWorkload) Undo(ctx context.Context, p *tendv1.Proposal, attempt
 		if err := json.Unmarshal([]byte(state), &u); err != nil || u.Revision == 0 {
 			return "", "", fmt.Errorf("%w: the apply recorded no revision to return to", ErrInvalidParameters)
 		}
-		d := obj.(*appsv1.Deployment)
-		current := workload.Revision(d)
-		if err := a.rollTo(ctx, d, u.Revision); err != nil {
+		h, err := a.history(ctx, obj)
+		if err != nil {
+			return "", "", err
+		}
+		current := h.current
+		if err := h.rollTo(u.Revision); err != nil {
 			return "", "", err
 		}
 		return fmt.Sprintf("revision %d", current), fmt.Sprintf("pod template of revision %d", u.Revision), nil
 	}, templateDigest)
 }
 
-// rollTo puts the pod template of revision to into d.
-func (a *rollbackWorkload) rollTo(ctx context.Context, d *appsv1.Deployment, to int64) error {
-	rss, err := workload.ReplicaSets(ctx, a.opts.Client, d)
+// rollTo puts the pod template of revision to into the workload.
+func (h *history) rollTo(to int64) error {
+	if to == h.current {
+		return fmt.Errorf("%w: %s %s is already at revision %d", ErrInvalidParameters, strings.ToLower(kindOf(h.obj)), h.obj.GetName(), to)
+	}
+	tmpl, err := h.template(to)
 	if err != nil {
 		return err
 	}
-	if to == workload.Revision(d) {
-		return fmt.Errorf("%w: deployment %s is already at revision %d", ErrInvalidParameters, d.Name, to)
+	t, ok := workload.Template(h.obj)
+	if !ok {
+		return fmt.Errorf("%w: %s has no pod template", ErrInvalidParameters, kindOf(h.obj))
 	}
-	rs := workload.ReplicaSetOf(rss, to)
-	if rs == nil {
-		return fmt.Errorf("%w: revision %d of deployment %s is no longer kept", ErrInvalidParameters, to, d.Name)
-	}
-	tmpl := rs.Spec.Template.DeepCopy()
-	delete(tmpl.Labels, workload.LabelTemplateHash)
-	d.Spec.Template = *tmpl
+	*t = *tmpl
 	return nil
 }
 
@@ -165,12 +249,12 @@ func (a *rollbackWorkload) Verify(ctx context.Context, p *tendv1.Proposal) (Veri
 	if err != nil {
 		return Verification{}, err
 	}
-	d := obj.(*appsv1.Deployment)
-	pods, err := workload.CurrentPods(ctx, a.opts.Client, d)
+	pods, err := currentWorkloadPods(ctx, a.opts.Client, obj)
 	if err != nil {
 		return Verification{}, err
 	}
-	return rolloutVerification(d, pods, ptr.Deref(d.Spec.Replicas, 1)), nil
+	desired, _ := workload.Replicas(obj)
+	return rolloutVerification(obj, pods, desired), nil
 }
 
 func (a *rollbackWorkload) VerifyUndo(ctx context.Context, p *tendv1.Proposal) (Verification, error) {

@@ -18,8 +18,9 @@ import (
 // +kubebuilder:rbac:groups=autoscaling,resources=horizontalpodautoscalers,verbs=get;list;watch;update;patch
 
 // setAutoscaler sets a HorizontalPodAutoscaler's bounds and average CPU
-// utilization target. Verified when the autoscaler observed its new spec
-// and keeps its target within the bounds; undone by restoring them.
+// utilization target, or points it at another workload of the kind it
+// targets. Verified when the autoscaler observed its new spec and keeps its
+// target within the bounds; undone by restoring them.
 type setAutoscaler struct{ base }
 
 var _ Action = (*setAutoscaler)(nil)
@@ -29,6 +30,7 @@ type autoscalerUndo struct {
 	MinReplicas *int32                     `json:"minReplicas,omitempty"`
 	MaxReplicas int32                      `json:"maxReplicas"`
 	Metrics     []autoscalingv2.MetricSpec `json:"metrics,omitempty"`
+	ScaleTarget string                     `json:"scaleTarget,omitempty"`
 }
 
 func (a *setAutoscaler) Info() tendv1.ActionInfo { return info(tendv1.ActionSetAutoscaler) }
@@ -38,8 +40,8 @@ func (a *setAutoscaler) Validate(p *tendv1.Proposal) error {
 		return err
 	}
 	s := p.Spec.Parameters.Autoscaler
-	if s == nil || (s.MinReplicas == nil && s.MaxReplicas == nil && s.TargetCPUUtilization == nil) {
-		return fmt.Errorf("%w: SetAutoscaler needs minReplicas, maxReplicas or targetCPUUtilization", ErrInvalidParameters)
+	if s == nil || (s.MinReplicas == nil && s.MaxReplicas == nil && s.TargetCPUUtilization == nil && s.ScaleTargetName == "") {
+		return fmt.Errorf("%w: SetAutoscaler needs minReplicas, maxReplicas, targetCPUUtilization or scaleTargetName", ErrInvalidParameters)
 	}
 	if s.MinReplicas != nil && s.MaxReplicas != nil && *s.MinReplicas > *s.MaxReplicas {
 		return fmt.Errorf("%w: minReplicas is above maxReplicas", ErrInvalidParameters)
@@ -58,13 +60,58 @@ func cpuTarget(h *autoscalingv2.HorizontalPodAutoscaler) int32 {
 	return 0
 }
 
-func (a *setAutoscaler) Facts(_ context.Context, _ *tendv1.Proposal, target client.Object) (tendv1.Facts, time.Duration, error) {
+// Facts are the autoscaler's bounds and whether the workload it targets
+// exists. A new scale target is refused unless it exists, is of the kind
+// the autoscaler targets now, no other autoscaler scales it, and its
+// replicas are within the bounds the autoscaler will have: pointing the
+// autoscaler at it changes no replica count by itself.
+func (a *setAutoscaler) Facts(ctx context.Context, p *tendv1.Proposal, target client.Object) (tendv1.Facts, time.Duration, error) {
 	h := target.(*autoscalingv2.HorizontalPodAutoscaler)
-	return tendv1.Facts{
+	ref := h.Spec.ScaleTargetRef
+	current, err := getOwner(ctx, a.opts.Client, h.Namespace, ref.Kind, ref.Name)
+	if err != nil {
+		return tendv1.Facts{}, 0, err
+	}
+	f := tendv1.Facts{
 		TargetExists: true, TargetGeneration: h.Generation, Replicas: h.Status.CurrentReplicas, Disruption: &tendv1.DisruptionFacts{},
 		Autoscaler: &tendv1.AutoscalerFacts{MinReplicas: ptr.Deref(h.Spec.MinReplicas, 1), MaxReplicas: h.Spec.MaxReplicas,
-			CurrentReplicas: h.Status.CurrentReplicas, TargetCPUUtilization: cpuTarget(h)},
-	}, 0, nil
+			CurrentReplicas: h.Status.CurrentReplicas, TargetCPUUtilization: cpuTarget(h),
+			ScaleTarget: ref.Name, ScaleTargetExists: current != nil},
+	}
+	s := p.Spec.Parameters.Autoscaler
+	if s == nil || s.ScaleTargetName == "" {
+		return f, 0, nil
+	}
+	if s.ScaleTargetName == ref.Name {
+		return f, 0, refuse(ReasonNoChange, "the autoscaler already targets %s %s", ref.Kind, ref.Name)
+	}
+	next, err := getOwner(ctx, a.opts.Client, h.Namespace, ref.Kind, s.ScaleTargetName)
+	if err != nil {
+		return f, 0, err
+	}
+	if next == nil || ref.APIVersion != "apps/v1" {
+		return f, 0, refuse(ReasonScaleTargetNotFound, "no %s %s/%s exists for the autoscaler to scale", ref.Kind, h.Namespace, s.ScaleTargetName)
+	}
+	var list autoscalingv2.HorizontalPodAutoscalerList
+	if err := a.opts.Client.List(ctx, &list, client.InNamespace(h.Namespace)); err != nil {
+		return f, 0, fmt.Errorf("failed to list autoscalers: %w", err)
+	}
+	for _, other := range list.Items {
+		if other.UID != h.UID && other.Spec.ScaleTargetRef.Kind == ref.Kind && other.Spec.ScaleTargetRef.Name == s.ScaleTargetName {
+			return f, 0, refuse(ReasonAutoscalerOwnsReplicas, "autoscaler %s already scales %s %s", other.Name, ref.Kind, s.ScaleTargetName)
+		}
+	}
+	lo, hi := ptr.Deref(h.Spec.MinReplicas, 1), h.Spec.MaxReplicas
+	if s.MinReplicas != nil {
+		lo = *s.MinReplicas
+	}
+	if s.MaxReplicas != nil {
+		hi = *s.MaxReplicas
+	}
+	if desired, _ := workload.Replicas(next); desired < lo || desired > hi {
+		return f, 0, refuse(ReasonOutsideBounds, "%s %s runs %d replicas, outside the autoscaler's bounds %d-%d: pointing it there would scale it at once", ref.Kind, s.ScaleTargetName, desired, lo, hi)
+	}
+	return f, 0, nil
 }
 
 func (a *setAutoscaler) Digest(target client.Object) (string, error) {
@@ -72,7 +119,7 @@ func (a *setAutoscaler) Digest(target client.Object) (string, error) {
 	if !ok {
 		return "", fmt.Errorf("%w: %T is not an autoscaler", ErrInvalidParameters, target)
 	}
-	return digestOf([]any{h.Spec.MinReplicas, h.Spec.MaxReplicas, h.Spec.Metrics})
+	return digestOf([]any{h.Spec.MinReplicas, h.Spec.MaxReplicas, h.Spec.Metrics, h.Spec.ScaleTargetRef})
 }
 
 func describeBounds(h *autoscalingv2.HorizontalPodAutoscaler) string {
@@ -80,14 +127,14 @@ func describeBounds(h *autoscalingv2.HorizontalPodAutoscaler) string {
 	if t := cpuTarget(h); t > 0 {
 		s += fmt.Sprintf(", CPU target %d%%", t)
 	}
-	return s
+	return fmt.Sprintf("%s of %s %s", s, h.Spec.ScaleTargetRef.Kind, h.Spec.ScaleTargetRef.Name)
 }
 
 func (a *setAutoscaler) Apply(ctx context.Context, p *tendv1.Proposal, attempt string, dryRun bool) (Result, error) {
 	s := p.Spec.Parameters.Autoscaler
 	return a.applyEdit(ctx, p, attempt, dryRun, func(obj client.Object) (string, string, string, error) {
 		h := obj.(*autoscalingv2.HorizontalPodAutoscaler)
-		undo, err := json.Marshal(autoscalerUndo{MinReplicas: h.Spec.MinReplicas, MaxReplicas: h.Spec.MaxReplicas, Metrics: h.Spec.Metrics})
+		undo, err := json.Marshal(autoscalerUndo{MinReplicas: h.Spec.MinReplicas, MaxReplicas: h.Spec.MaxReplicas, Metrics: h.Spec.Metrics, ScaleTarget: h.Spec.ScaleTargetRef.Name})
 		if err != nil {
 			return "", "", "", err
 		}
@@ -103,6 +150,9 @@ func (a *setAutoscaler) Apply(ctx context.Context, p *tendv1.Proposal, attempt s
 		}
 		if s.TargetCPUUtilization != nil {
 			setCPUTarget(h, *s.TargetCPUUtilization)
+		}
+		if s.ScaleTargetName != "" {
+			h.Spec.ScaleTargetRef.Name = s.ScaleTargetName
 		}
 		return before, describeBounds(h), string(undo), nil
 	}, a.Digest)
@@ -164,6 +214,9 @@ func (a *setAutoscaler) Undo(ctx context.Context, p *tendv1.Proposal, attempt st
 		h := obj.(*autoscalingv2.HorizontalPodAutoscaler)
 		before := describeBounds(h)
 		h.Spec.MinReplicas, h.Spec.MaxReplicas, h.Spec.Metrics = u.MinReplicas, u.MaxReplicas, u.Metrics
+		if u.ScaleTarget != "" {
+			h.Spec.ScaleTargetRef.Name = u.ScaleTarget
+		}
 		return before, describeBounds(h), nil
 	}, a.Digest)
 }

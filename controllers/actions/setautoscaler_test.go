@@ -12,6 +12,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	tendv1 "github.com/tendops/tend/api/v1alpha1"
+	"github.com/tendops/tend/controllers/actions"
 )
 
 func bounds(lo, hi int32) tendv1.Parameters {
@@ -72,4 +73,53 @@ func TestSetAutoscaler(t *testing.T) {
 	e.g.Expect(hpa.Spec.MaxReplicas).To(Equal(int32(7)))
 	e.noMoreWrites(undone, hpa)
 	_ = web
+}
+
+// An autoscaler pointed at a workload that does not exist is pointed back
+// at one that does, automatically; a workload whose replicas its bounds
+// would change at once, or one another autoscaler scales, is refused.
+func TestSetAutoscalerScaleTarget(t *testing.T) {
+	e := newEnv(t)
+	e.deployment("web", 2)
+	e.deployment("big", 3)
+	e.deployment("spare", 1)
+	hpa := func(name, target string) *autoscalingv2.HorizontalPodAutoscaler {
+		h := &autoscalingv2.HorizontalPodAutoscaler{
+			ObjectMeta: metav1.ObjectMeta{Namespace: e.ns, Name: name},
+			Spec: autoscalingv2.HorizontalPodAutoscalerSpec{
+				ScaleTargetRef: autoscalingv2.CrossVersionObjectReference{APIVersion: "apps/v1", Kind: "Deployment", Name: target},
+				MinReplicas:    ptr.To[int32](1), MaxReplicas: 2,
+			},
+		}
+		e.create(h)
+		return h
+	}
+	lost := hpa("web", "web-v2")
+	retarget := func(name string) tendv1.Parameters {
+		return tendv1.Parameters{Autoscaler: &tendv1.AutoscalerParameters{ScaleTargetName: name}}
+	}
+
+	// big runs 3 replicas, above the bounds 1-2: refused.
+	p := e.propose(e.proposal(tendv1.ActionSetAutoscaler, lost, retarget("big")))
+	e.g.Expect(codes(e.waitPhase(p, tendv1.PhaseDenied))).To(ContainElement(actions.ReasonOutsideBounds))
+	// No such workload: refused.
+	p = e.propose(e.proposal(tendv1.ActionSetAutoscaler, lost, retarget("web-v3")))
+	e.g.Expect(codes(e.waitPhase(p, tendv1.PhaseDenied))).To(ContainElement(actions.ReasonScaleTargetNotFound))
+
+	p = e.propose(e.proposal(tendv1.ActionSetAutoscaler, lost, retarget("web")))
+	done := e.waitPhase(p, tendv1.PhaseSucceeded)
+	e.g.Expect(done.Status.Decision.Outcome).To(Equal(tendv1.OutcomeAutoApprove), reasons(done))
+	e.g.Expect(done.Status.Decision.Facts.Autoscaler.ScaleTarget).To(Equal("web-v2"))
+	e.g.Expect(done.Status.Decision.Facts.Autoscaler.ScaleTargetExists).To(BeFalse())
+	e.get(e.g, lost)
+	e.g.Expect(lost.Spec.ScaleTargetRef.Name).To(Equal("web"))
+	e.noMoreWrites(done, lost)
+
+	// Another autoscaler may not take web over; and moving one away from a
+	// workload that exists is not automatic.
+	other := hpa("other", "web-old")
+	p = e.propose(e.proposal(tendv1.ActionSetAutoscaler, other, retarget("web")))
+	e.g.Expect(codes(e.waitPhase(p, tendv1.PhaseDenied))).To(ContainElement(actions.ReasonAutoscalerOwnsReplicas))
+	p = e.propose(e.proposal(tendv1.ActionSetAutoscaler, lost, retarget("spare")))
+	e.g.Expect(e.waitPhase(p, tendv1.PhaseAwaitingApproval).Status.Decision.Facts.Autoscaler.ScaleTargetExists).To(BeTrue())
 }

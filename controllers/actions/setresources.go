@@ -97,7 +97,11 @@ func (a *setResources) Facts(ctx context.Context, p *tendv1.Proposal, target cli
 	if c == nil {
 		return f, 0, refuse(ReasonContainerNotFound, "the pod template of %s %s has no container %q", p.Spec.Target.Kind, p.Spec.Target.Name, r.Container)
 	}
-	f.Resources = resourceFacts(c.Name, c.Resources)
+	inForce, err := a.admitted(ctx, target.GetNamespace(), c.Resources)
+	if err != nil {
+		return f, 0, err
+	}
+	f.Resources = resourceFacts(c.Name, inForce)
 	next := merged(c.Resources, r)
 	for name, req := range next.Requests {
 		if lim, ok := next.Limits[name]; ok && req.Cmp(lim) > 0 {
@@ -108,6 +112,54 @@ func (a *setResources) Facts(ctx context.Context, p *tendv1.Proposal, target cli
 		return f, 0, err
 	}
 	return f, 0, a.withinQuotas(ctx, target.GetNamespace(), c.Resources, next, f.Replicas)
+}
+
+// admitted is what a container with requirements r runs under in
+// namespace ns: r, with what it leaves unset filled in from the defaults of
+// the namespace's Container LimitRanges, as the API server's LimitRanger
+// admission fills them into every new pod (the first LimitRange to set a
+// default wins; a default limit is also the default request when no
+// default request is set). A template that sets no memory limit under a
+// LimitRange's default runs limited by that default: raising it is not
+// limiting it for the first time.
+func (a *setResources) admitted(ctx context.Context, ns string, r corev1.ResourceRequirements) (corev1.ResourceRequirements, error) {
+	var list corev1.LimitRangeList
+	if err := a.opts.Client.List(ctx, &list, client.InNamespace(ns)); err != nil {
+		return r, fmt.Errorf("failed to list limit ranges: %w", err)
+	}
+	out := *r.DeepCopy()
+	for _, lr := range list.Items {
+		for _, item := range lr.Spec.Limits {
+			if item.Type != corev1.LimitTypeContainer {
+				continue
+			}
+			for name, q := range item.Default {
+				if _, set := out.Limits[name]; !set {
+					if out.Limits == nil {
+						out.Limits = corev1.ResourceList{}
+					}
+					out.Limits[name] = q
+				}
+			}
+			for name, q := range item.DefaultRequest {
+				if _, set := out.Requests[name]; !set {
+					if out.Requests == nil {
+						out.Requests = corev1.ResourceList{}
+					}
+					out.Requests[name] = q
+				}
+			}
+		}
+	}
+	for name, q := range out.Limits {
+		if _, set := out.Requests[name]; !set {
+			if out.Requests == nil {
+				out.Requests = corev1.ResourceList{}
+			}
+			out.Requests[name] = q
+		}
+	}
+	return out, nil
 }
 
 // resourceFacts turns requirements into the gate's numbers.

@@ -50,6 +50,12 @@ func JudgeRevision(rs *appsv1.ReplicaSet, pods []corev1.Pod, now time.Time, wind
 	case rs.Status.ReadyReplicas < want || rs.Status.AvailableReplicas < want || int32(len(pods)) < want:
 		return Health{Evidence: fmt.Sprintf("revision %d: %d of %d pods ready, %d available", rev, rs.Status.ReadyReplicas, want, rs.Status.AvailableReplicas)}
 	}
+	return judgePods(rev, pods, want, now, window)
+}
+
+// judgePods is the live evidence that revision rev ran healthy: each of
+// pods (want of them) ready for window, none waiting or restarted within it.
+func judgePods(rev int64, pods []corev1.Pod, want int32, now time.Time, window time.Duration) Health {
 	since := now.Add(-window)
 	var wait time.Duration
 	for i := range pods {

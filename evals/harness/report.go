@@ -14,8 +14,8 @@ func Report(s *Summary) string {
 	fmt.Fprintf(&b, "# tend eval report\n\n")
 	fmt.Fprintf(&b, "Brain `%s`, gate policy `%s`, %d scenarios × %d runs, seed %d, %s wall time (%s).\n\n",
 		s.Brain, s.Policy, o.Scenarios, s.Runs, s.Seed, fmtSeconds(&s.WallSeconds), s.StartedAt.UTC().Format("2006-01-02 15:04 UTC"))
-	fmt.Fprintf(&b, "**Mitigated (pass@1): %.2f** (95%% CI over scenarios %.2f–%.2f; ± %.2f s.e. over runs) · detected %.0f%% of faulty runs · mean time to detect %s · mean time to mitigate %s\n\n",
-		o.PassAt1, o.CI95.Low, o.CI95.High, o.StdErr, 100*o.Detected, fmtSeconds(o.MeanTTDSeconds), fmtSeconds(o.MeanTTMSeconds))
+	fmt.Fprintf(&b, "**Mitigated (pass@1): %.2f** (95%% CI over scenarios %.2f–%.2f; ± %.2f s.e. over runs) · detected %.0f%% of faulty runs · mean time to detect %s · mean time to mitigate %s (median %s and %s)\n\n",
+		o.PassAt1, o.CI95.Low, o.CI95.High, o.StdErr, 100*o.Detected, fmtSeconds(o.MeanTTDSeconds), fmtSeconds(o.MeanTTMSeconds), fmtSeconds(o.MedianTTDSeconds), fmtSeconds(o.MedianTTMSeconds))
 	fmt.Fprintf(&b, "Proposals %d (denied %d, applied %d, of which %d without a human's approval) · unsafe attempted %d, applied %d · proposals on healthy-expected scenarios %d, actions on the healthy control %d",
 		o.Proposals, o.Denials, o.Applied, o.AutoApplied, o.UnsafeAttempted, o.UnsafeApplied, o.FalsePositives, o.ControlActions)
 	if o.LLM.Tokens == nil {
@@ -29,10 +29,10 @@ func Report(s *Summary) string {
 		fmt.Fprintf(&b, "\n> %s\n", mdEscape(n))
 	}
 	b.WriteString("\n![pass rate and time to mitigate per category](chart.svg)\n\n")
-	b.WriteString("## By category\n\n| category | scenarios | pass@1 | 95% CI | detected | mean TTM | proposals | denied | unsafe (attempted/applied) | errors |\n|---|---|---|---|---|---|---|---|---|---|\n")
+	b.WriteString("## By category\n\n| category | scenarios | pass@1 | 95% CI | detected | mean TTM | median TTD | median TTM | proposals | denied | unsafe (attempted/applied) | errors |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, c := range s.Categories {
-		fmt.Fprintf(&b, "| %s | %d | %.2f | %.2f–%.2f | %.0f%% | %s | %d | %d | %d/%d | %d |\n", c.Category, c.Scenarios, c.PassAt1, c.CI95.Low, c.CI95.High,
-			100*c.Detected, fmtSeconds(c.MeanTTMSeconds), c.Proposals, c.Denials, c.UnsafeAttempted, c.UnsafeApplied, c.Errors)
+		fmt.Fprintf(&b, "| %s | %d | %.2f | %.2f–%.2f | %.0f%% | %s | %s | %s | %d | %d | %d/%d | %d |\n", c.Category, c.Scenarios, c.PassAt1, c.CI95.Low, c.CI95.High,
+			100*c.Detected, fmtSeconds(c.MeanTTMSeconds), fmtSeconds(c.MedianTTDSeconds), fmtSeconds(c.MedianTTMSeconds), c.Proposals, c.Denials, c.UnsafeAttempted, c.UnsafeApplied, c.Errors)
 	}
 	b.WriteString("\n## By scenario\n\n| scenario | category | difficulty | corresponds to | pass@1 | detected | mean TTD | mean TTM | proposals | denied | unsafe | notes |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, sc := range s.Scenarios {

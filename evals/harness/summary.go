@@ -63,6 +63,11 @@ type Aggregate struct {
 	ControlActions int `json:"controlActions"`
 	// AutoApplied are proposals applied without a human's approval.
 	AutoApplied int `json:"autoApplied"`
+
+	// MedianTTDSeconds and MedianTTMSeconds are the medians over the runs
+	// the means average; null when none.
+	MedianTTDSeconds *float64 `json:"medianTTDSeconds"`
+	MedianTTMSeconds *float64 `json:"medianTTMSeconds"`
 	// Errors are runs the harness could not score (counted as not
 	// mitigated), by kind in ErrorKinds.
 	Errors     int            `json:"errors"`
@@ -224,6 +229,7 @@ func aggregate(scs []*scenario.Scenario, results map[string][]RunResult) Aggrega
 		a.Detected = float64(a.DetectedRuns) / float64(detectable)
 	}
 	a.MeanTTDSeconds, a.MeanTTMSeconds = mean(ttd), mean(ttm)
+	a.MedianTTDSeconds, a.MedianTTMSeconds = median(ttd), median(ttm)
 	return a
 }
 
@@ -277,6 +283,21 @@ func mean(xs []float64) *float64 {
 		s += x
 	}
 	m := s / float64(len(xs))
+	return &m
+}
+
+// median is the median of xs (the mean of the middle two of an even
+// count), or nil when xs is empty.
+func median(xs []float64) *float64 {
+	if len(xs) == 0 {
+		return nil
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	m := s[len(s)/2]
+	if len(s)%2 == 0 {
+		m = (s[len(s)/2-1] + s[len(s)/2]) / 2
+	}
 	return &m
 }
 

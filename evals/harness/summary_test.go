@@ -39,6 +39,8 @@ func TestSummarize(t *testing.T) {
 	near("a stderr", a.StdErr, math.Sqrt(2.0/3*(1.0/3)/3))
 	near("a mean TTM", *a.MeanTTMSeconds, 15)
 	near("a mean TTD", *a.MeanTTDSeconds, 3)
+	near("a median TTM", *a.MedianTTMSeconds, 15)
+	near("a median TTD", *a.MedianTTDSeconds, 3)
 	if b := s.Scenarios[1]; b.PassAt1 != 0 || b.MeanTTMSeconds != nil || b.Errors != 1 {
 		t.Errorf("b: %+v", b.Aggregate)
 	}
@@ -73,5 +75,24 @@ func TestSummarize(t *testing.T) {
 	svg := Chart(s)
 	if !strings.HasPrefix(svg, "<svg") || !strings.Contains(svg, "workload") || !strings.Contains(svg, "∞") {
 		t.Errorf("chart:\n%s", svg)
+	}
+}
+
+func TestMedian(t *testing.T) {
+	for _, tc := range []struct {
+		xs   []float64
+		want float64
+	}{
+		{[]float64{5}, 5},
+		{[]float64{9, 1, 5}, 5},
+		{[]float64{40, 2, 4, 1}, 3},
+		{[]float64{3, 3, 100}, 3},
+	} {
+		if got := median(tc.xs); got == nil || *got != tc.want {
+			t.Errorf("median(%v) = %v, want %v", tc.xs, got, tc.want)
+		}
+	}
+	if got := median(nil); got != nil {
+		t.Errorf("median of nothing = %v, want nil", *got)
 	}
 }

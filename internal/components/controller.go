@@ -179,6 +179,9 @@ func NewController(ctx context.Context, opts ControllerOptions) (*Controller, er
 	if err := (&controllers.RevisionReconciler{Client: mgr.GetClient(), HealthyWindow: popts.HealthyWindow}).SetupWithManager(mgr); err != nil {
 		return nil, err
 	}
+	if err := (&controllers.ControllerRevisionReconciler{Client: mgr.GetClient(), HealthyWindow: popts.HealthyWindow}).SetupWithManager(mgr); err != nil {
+		return nil, err
+	}
 	if err := mgr.Add(&controllers.RepeatCounter{Client: mgr.GetClient(), JS: opts.JS, Cluster: opts.Cluster}); err != nil {
 		return nil, fmt.Errorf("failed to add the repeat counter: %w", err)
 	}

@@ -162,6 +162,7 @@ type SetAutoscalerArgs struct {
 	MinReplicas          *int32 `json:"minReplicas,omitempty" jsonschema:"new lower bound" schema:"min=1,max=10000"`
 	MaxReplicas          *int32 `json:"maxReplicas,omitempty" jsonschema:"new upper bound (at least minReplicas)" schema:"min=1,max=10000"`
 	TargetCPUUtilization *int32 `json:"targetCPUUtilization,omitempty" jsonschema:"new average CPU target in percent of requests" schema:"min=1,max=100"`
+	ScaleTargetName      string `json:"scaleTargetName,omitempty" jsonschema:"name of another workload, of the kind the autoscaler targets now, for it to scale instead" schema:"format=dns-name"`
 	Common
 }
 
@@ -282,13 +283,14 @@ func (n *NodeArgs) target() (tendv1.TargetRef, []string) {
 }
 
 func (a *ProposeRollbackArgs) Draft() (Draft, []string) {
-	errs := append(NameErrs("namespace", a.Namespace, true), NameErrs("name", a.Name, false)...)
+	w := WorkloadArgs{Namespace: a.Namespace, Kind: a.Kind, Name: a.Name}
+	t, errs := w.target(tendv1.ActionRollbackWorkload)
 	if a.ToRevision < 0 || a.FromRevision < 0 {
 		errs = append(errs, "revisions must not be negative")
 	}
 	return Draft{
 		Action: tendv1.ActionRollbackWorkload,
-		Target: tendv1.TargetRef{APIVersion: "apps/v1", Kind: "Deployment", Namespace: a.Namespace, Name: a.Name},
+		Target: t,
 		Params: tendv1.Parameters{Rollback: &tendv1.RollbackParameters{ToRevision: a.ToRevision, FromRevision: a.FromRevision}},
 		Change: fmt.Sprintf("from-%d/to-%d", a.FromRevision, a.ToRevision),
 	}, errs
@@ -497,8 +499,11 @@ func (a *RetryJobArgs) Draft() (Draft, []string) {
 
 func (a *SetAutoscalerArgs) Draft() (Draft, []string) {
 	errs := append(NameErrs("namespace", a.Namespace, true), NameErrs("name", a.Name, false)...)
-	if a.MinReplicas == nil && a.MaxReplicas == nil && a.TargetCPUUtilization == nil {
-		errs = append(errs, "give minReplicas, maxReplicas, targetCPUUtilization or several")
+	if a.MinReplicas == nil && a.MaxReplicas == nil && a.TargetCPUUtilization == nil && a.ScaleTargetName == "" {
+		errs = append(errs, "give minReplicas, maxReplicas, targetCPUUtilization, scaleTargetName or several")
+	}
+	if a.ScaleTargetName != "" {
+		errs = append(errs, NameErrs("scaleTargetName", a.ScaleTargetName, false)...)
 	}
 	if v := a.MinReplicas; v != nil && (*v < 1 || *v > 10000) {
 		errs = append(errs, "minReplicas: must be between 1 and 10000")
@@ -512,7 +517,7 @@ func (a *SetAutoscalerArgs) Draft() (Draft, []string) {
 	if v := a.TargetCPUUtilization; v != nil && (*v < 1 || *v > 100) {
 		errs = append(errs, "targetCPUUtilization: must be between 1 and 100")
 	}
-	p := &tendv1.AutoscalerParameters{MinReplicas: a.MinReplicas, MaxReplicas: a.MaxReplicas, TargetCPUUtilization: a.TargetCPUUtilization}
+	p := &tendv1.AutoscalerParameters{MinReplicas: a.MinReplicas, MaxReplicas: a.MaxReplicas, TargetCPUUtilization: a.TargetCPUUtilization, ScaleTargetName: a.ScaleTargetName}
 	raw, _ := json.Marshal(p)
 	return Draft{
 		Action: tendv1.ActionSetAutoscaler,

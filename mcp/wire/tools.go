@@ -29,9 +29,10 @@ type TelemetryRef struct {
 
 // ProposeRollbackArgs are the arguments of propose_rollback.
 type ProposeRollbackArgs struct {
-	Namespace    string `json:"namespace" jsonschema:"namespace of the Deployment" schema:"format=dns-label"`
-	Name         string `json:"name" jsonschema:"name of the Deployment" schema:"format=dns-name"`
-	ToRevision   int64  `json:"toRevision,omitempty" jsonschema:"rollout revision to return to; 0 means the revision before the current one" schema:"min=0"`
+	Namespace    string `json:"namespace" jsonschema:"namespace of the workload" schema:"format=dns-label"`
+	Kind         string `json:"kind,omitempty" jsonschema:"kind of the workload: Deployment (default), StatefulSet or DaemonSet"`
+	Name         string `json:"name" jsonschema:"name of the workload" schema:"format=dns-name"`
+	ToRevision   int64  `json:"toRevision,omitempty" jsonschema:"rollout revision to return to (a Deployment's revision, a StatefulSet's or DaemonSet's ControllerRevision number); 0 means the revision before the current one" schema:"min=0"`
 	FromRevision int64  `json:"fromRevision,omitempty" jsonschema:"the revision you saw as current and failing; the proposal goes stale if the Deployment moved on" schema:"min=0"`
 	Common
 }
