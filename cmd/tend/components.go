@@ -4,9 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"strings"
+	"sync/atomic"
 	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -15,6 +22,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
+	"github.com/tendops/tend/agents/planner"
 	"github.com/tendops/tend/bus"
 	"github.com/tendops/tend/controllers"
 	"github.com/tendops/tend/internal/components"
@@ -300,4 +308,180 @@ func runSensor(ctx context.Context, o *sensorOptions) error {
 	}
 	log.Info("Starting the sensor", "cluster", o.cluster, "leaderElection", o.serve.leaderElect)
 	return mgr.Start(ctx)
+}
+
+// agentOptions are the flags of `tend agent`.
+type agentOptions struct {
+	nats      natsFlags
+	serve     serveFlags
+	cluster   string
+	mcpURL    string
+	tokenFile string
+	brain     planner.Brain
+}
+
+// defaultTokenFile is where a pod's service account token is mounted.
+const defaultTokenFile = "/var/run/secrets/kubernetes.io/serviceaccount/token"
+
+func newAgentCommand() *cobra.Command {
+	o := &agentOptions{}
+	cmd := &cobra.Command{
+		Use:   "agent --mcp-url URL --nats-url URL",
+		Short: "Run the maintenance agent: read telemetry, propose through the MCP server",
+		Long: `Run tend's maintenance agent, as its Deployment does in a cluster. It consumes the TELEMETRY
+stream through its own durable consumers (one per partition, each pinned to one running
+replica, so replicas share the work, one object on one agent at a time), judges the cluster
+with the runbooks and, with an LLM brain, the planner, and proposes through the MCP server
+with its service account's token. It never writes to the cluster itself, and needs no
+Kubernetes access of its own beyond that token.
+
+--brain and the --llm-* flags are those of tend up and tend eval run (docs/agents.md); the
+model's key comes from a file or the environment, never a flag. /healthz and /readyz answer on
+--health-probe-bind-address, /metrics on --metrics-bind-address. SIGTERM stops it: messages
+already received are handled first.`,
+		Example: `  tend agent --mcp-url http://tend-mcp.tend-system:8090/mcp --nats-url tls://nats.tend-system:4222 \
+    --nats-creds /etc/tend/nats/agent.creds --nats-ca /etc/tend/nats/ca.crt --cluster prod
+  # with a model: hybrid by default once an endpoint is set
+  tend agent ... --llm-base-url https://llm.internal/v1 --llm-model qwen3 --llm-api-key-file /etc/tend/llm/key`,
+		Args: cobra.NoArgs,
+		PreRunE: func(*cobra.Command, []string) error {
+			if strings.TrimSpace(o.cluster) == "" {
+				return errors.New("--cluster must not be empty")
+			}
+			if o.mcpURL == "" {
+				return errors.New("--mcp-url is required: the agent reads and proposes only through the MCP server")
+			}
+			if _, err := os.Stat(o.tokenFile); err != nil {
+				return fmt.Errorf("--token-file: %w (the agent's service account token: mounted in a pod, or written with kubectl create token)", err)
+			}
+			if err := o.nats.validate(); err != nil {
+				return err
+			}
+			return o.brain.Resolve()
+		},
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runAgent(cmd.Context(), o)
+		},
+	}
+	o.nats.bind(cmd)
+	f := cmd.Flags()
+	f.StringVar(&o.serve.metricsAddr, "metrics-bind-address", ":8080", "address of /metrics (0: off)")
+	f.StringVar(&o.serve.healthAddr, "health-probe-bind-address", ":8081", "address of /healthz and /readyz (0: off)")
+	f.BoolVar(&o.serve.development, "log-development", false, "human-readable logs instead of JSON")
+	f.StringVar(&o.cluster, "cluster", "local", "cluster name on the bus")
+	f.StringVar(&o.mcpURL, "mcp-url", "", "tend's MCP server, e.g. http://tend-mcp.tend-system:8090/mcp (required)")
+	f.StringVar(&o.tokenFile, "token-file", defaultTokenFile, "file with the agent's service account token, read again for every request (it rotates)")
+	o.brain.BindFlags(f)
+	return cmd
+}
+
+func runAgent(ctx context.Context, o *agentOptions) error {
+	log := zap.New(zap.UseDevMode(o.serve.development))
+	ctrl.SetLogger(log)
+	ctx = logr.NewContext(ctx, log)
+	stopTracing, err := o.brain.StartTracing(ctx)
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
+	nc, js, err := o.nats.connect(ctx, bus.ComponentAgent)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	token := func(context.Context) (string, error) {
+		b, err := os.ReadFile(o.tokenFile)
+		if err != nil {
+			return "", err
+		}
+		return strings.TrimSpace(string(b)), nil
+	}
+	a, err := components.NewAgent(ctx, components.AgentOptions{MCPURL: o.mcpURL, Token: token, JS: js, Cluster: o.cluster})
+	if err != nil {
+		return err
+	}
+	defer func() { _ = a.Close() }()
+	if o.brain.NeedsPlanner() {
+		p, tools, err := components.NewPlanner(ctx, o.brain, components.PlannerOptions{
+			MCPURL: o.mcpURL, Token: token, Transcripts: bus.NewTranscriptPublisher(js, o.cluster),
+		})
+		if err != nil {
+			return err
+		}
+		defer func() { _ = tools.Close() }()
+		if err := a.Agent.SetBrain(o.brain.Name, p); err != nil {
+			return err
+		}
+	} else if err := a.Agent.SetBrain(o.brain.Name, nil); err != nil {
+		return err
+	}
+	reg := prometheus.NewRegistry()
+	if err := bus.Register(reg); err != nil {
+		return err
+	}
+	var ready atomic.Bool
+	stopServers, err := serveProbes(o.serve, reg, &ready)
+	if err != nil {
+		return err
+	}
+	defer stopServers()
+
+	errc := make(chan error, 2)
+	go func() { errc <- a.Consumer.Start(ctx) }()
+	go func() { errc <- a.Agent.Start(ctx) }()
+	ready.Store(true)
+	log.Info("Starting the maintenance agent", "cluster", o.cluster, "brain", a.Agent.CurrentBrain(), "mcp", o.mcpURL)
+	var first error
+	for range 2 {
+		if err := <-errc; err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+// serveProbes serves /healthz and /readyz (ready once ready is true) and
+// /metrics from reg, on the addresses given ("0" turns one off).
+func serveProbes(s serveFlags, reg *prometheus.Registry, ready *atomic.Bool) (stop func(), err error) {
+	var servers []*http.Server
+	serve := func(addr string, mux *http.ServeMux) error {
+		if addr == "0" || addr == "" {
+			return nil
+		}
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return fmt.Errorf("failed to listen on %s: %w", addr, err)
+		}
+		hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		servers = append(servers, hs)
+		go func() { _ = hs.Serve(ln) }()
+		return nil
+	}
+	health := http.NewServeMux()
+	health.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+	health.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if !ready.Load() {
+			http.Error(w, "starting\n", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	metrics := http.NewServeMux()
+	metrics.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	stop = func() {
+		for _, hs := range servers {
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			_ = hs.Shutdown(sctx)
+			cancel()
+		}
+	}
+	if err := serve(s.healthAddr, health); err != nil {
+		stop()
+		return nil, err
+	}
+	if err := serve(s.metricsAddr, metrics); err != nil {
+		stop()
+		return nil, err
+	}
+	return stop, nil
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nkeys"
 	appsv1 "k8s.io/api/apps/v1"
+	authnv1 "k8s.io/api/authentication/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -141,7 +142,9 @@ func (l *lockedBuffer) String() string {
 func startComponent(t *testing.T, args ...string) *component {
 	t.Helper()
 	c := &component{out: &lockedBuffer{}, health: freeAddr(t), metrics: freeAddr(t), done: make(chan error, 1)}
-	args = append(args, "--health-probe-bind-address", c.health, "--metrics-bind-address", c.metrics)
+	if args[0] != "mcp" { // tend mcp serves health and metrics on --listen
+		args = append(args, "--health-probe-bind-address", c.health, "--metrics-bind-address", c.metrics)
+	}
 	c.cmd = exec.Command(tendBinary(t), args...)
 	c.cmd.Stdout, c.cmd.Stderr = c.out, c.out
 	if err := c.cmd.Start(); err != nil {
@@ -185,6 +188,24 @@ func (c *component) waitReady(t *testing.T) {
 	t.Fatalf("%s not ready after 2 minutes:\n%s", c.cmd.Args[1], c.out)
 }
 
+// waitHealthy waits until /healthz answers.
+func (c *component) waitHealthy(t *testing.T) {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Minute)
+	for time.Now().Before(deadline) {
+		select {
+		case err := <-c.done:
+			t.Fatalf("%s exited before it was healthy: %v\n%s", c.cmd.Args[1], err, c.out)
+		default:
+		}
+		if code, _ := get("http://" + c.health + "/healthz"); code == http.StatusOK {
+			return
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Fatalf("%s not healthy after 2 minutes:\n%s", c.cmd.Args[1], c.out)
+}
+
 // stop sends SIGTERM and requires a clean exit.
 func (c *component) stop(t *testing.T) {
 	t.Helper()
@@ -201,14 +222,15 @@ func (c *component) stop(t *testing.T) {
 	}
 }
 
-// TestControllerAndSensorRunOnTheirOwn runs `tend controller` and `tend
-// sensor` as their Deployments do: processes of their own, each with its
+// TestControllerAndSensorRunOnTheirOwn runs `tend controller`, `tend
+// sensor`, `tend mcp` and `tend agent` as their Deployments do: processes of their own, each with its
 // own account on the API server (the sensor's may only read what it
 // reports on) and its own identity on NATS (nkeys with the documented
 // permissions, read from files). Both become ready, serve metrics, hold
 // their leader Lease, do their work (the controller compiles a
-// GatePolicy; the sensor publishes what a Deployment's pods show), and
-// stop cleanly on SIGTERM, releasing the Lease.
+// GatePolicy; the sensor publishes what a Deployment's pods show; the agent
+// opens its MCP session with its token file and consumes every partition),
+// and stop cleanly on SIGTERM, releasing the Leases.
 func TestControllerAndSensorRunOnTheirOwn(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts an API server and the tend binary")
@@ -219,7 +241,7 @@ func TestControllerAndSensorRunOnTheirOwn(t *testing.T) {
 		t.Fatal(err)
 	}
 	const cluster = "prod"
-	url, seeds := componentNATS(t, cluster, bus.ComponentController, bus.ComponentSensor)
+	url, seeds := componentNATS(t, cluster, bus.ComponentController, bus.ComponentSensor, bus.ComponentMCP, bus.ComponentAgent)
 	dir := t.TempDir()
 	auditKey := filepath.Join(dir, "audit.key")
 	if _, err := bus.LoadOrCreateAuditKey(auditKey); err != nil {
@@ -229,7 +251,7 @@ func TestControllerAndSensorRunOnTheirOwn(t *testing.T) {
 		return userKubeconfig(t, env, envtest.User{Name: "system:serviceaccount:" + localstack.SystemNamespace + ":" + name,
 			Groups: []string{"system:serviceaccounts", "system:serviceaccounts:" + localstack.SystemNamespace}})
 	}
-	kc, sensorKC := account(localstack.ControllerAccount), account(localstack.SensorAccount)
+	kc, sensorKC, mcpKC := account(localstack.ControllerAccount), account(localstack.SensorAccount), account(localstack.MCPAccount)
 
 	// Bad input first: each is refused before anything starts.
 	for _, tc := range []struct {
@@ -325,6 +347,44 @@ func TestControllerAndSensorRunOnTheirOwn(t *testing.T) {
 	if t.Failed() {
 		t.Logf("sensor output:\n%s", sensor.out)
 	}
+	// The MCP server and the agent: the agent proposes through the server
+	// with its service account's token, from a file as a pod mounts it.
+	mcpAddr := freeAddr(t)
+	mcpSrv := startComponent(t, "mcp", "--listen", mcpAddr, "--kubeconfig", mcpKC, "--cluster", cluster, "--nats-url", url,
+		"--nats-nkey", seeds[bus.ComponentMCP])
+	tr := &authnv1.TokenRequest{Spec: authnv1.TokenRequestSpec{ExpirationSeconds: ptr.To[int64](3600)}}
+	if err := admin.SubResource("token").Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{
+		Namespace: localstack.SystemNamespace, Name: localstack.AgentAccount}}, tr); err != nil {
+		t.Fatal(err)
+	}
+	tokenFile := filepath.Join(dir, "agent.token")
+	if err := os.WriteFile(tokenFile, []byte(tr.Status.Token), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	mcpSrv.health = mcpAddr // tend mcp serves /healthz beside /mcp
+	mcpSrv.waitHealthy(t)
+	agent := startComponent(t, "agent", "--mcp-url", "http://"+mcpAddr+"/mcp", "--token-file", tokenFile, "--cluster", cluster,
+		"--nats-url", url, "--nats-nkey", seeds[bus.ComponentAgent], "--brain", "deterministic")
+	agent.waitReady(t)
+	eventually(t, "the agent consumes every partition", func() bool {
+		s, err := js.Stream(ctx, bus.StreamTelemetry)
+		if err != nil {
+			return false
+		}
+		n := 0
+		for name := range s.ConsumerNames(ctx).Name() {
+			if strings.HasPrefix(name, "agent-maintenance-p") {
+				n++
+			}
+		}
+		return n == bus.DefaultTelemetryPartitions
+	})
+	if code, body := get("http://" + agent.metrics + "/metrics"); code != http.StatusOK || !strings.Contains(body, "tend_bus_") {
+		t.Errorf("agent /metrics = %d:\n%.2000s", code, body)
+	}
+	agent.stop(t)
+	mcpSrv.stop(t)
+
 	// Its own account may read every kind it reports on.
 	if strings.Contains(sensor.out.String(), "Not observing a kind") {
 		t.Errorf("the sensor's account cannot read a kind it reports on:\n%s", sensor.out)

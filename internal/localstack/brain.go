@@ -11,10 +11,8 @@ import (
 	"github.com/tendops/tend/agents"
 	"github.com/tendops/tend/agents/planner"
 	"github.com/tendops/tend/bus"
+	"github.com/tendops/tend/internal/components"
 )
-
-// agentName is the maintenance agent's name on the bus and in proposals.
-const agentName = "maintenance"
 
 // brains is the stack's maintenance agent and what its planners need.
 type brains struct {
@@ -74,23 +72,16 @@ func (b *brains) set(ctx context.Context, br planner.Brain) error {
 	if !br.NeedsPlanner() {
 		return b.agent.SetBrain(br.Name, nil)
 	}
-	tools, err := planner.DialMCP(ctx, b.mcpURL, "tend-maintenance-planner", b.token)
+	p, tools, err := components.NewPlanner(ctx, br, components.PlannerOptions{
+		MCPURL: b.mcpURL, Token: b.token, Transcripts: b.records, Tracer: b.tracer, OnResult: b.told,
+	})
 	if err != nil {
 		return err
-	}
-	llm, err := br.LLM.New(tools, agentName)
-	if err != nil {
-		_ = tools.Close()
-		return err
-	}
-	llm.Transcripts, llm.Tracer = b.records, b.tracer
-	if br.Tracer != nil {
-		llm.Tracer = br.Tracer
 	}
 	b.mu.Lock()
 	b.sessions = append(b.sessions, tools)
 	b.mu.Unlock()
-	return b.agent.SetBrain(br.Name, &planner.Adapter{LLM: llm, OnResult: b.told})
+	return b.agent.SetBrain(br.Name, p)
 }
 
 // told tells the watchers of a run.

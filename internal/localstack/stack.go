@@ -596,22 +596,18 @@ func (s *Stack) teardown() {
 func (s *Stack) startAgent(ctx context.Context, opts Options, mgr ctrl.Manager) error {
 	// Maintenance agent: its own service account token, MCP over HTTP.
 	token := serviceAccountToken(s.Client, SystemNamespace, AgentAccount)
-	tools, err := agents.DialTools(ctx, s.MCPURL, "tend-maintenance-agent", token)
-	if err != nil {
-		return err
-	}
-	s.cleanup = append(s.cleanup, func() { _ = tools.Close() })
 	agentJS, err := s.connect(ctx, bus.ComponentAgent)
 	if err != nil {
 		return err
 	}
-	agent := &agents.Agent{
-		Name:       agentName,
-		Runbooks:   agents.MaintenanceRunbooks(),
-		Tools:      tools,
-		Findings:   &agents.BusFindings{Publisher: bus.NewFindingPublisher(agentJS, opts.ClusterName), Agent: agentName},
-		OnProposal: opts.OnProposal,
+	a, err := components.NewAgent(ctx, components.AgentOptions{
+		MCPURL: s.MCPURL, Token: token, JS: agentJS, Cluster: opts.ClusterName, OnProposal: opts.OnProposal,
+	})
+	if err != nil {
+		return err
 	}
+	s.cleanup = append(s.cleanup, func() { _ = a.Close() })
+	agent := a.Agent
 	// The planner (llm and hybrid brains) calls the MCP tools as the
 	// agent, and keeps its transcripts on the bus as the agent.
 	s.brains = newBrains(agent, s.MCPURL, token, agentJS, opts.ClusterName, opts.Tracer)
@@ -619,19 +615,7 @@ func (s *Stack) startAgent(ctx context.Context, opts Options, mgr ctrl.Manager) 
 	if err := s.brains.set(ctx, opts.Brain); err != nil {
 		return err
 	}
-	consumer, err := bus.NewConsumer(agentJS, bus.ConsumerOptions{
-		Stream:  bus.StreamTelemetry,
-		Durable: "agent-maintenance",
-		// One durable consumer per partition of the stream, each pinned to
-		// one running agent: start more agents with the same durable name
-		// and they share the work, one object on one agent at a time.
-		Partitions: bus.DefaultTelemetryPartitions,
-		Cluster:    opts.ClusterName,
-	}, agent.Handle)
-	if err != nil {
-		return err
-	}
-	if err := mgr.Add(consumer); err != nil {
+	if err := mgr.Add(a.Consumer); err != nil {
 		return fmt.Errorf("failed to add agent: %w", err)
 	}
 	// The agent also judges on a tick: faults that show as the absence of
