@@ -95,6 +95,9 @@ type Resources struct {
 	MemoryRequestBytes int64 `json:"memoryRequestBytes,omitempty"`
 	// +optional
 	MemoryLimitBytes int64 `json:"memoryLimitBytes,omitempty"`
+	// Replicas of the workload, for a change of scale.
+	// +optional
+	Replicas int32 `json:"replicas,omitempty"`
 }
 
 // UsageEvidence is the data a recommendation rests on.
