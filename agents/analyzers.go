@@ -158,3 +158,31 @@ func adviceOf(it tendv1.RunItem) string {
 		return "Review the workload; the run changes nothing for this."
 	}
 }
+
+// ItemProposer proposes a run's recommended changes through the MCP
+// server's propose tools, as the improvement agent.
+type ItemProposer struct {
+	Tools proposer
+	// Agent is the name given in the proposals, "improvement" when empty.
+	Agent string
+}
+
+// NewItemProposer returns an ItemProposer calling tools.
+func NewItemProposer(tools *ToolClient, agent string) *ItemProposer {
+	return &ItemProposer{Tools: tools, Agent: agent}
+}
+
+// ProposeItem calls the propose tool of the item's action with its after
+// values, its evidence and fingerprint.
+func (p *ItemProposer) ProposeItem(ctx context.Context, it tendv1.RunItem, fingerprint string) (wire.ProposeResult, error) {
+	agent := p.Agent
+	if agent == "" {
+		agent = "improvement"
+	}
+	in, ok := ItemIntent(it, fingerprint, agent)
+	if !ok {
+		return wire.ProposeResult{}, fmt.Errorf("agents: %s is not a change a run proposes", it.Action)
+	}
+	tool, args, _ := in.Call()
+	return p.Tools.Propose(ctx, tool, args)
+}

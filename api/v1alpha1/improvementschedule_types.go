@@ -33,9 +33,9 @@ type ImprovementScheduleSpec struct {
 	// +kubebuilder:default="1h"
 	// +optional
 	Window metav1.Duration `json:"window,omitempty"`
-	// CanaryFraction of a run's proposals applied first before the rest.
-	// +kubebuilder:validation:Minimum=0
-	// +kubebuilder:validation:Maximum=100
+	// CanaryPercent of a run's changes are applied first, verified and
+	// soaked before the rest: 1 to 100. The controller checks the range and
+	// reports a value outside it as a condition.
 	// +kubebuilder:default=10
 	// +optional
 	CanaryPercent int32 `json:"canaryPercent,omitempty"`
