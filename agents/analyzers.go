@@ -88,9 +88,9 @@ func template(w *Workload) ([]containerSpec, int32) {
 }
 
 type containerSpec struct {
-	Name                           string
+	Name                             string
 	CPURequest, MemRequest, MemLimit int64
-	HasReadiness                   bool
+	HasReadiness                     bool
 }
 
 func workloadRef(k ObjectKey) tendv1.WorkloadRef {

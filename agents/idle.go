@@ -66,7 +66,7 @@ func (i Idle) Recommend(ctx context.Context, scope Scope, m *Model, now time.Tim
 		}
 		if idle {
 			out = append(out, tendv1.RunItem{Workload: workloadRef(w.Key), Analyzer: i.Name(), Outcome: tendv1.ItemReported,
-				Before: tendv1.Resources{Replicas: replicas},
+				Before:  tendv1.Resources{Replicas: replicas},
 				Message: fmt.Sprintf("%s used at most %dm CPU (p%d) over %s: it looks idle", w.Key.Name, peak, p.CPUPercentile, p.History.Duration)})
 		}
 	}

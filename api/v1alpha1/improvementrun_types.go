@@ -147,7 +147,7 @@ type RunItem struct {
 	Evidence *UsageEvidence `json:"evidence,omitempty"`
 	// Message explains the recommendation or finding.
 	// +optional
-	Message string `json:"message,omitempty"`
+	Message string      `json:"message,omitempty"`
 	Outcome ItemOutcome `json:"outcome"`
 	// Proposal that carries the change; UndoProposal the one that put it back.
 	// +optional
