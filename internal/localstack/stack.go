@@ -73,6 +73,9 @@ type Options struct {
 	NotifyURL string
 	// OnProposal is told of every proposal the maintenance agent makes.
 	OnProposal func(agents.Outcome)
+	// ImprovementNow is the clock of the improvement schedules and runs;
+	// time.Now when nil.
+	ImprovementNow func() time.Time
 	// NoAgents runs the stack without the maintenance agent, for tests of
 	// the controller that must be the only proposers.
 	NoAgents bool
@@ -360,6 +363,13 @@ func (s *Stack) connect(ctx context.Context, c bus.Component) (jetstream.JetStre
 	return js, nil
 }
 
+// ConnectSensor connects to the bus as the controller's sensor does, for a
+// harness that stands in for a metrics pipeline the local cluster lacks.
+// The connection closes with the stack.
+func (s *Stack) ConnectSensor(ctx context.Context) (jetstream.JetStream, error) {
+	return s.connect(ctx, bus.ComponentController)
+}
+
 // ConnectShim connects to the embedded NATS server as the runtime shim of
 // node, one of Options.ShimNodes. The caller closes the connection.
 func (s *Stack) ConnectShim(ctx context.Context, node string) (*nats.Conn, jetstream.JetStream, error) {
@@ -576,6 +586,9 @@ func (s *Stack) startComponents(ctx context.Context, opts Options, scheme *runti
 
 	if !opts.NoAgents {
 		if err := s.startAgent(ctx, opts, mgr); err != nil {
+			return err
+		}
+		if err := s.startImprovement(ctx, opts, mgr); err != nil {
 			return err
 		}
 	}
