@@ -88,11 +88,15 @@ BENCH_AREAS    += shim
 BENCH_PKG_shim := ./runtime-shim
 BENCH_RUN_shim := ^BenchmarkShim
 BENCH_REF_shim := Crictl
+BENCH_AREAS    += improve
+BENCH_PKG_improve := ./agents
+BENCH_RUN_improve := ^BenchmarkImprove
+BENCH_REF_improve := Sort
 BENCH          ?= $(BENCH_AREAS)
 BENCHTIME      ?= 3s
 
 .PHONY: bench
-bench: $(if $(filter shim,$(BENCH)),$(BIN)/crictl) ## Run the benchmarks of every area, or of BENCH=<area> (gate, mcp, bus, shim), into bench/results.json
+bench: $(if $(filter shim,$(BENCH)),$(BIN)/crictl) ## Run the benchmarks of every area, or of BENCH=<area> (gate, mcp, bus, shim, improve), into bench/results.json
 	@$(foreach a,$(BENCH),$(if $(BENCH_PKG_$(a)),,$(error Unknown benchmark area "$(a)"; the areas are: $(BENCH_AREAS))))
 	$(foreach a,$(BENCH),$(GO) test -run '^$$' -bench '$(BENCH_RUN_$(a))' -benchtime $(BENCHTIME) $(BENCH_PKG_$(a)) | $(GO) run ./hack/benchjson -area $(a) -reference '$(BENCH_REF_$(a))';)
 

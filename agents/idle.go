@@ -3,6 +3,7 @@ package agents
 import (
 	"context"
 	"fmt"
+	"sort"
 	"time"
 
 	tendv1 "github.com/tendops/tend/api/v1alpha1"
@@ -73,12 +74,10 @@ func (i Idle) Recommend(ctx context.Context, scope Scope, m *Model, now time.Tim
 	return out, nil
 }
 
+// within returns the samples (in time order) taken in [from, to], without
+// copying them.
 func within(s []usage.Sample, from, to time.Time) []usage.Sample {
-	var out []usage.Sample
-	for _, x := range s {
-		if !x.Time.Before(from) && !x.Time.After(to) {
-			out = append(out, x)
-		}
-	}
-	return out
+	i := sort.Search(len(s), func(i int) bool { return !s[i].Time.Before(from) })
+	j := sort.Search(len(s), func(i int) bool { return s[i].Time.After(to) })
+	return s[i:max(i, j)]
 }

@@ -102,13 +102,7 @@ func RightsizingDefaults(p tendv1.RightsizingParams) tendv1.RightsizingParams {
 // returns the recommendation; false when the container is already right.
 // It is pure: the same samples give the same answer.
 func Rightsize(p tendv1.RightsizingParams, it tendv1.RunItem, samples []usage.Sample, now time.Time, source string) (tendv1.RunItem, bool) {
-	from := now.Add(-p.History.Duration)
-	var in []usage.Sample
-	for _, s := range samples {
-		if !s.Time.Before(from) && !s.Time.After(now) {
-			in = append(in, s)
-		}
-	}
+	in := within(samples, now.Add(-p.History.Duration), now)
 	ev := &tendv1.UsageEvidence{Window: metav1.Duration{Duration: p.History.Duration}, CPUPercentile: p.CPUPercentile, Samples: int32(len(in)), Source: source}
 	it.Evidence = ev
 	if why := sparse(p, in, now); why != "" {
@@ -159,14 +153,59 @@ func sparse(p tendv1.RightsizingParams, in []usage.Sample, now time.Time) string
 	return ""
 }
 
-// Percentile returns the nearest-rank p-th percentile of v (v is reordered).
+// Percentile returns the nearest-rank p-th percentile of v, selecting it
+// in linear expected time (v is reordered).
 func Percentile(v []int64, p int) int64 {
 	if len(v) == 0 {
 		return 0
 	}
-	slices.Sort(v)
 	rank := (p*len(v) + 99) / 100 // ceil(p/100 × n)
-	return v[max(rank, 1)-1]
+	return nth(v, max(rank, 1)-1)
+}
+
+// nth returns the k-th smallest element of v (quickselect, median of three).
+func nth(v []int64, k int) int64 {
+	lo, hi := 0, len(v)-1
+	for hi > lo {
+		if hi-lo < 16 {
+			slices.Sort(v[lo : hi+1])
+			return v[k]
+		}
+		mid := lo + (hi-lo)/2
+		if v[mid] < v[lo] {
+			v[mid], v[lo] = v[lo], v[mid]
+		}
+		if v[hi] < v[lo] {
+			v[hi], v[lo] = v[lo], v[hi]
+		}
+		if v[hi] < v[mid] {
+			v[hi], v[mid] = v[mid], v[hi]
+		}
+		pivot := v[mid]
+		i, j := lo, hi
+		for i <= j {
+			for v[i] < pivot {
+				i++
+			}
+			for v[j] > pivot {
+				j--
+			}
+			if i <= j {
+				v[i], v[j] = v[j], v[i]
+				i++
+				j--
+			}
+		}
+		switch {
+		case k <= j:
+			hi = j
+		case k >= i:
+			lo = i
+		default:
+			return v[k]
+		}
+	}
+	return v[k]
 }
 
 func differs(before, after int64) bool {

@@ -2,6 +2,7 @@ package agents
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -165,4 +166,25 @@ func TestImprovementAnalyzers(t *testing.T) {
 			t.Errorf("out of scope: %q", g)
 		}
 	}
+}
+
+func FuzzPercentile(f *testing.F) {
+	f.Add([]byte{5, 1, 3, 2, 4}, uint8(95))
+	f.Add([]byte{1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 9}, uint8(50))
+	f.Fuzz(func(t *testing.T, data []byte, p uint8) {
+		pc := 1 + int(p)%100
+		v := make([]int64, len(data))
+		for i, b := range data {
+			v[i] = int64(b)
+		}
+		sorted := slices.Clone(v)
+		slices.Sort(sorted)
+		var want int64
+		if len(v) > 0 {
+			want = sorted[max((pc*len(v)+99)/100, 1)-1]
+		}
+		if got := Percentile(v, pc); got != want {
+			t.Fatalf("Percentile(%v, %d) = %d, want %d", data, pc, got, want)
+		}
+	})
 }

@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 )
 
@@ -29,9 +30,13 @@ type Source interface {
 	History(ctx context.Context, namespace string, from, to time.Time) (*History, error)
 }
 
-// History is the samples of a namespace's pods, by pod and container.
+// History is the samples of a namespace's pods, by pod and container. It
+// is not safe for concurrent use.
 type History struct {
 	pods map[string]map[string][]Sample
+	// byPrefix indexes pods by their names less one and less two
+	// "-"-separated suffixes, the names a workload's pods start with.
+	byPrefix map[string][]string
 }
 
 // NewHistory returns an empty history.
@@ -43,6 +48,7 @@ func (h *History) Add(pod, container string, s Sample) {
 	if c == nil {
 		c = map[string][]Sample{}
 		h.pods[pod] = c
+		h.byPrefix = nil
 	}
 	c[container] = append(c[container], s)
 }
@@ -66,10 +72,13 @@ func (h *History) Workload(kind, name, container string) ([]Sample, error) {
 	if err != nil {
 		return nil, err
 	}
+	if h.byPrefix == nil {
+		h.index()
+	}
 	var out []Sample
-	for pod, cs := range h.pods {
+	for _, pod := range h.byPrefix[name] {
 		if re.MatchString(pod) {
-			out = append(out, cs[container]...)
+			out = append(out, h.pods[pod][container]...)
 		}
 	}
 	slices.SortFunc(out, func(a, b Sample) int { return a.Time.Compare(b.Time) })
@@ -87,4 +96,19 @@ func podPattern(kind, name string) (*regexp.Regexp, error) {
 		return regexp.MustCompile("^" + q + "-[a-z0-9]{5}$"), nil
 	}
 	return nil, ErrUnsupportedKind
+}
+
+func (h *History) index() {
+	h.byPrefix = map[string][]string{}
+	for pod := range h.pods {
+		p := pod
+		for range 2 {
+			i := strings.LastIndexByte(p, '-')
+			if i <= 0 {
+				break
+			}
+			p = p[:i]
+			h.byPrefix[p] = append(h.byPrefix[p], pod)
+		}
+	}
 }
