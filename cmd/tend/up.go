@@ -33,6 +33,7 @@ type stackOptions struct {
 	alertsAddr    string
 	shimNodes     []string
 	verbosity     int
+	usageProm     string
 }
 
 func (o *stackOptions) bind(cmd *cobra.Command) {
@@ -50,6 +51,7 @@ func (o *stackOptions) bind(cmd *cobra.Command) {
 	f.StringVar(&o.alertsAddr, "alertmanager-addr", "", "serve an Alertmanager webhook receiver at http://ADDR/alertmanager that publishes alerts as telemetry")
 	f.StringSliceVar(&o.shimNodes, "shim-node", nil, "a node whose runtime shim (tend-shim) may connect to the embedded NATS server; its nkey seed is written to <work-dir>/nats-keys/shim-<node>.nk (repeatable)")
 	f.IntVarP(&o.verbosity, "verbosity", "v", 0, "log verbosity of the components (0: info)")
+	f.StringVar(&o.usageProm, "usage-prometheus", "", "read improvement runs' usage history from the Prometheus server at this URL instead of tend's own telemetry")
 }
 
 func (o *stackOptions) Validate() error {
@@ -93,6 +95,7 @@ func (o *stackOptions) localstack(logger logr.Logger, progress func(string, ...a
 		MetricsAddr:      o.metricsAddr,
 		AlertmanagerAddr: o.alertsAddr,
 		ShimNodes:        o.shimNodes,
+		UsagePrometheus:  o.usageProm,
 		Progress:         progress,
 		Logger:           logger,
 	}

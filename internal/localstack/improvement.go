@@ -27,6 +27,12 @@ func (s *Stack) startImprovement(ctx context.Context, opts Options, mgr ctrl.Man
 	if err != nil {
 		return err
 	}
+	var src usage.Source = &usage.JetStream{JS: js, Cluster: opts.ClusterName}
+	if opts.UsagePrometheus != "" {
+		if src, err = usage.NewPrometheus(opts.UsagePrometheus); err != nil {
+			return err
+		}
+	}
 	if err := (&controllers.ImprovementScheduleReconciler{
 		Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("tend-improvement-controller"),
 		Analyzers: agents.ImprovementAnalyzerNames(), Now: opts.ImprovementNow,
@@ -35,7 +41,7 @@ func (s *Stack) startImprovement(ctx context.Context, opts Options, mgr ctrl.Man
 	}
 	if err := (&controllers.ImprovementRunReconciler{
 		Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("tend-improvement-controller"),
-		Analyzer: &agents.Improver{JS: js, Cluster: opts.ClusterName, Usage: &usage.JetStream{JS: js, Cluster: opts.ClusterName}},
+		Analyzer: &agents.Improver{JS: js, Cluster: opts.ClusterName, Usage: src},
 		Proposer: agents.NewItemProposer(tools, "improvement"),
 		Now:      opts.ImprovementNow,
 	}).SetupWithManager(mgr); err != nil {

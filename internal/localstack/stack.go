@@ -73,6 +73,9 @@ type Options struct {
 	NotifyURL string
 	// OnProposal is told of every proposal the maintenance agent makes.
 	OnProposal func(agents.Outcome)
+	// UsagePrometheus, if set, is the Prometheus server improvement runs
+	// read usage history from; tend's own telemetry when empty.
+	UsagePrometheus string
 	// ImprovementNow is the clock of the improvement schedules and runs;
 	// time.Now when nil.
 	ImprovementNow func() time.Time
