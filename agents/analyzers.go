@@ -174,7 +174,7 @@ func NewItemProposer(tools *ToolClient, agent string) *ItemProposer {
 
 // ProposeItem calls the propose tool of the item's action with its after
 // values, its evidence and fingerprint.
-func (p *ItemProposer) ProposeItem(ctx context.Context, it tendv1.RunItem, fingerprint string) (wire.ProposeResult, error) {
+func (p *ItemProposer) ProposeItem(ctx context.Context, it tendv1.RunItem, fingerprint string, notAfter time.Time) (wire.ProposeResult, error) {
 	agent := p.Agent
 	if agent == "" {
 		agent = "improvement"
@@ -184,5 +184,12 @@ func (p *ItemProposer) ProposeItem(ctx context.Context, it tendv1.RunItem, finge
 		return wire.ProposeResult{}, fmt.Errorf("agents: %s is not a change a run proposes", it.Action)
 	}
 	tool, args, _ := in.Call()
+	if !notAfter.IsZero() {
+		left := int64(time.Until(notAfter).Seconds())
+		if left < 1 {
+			return wire.ProposeResult{}, fmt.Errorf("agents: the window for %s/%s closed at %s", it.Workload.Namespace, it.Workload.Name, notAfter.UTC().Format(time.RFC3339))
+		}
+		args.CommonArgs().ExpiresInSeconds = left
+	}
 	return p.Tools.Propose(ctx, tool, args)
 }

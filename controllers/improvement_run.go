@@ -33,7 +33,9 @@ type RunAnalyzer interface {
 // the improvement agent; the gate decides it like any other proposal.
 // *agents.ItemProposer implements it.
 type RunProposer interface {
-	ProposeItem(ctx context.Context, item tendv1.RunItem, fingerprint string) (wire.ProposeResult, error)
+	// A proposal not applied by notAfter expires (zero: the server's
+	// default expiry).
+	ProposeItem(ctx context.Context, item tendv1.RunItem, fingerprint string, notAfter time.Time) (wire.ProposeResult, error)
 }
 
 // Condition types and reasons of an ImprovementRun.
@@ -423,7 +425,13 @@ func (r *ImprovementRunReconciler) propose(ctx context.Context, run *tendv1.Impr
 			return p.Name, nil
 		}
 	}
-	res, err := r.Proposer.ProposeItem(ctx, it, fp)
+	// A change expires unapplied when the run's window closes, whoever
+	// approves it; an undo is never held to the window.
+	notAfter := run.Spec.WindowEnd.Time
+	if undo {
+		notAfter = time.Time{}
+	}
+	res, err := r.Proposer.ProposeItem(ctx, it, fp, notAfter)
 	if err != nil {
 		return "", fmt.Errorf("failed to propose %s for %s/%s: %w", it.Action, it.Workload.Namespace, it.Workload.Name, err)
 	}

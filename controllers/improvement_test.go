@@ -49,7 +49,7 @@ func (plan) Recommend(_ context.Context, _ []string, ws []tendv1.WorkloadRef, _ 
 // proposalMaker creates the Proposal a propose tool would, as a real object.
 type proposalMaker struct{ c client.Client }
 
-func (p proposalMaker) ProposeItem(ctx context.Context, it tendv1.RunItem, fp string) (wire.ProposeResult, error) {
+func (p proposalMaker) ProposeItem(ctx context.Context, it tendv1.RunItem, fp string, notAfter time.Time) (wire.ProposeResult, error) {
 	d := &appsv1.Deployment{}
 	if err := p.c.Get(ctx, client.ObjectKey{Namespace: it.Workload.Namespace, Name: it.Workload.Name}, d); err != nil {
 		return wire.ProposeResult{}, err
@@ -63,6 +63,9 @@ func (p proposalMaker) ProposeItem(ctx context.Context, it tendv1.RunItem, fp st
 			Proposer:    tendv1.Proposer{Username: "system:serviceaccount:tend-system:tend-agent", Agent: "improvement"},
 			Fingerprint: fp,
 		},
+	}
+	if !notAfter.IsZero() {
+		prop.Spec.ExpiresAt = &metav1.Time{Time: notAfter}
 	}
 	if err := p.c.Create(ctx, prop); err != nil {
 		return wire.ProposeResult{}, err
@@ -416,7 +419,7 @@ func TestImprovementRunResumesWithoutReproposing(t *testing.T) {
 		r = getRun(g, t.Context(), run)
 		g.Expect(r.Status.Phase).To(Equal(tendv1.RunCanary))
 		g.Expect(r.Status.Items[0].Outcome).To(Equal(tendv1.ItemPlanned))
-		_, err = proposalMaker{kube(t)}.ProposeItem(t.Context(), r.Status.Items[0], fmt.Sprintf("improve/%s/%s/0", ns, run.Name))
+		_, err = proposalMaker{kube(t)}.ProposeItem(t.Context(), r.Status.Items[0], fmt.Sprintf("improve/%s/%s/0", ns, run.Name), r.Spec.WindowEnd.Time)
 		g.Expect(err).NotTo(HaveOccurred())
 	}
 	// The controller starts again.
@@ -432,4 +435,48 @@ func TestImprovementRunResumesWithoutReproposing(t *testing.T) {
 	for fp, ps := range proposalsOf(g, t.Context(), ns) {
 		g.Expect(ps).To(HaveLen(1), "proposals with fingerprint %s", fp)
 	}
+}
+
+func TestImprovementRunStopsAtWindowEndOrOnRequest(t *testing.T) {
+	ns := newNamespace(t, nil)
+	for i := range 4 {
+		deployment(t, ns, fmt.Sprintf("app%d", i), nil)
+	}
+	clock := &runClock{t: time.Now()}
+	startImprovement(t, clock, ns)
+	g := newG(t)
+	c := kube(t)
+	run := startRun(t, g, ns, clock.Now())
+	g.Eventually(func() int { return len(proposalsOf(g, t.Context(), ns)) }).Should(Equal(1))
+	for _, ps := range proposalsOf(g, t.Context(), ns) {
+		g.Expect(ps[0].Spec.ExpiresAt).NotTo(BeNil())
+		g.Expect(ps[0].Spec.ExpiresAt.Time.Equal(run.Spec.WindowEnd.Time)).To(BeTrue(), "the change expires unapplied when the window closes")
+	}
+	// The canary waits for a human past the window: the run stops, and
+	// proposes nothing more.
+	clock.Set(run.Spec.WindowEnd.Add(time.Second))
+	g.Eventually(func() tendv1.RunPhase { return getRun(g, t.Context(), run).Status.Phase }).Should(Equal(tendv1.RunStopped))
+	r := getRun(g, t.Context(), run)
+	g.Expect(meta.FindStatusCondition(r.Status.Conditions, controllers.ConditionProgressing).Reason).To(Equal(controllers.ReasonWindowClosed))
+	g.Consistently(func() int { return len(proposalsOf(g, t.Context(), ns)) }, time.Second).Should(Equal(1))
+
+	// A second run, stopped on request before its canary is verified.
+	clock.Set(time.Now())
+	s := schedule(ns, "nightly", nil)
+	run2 := controllers.NewRun(s, clock.Now().Add(time.Minute), false)
+	g.Expect(c.Create(t.Context(), run2)).To(Succeed())
+	g.Eventually(func() int { return len(proposalsOf(g, t.Context(), ns)) }).Should(Equal(2))
+	g.Expect(c.Get(t.Context(), client.ObjectKeyFromObject(run2), run2)).To(Succeed())
+	run2.Spec.Stop = true
+	g.Expect(c.Update(t.Context(), run2)).To(Succeed())
+	g.Eventually(func() tendv1.RunPhase { return getRun(g, t.Context(), run2).Status.Phase }).Should(Equal(tendv1.RunStopped))
+	r = getRun(g, t.Context(), run2)
+	g.Expect(meta.FindStatusCondition(r.Status.Conditions, controllers.ConditionProgressing).Reason).To(Equal(controllers.ReasonStopRequested))
+	skipped := 0
+	for _, it := range r.Status.Items {
+		if it.Outcome == tendv1.ItemSkipped {
+			skipped++
+		}
+	}
+	g.Expect(skipped).To(Equal(3))
 }
