@@ -361,8 +361,13 @@ func (r *ImprovementRunReconciler) step(ctx context.Context, s *runScope, i int)
 			it.Outcome, it.AppliedAt, it.Restarts = tendv1.ItemApplied, &metav1.Time{Time: s.now}, restarts
 		case tendv1.PhaseAwaitingApproval:
 			it.Outcome = tendv1.ItemAwaitingApproval
-		case tendv1.PhaseDenied, tendv1.PhaseExpired, tendv1.PhaseSuperseded, tendv1.PhaseOvertaken:
+		case tendv1.PhaseDenied, tendv1.PhaseExpired, tendv1.PhaseSuperseded:
 			it.Outcome, it.Message = tendv1.ItemDenied, fmt.Sprintf("proposal %s: %s", p.Status.Phase, p.Status.Message)
+		case tendv1.PhaseOvertaken:
+			// Applied, then changed by another proposal before it was
+			// verified (a maintenance fix of what it broke): never verified,
+			// so the batch failed; tend does not undo over the other change.
+			it.Outcome, it.Message = tendv1.ItemFailed, "applied, then overtaken before it was verified: "+p.Status.Message
 		case tendv1.PhaseRolledBack:
 			it.Outcome, it.Message = tendv1.ItemUndone, "verification failed and the proposal controller rolled it back: "+p.Status.Message
 		case tendv1.PhaseFailed:
