@@ -84,6 +84,10 @@ type ImprovementRunReconciler struct {
 	Now func() time.Time
 	// Poll is DefaultRunPoll when zero.
 	Poll time.Duration
+	// Notifier, if set, is sent the summary of every run that finishes.
+	Notifier notifier
+	// Cluster names the cluster in notifications.
+	Cluster string
 }
 
 // SetupWithManager registers the reconciler, watching runs and the
@@ -167,6 +171,9 @@ func (r *ImprovementRunReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 		if fmt.Sprintf("%v", *before) != fmt.Sprintf("%v", run.Status) {
 			if err := r.Client.Status().Update(ctx, run); err != nil {
 				retErr = errors.Join(retErr, fmt.Errorf("failed to update run status: %w", err))
+			} else if !before.Phase.Finished() && run.Status.Phase.Finished() && r.Notifier != nil {
+				// Once, when the end is recorded.
+				r.Notifier.Notify(runNotification(run, r.Cluster))
 			}
 		}
 		res = s.result
@@ -545,4 +552,21 @@ func monthly(p tendv1.Pricing, s tendv1.Savings) string {
 	}
 	v := float64(s.CPUMillicores)/1000*cpu + float64(s.MemoryBytes)/(1<<30)*mem
 	return strings.TrimSpace(fmt.Sprintf("%.2f %s", v, p.Currency))
+}
+
+// runNotification is the webhook summary of a finished run.
+func runNotification(run *tendv1.ImprovementRun, cluster string) Notification {
+	sum := &RunSummary{Schedule: run.Spec.Schedule, Phase: run.Status.Phase, Outcomes: map[tendv1.ItemOutcome]int{},
+		SavedCPUMillicores: run.Status.Achieved.CPUMillicores, SavedMemoryBytes: run.Status.Achieved.MemoryBytes, SavedMonthly: run.Status.Achieved.Monthly}
+	if c := meta.FindStatusCondition(run.Status.Conditions, ConditionProgressing); c != nil {
+		sum.Reason = c.Reason
+	}
+	for _, it := range run.Status.Items {
+		sum.Outcomes[it.Outcome]++
+	}
+	at := time.Now()
+	if run.Status.CompletionTime != nil {
+		at = run.Status.CompletionTime.Time
+	}
+	return Notification{Time: at, Cluster: cluster, Namespace: run.Namespace, Name: run.Name, Run: sum}
 }

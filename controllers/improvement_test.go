@@ -108,13 +108,17 @@ func setAvailable(t *testing.T, d *appsv1.Deployment, n int32) {
 	}
 }
 
-func startImprovement(t *testing.T, clock *runClock, ns string) {
+func startImprovement(t *testing.T, clock *runClock, ns string, opts ...func(*controllers.ImprovementRunReconciler)) {
 	t.Helper()
 	startManager(t, []string{ns}, func(mgr ctrl.Manager) error {
 		if err := (&controllers.ImprovementScheduleReconciler{Client: mgr.GetClient(), Analyzers: []string{"rightsizing", "idle"}, Now: clock.Now}).SetupWithManager(mgr); err != nil {
 			return err
 		}
-		return (&controllers.ImprovementRunReconciler{Client: mgr.GetClient(), Analyzer: plan{}, Proposer: proposalMaker{kube(t)}, Now: clock.Now, Poll: 100 * time.Millisecond}).SetupWithManager(mgr)
+		rr := &controllers.ImprovementRunReconciler{Client: mgr.GetClient(), Analyzer: plan{}, Proposer: proposalMaker{kube(t)}, Now: clock.Now, Poll: 100 * time.Millisecond}
+		for _, o := range opts {
+			o(rr)
+		}
+		return rr.SetupWithManager(mgr)
 	})
 }
 
@@ -358,7 +362,10 @@ func TestImprovementRunCanaryRegressionStopsAndUndoes(t *testing.T) {
 		ds = append(ds, deployment(t, ns, fmt.Sprintf("app%d", i), nil))
 	}
 	clock := &runClock{t: time.Now()}
-	startImprovement(t, clock, ns)
+	hook := newSink(t, nil)
+	n := newNotifier(t, controllers.NotifierOptions{URL: hook.URL()})
+	startNotifier(t, t.Context(), n)
+	startImprovement(t, clock, ns, func(r *controllers.ImprovementRunReconciler) { r.Notifier, r.Cluster = n, "envtest" })
 	g := newG(t)
 	run := startRun(t, g, ns, clock.Now())
 	g.Eventually(func() int { return len(proposalsOf(g, t.Context(), ns)) }).Should(Equal(1))
@@ -396,6 +403,13 @@ func TestImprovementRunCanaryRegressionStopsAndUndoes(t *testing.T) {
 		}
 	}
 	g.Expect(r.Status.Achieved.CPUMillicores).To(BeZero())
+
+	// The webhook hears the run's end once.
+	reqs := hook.wait(t, 1)
+	g.Consistently(func() int { return len(hook.requests()) }, time.Second).Should(Equal(1))
+	for _, want := range []string{run.Name, "stopped", controllers.ReasonCanaryFailed, "1 Undone", "3 Skipped", "0.00 CPU cores", "tend runs show"} {
+		g.Expect(reqs[0].Body).To(ContainSubstring(want))
+	}
 }
 
 func TestImprovementRunResumesWithoutReproposing(t *testing.T) {

@@ -39,12 +39,17 @@ func (s *Stack) startImprovement(ctx context.Context, opts Options, mgr ctrl.Man
 	}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("failed to set up the schedule controller: %w", err)
 	}
-	if err := (&controllers.ImprovementRunReconciler{
+	rr := &controllers.ImprovementRunReconciler{
 		Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("tend-improvement-controller"),
 		Analyzer: &agents.Improver{JS: js, Cluster: opts.ClusterName, Usage: src},
 		Proposer: agents.NewItemProposer(tools, "improvement"),
 		Now:      opts.ImprovementNow,
-	}).SetupWithManager(mgr); err != nil {
+		Cluster:  opts.ClusterName,
+	}
+	if s.notifier != nil {
+		rr.Notifier = s.notifier
+	}
+	if err := rr.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("failed to set up the run controller: %w", err)
 	}
 	return nil

@@ -105,6 +105,8 @@ type Options struct {
 
 // Stack is a running local stack.
 type Stack struct {
+	// notifier sends webhook notifications, nil without NotifyURL.
+	notifier *controllers.Notifier
 	// Kubeconfig is the admin kubeconfig of the cluster.
 	Kubeconfig string
 	// MCPURL is the MCP endpoint (streamable HTTP).
@@ -479,6 +481,7 @@ func (s *Stack) startComponents(ctx context.Context, opts Options, scheme *runti
 			return fmt.Errorf("failed to add notifier: %w", err)
 		}
 		pr.Notifier = n
+		s.notifier = n
 	}
 	if err := pr.SetupWithManager(mgr); err != nil {
 		return err
