@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 	ctrl "sigs.k8s.io/controller-runtime"
 
+	"github.com/tendops/tend/bus"
 	"github.com/tendops/tend/controllers"
 	"github.com/tendops/tend/internal/localstack"
 )
@@ -34,6 +35,7 @@ type stackOptions struct {
 	shimNodes     []string
 	verbosity     int
 	usageProm     string
+	retention     time.Duration
 }
 
 func (o *stackOptions) bind(cmd *cobra.Command) {
@@ -51,12 +53,16 @@ func (o *stackOptions) bind(cmd *cobra.Command) {
 	f.StringVar(&o.alertsAddr, "alertmanager-addr", "", "serve an Alertmanager webhook receiver at http://ADDR/alertmanager that publishes alerts as telemetry")
 	f.StringSliceVar(&o.shimNodes, "shim-node", nil, "a node whose runtime shim (tend-shim) may connect to the embedded NATS server; its nkey seed is written to <work-dir>/nats-keys/shim-<node>.nk (repeatable)")
 	f.IntVarP(&o.verbosity, "verbosity", "v", 0, "log verbosity of the components (0: info)")
+	f.DurationVar(&o.retention, "telemetry-retention", bus.DefaultTelemetryMaxAge, "how long the TELEMETRY stream keeps telemetry, and so how much usage history improvement runs can read (e.g. 168h for a week)")
 	f.StringVar(&o.usageProm, "usage-prometheus", "", "read improvement runs' usage history from the Prometheus server at this URL instead of tend's own telemetry")
 }
 
 func (o *stackOptions) Validate() error {
 	if o.nodes < 1 || o.nodes > 1000 {
 		return fmt.Errorf("--nodes must be between 1 and 1000, not %d", o.nodes)
+	}
+	if o.retention != 0 && o.retention < time.Minute {
+		return fmt.Errorf("--telemetry-retention must be at least a minute, not %s", o.retention)
 	}
 	if o.verifyTimeout <= o.stableWindow {
 		return fmt.Errorf("--verify-timeout (%s) must be longer than --stable-window (%s)", o.verifyTimeout, o.stableWindow)
@@ -84,20 +90,21 @@ func (o *stackOptions) Validate() error {
 
 func (o *stackOptions) localstack(logger logr.Logger, progress func(string, ...any)) localstack.Options {
 	return localstack.Options{
-		Kubeconfig:       o.kubeconfig,
-		NATSURL:          o.natsURL,
-		BinDir:           o.binDir,
-		WorkDir:          o.workDir,
-		Nodes:            o.nodes,
-		MCPAddr:          o.mcpAddr,
-		Proposal:         controllers.ProposalOptions{VerifyTimeout: o.verifyTimeout, StableWindow: o.stableWindow},
-		NotifyURL:        o.notifyURL,
-		MetricsAddr:      o.metricsAddr,
-		AlertmanagerAddr: o.alertsAddr,
-		ShimNodes:        o.shimNodes,
-		UsagePrometheus:  o.usageProm,
-		Progress:         progress,
-		Logger:           logger,
+		Kubeconfig:         o.kubeconfig,
+		NATSURL:            o.natsURL,
+		BinDir:             o.binDir,
+		WorkDir:            o.workDir,
+		Nodes:              o.nodes,
+		MCPAddr:            o.mcpAddr,
+		Proposal:           controllers.ProposalOptions{VerifyTimeout: o.verifyTimeout, StableWindow: o.stableWindow},
+		NotifyURL:          o.notifyURL,
+		MetricsAddr:        o.metricsAddr,
+		AlertmanagerAddr:   o.alertsAddr,
+		ShimNodes:          o.shimNodes,
+		UsagePrometheus:    o.usageProm,
+		TelemetryRetention: o.retention,
+		Progress:           progress,
+		Logger:             logger,
 	}
 }
 

@@ -73,6 +73,10 @@ type Options struct {
 	NotifyURL string
 	// OnProposal is told of every proposal the maintenance agent makes.
 	OnProposal func(agents.Outcome)
+	// TelemetryRetention is how long the TELEMETRY stream keeps telemetry,
+	// and so how much usage history improvement runs can read;
+	// bus.DefaultTelemetryMaxAge when zero.
+	TelemetryRetention time.Duration
 	// UsagePrometheus, if set, is the Prometheus server improvement runs
 	// read usage history from; tend's own telemetry when empty.
 	UsagePrometheus string
@@ -270,7 +274,7 @@ func Start(ctx context.Context, opts Options) (st *Stack, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := bus.EnsureStreams(ctx, js, bus.StreamsConfig{}); err != nil {
+	if err := bus.EnsureStreams(ctx, js, bus.StreamsConfig{TelemetryMaxAge: opts.TelemetryRetention}); err != nil {
 		return nil, err
 	}
 	if s.JetStream, err = s.connect(ctx, bus.ComponentAuditReader); err != nil {
