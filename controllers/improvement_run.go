@@ -10,6 +10,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -169,16 +170,23 @@ func (r *ImprovementRunReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 			run.Status.ObservedGeneration = run.Generation
 		}
 		if fmt.Sprintf("%v", *before) != fmt.Sprintf("%v", run.Status) {
-			if err := r.Client.Status().Update(ctx, run); err != nil {
+			err := r.Client.Status().Update(ctx, run)
+			switch {
+			case apierrors.IsConflict(err):
+				// Worked from a stale copy; the next reconcile reads the
+				// winner's state (and adopts any proposal made meanwhile by
+				// its fingerprint).
+				s.result = ctrl.Result{RequeueAfter: time.Second}
+			case err != nil:
 				retErr = errors.Join(retErr, fmt.Errorf("failed to update run status: %w", err))
-			} else if !before.Phase.Finished() && run.Status.Phase.Finished() && r.Notifier != nil {
+			case !before.Phase.Finished() && run.Status.Phase.Finished() && r.Notifier != nil:
 				// Once, when the end is recorded.
 				r.Notifier.Notify(runNotification(run, r.Cluster))
 			}
 		}
 		res = s.result
 	}()
-	for _, phase := range []func(context.Context, *runScope) (bool, error){r.analyze, r.halt, r.progress} {
+	for _, phase := range []func(context.Context, *runScope) (bool, error){r.halt, r.analyze, r.progress} {
 		done, err := phase(ctx, s)
 		if err != nil {
 			return ctrl.Result{}, err
@@ -208,10 +216,11 @@ func (r *ImprovementRunReconciler) analyze(ctx context.Context, s *runScope) (bo
 	}
 	items, err := r.Analyzer.Recommend(ctx, run.Spec.Agents, workloads, run.Spec.Rightsizing, s.now)
 	if err != nil {
+		// Reading the telemetry or the history failed: tried again with
+		// back-off until the window closes (halt then stops the run).
 		s.failed = true
 		s.condition(ConditionAnalyzed, metav1.ConditionFalse, ReasonAnalysisFailed, err.Error())
-		r.finish(s, tendv1.RunFailed, ReasonAnalysisFailed, err.Error())
-		return true, nil
+		return true, fmt.Errorf("failed to analyse run %s: %w", run.Name, err)
 	}
 	changes := 0
 	for i := range items {

@@ -494,3 +494,38 @@ func TestImprovementRunStopsAtWindowEndOrOnRequest(t *testing.T) {
 	}
 	g.Expect(skipped).To(Equal(3))
 }
+
+// flaky fails its first analysis, as when the bus is briefly unreachable.
+type flaky struct {
+	mu    sync.Mutex
+	calls int
+}
+
+func (f *flaky) Recommend(ctx context.Context, a []string, ws []tendv1.WorkloadRef, p tendv1.RightsizingParams, now time.Time) ([]tendv1.RunItem, error) {
+	f.mu.Lock()
+	f.calls++
+	n := f.calls
+	f.mu.Unlock()
+	if n == 1 {
+		return nil, fmt.Errorf("nats: timeout")
+	}
+	return plan{}.Recommend(ctx, a, ws, p, now)
+}
+
+func TestImprovementRunRetriesAFailedAnalysis(t *testing.T) {
+	ns := newNamespace(t, nil)
+	deployment(t, ns, "app0", nil)
+	clock := &runClock{t: time.Now()}
+	f := &flaky{}
+	startImprovement(t, clock, ns, func(r *controllers.ImprovementRunReconciler) { r.Analyzer = f })
+	g := newG(t)
+	run := startRun(t, g, ns, clock.Now())
+	g.Eventually(func() tendv1.RunPhase { return getRun(g, t.Context(), run).Status.Phase }).Should(Equal(tendv1.RunCanary))
+	r := getRun(g, t.Context(), run)
+	cond := meta.FindStatusCondition(r.Status.Conditions, controllers.ConditionAnalyzed)
+	g.Expect(cond).NotTo(BeNil())
+	g.Expect(cond.Status).To(Equal(metav1.ConditionTrue))
+	f.mu.Lock()
+	g.Expect(f.calls).To(Equal(2), "one failed analysis, then one that succeeded")
+	f.mu.Unlock()
+}
