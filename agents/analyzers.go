@@ -31,7 +31,7 @@ type Improvement interface {
 
 // ImprovementAnalyzers are the analyzers an ImprovementSchedule may name.
 func ImprovementAnalyzers() []Improvement {
-	return []Improvement{Rightsizing{}, Availability{}, Idle{}}
+	return []Improvement{Rightsizing{}, HPABounds{}, Availability{}, Idle{}}
 }
 
 // ImprovementAnalyzerNames are the names of ImprovementAnalyzers.
@@ -115,6 +115,15 @@ func ItemIntent(it tendv1.RunItem, fingerprint, agent string) (Intent, bool) {
 			args.Limits = map[string]string{"memory": resource.NewQuantity(v, resource.BinarySI).String()}
 		}
 		return Intent{SetResources: args}, true
+	case "SetAutoscaler":
+		args := &wire.SetAutoscalerArgs{Namespace: it.Workload.Namespace, Name: it.Workload.Name, Common: common}
+		if it.After.MinReplicas != it.Before.MinReplicas {
+			args.MinReplicas = &it.After.MinReplicas
+		}
+		if it.After.MaxReplicas != it.Before.MaxReplicas {
+			args.MaxReplicas = &it.After.MaxReplicas
+		}
+		return Intent{SetAutoscaler: args}, true
 	case "ScaleWorkload":
 		return Intent{ScaleWorkload: &wire.ScaleWorkloadArgs{WorkloadArgs: wl, Replicas: &it.After.Replicas, Common: common}}, true
 	}

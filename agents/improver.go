@@ -58,6 +58,7 @@ func (im *Improver) Recommend(ctx context.Context, analyzers []string, workloads
 	if im.Usage != nil {
 		scope.History = &namespaceHistory{src: im.Usage, from: now.Add(-p.History.Duration), to: now, loaded: map[string]*usage.History{}}
 	}
+	scope.Autoscaling = &busAutoscalers{js: im.JS, cluster: im.Cluster, loaded: map[string]map[string][]AutoscalerSample{}}
 	var out []tendv1.RunItem
 	for _, a := range run {
 		items, err := a.Recommend(ctx, scope, m, now)
@@ -160,4 +161,90 @@ func SnapshotModel(ctx context.Context, js jetstream.JetStream, cluster string, 
 		}
 	}
 	return m, nil
+}
+
+// busAutoscalers reads the HPAs' history from the TELEMETRY stream: every
+// state the sensor published, one namespace at a time.
+type busAutoscalers struct {
+	js      jetstream.JetStream
+	cluster string
+	mu      sync.Mutex
+	loaded  map[string]map[string][]AutoscalerSample
+}
+
+func (b *busAutoscalers) States(ctx context.Context, hpa ObjectKey) ([]AutoscalerSample, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	byName, ok := b.loaded[hpa.Namespace]
+	if !ok {
+		byName = map[string][]AutoscalerSample{}
+		err := readAll(ctx, b.js, b.cluster, bus.KindHPA, hpa.Namespace, jetstream.DeliverAllPolicy, func(env *bus.Envelope) {
+			if h := env.HPA; h != nil && !h.Deleted {
+				byName[env.Object.Name] = append(byName[env.Object.Name], AutoscalerSample{Time: env.Time,
+					CurrentReplicas: h.CurrentReplicas, MinReplicas: max(h.MinReplicas, 1), MaxReplicas: h.MaxReplicas, HeldAtMin: heldAtMin(h)})
+			}
+		})
+		if err != nil {
+			return nil, err
+		}
+		b.loaded[hpa.Namespace] = byName
+	}
+	return byName[hpa.Name], nil
+}
+
+// readAll hands every telemetry message of one kind in a namespace, in
+// stream order, to fn.
+func readAll(ctx context.Context, js jetstream.JetStream, cluster string, kind bus.Kind, namespace string, policy jetstream.DeliverPolicy, fn func(*bus.Envelope)) error {
+	stream, err := js.Stream(ctx, bus.StreamTelemetry)
+	if err != nil {
+		return fmt.Errorf("failed to read the telemetry: %w", err)
+	}
+	one := bus.StoredTelemetryFilter(cluster, kind, namespace, "x")
+	f := strings.TrimSuffix(one, ".x") + ".*"
+	info, err := stream.Info(ctx, jetstream.WithSubjectFilter(f))
+	if err != nil {
+		return fmt.Errorf("failed to read the telemetry: %w", err)
+	}
+	left := 0
+	for _, n := range info.State.Subjects {
+		left += int(n)
+	}
+	if left == 0 {
+		return nil
+	}
+	cons, err := js.OrderedConsumer(ctx, bus.StreamTelemetry, jetstream.OrderedConsumerConfig{FilterSubjects: []string{f}, DeliverPolicy: policy})
+	if err != nil {
+		return fmt.Errorf("failed to read the telemetry: %w", err)
+	}
+	for left > 0 {
+		batch, err := cons.Fetch(min(left, 1024), jetstream.FetchMaxWait(5*time.Second))
+		if err != nil {
+			return fmt.Errorf("failed to read the telemetry: %w", err)
+		}
+		n := 0
+		for msg := range batch.Messages() {
+			n++
+			if env, err := bus.Decode(msg.Data()); err == nil {
+				fn(env)
+			}
+		}
+		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) {
+			return fmt.Errorf("failed to read the telemetry: %w", err)
+		}
+		if n == 0 {
+			return nil
+		}
+		left -= n
+	}
+	return nil
+}
+
+// heldAtMin reports whether the HPA said it wanted fewer replicas than its min.
+func heldAtMin(h *bus.AutoscalerState) bool {
+	for _, c := range h.Conditions {
+		if c.Type == "ScalingLimited" && c.Status == "True" && c.Reason == "TooFewReplicas" {
+			return true
+		}
+	}
+	return false
 }

@@ -43,6 +43,9 @@ type Scope struct {
 	// History is the workloads' usage; analyzers that need it report
 	// "not enough data" without it.
 	History History
+	// Autoscaling is the HPAs' history; the autoscaler-bounds analyzer
+	// reports "not enough data" without it.
+	Autoscaling AutoscalerHistory
 	// Rightsizing are the schedule's rightsizing parameters.
 	Rightsizing tendv1.RightsizingParams
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -71,6 +72,7 @@ const DefaultRunPoll = 5 * time.Second
 // +kubebuilder:rbac:groups=tend.dev,resources=proposals,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch
 // +kubebuilder:rbac:groups=apps,resources=deployments;statefulsets;daemonsets,verbs=get;list;watch
+// +kubebuilder:rbac:groups=autoscaling,resources=horizontalpodautoscalers,verbs=get;list;watch
 
 // ImprovementRunReconciler drives an ImprovementRun: analysis, then the
 // canary, then the batches, each verified and soaked before the next, and
@@ -489,6 +491,13 @@ func (r *ImprovementRunReconciler) health(ctx context.Context, w tendv1.Workload
 			return 0, false, 0, fmt.Errorf("failed to read %s: %w", key, err)
 		}
 		sel, unavailable = ds.Spec.Selector, ds.Status.NumberUnavailable
+	case "HorizontalPodAutoscaler":
+		h := &autoscalingv2.HorizontalPodAutoscaler{}
+		if err := r.Client.Get(ctx, key, h); err != nil {
+			return 0, false, 0, fmt.Errorf("failed to read %s: %w", key, err)
+		}
+		// An autoscaler's change is judged by its target's health.
+		return r.health(ctx, tendv1.WorkloadRef{Kind: h.Spec.ScaleTargetRef.Kind, Namespace: w.Namespace, Name: h.Spec.ScaleTargetRef.Name})
 	default:
 		return 0, false, 0, fmt.Errorf("unsupported workload kind %q", w.Kind)
 	}

@@ -98,6 +98,11 @@ type Resources struct {
 	// Replicas of the workload, for a change of scale.
 	// +optional
 	Replicas int32 `json:"replicas,omitempty"`
+	// MinReplicas and MaxReplicas of a HorizontalPodAutoscaler.
+	// +optional
+	MinReplicas int32 `json:"minReplicas,omitempty"`
+	// +optional
+	MaxReplicas int32 `json:"maxReplicas,omitempty"`
 }
 
 // UsageEvidence is the data a recommendation rests on.
