@@ -480,9 +480,13 @@ func TestImprovementRunStopsAtWindowEndOrOnRequest(t *testing.T) {
 	run2 := controllers.NewRun(s, clock.Now().Add(time.Minute), false)
 	g.Expect(c.Create(t.Context(), run2)).To(Succeed())
 	g.Eventually(func() int { return len(proposalsOf(g, t.Context(), ns)) }).Should(Equal(2))
-	g.Expect(c.Get(t.Context(), client.ObjectKeyFromObject(run2), run2)).To(Succeed())
-	run2.Spec.Stop = true
-	g.Expect(c.Update(t.Context(), run2)).To(Succeed())
+	g.Eventually(func() error {
+		if err := c.Get(t.Context(), client.ObjectKeyFromObject(run2), run2); err != nil {
+			return err
+		}
+		run2.Spec.Stop = true
+		return c.Update(t.Context(), run2)
+	}).Should(Succeed())
 	g.Eventually(func() tendv1.RunPhase { return getRun(g, t.Context(), run2).Status.Phase }).Should(Equal(tendv1.RunStopped))
 	r = getRun(g, t.Context(), run2)
 	g.Expect(meta.FindStatusCondition(r.Status.Conditions, controllers.ConditionProgressing).Reason).To(Equal(controllers.ReasonStopRequested))
