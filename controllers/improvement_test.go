@@ -173,9 +173,13 @@ func TestImprovementScheduleBadInput(t *testing.T) {
 				g.Expect(s.Status.NextRunTime).To(BeNil())
 			}).Should(Succeed())
 			clock.Add(3 * time.Minute)
-			g.Expect(c.Get(t.Context(), client.ObjectKeyFromObject(s), s)).To(Succeed())
-			s.Annotations = map[string]string{"touch": "1"}
-			g.Expect(c.Update(t.Context(), s)).To(Succeed())
+			g.Eventually(func() error {
+				if err := c.Get(t.Context(), client.ObjectKeyFromObject(s), s); err != nil {
+					return err
+				}
+				s.Annotations = map[string]string{"touch": "1"}
+				return c.Update(t.Context(), s)
+			}).Should(Succeed())
 			g.Consistently(func() int { return len(runsOf(g, t.Context(), ns, s.Name)) }, 2*time.Second).Should(BeZero())
 		})
 	}
