@@ -88,6 +88,10 @@ BENCH_AREAS    += shim
 BENCH_PKG_shim := ./runtime-shim
 BENCH_RUN_shim := ^BenchmarkShim
 BENCH_REF_shim := Crictl
+BENCH_AREAS    += improve
+BENCH_PKG_improve := ./agents
+BENCH_RUN_improve := ^BenchmarkImprove
+BENCH_REF_improve := Sort
 BENCH          ?= $(BENCH_AREAS)
 BENCHTIME      ?= 3s
 # The scale benchmark (`make bench BENCH=scale`, about 20 minutes) is not in
@@ -101,7 +105,7 @@ BENCH_TIME_scale    := 1x
 BENCH_TIMEOUT_scale := 60m
 
 .PHONY: bench
-bench: $(if $(filter shim,$(BENCH)),$(BIN)/crictl) ## Run the benchmarks of every area, or of BENCH=<area> (gate, mcp, bus, shim, scale), into bench/results.json
+bench: $(if $(filter shim,$(BENCH)),$(BIN)/crictl) ## Run the benchmarks of every area, or of BENCH=<area> (gate, mcp, bus, shim, improve, scale), into bench/results.json
 	@$(foreach a,$(BENCH),$(if $(BENCH_PKG_$(a)),,$(error Unknown benchmark area "$(a)"; the areas are: $(BENCH_AREAS) scale)))
 	$(foreach a,$(BENCH),set -o pipefail; $(GO) test -run '^$$' -bench '$(BENCH_RUN_$(a))' -benchtime $(or $(BENCH_TIME_$(a)),$(BENCHTIME)) -timeout $(or $(BENCH_TIMEOUT_$(a)),10m) $(BENCH_PKG_$(a)) | $(GO) run ./hack/benchjson -area $(a) -reference '$(BENCH_REF_$(a))';)
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	tendv1 "github.com/tendops/tend/api/v1alpha1"
 	"github.com/tendops/tend/mcp/wire"
 )
 
@@ -36,6 +37,17 @@ type Scope struct {
 	Namespaces []string
 	// Window is how far back the run looks.
 	Window time.Duration
+	// Workloads, when not nil, are the only workloads in scope (the
+	// schedule's label selector, resolved by the caller).
+	Workloads map[ObjectKey]bool
+	// History is the workloads' usage; analyzers that need it report
+	// "not enough data" without it.
+	History History
+	// Autoscaling is the HPAs' history; the autoscaler-bounds analyzer
+	// reports "not enough data" without it.
+	Autoscaling AutoscalerHistory
+	// Rightsizing are the schedule's rightsizing parameters.
+	Rightsizing tendv1.RightsizingParams
 }
 
 // Planner decides what to propose with a language model: given the model

@@ -256,6 +256,8 @@ type ContainerState struct {
 	Startup            *Probe          `json:"startup,omitempty"`
 	MemoryRequestBytes int64           `json:"memoryRequestBytes,omitempty"`
 	MemoryLimitBytes   int64           `json:"memoryLimitBytes,omitempty"`
+	// CPURequestMillicores is the container's CPU request, for rightsizing.
+	CPURequestMillicores int64 `json:"cpuRequestMillicores,omitempty"`
 }
 
 // ContainerPort is a port a container declares.
@@ -722,6 +724,7 @@ func (c *checker) podContainers(field string, cts []ContainerState) {
 		}
 		c.count(f+".memoryRequestBytes", ct.MemoryRequestBytes)
 		c.count(f+".memoryLimitBytes", ct.MemoryLimitBytes)
+		c.count(f+".cpuRequestMillicores", ct.CPURequestMillicores)
 	}
 }
 

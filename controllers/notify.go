@@ -185,7 +185,7 @@ func (n *Notifier) Wants(phase tendv1.Phase) bool { return n != nil && n.events[
 // Notify queues nt if its phase is one n sends, and returns at once. When
 // the queue is full the oldest waiting notification is dropped and counted.
 func (n *Notifier) Notify(nt Notification) {
-	if !n.Wants(nt.To) {
+	if nt.Run == nil && !n.Wants(nt.To) {
 		return
 	}
 	n.mu.Lock()
@@ -403,6 +403,24 @@ type Notification struct {
 	Checks []CheckResult
 	// Verified is the outcome of verification, nil until it concluded.
 	Verified *bool
+	// Run, when set, makes this the summary of a finished improvement run
+	// (Namespace and Name are the run's); the proposal fields are unset.
+	Run *RunSummary
+}
+
+// RunSummary is what a finished improvement run did and saved.
+type RunSummary struct {
+	Schedule string
+	Phase    tendv1.RunPhase
+	// Reason the run ended with.
+	Reason string
+	// Counts of the run's items by outcome.
+	Outcomes map[tendv1.ItemOutcome]int
+	// Saved requests of the verified changes (negative where they added),
+	// and their worth at the schedule's prices ("" without prices).
+	SavedCPUMillicores int64
+	SavedMemoryBytes   int64
+	SavedMonthly       string
 }
 
 // NotificationTarget names a proposal's target.
@@ -520,6 +538,9 @@ func mrkdwn(s string, limit int) slackText {
 
 // message renders the notification as Slack blocks.
 func (nt Notification) message() slackMessage {
+	if nt.Run != nil {
+		return nt.runMessage()
+	}
 	proposal := nt.Namespace + "/" + nt.Name
 	target := nt.Target.Name
 	if nt.Target.Namespace != "" {
@@ -728,4 +749,39 @@ func clipEscaped(s string, n int) string {
 		out = out[:amp]
 	}
 	return out + "…"
+}
+
+// runMessage renders a run's summary as Slack blocks.
+func (nt Notification) runMessage() slackMessage {
+	r := nt.Run
+	run := nt.Namespace + "/" + nt.Name
+	summary := fmt.Sprintf("Improvement run %s %s (%s)", value(run), strings.ToLower(value(string(r.Phase))), value(r.Reason))
+	if nt.Cluster != "" {
+		summary = fmt.Sprintf("[%s] %s", value(nt.Cluster), summary)
+	}
+	saved := fmt.Sprintf("%.2f CPU cores, %.2f GiB of memory requested", float64(r.SavedCPUMillicores)/1000, float64(r.SavedMemoryBytes)/(1<<30))
+	if r.SavedMonthly != "" {
+		saved += " (" + value(r.SavedMonthly) + " a month)"
+	}
+	var outcomes []string
+	for _, o := range []tendv1.ItemOutcome{tendv1.ItemVerified, tendv1.ItemAwaitingApproval, tendv1.ItemDenied, tendv1.ItemUndone, tendv1.ItemFailed,
+		tendv1.ItemSkipped, tendv1.ItemReported, tendv1.ItemNotEnoughData} {
+		if n := r.Outcomes[o]; n > 0 {
+			outcomes = append(outcomes, fmt.Sprintf("%d %s", n, o))
+		}
+	}
+	fields := []slackText{
+		mrkdwn("*Run*\n"+code(run), maxFieldText),
+		mrkdwn("*Schedule*\n"+code(r.Schedule), maxFieldText),
+		mrkdwn("*Saved*\n"+saved, maxFieldText),
+		mrkdwn("*Changes*\n"+value(orDash(strings.Join(outcomes, ", "))), maxFieldText),
+	}
+	hint := fmt.Sprintf("Report: `tend runs show %s -n %s`", commandArg(nt.Name), commandArg(nt.Namespace))
+	blocks := []slackBlock{
+		{Type: "header", Text: &slackText{Type: "plain_text", Text: clipEscaped("tend: improvement run "+escape(clean(strings.ToLower(string(r.Phase)))), maxHeaderText)}},
+		{Type: "section", Text: ptrTo(mrkdwn(summary, maxText)), Fields: fields},
+		{Type: "section", Text: ptrTo(mrkdwn(hint, maxText))},
+		{Type: "context", Elements: []slackText{mrkdwn("tend · "+nt.Time.UTC().Format(time.RFC3339), maxFieldText)}},
+	}
+	return slackMessage{Text: clipEscaped(summary, maxFallback), Blocks: blocks}
 }

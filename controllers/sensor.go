@@ -384,6 +384,9 @@ func containerStates(specs []corev1.Container, statuses []corev1.ContainerStatus
 		if q, ok := spec.Resources.Limits[corev1.ResourceMemory]; ok {
 			c.MemoryLimitBytes = q.Value()
 		}
+		if q, ok := spec.Resources.Requests[corev1.ResourceCPU]; ok {
+			c.CPURequestMillicores = q.MilliValue()
+		}
 		for _, cs := range statuses {
 			if cs.Name != spec.Name {
 				continue

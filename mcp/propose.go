@@ -217,7 +217,11 @@ func (s *Server) propose(ctx context.Context, a wire.ProposeArgs) (wire.ProposeR
 	for _, t := range c.Telemetry {
 		refs = append(refs, tendv1.TelemetryRef{Subject: t.Subject, Sequence: t.Sequence, ID: t.ID})
 	}
-	expires := metav1.NewTime(time.Now().Add(s.opts.Expiry))
+	life := s.opts.Expiry
+	if in := time.Duration(c.ExpiresInSeconds) * time.Second; in > 0 && in < life {
+		life = in
+	}
+	expires := metav1.NewTime(time.Now().Add(life))
 	p := &tendv1.Proposal{
 		ObjectMeta: metav1.ObjectMeta{
 			Namespace:    ns,

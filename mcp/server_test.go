@@ -483,6 +483,29 @@ func TestServer(t *testing.T) {
 		}
 	})
 
+	t.Run("a proposer may shorten its proposal's life, never lengthen it", func(t *testing.T) {
+		tools := dialTools(t, url, c.agentToken)
+		for _, tc := range []struct {
+			fingerprint string
+			in          int64
+			want        time.Duration
+		}{{"expires-in-a-minute", 60, time.Minute}, {"expires-in-a-week", 7 * 24 * 3600, time.Hour}} {
+			args := rollbackArgs(tc.fingerprint)
+			args.ExpiresInSeconds = tc.in
+			if _, err := tools.ProposeRollback(t.Context(), args); err != nil {
+				t.Fatalf("ProposeRollback: %v", err)
+			}
+			got := c.proposals(t, tc.fingerprint)
+			if len(got) != 1 || got[0].Spec.ExpiresAt == nil {
+				t.Fatalf("%s: got %d proposals, want 1 with an expiry", tc.fingerprint, len(got))
+			}
+			life := got[0].Spec.ExpiresAt.Sub(got[0].CreationTimestamp.Time)
+			if life < tc.want-5*time.Second || life > tc.want+5*time.Second {
+				t.Errorf("%s: expires %s after creation, want about %s", tc.fingerprint, life, tc.want)
+			}
+		}
+	})
+
 	t.Run("the proposer is the authenticated caller", func(t *testing.T) {
 		tools := dialTools(t, url, c.agentToken)
 		args := rollbackArgs("proposer-is-caller")

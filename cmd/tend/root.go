@@ -108,7 +108,7 @@ back if it made things worse. Every step is recorded.`,
 		root.Annotations = map[string]string{cobra.CommandDisplayNameAnnotation: "kubectl tend"}
 	}
 	root.SetVersionTemplate("{{.DisplayName}} {{.Version}}\n")
-	root.AddCommand(newUpCommand(), newDemoCommand(), newProposalsCommand(), newStatusCommand(), newGateCommand(), newAuditCommand(), newPolicyCommand(), newEvalCommand(), newMCPCommand(), newVersionCommand(), newDoctorCommand(), newFindingsCommand(), newTranscriptsCommand(), newControllerCommand(), newSensorCommand(), newAgentCommand())
+	root.AddCommand(newUpCommand(), newDemoCommand(), newProposalsCommand(), newStatusCommand(), newGateCommand(), newAuditCommand(), newPolicyCommand(), newEvalCommand(), newMCPCommand(), newVersionCommand(), newDoctorCommand(), newFindingsCommand(), newTranscriptsCommand(), newRunsCommand(), newControllerCommand(), newSensorCommand(), newAgentCommand())
 	refuseUnknownSubcommands(root)
 	return root
 }

@@ -15,6 +15,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	"github.com/tendops/tend/agents/planner"
+	"github.com/tendops/tend/bus"
 	"github.com/tendops/tend/controllers"
 	"github.com/tendops/tend/internal/localstack"
 )
@@ -35,7 +36,9 @@ type stackOptions struct {
 	shimNodes     []string
 	verbosity     int
 	// brain is the maintenance agent's brain and its planner's options.
-	brain planner.Brain
+	brain     planner.Brain
+	usageProm string
+	retention time.Duration
 }
 
 func (o *stackOptions) bind(cmd *cobra.Command) {
@@ -54,11 +57,16 @@ func (o *stackOptions) bind(cmd *cobra.Command) {
 	f.StringSliceVar(&o.shimNodes, "shim-node", nil, "a node whose runtime shim (tend-shim) may connect to the embedded NATS server; its nkey seed is written to <work-dir>/nats-keys/shim-<node>.nk (repeatable)")
 	f.IntVarP(&o.verbosity, "verbosity", "v", 0, "log verbosity of the components (0: info)")
 	o.brain.BindFlags(f)
+	f.DurationVar(&o.retention, "telemetry-retention", bus.DefaultTelemetryMaxAge, "how long the TELEMETRY stream keeps telemetry, and so how much usage history improvement runs can read (e.g. 168h for a week)")
+	f.StringVar(&o.usageProm, "usage-prometheus", "", "read improvement runs' usage history from the Prometheus server at this URL instead of tend's own telemetry")
 }
 
 func (o *stackOptions) Validate() error {
 	if o.nodes < 1 || o.nodes > 1000 {
 		return fmt.Errorf("--nodes must be between 1 and 1000, not %d", o.nodes)
+	}
+	if o.retention != 0 && o.retention < time.Minute {
+		return fmt.Errorf("--telemetry-retention must be at least a minute, not %s", o.retention)
 	}
 	if o.verifyTimeout <= o.stableWindow {
 		return fmt.Errorf("--verify-timeout (%s) must be longer than --stable-window (%s)", o.verifyTimeout, o.stableWindow)
@@ -89,20 +97,22 @@ func (o *stackOptions) Validate() error {
 
 func (o *stackOptions) localstack(logger logr.Logger, progress func(string, ...any)) localstack.Options {
 	return localstack.Options{
-		Kubeconfig:       o.kubeconfig,
-		NATSURL:          o.natsURL,
-		BinDir:           o.binDir,
-		WorkDir:          o.workDir,
-		Nodes:            o.nodes,
-		MCPAddr:          o.mcpAddr,
-		Proposal:         controllers.ProposalOptions{VerifyTimeout: o.verifyTimeout, StableWindow: o.stableWindow},
-		NotifyURL:        o.notifyURL,
-		MetricsAddr:      o.metricsAddr,
-		AlertmanagerAddr: o.alertsAddr,
-		ShimNodes:        o.shimNodes,
-		Brain:            o.brain,
-		Progress:         progress,
-		Logger:           logger,
+		Kubeconfig:         o.kubeconfig,
+		NATSURL:            o.natsURL,
+		BinDir:             o.binDir,
+		WorkDir:            o.workDir,
+		Nodes:              o.nodes,
+		MCPAddr:            o.mcpAddr,
+		Proposal:           controllers.ProposalOptions{VerifyTimeout: o.verifyTimeout, StableWindow: o.stableWindow},
+		NotifyURL:          o.notifyURL,
+		MetricsAddr:        o.metricsAddr,
+		AlertmanagerAddr:   o.alertsAddr,
+		ShimNodes:          o.shimNodes,
+		UsagePrometheus:    o.usageProm,
+		TelemetryRetention: o.retention,
+		Brain:              o.brain,
+		Progress:           progress,
+		Logger:             logger,
 	}
 }
 

@@ -30,3 +30,20 @@ func TestStackOptionsShimNodes(t *testing.T) {
 		t.Errorf("Validate() with a bad node name = %v", err)
 	}
 }
+
+// TestStackOptionsImprovement: the usage history flags reach the stack.
+func TestStackOptionsImprovement(t *testing.T) {
+	o := stackOptions{binDir: t.TempDir(), nodes: 3, verifyTimeout: 3 * time.Minute, stableWindow: 15 * time.Second,
+		retention: 168 * time.Hour, usageProm: "http://prometheus.example:9090"}
+	if err := o.Validate(); err != nil {
+		t.Fatalf("Validate() = %v", err)
+	}
+	ls := o.localstack(newLogger(0), nil)
+	if ls.TelemetryRetention != 168*time.Hour || ls.UsagePrometheus != "http://prometheus.example:9090" {
+		t.Errorf("retention %s, prometheus %q: want the flags'", ls.TelemetryRetention, ls.UsagePrometheus)
+	}
+	o.retention = time.Second
+	if err := o.Validate(); err == nil || !strings.Contains(err.Error(), "--telemetry-retention") {
+		t.Errorf("Validate() with a 1s retention = %v, want an error naming --telemetry-retention", err)
+	}
+}

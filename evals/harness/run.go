@@ -98,6 +98,8 @@ type RunResult struct {
 	// LLM is what the planner did on the run's objects (llm and hybrid
 	// brains); null for the deterministic brain.
 	LLM *RunLLM `json:"llm,omitempty"`
+	// Improvement is what an improvement scenario's run did and saved.
+	Improvement *ImprovementResult `json:"improvement,omitempty"`
 }
 
 // ProposalRecord is one proposal of a run, for the report.
@@ -313,6 +315,11 @@ func (r *runCtx) prepare(ctx context.Context) (time.Time, *oracle.State, error) 
 		// what it asks for must not hold already.
 		if res := oracle.Evaluate(sc, base, base); res.Pass() {
 			return time.Time{}, nil, herr(ErrorNotShown, "there is nothing to improve: outcome %s holds at baseline", res.Outcome)
+		}
+		if sc.Category == scenario.CategoryImprovement {
+			if err := r.startImprovement(ctx); err != nil {
+				return time.Time{}, nil, herr(ErrorInject, "failed to start the improvement run: %w", err)
+			}
 		}
 		return inject, base, nil
 	}
@@ -619,6 +626,7 @@ func (r *runCtx) observe(ctx context.Context, inject time.Time, base *oracle.Sta
 		}
 	}
 	r.score(base, cur, inject)
+	r.improvementOutcome(ctx)
 	return nil
 }
 

@@ -70,10 +70,12 @@ type ControllerOptions struct {
 	Logger logr.Logger
 }
 
-// Controller is a controller manager, not yet started, and its gate.
+// Controller is a controller manager, not yet started, its gate, and its
+// notifier (nil without NotifyURL).
 type Controller struct {
-	Manager ctrl.Manager
-	Gate    *policies.Gate
+	Manager  ctrl.Manager
+	Gate     *policies.Gate
+	Notifier *controllers.Notifier
 }
 
 // NewController builds the controller manager. The gate holds the
@@ -160,6 +162,7 @@ func NewController(ctx context.Context, opts ControllerOptions) (*Controller, er
 		}
 		pr.Shim = shims
 	}
+	var notifier *controllers.Notifier
 	if opts.NotifyURL != "" {
 		n, err := controllers.NewNotifier(controllers.NotifierOptions{URL: opts.NotifyURL})
 		if err != nil {
@@ -171,7 +174,7 @@ func NewController(ctx context.Context, opts ControllerOptions) (*Controller, er
 		if err := mgr.Add(n); err != nil {
 			return nil, fmt.Errorf("failed to add the notifier: %w", err)
 		}
-		pr.Notifier = n
+		pr.Notifier, notifier = n, n
 	}
 	if err := pr.SetupWithManager(mgr); err != nil {
 		return nil, err
@@ -207,7 +210,7 @@ func NewController(ctx context.Context, opts ControllerOptions) (*Controller, er
 	if err := controllers.RegisterProposalMetrics(ctrlmetrics.Registry, mgr.GetClient(), nil); err != nil {
 		return nil, err
 	}
-	return &Controller{Manager: mgr, Gate: gate}, nil
+	return &Controller{Manager: mgr, Gate: gate, Notifier: notifier}, nil
 }
 
 // addProbes serves /healthz (the process runs) and /readyz (its caches are

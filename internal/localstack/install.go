@@ -227,25 +227,25 @@ func ClusterRoles() []*rbacv1.ClusterRole {
 		{
 			// Aggregated into the built-in view, edit and admin roles: who
 			// may view a namespace sees its proposals, approvals and
-			// improvement schedules.
+			// improvement schedules and runs.
 			ObjectMeta: metav1.ObjectMeta{Name: "tend:aggregate-to-view", Labels: map[string]string{
 				"rbac.authorization.k8s.io/aggregate-to-view": "true", "rbac.authorization.k8s.io/aggregate-to-edit": "true",
 				"rbac.authorization.k8s.io/aggregate-to-admin": "true"}},
 			Rules: []rbacv1.PolicyRule{
-				{APIGroups: []string{tend}, Resources: []string{"proposals", "approvals", "improvementschedules"}, Verbs: read},
+				{APIGroups: []string{tend}, Resources: []string{"proposals", "approvals", "improvementschedules", "improvementruns"}, Verbs: read},
 			},
 		},
 		{
 			// Aggregated into the built-in edit and admin roles: who may
 			// edit a namespace may propose changes there (through the MCP
 			// server; the gate decides them like any other) and manage its
-			// improvement schedules. Approving is not part of edit: it is
-			// tend:approver's alone.
+			// improvement schedules and runs (tend runs start|stop).
+			// Approving is not part of edit: it is tend:approver's alone.
 			ObjectMeta: metav1.ObjectMeta{Name: "tend:aggregate-to-edit", Labels: map[string]string{
 				"rbac.authorization.k8s.io/aggregate-to-edit": "true", "rbac.authorization.k8s.io/aggregate-to-admin": "true"}},
 			Rules: []rbacv1.PolicyRule{
 				{APIGroups: []string{tend}, Resources: []string{"proposals"}, Verbs: []string{"propose"}},
-				{APIGroups: []string{tend}, Resources: []string{"improvementschedules"}, Verbs: []string{"create", "update", "patch", "delete"}},
+				{APIGroups: []string{tend}, Resources: []string{"improvementschedules", "improvementruns"}, Verbs: []string{"create", "update", "patch", "delete"}},
 			},
 		},
 		{

@@ -74,6 +74,16 @@ type Options struct {
 	Brain planner.Brain
 	// Tracer, if set, records the planner's spans (planner.NewTracer).
 	Tracer trace.Tracer
+	// TelemetryRetention is how long the TELEMETRY stream keeps telemetry,
+	// and so how much usage history improvement runs can read;
+	// bus.DefaultTelemetryMaxAge when zero.
+	TelemetryRetention time.Duration
+	// UsagePrometheus, if set, is the Prometheus server improvement runs
+	// read usage history from; tend's own telemetry when empty.
+	UsagePrometheus string
+	// ImprovementNow is the clock of the improvement schedules and runs;
+	// time.Now when nil.
+	ImprovementNow func() time.Time
 	// NoAgents runs the stack without the maintenance agent, for tests of
 	// the controller that must be the only proposers.
 	NoAgents bool
@@ -100,6 +110,8 @@ type Options struct {
 
 // Stack is a running local stack.
 type Stack struct {
+	// notifier sends webhook notifications, nil without NotifyURL.
+	notifier *controllers.Notifier
 	// Kubeconfig is the admin kubeconfig of the cluster.
 	Kubeconfig string
 	// MCPURL is the MCP endpoint (streamable HTTP).
@@ -265,7 +277,7 @@ func Start(ctx context.Context, opts Options) (st *Stack, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := bus.EnsureStreams(ctx, js, bus.StreamsConfig{}); err != nil {
+	if err := bus.EnsureStreams(ctx, js, bus.StreamsConfig{TelemetryMaxAge: opts.TelemetryRetention}); err != nil {
 		return nil, err
 	}
 	if s.JetStream, err = s.connect(ctx, bus.ComponentAuditReader); err != nil {
@@ -363,6 +375,13 @@ func (s *Stack) connect(ctx context.Context, c bus.Component) (jetstream.JetStre
 	return js, nil
 }
 
+// ConnectSensor connects to the bus as the sensor does, for a harness that
+// stands in for a metrics pipeline the local cluster lacks. The connection
+// closes with the stack.
+func (s *Stack) ConnectSensor(ctx context.Context) (jetstream.JetStream, error) {
+	return s.connect(ctx, bus.ComponentSensor)
+}
+
 // ConnectShim connects to the embedded NATS server as the runtime shim of
 // node, one of Options.ShimNodes. The caller closes the connection.
 func (s *Stack) ConnectShim(ctx context.Context, node string) (*nats.Conn, jetstream.JetStream, error) {
@@ -420,7 +439,7 @@ func (s *Stack) startComponents(ctx context.Context, opts Options, scheme *runti
 		return err
 	}
 	mgr, gate := ctl.Manager, ctl.Gate
-	s.Gate = gate
+	s.Gate, s.notifier = gate, ctl.Notifier
 	// The sensor runs in the same process, with its own NATS identity.
 	sensorJS, err := s.connect(ctx, bus.ComponentSensor)
 	if err != nil {
@@ -504,6 +523,9 @@ func (s *Stack) startComponents(ctx context.Context, opts Options, scheme *runti
 
 	if !opts.NoAgents {
 		if err := s.startAgent(ctx, opts, mgr); err != nil {
+			return err
+		}
+		if err := s.startImprovement(ctx, opts, mgr); err != nil {
 			return err
 		}
 	}

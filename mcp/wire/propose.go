@@ -50,6 +50,10 @@ type Common struct {
 	Telemetry   []TelemetryRef `json:"telemetry,omitempty" jsonschema:"telemetry messages that support the proposal (at most 32)" schema:"maxItems=32"`
 	Fingerprint string         `json:"fingerprint,omitempty" jsonschema:"identifies the same proposal across repeats; derived from the action, target and change when empty" schema:"maxLength=128"`
 	Agent       string         `json:"agent,omitempty" jsonschema:"name of the calling agent, for the record" schema:"maxLength=253"`
+	// ExpiresInSeconds shortens the proposal's life: it expires, unapplied,
+	// this long after it is made if it is not applied by then (a scheduled
+	// run's window). The server's own expiry still bounds it.
+	ExpiresInSeconds int64 `json:"expiresInSeconds,omitempty" jsonschema:"expire the proposal, unapplied, this many seconds after it is made if it has not been applied (at most the server's default expiry)" schema:"min=1,max=604800"`
 }
 
 // WorkloadArgs name a workload: a Deployment, StatefulSet or DaemonSet.
@@ -232,6 +236,9 @@ func (c *Common) validate() []string {
 				errs = append(errs, fmt.Sprintf("telemetry[%d]: subject required (at most 1024 bytes), id at most %d bytes", i, maxShort))
 			}
 		}
+	}
+	if c.ExpiresInSeconds < 0 || c.ExpiresInSeconds > 7*24*3600 {
+		errs = append(errs, fmt.Sprintf("expiresInSeconds %d: must be between 1 and 604800", c.ExpiresInSeconds))
 	}
 	if len(c.Fingerprint) > 128 || len(c.Agent) > maxShort {
 		errs = append(errs, "fingerprint is at most 128 bytes and agent at most 253")
