@@ -24,12 +24,12 @@ import (
 
 // Names of what Install creates.
 const (
-	SystemNamespace    = tendv1.DefaultSystemNamespace
-	AgentAccount       = "tend-agent"
-	ControllerAccount  = "tend-controller"
-	MCPAccount         = "tend-mcp"
-	SensorAccount      = "tend-sensor"
-	ApproverGroup      = "tend:approvers"
+	SystemNamespace   = tendv1.DefaultSystemNamespace
+	AgentAccount      = "tend-agent"
+	ControllerAccount = "tend-controller"
+	MCPAccount        = "tend-mcp"
+	SensorAccount     = "tend-sensor"
+	ApproverGroup     = "tend:approvers"
 	// HelmRelease is the Helm release, in SystemNamespace, that owns what
 	// Install installs: `helm install tend charts/tend -n tend-system`
 	// adopts it rather than failing on objects it did not create.
