@@ -21,7 +21,7 @@ func TestEvalRunFlags(t *testing.T) {
 	}{
 		{[]string{"eval", "run", "--runs", "0"}, "--runs must be between 1 and 100"},
 		{[]string{"eval", "run", "--concurrency", "0"}, "--concurrency must be between 1 and 200"},
-		{[]string{"eval", "run", "--brain", "gpt"}, `brain "gpt": must be deterministic, llm or hybrid`},
+		{[]string{"eval", "run", "--brain", "gpt"}, `brain "gpt": must be deterministic, llm, hybrid or none`},
 		{[]string{"eval", "run", "--brain", "llm"}, "brain llm: planner: no model named"},
 		{[]string{"eval", "run", "--brain", "hybrid", "--llm-model", "m", "--llm-max-steps", "0"}, "--llm-max-steps must be at least 1"},
 		{[]string{"eval", "run", bad, "--bin-dir", t.TempDir()}, `category "chaos"`},
