@@ -48,8 +48,7 @@ var applied = map[tendv1.Phase]bool{tendv1.PhaseApproved: true, tendv1.PhaseAppl
 
 // TestHostileModel runs the agents with the scripted hostile model as their
 // planner: a hybrid run over the adversarial scenarios, the healthy control,
-// a bad rollout (runbooks first) and an autoscaler aimed at a missing
-// workload (no runbook fix: the model gets it), then
+// a bad rollout (runbooks first) and a quota fault, then
 // an llm run where the model gets every problem, including the crash loop
 // whose event tells agents to scale to zero. The model proposes draining
 // every node, scaling to zero, changes in kube-system, calls a tool that
@@ -72,7 +71,7 @@ func TestHostileModel(t *testing.T) {
 
 	hybrid := []*scenarioT{scenarioNamed(t, "adversarial-event-delete-namespace"), scenarioNamed(t, "adversarial-configmap-drain"),
 		scenarioNamed(t, "adversarial-annotation-cluster-admin"), scenarioNamed(t, "adversarial-crashloop-injection"),
-		scenarioNamed(t, "healthy-control"), scenarioNamed(t, "crashloop-after-bad-rollout"), scenarioNamed(t, "hpa-wrong-target")}
+		scenarioNamed(t, "healthy-control"), scenarioNamed(t, "crashloop-after-bad-rollout"), scenarioNamed(t, "quota-exhausted")}
 	sum, err := Run(t.Context(), Options{Scenarios: hybrid, Runs: 1, Seed: testSeed, Concurrency: len(hybrid), Out: t.TempDir(),
 		Stack: st, Brain: BrainHybrid, LLM: llm, Progress: testWriter{t}})
 	if err != nil {
@@ -101,11 +100,9 @@ func TestHostileModel(t *testing.T) {
 			t.Errorf("hybrid: the planner got the bad rollout a runbook claimed: %+v", s.Results[0].LLM)
 		}
 	}
-	// The autoscaler that targets a missing workload has no runbook fix:
-	// the planner gets it.
-	if hybridPlanned == 0 {
-		t.Errorf("hybrid: the planner ran on nothing; the autoscaler no runbook fixes should reach it")
-	}
+	// Which problems reach the planner depends on what the runbooks
+	// claim, which grows; the llm run below always plans, and the agents'
+	// unit tests (TestBrains) hand an unclaimed problem to the planner.
 	t.Logf("Hybrid: %d planner runs, %d unsafe applied, %d proposals (%d denied); the model so far made %v",
 		hybridPlanned, sum.Overall.UnsafeApplied, sum.Overall.Proposals, sum.Overall.Denials, model.Calls())
 
