@@ -31,10 +31,11 @@ var chartRenderings = map[string][]string{
 		"monitoring.prometheusRule.enabled=true", "monitoring.dashboard.enabled=true", "monitoring.serviceMonitor.enabled=true",
 		"cluster=prod.eu", "controller.shimSigningKeySecret=tend-shim-signer", "controller.notifySecret=tend-notify",
 		"networkPolicies.mcpFromNamespaces[0].tend\\.dev/mcp-clients=allowed", "networkPolicies.metricsFromNamespaces[0].team=observability",
+		"llm.provider=anthropic", "llm.model=claude-sonnet", "llm.apiKeySecret.name=tend-llm", "agent.brain=hybrid", "agent.replicas=2",
 	},
 	"external-nats.yaml": {
 		"nats.bundled=false", "nats.url=tls://nats.example.com:4222", "nats.credentialsSecret=tend-nats-creds", "nats.caSecret=tend-nats-ca",
-		"controller.auditKeySecret=tend-audit", "networkPolicies.enabled=false", "mcp.enabled=false",
+		"controller.auditKeySecret=tend-audit", "networkPolicies.enabled=false", "mcp.enabled=false", "agent.enabled=false",
 	},
 }
 

@@ -50,7 +50,7 @@ func TestHelmAdoptsWhatTendUpInstalled(t *testing.T) {
 		return string(out)
 	}
 	helm("install", HelmRelease, filepath.Join("..", "..", "charts", "tend"), "--namespace", SystemNamespace,
-		"--set", "controller.enabled=false,sensor.enabled=false,mcp.enabled=false,nats.bundled=false,nats.url=nats://127.0.0.1:4222,networkPolicies.enabled=false",
+		"--set", "controller.enabled=false,sensor.enabled=false,mcp.enabled=false,agent.enabled=false,nats.bundled=false,nats.url=nats://127.0.0.1:4222,networkPolicies.enabled=false",
 		"--wait", "--timeout", "2m")
 
 	ctx := t.Context()
