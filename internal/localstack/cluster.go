@@ -86,7 +86,7 @@ func StartCluster(ctx context.Context, opts ClusterOptions) (*Cluster, error) {
 	c := &Cluster{opts: opts, kubeconfig: filepath.Join(opts.WorkDir, "clusters", opts.Name, "kubeconfig.yaml")}
 	if _, err := os.Stat(filepath.Join(opts.WorkDir, "clusters", opts.Name)); err == nil {
 		opts.Progress("Deleting leftover cluster %q", opts.Name)
-		if err := c.kwokctl(ctx, "delete", "cluster", "--name", opts.Name); err != nil {
+		if err := c.kwokctl(ctx, "delete", "cluster", "--name", opts.Name, "--kubeconfig", ""); err != nil {
 			return nil, err
 		}
 	}
@@ -115,7 +115,10 @@ func StartCluster(ctx context.Context, opts ClusterOptions) (*Cluster, error) {
 		"--etcd-binary", bin("etcd"), "--kube-apiserver-binary", bin("kube-apiserver"),
 		"--kube-controller-manager-binary", bin("kube-controller-manager"),
 		"--kube-scheduler-binary", bin("kube-scheduler"), "--kwok-controller-binary", bin("kwok"),
-		"--config", stagesFile, "--wait", "90s"}
+		"--config", stagesFile, "--wait", "90s",
+		// The cluster's own kubeconfig is in its work dir: the user's
+		// ~/.kube/config is left as it is.
+		"--kubeconfig", ""}
 	if opts.RealisticHeartbeats {
 		args = append(args, "--heartbeat-factor", "1")
 	}
@@ -150,7 +153,7 @@ func (c *Cluster) Dir() string { return filepath.Join(c.opts.WorkDir, "clusters"
 
 // Stop deletes the cluster; kwokctl stops every process it started.
 func (c *Cluster) Stop(ctx context.Context) error {
-	return c.kwokctl(ctx, "delete", "cluster", "--name", c.opts.Name)
+	return c.kwokctl(ctx, "delete", "cluster", "--name", c.opts.Name, "--kubeconfig", "")
 }
 
 func (c *Cluster) kwokctl(ctx context.Context, args ...string) error {
