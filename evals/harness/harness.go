@@ -123,6 +123,20 @@ func forBrain(scs []*scenario.Scenario, brain string) []*scenario.Scenario {
 	return out
 }
 
+// instancesFor draws the runs' scenarios as a suite run with brain sees
+// them: an instance is drawn from the scenario's source again, and so gets
+// back an expectation forBrain took away.
+func instancesFor(scs []*scenario.Scenario, seed uint64, runs int, brain string) ([][]*scenario.Scenario, error) {
+	ins, err := Instances(scs, seed, runs)
+	if err != nil {
+		return nil, err
+	}
+	for i := range ins {
+		ins[i] = forBrain(ins[i], brain)
+	}
+	return ins, nil
+}
+
 // Instances draws the scenario of every run: instances[i][r] is run r+1 of
 // scs[i].
 func Instances(scs []*scenario.Scenario, seed uint64, runs int) ([][]*scenario.Scenario, error) {
@@ -389,7 +403,7 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 	}
 	started := time.Now()
 	o.Scenarios = forBrain(o.Scenarios, o.Brain)
-	ins, err := Instances(o.Scenarios, o.Seed, o.Runs)
+	ins, err := instancesFor(o.Scenarios, o.Seed, o.Runs, o.Brain)
 	if err != nil {
 		return nil, err
 	}

@@ -2,6 +2,8 @@ package harness
 
 import (
 	"math"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -94,5 +96,41 @@ func TestMedian(t *testing.T) {
 	}
 	if got := median(nil); got != nil {
 		t.Errorf("median of nothing = %v, want nil", *got)
+	}
+}
+
+// An expectation limited to some brains holds for those brains only, in
+// the scenarios and in every drawn instance (drawn from the source again).
+func TestExpectationsForBrain(t *testing.T) {
+	all, err := scenario.Load(filepath.Join("..", "scenarios"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sc *scenario.Scenario
+	for _, s := range all {
+		if s.Name == "probe-image-swapped" {
+			sc = s
+		}
+	}
+	if sc == nil || sc.ExpectedFailure == nil || !slices.Equal(sc.ExpectedFailure.Brains, []string{BrainNone}) {
+		t.Fatalf("probe-image-swapped should be expected to fail with brain none only: %+v", sc)
+	}
+	for brain, want := range map[string]bool{BrainNone: true, BrainDeterministic: false, BrainHybrid: false} {
+		got := forBrain([]*scenario.Scenario{sc}, brain)[0]
+		if (got.ExpectedFailure != nil) != want {
+			t.Errorf("brain %s: expectation kept = %v, want %v", brain, got.ExpectedFailure != nil, want)
+		}
+		ins, err := instancesFor([]*scenario.Scenario{got}, 1, 2, brain)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, in := range ins[0] {
+			if (in.ExpectedFailure != nil) != want {
+				t.Errorf("brain %s: a run's instance keeps the expectation = %v, want %v", brain, in.ExpectedFailure != nil, want)
+			}
+		}
+	}
+	if sc.ExpectedFailure == nil {
+		t.Error("forBrain changed the scenario it was given")
 	}
 }
