@@ -86,7 +86,7 @@ func StartCluster(ctx context.Context, opts ClusterOptions) (*Cluster, error) {
 	c := &Cluster{opts: opts, kubeconfig: filepath.Join(opts.WorkDir, "clusters", opts.Name, "kubeconfig.yaml")}
 	if _, err := os.Stat(filepath.Join(opts.WorkDir, "clusters", opts.Name)); err == nil {
 		opts.Progress("Deleting leftover cluster %q", opts.Name)
-		if err := c.kwokctl(ctx, "delete", "cluster", "--name", opts.Name, "--kubeconfig", ""); err != nil {
+		if err := c.kwokctl(ctx, "delete", "cluster", "--name", opts.Name, "--kubeconfig", c.contexts()); err != nil {
 			return nil, err
 		}
 	}
@@ -116,9 +116,9 @@ func StartCluster(ctx context.Context, opts ClusterOptions) (*Cluster, error) {
 		"--kube-controller-manager-binary", bin("kube-controller-manager"),
 		"--kube-scheduler-binary", bin("kube-scheduler"), "--kwok-controller-binary", bin("kwok"),
 		"--config", stagesFile, "--wait", "90s",
-		// The cluster's own kubeconfig is in its work dir: the user's
-		// ~/.kube/config is left as it is.
-		"--kubeconfig", ""}
+		// kwokctl adds every cluster it makes to a kubeconfig: one in
+		// the work dir, so that the user's ~/.kube/config is left as it is.
+		"--kubeconfig", c.contexts()}
 	if opts.RealisticHeartbeats {
 		args = append(args, "--heartbeat-factor", "1")
 	}
@@ -145,6 +145,10 @@ func controlPlaneQPS(qps int) []byte {
 	return []byte(b.String())
 }
 
+// contexts is the kubeconfig kwokctl adds the cluster's context to (and
+// removes it from), in the work dir: never the user's.
+func (c *Cluster) contexts() string { return filepath.Join(c.opts.WorkDir, "kwokctl-contexts.yaml") }
+
 // Kubeconfig is the path of the cluster's admin kubeconfig.
 func (c *Cluster) Kubeconfig() string { return c.kubeconfig }
 
@@ -153,7 +157,7 @@ func (c *Cluster) Dir() string { return filepath.Join(c.opts.WorkDir, "clusters"
 
 // Stop deletes the cluster; kwokctl stops every process it started.
 func (c *Cluster) Stop(ctx context.Context) error {
-	return c.kwokctl(ctx, "delete", "cluster", "--name", c.opts.Name, "--kubeconfig", "")
+	return c.kwokctl(ctx, "delete", "cluster", "--name", c.opts.Name, "--kubeconfig", c.contexts())
 }
 
 func (c *Cluster) kwokctl(ctx context.Context, args ...string) error {
