@@ -146,11 +146,7 @@ apply and the verification. -o json|yaml|jsonpath prints the Proposal object its
 		ValidArgsFunction: completeProposals(o),
 		PreRunE:           func(*cobra.Command, []string) error { return out.validate() },
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := o.client()
-			if err != nil {
-				return err
-			}
-			ns, err := o.ns()
+			c, ns, err := o.clientInNamespace()
 			if err != nil {
 				return err
 			}
@@ -181,11 +177,7 @@ func completeProposals(o *kubeOptions) func(*cobra.Command, []string, string) ([
 		if len(args) > 0 {
 			return nil, cobra.ShellCompDirectiveNoFileComp
 		}
-		c, err := o.client()
-		if err != nil {
-			return nil, cobra.ShellCompDirectiveError
-		}
-		ns, err := o.ns()
+		c, ns, err := o.clientInNamespace()
 		if err != nil {
 			return nil, cobra.ShellCompDirectiveError
 		}
@@ -316,11 +308,7 @@ and groups recorded are yours. An approval is void if the proposal's spec change
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := o.client()
-			if err != nil {
-				return err
-			}
-			ns, err := o.ns()
+			c, ns, err := o.clientInNamespace()
 			if err != nil {
 				return err
 			}

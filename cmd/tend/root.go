@@ -82,6 +82,20 @@ func (o *kubeOptions) client() (client.Client, error) {
 	return c, nil
 }
 
+// clientInNamespace is client and ns together, for commands about one
+// namespace's objects.
+func (o *kubeOptions) clientInNamespace() (client.Client, string, error) {
+	c, err := o.client()
+	if err != nil {
+		return nil, "", err
+	}
+	ns, err := o.ns()
+	if err != nil {
+		return nil, "", err
+	}
+	return c, ns, nil
+}
+
 func (o *kubeOptions) ns() (string, error) {
 	ns, _, err := o.loader().Namespace()
 	if err != nil {

@@ -104,11 +104,7 @@ changed container of its observed usage (the percentile and the peak the analyze
 against the old and the new requests.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := o.client()
-			if err != nil {
-				return err
-			}
-			ns, err := o.ns()
+			c, ns, err := o.clientInNamespace()
 			if err != nil {
 				return err
 			}
@@ -303,11 +299,7 @@ func newRunsStartCommand(o *kubeOptions) *cobra.Command {
 window starts now. It proposes through the gate like a scheduled run.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := o.client()
-			if err != nil {
-				return err
-			}
-			ns, err := o.ns()
+			c, ns, err := o.clientInNamespace()
 			if err != nil {
 				return err
 			}
@@ -332,11 +324,7 @@ func newRunsStopCommand(o *kubeOptions) *cobra.Command {
 		Short: "Stop a run: it proposes nothing more; what it applied stays",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := o.client()
-			if err != nil {
-				return err
-			}
-			ns, err := o.ns()
+			c, ns, err := o.clientInNamespace()
 			if err != nil {
 				return err
 			}
