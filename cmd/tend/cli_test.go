@@ -3,15 +3,19 @@ package main
 import (
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/yaml"
 
@@ -91,7 +95,8 @@ func TestOutputsAndDoctorOnARealAPIServer(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "NATS") {
 		t.Errorf("doctor with an unreachable NATS: err %v", err)
 	}
-	expectChecks(t, out, map[string]string{"CRDs": "OK", "admission": "OK", "RBAC": "OK", "gate": "OK", "metrics API": "WARN", "NATS": "FAIL cannot connect to nats://127.0.0.1:1"})
+	expectChecks(t, out, map[string]string{"CRDs": "OK", "admission": "OK", "RBAC": "OK", "gate": "OK", "metrics API": "WARN", "Secrets": "SKIP", "NATS": "FAIL cannot connect to nats://127.0.0.1:1"})
+	doctorChecksAgentSecrets(t, admin, kubeconfig)
 	out, _, err = runTend(t, "doctor", "--kubeconfig", kubeconfig, "-o", "json")
 	if err != nil {
 		t.Errorf("doctor after install, no NATS: %v\n%s", err, out)
@@ -100,7 +105,7 @@ func TestOutputsAndDoctorOnARealAPIServer(t *testing.T) {
 		Kind   string        `json:"kind"`
 		Checks []doctorCheck `json:"checks"`
 	}
-	if err := json.Unmarshal([]byte(out), &doc); err != nil || doc.Kind != "Doctor" || len(doc.Checks) != 8 {
+	if err := json.Unmarshal([]byte(out), &doc); err != nil || doc.Kind != "Doctor" || len(doc.Checks) != 9 {
 		t.Errorf("doctor -o json: %v\n%s", err, out)
 	}
 	// A CRD gone is named.
@@ -229,4 +234,71 @@ func expectChecks(t *testing.T, out string, want map[string]string) {
 			t.Errorf("check %q = %q, want %q…\n%s", name, got[name], w, out)
 		}
 	}
+}
+
+// doctorChecksAgentSecrets installs the chart's agent Deployment, rendered
+// with an LLM key from a Secret, and has tend doctor fail while the Secret
+// or its key is missing, naming it, and pass once it is there.
+func doctorChecksAgentSecrets(t *testing.T, admin client.Client, kubeconfig string) {
+	t.Helper()
+	ctx := t.Context()
+	bin := os.Getenv("TEND_BIN_DIR")
+	if bin == "" {
+		bin = filepath.Join("..", "..", "bin")
+	}
+	out, err := exec.Command(filepath.Join(bin, "helm"), "template", "tend", filepath.Join("..", "..", "charts", "tend"),
+		"--namespace", localstack.SystemNamespace, "--kube-version", "1.37.1", "--show-only", "templates/agent.yaml",
+		"--set", "llm.provider=openai", "--set", "llm.baseURL=http://llm.example:8000/v1", "--set", "llm.model=m",
+		"--set", "llm.apiKeySecret.name=planner-key", "--set", "llm.apiKeySecret.key=token").CombinedOutput()
+	if err != nil {
+		t.Fatalf("helm template: %v\n%s", err, out)
+	}
+	var dep *appsv1.Deployment
+	for _, doc := range strings.Split(string(out), "\n---") {
+		d := &appsv1.Deployment{}
+		if err := yaml.Unmarshal([]byte(doc), d); err == nil && d.Kind == "Deployment" {
+			dep = d
+		}
+	}
+	if dep == nil {
+		t.Fatalf("the chart's agent.yaml renders no Deployment:\n%s", out)
+	}
+	if err := admin.Create(ctx, dep); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = admin.Delete(ctx, dep) }()
+	// The agent also mounts its NATS credentials; make those exist, so
+	// only the LLM key is missing.
+	for _, ref := range secretRefs(dep.Spec.Template.Spec) {
+		if ref.secret == "planner-key" {
+			continue
+		}
+		data := map[string][]byte{}
+		for _, k := range ref.keys {
+			data[k] = []byte("x")
+		}
+		s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: localstack.SystemNamespace, Name: ref.secret}, Data: data}
+		if err := admin.Create(ctx, s); err != nil && !apierrors.IsAlreadyExists(err) {
+			t.Fatal(err)
+		}
+	}
+	out2, _, err := runTend(t, "doctor", "--kubeconfig", kubeconfig)
+	if err == nil || !strings.Contains(err.Error(), "Secrets") {
+		t.Errorf("doctor with the LLM key Secret missing: err %v", err)
+	}
+	expectChecks(t, out2, map[string]string{"Secrets": "FAIL tend-agent: Secret planner-key (the LLM API key, volume llm-key) does not exist"})
+
+	key := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: localstack.SystemNamespace, Name: "planner-key"}, Data: map[string][]byte{"api-key": []byte("k")}}
+	if err := admin.Create(ctx, key); err != nil {
+		t.Fatal(err)
+	}
+	out2, _, _ = runTend(t, "doctor", "--kubeconfig", kubeconfig)
+	expectChecks(t, out2, map[string]string{"Secrets": `FAIL tend-agent: Secret planner-key (the LLM API key, volume llm-key) has no key "token"`})
+
+	key.Data = map[string][]byte{"token": []byte("k")}
+	if err := admin.Update(ctx, key); err != nil {
+		t.Fatal(err)
+	}
+	out2, _, _ = runTend(t, "doctor", "--kubeconfig", kubeconfig)
+	expectChecks(t, out2, map[string]string{"Secrets": "OK"})
 }

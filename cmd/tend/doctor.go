@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
@@ -74,6 +75,8 @@ func newDoctorCommand() *cobra.Command {
   gate            the gate state ConfigMap (a missing one engages the kill switch) and
                   at least one GatePolicy (with none, every proposal needs a human)
   metrics API     metrics.k8s.io served (usage telemetry and rightsizing need it)
+  Secrets         every Secret that tend's in-cluster components mount or read (NATS
+                  credentials, the LLM API key) exists and has the keys they name
   NATS            with --nats-url: reachable with the credentials given, and the
                   TELEMETRY, PROPOSALS and AUDIT streams readable
 
@@ -165,7 +168,7 @@ func (o *doctorOptions) run(ctx context.Context) []doctorCheck {
 		add("CRDs", checkFail, "%v", err)
 		return append(out, o.checkNATS(ctx))
 	}
-	out = append(out, checkCRDs(ctx, c), checkAdmission(ctx, c, o.system), checkRBAC(ctx, c), checkGate(ctx, c, o.system))
+	out = append(out, checkCRDs(ctx, c), checkAdmission(ctx, c, o.system), checkRBAC(ctx, c), checkGate(ctx, c, o.system), checkSecrets(ctx, c, o.system))
 	if served(dc, "metrics.k8s.io/v1beta1", "pods") {
 		add("metrics API", checkOK, "metrics.k8s.io/v1beta1 serves pod and node usage")
 	} else {
@@ -321,6 +324,114 @@ func checkGate(ctx context.Context, c client.Client, system string) doctorCheck 
 		notes = append(notes, fmt.Sprintf("%d GatePolicies", len(gps.Items)))
 	}
 	return doctorCheck{Name: "gate", Result: result, Detail: strings.Join(notes, "; ")}
+}
+
+// checkSecrets reads the pod templates of tend's Deployments in the
+// system namespace (the chart's, labelled app.kubernetes.io/name=tend) and
+// checks that every Secret they mount or read, and every key they name,
+// exists: a missing one leaves the component's pods stuck creating, or
+// the agent without its LLM key, with nothing in tend's own status to say
+// so. Optional references are not required.
+func checkSecrets(ctx context.Context, c client.Client, system string) doctorCheck {
+	const name = "Secrets"
+	var deps appsv1.DeploymentList
+	if err := c.List(ctx, &deps, client.InNamespace(system), client.MatchingLabels{"app.kubernetes.io/name": "tend"}); err != nil {
+		return doctorCheck{Name: name, Result: checkWarn, Detail: fmt.Sprintf("cannot list the Deployments in %s: %v", system, err)}
+	}
+	if len(deps.Items) == 0 {
+		return doctorCheck{Name: name, Result: checkSkip, Detail: fmt.Sprintf("no tend Deployments in %s (tend runs outside the cluster, e.g. tend up)", system)}
+	}
+	var problems []string
+	secrets := map[string]*corev1.Secret{}
+	read := func(ref string) (*corev1.Secret, error) {
+		if s, ok := secrets[ref]; ok {
+			return s, nil
+		}
+		s := &corev1.Secret{}
+		err := c.Get(ctx, client.ObjectKey{Namespace: system, Name: ref}, s)
+		if apierrors.IsNotFound(err) {
+			s = nil
+		} else if err != nil {
+			return nil, err
+		}
+		secrets[ref] = s
+		return s, nil
+	}
+	checked := 0
+	for _, d := range deps.Items {
+		for _, ref := range secretRefs(d.Spec.Template.Spec) {
+			checked++
+			s, err := read(ref.secret)
+			switch {
+			case err != nil:
+				return doctorCheck{Name: name, Result: checkWarn, Detail: fmt.Sprintf("cannot read Secret %s/%s: %v", system, ref.secret, err)}
+			case s == nil:
+				problems = append(problems, fmt.Sprintf("%s: Secret %s (%s) does not exist", d.Name, ref.secret, ref.use))
+			default:
+				for _, k := range ref.keys {
+					if _, ok := s.Data[k]; !ok {
+						problems = append(problems, fmt.Sprintf("%s: Secret %s (%s) has no key %q", d.Name, ref.secret, ref.use, k))
+					}
+				}
+			}
+		}
+	}
+	if len(problems) > 0 {
+		slices.Sort(problems)
+		return doctorCheck{Name: name, Result: checkFail, Detail: strings.Join(problems, "; ")}
+	}
+	return doctorCheck{Name: name, Result: checkOK, Detail: fmt.Sprintf("%d Secret references of %d Deployments resolve", checked, len(deps.Items))}
+}
+
+// secretRef is one required reference of a pod to a Secret.
+type secretRef struct {
+	secret string
+	use    string // what refers to it: a volume or an environment variable
+	keys   []string
+}
+
+// secretRefs lists the required Secret references of a pod: secret
+// volumes (with their items' keys), projected secret sources, and
+// environment variables from Secrets.
+func secretRefs(pod corev1.PodSpec) []secretRef {
+	var out []secretRef
+	optional := func(o *bool) bool { return o != nil && *o }
+	itemKeys := func(items []corev1.KeyToPath) []string {
+		var keys []string
+		for _, it := range items {
+			keys = append(keys, it.Key)
+		}
+		return keys
+	}
+	for _, v := range pod.Volumes {
+		switch {
+		case v.Secret != nil && !optional(v.Secret.Optional):
+			use := "volume " + v.Name
+			if v.Name == "llm-key" {
+				use = "the LLM API key, volume " + v.Name
+			}
+			out = append(out, secretRef{secret: v.Secret.SecretName, use: use, keys: itemKeys(v.Secret.Items)})
+		case v.Projected != nil:
+			for _, src := range v.Projected.Sources {
+				if src.Secret != nil && !optional(src.Secret.Optional) {
+					out = append(out, secretRef{secret: src.Secret.Name, use: "volume " + v.Name, keys: itemKeys(src.Secret.Items)})
+				}
+			}
+		}
+	}
+	for _, ctr := range slices.Concat(pod.InitContainers, pod.Containers) {
+		for _, e := range ctr.Env {
+			if r := e.ValueFrom; r != nil && r.SecretKeyRef != nil && !optional(r.SecretKeyRef.Optional) {
+				out = append(out, secretRef{secret: r.SecretKeyRef.Name, use: "env " + e.Name + " of " + ctr.Name, keys: []string{r.SecretKeyRef.Key}})
+			}
+		}
+		for _, e := range ctr.EnvFrom {
+			if e.SecretRef != nil && !optional(e.SecretRef.Optional) {
+				out = append(out, secretRef{secret: e.SecretRef.Name, use: "envFrom of " + ctr.Name})
+			}
+		}
+	}
+	return out
 }
 
 // checkNATS connects with the credentials given and reads the streams
