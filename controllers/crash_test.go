@@ -25,12 +25,15 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	k8sruntime "k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+	watchtools "k8s.io/client-go/tools/watch"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
+	ctrlcache "sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
@@ -61,7 +64,7 @@ func TestCrashChild(t *testing.T) {
 	scheme := controlPlaneScheme(t)
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme: scheme, Logger: zap.New(zap.WriteTo(os.Stderr)), Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0",
-		Cache: cache.Options{DefaultNamespaces: map[string]cache.Config{ns: {}}},
+		Cache: ctrlcache.Options{DefaultNamespaces: map[string]ctrlcache.Config{ns: {}}},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -393,14 +396,25 @@ func (e *evictionCounter) counts() map[string]int {
 
 // replacePods stands in for a StatefulSet controller: it watches the drain
 // trials' pods and, when one is removed, counts it and starts it again at
-// once under its name on another node.
+// once under its name on another node. The watch resumes where it left off
+// when the API server ends it, so no removal is missed.
 func replacePods(t *testing.T, c client.Client, ns string) *evictionCounter {
 	t.Helper()
-	wc, err := client.NewWithWatch(controlPlane.cfg, client.Options{Scheme: c.Scheme()})
+	cs, err := kubernetes.NewForConfig(controlPlane.cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	w, err := wc.Watch(t.Context(), &corev1.PodList{}, client.InNamespace(ns), client.MatchingLabels{"crash-test": "drain"})
+	opts := metav1.ListOptions{LabelSelector: "crash-test=drain"}
+	list, err := cs.CoreV1().Pods(ns).List(t.Context(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := watchtools.NewRetryWatcherWithContext(t.Context(), list.ResourceVersion, &cache.ListWatch{
+		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			o.LabelSelector = opts.LabelSelector
+			return cs.CoreV1().Pods(ns).Watch(ctx, o)
+		},
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -408,6 +422,10 @@ func replacePods(t *testing.T, c client.Client, ns string) *evictionCounter {
 	ec := &evictionCounter{n: map[string]int{}}
 	go func() {
 		for ev := range w.ResultChan() {
+			if ev.Type == watch.Error {
+				t.Errorf("the drain pods' watch failed: %v", apierrors.FromObject(ev.Object))
+				return
+			}
 			pod, ok := ev.Object.(*corev1.Pod)
 			if !ok || ev.Type != watch.Deleted {
 				continue
