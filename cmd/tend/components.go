@@ -333,7 +333,8 @@ stream through its own durable consumers (one per partition, each pinned to one 
 replica, so replicas share the work, one object on one agent at a time), judges the cluster
 with the runbooks and, with an LLM brain, the planner, and proposes through the MCP server
 with its service account's token. It never writes to the cluster itself, and needs no
-Kubernetes access of its own beyond that token.
+Kubernetes access of its own beyond that token. Until the MCP server answers, the agent
+waits for it, not ready, trying again with a growing delay (up to 30s) and logging why.
 
 --brain and the --llm-* flags are those of tend up and tend eval run (docs/agents.md); the
 model's key comes from a file or the environment, never a flag. /healthz and /readyz answer on
@@ -396,9 +397,30 @@ func runAgent(ctx context.Context, o *agentOptions) error {
 		}
 		return strings.TrimSpace(string(b)), nil
 	}
-	a, err := components.NewAgent(ctx, components.AgentOptions{MCPURL: o.mcpURL, Token: token, JS: js, Cluster: o.cluster})
+	reg := prometheus.NewRegistry()
+	if err := bus.Register(reg); err != nil {
+		return err
+	}
+	var ready atomic.Bool
+	stopServers, err := serveProbes(o.serve, reg, &ready)
 	if err != nil {
 		return err
+	}
+	defer stopServers()
+	// The MCP server may start after the agent (a rollout, a restart):
+	// wait for it, not ready meanwhile, rather than exit.
+	var a *components.Agent
+	for delay := time.Second; ; delay = min(2*delay, 30*time.Second) {
+		a, err = components.NewAgent(ctx, components.AgentOptions{MCPURL: o.mcpURL, Token: token, JS: js, Cluster: o.cluster})
+		if err == nil {
+			break
+		}
+		log.Info("Waiting for the MCP server", "mcp", o.mcpURL, "error", err.Error(), "retryIn", delay.String())
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("stopped before the MCP server answered: %w", err)
+		case <-time.After(delay):
+		}
 	}
 	defer func() { _ = a.Close() }()
 	if o.brain.NeedsPlanner() {
@@ -415,17 +437,6 @@ func runAgent(ctx context.Context, o *agentOptions) error {
 	} else if err := a.Agent.SetBrain(o.brain.Name, nil); err != nil {
 		return err
 	}
-	reg := prometheus.NewRegistry()
-	if err := bus.Register(reg); err != nil {
-		return err
-	}
-	var ready atomic.Bool
-	stopServers, err := serveProbes(o.serve, reg, &ready)
-	if err != nil {
-		return err
-	}
-	defer stopServers()
-
 	errc := make(chan error, 2)
 	go func() { errc <- a.Consumer.Start(ctx) }()
 	go func() { errc <- a.Agent.Start(ctx) }()

@@ -350,8 +350,6 @@ func TestControllerAndSensorRunOnTheirOwn(t *testing.T) {
 	// The MCP server and the agent: the agent proposes through the server
 	// with its service account's token, from a file as a pod mounts it.
 	mcpAddr := freeAddr(t)
-	mcpSrv := startComponent(t, "mcp", "--listen", mcpAddr, "--kubeconfig", mcpKC, "--cluster", cluster, "--nats-url", url,
-		"--nats-nkey", seeds[bus.ComponentMCP])
 	tr := &authnv1.TokenRequest{Spec: authnv1.TokenRequestSpec{ExpirationSeconds: ptr.To[int64](3600)}}
 	if err := admin.SubResource("token").Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{
 		Namespace: localstack.SystemNamespace, Name: localstack.AgentAccount}}, tr); err != nil {
@@ -361,10 +359,19 @@ func TestControllerAndSensorRunOnTheirOwn(t *testing.T) {
 	if err := os.WriteFile(tokenFile, []byte(tr.Status.Token), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	mcpSrv.health = mcpAddr // tend mcp serves /healthz beside /mcp
-	mcpSrv.waitHealthy(t)
+	// The agent starts first, as it may in a rollout: it waits for the
+	// MCP server, alive but not ready, instead of exiting.
 	agent := startComponent(t, "agent", "--mcp-url", "http://"+mcpAddr+"/mcp", "--token-file", tokenFile, "--cluster", cluster,
 		"--nats-url", url, "--nats-nkey", seeds[bus.ComponentAgent], "--brain", "deterministic")
+	agent.waitHealthy(t)
+	eventually(t, "the agent says it waits for the MCP server", func() bool { return strings.Contains(agent.out.String(), "Waiting for the MCP server") })
+	if code, body := get("http://" + agent.health + "/readyz"); code == http.StatusOK {
+		t.Errorf("the agent is ready with no MCP server: %d %s", code, body)
+	}
+	mcpSrv := startComponent(t, "mcp", "--listen", mcpAddr, "--kubeconfig", mcpKC, "--cluster", cluster, "--nats-url", url,
+		"--nats-nkey", seeds[bus.ComponentMCP])
+	mcpSrv.health = mcpAddr // tend mcp serves /healthz beside /mcp
+	mcpSrv.waitHealthy(t)
 	agent.waitReady(t)
 	eventually(t, "the agent consumes every partition", func() bool {
 		s, err := js.Stream(ctx, bus.StreamTelemetry)
