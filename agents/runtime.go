@@ -297,6 +297,9 @@ func (a *Agent) act(ctx context.Context, logger logr.Logger, now time.Time, in I
 		var err error
 		res, err = a.Tools.Propose(ctx, tool, args)
 		if err != nil {
+			// The message is redelivered and the proposal tried again;
+			// say why it failed, not only that it is being retried.
+			logger.Error(err, "Proposing failed; trying again on redelivery", "runbook", in.Runbook, "tool", tool, "target", target)
 			return fmt.Errorf("failed to propose %s for %s: %w", tool, target, err)
 		}
 		logger.Info("Gate answered", "proposal", res.Namespace+"/"+res.Name, "outcome", res.Outcome, "phase", res.Phase, "duplicate", res.Duplicate)

@@ -86,10 +86,12 @@ are recorded as yours.
 --listen serves streamable HTTP at ADDR/mcp for many callers, as tend's own deployment does.
 Each request needs a bearer token, checked with TokenReview (service-account tokens for
 agents, user tokens for people); each call is authorized for its caller with
-SubjectAccessReview. The kubeconfig's identity needs the tend:mcp ClusterRole.
+SubjectAccessReview. The kubeconfig's identity needs the tend:mcp ClusterRole: the server
+creates each proposal as itself, a relay, naming the caller as proposer and itself in
+spec.proposer.via, and the admission policy requires the caller to hold the verb propose.
 
 A caller is offered, and may call, the propose tool of an action only if it may propose
-that action (RBAC on proposals.tend.dev, the action as resource name: a role that lists
+(over stdio: create) that action (RBAC on proposals.tend.dev, the action as resource name: a role that lists
 actions as resourceNames narrows what an agent sees and may do) cluster-wide or in one of
 --tool-namespaces. Each caller has its own rate limit. With --nats-url, get_telemetry reads the TELEMETRY
 stream, and repeats of open proposals are published for the controller to count.`,
@@ -196,6 +198,14 @@ func runMCP(ctx context.Context, o *mcpOptions) error {
 		fmt.Fprintf(os.Stderr, "tend MCP server on stdio, acting for %s\n", self.Username)
 		return srv.ServeStdio(ctx, self, os.Stdin, os.Stdout)
 	}
+	// Over HTTP the server relays: it creates each proposal as itself,
+	// naming the caller as proposer and itself as spec.proposer.via, and
+	// callers need the verb propose, as tend up's server does.
+	self, err := mcp.Self(ctx, c)
+	if err != nil {
+		return err
+	}
+	opts.Relay = self.Username
 	opts.Authenticator = &mcp.TokenReviewAuthenticator{Client: c, TTL: o.tokenTTL, DeniedTTL: min(o.deniedTTL, mcp.MaxDeniedTTL)}
 	opts.Authorizer = &mcp.SubjectAccessReviewAuthorizer{Client: c}
 	srv, err := mcp.New(opts)
