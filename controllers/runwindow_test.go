@@ -34,7 +34,9 @@ func runChange(d *appsv1.Deployment, fp string, res corev1.ResourceList, limits 
 	}
 }
 
-func cpu(q string) corev1.ResourceList { return corev1.ResourceList{corev1.ResourceCPU: resource.MustParse(q)} }
+func cpu(q string) corev1.ResourceList {
+	return corev1.ResourceList{corev1.ResourceCPU: resource.MustParse(q)}
+}
 
 // runWindowed creates a run (no run controller drives it here: the test
 // writes what it lists) whose window closes at end.
