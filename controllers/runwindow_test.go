@@ -40,16 +40,12 @@ func cpu(q string) corev1.ResourceList {
 
 // runWindowed creates a run (no run controller drives it here: the test
 // writes what it lists) whose window closes at end.
-func runWindowed(t *testing.T, g *WithT, ns, schedule string, end time.Time) *tendv1.ImprovementRun {
+func runWindowed(t *testing.T, g *WithT, ns, name string, end time.Time) *tendv1.ImprovementRun {
 	t.Helper()
-	s := controllers.NewRun(scheduleNamed(ns, schedule), end.Add(-time.Hour), true)
+	s := controllers.NewRun(schedule(ns, name, nil), end.Add(-time.Hour), true)
 	g.Expect(s.Spec.WindowEnd.Time.Equal(end)).To(BeTrue())
 	g.Expect(kube(t).Create(t.Context(), s)).To(Succeed())
 	return s
-}
-
-func scheduleNamed(ns, name string) *tendv1.ImprovementSchedule {
-	return schedule(ns, name, nil)
 }
 
 // list records proposal as item i's change (or its undo) in run's status,
