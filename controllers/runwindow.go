@@ -8,6 +8,7 @@ import (
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
@@ -74,9 +75,8 @@ func (r *ProposalReconciler) runFacts(ctx context.Context, s *scope, grace time.
 			listed = it.UndoProposal
 		}
 		t := s.spec.Target
-		if listed == s.p.Name && it.Workload.Namespace == s.p.Namespace && it.Workload.Kind == t.Kind && it.Workload.Name == t.Name {
-			end := run.Spec.WindowEnd
-			facts.Member, facts.Undo, facts.WindowEnd = true, undo, &end
+		if listed == s.p.Name && it.Workload.Namespace == s.p.Namespace && it.Workload.Kind == t.Kind && it.Workload.Name == t.Name && it.Action == string(s.spec.Action) {
+			facts.Member, facts.Undo, facts.WindowEnd = true, undo, windowEnd(run)
 			return facts, 0, nil
 		}
 	}
@@ -84,6 +84,18 @@ func (r *ProposalReconciler) runFacts(ctx context.Context, s *scope, grace time.
 		return facts, min(left, time.Second), nil
 	}
 	return facts, 0, nil
+}
+
+// windowEnd is when a run's window closes: the end of its window, or when
+// the run ended (stopped on request, at a failed canary or batch), if that
+// was earlier. What a run left unapplied when it ended is not applied
+// after it: the run no longer follows it, and could not undo it.
+func windowEnd(run *tendv1.ImprovementRun) *metav1.Time {
+	end := run.Spec.WindowEnd
+	if done := run.Status.CompletionTime; run.Status.Phase.Finished() && done != nil && done.Before(&end) {
+		end = *done
+	}
+	return &end
 }
 
 // checkRunWindow runs right before an approved change is applied: a change

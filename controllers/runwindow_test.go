@@ -180,6 +180,29 @@ func TestRunWindowIsEnforcedByTheGate(t *testing.T) {
 		}
 	})
 
+	t.Run("a run that has ended closes its window when it ends", func(t *testing.T) {
+		g := newG(t)
+		stopped := runWindowed(t, g, ns, "stopped", clock.Now().Add(time.Hour))
+		// The run proposed this change, then stopped (asked to, or at a
+		// failed canary) before anyone approved it.
+		p := createProposal(t, c, runChange(cache, runFingerprint(stopped, 0, false), nil, corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("256Mi")}))
+		list(t, g, stopped, 0, p, false)
+		p = waitPhase(t, g, c, p, tendv1.PhaseAwaitingApproval)
+		ended := metav1.NewTime(clock.Now().Add(-time.Second).Truncate(time.Second))
+		g.Eventually(func() error {
+			if err := c.Get(t.Context(), client.ObjectKeyFromObject(stopped), stopped); err != nil {
+				return err
+			}
+			stopped.Status.Phase, stopped.Status.CompletionTime = tendv1.RunStopped, &ended
+			return c.Status().Update(t.Context(), stopped)
+		}).Should(Succeed())
+		approve(t, c, p, "alice", p.Status.SpecHash, tendv1.ApprovalApprove)
+		p = waitPhase(t, g, c, p, tendv1.PhaseDenied)
+		g.Expect(reasonCodes(p.Status.Decision)).To(Equal([]string{policies.ReasonOutsideRunWindow}))
+		g.Expect(p.Status.Decision.Facts.Run.WindowEnd.Time.Equal(ended.Time)).To(BeTrue(), "the window closed when the run ended")
+		g.Expect(p.Status.Apply).To(BeNil())
+	})
+
 	t.Run("an approval that arrives after the window closed does not apply", func(t *testing.T) {
 		g := newG(t)
 		late := runWindowed(t, g, ns, "late", clock.Now().Add(30*time.Minute))
