@@ -351,6 +351,7 @@ func TestImprovementRunsEndToEnd(t *testing.T) {
 	g.Expect(r.Status.Conditions).To(ContainElement(HaveField("Reason", controllers.ReasonCanaryFailed)))
 	g.Expect(r.Status.Items[0].Outcome).To(Equal(tendv1.ItemUndone))
 	g.Expect(r.Status.Items[0].Message).To(ContainSubstring("CPU-throttled"))
+	t.Logf("hot canary: %s: %s", r.Status.Items[0].Outcome, r.Status.Items[0].Message)
 	g.Expect(r.Status.Items[1].Outcome).To(Equal(tendv1.ItemSkipped))
 	undo := &tendv1.Proposal{}
 	g.Eventually(func(g Gomega) {
