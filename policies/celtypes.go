@@ -547,8 +547,15 @@ func (b *builder) integer(i int64) (ref.Val, bool) { return types.Int(i), i != 0
 
 func (b *builder) boolean(v bool) (ref.Val, bool) { return types.Bool(v), v }
 
+// zeroTimestamp stands for every unset time: boxing one would cost each
+// decision an allocation.
+var zeroTimestamp ref.Val = types.Timestamp{Time: time.Time{}.UTC()}
+
 func (b *builder) timestamp(t time.Time) (ref.Val, bool) {
-	return types.Timestamp{Time: t.UTC()}, !t.IsZero()
+	if t.IsZero() {
+		return zeroTimestamp, false
+	}
+	return types.Timestamp{Time: t.UTC()}, true
 }
 
 func (b *builder) stringMap(m map[string]string) (ref.Val, bool) {
