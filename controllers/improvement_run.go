@@ -335,8 +335,20 @@ func (r *ImprovementRunReconciler) progress(ctx context.Context, s *runScope) (b
 	}
 	if failed != "" {
 		// Undo the rest of the failing batch, skip the batches after it.
+		// A change still being applied or verified is undone too: once the
+		// run has stopped nobody would follow it. One not applied yet is
+		// left to the gate, which refuses it now that the run has ended.
 		for i := range run.Status.Items {
 			it := &run.Status.Items[i]
+			if it.Batch == b && it.Outcome == tendv1.ItemProposed {
+				started, err := r.applyStarted(ctx, it)
+				if err != nil {
+					return false, err
+				}
+				if started {
+					it.Outcome = tendv1.ItemApplied
+				}
+			}
 			switch {
 			case it.Batch == b && (it.Outcome == tendv1.ItemApplied || it.Outcome == tendv1.ItemVerified):
 				if err := r.undo(ctx, s, i, "its batch failed"); err != nil {
@@ -373,6 +385,21 @@ func (r *ImprovementRunReconciler) poll() time.Duration {
 		return r.Poll
 	}
 	return DefaultRunPoll
+}
+
+// applyStarted reports whether the proposal of an item the run has not
+// seen succeed yet has written its change: it is applying or verifying
+// (or has just succeeded).
+func (r *ImprovementRunReconciler) applyStarted(ctx context.Context, it *tendv1.RunItem) (bool, error) {
+	p := &tendv1.Proposal{}
+	if err := r.Client.Get(ctx, types.NamespacedName{Namespace: it.Workload.Namespace, Name: it.Proposal}, p); err != nil {
+		return false, client.IgnoreNotFound(err)
+	}
+	switch p.Status.Phase {
+	case tendv1.PhaseApplying, tendv1.PhaseVerifying, tendv1.PhaseSucceeded:
+		return true, nil
+	}
+	return false, nil
 }
 
 // step moves one item on.

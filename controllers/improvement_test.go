@@ -625,3 +625,70 @@ func TestImprovementRunSoakWatchesThrottling(t *testing.T) {
 		})
 	}
 }
+
+// TestImprovementRunUndoesAFailingBatchsChangesInFlight: when one change
+// of the canary regresses while another is still being verified by the
+// proposal controller, the run undoes both: once it has stopped, nobody
+// would follow the other.
+func TestImprovementRunUndoesAFailingBatchsChangesInFlight(t *testing.T) {
+	ns := newNamespace(t, nil)
+	ds := map[string]*appsv1.Deployment{}
+	for i := range 4 {
+		d := deployment(t, ns, fmt.Sprintf("app%d", i), nil)
+		ds[d.Name] = d
+	}
+	clock := &runClock{t: time.Now()}
+	startImprovement(t, clock, ns)
+	g := newG(t)
+	run := controllers.NewRun(schedule(ns, "nightly", func(s *tendv1.ImprovementSchedule) { s.Spec.CanaryPercent = 50 }), clock.Now(), true)
+	g.Expect(kube(t).Create(t.Context(), run)).To(Succeed())
+	g.Eventually(func() int { return len(proposalsOf(g, t.Context(), ns)) }).Should(Equal(2))
+	var canary []tendv1.Proposal
+	for _, ps := range proposalsOf(g, t.Context(), ns) {
+		canary = append(canary, ps[0])
+	}
+	// One is verified; the other is still verifying.
+	succeed(t, g, canary[0])
+	verifying := canary[1]
+	g.Eventually(func() error {
+		if err := kube(t).Get(t.Context(), client.ObjectKeyFromObject(&verifying), &verifying); err != nil {
+			return err
+		}
+		verifying.Status.Phase = tendv1.PhaseVerifying
+		return kube(t).Status().Update(t.Context(), &verifying)
+	}).Should(Succeed())
+	g.Eventually(func() []tendv1.ItemOutcome {
+		var out []tendv1.ItemOutcome
+		for _, it := range getRun(g, t.Context(), run).Status.Items {
+			if it.Batch == 0 {
+				out = append(out, it.Outcome)
+			}
+		}
+		return out
+	}).Should(ConsistOf(tendv1.ItemApplied, tendv1.ItemProposed))
+
+	// The verified one regresses during its soak.
+	setAvailable(t, ds[canary[0].Spec.Target.Name], 1)
+	clock.Add(time.Minute)
+	g.Eventually(func() tendv1.RunPhase { return getRun(g, t.Context(), run).Status.Phase }).Should(Equal(tendv1.RunStopped))
+	r := getRun(g, t.Context(), run)
+	g.Expect(meta.FindStatusCondition(r.Status.Conditions, controllers.ConditionProgressing).Reason).To(Equal(controllers.ReasonCanaryFailed))
+	undone := map[string]string{}
+	for _, it := range r.Status.Items {
+		if it.Batch == 0 {
+			g.Expect(it.Outcome).To(Equal(tendv1.ItemUndone), it.Workload.Name)
+			g.Expect(it.UndoProposal).NotTo(BeEmpty(), it.Workload.Name)
+			undone[it.Workload.Name] = it.Message
+		} else {
+			g.Expect(it.Outcome).To(Equal(tendv1.ItemSkipped))
+		}
+	}
+	g.Expect(undone).To(HaveKeyWithValue(verifying.Spec.Target.Name, "its batch failed"))
+	ps := proposalsOf(g, t.Context(), ns)
+	g.Expect(ps).To(HaveLen(4), "the two canary changes and their undos")
+	for _, p := range canary {
+		undo := ps[fmt.Sprintf("%s/undo", p.Spec.Fingerprint)]
+		g.Expect(undo).To(HaveLen(1), p.Spec.Fingerprint)
+		g.Expect(undo[0].Spec.Target.Name).To(Equal(p.Spec.Target.Name))
+	}
+}
