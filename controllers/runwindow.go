@@ -103,6 +103,11 @@ func windowEnd(run *tendv1.ImprovementRun) *metav1.Time {
 // run object says now, however late its approval came. An undo is never
 // held to the window. It reports whether it denied the proposal.
 func (r *ProposalReconciler) checkRunWindow(ctx context.Context, s *scope) (bool, error) {
+	if d := s.p.Status.Decision; d != nil && d.Facts != nil && d.Facts.Run != nil && d.Facts.Run.Member && d.Facts.Run.Undo {
+		// Decided as the undo its run listed: it applies even if the run
+		// has since been deleted with the schedule's old runs.
+		return false, nil
+	}
 	facts, _, err := r.runFacts(ctx, s, 0)
 	if err != nil || facts == nil {
 		return false, err

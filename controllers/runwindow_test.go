@@ -166,6 +166,20 @@ func TestRunWindowIsEnforcedByTheGate(t *testing.T) {
 		g.Expect(reasonCodes(p.Status.Decision)).NotTo(ContainElement(policies.ReasonOutsideRunWindow))
 	})
 
+	t.Run("the run's undo applies after the run is gone", func(t *testing.T) {
+		g := newG(t)
+		gone := runWindowed(t, g, ns, "gone", clock.Now().Add(-time.Minute))
+		// Limiting memory for the first time needs a human; meanwhile the
+		// schedule's history limit deletes the run.
+		p := createProposal(t, c, runChange(web, runFingerprint(gone, 0, true), nil, corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("256Mi")}))
+		list(t, g, gone, 0, p, true)
+		p = waitPhase(t, g, c, p, tendv1.PhaseAwaitingApproval)
+		g.Expect(p.Status.Decision.Facts.Run.Undo).To(BeTrue())
+		g.Expect(c.Delete(t.Context(), gone)).To(Succeed())
+		approve(t, c, p, "alice", p.Status.SpecHash, tendv1.ApprovalApprove)
+		applied(t, g, p)
+	})
+
 	t.Run("a proposal that names a run which does not list it gets nothing from the run's open window", func(t *testing.T) {
 		g := newG(t)
 		// Item 0's fingerprint, but the run lists another proposal there;
