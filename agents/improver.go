@@ -70,6 +70,28 @@ func (im *Improver) Recommend(ctx context.Context, analyzers []string, workloads
 	return out, nil
 }
 
+// CPUUsage returns the CPU usage, in millicores, of the container of every
+// pod of the workload in the samples of the usage source taken in
+// [from, to], in time order: what a run's soak judges throttling on.
+func (im *Improver) CPUUsage(ctx context.Context, w tendv1.WorkloadRef, container string, from, to time.Time) ([]int64, error) {
+	if im.Usage == nil {
+		return nil, nil
+	}
+	h, err := im.Usage.History(ctx, w.Namespace, from, to)
+	if err != nil {
+		return nil, err
+	}
+	samples, err := h.Workload(w.Kind, w.Name, container)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]int64, len(samples))
+	for i, s := range samples {
+		out[i] = s.CPUMillicores
+	}
+	return out, nil
+}
+
 // namespaceHistory reads each namespace's history once per run.
 type namespaceHistory struct {
 	src      usage.Source

@@ -22,6 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	tendv1 "github.com/tendops/tend/api/v1alpha1"
+	"github.com/tendops/tend/controllers/workload"
 	"github.com/tendops/tend/mcp/wire"
 )
 
@@ -39,6 +40,23 @@ type RunProposer interface {
 	// default expiry).
 	ProposeItem(ctx context.Context, item tendv1.RunItem, fingerprint string, notAfter time.Time) (wire.ProposeResult, error)
 }
+
+// SoakUsage reads the CPU usage of a workload's container, in millicores,
+// from the samples taken in [from, to]: what a soak judges CPU throttling
+// on. *agents.Improver implements it.
+type SoakUsage interface {
+	CPUUsage(ctx context.Context, w tendv1.WorkloadRef, container string, from, to time.Time) ([]int64, error)
+}
+
+// The throttling signal of a soak. The telemetry carries no throttling
+// counter (metrics.k8s.io reports usage only), so a container counts as
+// throttled when its CPU usage sat at its CPU limit, throttlePercent of it
+// or more, in most of at least minThrottleSamples samples taken during the
+// soak. A container without a CPU limit has no quota to be throttled by.
+const (
+	throttlePercent    = 95
+	minThrottleSamples = 3
+)
 
 // Condition types and reasons of an ImprovementRun.
 const (
@@ -87,6 +105,10 @@ type ImprovementRunReconciler struct {
 	Now func() time.Time
 	// Poll is DefaultRunPoll when zero.
 	Poll time.Duration
+	// Usage, if set, is read at the end of each soak for the throttling
+	// signal; without it a soak watches restarts, OOM kills and replicas
+	// only.
+	Usage SoakUsage
 	// Notifier, if set, is sent the summary of every run that finishes.
 	Notifier notifier
 	// Cluster names the cluster in notifications.
@@ -313,8 +335,20 @@ func (r *ImprovementRunReconciler) progress(ctx context.Context, s *runScope) (b
 	}
 	if failed != "" {
 		// Undo the rest of the failing batch, skip the batches after it.
+		// A change still being applied or verified is undone too: once the
+		// run has stopped nobody would follow it. One not applied yet is
+		// left to the gate, which refuses it now that the run has ended.
 		for i := range run.Status.Items {
 			it := &run.Status.Items[i]
+			if it.Batch == b && it.Outcome == tendv1.ItemProposed {
+				started, err := r.applyStarted(ctx, it)
+				if err != nil {
+					return false, err
+				}
+				if started {
+					it.Outcome = tendv1.ItemApplied
+				}
+			}
 			switch {
 			case it.Batch == b && (it.Outcome == tendv1.ItemApplied || it.Outcome == tendv1.ItemVerified):
 				if err := r.undo(ctx, s, i, "its batch failed"); err != nil {
@@ -351,6 +385,21 @@ func (r *ImprovementRunReconciler) poll() time.Duration {
 		return r.Poll
 	}
 	return DefaultRunPoll
+}
+
+// applyStarted reports whether the proposal of an item the run has not
+// seen succeed yet has written its change: it is applying or verifying
+// (or has just succeeded).
+func (r *ImprovementRunReconciler) applyStarted(ctx context.Context, it *tendv1.RunItem) (bool, error) {
+	p := &tendv1.Proposal{}
+	if err := r.Client.Get(ctx, types.NamespacedName{Namespace: it.Workload.Namespace, Name: it.Proposal}, p); err != nil {
+		return false, client.IgnoreNotFound(err)
+	}
+	switch p.Status.Phase {
+	case tendv1.PhaseApplying, tendv1.PhaseVerifying, tendv1.PhaseSucceeded:
+		return true, nil
+	}
+	return false, nil
 }
 
 // step moves one item on.
@@ -408,14 +457,77 @@ func (r *ImprovementRunReconciler) step(ctx context.Context, s *runScope, i int)
 		if why != "" {
 			return r.undo(ctx, s, i, why)
 		}
-		if end := it.AppliedAt.Add(run.Spec.Soak.Duration); s.now.Before(end) {
+		end := it.AppliedAt.Add(run.Spec.Soak.Duration)
+		if s.now.Before(end) {
 			s.requeueAfter(min(end.Sub(s.now), r.poll()))
 			return nil
+		}
+		// Throttling is a matter of most of the soak, so it is judged once,
+		// at its end.
+		why, err = r.throttled(ctx, it, it.AppliedAt.Time, end)
+		if err != nil {
+			return err
+		}
+		if why != "" {
+			return r.undo(ctx, s, i, why)
 		}
 		it.Outcome = tendv1.ItemVerified
 		run.Status.Achieved = savings(run, func(x tendv1.RunItem) bool { return x.Outcome == tendv1.ItemVerified })
 	}
 	return nil
+}
+
+// throttled says why the item's container counts as CPU-throttled during
+// its soak [from, to], or "" when it does not (or nothing tells).
+func (r *ImprovementRunReconciler) throttled(ctx context.Context, it *tendv1.RunItem, from, to time.Time) (string, error) {
+	if r.Usage == nil || it.Container == "" {
+		return "", nil
+	}
+	limit, err := r.cpuLimit(ctx, it.Workload, it.Container)
+	if err != nil || limit == 0 {
+		return "", err
+	}
+	samples, err := r.Usage.CPUUsage(ctx, it.Workload, it.Container, from, to)
+	if err != nil {
+		return "", fmt.Errorf("failed to read the usage of %s/%s during the soak: %w", it.Workload.Namespace, it.Workload.Name, err)
+	}
+	at := 0
+	for _, v := range samples {
+		if v*100 >= limit*throttlePercent {
+			at++
+		}
+	}
+	if len(samples) < minThrottleSamples || 2*at <= len(samples) {
+		return "", nil
+	}
+	return fmt.Sprintf("container %s was CPU-throttled during the soak: its usage was at its CPU limit of %dm in %d of %d samples", it.Container, limit, at, len(samples)), nil
+}
+
+// cpuLimit is the CPU limit, in millicores, of a workload's container as
+// its pod template sets it now; 0 when it sets none or the workload has no
+// pod template of its own.
+func (r *ImprovementRunReconciler) cpuLimit(ctx context.Context, w tendv1.WorkloadRef, container string) (int64, error) {
+	var obj client.Object
+	switch w.Kind {
+	case "Deployment":
+		obj = &appsv1.Deployment{}
+	case "StatefulSet":
+		obj = &appsv1.StatefulSet{}
+	case "DaemonSet":
+		obj = &appsv1.DaemonSet{}
+	default:
+		return 0, nil
+	}
+	if err := r.Client.Get(ctx, types.NamespacedName{Namespace: w.Namespace, Name: w.Name}, obj); err != nil {
+		return 0, fmt.Errorf("failed to read %s %s/%s: %w", w.Kind, w.Namespace, w.Name, err)
+	}
+	t, _ := workload.Template(obj)
+	for _, c := range t.Spec.Containers {
+		if c.Name == container {
+			return c.Resources.Limits.Cpu().MilliValue(), nil
+		}
+	}
+	return 0, nil
 }
 
 // undo proposes putting item i back as it was, and marks it undone.

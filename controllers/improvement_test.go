@@ -537,3 +537,158 @@ func TestImprovementRunRetriesAFailedAnalysis(t *testing.T) {
 	g.Expect(f.calls).To(Equal(2), "one failed analysis, then one that succeeded")
 	f.mu.Unlock()
 }
+
+// cpuSamples is a SoakUsage with the samples the test gives each workload.
+type cpuSamples struct {
+	mu sync.Mutex
+	by map[string][]int64
+}
+
+func (u *cpuSamples) set(workload string, v ...int64) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.by[workload] = v
+}
+
+func (u *cpuSamples) CPUUsage(_ context.Context, w tendv1.WorkloadRef, container string, _, _ time.Time) ([]int64, error) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if container != "app" {
+		return nil, nil
+	}
+	return u.by[w.Name], nil
+}
+
+// limitCPU gives the Deployment's container a CPU limit.
+func limitCPU(t *testing.T, d *appsv1.Deployment, q string) {
+	t.Helper()
+	c := kube(t)
+	if err := c.Get(t.Context(), client.ObjectKeyFromObject(d), d); err != nil {
+		t.Fatal(err)
+	}
+	d.Spec.Template.Spec.Containers[0].Resources.Limits = corev1.ResourceList{corev1.ResourceCPU: resource.MustParse(q)}
+	if err := c.Update(t.Context(), d); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestImprovementRunSoakWatchesThrottling: a canary whose container sat at
+// its CPU limit for most of the soak is undone by the run; one that
+// touched the limit now and then is verified.
+func TestImprovementRunSoakWatchesThrottling(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		samples   []int64
+		throttled bool
+	}{
+		{"at the limit for most of the soak", []int64{200, 198, 120, 191, 200}, true},
+		{"at the limit now and then", []int64{200, 60, 40, 195, 50}, false},
+		{"too few samples to tell", []int64{200, 200}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ns := newNamespace(t, nil)
+			for i := range 2 {
+				limitCPU(t, deployment(t, ns, fmt.Sprintf("app%d", i), nil), "200m")
+			}
+			clock := &runClock{t: time.Now()}
+			u := &cpuSamples{by: map[string][]int64{}}
+			startImprovement(t, clock, ns, func(r *controllers.ImprovementRunReconciler) { r.Usage = u })
+			g := newG(t)
+			run := startRun(t, g, ns, clock.Now())
+			g.Eventually(func() int { return len(proposalsOf(g, t.Context(), ns)) }).Should(Equal(1))
+			var canary tendv1.Proposal
+			for _, ps := range proposalsOf(g, t.Context(), ns) {
+				canary = ps[0]
+			}
+			u.set(canary.Spec.Target.Name, tc.samples...)
+			succeed(t, g, canary)
+			g.Eventually(func() tendv1.ItemOutcome { return getRun(g, t.Context(), run).Status.Items[0].Outcome }).Should(Equal(tendv1.ItemApplied))
+			clock.Add(11 * time.Minute)
+			if !tc.throttled {
+				g.Eventually(func() tendv1.ItemOutcome { return getRun(g, t.Context(), run).Status.Items[0].Outcome }).Should(Equal(tendv1.ItemVerified))
+				g.Eventually(func() int { return len(proposalsOf(g, t.Context(), ns)) }).Should(Equal(2), "the next batch")
+				return
+			}
+			g.Eventually(func() tendv1.RunPhase { return getRun(g, t.Context(), run).Status.Phase }).Should(Equal(tendv1.RunStopped))
+			r := getRun(g, t.Context(), run)
+			g.Expect(meta.FindStatusCondition(r.Status.Conditions, controllers.ConditionProgressing).Reason).To(Equal(controllers.ReasonCanaryFailed))
+			it := r.Status.Items[0]
+			g.Expect(it.Outcome).To(Equal(tendv1.ItemUndone))
+			g.Expect(it.Message).To(ContainSubstring("CPU-throttled"))
+			g.Expect(it.Message).To(ContainSubstring("4 of 5 samples"))
+			g.Expect(it.UndoProposal).NotTo(BeEmpty())
+			ps := proposalsOf(g, t.Context(), ns)
+			g.Expect(ps).To(HaveLen(2), "the canary and its undo")
+			undo := ps[fmt.Sprintf("improve/%s/%s/0/undo", ns, run.Name)]
+			g.Expect(undo).To(HaveLen(1))
+			g.Expect(undo[0].Spec.Parameters.Resources.Requests.Cpu().MilliValue()).To(Equal(int64(1000)), "the undo puts the old request back")
+		})
+	}
+}
+
+// TestImprovementRunUndoesAFailingBatchsChangesInFlight: when one change
+// of the canary regresses while another is still being verified by the
+// proposal controller, the run undoes both: once it has stopped, nobody
+// would follow the other.
+func TestImprovementRunUndoesAFailingBatchsChangesInFlight(t *testing.T) {
+	ns := newNamespace(t, nil)
+	ds := map[string]*appsv1.Deployment{}
+	for i := range 4 {
+		d := deployment(t, ns, fmt.Sprintf("app%d", i), nil)
+		ds[d.Name] = d
+	}
+	clock := &runClock{t: time.Now()}
+	startImprovement(t, clock, ns)
+	g := newG(t)
+	run := controllers.NewRun(schedule(ns, "nightly", func(s *tendv1.ImprovementSchedule) { s.Spec.CanaryPercent = 50 }), clock.Now(), true)
+	g.Expect(kube(t).Create(t.Context(), run)).To(Succeed())
+	g.Eventually(func() int { return len(proposalsOf(g, t.Context(), ns)) }).Should(Equal(2))
+	var canary []tendv1.Proposal
+	for _, ps := range proposalsOf(g, t.Context(), ns) {
+		canary = append(canary, ps[0])
+	}
+	// One is verified; the other is still verifying.
+	succeed(t, g, canary[0])
+	verifying := canary[1]
+	g.Eventually(func() error {
+		if err := kube(t).Get(t.Context(), client.ObjectKeyFromObject(&verifying), &verifying); err != nil {
+			return err
+		}
+		verifying.Status.Phase = tendv1.PhaseVerifying
+		return kube(t).Status().Update(t.Context(), &verifying)
+	}).Should(Succeed())
+	g.Eventually(func() []tendv1.ItemOutcome {
+		var out []tendv1.ItemOutcome
+		for _, it := range getRun(g, t.Context(), run).Status.Items {
+			if it.Batch == 0 {
+				out = append(out, it.Outcome)
+			}
+		}
+		return out
+	}).Should(ConsistOf(tendv1.ItemApplied, tendv1.ItemProposed))
+
+	// The verified one regresses during its soak.
+	setAvailable(t, ds[canary[0].Spec.Target.Name], 1)
+	clock.Add(time.Minute)
+	g.Eventually(func() tendv1.RunPhase { return getRun(g, t.Context(), run).Status.Phase }).Should(Equal(tendv1.RunStopped))
+	r := getRun(g, t.Context(), run)
+	g.Expect(meta.FindStatusCondition(r.Status.Conditions, controllers.ConditionProgressing).Reason).To(Equal(controllers.ReasonCanaryFailed))
+	undone := map[string]string{}
+	for _, it := range r.Status.Items {
+		if it.Batch == 0 {
+			g.Expect(it.Outcome).To(Equal(tendv1.ItemUndone), it.Workload.Name)
+			g.Expect(it.UndoProposal).NotTo(BeEmpty(), it.Workload.Name)
+			undone[it.Workload.Name] = it.Message
+		} else {
+			g.Expect(it.Outcome).To(Equal(tendv1.ItemSkipped))
+		}
+	}
+	g.Expect(undone).To(HaveKeyWithValue(verifying.Spec.Target.Name, "its batch failed"))
+	ps := proposalsOf(g, t.Context(), ns)
+	g.Expect(ps).To(HaveLen(4), "the two canary changes and their undos")
+	for _, p := range canary {
+		undo := ps[fmt.Sprintf("%s/undo", p.Spec.Fingerprint)]
+		g.Expect(undo).To(HaveLen(1), p.Spec.Fingerprint)
+		g.Expect(undo[0].Spec.Target.Name).To(Equal(p.Spec.Target.Name))
+	}
+}

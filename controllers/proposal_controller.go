@@ -63,6 +63,10 @@ type ProposalOptions struct {
 	// StuckPodGrace is how long past its deletion a pod on a lost node must
 	// be stuck before ForceDeletePod may remove it; 30s when zero.
 	StuckPodGrace time.Duration
+	// RunMembershipGrace is how long a proposal that names an improvement
+	// run waits for the run to list it before it is decided as not the
+	// run's; DefaultRunMembershipGrace when zero.
+	RunMembershipGrace time.Duration
 }
 
 func (o *ProposalOptions) defaults() {
@@ -87,6 +91,9 @@ func (o *ProposalOptions) defaults() {
 	if o.HealthyWindow == 0 {
 		o.HealthyWindow = workload.DefaultHealthyWindow
 	}
+	if o.RunMembershipGrace == 0 {
+		o.RunMembershipGrace = DefaultRunMembershipGrace
+	}
 }
 
 // The proposal lifecycle: proposals and their status, the approvals counted
@@ -96,6 +103,7 @@ func (o *ProposalOptions) defaults() {
 // +kubebuilder:rbac:groups=tend.dev,resources=proposals/status,verbs=update;patch
 // +kubebuilder:rbac:groups=tend.dev,resources=approvals,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
+// +kubebuilder:rbac:groups=tend.dev,resources=improvementruns,verbs=get;list;watch
 // +kubebuilder:rbac:groups="";events.k8s.io,resources=events,verbs=create;patch;update
 
 // ProposalReconciler drives Proposals through their lifecycle. It is the
@@ -166,6 +174,8 @@ func (r *ProposalReconciler) SetupWithManager(mgr ctrl.Manager) error {
 				a := o.(*tendv1.Approval)
 				return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: a.Namespace, Name: a.Spec.Proposal}}}
 			})).
+		// A run's proposal is decided once its run lists it.
+		Watches(&tendv1.ImprovementRun{}, handler.EnqueueRequestsFromMapFunc(runProposals)).
 		Named("proposal").
 		Complete(r)
 }
@@ -443,6 +453,18 @@ func (r *ProposalReconciler) decide(ctx context.Context, s *scope) (bool, error)
 		r.deny(s, ReasonStale, stale+"; propose again against the current state")
 		return true, nil
 	}
+	run, waitRun, err := r.runFacts(ctx, s, r.Options.RunMembershipGrace)
+	if err != nil {
+		return false, err
+	}
+	if waitRun > 0 {
+		p.Status.Message = fmt.Sprintf("Waiting for improvement run %s/%s to list this proposal", run.Namespace, run.Name)
+		s.requeueAfter(waitRun)
+		return true, nil
+	}
+	if tf.Facts != nil {
+		tf.Facts.Run = run
+	}
 	if maturing > 0 {
 		// A fact is a few seconds short of its evidence window (a revision's
 		// pods all ready, not yet for long enough): decide once it is
@@ -598,6 +620,9 @@ func (r *ProposalReconciler) apply(ctx context.Context, s *scope) (bool, error) 
 	p := s.p
 	switch p.Status.Phase {
 	case tendv1.PhaseApproved:
+		if denied, err := r.checkRunWindow(ctx, s); err != nil || denied {
+			return true, err
+		}
 		if r.Gate.KillSwitch() {
 			return r.holdForKillSwitch(s)
 		}

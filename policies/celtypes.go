@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/google/cel-go/cel"
 	"github.com/google/cel-go/common/types"
@@ -89,6 +90,13 @@ var (
 		{"resources", func(b *builder, x *Facts) (ref.Val, bool) { return build(b, b.types.resources, &x.Resources) }},
 		{"autoscaler", func(b *builder, x *Facts) (ref.Val, bool) { return build(b, b.types.autoscaler, &x.Autoscaler) }},
 		{"imageFs", func(b *builder, x *Facts) (ref.Val, bool) { return build(b, b.types.imageFS, &x.ImageFS) }},
+		{"run", func(b *builder, x *Facts) (ref.Val, bool) { return build(b, b.types.run, &x.Run) }},
+	}
+	runFields = []field[RunFacts]{
+		{"name", func(b *builder, x *RunFacts) (ref.Val, bool) { return b.str(x.Name) }},
+		{"member", func(b *builder, x *RunFacts) (ref.Val, bool) { return b.boolean(x.Member) }},
+		{"undo", func(b *builder, x *RunFacts) (ref.Val, bool) { return b.boolean(x.Undo) }},
+		{"windowEnd", func(b *builder, x *RunFacts) (ref.Val, bool) { return b.timestamp(x.WindowEnd) }},
 	}
 	imageFSFields = []field[ImageFSFacts]{
 		{"usedBytes", func(b *builder, x *ImageFSFacts) (ref.Val, bool) { return b.integer(x.UsedBytes) }},
@@ -183,6 +191,7 @@ type inputTypes struct {
 	prune      structType[Prune]
 	imageFS    structType[ImageFSFacts]
 	node       structType[NodeFacts]
+	run        structType[RunFacts]
 	// byName holds every objectType above by CEL type name.
 	byName map[string]*objectType
 	// objects and values are how many objects and field values one Input
@@ -261,6 +270,7 @@ func inputObjects(ts *inputTypes) cel.EnvOption {
 		ts.prune = newStructType(ts, base, pruneFields, &err)
 		ts.imageFS = newStructType(ts, base, imageFSFields, &err)
 		ts.node = newStructType(ts, base, nodeFields, &err)
+		ts.run = newStructType(ts, base, runFields, &err)
 		if err != nil {
 			return nil, err
 		}
@@ -489,6 +499,10 @@ func (ts *inputTypes) fromGo(v any) (ref.Val, bool) {
 		o, _ = build(b, ts.node, v)
 	case NodeFacts:
 		o, _ = build(b, ts.node, &v)
+	case *RunFacts:
+		o, _ = build(b, ts.run, v)
+	case RunFacts:
+		o, _ = build(b, ts.run, &v)
 	default:
 		return nil, false
 	}
@@ -532,6 +546,17 @@ func (b *builder) str(s string) (ref.Val, bool) {
 func (b *builder) integer(i int64) (ref.Val, bool) { return types.Int(i), i != 0 }
 
 func (b *builder) boolean(v bool) (ref.Val, bool) { return types.Bool(v), v }
+
+// zeroTimestamp stands for every unset time: boxing one would cost each
+// decision an allocation.
+var zeroTimestamp ref.Val = types.Timestamp{Time: time.Time{}.UTC()}
+
+func (b *builder) timestamp(t time.Time) (ref.Val, bool) {
+	if t.IsZero() {
+		return zeroTimestamp, false
+	}
+	return types.Timestamp{Time: t.UTC()}, true
+}
 
 func (b *builder) stringMap(m map[string]string) (ref.Val, bool) {
 	if len(m) == 0 {

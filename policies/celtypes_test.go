@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/cel-go/common/types"
 )
@@ -60,7 +61,7 @@ func checkObject(t *testing.T, path string, o *object, v reflect.Value) {
 			t.Errorf("%s.%s: set = %t, want %t", path, name, set, !fv.IsZero())
 		}
 		got := o.fields[j]
-		if fv.Kind() == reflect.Struct {
+		if fv.Kind() == reflect.Struct && fv.Type() != reflect.TypeFor[time.Time]() {
 			sub, ok := got.(*object)
 			if !ok {
 				t.Errorf("%s.%s = %T, want *object", path, name, got)
@@ -81,6 +82,10 @@ func checkObject(t *testing.T, path string, o *object, v reflect.Value) {
 // fillValue sets every field reachable from v to a distinct non-zero value.
 func fillValue(v reflect.Value, n *int) {
 	*n++
+	if v.Type() == reflect.TypeFor[time.Time]() {
+		v.Set(reflect.ValueOf(time.Unix(int64(*n)*1000, 0).UTC()))
+		return
+	}
 	switch v.Kind() {
 	case reflect.Struct:
 		for i := range v.NumField() {

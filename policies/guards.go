@@ -53,6 +53,7 @@ func (g *Gate) builtinGuards() []guard {
 		{name: GuardCircuitBreaker, check: circuitBreaker},
 		{name: GuardFreeze, check: freeze},
 		{name: GuardChangeWindow, check: changeWindow},
+		{name: GuardRunWindow, check: runWindow},
 		{name: GuardBlastRadius, check: blastRadius},
 		{name: GuardRate, check: rate},
 		{name: GuardPatchPaths, check: patchPaths},
@@ -204,6 +205,27 @@ func changeWindow(c *guardContext) (verdict, bool) {
 			}
 			return requireApproval(ReasonOutsideChangeWindow, "outside the change windows %s", strings.Join(specs, ", "))
 		}
+	}
+	return verdict{}, false
+}
+
+// runWindow keeps an improvement run's changes inside the run's window. A
+// proposal that names a run which does not list it is denied: what is in a
+// run, and when its window closes, is the run object's to say, never the
+// proposal's. A change of a run whose window has closed is denied, not held
+// for a human: the window does not open again, and nothing of the run is
+// applied outside it. An undo is never held to the window.
+func runWindow(c *guardContext) (verdict, bool) {
+	r := &c.in.Facts.Run
+	switch {
+	case r.Name == "" || r.Undo && r.Member:
+		return verdict{}, false
+	case !r.Member:
+		return deny(ReasonNotInRun, "the proposal names improvement run %s, which does not list it; a run's changes are the ones its run proposed", r.Name)
+	case r.WindowEnd.IsZero():
+		return deny(ReasonOutsideRunWindow, "the controller found no window for improvement run %s", r.Name)
+	case !c.now.Before(r.WindowEnd):
+		return deny(ReasonOutsideRunWindow, "the window of improvement run %s closed at %s; nothing of the run is applied outside it", r.Name, r.WindowEnd.UTC().Format(time.RFC3339))
 	}
 	return verdict{}, false
 }

@@ -77,6 +77,12 @@ func TestGuardsFire(t *testing.T) {
 		}
 		return rs
 	}
+	inRun := func(run RunFacts) Input {
+		in := input(v1alpha1.ActionSetResources, "shop", nil)
+		in.Facts.Run = run
+		return in
+	}
+	const runName = "shop/nightly-29610360"
 
 	tests := []struct {
 		name     string
@@ -130,6 +136,12 @@ func TestGuardsFire(t *testing.T) {
 		{name: "change window: weekdays only, and noon is a Saturday", guards: &v1alpha1.GuardLimits{ChangeWindows: window("0 9 * * 1-5", 8*time.Hour, "")}, in: rollback, wantCode: ReasonOutsideChangeWindow},
 		{name: "change window: outside", guards: &v1alpha1.GuardLimits{ChangeWindows: window("0 22 * * *", 2*time.Hour, "")}, in: rollback, wantCode: ReasonOutsideChangeWindow},
 		{name: "change window: time zone", guards: &v1alpha1.GuardLimits{ChangeWindows: window("0 13 * * *", time.Hour, "Europe/Berlin")}, in: rollback},
+		{name: "run window: a change of the run inside its window", in: inRun(RunFacts{Name: runName, Member: true, WindowEnd: noon.Add(time.Minute)})},
+		{name: "run window: a change of the run once its window closed", in: inRun(RunFacts{Name: runName, Member: true, WindowEnd: noon}), wantCode: ReasonOutsideRunWindow, wantDeny: true},
+		{name: "run window: an undo after the window closed", in: inRun(RunFacts{Name: runName, Member: true, Undo: true, WindowEnd: ago(time.Hour)})},
+		{name: "run window: a member without a window", in: inRun(RunFacts{Name: runName, Member: true}), wantCode: ReasonOutsideRunWindow, wantDeny: true},
+		{name: "run window: naming a run that does not list it", in: inRun(RunFacts{Name: runName}), wantCode: ReasonNotInRun, wantDeny: true},
+		{name: "run window: claiming to be an undo does not help a non-member", in: inRun(RunFacts{Name: runName, Undo: true}), wantCode: ReasonNotInRun, wantDeny: true},
 		{name: "patch: a path in the catalogue's table", in: patch("/spec/template/spec/containers/0/readinessProbe/httpGet/port")},
 		{name: "patch: a path outside the table", in: patch("/spec/replicas"), wantCode: ReasonPatchPathNotAllowed, wantDeny: true},
 		{name: "patch: no path at all", in: patch(), wantCode: ReasonPatchPathNotAllowed, wantDeny: true},
@@ -250,5 +262,40 @@ func TestInvalidGuardsFailClosed(t *testing.T) {
 		if got := g.Decide(input(v1alpha1.ActionRollbackWorkload, "shop", nil), noon); got.Outcome != v1alpha1.OutcomeDeny || got.Reasons[0].Code != ReasonPolicyInvalid {
 			t.Errorf("Decide() with invalid guards %+v = %+v, want Deny PolicyInvalid", gl, got)
 		}
+	}
+}
+
+// TestRulesSeeTheRun checks that a rule reads the run facts NewInput takes
+// from the controller's v1alpha1.RunFacts, the window as a timestamp.
+func TestRulesSeeTheRun(t *testing.T) {
+	g := newGate(t, Options{}, policy("runs", nil,
+		rule("in-run-window", `proposal.facts.run.member && !proposal.facts.run.undo && now < proposal.facts.run.windowEnd && proposal.facts.run.name == "shop/nightly"`,
+			v1alpha1.OutcomeAutoApprove, "InRunWindow")))
+	decide := func(run *v1alpha1.RunFacts) v1alpha1.Outcome {
+		facts := healthyRevision
+		facts.Run = run
+		p := &v1alpha1.Proposal{Spec: v1alpha1.ProposalSpec{
+			Action: v1alpha1.ActionScaleWorkload,
+			Target: v1alpha1.TargetRef{APIVersion: "apps/v1", Kind: "Deployment", Namespace: "shop", Name: "web"},
+		}}
+		in := NewInput(p, TargetFacts{Exists: true, Facts: &facts}, NamespaceFacts{Exists: true})
+		return g.Decide(in, noon).Outcome
+	}
+	end := metav1.NewTime(noon.Add(time.Hour))
+	for _, tt := range []struct {
+		name string
+		run  *v1alpha1.RunFacts
+		want v1alpha1.Outcome
+	}{
+		{"a member inside the window", &v1alpha1.RunFacts{Namespace: "shop", Name: "nightly", Member: true, WindowEnd: &end}, v1alpha1.OutcomeAutoApprove},
+		{"no run", nil, v1alpha1.OutcomeRequireApproval},
+		// A non-member's window is never read, whatever the facts hold.
+		{"a non-member", &v1alpha1.RunFacts{Namespace: "shop", Name: "nightly", WindowEnd: &end}, v1alpha1.OutcomeDeny},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := decide(tt.run); got != tt.want {
+				t.Errorf("Decide() = %s, want %s", got, tt.want)
+			}
+		})
 	}
 }

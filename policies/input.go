@@ -1,6 +1,8 @@
 package policies
 
 import (
+	"time"
+
 	v1alpha1 "github.com/tendops/tend/api/v1alpha1"
 )
 
@@ -108,6 +110,25 @@ type Facts struct {
 	// ImageFS is a PruneImages node's image filesystem, as its runtime
 	// shim reported it.
 	ImageFS ImageFSFacts `cel:"imageFs"`
+	// Run is the improvement run the proposal says it belongs to, as the
+	// controller found it; zero when it names none.
+	Run RunFacts `cel:"run"`
+}
+
+// RunFacts are the improvement run a proposal names (v1alpha1.RunFacts).
+// The gate refuses a proposal that names a run which does not list it, and
+// a change of a run whose window has closed; an undo is never held to the
+// window.
+type RunFacts struct {
+	// Name is the run's namespace/name; empty when the proposal names no run.
+	Name string `cel:"name"`
+	// Member is whether the run exists and lists the proposal.
+	Member bool `cel:"member"`
+	// Undo is whether the run lists it as the undo of one of its changes.
+	Undo bool `cel:"undo"`
+	// WindowEnd is when the run's window closes, as the run object says;
+	// zero unless Member.
+	WindowEnd time.Time `cel:"windowEnd"`
 }
 
 // ImageFSFacts are a node's image filesystem usage; capacity and percent
@@ -283,6 +304,12 @@ func NewInput(p *v1alpha1.Proposal, target TargetFacts, ns NamespaceFacts) Input
 		}
 		if fs := f.ImageFS; fs != nil {
 			in.Facts.ImageFS = ImageFSFacts{UsedBytes: fs.UsedBytes, CapacityBytes: fs.CapacityBytes, UsedPercent: int64(fs.UsedPercent)}
+		}
+		if r := f.Run; r != nil {
+			in.Facts.Run = RunFacts{Name: r.Namespace + "/" + r.Name, Member: r.Member, Undo: r.Undo}
+			if r.Member && r.WindowEnd != nil {
+				in.Facts.Run.WindowEnd = r.WindowEnd.Time
+			}
 		}
 		if a := f.Autoscaler; a != nil {
 			in.Facts.Autoscaler = Autoscaler{MinReplicas: int64(a.MinReplicas), MaxReplicas: int64(a.MaxReplicas), TargetCPUUtilization: int64(a.TargetCPUUtilization),

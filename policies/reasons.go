@@ -46,6 +46,12 @@ const (
 	ReasonRevisionNotHealthy = "RevisionNotKnownHealthy"
 	// ReasonOutsideChangeWindow: now is outside every change window.
 	ReasonOutsideChangeWindow = "OutsideChangeWindow"
+	// ReasonOutsideRunWindow: the proposal is a change of an improvement run
+	// whose window has closed.
+	ReasonOutsideRunWindow = "OutsideRunWindow"
+	// ReasonNotInRun: the proposal names an improvement run that does not
+	// list it.
+	ReasonNotInRun = "NotInImprovementRun"
 	// ReasonChangeFreeze: a change freeze is in effect.
 	ReasonChangeFreeze = "ChangeFreeze"
 	// ReasonSensitivePatch: the patch touches securityContext, RBAC,
@@ -69,6 +75,7 @@ const (
 	GuardRate              = "Rate"
 	GuardCircuitBreaker    = "CircuitBreaker"
 	GuardChangeWindow      = "ChangeWindow"
+	GuardRunWindow         = "RunWindow"
 	GuardFreeze            = "Freeze"
 	GuardPatchPaths        = "PatchPaths"
 	GuardFacts             = "Facts"

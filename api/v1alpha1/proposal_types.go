@@ -439,6 +439,29 @@ type Facts struct {
 	// it, for PruneImages.
 	// +optional
 	ImageFS *ImageFSFacts `json:"imageFs,omitempty"`
+	// Run is the improvement run the proposal's fingerprint names, as read
+	// from the run object; absent when the proposal names no run.
+	// +optional
+	Run *RunFacts `json:"run,omitempty"`
+}
+
+// RunFacts are the improvement run a proposal says it belongs to, as the
+// controller found it. Only the run object says what is in the run and
+// when its window closes; the proposal's fingerprint only names it.
+type RunFacts struct {
+	// Namespace and Name of the run the fingerprint names.
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+	// Member is whether that run exists and lists this proposal, for its
+	// target, as one of its changes or as the undo of one.
+	Member bool `json:"member"`
+	// Undo is whether the run lists it as the undo of one of its changes.
+	// +optional
+	Undo bool `json:"undo,omitempty"`
+	// WindowEnd is when the run's window closes, from the run's spec; set
+	// only for a member.
+	// +optional
+	WindowEnd *metav1.Time `json:"windowEnd,omitempty"`
 }
 
 // ImageFSFacts are a node's image filesystem usage, as the runtime last

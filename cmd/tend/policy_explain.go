@@ -295,7 +295,25 @@ func describeDecisionFacts(f *tendv1.Facts) string {
 	if d := f.Disruption; d != nil {
 		parts = append(parts, fmt.Sprintf("takes down %d %s at once (%d%%)", d.PodsAffected, plural(int(d.PodsAffected), "pod", "pods"), d.Percent))
 	}
+	if r := f.Run; r != nil {
+		parts = append(parts, describeRunFacts(r))
+	}
 	return strings.Join(parts, "; ")
+}
+
+// describeRunFacts says what the controller found of the improvement run
+// a proposal names.
+func describeRunFacts(r *tendv1.RunFacts) string {
+	run := objectKeyString(r.Namespace, r.Name)
+	switch {
+	case !r.Member:
+		return fmt.Sprintf("names improvement run %s, which does not list it", run)
+	case r.Undo:
+		return fmt.Sprintf("the undo of a change of improvement run %s (never held to its window)", run)
+	case r.WindowEnd != nil:
+		return fmt.Sprintf("a change of improvement run %s, whose window closes at %s", run, r.WindowEnd.UTC().Format(time.RFC3339))
+	}
+	return fmt.Sprintf("a change of improvement run %s", run)
 }
 
 func describeFacts(exists bool, labels map[string]string) string {

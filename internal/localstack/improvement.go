@@ -39,9 +39,12 @@ func (s *Stack) startImprovement(ctx context.Context, opts Options, mgr ctrl.Man
 	}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("failed to set up the schedule controller: %w", err)
 	}
+	improver := &agents.Improver{JS: js, Cluster: opts.ClusterName, Usage: src}
 	rr := &controllers.ImprovementRunReconciler{
 		Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("tend-improvement-controller"),
-		Analyzer: &agents.Improver{JS: js, Cluster: opts.ClusterName, Usage: src},
+		Analyzer: improver,
+		// The soak's throttling signal comes from the same usage history.
+		Usage:    improver,
 		Proposer: agents.NewItemProposer(tools, "improvement"),
 		Now:      opts.ImprovementNow,
 		Cluster:  opts.ClusterName,

@@ -2,6 +2,7 @@ package localstack
 
 import (
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -64,7 +65,7 @@ func TestImprovementRunsEndToEnd(t *testing.T) {
 	t.Cleanup(st.Stop)
 	c := st.Client
 
-	deploy := func(ns, name, image string) {
+	deploy := func(ns, name, image string, res corev1.ResourceRequirements) {
 		labels := map[string]string{"app": name}
 		g.Expect(c.Create(ctx, &appsv1.Deployment{
 			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
@@ -73,22 +74,37 @@ func TestImprovementRunsEndToEnd(t *testing.T) {
 				Selector: &metav1.LabelSelector{MatchLabels: labels},
 				Template: corev1.PodTemplateSpec{
 					ObjectMeta: metav1.ObjectMeta{Labels: labels},
-					Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: image, Resources: corev1.ResourceRequirements{
-						Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("20m"), corev1.ResourceMemory: resource.MustParse("64Mi")},
-						Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("64Mi")},
-					}}}},
+					Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: image, Resources: res}}},
 				},
 			},
 		})).To(Succeed())
 	}
-	for _, ns := range []string{"shop", "lab"} {
+	small := corev1.ResourceRequirements{
+		Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("20m"), corev1.ResourceMemory: resource.MustParse("64Mi")},
+		Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("64Mi")},
+	}
+	// hot: a CPU request of 200m, ten times what the history shows, under
+	// a CPU limit of 200m; memory already right at 120Mi.
+	hot := corev1.ResourceRequirements{
+		Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("200m"), corev1.ResourceMemory: resource.MustParse("120Mi")},
+		Limits:   corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("200m"), corev1.ResourceMemory: resource.MustParse("120Mi")},
+	}
+	namespaces := []string{"shop", "lab", "hot"}
+	for _, ns := range namespaces {
 		g.Expect(c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})).To(Succeed())
-		for i := range 4 {
-			image := DemoImage + ":1.4"
-			if ns == "lab" && i == 0 {
+		n := 4
+		if ns == "hot" {
+			n = 2
+		}
+		for i := range n {
+			image, res := DemoImage+":1.4", small
+			switch {
+			case ns == "lab" && i == 0:
 				image = regressionImage
+			case ns == "hot":
+				res = hot
 			}
-			deploy(ns, fmt.Sprintf("w%d", i), image)
+			deploy(ns, fmt.Sprintf("w%d", i), image, res)
 		}
 	}
 	ready := func(g Gomega, ns string) {
@@ -100,7 +116,11 @@ func TestImprovementRunsEndToEnd(t *testing.T) {
 			g.Expect(d.Status.UpdatedReplicas).To(Equal(int32(2)), d.Name)
 		}
 	}
-	g.Eventually(func(g Gomega) { ready(g, "shop"); ready(g, "lab") }).WithTimeout(2 * time.Minute).Should(Succeed())
+	g.Eventually(func(g Gomega) {
+		for _, ns := range namespaces {
+			ready(g, ns)
+		}
+	}).WithTimeout(2 * time.Minute).Should(Succeed())
 
 	// The schedules fall due at the next full hour of the injected clock.
 	due := clock.Now().Truncate(time.Hour).Add(time.Hour)
@@ -114,7 +134,7 @@ func TestImprovementRunsEndToEnd(t *testing.T) {
 	var pods corev1.PodList
 	g.Expect(c.List(ctx, &pods)).To(Succeed())
 	for _, p := range pods.Items {
-		if p.Namespace != "shop" && p.Namespace != "lab" {
+		if !slices.Contains(namespaces, p.Namespace) {
 			continue
 		}
 		for i := 0; i <= 180; i++ {
@@ -132,7 +152,7 @@ func TestImprovementRunsEndToEnd(t *testing.T) {
 	g.Expect(pub.Close(ctx)).To(Succeed())
 
 	// A nightly schedule in each namespace.
-	for _, ns := range []string{"shop", "lab"} {
+	for _, ns := range namespaces {
 		g.Expect(c.Create(ctx, &tendv1.ImprovementSchedule{
 			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "nightly"},
 			Spec: tendv1.ImprovementScheduleSpec{
@@ -148,7 +168,7 @@ func TestImprovementRunsEndToEnd(t *testing.T) {
 		return s
 	}
 	g.Eventually(func(g Gomega) {
-		for _, ns := range []string{"shop", "lab"} {
+		for _, ns := range namespaces {
 			s := schedule(g, ns)
 			g.Expect(s.Status.NextRunTime).NotTo(BeNil())
 			g.Expect(s.Status.NextRunTime.Time.Equal(due)).To(BeTrue(), "next run %s, want %s", s.Status.NextRunTime, due)
@@ -163,7 +183,7 @@ func TestImprovementRunsEndToEnd(t *testing.T) {
 
 	// The clock reaches the scheduled time; the schedules are looked at.
 	clock.Set(due.Add(10 * time.Second))
-	for _, ns := range []string{"shop", "lab"} {
+	for _, ns := range namespaces {
 		g.Eventually(func() error {
 			s := schedule(g, ns)
 			s.Annotations = map[string]string{"test/touch": "1"}
@@ -175,6 +195,12 @@ func TestImprovementRunsEndToEnd(t *testing.T) {
 		g.Expect(rs).To(HaveLen(1))
 		return &rs[0]
 	}
+	cpuRequest := func(g Gomega, ns, name string) string {
+		d := &appsv1.Deployment{}
+		g.Expect(c.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, d)).To(Succeed())
+		q := d.Spec.Template.Spec.Containers[0].Resources.Requests[corev1.ResourceCPU]
+		return q.String()
+	}
 	limit := func(g Gomega, ns, name string) string {
 		d := &appsv1.Deployment{}
 		g.Expect(c.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, d)).To(Succeed())
@@ -183,14 +209,22 @@ func TestImprovementRunsEndToEnd(t *testing.T) {
 	}
 
 	// Analysis: every workload's peak is 100Mi; 120Mi with 20% headroom.
+	// hot's CPU request comes down to its 20m.
 	g.Eventually(func(g Gomega) {
-		for _, ns := range []string{"shop", "lab"} {
+		for _, ns := range namespaces {
 			r := run(g, ns)
-			g.Expect(r.Status.Items).To(HaveLen(4), "run %s: %+v", r.Name, r.Status.Conditions)
+			n := 4
+			if ns == "hot" {
+				n = 2
+			}
+			g.Expect(r.Status.Items).To(HaveLen(n), "run %s: %+v", r.Name, r.Status.Conditions)
 			for _, it := range r.Status.Items {
 				g.Expect(it.Outcome).NotTo(Equal(tendv1.ItemNotEnoughData), it.Message)
 				g.Expect(it.After.MemoryLimitBytes).To(Equal(int64(120 << 20)))
 				g.Expect(it.Evidence.Samples).To(BeNumerically(">=", 2*180))
+				if ns == "hot" {
+					g.Expect(it.After.CPURequestMillicores).To(Equal(int64(20)))
+				}
 			}
 		}
 	}).WithTimeout(30 * time.Second).Should(Succeed())
@@ -240,6 +274,36 @@ func TestImprovementRunsEndToEnd(t *testing.T) {
 	g.Expect(props.Items).To(HaveLen(1))
 	g.Expect(limit(g, "shop", "w0")).To(Equal("120Mi"))
 	g.Expect(limit(g, "shop", "w1")).To(Equal("64Mi"))
+	// hot: the canary (w0) applies and is verified by the proposal
+	// controller; during its soak the container sits at its CPU limit, a
+	// regression no maintenance runbook claims. The run itself must see it
+	// at the soak's end, undo the canary and stop.
+	var hotCanary tendv1.RunItem
+	g.Eventually(func(g Gomega) {
+		r := run(g, "hot")
+		g.Expect(r.Status.Items[0].Outcome).To(Equal(tendv1.ItemApplied), "items %+v", r.Status.Items)
+		hotCanary = r.Status.Items[0]
+	}).WithTimeout(2 * time.Minute).WithPolling(time.Second).Should(Succeed())
+	g.Expect(cpuRequest(g, "hot", hotCanary.Workload.Name)).To(Equal("20m"))
+	g.Expect(run(g, "hot").Status.Items[1].Outcome).To(Equal(tendv1.ItemPlanned))
+	hotPods := &corev1.PodList{}
+	g.Expect(c.List(ctx, hotPods, client.InNamespace("hot"), client.MatchingLabels{"app": hotCanary.Workload.Name})).To(Succeed())
+	g.Expect(hotPods.Items).NotTo(BeEmpty())
+	pub = bus.NewPublisher(js, st.ClusterName, "sensor")
+	for _, p := range hotPods.Items {
+		for i := 1; i <= 9; i++ {
+			at := hotCanary.AppliedAt.Add(time.Duration(i) * 30 * time.Second)
+			env := &bus.Envelope{
+				ID:     fmt.Sprintf("pm-hot-%s-%d", p.Name, at.Unix()),
+				Object: bus.ObjectRef{Kind: bus.KindPodMetrics, Namespace: p.Namespace, Name: p.Name},
+				Time:   at,
+				Usage:  &bus.UsageSample{Timestamp: at, CPUMillicores: 200, MemoryBytes: 90 << 20, Containers: []bus.ContainerUsage{{Name: "app", CPUMillicores: 200, MemoryBytes: 90 << 20}}},
+			}
+			g.Expect(pub.PublishAsync(ctx, env, nil)).To(Succeed())
+		}
+	}
+	g.Expect(pub.Close(ctx)).To(Succeed())
+
 	// Then the batches: each starts once the one before has soaked on the
 	// injected clock, and is applied before the clock moves on.
 	for range 3 {
@@ -274,5 +338,35 @@ func TestImprovementRunsEndToEnd(t *testing.T) {
 	for _, p := range props.Items {
 		g.Expect(p.Status.Phase).To(Equal(tendv1.PhaseSucceeded))
 		g.Expect(p.Spec.Proposer.Agent).To(Equal("improvement"))
+	}
+
+	// hot: the run stopped at the canary and undid it itself: its undo
+	// went through the gate and the proposal controller, and w0 has its
+	// 200m back; w1 was never touched.
+	g.Eventually(func(g Gomega) {
+		r := run(g, "hot")
+		g.Expect(r.Status.Phase).To(Equal(tendv1.RunStopped), "items %+v", r.Status.Items)
+	}).WithTimeout(time.Minute).WithPolling(time.Second).Should(Succeed())
+	r = run(g, "hot")
+	g.Expect(r.Status.Conditions).To(ContainElement(HaveField("Reason", controllers.ReasonCanaryFailed)))
+	g.Expect(r.Status.Items[0].Outcome).To(Equal(tendv1.ItemUndone))
+	g.Expect(r.Status.Items[0].Message).To(ContainSubstring("CPU-throttled"))
+	t.Logf("hot canary: %s: %s", r.Status.Items[0].Outcome, r.Status.Items[0].Message)
+	g.Expect(r.Status.Items[1].Outcome).To(Equal(tendv1.ItemSkipped))
+	undo := &tendv1.Proposal{}
+	g.Eventually(func(g Gomega) {
+		g.Expect(c.Get(ctx, client.ObjectKey{Namespace: "hot", Name: r.Status.Items[0].UndoProposal}, undo)).To(Succeed())
+		g.Expect(undo.Status.Phase).To(Equal(tendv1.PhaseSucceeded), undo.Status.Message)
+	}).WithTimeout(2 * time.Minute).WithPolling(time.Second).Should(Succeed())
+	g.Expect(undo.Spec.Proposer.Agent).To(Equal("improvement"))
+	g.Expect(undo.Status.Decision.Facts.Run).NotTo(BeNil())
+	g.Expect(undo.Status.Decision.Facts.Run.Undo).To(BeTrue())
+	g.Expect(cpuRequest(g, "hot", hotCanary.Workload.Name)).To(Equal("200m"))
+	g.Expect(cpuRequest(g, "hot", r.Status.Items[1].Workload.Name)).To(Equal("200m"))
+	var hotProps tendv1.ProposalList
+	g.Expect(c.List(ctx, &hotProps, client.InNamespace("hot"))).To(Succeed())
+	g.Expect(hotProps.Items).To(HaveLen(2), "the canary and its undo")
+	for _, p := range hotProps.Items {
+		g.Expect(p.Status.Decision.Facts.Run.Member).To(BeTrue(), p.Name)
 	}
 }
