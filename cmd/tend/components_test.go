@@ -27,10 +27,12 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
+	"github.com/tendops/tend/agents"
 	tendv1 "github.com/tendops/tend/api/v1alpha1"
 	"github.com/tendops/tend/bus"
 	"github.com/tendops/tend/internal/components"
 	"github.com/tendops/tend/internal/localstack"
+	"github.com/tendops/tend/mcp/wire"
 )
 
 var built struct {
@@ -388,6 +390,24 @@ func TestControllerAndSensorRunOnTheirOwn(t *testing.T) {
 	})
 	if code, body := get("http://" + agent.metrics + "/metrics"); code != http.StatusOK || !strings.Contains(body, "tend_bus_") {
 		t.Errorf("agent /metrics = %d:\n%.2000s", code, body)
+	}
+	// The server relays: the agent's account, which may only propose, is
+	// offered the propose tools, and its proposal names the server as via.
+	tools, err := agents.DialTools(ctx, "http://"+mcpAddr+"/mcp", "components-test", func(context.Context) (string, error) { return tr.Status.Token, nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := tools.ProposeRollback(ctx, wire.ProposeRollbackArgs{Namespace: "default", Name: "web", Common: wire.Common{Summary: "the relay test's rollback"}})
+	_ = tools.Close()
+	if err != nil {
+		t.Fatalf("the agent's account cannot propose through tend mcp --listen: %v", err)
+	}
+	relayed := &tendv1.Proposal{}
+	if err := admin.Get(ctx, client.ObjectKey{Namespace: res.Namespace, Name: res.Name}, relayed); err != nil {
+		t.Fatal(err)
+	}
+	if want := "system:serviceaccount:" + localstack.SystemNamespace + ":"; relayed.Spec.Proposer.Username != want+localstack.AgentAccount || relayed.Spec.Proposer.Via != want+localstack.MCPAccount {
+		t.Errorf("the relayed proposal's proposer = %+v, want the agent's account via the MCP server's", relayed.Spec.Proposer)
 	}
 	agent.stop(t)
 	mcpSrv.stop(t)

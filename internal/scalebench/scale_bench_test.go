@@ -129,6 +129,18 @@ func start(b *testing.B, name string, cmd *exec.Cmd) *component {
 		b.Fatalf("starting %s: %v", name, err)
 	}
 	b.Cleanup(func() {
+		// TEND_SCALE_LOGS names a directory for each component's whole
+		// output, to debug a run.
+		if dir := os.Getenv("TEND_SCALE_LOGS"); dir != "" {
+			_ = os.WriteFile(filepath.Join(dir, name+".log"), []byte(c.output()), 0o644)
+		}
+		if b.Failed() {
+			out := c.output()
+			if len(out) > 4000 {
+				out = "…" + out[len(out)-4000:]
+			}
+			b.Logf("%s's output:\n%s", name, out)
+		}
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		done := make(chan struct{})
 		go func() { _ = cmd.Wait(); close(done) }()
@@ -218,10 +230,18 @@ func runScale(b *testing.B, nodes int) {
 	if _, err := bus.LoadOrCreateAuditKey(auditKey); err != nil {
 		b.Fatal(err)
 	}
-	health := map[string]string{"sensor": freeAddr(b), "controller": freeAddr(b)}
-	common := []string{"--kubeconfig", cl.Kubeconfig(), "--nats-url", srv.URL(), "--cluster", cluster, "--leader-elect=false", "--metrics-bind-address", "0"}
-	sensor := start(b, "sensor", exec.Command(tend, append([]string{"sensor", "--health-probe-bind-address", health["sensor"]}, common...)...))
-	controller := start(b, "controller", exec.Command(tend, append([]string{"controller", "--health-probe-bind-address", health["controller"], "--audit-key", auditKey}, common...)...))
+	health := map[string]string{"sensor": freeAddr(b), "controller": freeAddr(b), "agent": freeAddr(b)}
+	mcpAddr := freeAddr(b)
+	// Each component acts as its own service account, as in a cluster.
+	common := func(account string) []string {
+		return []string{"--kubeconfig", accountKubeconfig(b, cl.Kubeconfig(), account), "--nats-url", srv.URL(), "--cluster", cluster}
+	}
+	leader := []string{"--leader-elect=false", "--metrics-bind-address", "0"}
+	sensor := start(b, "sensor", exec.Command(tend, slices.Concat([]string{"sensor", "--health-probe-bind-address", health["sensor"]}, common(localstack.SensorAccount), leader)...))
+	controller := start(b, "controller", exec.Command(tend, slices.Concat([]string{"controller", "--health-probe-bind-address", health["controller"], "--audit-key", auditKey}, common(localstack.ControllerAccount), leader)...))
+	mcpSrv := start(b, "mcp", exec.Command(tend, slices.Concat([]string{"mcp", "--listen", mcpAddr}, common(localstack.MCPAccount))...))
+	agent := start(b, "agent", exec.Command(tend, "agent", "--mcp-url", "http://"+mcpAddr+"/mcp", "--token-file", agentToken(b, admin, work),
+		"--nats-url", srv.URL(), "--cluster", cluster, "--brain", "deterministic", "--health-probe-bind-address", health["agent"], "--metrics-bind-address", "0"))
 	self, err := os.Executable()
 	if err != nil {
 		b.Fatal(err)
@@ -229,10 +249,15 @@ func runScale(b *testing.B, nodes int) {
 	informerCmd := exec.Command(self)
 	informerCmd.Env = append(os.Environ(), informerEnv+"="+cl.Kubeconfig())
 	informer := start(b, "informer", informerCmd)
-	procs := []*component{sensor, controller, informer}
+	procs := []*component{sensor, controller, mcpSrv, agent, informer}
+	health["mcp"] = mcpAddr // tend mcp serves /healthz beside /mcp
 	for name, addr := range health {
+		path := "/readyz"
+		if name == "mcp" {
+			path = "/healthz"
+		}
 		waitFor(b, name+" is ready", 5*time.Minute, func() bool {
-			resp, err := http.Get("http://" + addr + "/readyz")
+			resp, err := http.Get("http://" + addr + path)
 			if err == nil {
 				resp.Body.Close()
 			}
@@ -255,6 +280,7 @@ func runScale(b *testing.B, nodes int) {
 	// The storm: stormSize Deployments broken at once, then one.
 	watch := watchCrashes(b, js)
 	watch.watchAPI(b, cfg)
+	props := watchProposals(b, cfg)
 	broken := make([]string, 0, stormSize+1)
 	for i := range min(stormSize, deployments-1) {
 		broken = append(broken, appName(i))
@@ -265,14 +291,45 @@ func runScale(b *testing.B, nodes int) {
 	stormWG.Go(func() { stormUsage = measurePeak(b, procs, churnWindow) })
 	breakAll(b, admin, broken, watch)
 	latencies := watch.wait(b, broken, 5*time.Minute)
+	proposed := props.waitProposed(b, watch.brokenTime, broken, 5*time.Minute)
+	b.Logf("storm of %d faults detected and proposed for in %s", len(broken), time.Since(stormStart).Round(time.Second))
 	one := appName(deployments - 1)
 	breakAll(b, admin, []string{one}, watch)
 	single := watch.wait(b, []string{one}, 2*time.Minute)
+	proposedOne := props.waitProposed(b, watch.brokenTime, []string{one}, 2*time.Minute)
+	props.waitDecided(b, 5*time.Minute)
 	stormWG.Wait()
 	stopChurn()
 	<-churnDone
-	b.Logf("storm of %d faults detected in %s", len(broken), time.Since(stormStart).Round(time.Second))
 	report(b, stormUsage, "storm")
+
+	figures := props.figures()
+	b.Logf("storm: %s", figures)
+	if len(figures.appliedTwice) > 0 {
+		b.Errorf("more than one proposal was applied to %s", strings.Join(figures.appliedTwice, ", "))
+	}
+	brokenSet := map[string]bool{one: true}
+	for _, n := range broken {
+		brokenSet[n] = true
+	}
+	falsePositives := 0
+	for _, t := range props.snapshot() {
+		if !brokenSet[t.target] {
+			falsePositives++
+		}
+	}
+	slices.Sort(proposed)
+	b.ReportMetric(percentile(proposed, 0.50).Seconds(), "propose_storm_p50-s")
+	b.ReportMetric(percentile(proposed, 0.99).Seconds(), "propose_storm_p99-s")
+	b.ReportMetric(proposedOne[0].Seconds(), "propose_single-s")
+	b.ReportMetric(figures.decisionsPerSecond, "gate_decisions-per-s")
+	b.ReportMetric(float64(figures.backlogPeak), "proposal_backlog_peak-count")
+	b.ReportMetric(float64(figures.proposals), "proposals-count")
+	b.ReportMetric(float64(figures.applied), "proposals_applied-count")
+	b.ReportMetric(float64(figures.held), "proposals_held-count")
+	b.ReportMetric(float64(figures.denied), "proposals_denied-count")
+	b.ReportMetric(float64(len(figures.appliedTwice)), "applied_twice-count")
+	b.ReportMetric(float64(falsePositives), "proposals_not_for_a_fault-count")
 
 	for _, part := range []struct {
 		name string
@@ -563,6 +620,13 @@ func watchCrashes(b *testing.B, js jetstream.JetStream) *crashWatch {
 	}
 	b.Cleanup(cc.Stop)
 	return w
+}
+
+// brokenTime is when name was broken.
+func (w *crashWatch) brokenTime(name string) time.Time {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.brokenAt[name]
 }
 
 func breakAll(b *testing.B, c client.Client, names []string, w *crashWatch) {
