@@ -113,6 +113,14 @@ type ImprovementRunReconciler struct {
 	Notifier notifier
 	// Cluster names the cluster in notifications.
 	Cluster string
+	// ProposerUsername is the username the Proposer's proposals carry (the
+	// improvement agent's service account, as the API server and the MCP
+	// server authenticated it). A run resuming after a restart adopts a
+	// proposal with its item's fingerprint only if that user made it, for
+	// the item's action and workload: anyone else's proposal that copies
+	// the fingerprint is not taken for the run's. Empty skips the proposer
+	// check.
+	ProposerUsername string
 }
 
 // SetupWithManager registers the reconciler, watching runs and the
@@ -556,7 +564,7 @@ func (r *ImprovementRunReconciler) propose(ctx context.Context, run *tendv1.Impr
 		return "", fmt.Errorf("failed to list proposals: %w", err)
 	}
 	for _, p := range ps.Items {
-		if p.Spec.Fingerprint == fp {
+		if p.Spec.Fingerprint == fp && r.madeFor(&p, it) {
 			return p.Name, nil
 		}
 	}
@@ -571,6 +579,14 @@ func (r *ImprovementRunReconciler) propose(ctx context.Context, run *tendv1.Impr
 		return "", fmt.Errorf("failed to propose %s for %s/%s: %w", it.Action, it.Workload.Namespace, it.Workload.Name, err)
 	}
 	return res.Name, nil
+}
+
+// madeFor reports whether p is a proposal the run's Proposer made for
+// item it: by its user, for its action and workload.
+func (r *ImprovementRunReconciler) madeFor(p *tendv1.Proposal, it tendv1.RunItem) bool {
+	t := p.Spec.Target
+	return (r.ProposerUsername == "" || p.Spec.Proposer.Username == r.ProposerUsername) &&
+		string(p.Spec.Action) == it.Action && t.Kind == it.Workload.Kind && t.Namespace == it.Workload.Namespace && t.Name == it.Workload.Name
 }
 
 // health reads a workload's container restarts, whether one was OOM-killed,

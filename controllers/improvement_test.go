@@ -455,6 +455,54 @@ func TestImprovementRunResumesWithoutReproposing(t *testing.T) {
 	}
 }
 
+// TestImprovementRunAdoptsOnlyItsOwnProposals: a proposal someone else
+// made with the fingerprint of a run's item, for another action, is not
+// taken for the run's: the run proposes its own change.
+func TestImprovementRunAdoptsOnlyItsOwnProposals(t *testing.T) {
+	ns := newNamespace(t, nil)
+	for i := range 2 {
+		deployment(t, ns, fmt.Sprintf("app%d", i), nil)
+	}
+	clock := &runClock{t: time.Now()}
+	g := newG(t)
+	run := startRun(t, g, ns, clock.Now())
+	r := getRun(g, t.Context(), run)
+	// The run is named and its items are known before it proposes; make
+	// the planned items of both Deployments someone else's first.
+	foreign := map[string]bool{}
+	for i := range 2 {
+		d := &appsv1.Deployment{}
+		g.Expect(kube(t).Get(t.Context(), client.ObjectKey{Namespace: ns, Name: fmt.Sprintf("app%d", i)}, d)).To(Succeed())
+		p := &tendv1.Proposal{
+			ObjectMeta: metav1.ObjectMeta{GenerateName: "squat-", Namespace: ns},
+			Spec: tendv1.ProposalSpec{
+				Action:      tendv1.ActionScaleWorkload,
+				Target:      tendv1.TargetRef{APIVersion: "apps/v1", Kind: "Deployment", Namespace: ns, Name: d.Name, UID: d.UID, ResourceVersion: d.ResourceVersion},
+				Parameters:  tendv1.Parameters{Scale: &tendv1.ScaleParameters{Replicas: 0}},
+				Proposer:    tendv1.Proposer{Username: "mallory", Agent: "improvement"},
+				Fingerprint: fmt.Sprintf("improve/%s/%s/%d", ns, r.Name, i),
+			},
+		}
+		g.Expect(kube(t).Create(t.Context(), p)).To(Succeed())
+		foreign[p.Name] = true
+	}
+	startImprovement(t, clock, ns, func(rr *controllers.ImprovementRunReconciler) {
+		rr.ProposerUsername = "system:serviceaccount:tend-system:tend-agent"
+	})
+	g.Eventually(func(g Gomega) {
+		items := getRun(g, t.Context(), run).Status.Items
+		g.Expect(items).NotTo(BeEmpty())
+		it := items[0]
+		g.Expect(it.Outcome).To(Equal(tendv1.ItemProposed))
+		g.Expect(foreign).NotTo(HaveKey(it.Proposal), "the run took another's proposal for its own")
+	}).Should(Succeed())
+	for fp, ps := range proposalsOf(g, t.Context(), ns) {
+		if strings.HasSuffix(fp, "/0") {
+			g.Expect(ps).To(HaveLen(2), "proposals with fingerprint %s", fp)
+		}
+	}
+}
+
 func TestImprovementRunStopsAtWindowEndOrOnRequest(t *testing.T) {
 	ns := newNamespace(t, nil)
 	for i := range 4 {

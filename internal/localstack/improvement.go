@@ -46,8 +46,10 @@ func (s *Stack) startImprovement(ctx context.Context, opts Options, mgr ctrl.Man
 		// The soak's throttling signal comes from the same usage history.
 		Usage:    improver,
 		Proposer: agents.NewItemProposer(tools, "improvement"),
-		Now:      opts.ImprovementNow,
-		Cluster:  opts.ClusterName,
+		// Its proposals are made as the agent's service account.
+		ProposerUsername: serviceAccountUser(AgentAccount),
+		Now:              opts.ImprovementNow,
+		Cluster:          opts.ClusterName,
 	}
 	if s.notifier != nil {
 		rr.Notifier = s.notifier
