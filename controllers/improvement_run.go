@@ -90,6 +90,12 @@ const DefaultRunPoll = 5 * time.Second
 // +kubebuilder:rbac:groups=tend.dev,resources=proposals,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch
 // +kubebuilder:rbac:groups=apps,resources=deployments;statefulsets;daemonsets,verbs=get;list;watch
+//
+// In a cluster the run proposes its changes through the MCP server with the
+// controller's own token (tend controller --mcp-url): the actions a run
+// makes, and only those.
+//
+// +kubebuilder:rbac:groups=tend.dev,resources=proposals,verbs=propose,resourceNames=SetResources;SetAutoscaler;ScaleWorkload
 // +kubebuilder:rbac:groups=autoscaling,resources=horizontalpodautoscalers,verbs=get;list;watch
 
 // ImprovementRunReconciler drives an ImprovementRun: analysis, then the

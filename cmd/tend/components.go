@@ -19,7 +19,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nkeys"
 	"github.com/spf13/cobra"
+	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/tendops/tend/agents/planner"
@@ -27,6 +29,8 @@ import (
 	"github.com/tendops/tend/controllers"
 	"github.com/tendops/tend/internal/components"
 	"github.com/tendops/tend/internal/localstack"
+	"github.com/tendops/tend/mcp"
+	"github.com/tendops/tend/usage"
 )
 
 // natsFlags are how a server component reaches NATS: the URL, and its
@@ -143,6 +147,10 @@ type controllerOptions struct {
 	notifyURLFile  string
 	stableWindow   time.Duration
 	verifyTimeout  time.Duration
+	// Improvement runs: proposed through the MCP server with the token.
+	mcpURL          string
+	tokenFile       string
+	usagePrometheus string
 }
 
 func newControllerCommand() *cobra.Command {
@@ -153,7 +161,10 @@ func newControllerCommand() *cobra.Command {
 		Long: `Run tend's controller manager, as its Deployment does in a cluster: the gate and its
 GatePolicies, the proposal controller that decides, applies, verifies and undoes, the approval
 controller, revision history, repeat counting and finding Events. It writes the audit chain
-and sends the runtime shims their node actions.
+and sends the runtime shims their node actions. With --mcp-url it also runs the scheduled
+improvement runs (ImprovementSchedule, ImprovementRun): their changes are proposed through the
+MCP server with the token in --token-file (in a pod, its own service account's, which needs the
+verb propose), and the gate decides them like any other proposal.
 
 The identity on the API server is the pod's service account (in a cluster) or the kubeconfig's;
 on NATS it is the controller component's (--nats-creds or --nats-nkey, files from a Secret).
@@ -186,6 +197,9 @@ cut short is resumed by the next leader without applying twice.
 	f.StringVar(&o.notifyURLFile, "notify-url-file", "", "file with a Slack-compatible webhook URL told when a proposal awaits approval, fails or is rolled back")
 	f.DurationVar(&o.stableWindow, "stable-window", 0, "how long an applied change must stay healthy before it counts as verified (0: the default)")
 	f.DurationVar(&o.verifyTimeout, "verify-timeout", 0, "how long verification may take before the change is undone (0: the default)")
+	f.StringVar(&o.mcpURL, "mcp-url", "", "tend's MCP server, e.g. http://tend-mcp.tend-system:8090/mcp: improvement runs propose through it (empty: no improvement runs)")
+	f.StringVar(&o.tokenFile, "token-file", defaultTokenFile, "with --mcp-url, the file with the token improvement runs propose with, read again for every session (it rotates)")
+	f.StringVar(&o.usagePrometheus, "usage-prometheus", "", "with --mcp-url, a Prometheus HTTP API URL improvement runs read usage history from (default: the TELEMETRY stream)")
 	return cmd
 }
 
@@ -244,8 +258,52 @@ func runController(ctx context.Context, o *controllerOptions) error {
 	if err != nil {
 		return err
 	}
-	log.Info("Starting the controller manager", "cluster", o.cluster, "systemNamespace", o.systemNamespace, "leaderElection", o.serve.leaderElect)
+	if o.mcpURL != "" {
+		closeTools, err := o.addImprovement(ctx, cfg, js, ctl)
+		if err != nil {
+			return err
+		}
+		defer closeTools()
+	}
+	log.Info("Starting the controller manager", "cluster", o.cluster, "systemNamespace", o.systemNamespace, "leaderElection", o.serve.leaderElect, "improvementRuns", o.mcpURL != "")
 	return ctl.Manager.Start(ctx)
+}
+
+// addImprovement runs the improvement controllers with the controller
+// manager. Their proposer is whoever the API server says the token is,
+// asked once at start, so a run adopts only that user's proposals.
+func (o *controllerOptions) addImprovement(ctx context.Context, cfg *rest.Config, js jetstream.JetStream, ctl *components.Controller) (func(), error) {
+	token := func(context.Context) (string, error) {
+		b, err := os.ReadFile(o.tokenFile)
+		if err != nil {
+			return "", err
+		}
+		return strings.TrimSpace(string(b)), nil
+	}
+	tok, err := token(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("--token-file: %w (the token improvement runs propose with: a pod's own service account token, or one written with kubectl create token)", err)
+	}
+	as := rest.AnonymousClientConfig(cfg)
+	as.BearerToken = tok
+	c, err := client.New(as, client.Options{Scheme: localstack.Scheme()})
+	if err != nil {
+		return nil, err
+	}
+	self, err := mcp.Self(ctx, c)
+	if err != nil {
+		return nil, fmt.Errorf("--token-file: the API server does not accept the token: %w", err)
+	}
+	var src usage.Source
+	if o.usagePrometheus != "" {
+		if src, err = usage.NewPrometheus(o.usagePrometheus); err != nil {
+			return nil, err
+		}
+	}
+	return components.AddImprovement(ctl.Manager, components.ImprovementOptions{
+		MCPURL: o.mcpURL, Token: token, ProposerUsername: self.Username,
+		JS: js, Cluster: o.cluster, Usage: src, Notifier: ctl.Notifier,
+	})
 }
 
 // sensorOptions are the flags of `tend sensor`.

@@ -271,9 +271,28 @@ func TestControllerAndSensorRunOnTheirOwn(t *testing.T) {
 		}
 	}
 
+	// The controller runs the improvement runs too: they propose through
+	// the MCP server (started further down) with its own account's token.
+	mcpAddr := freeAddr(t)
+	tokenOf := func(account string) string {
+		tr := &authnv1.TokenRequest{Spec: authnv1.TokenRequestSpec{ExpirationSeconds: ptr.To[int64](3600)}}
+		if err := admin.SubResource("token").Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{
+			Namespace: localstack.SystemNamespace, Name: account}}, tr); err != nil {
+			t.Fatal(err)
+		}
+		return tr.Status.Token
+	}
+	ctlToken := tokenOf(localstack.ControllerAccount)
+	ctlTokenFile := filepath.Join(dir, "controller.token")
+	if err := os.WriteFile(ctlTokenFile, []byte(ctlToken), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	ctl := startComponent(t, "controller", "--kubeconfig", kc, "--cluster", cluster, "--nats-url", url,
-		"--nats-nkey", seeds[bus.ComponentController], "--audit-key", auditKey)
+		"--nats-nkey", seeds[bus.ComponentController], "--audit-key", auditKey, "--mcp-url", "http://"+mcpAddr+"/mcp", "--token-file", ctlTokenFile)
 	ctl.waitReady(t)
+	if !strings.Contains(ctl.out.String(), `"improvementRuns":true`) {
+		t.Errorf("the controller does not run improvement runs with --mcp-url:\n%s", ctl.out)
+	}
 	sensor := startComponent(t, "sensor", "--kubeconfig", sensorKC, "--cluster", cluster, "--nats-url", url,
 		"--nats-nkey", seeds[bus.ComponentSensor])
 	sensor.waitReady(t)
@@ -351,14 +370,9 @@ func TestControllerAndSensorRunOnTheirOwn(t *testing.T) {
 	}
 	// The MCP server and the agent: the agent proposes through the server
 	// with its service account's token, from a file as a pod mounts it.
-	mcpAddr := freeAddr(t)
-	tr := &authnv1.TokenRequest{Spec: authnv1.TokenRequestSpec{ExpirationSeconds: ptr.To[int64](3600)}}
-	if err := admin.SubResource("token").Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{
-		Namespace: localstack.SystemNamespace, Name: localstack.AgentAccount}}, tr); err != nil {
-		t.Fatal(err)
-	}
+	agentToken := tokenOf(localstack.AgentAccount)
 	tokenFile := filepath.Join(dir, "agent.token")
-	if err := os.WriteFile(tokenFile, []byte(tr.Status.Token), 0o600); err != nil {
+	if err := os.WriteFile(tokenFile, []byte(agentToken), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	// The agent starts first, as it may in a rollout: it waits for the
@@ -393,7 +407,7 @@ func TestControllerAndSensorRunOnTheirOwn(t *testing.T) {
 	}
 	// The server relays: the agent's account, which may only propose, is
 	// offered the propose tools, and its proposal names the server as via.
-	tools, err := agents.DialTools(ctx, "http://"+mcpAddr+"/mcp", "components-test", func(context.Context) (string, error) { return tr.Status.Token, nil })
+	tools, err := agents.DialTools(ctx, "http://"+mcpAddr+"/mcp", "components-test", func(context.Context) (string, error) { return agentToken, nil })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -408,6 +422,20 @@ func TestControllerAndSensorRunOnTheirOwn(t *testing.T) {
 	}
 	if want := "system:serviceaccount:" + localstack.SystemNamespace + ":"; relayed.Spec.Proposer.Username != want+localstack.AgentAccount || relayed.Spec.Proposer.Via != want+localstack.MCPAccount {
 		t.Errorf("the relayed proposal's proposer = %+v, want the agent's account via the MCP server's", relayed.Spec.Proposer)
+	}
+	// The controller's account may propose what improvement runs change,
+	// and nothing else.
+	ctlTools, err := agents.DialTools(ctx, "http://"+mcpAddr+"/mcp", "components-test", func(context.Context) (string, error) { return ctlToken, nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = ctlTools.Close() }()
+	if _, err := ctlTools.Propose(ctx, wire.ToolProposeScaleWorkload, &wire.ScaleWorkloadArgs{WorkloadArgs: wire.WorkloadArgs{Namespace: "default", Name: "web"},
+		Replicas: ptr.To[int32](2), Common: wire.Common{Summary: "an improvement run's change"}}); err != nil {
+		t.Errorf("the controller's account cannot propose an improvement run's change: %v", err)
+	}
+	if _, err := ctlTools.ProposeRollback(ctx, wire.ProposeRollbackArgs{Namespace: "default", Name: "web", Common: wire.Common{Summary: "not an improvement"}}); err == nil {
+		t.Errorf("the controller's account may propose a rollback, which no improvement run makes")
 	}
 	agent.stop(t)
 	mcpSrv.stop(t)

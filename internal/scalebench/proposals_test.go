@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	authnv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -22,6 +23,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	tendv1 "github.com/tendops/tend/api/v1alpha1"
+	"github.com/tendops/tend/bus"
 	"github.com/tendops/tend/internal/localstack"
 )
 
@@ -34,7 +36,10 @@ type proposalWatch struct {
 	proposals map[string]*tracked // by proposal name
 	// backlogPeak is the most proposals created and not yet decided at once.
 	backlogPeak int
-	changed     chan struct{}
+	// findings is when the first finding about each Deployment (by name)
+	// or namespace ("namespace/" + name) reached the bus.
+	findings map[string]time.Time
+	changed  chan struct{}
 }
 
 // tracked is what the watch saw of one proposal.
@@ -69,12 +74,12 @@ func watchProposals(b *testing.B, cfg *rest.Config) *proposalWatch {
 	if err != nil {
 		b.Fatal(err)
 	}
-	wi, err := wc.Watch(b.Context(), &tendv1.ProposalList{}, client.InNamespace(namespace))
+	wi, err := wc.Watch(b.Context(), &tendv1.ProposalList{})
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(wi.Stop)
-	w := &proposalWatch{proposals: map[string]*tracked{}, changed: make(chan struct{}, 1)}
+	w := &proposalWatch{proposals: map[string]*tracked{}, findings: map[string]time.Time{}, changed: make(chan struct{}, 1)}
 	go func() {
 		for ev := range wi.ResultChan() {
 			now := time.Now()
@@ -129,9 +134,57 @@ func (w *proposalWatch) snapshot() []tracked {
 	return out
 }
 
-// waitProposed waits until every one of targets has a proposal, and
-// returns how long after its break each came.
-func (w *proposalWatch) waitProposed(b *testing.B, brokenAt func(string) time.Time, targets []string, timeout time.Duration) []time.Duration {
+// watchFindings records the agent's findings as they reach the bus: a
+// Deployment it escalated rather than proposed for, or a namespace whose
+// failing Deployments it judged to share a cause.
+func (w *proposalWatch) watchFindings(b *testing.B, js jetstream.JetStream) {
+	b.Helper()
+	cons, err := js.OrderedConsumer(b.Context(), bus.StreamFindings, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{bus.FindingsSubject(cluster)}, DeliverPolicy: jetstream.DeliverNewPolicy})
+	if err != nil {
+		b.Fatal(err)
+	}
+	cc, err := cons.Consume(func(m jetstream.Msg) {
+		now := time.Now()
+		f, err := bus.DecodeFinding(m.Data())
+		if err != nil {
+			return
+		}
+		key := f.Object.Name
+		switch f.Object.Kind {
+		case "Deployment":
+		case "Namespace":
+			key = "namespace/" + f.Object.Name
+		default:
+			return
+		}
+		w.mu.Lock()
+		if _, ok := w.findings[key]; !ok {
+			w.findings[key] = now
+		}
+		w.mu.Unlock()
+		select {
+		case w.changed <- struct{}{}:
+		default:
+		}
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(cc.Stop)
+}
+
+// acted is how the agent first answered one broken Deployment.
+type acted struct {
+	after    time.Duration
+	proposed bool
+}
+
+// waitActed waits until the agent has answered every one of targets, with
+// a proposal for it, a finding about it, or a finding about its
+// namespace's shared cause, and returns how long after its break each
+// answer came.
+func (w *proposalWatch) waitActed(b *testing.B, brokenAt func(string) time.Time, targets []string, timeout time.Duration) []acted {
 	b.Helper()
 	deadline := time.After(timeout)
 	for {
@@ -142,13 +195,19 @@ func (w *proposalWatch) waitProposed(b *testing.B, brokenAt func(string) time.Ti
 				first[t.target] = t.created
 			}
 		}
-		w.mu.Unlock()
-		var out []time.Duration
+		var out []acted
 		for _, n := range targets {
-			if at, ok := first[n]; ok {
-				out = append(out, at.Sub(brokenAt(n)))
+			at, proposed := first[n]
+			for _, key := range []string{n, "namespace/" + appNamespace(n)} {
+				if f, ok := w.findings[key]; ok && (at.IsZero() || f.Before(at)) && !f.Before(brokenAt(n)) {
+					at, proposed = f, false
+				}
+			}
+			if !at.IsZero() {
+				out = append(out, acted{after: at.Sub(brokenAt(n)), proposed: proposed})
 			}
 		}
+		w.mu.Unlock()
 		if len(out) == len(targets) {
 			return out
 		}
@@ -156,7 +215,7 @@ func (w *proposalWatch) waitProposed(b *testing.B, brokenAt func(string) time.Ti
 		case <-w.changed:
 		case <-time.After(time.Second):
 		case <-deadline:
-			b.Fatalf("%d of %d broken Deployments got a proposal within %s", len(out), len(targets), timeout)
+			b.Fatalf("the agent answered %d of %d broken Deployments (a proposal or a finding) within %s", len(out), len(targets), timeout)
 		}
 	}
 }

@@ -59,8 +59,11 @@ func TestMain(m *testing.M) {
 }
 
 const (
-	cluster        = "scale"
-	namespace      = "scale"
+	cluster = "scale"
+	// Each namespace holds perNamespace Deployments, as a team's would.
+	perNamespace = 10
+	// appLabel marks the benchmark's workloads and their pods.
+	appLabel       = "tend.dev/scale-app"
 	podsPerNode    = 10
 	replicas       = 10
 	appImage       = "registry.tend.local/scale/app:1"
@@ -281,6 +284,7 @@ func runScale(b *testing.B, nodes int) {
 	watch := watchCrashes(b, js)
 	watch.watchAPI(b, cfg)
 	props := watchProposals(b, cfg)
+	props.watchFindings(b, js)
 	broken := make([]string, 0, stormSize+1)
 	for i := range min(stormSize, deployments-1) {
 		broken = append(broken, appName(i))
@@ -291,12 +295,12 @@ func runScale(b *testing.B, nodes int) {
 	stormWG.Go(func() { stormUsage = measurePeak(b, procs, churnWindow) })
 	breakAll(b, admin, broken, watch)
 	latencies := watch.wait(b, broken, 5*time.Minute)
-	proposed := props.waitProposed(b, watch.brokenTime, broken, 5*time.Minute)
-	b.Logf("storm of %d faults detected and proposed for in %s", len(broken), time.Since(stormStart).Round(time.Second))
+	answered := props.waitActed(b, watch.brokenTime, broken, 5*time.Minute)
+	b.Logf("storm of %d faults detected and answered in %s", len(broken), time.Since(stormStart).Round(time.Second))
 	one := appName(deployments - 1)
 	breakAll(b, admin, []string{one}, watch)
 	single := watch.wait(b, []string{one}, 2*time.Minute)
-	proposedOne := props.waitProposed(b, watch.brokenTime, []string{one}, 2*time.Minute)
+	answeredOne := props.waitActed(b, watch.brokenTime, []string{one}, 2*time.Minute)
 	props.waitDecided(b, 5*time.Minute)
 	stormWG.Wait()
 	stopChurn()
@@ -318,10 +322,20 @@ func runScale(b *testing.B, nodes int) {
 			falsePositives++
 		}
 	}
-	slices.Sort(proposed)
-	b.ReportMetric(percentile(proposed, 0.50).Seconds(), "propose_storm_p50-s")
-	b.ReportMetric(percentile(proposed, 0.99).Seconds(), "propose_storm_p99-s")
-	b.ReportMetric(proposedOne[0].Seconds(), "propose_single-s")
+	var answers []time.Duration
+	proposedFor := 0
+	for _, a := range answered {
+		answers = append(answers, a.after)
+		if a.proposed {
+			proposedFor++
+		}
+	}
+	slices.Sort(answers)
+	b.ReportMetric(percentile(answers, 0.50).Seconds(), "answer_storm_p50-s")
+	b.ReportMetric(percentile(answers, 0.99).Seconds(), "answer_storm_p99-s")
+	b.ReportMetric(answeredOne[0].after.Seconds(), "answer_single-s")
+	b.ReportMetric(float64(proposedFor), "storm_proposed_for-count")
+	b.ReportMetric(float64(len(answered)-proposedFor), "storm_escalated-count")
 	b.ReportMetric(figures.decisionsPerSecond, "gate_decisions-per-s")
 	b.ReportMetric(float64(figures.backlogPeak), "proposal_backlog_peak-count")
 	b.ReportMetric(float64(figures.proposals), "proposals-count")
@@ -427,14 +441,26 @@ func percentile(d []time.Duration, p float64) time.Duration {
 
 func appName(i int) string { return fmt.Sprintf("app-%04d", i) }
 
+// namespaceOf is the namespace of Deployment i.
+func namespaceOf(i int) string { return fmt.Sprintf("scale-%03d", i/perNamespace) }
+
+// appNamespace is the namespace of the Deployment named name.
+func appNamespace(name string) string {
+	i, _ := strconv.Atoi(strings.TrimPrefix(name, "app-"))
+	return namespaceOf(i)
+}
+
 func createWorkloads(b *testing.B, c client.Client, n int) {
 	b.Helper()
 	ctx := b.Context()
-	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: namespace}}); err != nil && !apierrors.IsAlreadyExists(err) {
-		b.Fatal(err)
-	}
-	if err := c.Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: "default"}}); err != nil && !apierrors.IsAlreadyExists(err) {
-		b.Fatal(err)
+	for i := 0; i < n; i += perNamespace {
+		ns := namespaceOf(i)
+		if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil && !apierrors.IsAlreadyExists(err) {
+			b.Fatal(err)
+		}
+		if err := c.Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "default"}}); err != nil && !apierrors.IsAlreadyExists(err) {
+			b.Fatal(err)
+		}
 	}
 	var next atomic.Int64
 	var wg sync.WaitGroup
@@ -446,8 +472,8 @@ func createWorkloads(b *testing.B, c client.Client, n int) {
 				if i >= n || failed.Load() != nil {
 					return
 				}
-				labels := map[string]string{"app": appName(i)}
-				d := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: appName(i), Labels: labels},
+				labels := map[string]string{"app": appName(i), appLabel: "true"}
+				d := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: namespaceOf(i), Name: appName(i), Labels: labels},
 					Spec: appsv1.DeploymentSpec{Replicas: ptr.To[int32](replicas), Selector: &metav1.LabelSelector{MatchLabels: labels},
 						Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels}, Spec: corev1.PodSpec{
 							Containers:  []corev1.Container{{Name: "app", Image: appImage}},
@@ -468,7 +494,7 @@ func createWorkloads(b *testing.B, c client.Client, n int) {
 
 func runningPods(b *testing.B, c client.Client) int {
 	var list corev1.PodList
-	if err := c.List(b.Context(), &list, client.InNamespace(namespace)); err != nil {
+	if err := c.List(b.Context(), &list, client.HasLabels{appLabel}); err != nil {
 		return 0
 	}
 	n := 0
@@ -515,7 +541,7 @@ func churn(ctx context.Context, c client.Client, pods int) {
 		case <-tick.C:
 		}
 		var list corev1.PodList
-		if err := c.List(ctx, &list, client.InNamespace(namespace), client.Limit(50)); err != nil || len(list.Items) == 0 {
+		if err := c.List(ctx, &list, client.HasLabels{appLabel}, client.Limit(50)); err != nil || len(list.Items) == 0 {
 			continue
 		}
 		p := list.Items[time.Now().UnixNano()%int64(len(list.Items))]
@@ -551,7 +577,7 @@ func (w *crashWatch) watchAPI(b *testing.B, cfg *rest.Config) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	wi, err := cs.CoreV1().Pods(namespace).Watch(b.Context(), metav1.ListOptions{})
+	wi, err := cs.CoreV1().Pods("").Watch(b.Context(), metav1.ListOptions{LabelSelector: appLabel})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -636,7 +662,7 @@ func breakAll(b *testing.B, c client.Client, names []string, w *crashWatch) {
 		w.mu.Lock()
 		w.brokenAt[name] = time.Now()
 		w.mu.Unlock()
-		d := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name}}
+		d := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: appNamespace(name), Name: name}}
 		if err := c.Patch(b.Context(), d, client.RawPatch(types.StrategicMergePatchType, patch)); err != nil {
 			b.Fatal(err)
 		}
