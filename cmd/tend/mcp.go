@@ -198,6 +198,14 @@ func runMCP(ctx context.Context, o *mcpOptions) error {
 	}
 	opts.Authenticator = &mcp.TokenReviewAuthenticator{Client: c, TTL: o.tokenTTL, DeniedTTL: min(o.deniedTTL, mcp.MaxDeniedTTL)}
 	opts.Authorizer = &mcp.SubjectAccessReviewAuthorizer{Client: c}
+	// Over HTTP the server proposes on its callers' behalf, as their relay:
+	// they need the verb propose, and the proposal names the server, as the
+	// API server authenticates it, in spec.proposer.via.
+	self, err := mcp.Self(ctx, c)
+	if err != nil {
+		return err
+	}
+	opts.Relay = self.Username
 	srv, err := mcp.New(opts)
 	if err != nil {
 		return err
