@@ -12,8 +12,9 @@
 // them a test fails; only `go test -short` skips it.
 //
 // It must never leave anything behind: the kubelet and kube-proxy are
-// stopped by their PIDs, kube-proxy's rules removed, the pods' containers,
-// cgroups and mounts removed with containerd's, the bridge deleted, and its
-// temporary files removed when the test ends. One real node runs on a
-// machine at a time.
+// stopped by their PIDs; kube-proxy's rules and the kubelet's firewall chain
+// are removed, the pods' containers, cgroups and mounts with containerd's,
+// the bridge deleted, the directories the kubelet and libcni make outside
+// the node's root (when they were not there before) and its temporary files
+// removed when the test ends. One real node runs on a machine at a time.
 package realnode

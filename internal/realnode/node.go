@@ -91,11 +91,11 @@ func Start(t testing.TB, opts Options) *Node {
 		t.Fatal(err)
 	}
 	n := &Node{Name: opts.Name, Dir: dir, t: t, binDir: opts.BinDir}
-	hadKubeletDir := exists("/var/lib/kubelet")
+	had := hostState{kubeletDir: exists("/var/lib/kubelet"), cniDir: exists("/var/lib/cni"), firewall: firewallChains()}
 	// Registered first, so it runs last: after the kubelet, kube-proxy and
 	// containerd (with the pods' containers) have stopped.
 	t.Cleanup(func() {
-		n.removeLeftovers(hadKubeletDir)
+		n.removeLeftovers(had)
 		unlock()
 	})
 	n.createBridge()
@@ -329,9 +329,34 @@ func (n *Node) waitReady(cs kubernetes.Interface) {
 	t.Fatalf("node %s is not Ready after 2m (%s); the kubelet's log:\n%s", n.Name, last, n.Log("kubelet"))
 }
 
+// hostState is what the machine had before the node started, of what the
+// node's processes make outside its root.
+type hostState struct {
+	// kubeletDir: /var/lib/kubelet, where the kubelet serves device
+	// plugins whatever its root directory.
+	kubeletDir bool
+	// cniDir: /var/lib/cni, libcni's cache of results, in containerd.
+	cniDir bool
+	// firewall: the iptables commands that had the chain KUBE-FIREWALL,
+	// which the kubelet adds to INPUT and OUTPUT (dropping connections to
+	// 127.0.0.0/8 from elsewhere) whatever makeIPTablesUtilChains says.
+	firewall map[string]bool
+}
+
+// firewallChains returns which of iptables and ip6tables have the chain
+// KUBE-FIREWALL.
+func firewallChains() map[string]bool {
+	has := map[string]bool{}
+	for _, cmd := range []string{"iptables", "ip6tables"} {
+		has[cmd] = exec.Command(cmd, "-S", "KUBE-FIREWALL").Run() == nil
+	}
+	return has
+}
+
 // removeLeftovers removes what outlives the processes: kube-proxy's rules,
-// the pods' cgroups, the bridge, the kubelet's mounts and files.
-func (n *Node) removeLeftovers(hadKubeletDir bool) {
+// the kubelet's firewall chain, the pods' cgroups, the bridge, the
+// kubelet's mounts and files.
+func (n *Node) removeLeftovers(had hostState) {
 	t := n.t
 	if n.dns != nil {
 		n.dns.close()
@@ -349,10 +374,21 @@ func (n *Node) removeLeftovers(hadKubeletDir bool) {
 	if err := os.RemoveAll(n.Dir); err != nil {
 		t.Errorf("realnode: failed to remove %s: %v", n.Dir, err)
 	}
-	// The kubelet serves device plugins at a fixed path.
-	if !hadKubeletDir {
-		if err := os.RemoveAll("/var/lib/kubelet"); err != nil {
-			t.Errorf("realnode: %v", err)
+	for cmd, hadChain := range had.firewall {
+		if hadChain || exec.Command(cmd, "-S", "KUBE-FIREWALL").Run() != nil {
+			continue
+		}
+		for _, args := range [][]string{{"-D", "INPUT", "-j", "KUBE-FIREWALL"}, {"-D", "OUTPUT", "-j", "KUBE-FIREWALL"}, {"-F", "KUBE-FIREWALL"}, {"-X", "KUBE-FIREWALL"}} {
+			if out, err := exec.Command(cmd, args...).CombinedOutput(); err != nil {
+				t.Errorf("realnode: %s %s: %v\n%s", cmd, strings.Join(args, " "), err, out)
+			}
+		}
+	}
+	for dir, hadDir := range map[string]bool{"/var/lib/kubelet": had.kubeletDir, "/var/lib/cni": had.cniDir} {
+		if !hadDir {
+			if err := os.RemoveAll(dir); err != nil {
+				t.Errorf("realnode: %v", err)
+			}
 		}
 	}
 }
