@@ -19,7 +19,7 @@ help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: tools
-tools: ## Build the pinned tools into bin/ (etcd, kube-*, kwok, controller-gen, helm), reusing a per-user cache
+tools: ## Build the pinned tools into bin/ (etcd, kube-*, kubelet, kube-proxy, kwok, controller-gen, helm), reusing a per-user cache
 	@hack/tools.sh
 
 $(CONTROLLER_GEN) $(HELM) $(BIN)/kube-apiserver $(BIN)/etcd $(BIN)/kwokctl:

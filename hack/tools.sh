@@ -2,7 +2,7 @@
 # Builds tend's pinned tools from the Go module proxy into bin/, reusing a
 # per-user cache so that a fresh clone does not rebuild them.
 #
-#   hack/tools.sh [tool...]     tools: etcd kube kwok controller-gen helm (default: all)
+#   hack/tools.sh [tool...]     tools: etcd kube node kwok controller-gen helm (default: all)
 #                               and crictl (only when named: make bench BENCH=shim)
 #
 # Each tool is pinned by hack/tools/<tool>/go.mod and go.sum; the cache key is
@@ -18,6 +18,7 @@ mkdir -p "${bin}" "${cache}"
 declare -A pkgs=(
   [etcd]="go.etcd.io/etcd/server/v3"
   [kube]="k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kube-scheduler"
+  [node]="k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kube-proxy"
   [kwok]="sigs.k8s.io/kwok/cmd/kwok sigs.k8s.io/kwok/cmd/kwokctl"
   [controller-gen]="sigs.k8s.io/controller-tools/cmd/controller-gen"
   [helm]="helm.sh/helm/v3/cmd/helm"
@@ -27,12 +28,15 @@ declare -A pkgs=(
 declare -A outs=(
   [etcd]="etcd"
   [kube]="kube-apiserver kube-controller-manager kube-scheduler"
+  [node]="kubelet kube-proxy"
   [kwok]="kwok kwokctl"
   [controller-gen]="controller-gen"
   [helm]="helm"
   [crictl]="crictl"
 )
-order=(etcd kwok controller-gen helm kube)
+# node (the install test's real node) after kube: it reuses most of kube's
+# compiled packages from the Go build cache.
+order=(etcd kwok controller-gen helm kube node)
 
 tools=("$@")
 [ ${#tools[@]} -gt 0 ] || tools=("${order[@]}")

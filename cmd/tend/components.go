@@ -19,6 +19,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nkeys"
 	"github.com/spf13/cobra"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -104,6 +105,7 @@ type serveFlags struct {
 	metricsAddr, healthAddr string
 	leaderElect             bool
 	development             bool
+	podName, podUID         string
 }
 
 func (s *serveFlags) bind(cmd *cobra.Command, leaderHelp string) {
@@ -130,6 +132,8 @@ func (o *componentOptions) bind(cmd *cobra.Command, leaderHelp string) {
 	f := cmd.Flags()
 	f.StringVar(&o.cluster, "cluster", "local", "cluster name on the bus")
 	f.StringVar(&o.systemNamespace, "system-namespace", localstack.SystemNamespace, "tend's namespace: leases, gate state, proposals for cluster-scoped targets")
+	f.StringVar(&o.serve.podName, "pod-name", "", "the pod this runs in (the downward API's metadata.name): with --pod-uid, the leader's pod owns the Lease, which then goes with the component's last pod")
+	f.StringVar(&o.serve.podUID, "pod-uid", "", "the UID of --pod-name (metadata.uid)")
 }
 
 func (o *componentOptions) validate() error {
@@ -253,6 +257,7 @@ func runController(ctx context.Context, o *controllerOptions) error {
 		MetricsAddr:     o.serve.metricsAddr,
 		HealthAddr:      o.serve.healthAddr,
 		LeaderElection:  o.serve.leaderElect,
+		Pod:             components.Pod{Name: o.serve.podName, UID: types.UID(o.serve.podUID)},
 		Logger:          log,
 	})
 	if err != nil {
@@ -359,6 +364,7 @@ func runSensor(ctx context.Context, o *sensorOptions) error {
 		MetricsAddr:     o.serve.metricsAddr,
 		HealthAddr:      o.serve.healthAddr,
 		LeaderElection:  o.serve.leaderElect,
+		Pod:             components.Pod{Name: o.serve.podName, UID: types.UID(o.serve.podUID)},
 		Logger:          log,
 	})
 	if err != nil {

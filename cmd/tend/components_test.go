@@ -232,7 +232,8 @@ func (c *component) stop(t *testing.T) {
 // their leader Lease, do their work (the controller compiles a
 // GatePolicy; the sensor publishes what a Deployment's pods show; the agent
 // opens its MCP session with its token file and consumes every partition),
-// and stop cleanly on SIGTERM, releasing the Leases.
+// and stop cleanly on SIGTERM, releasing the Leases. The controller, told
+// its pod, makes the pod the owner of its Lease.
 func TestControllerAndSensorRunOnTheirOwn(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts an API server and the tend binary")
@@ -287,8 +288,16 @@ func TestControllerAndSensorRunOnTheirOwn(t *testing.T) {
 	if err := os.WriteFile(ctlTokenFile, []byte(ctlToken), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// The controller runs as if in a pod, which then owns the Lease while
+	// it leads (the garbage collector removes the Lease with its last pod).
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: localstack.SystemNamespace, Name: "tend-controller-0"},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "controller", Image: "ghcr.io/tendops/tend:test"}}}}
+	if err := admin.Create(ctx, pod); err != nil {
+		t.Fatal(err)
+	}
 	ctl := startComponent(t, "controller", "--kubeconfig", kc, "--cluster", cluster, "--nats-url", url,
-		"--nats-nkey", seeds[bus.ComponentController], "--audit-key", auditKey, "--mcp-url", "http://"+mcpAddr+"/mcp", "--token-file", ctlTokenFile)
+		"--nats-nkey", seeds[bus.ComponentController], "--audit-key", auditKey, "--pod-name", pod.Name, "--pod-uid", string(pod.UID),
+		"--mcp-url", "http://"+mcpAddr+"/mcp", "--token-file", ctlTokenFile)
 	ctl.waitReady(t)
 	if !strings.Contains(ctl.out.String(), `"improvementRuns":true`) {
 		t.Errorf("the controller does not run improvement runs with --mcp-url:\n%s", ctl.out)
@@ -315,6 +324,13 @@ func TestControllerAndSensorRunOnTheirOwn(t *testing.T) {
 	}
 	eventually(t, "both hold their Lease", func() bool {
 		return holder(components.ControllerLeaseName) != "" && holder(components.SensorLeaseName) != ""
+	})
+	eventually(t, "the controller's pod owns its Lease", func() bool {
+		var l coordinationv1.Lease
+		if err := admin.Get(ctx, types.NamespacedName{Namespace: localstack.SystemNamespace, Name: components.ControllerLeaseName}, &l); err != nil {
+			return false
+		}
+		return len(l.OwnerReferences) == 1 && l.OwnerReferences[0].Kind == "Pod" && l.OwnerReferences[0].Name == pod.Name && l.OwnerReferences[0].UID == pod.UID
 	})
 
 	// The controller compiles a policy.

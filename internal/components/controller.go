@@ -64,6 +64,9 @@ type ControllerOptions struct {
 	MetricsAddr, HealthAddr string
 	// LeaderElection makes one manager of many act at a time.
 	LeaderElection bool
+	// Pod, if named, becomes the owner of the leader election's Lease while
+	// it leads, so that the Lease goes with the component's last pod.
+	Pod Pod
 	// SkipNameValidation lets tests start several managers in one process.
 	SkipNameValidation bool
 	// Logger of the manager and its controllers.
@@ -120,6 +123,11 @@ func NewController(ctx context.Context, opts ControllerOptions) (*Controller, er
 	}
 	if err := addProbes(mgr); err != nil {
 		return nil, err
+	}
+	if opts.LeaderElection {
+		if err := addLeaseOwner(mgr, opts.SystemNamespace, ControllerLeaseName, opts.Pod); err != nil {
+			return nil, err
+		}
 	}
 	gate, err := policies.New(policies.Options{})
 	if err != nil {

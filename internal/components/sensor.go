@@ -41,7 +41,10 @@ type SensorOptions struct {
 	// are served; "0" turns one off.
 	MetricsAddr, HealthAddr string
 	// LeaderElection makes one sensor of many publish at a time.
-	LeaderElection     bool
+	LeaderElection bool
+	// Pod, if named, becomes the owner of the leader election's Lease while
+	// it leads, so that the Lease goes with the component's last pod.
+	Pod                Pod
 	SkipNameValidation bool
 	Logger             logr.Logger
 }
@@ -75,6 +78,11 @@ func NewSensor(opts SensorOptions) (ctrl.Manager, error) {
 	}
 	if err := addProbes(mgr); err != nil {
 		return nil, err
+	}
+	if opts.LeaderElection {
+		if err := addLeaseOwner(mgr, opts.SystemNamespace, SensorLeaseName, opts.Pod); err != nil {
+			return nil, err
+		}
 	}
 	if err := bus.Register(ctrlmetrics.Registry); err != nil {
 		return nil, err

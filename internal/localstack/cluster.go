@@ -51,6 +51,12 @@ type ClusterOptions struct {
 	// defaults, 20 per second, which take minutes to create thousands of
 	// pods): for the scale benchmark.
 	ControlPlaneQPS int
+	// RealNodes prepares the cluster for real nodes beside the simulated
+	// ones (internal/realnode: a kubelet on containerd): kwok manages only
+	// the nodes it made (annotated kwok.x-k8s.io/node=fake) instead of
+	// every node, and the API server's certificate also names the
+	// `kubernetes` Service's cluster IP, which pods reach it through.
+	RealNodes bool
 	// Progress receives one line per step; may be nil.
 	Progress func(format string, args ...any)
 }
@@ -94,9 +100,7 @@ func StartCluster(ctx context.Context, opts ClusterOptions) (*Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	if opts.ControlPlaneQPS > 0 {
-		stages = append(stages, controlPlaneQPS(opts.ControlPlaneQPS)...)
-	}
+	stages = append(stages, kwokctlConfig(opts)...)
 	stagesFile := filepath.Join(opts.WorkDir, opts.Name+"-stages.yaml")
 	if err := os.WriteFile(stagesFile, stages, 0o644); err != nil {
 		return nil, fmt.Errorf("failed to write stages: %w", err)
@@ -134,13 +138,35 @@ func StartCluster(ctx context.Context, opts ClusterOptions) (*Cluster, error) {
 	return c, nil
 }
 
-// controlPlaneQPS is a kwokctl configuration document that raises the
-// controller manager's and the scheduler's API rate limits to qps.
-func controlPlaneQPS(qps int) []byte {
+// KubernetesServiceIP is the cluster IP of the `kubernetes` Service: the
+// first address of kube-apiserver's default service range, as kwokctl
+// starts it.
+const KubernetesServiceIP = "10.0.0.1"
+
+// kwokctlConfig is the kwokctl configuration document opts need, if any:
+// the controller manager's and the scheduler's API rate limits raised to
+// ControlPlaneQPS, and for RealNodes, kwok limited to its own nodes and the
+// API server's certificate naming KubernetesServiceIP.
+func kwokctlConfig(opts ClusterOptions) []byte {
+	if opts.ControlPlaneQPS == 0 && !opts.RealNodes {
+		return nil
+	}
 	var b strings.Builder
-	b.WriteString("---\napiVersion: config.kwok.x-k8s.io/v1alpha1\nkind: KwokctlConfiguration\ncomponentsPatches:\n")
-	for _, c := range []string{"kube-controller-manager", "kube-scheduler"} {
-		fmt.Fprintf(&b, "- name: %s\n  extraArgs:\n  - key: kube-api-qps\n    value: %q\n  - key: kube-api-burst\n    value: %q\n", c, strconv.Itoa(qps), strconv.Itoa(2*qps))
+	b.WriteString("---\napiVersion: config.kwok.x-k8s.io/v1alpha1\nkind: KwokctlConfiguration\n")
+	if opts.RealNodes {
+		fmt.Fprintf(&b, "options:\n  kubeApiserverCertSANs: [%q]\n", KubernetesServiceIP)
+	}
+	b.WriteString("componentsPatches:\n")
+	if opts.ControlPlaneQPS > 0 {
+		qps := opts.ControlPlaneQPS
+		for _, c := range []string{"kube-controller-manager", "kube-scheduler"} {
+			fmt.Fprintf(&b, "- name: %s\n  extraArgs:\n  - key: kube-api-qps\n    value: %q\n  - key: kube-api-burst\n    value: %q\n", c, strconv.Itoa(qps), strconv.Itoa(2*qps))
+		}
+	}
+	if opts.RealNodes {
+		// kwokctl's binary runtime passes --manage-all-nodes=true; the
+		// flags given later win.
+		b.WriteString("- name: kwok-controller\n  extraArgs:\n  - key: manage-all-nodes\n    value: \"false\"\n  - key: manage-nodes-with-annotation-selector\n    value: kwok.x-k8s.io/node=fake\n")
 	}
 	return []byte(b.String())
 }

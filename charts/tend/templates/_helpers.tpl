@@ -31,6 +31,20 @@ nats://{{ .Release.Name }}-nats.{{ .Release.Namespace }}.svc:4222
 {{- end -}}
 {{- end -}}
 
+{{/*
+The security context of every tend pod: the images' non-root user, and its
+group owning the mounted Secrets (they are mode 0400), so that the
+components can read their credentials.
+*/}}
+{{- define "tend.podSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: 65532
+runAsGroup: 65532
+fsGroup: 65532
+seccompProfile:
+  type: RuntimeDefault
+{{- end -}}
+
 {{/* The restricted security context every tend container runs with. */}}
 {{- define "tend.containerSecurityContext" -}}
 runAsNonRoot: true
