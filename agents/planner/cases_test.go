@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/tendops/tend/agents/planner"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
@@ -43,9 +45,21 @@ func TestPlanner(t *testing.T) {
 				spans := tracetest.NewSpanRecorder()
 				p := e.planner(t, provider, m, planner.Limits{MaxSteps: 10})
 				p.Tracer, p.Provider, p.ModelName = sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(spans)).Tracer("tend"), provider, "scripted"
+				reg := prometheus.NewRegistry()
+				if err := planner.Register(reg); err != nil {
+					t.Fatal(err)
+				}
+				inputBefore := metricSum(t, reg, "tend_llm_tokens_total", map[string]string{"provider": provider, "type": "input"})
 				res, err := p.Plan(t.Context(), incident)
 				if err != nil {
 					t.Fatalf("Plan: %v", err)
+				}
+				// The metrics count the run's tokens, cost and outcome.
+				if d := metricSum(t, reg, "tend_llm_tokens_total", map[string]string{"provider": provider, "type": "input"}) - inputBefore; d != 300 {
+					t.Errorf("tend_llm_tokens_total{type=input} grew by %v, want 300", d)
+				}
+				if metricSum(t, reg, "tend_llm_cost_usd_total", map[string]string{"provider": provider}) <= 0 || metricSum(t, reg, "tend_planner_runs_total", map[string]string{"outcome": "Finished"}) < 1 {
+					t.Errorf("the planner's cost or its finished run is not counted")
 				}
 				// One span for the run, one per model call and one per tool
 				// call, with the gen_ai conventions' names and usage.
@@ -264,4 +278,34 @@ func TestPlanner(t *testing.T) {
 			t.Errorf("kept transcript: %s of %s, want the budget stop of inc-2", kept.Outcome, kept.Incident)
 		}
 	})
+}
+
+// metricSum is the sum of the samples of the metric name in reg whose
+// labels include want.
+func metricSum(t *testing.T, reg *prometheus.Registry, name string, want map[string]string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := 0.0
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	metrics:
+		for _, m := range mf.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			for k, v := range want {
+				if labels[k] != v {
+					continue metrics
+				}
+			}
+			sum += m.GetCounter().GetValue()
+		}
+	}
+	return sum
 }

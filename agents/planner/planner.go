@@ -161,6 +161,7 @@ func (p *LLM) Plan(ctx context.Context, in Incident) (Result, error) {
 		attribute.String("gen_ai.request.model", p.ModelName),
 	))
 	res, err := p.plan(ctx, in)
+	p.observe(res, err)
 	span.SetAttributes(
 		attribute.String("tend.planner.outcome", string(res.Outcome)),
 		attribute.Int("tend.planner.steps", res.Steps),

@@ -465,6 +465,9 @@ func runAgent(ctx context.Context, o *agentOptions) error {
 	if err := bus.Register(reg); err != nil {
 		return err
 	}
+	if err := planner.Register(reg); err != nil {
+		return err
+	}
 	var ready atomic.Bool
 	stopServers, err := serveProbes(o.serve, reg, &ready)
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel/trace"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/tendops/tend/agents"
 	"github.com/tendops/tend/agents/planner"
@@ -71,6 +72,11 @@ func (s *Stack) WatchPlans(fn func(agents.Problem, planner.Result)) (cancel func
 func (b *brains) set(ctx context.Context, br planner.Brain) error {
 	if !br.NeedsPlanner() {
 		return b.agent.SetBrain(br.Name, nil)
+	}
+	// The stack's /metrics (the controller manager's) shows the model's
+	// tokens and cost once a planner runs.
+	if err := planner.Register(ctrlmetrics.Registry); err != nil {
+		return err
 	}
 	p, tools, err := components.NewPlanner(ctx, br, components.PlannerOptions{
 		MCPURL: b.mcpURL, Token: b.token, Transcripts: b.records, Tracer: b.tracer, OnResult: b.told,
