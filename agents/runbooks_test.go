@@ -96,6 +96,17 @@ func TestServiceFault(t *testing.T) {
 		name: "healthy Service by port number",
 		ds:   []bus.Delivery{dep, pod, serviceOf(3, "shop", "web", webService("", 8080, map[string]string{"app": "web"}))},
 	}, {
+		// The selector may name a workload whose pods are not up yet.
+		name: "a running workload of the namespace has shown no pod",
+		ds: []bus.Delivery{dep, pod, deploymentOf(4, "shop", "web-v2", healthyDeployment(1, 1)),
+			serviceOf(3, "shop", "web", webService("http", 0, map[string]string{"app": "web-v2"}))},
+	}, {
+		name: "the selector matches a workload's pods as last seen",
+		ds: []bus.Delivery{dep, pod, deploymentOf(4, "shop", "web-v2", healthyDeployment(1, 1)),
+			podOf(5, "shop", "web-v2-1", "Deployment", "web-v2", bus.PodState{Labels: map[string]string{"app": "web-v2"}, Containers: []bus.ContainerState{{Name: "web"}}}),
+			podOf(6, "shop", "web-v2-1", "Deployment", "web-v2", bus.PodState{Deleted: true}),
+			serviceOf(7, "shop", "web", webService("http", 0, map[string]string{"app": "web-v2"}))},
+	}, {
 		name: "no workload declares the ports it targets",
 		ds:   []bus.Delivery{dep, pod, serviceOf(3, "shop", "web", webService("metrics", 0, map[string]string{"app": "web-v2"}))},
 	}}

@@ -66,12 +66,23 @@ func (r *ServiceFault) Evaluate(m *Model, now time.Time) []Intent {
 	return out
 }
 
-// selector proposes the selector of the one workload the Service fits.
+// selector proposes the selector of the one workload the Service fits. It
+// proposes only when the selector is known to match no workload: while a
+// running workload of the namespace has shown no pod yet (its labels are
+// unknown: it is starting, or its pods are not scheduled), or a workload's
+// pods, last seen, carried the selector's labels (they are gone for now),
+// the selector may be right and the pods the missing part.
 func (r *ServiceFault) selector(m *Model, s *Service) *Intent {
 	var fits []*Workload
 	for _, wk := range sortedKeys(m.Workloads) {
 		w := m.Workloads[wk]
-		if wk.Namespace != s.Key.Namespace || len(w.PodLabels) == 0 || w.Replicas() == 0 {
+		if wk.Namespace != s.Key.Namespace {
+			continue
+		}
+		if w.Replicas() > 0 && len(w.PodLabels) == 0 || len(w.PodLabels) > 0 && selects(s.State.Selector, w.PodLabels) {
+			return nil
+		}
+		if len(w.PodLabels) == 0 || w.Replicas() == 0 {
 			continue
 		}
 		hasKeys := true
