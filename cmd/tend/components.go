@@ -92,12 +92,32 @@ func (n *natsFlags) validate() error {
 
 // connect connects as component c, and keeps reconnecting for as long as
 // the process runs.
+//
+// A server that does not answer yet (NATS starting beside tend, as the
+// chart installs them together) is waited for, trying again with a growing
+// delay and saying so; a server that refuses the credentials is an error at
+// once.
 func (n *natsFlags) connect(ctx context.Context, c bus.Component) (*nats.Conn, jetstream.JetStream, error) {
 	opts, err := n.auth.Options()
 	if err != nil {
 		return nil, nil, err
 	}
-	return bus.Connect(ctx, n.url, "tend-"+string(c), opts...)
+	log := logr.FromContextOrDiscard(ctx)
+	if log.GetSink() == nil {
+		log = ctrl.Log
+	}
+	for delay := time.Second; ; delay = min(2*delay, 30*time.Second) {
+		nc, js, err := bus.Connect(ctx, n.url, "tend-"+string(c), opts...)
+		if err == nil || !errors.Is(err, nats.ErrNoServers) {
+			return nc, js, err
+		}
+		log.Info("Waiting for NATS", "url", n.url, "error", err.Error(), "retryIn", delay.String())
+		select {
+		case <-ctx.Done():
+			return nil, nil, fmt.Errorf("stopped before NATS at %s answered: %w", n.url, err)
+		case <-time.After(delay):
+		}
+	}
 }
 
 // serveFlags are a server component's endpoints and leader election.

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -482,4 +483,58 @@ func eventually(t *testing.T, what string, cond func() bool) {
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
+}
+
+// TestComponentsWaitForNATS: a component started before its NATS server
+// waits for it, saying so, and runs once it answers; one whose
+// credentials the server refuses exits with the reason.
+func TestComponentsWaitForNATS(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts an API server, NATS and the tend binary")
+	}
+	env, admin := startAPIServer(t)
+	if err := localstack.Install(t.Context(), admin); err != nil {
+		t.Fatal(err)
+	}
+	kc := userKubeconfig(t, env, envtest.User{Name: "system:serviceaccount:" + localstack.SystemNamespace + ":" + localstack.SensorAccount,
+		Groups: []string{"system:serviceaccounts", "system:serviceaccounts:" + localstack.SystemNamespace}})
+
+	// Refused credentials: an error at once, not a wait.
+	url, _ := componentNATS(t, "prod", bus.ComponentSensor)
+	stranger, err := nkeys.CreateUser()
+	if err != nil {
+		t.Fatal(err)
+	}
+	seed, _ := stranger.Seed()
+	seedFile := filepath.Join(t.TempDir(), "stranger.nk")
+	if err := os.WriteFile(seedFile, seed, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(tendBinary(t), "sensor", "--kubeconfig", kc, "--cluster", "prod", "--nats-url", url, "--nats-nkey", seedFile,
+		"--health-probe-bind-address", "0", "--metrics-bind-address", "0").CombinedOutput()
+	if err == nil || !strings.Contains(strings.ToLower(string(out)), "authorization") {
+		t.Errorf("a sensor with credentials NATS refuses: err %v, output %s; want it to exit naming the authorization failure", err, out)
+	}
+
+	// No server yet: the sensor waits, alive, and runs once one answers.
+	addr := freeAddr(t)
+	_, portText, _ := net.SplitHostPort(addr)
+	port, err := strconv.Atoi(portText)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sensor := startComponent(t, "sensor", "--kubeconfig", kc, "--cluster", "prod", "--nats-url", "nats://"+addr)
+	eventually(t, "the sensor says it waits for NATS", func() bool { return strings.Contains(sensor.out.String(), "Waiting for NATS") })
+	select {
+	case err := <-sensor.done:
+		t.Fatalf("the sensor exited while NATS was not up: %v\n%s", err, sensor.out)
+	default:
+	}
+	srv, err := bus.StartEmbedded(bus.EmbeddedOptions{Port: port, StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+	sensor.waitReady(t)
+	sensor.stop(t)
 }
