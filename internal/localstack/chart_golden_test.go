@@ -15,6 +15,7 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	"sigs.k8s.io/yaml"
 
+	"github.com/tendops/tend/agents/planner"
 	"github.com/tendops/tend/bus"
 	"github.com/tendops/tend/controllers"
 	"github.com/tendops/tend/mcp"
@@ -86,7 +87,7 @@ func TestChartGolden(t *testing.T) {
 func TestChartMonitoringNamesRealMetrics(t *testing.T) {
 	reg := &recordingRegisterer{}
 	for _, err := range []error{bus.Register(reg), mcp.Register(reg), controllers.RegisterAuditMetrics(reg), controllers.RegisterNotifierMetrics(reg),
-		controllers.RegisterProposalMetrics(reg, nil, nil)} {
+		controllers.RegisterProposalMetrics(reg, nil, nil), planner.Register(reg)} {
 		if err != nil {
 			t.Fatal(err)
 		}
