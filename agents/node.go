@@ -31,9 +31,12 @@ type NodeHealth struct {
 	PressureGrace time.Duration
 	// EvictSettle is how long every pod of a workload must have been ready
 	// before the next of its pods on a node under pressure is evicted: the
-	// last replacement has served for a while, not one sample, and the
-	// controller has had time to verify the last eviction, so evictions
-	// follow one another instead of piling up in flight. Default 5s.
+	// last replacement has served through a window, not one sample. It is
+	// the proposal controller's stable window (10s by default), which
+	// restarts whenever the workload's set of pods changes: the last
+	// eviction is verified before the next one changes the set again, so
+	// evictions follow one another instead of piling up in flight against
+	// the gate's limit of applies per namespace. Default 10s.
 	EvictSettle time.Duration
 }
 
@@ -161,7 +164,7 @@ func fitsAll(pods []*Pod, n *Node) bool {
 func (r *NodeHealth) relieve(m *Model, n *Node, moving []*Pod, target *Node, summary string, refs []wire.TelemetryRef, now time.Time) *Intent {
 	settle := r.EvictSettle
 	if settle <= 0 {
-		settle = 5 * time.Second
+		settle = 10 * time.Second
 	}
 	pressure := nodePressure(n.State)
 	if !n.State.Unschedulable {
