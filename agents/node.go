@@ -32,11 +32,12 @@ type NodeHealth struct {
 	// EvictSettle is how long every pod of a workload must have been ready
 	// before the next of its pods on a node under pressure is evicted: the
 	// last replacement has served through a window, not one sample. It is
-	// the proposal controller's stable window (10s by default), which
-	// restarts whenever the workload's set of pods changes: the last
-	// eviction is verified before the next one changes the set again, so
-	// evictions follow one another instead of piling up in flight against
-	// the gate's limit of applies per namespace. Default 10s.
+	// longer than the proposal controller's stable window (10s by default)
+	// with room for its polling: that window restarts whenever the
+	// workload's set of pods changes, so the last eviction must be verified
+	// before the next one changes the set again; evictions then follow one
+	// another instead of piling up in flight against the gate's limit of
+	// applies per namespace. Default 15s.
 	EvictSettle time.Duration
 }
 
@@ -164,7 +165,7 @@ func fitsAll(pods []*Pod, n *Node) bool {
 func (r *NodeHealth) relieve(m *Model, n *Node, moving []*Pod, target *Node, summary string, refs []wire.TelemetryRef, now time.Time) *Intent {
 	settle := r.EvictSettle
 	if settle <= 0 {
-		settle = 10 * time.Second
+		settle = 15 * time.Second
 	}
 	pressure := nodePressure(n.State)
 	if !n.State.Unschedulable {
