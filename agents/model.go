@@ -197,6 +197,9 @@ type Pod struct {
 	// FailingSince is when a container was first seen in a failing state
 	// in the current run of failures; zero when none is.
 	FailingSince time.Time
+	// ReadySince is when the pod was last seen turn ready (or first seen
+	// ready); zero while not ready.
+	ReadySince time.Time
 }
 
 // Node is one node.
@@ -462,6 +465,12 @@ func (m *Model) observePod(key ObjectKey, seen Seen, st *bus.PodState) {
 		p.NotReadySince = time.Time{}
 	case p.NotReadySince.IsZero():
 		p.NotReadySince = seen.At
+	}
+	switch {
+	case !st.Ready:
+		p.ReadySince = time.Time{}
+	case p.ReadySince.IsZero():
+		p.ReadySince = seen.At
 	}
 	_, failing := podFailure(st)
 	if w := m.Workloads[p.Workload]; failing && w != nil && w.Deployment != nil && st.Revision > 0 {

@@ -29,6 +29,16 @@ type NodeHealth struct {
 	NotReadyGrace time.Duration
 	// PressureGrace is how long a node must report pressure. Default 5s.
 	PressureGrace time.Duration
+	// EvictSettle is how long every pod of a workload must have been ready
+	// before the next of its pods on a node under pressure is evicted: the
+	// last replacement has served through a window, not one sample. It is
+	// longer than the proposal controller's stable window (10s by default)
+	// with room for its polling: that window restarts whenever the
+	// workload's set of pods changes, so the last eviction must be verified
+	// before the next one changes the set again; evictions then follow one
+	// another instead of piling up in flight against the gate's limit of
+	// applies per namespace. Default 15s.
+	EvictSettle time.Duration
 }
 
 var _ Runbook = (*NodeHealth)(nil)
@@ -103,7 +113,7 @@ func (r *NodeHealth) Evaluate(m *Model, now time.Time) []Intent {
 			// Pressure: the node still runs its pods. Cordon it, then move
 			// them one at a time, each once the last one's replacement is
 			// ready, so the workload keeps serving throughout.
-			if in := r.relieve(m, n, moving, ready[0], summary, refs); in != nil {
+			if in := r.relieve(m, n, moving, ready[0], summary, refs, now); in != nil {
 				out = append(out, *in)
 			}
 		case len(ready) > 0:
@@ -152,7 +162,11 @@ func fitsAll(pods []*Pod, n *Node) bool {
 
 // relieve is the next step for a node under pressure: cordon it, then
 // evict its workload pods one at a time.
-func (r *NodeHealth) relieve(m *Model, n *Node, moving []*Pod, target *Node, summary string, refs []wire.TelemetryRef) *Intent {
+func (r *NodeHealth) relieve(m *Model, n *Node, moving []*Pod, target *Node, summary string, refs []wire.TelemetryRef, now time.Time) *Intent {
+	settle := r.EvictSettle
+	if settle <= 0 {
+		settle = 15 * time.Second
+	}
 	pressure := nodePressure(n.State)
 	if !n.State.Unschedulable {
 		return &Intent{CordonNode: &wire.CordonNodeArgs{
@@ -177,7 +191,7 @@ func (r *NodeHealth) relieve(m *Model, n *Node, moving []*Pod, target *Node, sum
 		settled := w != nil && w.Healthy
 		var ready int32
 		for _, other := range m.PodsOf(p.Workload) {
-			if !other.State.Ready {
+			if !other.State.Ready || other.ReadySince.IsZero() || now.Sub(other.ReadySince) < settle {
 				settled = false
 			}
 			ready++

@@ -27,6 +27,7 @@ func TestNodeHealth(t *testing.T) {
 	tests := []struct {
 		name       string
 		grace      time.Duration
+		settle     time.Duration
 		deliveries []bus.Delivery
 		want       []string
 	}{{
@@ -71,6 +72,31 @@ func TestNodeHealth(t *testing.T) {
 			deploymentOf(1, "shop", "web", bus.DeploymentState{Revision: 1, Generation: 1, ObservedGeneration: 1, Replicas: 2, UpdatedReplicas: 2, ReadyReplicas: 1}),
 			readyPod(2, "web-2", "a"),
 		},
+	}, {
+		name:   "disk pressure, cordoned: the last replacement has not been ready for the settle window",
+		settle: time.Minute,
+		deliveries: []bus.Delivery{
+			nodeDelivery(1, "a", diskPressureCordoned), nodeDelivery(1, "b", ready),
+			deploymentOf(1, "shop", "web", healthyDeployment(1, 2)),
+			readyPod(2, "web-2", "a"), readyPod(3, "web-3", "b"),
+		},
+	}, {
+		name:   "disk pressure, cordoned: a pod that turned not ready and ready again restarts the settle window",
+		settle: 20 * time.Second,
+		deliveries: []bus.Delivery{
+			nodeDelivery(1, "a", diskPressureCordoned), nodeDelivery(1, "b", ready),
+			deploymentOf(1, "shop", "web", healthyDeployment(1, 2)),
+			readyPod(2, "web-2", "a"), readyPod(2, "web-3", "b"), webPod(20, "web-3", "b"), readyPod(21, "web-3", "b"),
+		},
+	}, {
+		name:   "disk pressure, cordoned: every pod ready for the settle window: the next eviction",
+		settle: 20 * time.Second,
+		deliveries: []bus.Delivery{
+			nodeDelivery(1, "a", diskPressureCordoned), nodeDelivery(1, "b", ready),
+			deploymentOf(1, "shop", "web", healthyDeployment(1, 2)),
+			readyPod(2, "web-2", "a"), readyPod(3, "web-3", "b"), nodeDelivery(20, "b", ready),
+		},
+		want: []string{"propose_evict_pod Pod/shop/web-2"},
 	}, {
 		name: "disk pressure, cordoned: the last replacement is not ready yet",
 		deliveries: []bus.Delivery{
@@ -122,7 +148,7 @@ func TestNodeHealth(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			m, now := replay(tc.deliveries)
-			got := callsOf((&NodeHealth{NotReadyGrace: tc.grace}).Evaluate(m, now.Add(5*time.Second)))
+			got := callsOf((&NodeHealth{NotReadyGrace: tc.grace, EvictSettle: tc.settle}).Evaluate(m, now.Add(5*time.Second)))
 			if diff := cmp.Diff(tc.want, got); diff != "" {
 				t.Errorf("intents (-want +got):\n%s", diff)
 			}
