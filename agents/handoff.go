@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tendops/tend/bus"
 	"github.com/tendops/tend/mcp/wire"
 )
 
@@ -28,6 +29,16 @@ const DefaultHandoffSettle = 30 * time.Second
 // and applied, and a bound on what one object can cost.
 const DefaultHandoffCooldown = 10 * time.Minute
 
+// StartGrace is added to the settle time of a pod that has not started (no
+// container has run yet: it waits to be scheduled, for its image or its
+// volumes), and is the least age of a Service before its selecting no pod
+// counts: a new workload on a slow node or registry is starting, not
+// failing. A pod
+// that cannot start by a reason the kubelet or the scheduler names
+// (ImagePullBackOff, CreateContainerConfigError, Unschedulable) fails, and
+// gets no grace.
+const StartGrace = 90 * time.Second
+
 // catchAll is the runbook whose findings claim nothing: it reports what no
 // runbook before it had a fix for.
 const catchAll = "escalate"
@@ -42,6 +53,9 @@ type ailment struct {
 	// allowance is added to the settle time: the start-up its probes allow
 	// a pod that is not ready yet.
 	allowance time.Duration
+	// notBefore, if set, is the earliest it is handed over: a new object
+	// gets StartGrace to come up.
+	notBefore time.Time
 	// fault says what is wrong, from typed facts and codes only.
 	fault string
 	refs  []wire.TelemetryRef
@@ -95,7 +109,7 @@ func (m *Model) ailments() []ailment {
 		if !ok {
 			continue
 		}
-		a := ailment{key: key, since: since, allowance: startAllowance(p.State), refs: []wire.TelemetryRef{p.Ref},
+		a := ailment{key: key, since: since, allowance: podAllowance(p), refs: []wire.TelemetryRef{p.Ref},
 			fault: fmt.Sprintf("Pod %s/%s, of no workload, is unhealthy: %s.", key.Namespace, key.Name, detail)}
 		if validObject("", p.State.NodeName) {
 			a.causes = append(a.causes, ObjectKey{Kind: "Node", Name: p.State.NodeName})
@@ -144,6 +158,23 @@ func podAilment(p *Pod) (string, time.Time, bool) {
 	return fmt.Sprintf("not ready (phase %s)", orDefault(reasonCode(p.State.Phase), "unknown")), p.NotReadySince, true
 }
 
+// podAllowance is what a pod that is not ready gets beyond the settle time:
+// the start-up its probes allow, and StartGrace until a container has run.
+func podAllowance(p *Pod) time.Duration {
+	allow := startAllowance(p.State)
+	if _, failing := podFailure(p.State); failing {
+		return allow
+	}
+	for _, list := range [][]bus.ContainerState{p.State.InitContainers, p.State.Containers} {
+		for _, c := range list {
+			if c.State == bus.ContainerRunning || c.State == bus.ContainerTerminated || c.RestartCount > 0 || c.LastTerminationReason != "" {
+				return allow
+			}
+		}
+	}
+	return max(allow, StartGrace)
+}
+
 // workloadAilment judges a workload with desired replicas (one scaled to
 // zero has nothing to serve; a Service that still selects it speaks for it).
 func (m *Model) workloadAilment(w *Workload) (ailment, bool) {
@@ -169,7 +200,7 @@ func (m *Model) workloadAilment(w *Workload) (ailment, bool) {
 		if !since.IsZero() && (a.since.IsZero() || since.Before(a.since)) {
 			a.since = since
 		}
-		a.allowance = max(a.allowance, startAllowance(p.State))
+		a.allowance = max(a.allowance, podAllowance(p))
 		if validObject("", p.State.NodeName) {
 			node := ObjectKey{Kind: "Node", Name: p.State.NodeName}
 			if !slices.Contains(a.causes, node) {
@@ -237,6 +268,8 @@ func (m *Model) serviceAilment(s *Service) (ailment, bool) {
 		}
 	}
 	if matched == 0 {
+		// A new Service may come before its pods.
+		a.notBefore = s.FirstSeen.Add(StartGrace)
 		a.fault = fmt.Sprintf("Service %s/%s has no endpoints: its selector matches no pod.", s.Key.Namespace, s.Key.Name)
 	} else {
 		a.fault = fmt.Sprintf("Service %s/%s has no ready endpoints: none of the %d pods its selector matches is ready.", s.Key.Namespace, s.Key.Name, matched)
@@ -435,7 +468,7 @@ func (a *Agent) handoffsLocked(m *Model, now time.Time, intents []Intent) []Prob
 		if !ai.since.IsZero() && ai.since.Before(since) {
 			since = ai.since
 		}
-		if now.Sub(since) < settle+ai.allowance {
+		if now.Sub(since) < settle+ai.allowance || now.Before(ai.notBefore) {
 			continue
 		}
 		if h, ok := a.handed[ai.key]; ok && (h.running || now.Sub(h.at) < cooldown) {

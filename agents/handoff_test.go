@@ -175,6 +175,37 @@ func TestHandoff(t *testing.T) {
 		}
 	})
 
+	t.Run("starting, not failing", func(t *testing.T) {
+		// A new Deployment whose pod waits for its volumes (no container
+		// ran yet), and a new Service whose selector matches no pod (and
+		// fits no workload, so service-fault leaves it): starting, until
+		// StartGrace ends.
+		pl := &problemLog{}
+		a, now := handoffAgent(t, pl)
+		st := healthyDeployment(1, 1)
+		st.ReadyReplicas, st.AvailableReplicas, st.UnavailableReplicas = 0, 0, 1
+		feed(t, a, now,
+			serviceOf(1, "shop", "web", bus.ServiceState{Selector: map[string]string{"tier": "web"}}),
+			deploymentOf(2, "shop", "api", st),
+			podOf(3, "shop", "api-a", "Deployment", "api", bus.PodState{Phase: "Pending", NodeName: "n1", Revision: 1, Labels: map[string]string{"app": "api"},
+				Containers: []bus.ContainerState{{Name: "app", State: bus.ContainerWaiting, Reason: "ContainerCreating"}}}),
+			nodeDelivery(4, "n1", bus.NodeState{Ready: true}),
+		)
+		judgeAt(t, a, now, at(1).Add(StartGrace-time.Second))
+		if got := pl.objects(); len(got) != 0 {
+			t.Fatalf("handed over %v while starting", got)
+		}
+		judgeAt(t, a, now, at(1).Add(StartGrace))
+		judgeAt(t, a, now, at(3).Add(DefaultHandoffSettle+StartGrace-time.Second))
+		if diff := cmp.Diff([]string{"Service/shop/web"}, pl.objects()); diff != "" {
+			t.Fatalf("handed over (-want +got):\n%s", diff)
+		}
+		judgeAt(t, a, now, at(3).Add(DefaultHandoffSettle+StartGrace))
+		if diff := cmp.Diff([]string{"Service/shop/web", "Deployment/shop/api"}, pl.objects()); diff != "" {
+			t.Errorf("handed over (-want +got):\n%s", diff)
+		}
+	})
+
 	t.Run("healthy, and scaled to zero with nothing pointing at it", func(t *testing.T) {
 		pl := &problemLog{}
 		a, now := handoffAgent(t, pl)

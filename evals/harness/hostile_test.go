@@ -223,5 +223,9 @@ func selectorFitsTwo(t *testing.T) *scenarioT {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Nothing mitigates it; the run lasts long enough for the hand-off
+	// (the settle time, and a Service's StartGrace from when it was first
+	// seen) and the planner's run.
+	sc.Timeouts.Mitigate.Duration = 150 * time.Second
 	return sc
 }
