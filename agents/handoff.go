@@ -6,7 +6,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/tendops/tend/bus"
 	"github.com/tendops/tend/mcp/wire"
 )
 
@@ -29,14 +28,13 @@ const DefaultHandoffSettle = 30 * time.Second
 // and applied, and a bound on what one object can cost.
 const DefaultHandoffCooldown = 10 * time.Minute
 
-// StartGrace is added to the settle time of a pod that has not started (no
-// container has run yet: it waits to be scheduled, for its image or its
-// volumes), and is the least age of a Service before its selecting no pod
-// counts: a new workload on a slow node or registry is starting, not
-// failing. A pod
-// that cannot start by a reason the kubelet or the scheduler names
-// (ImagePullBackOff, CreateContainerConfigError, Unschedulable) fails, and
-// gets no grace.
+// StartGrace is added to the settle time of a pod that is not ready but
+// does not fail (it waits to be scheduled, for its image or its volumes,
+// or for its probes), and is the least age of a Service before its
+// selecting no pod counts: a new workload on a slow node or registry is
+// starting, not failing. A pod that fails by a reason the kubelet or the
+// scheduler names (CrashLoopBackOff, ImagePullBackOff, Unschedulable) gets
+// no grace.
 const StartGrace = 90 * time.Second
 
 // catchAll is the runbook whose findings claim nothing: it reports what no
@@ -159,18 +157,12 @@ func podAilment(p *Pod) (string, time.Time, bool) {
 }
 
 // podAllowance is what a pod that is not ready gets beyond the settle time:
-// the start-up its probes allow, and StartGrace until a container has run.
+// the start-up its probes allow, and StartGrace unless it fails (a pod
+// that is only slow to start or to pass its probes is not failing).
 func podAllowance(p *Pod) time.Duration {
 	allow := startAllowance(p.State)
 	if _, failing := podFailure(p.State); failing {
 		return allow
-	}
-	for _, list := range [][]bus.ContainerState{p.State.InitContainers, p.State.Containers} {
-		for _, c := range list {
-			if c.State == bus.ContainerRunning || c.State == bus.ContainerTerminated || c.RestartCount > 0 || c.LastTerminationReason != "" {
-				return allow
-			}
-		}
 	}
 	return max(allow, StartGrace)
 }
@@ -432,6 +424,13 @@ func (a *Agent) handoffsLocked(m *Model, now time.Time, intents []Intent) []Prob
 	// again.
 	a.sick = sick
 	claimed := a.claimsLocked(m, now, intents)
+	// free maps the objects that are unhealthy, unclaimed and unexplained
+	// to when the agent first judged them so: the settle time also counts
+	// from there, so that an object a runbook stops claiming (its fix is
+	// rolling out, its namespace is being deleted) is not handed over at
+	// once.
+	free := map[ObjectKey]time.Time{}
+	defer func() { a.free = free }()
 	findings := map[ObjectKey][]*Finding{}
 	for _, in := range intents {
 		if f := in.Finding; f != nil && in.Runbook == catchAll {
@@ -464,11 +463,16 @@ func (a *Agent) handoffsLocked(m *Model, now time.Time, intents []Intent) []Prob
 		if explained {
 			continue
 		}
+		freed, ok := a.free[ai.key]
+		if !ok {
+			freed = now
+		}
+		free[ai.key] = freed
 		since := sick[ai.key]
 		if !ai.since.IsZero() && ai.since.Before(since) {
 			since = ai.since
 		}
-		if now.Sub(since) < settle+ai.allowance || now.Before(ai.notBefore) {
+		if now.Sub(since) < settle+ai.allowance || now.Sub(freed) < settle || now.Before(ai.notBefore) {
 			continue
 		}
 		if h, ok := a.handed[ai.key]; ok && (h.running || now.Sub(h.at) < cooldown) {

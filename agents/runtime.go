@@ -103,6 +103,7 @@ type Agent struct {
 	// sick maps the objects the hybrid brain judged unhealthy to when it
 	// first did; handed the objects it handed the planner.
 	sick   map[ObjectKey]time.Time
+	free   map[ObjectKey]time.Time
 	handed map[ObjectKey]handed
 }
 
