@@ -146,7 +146,9 @@ func (r *BadRollout) storm(group []*Workload, rollbacks map[ObjectKey]Intent) *I
 	var names []string
 	refs := []wire.TelemetryRef{}
 	tried := false
+	covers := make([]ObjectKey, 0, len(group))
 	for i, w := range group {
+		covers = append(covers, w.Key)
 		if i < 10 {
 			names = append(names, w.Key.Name)
 			refs = append(refs, w.Ref)
@@ -158,6 +160,7 @@ func (r *BadRollout) storm(group []*Workload, rollbacks map[ObjectKey]Intent) *I
 			if in, ok := rollbacks[w.Key]; ok {
 				in.Rollback.Summary = fmt.Sprintf("%d Deployments of namespace %s started failing together (%s); rolling back %s first, as a canary: %s",
 					len(group), w.Key.Namespace, strings.Join(names, ", "), w.Key.Name, in.Rollback.Summary)
+				in.Covers = covers
 				return &in
 			}
 		}
@@ -171,7 +174,7 @@ func (r *BadRollout) storm(group []*Workload, rollbacks map[ObjectKey]Intent) *I
 		Advice:      "Find what these workloads share that changed when they started failing, and restore it; their rollouts are not the cause.",
 		Evidence:    refs,
 		Fingerprint: fmt.Sprintf("bad-rollout/storm/%s/%s", ns, wire.Digest(strings.Join(names, ","))[:12]),
-	}}
+	}, Covers: covers}
 }
 
 // badPod is one pod of the new template with what is wrong with it.

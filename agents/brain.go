@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
@@ -19,8 +20,9 @@ const (
 	// makes none of their proposals.
 	BrainLLM = "llm"
 	// BrainHybrid is the runbooks first, and the planner for what no
-	// runbook claims (what the last runbook would only report to a human):
-	// the default when a model endpoint is configured.
+	// runbook claims: an object the model shows unhealthy past a settle
+	// time that no runbook proposed for or diagnosed (handoff.go). The
+	// default when a model endpoint is configured.
 	BrainHybrid = "hybrid"
 	// BrainNone runs no runbook and no planner: the agent keeps its model
 	// of the cluster and proposes and reports nothing. It is the eval
@@ -130,24 +132,59 @@ func (m *Model) telemetryOf(key ObjectKey) []Telemetry {
 	case "Service":
 		if s := m.Services[key]; s != nil {
 			add(s.Seen, s.State)
+			for _, wk := range sortedKeys(m.Workloads) {
+				if wk.Namespace == key.Namespace && selects(s.State.Selector, m.Workloads[wk].PodLabels) {
+					addWorkload(wk)
+				}
+			}
 		}
 	case "Pod":
 		if p := m.Pods[key]; p != nil {
 			add(p.Seen, p.State)
+			if n := m.Nodes[p.State.NodeName]; n != nil {
+				add(n.Seen, n.State)
+			}
 		}
 	case "Job":
 		if j := m.Jobs[key]; j != nil {
 			add(j.Seen, j.State)
+			for _, p := range m.PodsOf(key) {
+				add(p.Seen, p.State)
+			}
+		}
+	case "CronJob":
+		// Its Jobs, newest first, and the pods of the newest.
+		var jobs []*Job
+		for _, jk := range sortedKeys(m.Jobs) {
+			if o := m.Jobs[jk].State.Owner; jk.Namespace == key.Namespace && o != nil && o.Kind == "CronJob" && o.Name == key.Name {
+				jobs = append(jobs, m.Jobs[jk])
+			}
+		}
+		slices.SortFunc(jobs, func(a, b *Job) int {
+			if newerJob(a, b) {
+				return -1
+			}
+			return 1
+		})
+		for i, j := range jobs {
+			add(j.Seen, j.State)
+			if i == 0 {
+				for _, p := range m.PodsOf(j.Key) {
+					add(p.Seen, p.State)
+				}
+			}
 		}
 	}
 	return out
 }
 
-// plan hands a problem to the planner. With a running agent (Start), the
-// planner runs beside the judgements, at most PlannerConcurrency at once;
-// a problem that finds no free slot is forgotten, and handed over again on
-// a later judgement. Without one (a test calling Handle), it runs now.
-func (a *Agent) plan(ctx context.Context, p Problem) bool {
+// plan hands a problem to the planner, and calls done (if set) once the run
+// ends. With a running agent (Start), the planner runs beside the
+// judgements, at most PlannerConcurrency at once; a problem that finds no
+// free slot is forgotten (plan returns false, and done is not called), and
+// handed over again on a later judgement. Without one (a test calling
+// Handle), it runs now.
+func (a *Agent) plan(ctx context.Context, p Problem, done func()) bool {
 	a.mu.Lock()
 	pl, runCtx := a.Planner, a.runCtx
 	if a.slots == nil {
@@ -163,6 +200,9 @@ func (a *Agent) plan(ctx context.Context, p Problem) bool {
 		return false
 	}
 	run := func(ctx context.Context) {
+		if done != nil {
+			defer done()
+		}
 		if _, err := pl.Plan(ctx, nil, p); err != nil && ctx.Err() == nil {
 			// The transcript records the failure; the problem is not
 			// handed over again until the agent forgets it.

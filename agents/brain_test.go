@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -94,9 +95,14 @@ func TestBrains(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			// Judged again: each problem is handed over once.
-			if err := a.judge(t.Context()); err != nil {
-				t.Fatal(err)
+			// Judged again, once the hybrid brain's settle time has passed
+			// since it first saw the problem: each problem is handed over
+			// once.
+			for range 2 {
+				now = now.Add(DefaultHandoffSettle)
+				if err := a.judge(t.Context()); err != nil {
+					t.Fatal(err)
+				}
 			}
 			if diff := cmp.Diff(tt.proposals, tools.tools); diff != "" {
 				t.Errorf("proposals (-want +got):\n%s", diff)
@@ -140,8 +146,16 @@ func TestBrainPlannerRunsBeside(t *testing.T) {
 		case <-ctx.Done():
 		}
 	})
-	now := at(5).Add(time.Minute)
-	a := &Agent{Name: "maintenance", Runbooks: []Runbook{&BadRollout{}, &Escalate{}}, Tools: &countingProposer{}, Clock: func() time.Time { return now },
+	// The clock moves on by the settle time once the problem is in the
+	// model, so that the hybrid brain hands it over.
+	var later atomic.Bool
+	clock := func() time.Time {
+		if later.Load() {
+			return at(5).Add(time.Minute + DefaultHandoffSettle)
+		}
+		return at(5).Add(time.Minute)
+	}
+	a := &Agent{Name: "maintenance", Runbooks: []Runbook{&BadRollout{}, &Escalate{}}, Tools: &countingProposer{}, Clock: clock,
 		Interval: 10 * time.Millisecond, Brain: BrainHybrid, Planner: pl}
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
@@ -162,6 +176,7 @@ func TestBrainPlannerRunsBeside(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	later.Store(true)
 	select {
 	case p := <-started:
 		if p.Object.String() != "Deployment/shop/api" {

@@ -31,6 +31,12 @@ type Intent struct {
 
 	// Finding is a diagnosis for a human, recorded when no safe fix exists.
 	Finding *Finding
+
+	// Covers are other objects the intent speaks for, when one cause
+	// explains several (the Deployments of a storm, rolled back one as a
+	// canary): the runbook claims them too, and the hybrid brain does not
+	// hand them to the planner.
+	Covers []ObjectKey
 }
 
 // Call returns the propose tool the intent calls and its arguments; ok is

@@ -108,12 +108,21 @@ func (r *NodeHealth) Evaluate(m *Model, now time.Time) []Intent {
 			}
 		}
 		summary := fmt.Sprintf("Node %s %s with %d workload pods on it (%s).", name, fault, len(moving), strings.Join(podNames, ", "))
+		// Whatever node the intent targets (a spare to uncordon, a pod to
+		// evict), it speaks for this node and its pods' workloads.
+		covers := []ObjectKey{{Kind: "Node", Name: name}}
+		for _, p := range moving {
+			if !slices.Contains(covers, p.Workload) {
+				covers = append(covers, p.Workload)
+			}
+		}
 		switch {
 		case len(ready) > 0 && n.State.Ready:
 			// Pressure: the node still runs its pods. Cordon it, then move
 			// them one at a time, each once the last one's replacement is
 			// ready, so the workload keeps serving throughout.
 			if in := r.relieve(m, n, moving, ready[0], summary, refs, now); in != nil {
+				in.Covers = covers
 				out = append(out, *in)
 			}
 		case len(ready) > 0:
@@ -126,7 +135,7 @@ func (r *NodeHealth) Evaluate(m *Model, now time.Time) []Intent {
 					Telemetry:   append(refs, ready[0].Ref),
 					Fingerprint: "node-health/drain/" + name + faultKey(fault),
 				},
-			}})
+			}, Covers: covers})
 		case len(spare) > 0 && !uncordoning:
 			// One spare at a time, whichever node needs it.
 			uncordoning = true
@@ -140,7 +149,7 @@ func (r *NodeHealth) Evaluate(m *Model, now time.Time) []Intent {
 					Telemetry:   append(refs, s.Ref),
 					Fingerprint: fmt.Sprintf("node-health/uncordon/%s/for-%s", s.Name, name),
 				},
-			}})
+			}, Covers: covers})
 		}
 	}
 	return out

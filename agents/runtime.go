@@ -72,9 +72,9 @@ type Agent struct {
 	TargetHold time.Duration
 	// Clock is time.Now if nil.
 	Clock func() time.Time
-	// Brain is BrainDeterministic when empty. BrainHybrid hands the
-	// problems no runbook claims (the last runbook's findings) to Planner,
-	// besides recording the finding; BrainLLM hands it every problem the
+	// Brain is BrainDeterministic when empty. BrainHybrid hands Planner
+	// every object the model shows unhealthy past HandoffSettle that no
+	// runbook claims (handoff.go); BrainLLM hands it every problem the
 	// runbooks see, and makes none of their proposals. Set it before Start,
 	// or with SetBrain.
 	Brain   string
@@ -82,6 +82,9 @@ type Agent struct {
 	// PlannerConcurrency bounds the planner runs at once;
 	// DefaultPlannerConcurrency if 0.
 	PlannerConcurrency int
+	// HandoffSettle and HandoffCooldown are DefaultHandoffSettle and
+	// DefaultHandoffCooldown if 0.
+	HandoffSettle, HandoffCooldown time.Duration
 
 	mu sync.Mutex
 	// runCtx is Start's context: planner runs outlive the judgement that
@@ -97,6 +100,11 @@ type Agent struct {
 	inflight map[string]bool
 	// held maps a target to when it was last proposed for, and what.
 	held map[string]heldTarget
+	// sick maps the objects the hybrid brain judged unhealthy to when it
+	// first did; handed the objects it handed the planner.
+	sick   map[ObjectKey]time.Time
+	free   map[ObjectKey]time.Time
+	handed map[ObjectKey]handed
 }
 
 // proposed is what the agent remembers of one fingerprint it proposed.
@@ -115,6 +123,7 @@ type heldTarget struct {
 	at          time.Time
 	fingerprint string
 	runbook     string
+	key         ObjectKey
 }
 
 func (a *Agent) now() time.Time {
@@ -177,6 +186,7 @@ func (a *Agent) judge(ctx context.Context) error {
 	brain := a.brainLocked()
 	var intents []Intent
 	var problems []*Problem
+	var handoffs []Problem
 	runbooks := a.Runbooks
 	if brain == BrainNone {
 		runbooks = nil
@@ -188,18 +198,29 @@ func (a *Agent) judge(ctx context.Context) error {
 			// The planner's problems are described now, from the model
 			// as it stands, since it runs beside later judgements.
 			var p *Problem
-			if brain == BrainLLM || (brain == BrainHybrid && in.Finding != nil) {
+			if brain == BrainLLM {
 				pr := problemOf(m, in)
 				p = &pr
 			}
 			problems = append(problems, p)
 		}
 	}
+	if brain == BrainHybrid {
+		handoffs = a.handoffsLocked(m, now, intents)
+	}
 	a.mu.Unlock()
 	var errs []error
 	for i, in := range intents {
 		if err := a.act(ctx, logger, now, in, problems[i]); err != nil {
 			errs = append(errs, err)
+		}
+	}
+	for _, p := range handoffs {
+		logger.Info("Handing over", "object", p.Object.String(), "incident", p.ID)
+		key := p.Object
+		if !a.plan(ctx, p, func() { a.handedBack(key, true) }) {
+			// No free planner: handed over on a later judgement.
+			a.handedBack(key, false)
 		}
 	}
 	// Redelivered after a backoff; the runbooks see the same state and ask
@@ -262,7 +283,7 @@ func (a *Agent) act(ctx context.Context, logger logr.Logger, now time.Time, in I
 	var res wire.ProposeResult
 	if problem != nil && in.Finding == nil {
 		logger.Info("Planning", "runbook", in.Runbook, "object", problem.Object.String(), "incident", problem.ID)
-		if !a.plan(ctx, *problem) {
+		if !a.plan(ctx, *problem, nil) {
 			return nil
 		}
 	} else if in.Finding != nil {
@@ -279,7 +300,7 @@ func (a *Agent) act(ctx context.Context, logger logr.Logger, now time.Time, in I
 			// A problem with no free planner is handed over on a later
 			// judgement: the finding is recorded again then, once more
 			// on the bus (its ID de-duplicates it).
-			if !a.plan(ctx, *problem) {
+			if !a.plan(ctx, *problem, nil) {
 				return nil
 			}
 		}
@@ -316,7 +337,8 @@ func (a *Agent) act(ctx context.Context, logger logr.Logger, now time.Time, in I
 	a.proposed[fp] = proposed{at: now, result: res}
 	if target != "" && in.Finding == nil {
 		// A finding changes nothing, so it holds nothing back.
-		a.held[target] = heldTarget{at: now, fingerprint: fp, runbook: in.Runbook}
+		key, _ := in.object()
+		a.held[target] = heldTarget{at: now, fingerprint: fp, runbook: in.Runbook, key: key}
 	}
 	a.mu.Unlock()
 	if a.OnProposal != nil && in.Finding == nil && problem == nil {

@@ -33,7 +33,7 @@ type Brain struct {
 
 // BindFlags binds --brain and the planner's flags.
 func (b *Brain) BindFlags(fs *pflag.FlagSet) {
-	fs.StringVar(&b.Name, "brain", "", "agent brain: deterministic (runbooks only), llm (the LLM planner for every problem the runbooks see) or hybrid (runbooks first, the planner for what no runbook claims) or none (propose nothing: observe only, the evals' baseline) (default $"+EnvBrain+", else hybrid when a model endpoint or name is configured, else deterministic)")
+	fs.StringVar(&b.Name, "brain", "", "agent brain: deterministic (runbooks only), llm (the LLM planner for every problem the runbooks see) or hybrid (runbooks first, the planner for what stays unhealthy that no runbook claims) or none (propose nothing: observe only, the evals' baseline) (default $"+EnvBrain+", else hybrid when a model endpoint or name is configured, else deterministic)")
 	b.LLM.BindFlags(fs)
 	fs.StringVar(&b.OTLPEndpoint, "otlp-endpoint", "", "export the planner's spans (gen_ai semantic conventions) to this OTLP/HTTP collector, e.g. http://127.0.0.1:4318 (default $"+EnvOTLPEndpoint+")")
 }
