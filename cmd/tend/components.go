@@ -25,6 +25,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
+	"github.com/tendops/tend/agents"
 	"github.com/tendops/tend/agents/planner"
 	"github.com/tendops/tend/bus"
 	"github.com/tendops/tend/controllers"
@@ -106,15 +107,31 @@ func (n *natsFlags) connect(ctx context.Context, c bus.Component) (*nats.Conn, j
 	if log.GetSink() == nil {
 		log = ctrl.Log
 	}
+	var (
+		nc *nats.Conn
+		js jetstream.JetStream
+	)
+	err = waitUntilUp(ctx, log, "NATS at "+n.url, func() (err error) {
+		nc, js, err = bus.Connect(ctx, n.url, "tend-"+string(c), opts...)
+		return err
+	}, func(err error) bool { return errors.Is(err, nats.ErrNoServers) })
+	return nc, js, err
+}
+
+// waitUntilUp calls try until it succeeds, while the server it needs is
+// not up yet (notUp says which errors mean that; nil: any), logging each
+// wait and trying again with a growing delay up to 30s. Any other error,
+// or ctx ending, ends the wait.
+func waitUntilUp(ctx context.Context, log logr.Logger, what string, try func() error, notUp func(error) bool) error {
 	for delay := time.Second; ; delay = min(2*delay, 30*time.Second) {
-		nc, js, err := bus.Connect(ctx, n.url, "tend-"+string(c), opts...)
-		if err == nil || !errors.Is(err, nats.ErrNoServers) {
-			return nc, js, err
+		err := try()
+		if err == nil || notUp != nil && !notUp(err) {
+			return err
 		}
-		log.Info("Waiting for NATS", "url", n.url, "error", err.Error(), "retryIn", delay.String())
+		log.Info("Waiting for "+what, "error", err.Error(), "retryIn", delay.String())
 		select {
 		case <-ctx.Done():
-			return nil, nil, fmt.Errorf("stopped before NATS at %s answered: %w", n.url, err)
+			return fmt.Errorf("stopped before %s answered: %w", what, err)
 		case <-time.After(delay):
 		}
 	}
@@ -298,13 +315,7 @@ func runController(ctx context.Context, o *controllerOptions) error {
 // manager. Their proposer is whoever the API server says the token is,
 // asked once at start, so a run adopts only that user's proposals.
 func (o *controllerOptions) addImprovement(ctx context.Context, cfg *rest.Config, js jetstream.JetStream, ctl *components.Controller) (func(), error) {
-	token := func(context.Context) (string, error) {
-		b, err := os.ReadFile(o.tokenFile)
-		if err != nil {
-			return "", err
-		}
-		return strings.TrimSpace(string(b)), nil
-	}
+	token := tokenFile(o.tokenFile)
 	tok, err := token(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("--token-file: %w (the token improvement runs propose with: a pod's own service account token, or one written with kubectl create token)", err)
@@ -404,6 +415,18 @@ type agentOptions struct {
 	brain     planner.Brain
 }
 
+// tokenFile is a token source that reads path again for every use, as a
+// mounted service account token rotates.
+func tokenFile(path string) agents.TokenSource {
+	return func(context.Context) (string, error) {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return "", err
+		}
+		return strings.TrimSpace(string(b)), nil
+	}
+}
+
 // defaultTokenFile is where a pod's service account token is mounted.
 const defaultTokenFile = "/var/run/secrets/kubernetes.io/serviceaccount/token"
 
@@ -474,13 +497,7 @@ func runAgent(ctx context.Context, o *agentOptions) error {
 		return err
 	}
 	defer nc.Close()
-	token := func(context.Context) (string, error) {
-		b, err := os.ReadFile(o.tokenFile)
-		if err != nil {
-			return "", err
-		}
-		return strings.TrimSpace(string(b)), nil
-	}
+	token := tokenFile(o.tokenFile)
 	reg := prometheus.NewRegistry()
 	if err := bus.Register(reg); err != nil {
 		return err
@@ -497,17 +514,11 @@ func runAgent(ctx context.Context, o *agentOptions) error {
 	// The MCP server may start after the agent (a rollout, a restart):
 	// wait for it, not ready meanwhile, rather than exit.
 	var a *components.Agent
-	for delay := time.Second; ; delay = min(2*delay, 30*time.Second) {
+	if err := waitUntilUp(ctx, log, "the MCP server at "+o.mcpURL, func() (err error) {
 		a, err = components.NewAgent(ctx, components.AgentOptions{MCPURL: o.mcpURL, Token: token, JS: js, Cluster: o.cluster})
-		if err == nil {
-			break
-		}
-		log.Info("Waiting for the MCP server", "mcp", o.mcpURL, "error", err.Error(), "retryIn", delay.String())
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("stopped before the MCP server answered: %w", err)
-		case <-time.After(delay):
-		}
+		return err
+	}, nil); err != nil {
+		return err
 	}
 	defer func() { _ = a.Close() }()
 	if o.brain.NeedsPlanner() {
