@@ -14,7 +14,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	tendv1 "github.com/tendops/tend/api/v1alpha1"
-	"github.com/tendops/tend/controllers"
 )
 
 // TestAutoscalerTargetEndToEnd runs the autoscaler-target runbook through
@@ -29,17 +28,7 @@ func TestAutoscalerTargetEndToEnd(t *testing.T) {
 	}
 	g := NewWithT(t)
 	ctx := t.Context()
-	st, err := Start(ctx, Options{
-		BinDir:                       binDir(t),
-		WorkDir:                      t.TempDir(),
-		ClusterName:                  "e2e-hpa",
-		Nodes:                        2,
-		Proposal:                     controllers.ProposalOptions{StableWindow: 5 * time.Second, VerifyTimeout: 2 * time.Minute},
-		Progress:                     t.Logf,
-		SkipControllerNameValidation: true,
-	})
-	g.Expect(err).NotTo(HaveOccurred())
-	t.Cleanup(st.Stop)
+	st := startE2E(t, "e2e-hpa", 2)
 	c := st.Client
 
 	ns := "queue"

@@ -13,7 +13,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	tendv1 "github.com/tendops/tend/api/v1alpha1"
-	"github.com/tendops/tend/controllers"
 )
 
 // TestCronJobImageEndToEnd runs the cronjob-image runbook through the
@@ -28,21 +27,10 @@ func TestCronJobImageEndToEnd(t *testing.T) {
 	g := NewWithT(t)
 	ctx := t.Context()
 	const good, bad = "registry.tend.local/test/report:job", "registry.tend.local/test/report:broken"
-	st, err := Start(ctx, Options{
-		BinDir:      binDir(t),
-		WorkDir:     t.TempDir(),
-		ClusterName: "e2e-cron",
-		Nodes:       1,
-		Faults: []Fault{
-			{Name: "report-completes", Kind: FaultComplete, Seconds: 1, When: `.image == "` + good + `"`},
-			{Name: "report-fails", When: `.image == "` + bad + `"`, Reason: "Error", ExitCode: 1},
-		},
-		Proposal:                     controllers.ProposalOptions{StableWindow: 5 * time.Second, VerifyTimeout: 2 * time.Minute},
-		Progress:                     t.Logf,
-		SkipControllerNameValidation: true,
-	})
-	g.Expect(err).NotTo(HaveOccurred())
-	t.Cleanup(st.Stop)
+	st := startE2E(t, "e2e-cron", 1,
+		Fault{Name: "report-completes", Kind: FaultComplete, Seconds: 1, When: `.image == "` + good + `"`},
+		Fault{Name: "report-fails", When: `.image == "` + bad + `"`, Reason: "Error", ExitCode: 1},
+	)
 	c := st.Client
 
 	ns := "batch"

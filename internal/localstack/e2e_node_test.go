@@ -13,7 +13,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	tendv1 "github.com/tendops/tend/api/v1alpha1"
-	"github.com/tendops/tend/controllers"
 )
 
 // TestNodePressureEndToEnd runs the node-health runbook through the whole
@@ -29,17 +28,7 @@ func TestNodePressureEndToEnd(t *testing.T) {
 	}
 	g := NewWithT(t)
 	ctx := t.Context()
-	st, err := Start(ctx, Options{
-		BinDir:                       binDir(t),
-		WorkDir:                      t.TempDir(),
-		ClusterName:                  "e2e-node",
-		Nodes:                        2,
-		Proposal:                     controllers.ProposalOptions{StableWindow: 5 * time.Second, VerifyTimeout: 2 * time.Minute},
-		Progress:                     t.Logf,
-		SkipControllerNameValidation: true,
-	})
-	g.Expect(err).NotTo(HaveOccurred())
-	t.Cleanup(st.Stop)
+	st := startE2E(t, "e2e-node", 2)
 	c := st.Client
 
 	var nodes corev1.NodeList

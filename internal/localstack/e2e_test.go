@@ -47,18 +47,7 @@ func TestLoopEndToEnd(t *testing.T) {
 	}
 	g := NewWithT(t)
 	ctx := t.Context()
-	st, err := Start(ctx, Options{
-		BinDir:      binDir(t),
-		WorkDir:     t.TempDir(),
-		ClusterName: "e2e",
-		Nodes:       2,
-		Proposal:    controllers.ProposalOptions{StableWindow: 5 * time.Second, VerifyTimeout: 2 * time.Minute},
-		Progress:    t.Logf,
-		// The attack suite's stack may run in this process too.
-		SkipControllerNameValidation: true,
-	})
-	g.Expect(err).NotTo(HaveOccurred())
-	t.Cleanup(st.Stop)
+	st := startE2E(t, "e2e", 2)
 	c := st.Client
 
 	ns := "shop"
@@ -161,4 +150,27 @@ func TestLoopEndToEnd(t *testing.T) {
 		g.Expect(reasons).To(HaveKey("Verified"))
 		g.Expect(reasons).To(HaveKey("AutoApproved"))
 	}).WithTimeout(30 * time.Second).Should(Succeed())
+}
+
+// startE2E starts the local stack for an end-to-end test: a kwok cluster
+// of nodes (and faults), tend's components with a short stable window,
+// stopped when the test ends. The attack suite's stack may run in this
+// process too, hence SkipControllerNameValidation.
+func startE2E(t *testing.T, cluster string, nodes int, faults ...Fault) *Stack {
+	t.Helper()
+	st, err := Start(t.Context(), Options{
+		BinDir:                       binDir(t),
+		WorkDir:                      t.TempDir(),
+		ClusterName:                  cluster,
+		Nodes:                        nodes,
+		Faults:                       faults,
+		Proposal:                     controllers.ProposalOptions{StableWindow: 5 * time.Second, VerifyTimeout: 2 * time.Minute},
+		Progress:                     t.Logf,
+		SkipControllerNameValidation: true,
+	})
+	if err != nil {
+		t.Fatalf("failed to start the local stack: %v", err)
+	}
+	t.Cleanup(st.Stop)
+	return st
 }
