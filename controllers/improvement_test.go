@@ -209,7 +209,12 @@ func TestImprovementScheduleRunsOncePerTime(t *testing.T) {
 			return c.Update(t.Context(), s)
 		}).Should(Succeed())
 	}
-	first := time.Date(clock.Now().In(berlin).Year(), clock.Now().In(berlin).Month(), clock.Now().In(berlin).Day()+1, 2, 0, 0, 0, berlin)
+	// The next 02:00 in Berlin: today's if it is still ahead, else tomorrow's.
+	local := clock.Now().In(berlin)
+	first := time.Date(local.Year(), local.Month(), local.Day(), 2, 0, 0, 0, berlin)
+	if !first.After(local) {
+		first = time.Date(local.Year(), local.Month(), local.Day()+1, 2, 0, 0, 0, berlin)
+	}
 	g.Eventually(func(g Gomega) {
 		g.Expect(c.Get(t.Context(), client.ObjectKeyFromObject(s), s)).To(Succeed())
 		g.Expect(s.Status.NextRunTime).NotTo(BeNil())

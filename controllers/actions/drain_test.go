@@ -7,9 +7,11 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	tendv1 "github.com/tendops/tend/api/v1alpha1"
 	"github.com/tendops/tend/policies"
@@ -26,8 +28,32 @@ func (e *env) nodePair(group string) (*corev1.Node, *corev1.Node) {
 			n.Labels["tend.dev/group"] = group
 			return e.st.Client.Update(e.ctx(), n)
 		}).Should(Succeed())
+		e.schedulerSees(group, n)
 	}
 	return one, two
+}
+
+// schedulerSees waits until the scheduler's own cache has n in group: a
+// probe pod that fits only n by the group label is bound to it. Without
+// this, a Deployment created right after the label lands can be spread over
+// the nodes the scheduler knew of, which may be one.
+func (e *env) schedulerSees(group string, n *corev1.Node) {
+	e.t.Helper()
+	probe := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: e.ns, Name: "probe-" + n.Name},
+		Spec: corev1.PodSpec{TerminationGracePeriodSeconds: ptr.To[int64](0),
+			Containers: []corev1.Container{{Name: "probe", Image: testImage}}}}
+	e.onTestNodes(&probe.Spec)
+	probe.Spec.NodeSelector["tend.dev/group"] = group
+	probe.Spec.NodeSelector[corev1.LabelHostname] = n.Labels[corev1.LabelHostname]
+	e.create(probe)
+	e.g.Eventually(func(g Gomega) string {
+		e.get(g, probe)
+		return probe.Spec.NodeName
+	}).Should(Equal(n.Name), "the scheduler never saw %s in group %s", n.Name, group)
+	e.g.Expect(e.st.Client.Delete(e.ctx(), probe, client.GracePeriodSeconds(0))).To(Succeed())
+	e.g.Eventually(func() bool {
+		return apierrors.IsNotFound(e.st.Client.Get(e.ctx(), client.ObjectKeyFromObject(probe), &corev1.Pod{}))
+	}).Should(BeTrue())
 }
 
 // spread makes a Deployment run on group's nodes, evenly (the node a drain
