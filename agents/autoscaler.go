@@ -36,7 +36,7 @@ func (r *AutoscalerBounds) Evaluate(m *Model, now time.Time) []Intent {
 		h := m.Autoscalers[key]
 		st := h.State
 		w := m.Workloads[ObjectKey{st.Target.Kind, key.Namespace, st.Target.Name}]
-		if w == nil || h.HealthyMax == 0 || now.Sub(h.At) < wait {
+		if w == nil || h.HealthyMax == 0 || !m.lasted(h.At, wait, now) {
 			continue
 		}
 		// The bounds cap the workload below the count it ran healthy with.

@@ -36,7 +36,7 @@ func (r *AutoscalerTarget) Evaluate(m *Model, now time.Time) []Intent {
 	for _, key := range sortedKeys(m.Autoscalers) {
 		h := m.Autoscalers[key]
 		st := h.State
-		if h.UnableSince.IsZero() || now.Sub(h.UnableSince) < wait {
+		if h.UnableSince.IsZero() || !m.lasted(h.UnableSince, wait, now) {
 			continue
 		}
 		if _, ok := m.Workloads[ObjectKey{st.Target.Kind, key.Namespace, st.Target.Name}]; ok {

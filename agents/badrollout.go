@@ -185,17 +185,17 @@ type badPod struct {
 
 // judgePods returns the pods of pods that fail or stall, and whether their
 // failures are all OOM kills under a memory limit the template does not set.
-func (r *BadRollout) judgePods(pods []*Pod, template []bus.ContainerState, now time.Time) (bad []badPod, admissionOOM bool) {
+func (r *BadRollout) judgePods(m *Model, pods []*Pod, template []bus.ContainerState, now time.Time) (bad []badPod, admissionOOM bool) {
 	admissionOOM = true
 	for _, p := range pods {
-		if detail, failing := podFailure(p.State); failing && !p.FailingSince.IsZero() && now.Sub(p.FailingSince) >= r.failFor() {
+		if detail, failing := podFailure(p.State); failing && !p.FailingSince.IsZero() && m.lasted(p.FailingSince, r.failFor(), now) {
 			bad = append(bad, badPod{p, detail})
 			if !oomUnderAdmittedLimit(p.State, template) {
 				admissionOOM = false
 			}
 			continue
 		}
-		if !p.State.Ready && !p.NotReadySince.IsZero() && now.Sub(p.NotReadySince) >= r.stallFor()+startAllowance(p.State) {
+		if !p.State.Ready && !p.NotReadySince.IsZero() && m.lasted(p.NotReadySince, r.stallFor()+startAllowance(p.State), now) {
 			bad = append(bad, badPod{p, fmt.Sprintf("not ready for %ds", int(now.Sub(p.NotReadySince).Seconds()))})
 			admissionOOM = false
 		}
@@ -256,7 +256,7 @@ func (r *BadRollout) deployment(m *Model, w *Workload, now time.Time) *Intent {
 			pods = append(pods, p)
 		}
 	}
-	bad, admissionOOM := r.judgePods(pods, d.Template, now)
+	bad, admissionOOM := r.judgePods(m, pods, d.Template, now)
 	var lines []string
 	refs := []wire.TelemetryRef{w.Ref}
 	for i, b := range bad {
@@ -271,7 +271,7 @@ func (r *BadRollout) deployment(m *Model, w *Workload, now time.Time) *Intent {
 		return nil
 	case len(bad) > 0:
 		what = fmt.Sprintf("%d of %d pods of revision %d are failing (%s)", len(bad), len(pods), d.Revision, strings.Join(lines, "; "))
-	case conditionIs(d.Conditions, "ReplicaFailure", "True", "") && now.Sub(w.At) >= r.failFor():
+	case conditionIs(d.Conditions, "ReplicaFailure", "True", "") && m.lasted(w.At, r.failFor(), now):
 		what = fmt.Sprintf("the ReplicaSet of revision %d cannot create its pods (ReplicaFailure)", d.Revision)
 	case conditionIs(d.Conditions, "Progressing", "False", "ProgressDeadlineExceeded"):
 		what = fmt.Sprintf("revision %d did not progress within its deadline (ProgressDeadlineExceeded)", d.Revision)
@@ -341,7 +341,7 @@ func (r *BadRollout) revisionRollout(m *Model, w *Workload, now time.Time) *Inte
 			pods = append(pods, p)
 		}
 	}
-	bad, admissionOOM := r.judgePods(pods, st.Template, now)
+	bad, admissionOOM := r.judgePods(m, pods, st.Template, now)
 	if len(bad) == 0 || admissionOOM {
 		return nil
 	}

@@ -60,7 +60,7 @@ func (r *CronJobImage) Evaluate(m *Model, now time.Time) []Intent {
 		refs := []wire.TelemetryRef{j.Ref, c.HealthyRef}
 		for _, p := range m.PodsOf(key) {
 			detail, failing := podFailure(p.State)
-			if !failing || p.FailingSince.IsZero() || now.Sub(p.FailingSince) < failFor {
+			if !failing || p.FailingSince.IsZero() || !m.lasted(p.FailingSince, failFor, now) {
 				continue
 			}
 			if len(bad) < 5 {

@@ -41,7 +41,7 @@ func (r *Escalate) Evaluate(m *Model, now time.Time) []Intent {
 		}
 		var failing []*Pod
 		for _, p := range m.PodsOf(key) {
-			if !p.FailingSince.IsZero() && now.Sub(p.FailingSince) >= after {
+			if !p.FailingSince.IsZero() && m.lasted(p.FailingSince, after, now) {
 				failing = append(failing, p)
 			}
 		}
@@ -74,7 +74,7 @@ func (r *Escalate) Evaluate(m *Model, now time.Time) []Intent {
 		h := m.Autoscalers[key]
 		st := h.State
 		c := condition(st.Conditions, "AbleToScale")
-		if c == nil || c.Status != "False" || h.UnableSince.IsZero() || now.Sub(h.UnableSince) < after {
+		if c == nil || c.Status != "False" || h.UnableSince.IsZero() || !m.lasted(h.UnableSince, after, now) {
 			continue
 		}
 		if _, ok := m.Workloads[ObjectKey{st.Target.Kind, key.Namespace, st.Target.Name}]; ok {

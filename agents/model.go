@@ -42,6 +42,24 @@ type Model struct {
 	Autoscalers map[ObjectKey]*Autoscaler
 	Jobs        map[ObjectKey]*Job
 	CronJobs    map[ObjectKey]*CronJob
+
+	// judgeAt is the earliest time a runbook's window ends that has not
+	// ended by the last judgement (see lasted); zero when none is pending.
+	judgeAt time.Time
+}
+
+// lasted reports whether a condition that has held since since has held
+// for d by now. When it has not yet, the model remembers when it will
+// have, so that the agent judges again then instead of on its next tick:
+// a runbook's window costs its length, not its length plus a tick.
+func (m *Model) lasted(since time.Time, d time.Duration, now time.Time) bool {
+	if now.Sub(since) >= d {
+		return true
+	}
+	if at := since.Add(d); m.judgeAt.IsZero() || at.Before(m.judgeAt) {
+		m.judgeAt = at
+	}
+	return false
 }
 
 // NewModel returns an empty model.

@@ -67,9 +67,9 @@ func (r *NodeHealth) Evaluate(m *Model, now time.Time) []Intent {
 		n := m.Nodes[name]
 		var fault string
 		switch {
-		case !n.State.Ready && !n.NotReadySince.IsZero() && now.Sub(n.NotReadySince) >= notReadyGrace:
+		case !n.State.Ready && !n.NotReadySince.IsZero() && m.lasted(n.NotReadySince, notReadyGrace, now):
 			fault = fmt.Sprintf("is NotReady (for %ds)", int(now.Sub(n.NotReadySince).Seconds()))
-		case n.State.Ready && nodePressure(n.State) != "" && !n.PressureSince.IsZero() && now.Sub(n.PressureSince) >= pressureGrace:
+		case n.State.Ready && nodePressure(n.State) != "" && !n.PressureSince.IsZero() && m.lasted(n.PressureSince, pressureGrace, now):
 			fault = fmt.Sprintf("reports %s (for %ds)", nodePressure(n.State), int(now.Sub(n.PressureSince).Seconds()))
 		default:
 			continue
@@ -200,7 +200,7 @@ func (r *NodeHealth) relieve(m *Model, n *Node, moving []*Pod, target *Node, sum
 		settled := w != nil && w.Healthy
 		var ready int32
 		for _, other := range m.PodsOf(p.Workload) {
-			if !other.State.Ready || other.ReadySince.IsZero() || now.Sub(other.ReadySince) < settle {
+			if !other.State.Ready || other.ReadySince.IsZero() || !m.lasted(other.ReadySince, settle, now) {
 				settled = false
 			}
 			ready++

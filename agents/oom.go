@@ -54,7 +54,7 @@ func (r *OOMKilled) Evaluate(m *Model, now time.Time) []Intent {
 			if w.Deployment != nil && p.State.Revision != w.Deployment.Revision {
 				continue
 			}
-			if p.FailingSince.IsZero() || now.Sub(p.FailingSince) < failFor {
+			if p.FailingSince.IsZero() || !m.lasted(p.FailingSince, failFor, now) {
 				continue
 			}
 			in := r.judge(w, p, containers, factor, nodeCap)

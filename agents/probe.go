@@ -51,7 +51,7 @@ func (r *ProbeFault) Evaluate(m *Model, now time.Time) []Intent {
 			if w.Deployment != nil && p.State.Revision != w.Deployment.Revision {
 				continue
 			}
-			if !p.State.Ready && !p.NotReadySince.IsZero() && now.Sub(p.NotReadySince) >= failFor && podRunsTemplate(p.State, template) {
+			if !p.State.Ready && !p.NotReadySince.IsZero() && m.lasted(p.NotReadySince, failFor, now) && podRunsTemplate(p.State, template) {
 				stuck = p
 				break
 			}

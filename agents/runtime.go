@@ -105,6 +105,10 @@ type Agent struct {
 	sick   map[ObjectKey]time.Time
 	free   map[ObjectKey]time.Time
 	handed map[ObjectKey]handed
+	// judgeAt is when the last judgement's earliest pending window ends
+	// (Model.lasted); rejudge tells Start of a new one.
+	judgeAt time.Time
+	rejudge chan struct{}
 }
 
 // proposed is what the agent remembers of one fingerprint it proposed.
@@ -157,24 +161,52 @@ func (a *Agent) Start(ctx context.Context) error {
 	if iv <= 0 {
 		iv = DefaultInterval
 	}
-	t := time.NewTicker(iv)
+	t := time.NewTimer(iv)
 	defer t.Stop()
 	logger := log.FromContext(ctx).WithValues("agent", a.Name)
 	a.mu.Lock()
 	a.runCtx = ctx
+	if a.rejudge == nil {
+		a.rejudge = make(chan struct{}, 1)
+	}
+	rejudge := a.rejudge
 	a.mu.Unlock()
 	defer a.planning.Wait()
+	last := time.Now()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-rejudge:
+			t.Reset(a.untilJudgement(last, iv))
+			continue
 		case <-t.C:
-			if err := a.judge(ctx); err != nil && ctx.Err() == nil {
-				// The next tick asks again; the error is the MCP server's.
-				logger.Error(err, "Failed to propose")
-			}
 		}
+		last = time.Now()
+		if err := a.judge(ctx); err != nil && ctx.Err() == nil {
+			// The next tick asks again; the error is the MCP server's.
+			logger.Error(err, "Failed to propose")
+		}
+		t.Reset(a.untilJudgement(last, iv))
 	}
+}
+
+// minJudgeGap is the shortest wait between two judgements Start makes.
+const minJudgeGap = 100 * time.Millisecond
+
+// untilJudgement is how long Start waits before it judges again: a tick
+// after the last judgement, or sooner when a runbook's window ends sooner.
+// With an injected clock only the tick counts (its windows are not on the
+// real clock).
+func (a *Agent) untilJudgement(last time.Time, iv time.Duration) time.Duration {
+	next := last.Add(iv)
+	a.mu.Lock()
+	at := a.judgeAt
+	a.mu.Unlock()
+	if a.Clock == nil && !at.IsZero() && at.Before(next) {
+		next = at
+	}
+	return max(time.Until(next), minJudgeGap)
 }
 
 // judge runs every runbook over the model, in order, and proposes.
@@ -191,6 +223,7 @@ func (a *Agent) judge(ctx context.Context) error {
 	if brain == BrainNone {
 		runbooks = nil
 	}
+	m.judgeAt = time.Time{}
 	for _, rb := range runbooks {
 		for _, in := range rb.Evaluate(m, now) {
 			in.Runbook = rb.Name()
@@ -207,6 +240,13 @@ func (a *Agent) judge(ctx context.Context) error {
 	}
 	if brain == BrainHybrid {
 		handoffs = a.handoffsLocked(m, now, intents)
+	}
+	a.judgeAt = m.judgeAt
+	if !a.judgeAt.IsZero() && a.rejudge != nil {
+		select {
+		case a.rejudge <- struct{}{}:
+		default:
+		}
 	}
 	a.mu.Unlock()
 	var errs []error

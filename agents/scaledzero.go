@@ -32,7 +32,7 @@ func (r *ScaledToZero) Evaluate(m *Model, now time.Time) []Intent {
 	var out []Intent
 	for _, key := range sortedKeys(m.Workloads) {
 		w := m.Workloads[key]
-		if key.Kind == KindDaemonSet || w.Replicas() >= w.HealthyReplicas || w.ScaledToZeroAt.IsZero() || now.Sub(w.ScaledToZeroAt) < wait || !scaledDown(w) {
+		if key.Kind == KindDaemonSet || w.Replicas() >= w.HealthyReplicas || w.ScaledToZeroAt.IsZero() || !m.lasted(w.ScaledToZeroAt, wait, now) || !scaledDown(w) {
 			continue
 		}
 		var why string

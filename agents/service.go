@@ -44,7 +44,7 @@ func (r *ServiceFault) Evaluate(m *Model, now time.Time) []Intent {
 	var out []Intent
 	for _, key := range sortedKeys(m.Services) {
 		s := m.Services[key]
-		if len(s.State.Selector) == 0 || now.Sub(s.At) < wait {
+		if len(s.State.Selector) == 0 || !m.lasted(s.At, wait, now) {
 			continue
 		}
 		var matched []*Pod

@@ -147,6 +147,11 @@ func (r RunResult) line() string {
 
 const poll = 2 * time.Second
 
+// observeGap is the shortest time between two looks while the harness
+// watches for the outcome: looks follow changes, but a crash-looping
+// namespace changes often and two dozen runs share two cores.
+const observeGap = 500 * time.Millisecond
+
 // harnessError is a run the harness could not score, and why.
 type harnessError struct {
 	kind string
@@ -508,6 +513,19 @@ func (r *runCtx) observe(ctx context.Context, inject time.Time, base *oracle.Sta
 	}()
 	deadline := inject.Add(sc.Timeouts.Mitigate.Duration)
 	stable := sc.Timeouts.Stable.Duration
+	// Look again when something the oracle reads changes, so that the time
+	// to mitigate is measured to within observeGap rather than a poll.
+	var wake, nodeWake <-chan struct{}
+	if n := r.e.stack.changes; n != nil {
+		ch, cancel := n.subscribe(r.scope.Namespace)
+		defer cancel()
+		wake = ch
+		if len(sc.Nodes) > 0 {
+			ch, cancel := n.subscribe(nodesKey)
+			defer cancel()
+			nodeWake = ch
+		}
+	}
 	var passFrom, first, cur *oracle.State
 	var passOutcome string
 	var last oracle.Result
@@ -552,10 +570,18 @@ func (r *runCtx) observe(ctx context.Context, inject time.Time, base *oracle.Sta
 		if time.Now().After(deadline) {
 			break
 		}
+		// At most one look per observeGap however busy the namespace is.
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(poll):
+		case <-time.After(time.Until(st.Time.Add(observeGap))):
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-wake:
+		case <-nodeWake:
+		case <-time.After(poll - observeGap):
 		}
 	}
 	if sc.Oracle.ExpectHealthy {

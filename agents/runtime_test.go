@@ -1,0 +1,92 @@
+package agents
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/tendops/tend/bus"
+)
+
+// windowRunbook finds a fault once since has lasted window.
+type windowRunbook struct {
+	since  time.Time
+	window time.Duration
+}
+
+func (r *windowRunbook) Name() string { return "window" }
+
+func (r *windowRunbook) Evaluate(m *Model, now time.Time) []Intent {
+	if !m.lasted(r.since, r.window, now) {
+		return nil
+	}
+	return []Intent{{Finding: &Finding{Kind: KindDeployment, Namespace: "shop", Name: "api", Fault: "waited out",
+		Advice: "none", Fingerprint: "window/shop/api"}}}
+}
+
+type findingsTo chan Finding
+
+func (c findingsTo) RecordFinding(_ context.Context, f Finding) error {
+	c <- f
+	return nil
+}
+
+// TestJudgesWhenAWindowEnds: a runbook's window that has not ended at a
+// judgement brings the next judgement forward to its end, rather than
+// leaving it to the tick (here an hour away).
+func TestJudgesWhenAWindowEnds(t *testing.T) {
+	found := make(findingsTo, 1)
+	rb := &windowRunbook{since: time.Now(), window: 300 * time.Millisecond}
+	a := &Agent{Name: "maintenance", Runbooks: []Runbook{rb}, Tools: &countingProposer{}, Findings: found, Interval: time.Hour}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- a.Start(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(time.Millisecond) {
+		a.mu.Lock()
+		up := a.rejudge != nil
+		a.mu.Unlock()
+		if up {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the agent did not start")
+		}
+	}
+	// One message: its judgement finds the window still open.
+	if err := a.Handle(ctx, podOf(1, "shop", "api-1", KindDeployment, "api", bus.PodState{Phase: "Running"})); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case f := <-found:
+		if f.Fingerprint != "window/shop/api" {
+			t.Errorf("found %+v", f)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("no judgement when the window ended; the next tick is an hour away")
+	}
+}
+
+// TestLastedRemembersTheEarliestEnd: the model's pending judgement is the
+// earliest end of the windows that have not ended.
+func TestLastedRemembersTheEarliestEnd(t *testing.T) {
+	m := NewModel()
+	now := at(10)
+	if !m.lasted(at(1), 5*time.Second, now) {
+		t.Error("a window that ended did not count")
+	}
+	if !m.judgeAt.IsZero() {
+		t.Errorf("an ended window is pending at %s", m.judgeAt)
+	}
+	m.lasted(at(8), 10*time.Second, now)
+	m.lasted(at(9), 3*time.Second, now)
+	m.lasted(at(9), 20*time.Second, now)
+	if want := at(9).Add(3 * time.Second); !m.judgeAt.Equal(want) {
+		t.Errorf("pending at %s, want %s", m.judgeAt, want)
+	}
+}
