@@ -271,9 +271,13 @@ func (s *Stack) startReader(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("failed to watch %T: %w", o, err)
 		}
+		// Wake on what moves as a fault takes effect and on the objects
+		// whose spec a state predicate reads (an autoscaler, a Service, a
+		// NetworkPolicy), which a fault may change in one write.
 		switch o.(type) {
 		case *corev1.Pod, *appsv1.Deployment, *appsv1.StatefulSet, *appsv1.DaemonSet, *appsv1.ReplicaSet, *batchv1.Job,
-			*discoveryv1.EndpointSlice, *corev1.Node, *tendv1.Proposal:
+			*discoveryv1.EndpointSlice, *corev1.Node, *tendv1.Proposal,
+			*autoscalingv2.HorizontalPodAutoscaler, *corev1.Service, *networkingv1.NetworkPolicy:
 			if _, err := inf.AddEventHandler(handler); err != nil {
 				return fmt.Errorf("failed to watch %T: %w", o, err)
 			}

@@ -362,17 +362,26 @@ func (r *runCtx) shows(ctx context.Context, inject time.Time, base *oracle.State
 		}
 	}
 	var prev, candidate *oracle.State
+	var candidateFromServer bool
 	var failingWhileMoving []string
 	looks := 0
 	why := "nothing observed yet"
 	var stuck string
 	var stuckSince time.Time
 	for {
-		// The cache is watch-fed; should it lag (a look that finds the
-		// same thing in flight for a while), read the API server itself.
-		reader := r.e.reader
-		if stuck != "" && time.Since(stuckSince) > stuckRecheck {
-			reader, stuckSince = r.e.admin, time.Now()
+		// The cache is watch-fed and may not hold the injection yet: the
+		// first look reads the API server, which the injection's writes
+		// have reached (a fault that takes effect with the write shows
+		// there at once, before any agent could act), and so does the look
+		// that confirms a state read there. Should the cache lag later (a
+		// look that finds the same thing in flight for a while), read the
+		// API server too.
+		reader, fromServer := r.e.reader, false
+		switch {
+		case looks == 0, candidate != nil && candidateFromServer:
+			reader, fromServer = r.e.admin, true
+		case stuck != "" && time.Since(stuckSince) > stuckRecheck:
+			reader, fromServer, stuckSince = r.e.admin, true, time.Now()
 		}
 		st, err := oracle.Gather(ctx, reader, scope)
 		if err != nil {
@@ -405,7 +414,7 @@ func (r *runCtx) shows(ctx context.Context, inject time.Time, base *oracle.State
 				if res := oracle.Evaluate(r.sc, base, st); res.Pass() && len(st.Proposals) == 0 {
 					return time.Time{}, herr(ErrorNotShown, "outcome %s holds as soon as the fault shows, with no proposal made: the scenario cannot tell", res.Outcome)
 				}
-				candidate = st
+				candidate, candidateFromServer = st, fromServer
 			} else {
 				why = "the state settled and every fault predicate still holds"
 			}
@@ -442,10 +451,13 @@ const stuckRecheck = 8 * time.Second
 // showPoll is how often the harness looks while a fault takes effect.
 const showPoll = 500 * time.Millisecond
 
-// appliedSince reports whether a proposal started applying after t.
+// appliedSince reports whether a proposal started applying at or after t,
+// to the second: the API server keeps an apply's start in whole seconds, so
+// an apply that started a moment after t reads as started before it.
 func appliedSince(st *oracle.State, t time.Time) bool {
+	from := t.Truncate(time.Second)
 	for i := range st.Proposals {
-		if a := st.Proposals[i].Status.Apply; a != nil && !a.StartedAt.Before(&metav1.Time{Time: t}) {
+		if a := st.Proposals[i].Status.Apply; a != nil && !a.StartedAt.Time.Before(from) {
 			return true
 		}
 	}

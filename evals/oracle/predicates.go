@@ -525,28 +525,43 @@ func unschedulable(p *corev1.Pod) bool {
 }
 
 // shape is what of a state moves while a rollout or a deletion goes on:
-// the pods and their phase, readiness and waiting reasons, and the
-// workloads' status counts (not restart counts, which a crash loop keeps
-// moving).
+// the pods and their phase, readiness and waiting reasons, the workloads'
+// status counts (not restart counts, which a crash loop keeps moving), and
+// the conditions of the run's nodes and of the nodes its pods run on
+// (other runs' nodes come and go). It does not depend on the order the
+// state lists objects in: a watch-fed cache lists in none.
 func shape(s *State) string {
-	var b strings.Builder
+	var lines []string
+	nodes := map[string]bool{}
+	for _, n := range s.NodeNames {
+		nodes[n] = true
+	}
 	for _, p := range s.Pods {
-		fmt.Fprintf(&b, "%s %s %s %v %v;", p.Name, p.Spec.NodeName, p.Status.Phase, podReady(&p), p.DeletionTimestamp != nil)
+		var b strings.Builder
+		fmt.Fprintf(&b, "pod %s %s %s %v %v", p.Name, p.Spec.NodeName, p.Status.Phase, podReady(&p), p.DeletionTimestamp != nil)
 		for _, cs := range append(append([]corev1.ContainerStatus{}, p.Status.InitContainerStatuses...), p.Status.ContainerStatuses...) {
 			if cs.State.Waiting != nil {
-				fmt.Fprintf(&b, "%s:%s,", cs.Name, cs.State.Waiting.Reason)
+				fmt.Fprintf(&b, " %s:%s", cs.Name, cs.State.Waiting.Reason)
 			}
+		}
+		lines = append(lines, b.String())
+		if p.Spec.NodeName != "" {
+			nodes[p.Spec.NodeName] = true
 		}
 	}
 	for _, w := range s.workloads() {
-		fmt.Fprintf(&b, "%s %d %s %s;", w.ref(), w.Desired, w.Unsettled, w.Failed)
+		lines = append(lines, fmt.Sprintf("workload %s %d %s %s", w.ref(), w.Desired, w.Unsettled, w.Failed))
 	}
 	for _, n := range s.Nodes {
+		if !nodes[n.Name] {
+			continue
+		}
 		for _, c := range n.Status.Conditions {
-			fmt.Fprintf(&b, "%s %s %s;", n.Name, c.Type, c.Status)
+			lines = append(lines, fmt.Sprintf("node %s %s %s", n.Name, c.Type, c.Status))
 		}
 	}
-	return b.String()
+	slices.Sort(lines)
+	return strings.Join(lines, "\n")
 }
 
 // endpoints checks that a Service has enough ready endpoints on a port the

@@ -1,6 +1,7 @@
 package oracle
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -329,6 +330,42 @@ func TestSettling(t *testing.T) {
 	s.Pods[0].DeletionTimestamp = ptr.To(metav1.NewTime(t0))
 	if got := Settling(nil, s); len(got) == 0 {
 		t.Fatal("a pod being deleted counts as settled")
+	}
+
+	// The same pods listed in another order (a watch-fed cache lists in
+	// none) are no change.
+	again := dep()
+	again.Pods[2].Status = s.Pods[2].Status
+	again.Pods[0].DeletionTimestamp = s.Pods[0].DeletionTimestamp
+	slices.Reverse(again.Pods)
+	slices.Reverse(again.ReplicaSets)
+	if got := Settling(s, again); slices.Contains(got, "the state changed since the last look") {
+		t.Fatalf("the same state listed in another order: %v", got)
+	}
+}
+
+// TestSettlingNodes checks which nodes' conditions count as a change: the
+// run's own nodes and those its pods run on, not another run's.
+func TestSettlingNodes(t *testing.T) {
+	st := func(mine, other, host corev1.ConditionStatus) *State {
+		s := statefulState()
+		s.NodeNames = map[string]string{"a": "ev-1-a"}
+		node := func(name string, ready corev1.ConditionStatus) corev1.Node {
+			return corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name},
+				Status: corev1.NodeStatus{Conditions: []corev1.NodeCondition{{Type: corev1.NodeReady, Status: ready}}}}
+		}
+		s.Nodes = []corev1.Node{node("ev-1-a", mine), node("ev-2-a", other), node("node-1", host)}
+		return s
+	}
+	prev := st(corev1.ConditionTrue, corev1.ConditionTrue, corev1.ConditionTrue)
+	if got := Settling(prev, st(corev1.ConditionTrue, corev1.ConditionFalse, corev1.ConditionTrue)); len(got) != 0 {
+		t.Fatalf("another run's node went NotReady: %v", got)
+	}
+	if got := Settling(prev, st(corev1.ConditionFalse, corev1.ConditionTrue, corev1.ConditionTrue)); len(got) == 0 {
+		t.Fatal("the run's own node going NotReady is no change")
+	}
+	if got := Settling(prev, st(corev1.ConditionTrue, corev1.ConditionTrue, corev1.ConditionFalse)); len(got) == 0 {
+		t.Fatal("the node the run's pods run on going NotReady is no change")
 	}
 }
 

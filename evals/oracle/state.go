@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"sort"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -14,6 +15,7 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	tendv1 "github.com/tendops/tend/api/v1alpha1"
@@ -146,61 +148,61 @@ func Gather(ctx context.Context, c client.Reader, scope Scope) (*State, error) {
 		}
 		switch v := l.list.(type) {
 		case *appsv1.DeploymentList:
-			s.Deployments = v.Items
+			s.Deployments = byName(v.Items)
 		case *appsv1.StatefulSetList:
-			s.StatefulSets = v.Items
+			s.StatefulSets = byName(v.Items)
 		case *appsv1.DaemonSetList:
-			s.DaemonSets = v.Items
+			s.DaemonSets = byName(v.Items)
 		case *appsv1.ReplicaSetList:
-			s.ReplicaSets = v.Items
+			s.ReplicaSets = byName(v.Items)
 		case *appsv1.ControllerRevisionList:
-			s.ControllerRevisions = v.Items
+			s.ControllerRevisions = byName(v.Items)
 		case *batchv1.JobList:
-			s.Jobs = v.Items
+			s.Jobs = byName(v.Items)
 		case *batchv1.CronJobList:
-			s.CronJobs = v.Items
+			s.CronJobs = byName(v.Items)
 		case *tendv1.ApprovalList:
-			s.Approvals = v.Items
+			s.Approvals = byName(v.Items)
 		case *corev1.PodList:
-			s.Pods = v.Items
+			s.Pods = byName(v.Items)
 		case *corev1.ServiceList:
-			s.Services = v.Items
+			s.Services = byName(v.Items)
 		case *discoveryv1.EndpointSliceList:
-			s.EndpointSlices = v.Items
+			s.EndpointSlices = byName(v.Items)
 		case *corev1.ConfigMapList:
-			s.ConfigMaps = v.Items
+			s.ConfigMaps = byName(v.Items)
 		case *corev1.SecretList:
-			s.Secrets = v.Items
+			s.Secrets = byName(v.Items)
 		case *corev1.PersistentVolumeClaimList:
-			s.Claims = v.Items
+			s.Claims = byName(v.Items)
 		case *corev1.ResourceQuotaList:
-			s.Quotas = v.Items
+			s.Quotas = byName(v.Items)
 		case *corev1.LimitRangeList:
-			s.LimitRanges = v.Items
+			s.LimitRanges = byName(v.Items)
 		case *networkingv1.NetworkPolicyList:
-			s.NetworkPolicies = v.Items
+			s.NetworkPolicies = byName(v.Items)
 		case *policyv1.PodDisruptionBudgetList:
-			s.PDBs = v.Items
+			s.PDBs = byName(v.Items)
 		case *corev1.EventList:
-			for _, e := range v.Items {
+			for _, e := range byName(v.Items) {
 				if e.Reason == FindingReason {
 					s.Findings = append(s.Findings, e)
 				}
 			}
 		case *autoscalingv2.HorizontalPodAutoscalerList:
-			s.Autoscalers = v.Items
+			s.Autoscalers = byName(v.Items)
 		case *tendv1.ProposalList:
-			s.Proposals = v.Items
+			s.Proposals = byName(v.Items)
 		case *corev1.NodeList:
-			s.Nodes = v.Items
+			s.Nodes = byName(v.Items)
 		case *rbacv1.ClusterRoleList:
-			s.ClusterRoles = v.Items
+			s.ClusterRoles = byName(v.Items)
 		case *rbacv1.ClusterRoleBindingList:
-			s.ClusterRoleBindings = v.Items
+			s.ClusterRoleBindings = byName(v.Items)
 		case *rbacv1.RoleList:
-			s.Roles = v.Items
+			s.Roles = byName(v.Items)
 		case *rbacv1.RoleBindingList:
-			s.RoleBindings = v.Items
+			s.RoleBindings = byName(v.Items)
 		}
 	}
 	// Proposals for the run's nodes live with the cluster-scoped ones.
@@ -227,8 +229,27 @@ func Gather(ctx context.Context, c client.Reader, scope Scope) (*State, error) {
 				s.Approvals = append(s.Approvals, a)
 			}
 		}
+		s.Proposals, s.Approvals = byName(s.Proposals), byName(s.Approvals)
 	}
 	return s, nil
+}
+
+// byName orders objects by namespace and name, as the API server lists
+// them. A watch-fed cache lists in no order (its index is a map), and a
+// state read twice must not look changed because the order did (Settling
+// compares states).
+func byName[T any, PT interface {
+	*T
+	metav1.Object
+}](items []T) []T {
+	sort.SliceStable(items, func(i, j int) bool {
+		a, b := PT(&items[i]), PT(&items[j])
+		if a.GetNamespace() != b.GetNamespace() {
+			return a.GetNamespace() < b.GetNamespace()
+		}
+		return a.GetName() < b.GetName()
+	})
+	return items
 }
 
 // LivePods are the pods not being deleted.
