@@ -32,8 +32,9 @@ import (
 //   - unreachable, with no history (the agent started after the change,
 //     or the policy is new): the running pods behind a Service are
 //     isolated by ingress policies none of whose rules admits any pod that
-//     runs (or that a workload of the model runs when it has replicas), nor
-//     any source outside the cluster. The finding names the policy whose
+//     exists (running or not: a Job's pods come and go), nor the pods of a
+//     workload of the model with replicas, nor any source outside the
+//     cluster. The finding names the policy whose
 //     ingress changed last and the running pods of the namespace that
 //     cannot reach them.
 //
@@ -293,8 +294,8 @@ func (v *policyView) cutOff(np *NetworkPolicy) (*Finding, []ObjectKey) {
 			ns, np.Key.Name, pluralPods(len(targets), "pod"),
 			inParens(selectorText(&prev.PodSelector, "every pod of the namespace"), workloadsOf(podsOf(targets, keys))),
 			strings.Join(groups, "; "), listText(slices.Sorted(maps.Keys(ports))), describeIngress(prev), describeIngress(np.State)),
-		Advice: fmt.Sprintf("If those %s should still reach them, restore the peer that admitted them (%s) or add a NetworkPolicy that admits them to these pods. tend changes no NetworkPolicy: what a policy admits is a security decision.",
-			pluralPods(count, "pod"), strings.Join(named, "; ")),
+		Advice: fmt.Sprintf("If %s should still reach them, restore the peer that admitted them (%s) or add a NetworkPolicy that admits them to these pods. tend changes no NetworkPolicy: what a policy admits is a security decision.",
+			thosePods(count), strings.Join(named, "; ")),
 		Evidence:    refs,
 		Fingerprint: fmt.Sprintf("network-policy/cut-off/%s/%s/%s", ns, np.Key.Name, wire.Digest(ingressOf(prev) + "\n" + ingressOf(np.State) + "\n" + strings.Join(named, "\n"))[:12]),
 	}
@@ -364,9 +365,9 @@ func (v *policyView) unreachable(s *Service, covered map[ObjectKey]bool) *Findin
 	}
 	who := "No other pod of the namespace runs."
 	if len(callers) > 0 {
-		who = fmt.Sprintf("%s of the namespace%s cannot reach them.", pluralPods(len(callers), "other running pod"), inParens(workloadsOf(callers)))
+		who = fmt.Sprintf("%s of the namespace%s cannot reach them.", pluralPods(len(callers), "other running pod"), inParens(workloadLabels(callers)))
 	}
-	fault := fmt.Sprintf("NetworkPolicy %s/%s%s isolates %d of the %s behind Service %s/%s%s, and no ingress policy that selects them admits any pod that runs: it admits %s. %s",
+	fault := fmt.Sprintf("NetworkPolicy %s/%s%s isolates %d of the %s behind Service %s/%s%s, and no ingress policy that selects them admits any pod that exists: it admits %s. %s",
 		ns, culprit.Key.Name, also, len(cut), pluralPods(len(selected), "running pod"), ns, s.Key.Name,
 		inParens(selectorText(&bus.LabelSelector{MatchLabels: s.State.Selector}, "every pod"), workloadsOf(selected)),
 		describeIngress(culprit.State), who)
@@ -380,8 +381,8 @@ func (v *policyView) unreachable(s *Service, covered map[ObjectKey]bool) *Findin
 }
 
 // admitsSomeone reports whether a policy may admit a source: a rule for
-// every source, an IP block, or a peer that may match a running pod or the
-// pods of a workload of the model.
+// every source, an IP block, or a peer that may match a pod that exists or
+// the pods of a workload of the model with replicas.
 func (v *policyView) admitsSomeone(np *NetworkPolicy) bool {
 	if a, ok := v.admits[np.Key]; ok {
 		return a
@@ -398,8 +399,9 @@ func (v *policyView) mayAdmit(np *NetworkPolicy) bool {
 			return true
 		}
 		for _, peer := range rule.From {
-			for _, p := range v.running {
-				if peerAdmits(peer, ns, p) != triNo {
+			// Any pod that exists, running or not: a Job's pods come and go.
+			for _, p := range v.m.Pods {
+				if !p.State.Deleted && peerAdmits(peer, ns, p) != triNo {
 					return true
 				}
 			}
@@ -743,6 +745,35 @@ func workloadsOf(pods []*Pod) string {
 	return strings.Join(names, ", ")
 }
 
+// workloadLabels names the workloads of pods with their pods' labels
+// ("Deployment client: app=client"), without the labels their controller
+// sets to tell revisions apart.
+func workloadLabels(pods []*Pod) string {
+	var parts []string
+	for _, p := range pods {
+		w := p.Workload
+		if w.Kind == "" || !validObject("", w.Name) {
+			continue
+		}
+		labels := maps.Clone(p.State.Labels)
+		for _, k := range []string{"pod-template-hash", "controller-revision-hash", "statefulset.kubernetes.io/pod-name", "apps.kubernetes.io/pod-index", "pod-template-generation"} {
+			delete(labels, k)
+		}
+		part := w.Kind + " " + w.Name
+		if len(labels) > 0 {
+			part += ": " + selectorText(&bus.LabelSelector{MatchLabels: labels}, "")
+		}
+		if !slices.ContainsFunc(parts, func(q string) bool { return strings.HasPrefix(q, w.Kind+" "+w.Name+":") || q == w.Kind+" "+w.Name }) {
+			parts = append(parts, part)
+		}
+	}
+	slices.Sort(parts)
+	if len(parts) > 5 {
+		parts = append(parts[:5], fmt.Sprintf("%d more", len(parts)-5))
+	}
+	return strings.Join(parts, ", ")
+}
+
 // inParens is " (a; b)" of the parts that are not empty, "" when none is.
 func inParens(parts ...string) string {
 	parts = slices.DeleteFunc(slices.Clone(parts), func(s string) bool { return s == "" })
@@ -784,6 +815,14 @@ func clipText(s string, n int) string {
 		cut--
 	}
 	return s[:cut] + "…"
+}
+
+// thosePods is "that pod" or "those 3 pods".
+func thosePods(n int) string {
+	if n == 1 {
+		return "that pod"
+	}
+	return fmt.Sprintf("those %d pods", n)
 }
 
 // listText joins "a", "a and b", "a, b and c".

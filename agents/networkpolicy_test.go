@@ -204,6 +204,9 @@ func TestNetworkPolicyUnreachable(t *testing.T) {
 			podOf(7, "shop", "admin-1", "Deployment", "admin", bus.PodState{Phase: "Pending", Labels: map[string]string{"role": "admin"}}),
 			podOf(7, "shop", "admin-1", "Deployment", "admin", bus.PodState{Deleted: true}),
 			policyOf(8, "shop", "web-ingress", adminOnly)}), nil},
+		{"the policy admits the pods of a Job that completed", slices.Concat(shop()[:6], []bus.Delivery{
+			podOf(7, "shop", "audit-1", "Job", "audit", bus.PodState{Phase: "Succeeded", Labels: map[string]string{"role": "admin"}}),
+			policyOf(8, "shop", "web-ingress", adminOnly)}), nil},
 		{"no Service in front of the pods", slices.Concat(shop()[:5], []bus.Delivery{policyOf(8, "shop", "web-ingress", adminOnly)}), nil},
 		{"healthy", shop(), nil},
 	}
@@ -231,8 +234,8 @@ func TestNetworkPolicyUnreachable(t *testing.T) {
 		t.Fatalf("intents %v, want one finding", callsOf(got))
 	}
 	f := got[0].Finding
-	want := "NetworkPolicy shop/web-ingress isolates 2 of the 2 running pods behind Service shop/web (app=web; Deployment web), and no ingress policy that selects them admits any pod that runs: " +
-		"it admits pods role=admin. 1 other running pod of the namespace (Deployment client) cannot reach them."
+	want := "NetworkPolicy shop/web-ingress isolates 2 of the 2 running pods behind Service shop/web (app=web; Deployment web), and no ingress policy that selects them admits any pod that exists: " +
+		"it admits pods role=admin. 1 other running pod of the namespace (Deployment client: app=client) cannot reach them."
 	if f.Fault != want {
 		t.Errorf("fault:\n got %q\nwant %q", f.Fault, want)
 	}
