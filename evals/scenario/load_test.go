@@ -90,6 +90,10 @@ func TestSuiteLoads(t *testing.T) {
 		},
 		"slow-periodic-restarts": func(s *Scenario) bool { return s.Oracle.ExpectHealthy && s.Oracle.TolerateRestarts },
 		"missing-configmap-key":  func(s *Scenario) bool { return len(s.Faults) == 1 },
+		"networkpolicy-blocks-caller": func(s *Scenario) bool {
+			return s.ExpectedFailure == nil && s.Oracle.Target.Kind == "NetworkPolicy" && len(s.Oracle.AnyOf) == 1 &&
+				slices.ContainsFunc(s.Oracle.AnyOf[0].Predicates, func(p Predicate) bool { return p.Finding != nil && p.Finding.Contains != "" }) && len(s.Parameters) > 0
+		},
 	}
 	for name, ok := range checks {
 		if s := by[name]; s == nil || !ok(s) {
