@@ -150,8 +150,10 @@ const namespaceNameLabel = "kubernetes.io/metadata.name"
 // policyView is the model as the rules read it in one judgement.
 type policyView struct {
 	m *Model
-	// running are the running pods, by namespace and name.
-	running []*Pod
+	// running are the running pods, by namespace and name, and runningIn
+	// those of each namespace.
+	running   []*Pod
+	runningIn map[string][]*Pod
 	// byNamespace are the ingress policies of each namespace; truncated
 	// marks a namespace with a policy the telemetry could not carry.
 	byNamespace map[string][]*NetworkPolicy
@@ -161,10 +163,11 @@ type policyView struct {
 }
 
 func newPolicyView(m *Model) *policyView {
-	v := &policyView{m: m, byNamespace: map[string][]*NetworkPolicy{}, truncated: map[string]bool{}, admits: map[ObjectKey]bool{}}
+	v := &policyView{m: m, runningIn: map[string][]*Pod{}, byNamespace: map[string][]*NetworkPolicy{}, truncated: map[string]bool{}, admits: map[ObjectKey]bool{}}
 	for _, key := range sortedKeys(m.Pods) {
 		if p := m.Pods[key]; p.State.Phase == "Running" && !p.State.Deleted {
 			v.running = append(v.running, p)
+			v.runningIn[key.Namespace] = append(v.runningIn[key.Namespace], p)
 		}
 	}
 	for _, key := range sortedKeys(m.NetworkPolicies) {
@@ -232,8 +235,8 @@ func (v *policyView) cutOff(np *NetworkPolicy) (*Finding, []ObjectKey) {
 	lostBy := map[string][]*Pod{}   // caller group → callers
 	targets := map[ObjectKey]*Pod{} // selected pods some caller lost
 	ports := map[string]bool{}      // the ports lost, described
-	for _, t := range v.running {
-		if t.Key.Namespace != ns || t.State.Labels == nil || !matchSelector(&prev.PodSelector, t.State.Labels) {
+	for _, t := range v.runningIn[ns] {
+		if t.State.Labels == nil || !matchSelector(&prev.PodSelector, t.State.Labels) {
 			continue
 		}
 		pols, ok := v.selecting(t)
@@ -306,13 +309,13 @@ func (v *policyView) cutOff(np *NetworkPolicy) (*Finding, []ObjectKey) {
 // unreachable judges the pods behind a Service by the second rule.
 func (v *policyView) unreachable(s *Service, covered map[ObjectKey]bool) *Finding {
 	ns := s.Key.Namespace
-	if len(s.State.Selector) == 0 || v.truncated[ns] {
+	if len(s.State.Selector) == 0 || v.truncated[ns] || len(v.byNamespace[ns]) == 0 {
 		return nil
 	}
 	var selected, cut []*Pod
 	isolating := map[ObjectKey]*NetworkPolicy{}
-	for _, t := range v.running {
-		if t.Key.Namespace != ns || !selects(s.State.Selector, t.State.Labels) {
+	for _, t := range v.runningIn[ns] {
+		if !selects(s.State.Selector, t.State.Labels) {
 			continue
 		}
 		selected = append(selected, t)
@@ -348,8 +351,8 @@ func (v *policyView) unreachable(s *Service, covered map[ObjectKey]bool) *Findin
 		}
 	}
 	var callers []*Pod
-	for _, p := range v.running {
-		if p.Key.Namespace == ns && !slices.Contains(selected, p) {
+	for _, p := range v.runningIn[ns] {
+		if !slices.Contains(selected, p) {
 			callers = append(callers, p)
 		}
 	}
