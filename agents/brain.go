@@ -87,7 +87,8 @@ func problemOf(m *Model, in Intent) Problem {
 
 // telemetryOf is the last state the model holds of the object key and of
 // what it owns or runs (a workload's pods, a node's pods, an autoscaler's
-// target), at most maxProblemTelemetry messages.
+// target, the pods a network policy selects), at most maxProblemTelemetry
+// messages.
 func (m *Model) telemetryOf(key ObjectKey) []Telemetry {
 	var out []Telemetry
 	add := func(s Seen, state any) {
@@ -135,6 +136,17 @@ func (m *Model) telemetryOf(key ObjectKey) []Telemetry {
 			for _, wk := range sortedKeys(m.Workloads) {
 				if wk.Namespace == key.Namespace && selects(s.State.Selector, m.Workloads[wk].PodLabels) {
 					addWorkload(wk)
+				}
+			}
+		}
+	case KindNetworkPolicy:
+		// The policy, and the pods of its namespace it selects.
+		if np := m.NetworkPolicies[key]; np != nil {
+			add(np.Seen, np.State)
+			for _, pk := range sortedKeys(m.Pods) {
+				p := m.Pods[pk]
+				if pk.Namespace == key.Namespace && p.State.Labels != nil && matchSelector(&np.State.PodSelector, p.State.Labels) {
+					add(p.Seen, p.State)
 				}
 			}
 		}

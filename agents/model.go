@@ -1,6 +1,7 @@
 package agents
 
 import (
+	"encoding/json"
 	"slices"
 	"strings"
 	"time"
@@ -30,6 +31,9 @@ const (
 	KindDaemonSet   = "DaemonSet"
 )
 
+// KindNetworkPolicy is the kind of the model's NetworkPolicies.
+const KindNetworkPolicy = "NetworkPolicy"
+
 // Model is an agent's view of the cluster, folded from telemetry. Only
 // objects with valid Kubernetes names enter it; a message older than what
 // the model holds for its object (out of order, or redelivered) changes
@@ -42,6 +46,14 @@ type Model struct {
 	Autoscalers map[ObjectKey]*Autoscaler
 	Jobs        map[ObjectKey]*Job
 	CronJobs    map[ObjectKey]*CronJob
+	// NetworkPolicies are the policies, with the ingress each had before
+	// its last change.
+	NetworkPolicies map[ObjectKey]*NetworkPolicy
+
+	// policiesGone maps a deleted policy to the time of its tombstone:
+	// an older message about it (redelivered, out of order) does not bring
+	// it back.
+	policiesGone map[ObjectKey]time.Time
 
 	// judgeAt is the earliest time a runbook's window ends that has not
 	// ended by the last judgement (see lasted); zero when none is pending.
@@ -67,6 +79,7 @@ func NewModel() *Model {
 	return &Model{
 		Workloads: map[ObjectKey]*Workload{}, Pods: map[ObjectKey]*Pod{}, Nodes: map[string]*Node{},
 		Services: map[ObjectKey]*Service{}, Autoscalers: map[ObjectKey]*Autoscaler{}, Jobs: map[ObjectKey]*Job{}, CronJobs: map[ObjectKey]*CronJob{},
+		NetworkPolicies: map[ObjectKey]*NetworkPolicy{}, policiesGone: map[ObjectKey]time.Time{},
 	}
 }
 
@@ -241,6 +254,22 @@ type Service struct {
 	FirstSeen time.Time
 }
 
+// NetworkPolicy is one NetworkPolicy, and what its ingress was before it
+// last changed.
+type NetworkPolicy struct {
+	Key ObjectKey
+	Seen
+	State *bus.NetworkPolicyState
+	// IngressSince is when its current ingress (pod selector, policy
+	// types, ingress rules) was first seen.
+	IngressSince time.Time
+	// Previous is the state it had before the last message that changed
+	// its ingress, PreviousRef the message that showed that state; nil
+	// until a change of its ingress is seen.
+	Previous    *bus.NetworkPolicyState
+	PreviousRef wire.TelemetryRef
+}
+
 // Autoscaler is one HorizontalPodAutoscaler.
 type Autoscaler struct {
 	Key ObjectKey
@@ -335,6 +364,8 @@ func (m *Model) Observe(d bus.Delivery) {
 			return
 		}
 		s.Seen, s.State = seen, env.Service
+	case env.NetworkPolicy != nil:
+		m.observeNetworkPolicy(ObjectKey{KindNetworkPolicy, ns, name}, seen, env.NetworkPolicy)
 	case env.HPA != nil:
 		key := ObjectKey{"HorizontalPodAutoscaler", ns, name}
 		if env.HPA.Deleted {
@@ -505,6 +536,66 @@ func (m *Model) observePod(key ObjectKey, seen Seen, st *bus.PodState) {
 	case p.FailingSince.IsZero():
 		p.FailingSince = seen.At
 	}
+}
+
+// policyTombstoneTTL is how long the model remembers a deleted policy, to
+// ignore older messages about it: longer than a message is redelivered.
+const policyTombstoneTTL = time.Hour
+
+func (m *Model) observeNetworkPolicy(key ObjectKey, seen Seen, st *bus.NetworkPolicyState) {
+	if m.policiesGone == nil {
+		m.policiesGone = map[ObjectKey]time.Time{}
+	}
+	if gone, ok := m.policiesGone[key]; ok && !seen.At.After(gone) {
+		return
+	}
+	if st.Deleted {
+		delete(m.NetworkPolicies, key)
+		m.policiesGone[key] = seen.At
+		for k, at := range m.policiesGone {
+			if seen.At.Sub(at) > policyTombstoneTTL {
+				delete(m.policiesGone, k)
+			}
+		}
+		return
+	}
+	delete(m.policiesGone, key)
+	np := m.NetworkPolicies[key]
+	if np == nil {
+		m.NetworkPolicies[key] = &NetworkPolicy{Key: key, Seen: seen, State: st, IngressSince: seen.At}
+		return
+	}
+	if stale(np.Seen, seen) {
+		return
+	}
+	if ingressOf(np.State) != ingressOf(st) {
+		np.Previous, np.PreviousRef, np.IngressSince = np.State, np.Ref, seen.At
+	}
+	np.Seen, np.State = seen, st
+}
+
+// ingressOf is what of a policy decides whom it admits, in a form that
+// compares: its pod selector, whether it is an ingress policy, and its
+// ingress rules.
+func ingressOf(st *bus.NetworkPolicyState) string {
+	rules := st.Ingress
+	if len(rules) == 0 {
+		rules = nil
+	}
+	b, _ := json.Marshal(struct {
+		Selector  bus.LabelSelector
+		Ingress   bool
+		Rules     []bus.NetworkPolicyIngressRule
+		Truncated bool
+	}{st.PodSelector, isIngress(st), rules, st.Truncated})
+	return string(b)
+}
+
+// isIngress reports whether a policy isolates the pods it selects for
+// ingress. The API server defaults policyTypes, so a policy without them
+// is read as Kubernetes reads it: an ingress policy.
+func isIngress(st *bus.NetworkPolicyState) bool {
+	return len(st.PolicyTypes) == 0 || slices.Contains(st.PolicyTypes, "Ingress")
 }
 
 func (m *Model) observeNode(name string, seen Seen, st *bus.NodeState) {

@@ -41,7 +41,12 @@ func MaintenanceRunbooks() []Runbook {
 		// 9. A CronJob whose runs fail since its job template's image
 		//    changed: back to the images its last completed run used.
 		&CronJobImage{},
-		// 10. Last: what still fails and no runbook above proposed a fix
+		// 10. An ingress NetworkPolicy that cut callers off from the pods
+		//    it selects, or isolates the pods behind a Service from every
+		//    pod: a finding for a human, never a change (what a policy
+		//    admits is a security decision).
+		&NetworkPolicyFault{},
+		// 11. Last: what still fails and no runbook above proposed a fix
 		//    for gets a finding for a human (a diagnosis, never a change).
 		&Escalate{},
 	}

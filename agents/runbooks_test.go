@@ -209,6 +209,11 @@ func TestMaintenanceRunbooksHealthyCluster(t *testing.T) {
 		podOf(4, "shop", "cache-1", "Deployment", "cache", bus.PodState{Ready: true, Labels: map[string]string{"app": "cache"},
 			Containers: []bus.ContainerState{{Name: "cache", Ready: true, State: bus.ContainerRunning, RestartCount: 12, LastTerminationReason: "Error", LastExitCode: 1}}}),
 		deploymentOf(4, "shop", "cache", healthyDeployment(3, 1)),
+		// Network policies: a default deny, and web admitting its client.
+		deploymentOf(5, "shop", "client", healthyDeployment(1, 1)),
+		podOf(5, "shop", "client-1", "Deployment", "client", clientPod),
+		policyOf(6, "shop", "default-deny", bus.NetworkPolicyState{PolicyTypes: []string{"Ingress"}}),
+		policyOf(6, "shop", "web-ingress", ingressPolicy(nil, bus.NetworkPolicyPeer{PodSelector: podsSelector(map[string]string{"app": "client"})})),
 	}
 	m, now := replay(ds)
 	for _, rb := range MaintenanceRunbooks() {

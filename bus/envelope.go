@@ -58,6 +58,9 @@ const (
 	KindJob         Kind = "job"
 	KindHPA         Kind = "hpa"
 	KindService     Kind = "service"
+	// KindNetworkPolicy is a NetworkPolicy's spec: which pods it selects
+	// and whom it admits to them.
+	KindNetworkPolicy Kind = "networkpolicy"
 	// KindPodMetrics and KindNodeMetrics are resource usage samples from
 	// metrics.k8s.io, when the cluster serves it.
 	KindPodMetrics  Kind = "podmetrics"
@@ -111,6 +114,8 @@ type Envelope struct {
 	Job         *JobState        `json:"job,omitempty"`
 	HPA         *AutoscalerState `json:"hpa,omitempty"`
 	Service     *ServiceState    `json:"service,omitempty"`
+	// NetworkPolicy is the payload of KindNetworkPolicy.
+	NetworkPolicy *NetworkPolicyState `json:"networkPolicy,omitempty"`
 	// Usage is the payload of both KindPodMetrics and KindNodeMetrics.
 	Usage *UsageSample `json:"usage,omitempty"`
 
@@ -189,6 +194,83 @@ type ServicePort struct {
 	TargetPort     int32  `json:"targetPort,omitempty"`
 	TargetPortName string `json:"targetPortName,omitempty"`
 }
+
+// NetworkPolicyState is the observed spec of a NetworkPolicy: the pods it
+// selects, its policy types, and its ingress rules (egress rules are not
+// carried). Selectors are pointers where Kubernetes tells an absent
+// selector from an empty one (an empty one selects everything).
+type NetworkPolicyState struct {
+	Deleted    bool  `json:"deleted,omitempty"`
+	Generation int64 `json:"generation,omitempty"`
+	// PodSelector selects the pods the policy applies to; empty selects
+	// every pod of the namespace.
+	PodSelector LabelSelector `json:"podSelector,omitzero"`
+	// PolicyTypes as the API server defaulted them: Ingress, Egress.
+	PolicyTypes []string `json:"policyTypes,omitempty"`
+	// Ingress rules; none with Ingress in PolicyTypes admits nothing.
+	Ingress []NetworkPolicyIngressRule `json:"ingress,omitempty"`
+	// Truncated is set when the spec holds more than an envelope carries
+	// (more than 64 rules, peers, ports, labels or values in one list):
+	// PodSelector and Ingress are then left empty, and a reader must not
+	// judge the policy by them.
+	Truncated bool `json:"truncated,omitempty"`
+}
+
+// NetworkPolicyIngressRule admits traffic from peers to ports. No peers
+// admits every source; no ports, every port.
+type NetworkPolicyIngressRule struct {
+	From  []NetworkPolicyPeer `json:"from,omitempty"`
+	Ports []NetworkPolicyPort `json:"ports,omitempty"`
+}
+
+// NetworkPolicyPeer is one source of an ingress rule: pods (of the
+// policy's namespace when NamespaceSelector is nil), pods of the
+// namespaces a NamespaceSelector selects, or an IP block.
+type NetworkPolicyPeer struct {
+	PodSelector       *LabelSelector `json:"podSelector,omitempty"`
+	NamespaceSelector *LabelSelector `json:"namespaceSelector,omitempty"`
+	IPBlock           *IPBlock       `json:"ipBlock,omitempty"`
+}
+
+// IPBlock is a CIDR and the CIDRs excepted from it.
+type IPBlock struct {
+	CIDR   string   `json:"cidr"`
+	Except []string `json:"except,omitempty"`
+}
+
+// NetworkPolicyPort is a port (by number, or by name: Port or PortName),
+// or a range up to EndPort, of a protocol (TCP when empty). Neither Port
+// nor PortName set means every port of the protocol.
+type NetworkPolicyPort struct {
+	Protocol string `json:"protocol,omitempty"`
+	Port     int32  `json:"port,omitempty"`
+	PortName string `json:"portName,omitempty"`
+	EndPort  int32  `json:"endPort,omitempty"`
+}
+
+// LabelSelector is a Kubernetes label selector: every label of MatchLabels
+// and every requirement of MatchExpressions must hold. An empty selector
+// selects everything.
+type LabelSelector struct {
+	MatchLabels      map[string]string          `json:"matchLabels,omitempty"`
+	MatchExpressions []LabelSelectorRequirement `json:"matchExpressions,omitempty"`
+}
+
+// LabelSelectorRequirement is one requirement of a selector: Operator In,
+// NotIn, Exists or DoesNotExist, on Key, with Values for In and NotIn.
+type LabelSelectorRequirement struct {
+	Key      string   `json:"key"`
+	Operator string   `json:"operator"`
+	Values   []string `json:"values,omitempty"`
+}
+
+// Label selector operators.
+const (
+	SelectorIn           = "In"
+	SelectorNotIn        = "NotIn"
+	SelectorExists       = "Exists"
+	SelectorDoesNotExist = "DoesNotExist"
+)
 
 // UsageSample is one resource usage sample of a pod or a node from
 // metrics.k8s.io. Containers is empty for a node.
@@ -531,6 +613,7 @@ func (e *Envelope) Validate() error {
 	for _, set := range []bool{
 		e.Pod != nil, e.Deployment != nil, e.Node != nil, e.Event != nil, e.Alert != nil,
 		e.StatefulSet != nil, e.DaemonSet != nil, e.Job != nil, e.HPA != nil, e.Usage != nil, e.Service != nil,
+		e.NetworkPolicy != nil,
 		e.Containers != nil, e.ContainerStats != nil, e.Images != nil, e.ImageFS != nil,
 	} {
 		if set {
@@ -571,6 +654,9 @@ func (e *Envelope) Validate() error {
 	case KindService:
 		c.require("service", e.Service != nil)
 		c.service(e.Service)
+	case KindNetworkPolicy:
+		c.require("networkPolicy", e.NetworkPolicy != nil)
+		c.networkPolicy(e.NetworkPolicy)
 	case KindPodMetrics, KindNodeMetrics:
 		c.require("usage", e.Usage != nil)
 		c.usage(e.Usage)
@@ -770,6 +856,67 @@ func (c *checker) service(s *ServiceState) {
 		c.port(f+".port", p.Port)
 		c.port(f+".targetPort", p.TargetPort)
 		c.name(f+".targetPortName", p.TargetPortName, false)
+	}
+}
+
+func (c *checker) networkPolicy(p *NetworkPolicyState) {
+	if p == nil {
+		return
+	}
+	c.count("networkPolicy.generation", p.Generation)
+	c.selector("networkPolicy.podSelector", &p.PodSelector)
+	c.list("networkPolicy.policyTypes", len(p.PolicyTypes), 2)
+	for i, t := range p.PolicyTypes {
+		c.oneOf(fmt.Sprintf("networkPolicy.policyTypes[%d]", i), t, "Ingress", "Egress")
+	}
+	c.list("networkPolicy.ingress", len(p.Ingress), maxListLen)
+	for i, r := range p.Ingress {
+		f := fmt.Sprintf("networkPolicy.ingress[%d]", i)
+		c.list(f+".from", len(r.From), maxListLen)
+		for j, peer := range r.From {
+			pf := fmt.Sprintf("%s.from[%d]", f, j)
+			c.selector(pf+".podSelector", peer.PodSelector)
+			c.selector(pf+".namespaceSelector", peer.NamespaceSelector)
+			if b := peer.IPBlock; b != nil {
+				if peer.PodSelector != nil || peer.NamespaceSelector != nil {
+					c.failf(pf, "an ipBlock peer has no selectors")
+				}
+				c.name(pf+".ipBlock.cidr", b.CIDR, true)
+				c.list(pf+".ipBlock.except", len(b.Except), maxListLen)
+				for k, e := range b.Except {
+					c.name(fmt.Sprintf("%s.ipBlock.except[%d]", pf, k), e, true)
+				}
+			}
+		}
+		c.list(f+".ports", len(r.Ports), maxListLen)
+		for j, p := range r.Ports {
+			pf := fmt.Sprintf("%s.ports[%d]", f, j)
+			c.name(pf+".protocol", p.Protocol, false)
+			c.port(pf+".port", p.Port)
+			c.name(pf+".portName", p.PortName, false)
+			c.port(pf+".endPort", p.EndPort)
+			if p.Port != 0 && p.PortName != "" {
+				c.failf(pf, "a port is a number or a name, not both")
+			}
+		}
+	}
+}
+
+// selector checks a label selector; nil is allowed.
+func (c *checker) selector(field string, s *LabelSelector) {
+	if s == nil {
+		return
+	}
+	c.labels(field+".matchLabels", s.MatchLabels)
+	c.list(field+".matchExpressions", len(s.MatchExpressions), maxListLen)
+	for i, r := range s.MatchExpressions {
+		f := fmt.Sprintf("%s.matchExpressions[%d]", field, i)
+		c.name(f+".key", r.Key, true)
+		c.oneOf(f+".operator", r.Operator, SelectorIn, SelectorNotIn, SelectorExists, SelectorDoesNotExist)
+		c.list(f+".values", len(r.Values), maxListLen)
+		for _, v := range r.Values {
+			c.name(f+".values", v, false)
+		}
 	}
 }
 

@@ -123,7 +123,33 @@ func workloadEnvelopes() []*Envelope {
 		SchemaVersion: SchemaVersion, ID: "nm/node-1/1", Cluster: "prod",
 		Object: ObjectRef{Kind: KindNodeMetrics, Name: "node-1"},
 		Usage:  &UsageSample{Timestamp: testTime, WindowSeconds: 20, CPUMillicores: 1500, MemoryBytes: 3 << 30},
-	}}
+	}, networkPolicyEnvelope()}
+}
+
+// networkPolicyEnvelope admits pods app=client of its namespace, pods
+// role=monitor of namespaces team=ops, and one IP block, to web's port
+// http and a port range; an empty pod selector among the peers admits
+// every pod of the namespace a namespace selector names.
+func networkPolicyEnvelope() *Envelope {
+	return &Envelope{
+		SchemaVersion: SchemaVersion, ID: "np/4", Cluster: "prod",
+		Object: ObjectRef{Kind: KindNetworkPolicy, Namespace: "shop", Name: "web-ingress", UID: "np"},
+		NetworkPolicy: &NetworkPolicyState{
+			Generation:  2,
+			PodSelector: LabelSelector{MatchLabels: map[string]string{"app": "web"}},
+			PolicyTypes: []string{"Ingress"},
+			Ingress: []NetworkPolicyIngressRule{{
+				From: []NetworkPolicyPeer{
+					{PodSelector: &LabelSelector{MatchLabels: map[string]string{"app": "client"}}},
+					{PodSelector: &LabelSelector{MatchExpressions: []LabelSelectorRequirement{{Key: "role", Operator: SelectorIn, Values: []string{"monitor"}}}},
+						NamespaceSelector: &LabelSelector{MatchLabels: map[string]string{"team": "ops"}}},
+					{PodSelector: &LabelSelector{}, NamespaceSelector: &LabelSelector{MatchLabels: map[string]string{"kubernetes.io/metadata.name": "edge"}}},
+					{IPBlock: &IPBlock{CIDR: "10.0.0.0/8", Except: []string{"10.1.0.0/16"}}},
+				},
+				Ports: []NetworkPolicyPort{{Protocol: "TCP", PortName: "http"}, {Port: 9000, EndPort: 9100}},
+			}},
+		},
+	}
 }
 
 // mustJSON encodes v without validating it, to build bad input.
@@ -201,6 +227,17 @@ func TestDecodeRejects(t *testing.T) {
 		{"negative job failures", mustJSON(t, &Envelope{SchemaVersion: 1, ID: "j", Cluster: "c", Object: ObjectRef{Kind: KindJob, Name: "j"}, Job: &JobState{Failed: -1}}), "job.failed: must not be negative"},
 		{"hpa without target", mustJSON(t, &Envelope{SchemaVersion: 1, ID: "h", Cluster: "c", Object: ObjectRef{Kind: KindHPA, Name: "h"}, HPA: &AutoscalerState{}}), "hpa.target.kind: required"},
 		{"negative memory", mustJSON(t, &Envelope{SchemaVersion: 1, ID: "m", Cluster: "c", Object: ObjectRef{Kind: KindNodeMetrics, Name: "n"}, Usage: &UsageSample{MemoryBytes: -1}}), "usage.memoryBytes: must not be negative"},
+		{"network policy with an unknown type", mustJSON(t, &Envelope{SchemaVersion: 1, ID: "n", Cluster: "c", Object: ObjectRef{Kind: KindNetworkPolicy, Namespace: "s", Name: "n"},
+			NetworkPolicy: &NetworkPolicyState{PolicyTypes: []string{"Sideways"}}}), `networkPolicy.policyTypes[0]: unsupported value "Sideways"`},
+		{"network policy with an unknown operator", mustJSON(t, &Envelope{SchemaVersion: 1, ID: "n", Cluster: "c", Object: ObjectRef{Kind: KindNetworkPolicy, Namespace: "s", Name: "n"},
+			NetworkPolicy: &NetworkPolicyState{PodSelector: LabelSelector{MatchExpressions: []LabelSelectorRequirement{{Key: "app", Operator: "Like"}}}}}), `networkPolicy.podSelector.matchExpressions[0].operator: unsupported value "Like"`},
+		{"network policy peer with a block and a selector", mustJSON(t, &Envelope{SchemaVersion: 1, ID: "n", Cluster: "c", Object: ObjectRef{Kind: KindNetworkPolicy, Namespace: "s", Name: "n"},
+			NetworkPolicy: &NetworkPolicyState{Ingress: []NetworkPolicyIngressRule{{From: []NetworkPolicyPeer{{PodSelector: &LabelSelector{}, IPBlock: &IPBlock{CIDR: "10.0.0.0/8"}}}}}}}),
+			"networkPolicy.ingress[0].from[0]: an ipBlock peer has no selectors"},
+		{"network policy port out of range", mustJSON(t, &Envelope{SchemaVersion: 1, ID: "n", Cluster: "c", Object: ObjectRef{Kind: KindNetworkPolicy, Namespace: "s", Name: "n"},
+			NetworkPolicy: &NetworkPolicyState{Ingress: []NetworkPolicyIngressRule{{Ports: []NetworkPolicyPort{{Port: 70000}}}}}}), "networkPolicy.ingress[0].ports[0].port: must be a port number"},
+		{"network policy with too many rules", mustJSON(t, &Envelope{SchemaVersion: 1, ID: "n", Cluster: "c", Object: ObjectRef{Kind: KindNetworkPolicy, Namespace: "s", Name: "n"},
+			NetworkPolicy: &NetworkPolicyState{Ingress: make([]NetworkPolicyIngressRule, maxListLen+1)}}), "networkPolicy.ingress: more than 64 entries"},
 		{"event without involved object", mustJSON(t, &Envelope{SchemaVersion: 1, ID: "e", Cluster: "c", Object: ObjectRef{Kind: KindEvent, Name: "e"}, Event: &EventRecord{}}), "event.involved.kind: required"},
 	}
 	for _, tt := range tests {

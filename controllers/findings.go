@@ -50,6 +50,7 @@ var findingKinds = map[string]schema.GroupVersion{
 	"Pod": {Version: "v1"}, "Node": {Version: "v1"}, "Service": {Version: "v1"}, "Namespace": {Version: "v1"},
 	"Job": {Group: "batch", Version: "v1"}, "CronJob": {Group: "batch", Version: "v1"},
 	"HorizontalPodAutoscaler": {Group: "autoscaling", Version: "v2"},
+	"NetworkPolicy":           {Group: "networking.k8s.io", Version: "v1"},
 }
 
 // Start consumes findings until ctx is done.

@@ -6,6 +6,7 @@ import (
 	. "github.com/onsi/gomega"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -34,6 +35,11 @@ func TestFindingEvents(t *testing.T) {
 				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "registry.example.com/api:1"}}}}},
 	}
 	g.Expect(c.Create(t.Context(), dep)).To(Succeed())
+	np := &networkingv1.NetworkPolicy{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "api-ingress"},
+		Spec:       networkingv1.NetworkPolicySpec{PodSelector: metav1.LabelSelector{MatchLabels: labels}},
+	}
+	g.Expect(c.Create(t.Context(), np)).To(Succeed())
 
 	pub := bus.NewFindingPublisher(js, auditCluster)
 	g.Eventually(func() error {
@@ -51,6 +57,8 @@ func TestFindingEvents(t *testing.T) {
 		{ID: "gone", Object: bus.ObjectRef{Kind: "Deployment", Namespace: ns, Name: "gone"}, Fault: "Deployment gone fails."},
 		{ID: "api", Object: bus.ObjectRef{Kind: "Deployment", Namespace: ns, Name: "api"},
 			Fault: "Deployment api (revision 1): 1 of its pods fail; container app exits with code 1.", Advice: "Read its previous logs."},
+		{ID: "api-ingress", Object: bus.ObjectRef{Kind: "NetworkPolicy", Namespace: ns, Name: "api-ingress"},
+			Fault: "NetworkPolicy api-ingress no longer admits 1 running pod.", Advice: "Restore the peer."},
 	} {
 		_, err := pub.Publish(t.Context(), f)
 		g.Expect(err).NotTo(HaveOccurred())
@@ -64,6 +72,7 @@ func TestFindingEvents(t *testing.T) {
 				got = append(got, e.InvolvedObject.Kind+"/"+e.InvolvedObject.Name+": "+e.Message)
 			}
 		}
-		g.Expect(got).To(ConsistOf("Deployment/api: Deployment api (revision 1): 1 of its pods fail; container app exits with code 1. Read its previous logs."))
+		g.Expect(got).To(ConsistOf("Deployment/api: Deployment api (revision 1): 1 of its pods fail; container app exits with code 1. Read its previous logs.",
+			"NetworkPolicy/api-ingress: NetworkPolicy api-ingress no longer admits 1 running pod. Restore the peer."))
 	}).Should(Succeed())
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -46,10 +48,12 @@ const (
 // +kubebuilder:rbac:groups=apps,resources=deployments;statefulsets;daemonsets;replicasets,verbs=get;list;watch
 // +kubebuilder:rbac:groups=batch,resources=jobs;cronjobs,verbs=get;list;watch
 // +kubebuilder:rbac:groups=autoscaling,resources=horizontalpodautoscalers,verbs=get;list;watch
+// +kubebuilder:rbac:groups=networking.k8s.io,resources=networkpolicies,verbs=get;list;watch
 // +kubebuilder:rbac:groups=metrics.k8s.io,resources=pods;nodes,verbs=get;list
 
 // Sensor publishes the observed state of pods, nodes, events, deployments,
-// statefulsets, daemonsets, jobs and HPAs to the TELEMETRY stream, and
+// statefulsets, daemonsets, jobs, HPAs, services and network policies to
+// the TELEMETRY stream, and
 // resource usage from metrics.k8s.io when the cluster serves it. Each kind
 // is a small level-based controller that publishes an object's latest state:
 //
@@ -142,6 +146,9 @@ func sensorKinds() []sensorKind {
 		observe(sensorKind{kind: bus.KindService, version: "v1", resource: "services",
 			tombstone: func(e *bus.Envelope) { e.Service = &bus.ServiceState{Deleted: true} }},
 			func() *corev1.Service { return &corev1.Service{} }, fillService),
+		observe(sensorKind{kind: bus.KindNetworkPolicy, group: "networking.k8s.io", version: "v1", resource: "networkpolicies",
+			tombstone: func(e *bus.Envelope) { e.NetworkPolicy = &bus.NetworkPolicyState{Deleted: true} }},
+			func() *networkingv1.NetworkPolicy { return &networkingv1.NetworkPolicy{} }, fillNetworkPolicy),
 	}
 }
 
@@ -454,6 +461,112 @@ func fillService(_ context.Context, _ *Sensor, svc *corev1.Service, env *bus.Env
 	}
 	env.Service = st
 	return nil
+}
+
+// fillNetworkPolicy carries the policy's pod selector, policy types and
+// ingress rules. A policy with more in one list than an envelope carries
+// is published as Truncated, without its selector and rules.
+func fillNetworkPolicy(_ context.Context, _ *Sensor, np *networkingv1.NetworkPolicy, env *bus.Envelope) error {
+	st := &bus.NetworkPolicyState{Deleted: np.DeletionTimestamp != nil, Generation: np.Generation}
+	for _, t := range np.Spec.PolicyTypes {
+		st.PolicyTypes = append(st.PolicyTypes, string(t))
+	}
+	env.NetworkPolicy = st
+	sel, ok := labelSelector(&np.Spec.PodSelector)
+	var ingress []bus.NetworkPolicyIngressRule
+	if ok {
+		ingress, ok = ingressRules(np.Spec.Ingress)
+	}
+	if !ok || len(st.PolicyTypes) > 2 {
+		st.Truncated = true
+		return nil
+	}
+	st.PodSelector, st.Ingress = *sel, ingress
+	return nil
+}
+
+// ingressRules are a policy's ingress rules in the envelope's form; ok is
+// false when one list holds more than an envelope carries.
+func ingressRules(rules []networkingv1.NetworkPolicyIngressRule) ([]bus.NetworkPolicyIngressRule, bool) {
+	if len(rules) > maxPolicyList {
+		return nil, false
+	}
+	var out []bus.NetworkPolicyIngressRule
+	for _, r := range rules {
+		if len(r.From) > maxPolicyList || len(r.Ports) > maxPolicyList {
+			return nil, false
+		}
+		rule := bus.NetworkPolicyIngressRule{}
+		for _, peer := range r.From {
+			var p bus.NetworkPolicyPeer
+			ok := true
+			if peer.PodSelector != nil {
+				p.PodSelector, ok = labelSelector(peer.PodSelector)
+			}
+			if ok && peer.NamespaceSelector != nil {
+				p.NamespaceSelector, ok = labelSelector(peer.NamespaceSelector)
+			}
+			if ok && peer.IPBlock != nil {
+				ok = len(peer.IPBlock.Except) <= maxPolicyList
+				p.IPBlock = &bus.IPBlock{CIDR: peer.IPBlock.CIDR, Except: slices.Clone(peer.IPBlock.Except)}
+			}
+			if !ok {
+				return nil, false
+			}
+			rule.From = append(rule.From, p)
+		}
+		for _, port := range r.Ports {
+			p := bus.NetworkPolicyPort{}
+			if port.Protocol != nil {
+				p.Protocol = string(*port.Protocol)
+			}
+			if port.Port != nil {
+				if port.Port.Type == intstr.String {
+					p.PortName = port.Port.StrVal
+				} else {
+					p.Port = port.Port.IntVal
+				}
+			}
+			if port.EndPort != nil {
+				p.EndPort = *port.EndPort
+			}
+			rule.Ports = append(rule.Ports, p)
+		}
+		out = append(out, rule)
+	}
+	return out, true
+}
+
+// maxPolicyList bounds each list of a network policy an envelope carries
+// (the envelope's schema allows 64), and maxSelectorText a selector's keys
+// and values (a prefixed label key may be longer than the schema's names).
+const (
+	maxPolicyList   = 64
+	maxSelectorText = 256
+)
+
+// labelSelector is the envelope's form of a selector; ok is false when it
+// holds more labels, requirements or values than an envelope carries.
+func labelSelector(s *metav1.LabelSelector) (*bus.LabelSelector, bool) {
+	if len(s.MatchLabels) > maxPodLabels || len(s.MatchExpressions) > maxPolicyList {
+		return nil, false
+	}
+	for k, v := range s.MatchLabels {
+		if len(k) > maxSelectorText || len(v) > maxSelectorText {
+			return nil, false
+		}
+	}
+	out := &bus.LabelSelector{}
+	if len(s.MatchLabels) > 0 {
+		out.MatchLabels = maps.Clone(s.MatchLabels)
+	}
+	for _, r := range s.MatchExpressions {
+		if len(r.Values) > maxPolicyList || len(r.Key) > maxSelectorText || slices.ContainsFunc(r.Values, func(v string) bool { return len(v) > maxSelectorText }) {
+			return nil, false
+		}
+		out.MatchExpressions = append(out.MatchExpressions, bus.LabelSelectorRequirement{Key: r.Key, Operator: string(r.Operator), Values: slices.Clone(r.Values)})
+	}
+	return out, true
 }
 
 func fillDeployment(_ context.Context, _ *Sensor, d *appsv1.Deployment, env *bus.Envelope) error {

@@ -1,11 +1,17 @@
 package controllers
 
 import (
+	"strconv"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
 
 	"github.com/tendops/tend/bus"
 )
@@ -102,5 +108,68 @@ func TestSensorHold(t *testing.T) {
 	s.forget(pod)
 	if got := s.hold(pod); got != 0 {
 		t.Errorf("after forget: hold = %s, want 0", got)
+	}
+}
+
+func TestNetworkPolicyEnvelope(t *testing.T) {
+	tcp := corev1.ProtocolTCP
+	np := &networkingv1.NetworkPolicy{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "web-ingress", UID: "np", ResourceVersion: "7", Generation: 2},
+		Spec: networkingv1.NetworkPolicySpec{
+			PodSelector: metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}},
+			PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeIngress},
+			Ingress: []networkingv1.NetworkPolicyIngressRule{{
+				From: []networkingv1.NetworkPolicyPeer{
+					{PodSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "client"}}},
+					{NamespaceSelector: &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "team", Operator: metav1.LabelSelectorOpIn, Values: []string{"ops"}}}},
+						PodSelector: &metav1.LabelSelector{}},
+					{IPBlock: &networkingv1.IPBlock{CIDR: "10.0.0.0/8", Except: []string{"10.1.0.0/16"}}},
+				},
+				Ports: []networkingv1.NetworkPolicyPort{{Protocol: &tcp, Port: ptr.To(intstr.FromString("http"))}, {Port: ptr.To(intstr.FromInt32(9000)), EndPort: ptr.To[int32](9100)}},
+			}, {}},
+		},
+	}
+	env := envelopeFor(bus.KindNetworkPolicy, np, time.Now())
+	if err := fillNetworkPolicy(t.Context(), nil, np, env); err != nil {
+		t.Fatal(err)
+	}
+	want := &bus.NetworkPolicyState{
+		Generation:  2,
+		PodSelector: bus.LabelSelector{MatchLabels: map[string]string{"app": "web"}},
+		PolicyTypes: []string{"Ingress"},
+		Ingress: []bus.NetworkPolicyIngressRule{{
+			From: []bus.NetworkPolicyPeer{
+				{PodSelector: &bus.LabelSelector{MatchLabels: map[string]string{"app": "client"}}},
+				{NamespaceSelector: &bus.LabelSelector{MatchExpressions: []bus.LabelSelectorRequirement{{Key: "team", Operator: "In", Values: []string{"ops"}}}},
+					PodSelector: &bus.LabelSelector{}},
+				{IPBlock: &bus.IPBlock{CIDR: "10.0.0.0/8", Except: []string{"10.1.0.0/16"}}},
+			},
+			Ports: []bus.NetworkPolicyPort{{Protocol: "TCP", PortName: "http"}, {Port: 9000, EndPort: 9100}},
+		}, {}},
+	}
+	if diff := cmp.Diff(want, env.NetworkPolicy); diff != "" {
+		t.Errorf("network policy (-want +got):\n%s", diff)
+	}
+	env.Cluster, env.SchemaVersion = "prod", bus.SchemaVersion
+	if _, err := bus.Encode(env); err != nil {
+		t.Errorf("network policy envelope does not encode: %v", err)
+	}
+
+	// More peers than an envelope carries: published as truncated, with
+	// no rules a reader could misjudge, and still a valid envelope.
+	for i := range 65 {
+		np.Spec.Ingress[1].From = append(np.Spec.Ingress[1].From, networkingv1.NetworkPolicyPeer{
+			PodSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"n": strconv.Itoa(i)}}})
+	}
+	env = envelopeFor(bus.KindNetworkPolicy, np, time.Now())
+	if err := fillNetworkPolicy(t.Context(), nil, np, env); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(&bus.NetworkPolicyState{Generation: 2, PolicyTypes: []string{"Ingress"}, Truncated: true}, env.NetworkPolicy); diff != "" {
+		t.Errorf("truncated network policy (-want +got):\n%s", diff)
+	}
+	env.Cluster, env.SchemaVersion = "prod", bus.SchemaVersion
+	if _, err := bus.Encode(env); err != nil {
+		t.Errorf("truncated network policy envelope does not encode: %v", err)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -153,7 +154,7 @@ func TestSensorWorkloadKinds(t *testing.T) {
 	})
 	// envtest's API server serves every kind but not metrics.k8s.io.
 	g.Expect(sensor.Watching()).To(ConsistOf(bus.KindPod, bus.KindNode, bus.KindEvent, bus.KindDeployment,
-		bus.KindStatefulSet, bus.KindDaemonSet, bus.KindJob, bus.KindHPA, bus.KindService))
+		bus.KindStatefulSet, bus.KindDaemonSet, bus.KindJob, bus.KindHPA, bus.KindService, bus.KindNetworkPolicy))
 	c := kube(t)
 
 	labels := map[string]string{"app": "db"}
@@ -223,6 +224,36 @@ func TestSensorWorkloadKinds(t *testing.T) {
 	g.Expect(c.Delete(t.Context(), hpa)).To(Succeed())
 	g.Eventually(func(g Gomega) bool {
 		st := latest(g, js, bus.KindHPA, ns, "db").HPA
+		g.Expect(st).NotTo(BeNil())
+		return st.Deleted
+	}).Should(BeTrue())
+
+	// A NetworkPolicy, as the API server defaulted it (policy types), each
+	// change of it, and its tombstone.
+	np := &networkingv1.NetworkPolicy{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "db-ingress"},
+		Spec: networkingv1.NetworkPolicySpec{
+			PodSelector: metav1.LabelSelector{MatchLabels: labels},
+			Ingress: []networkingv1.NetworkPolicyIngressRule{{From: []networkingv1.NetworkPolicyPeer{
+				{PodSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "api"}}}}}},
+		},
+	}
+	g.Expect(c.Create(t.Context(), np)).To(Succeed())
+	g.Eventually(func(g Gomega) {
+		st := latest(g, js, bus.KindNetworkPolicy, ns, "db-ingress").NetworkPolicy
+		g.Expect(st).To(Equal(&bus.NetworkPolicyState{Generation: 1, PodSelector: bus.LabelSelector{MatchLabels: labels}, PolicyTypes: []string{"Ingress"},
+			Ingress: []bus.NetworkPolicyIngressRule{{From: []bus.NetworkPolicyPeer{{PodSelector: &bus.LabelSelector{MatchLabels: map[string]string{"app": "api"}}}}}}}))
+	}).Should(Succeed())
+	np.Spec.Ingress[0].From[0].PodSelector.MatchLabels = map[string]string{"role": "admin"}
+	g.Expect(c.Update(t.Context(), np)).To(Succeed())
+	g.Eventually(func(g Gomega) {
+		st := latest(g, js, bus.KindNetworkPolicy, ns, "db-ingress").NetworkPolicy
+		g.Expect(st.Generation).To(Equal(int64(2)))
+		g.Expect(st.Ingress[0].From[0].PodSelector.MatchLabels).To(Equal(map[string]string{"role": "admin"}))
+	}).Should(Succeed())
+	g.Expect(c.Delete(t.Context(), np)).To(Succeed())
+	g.Eventually(func(g Gomega) bool {
+		st := latest(g, js, bus.KindNetworkPolicy, ns, "db-ingress").NetworkPolicy
 		g.Expect(st).NotTo(BeNil())
 		return st.Deleted
 	}).Should(BeTrue())

@@ -409,10 +409,11 @@ func (r *runCtx) shows(ctx context.Context, inject time.Time, base *oracle.State
 		}
 		if len(moving) == 0 {
 			if fails := oracle.FaultShows(r.sc, base, st); len(fails) > 0 {
-				// An alternative outcome needs a proposal (the loader checks):
-				// one that holds here with none would pass a run nobody acted in.
-				if res := oracle.Evaluate(r.sc, base, st); res.Pass() && len(st.Proposals) == 0 {
-					return time.Time{}, herr(ErrorNotShown, "outcome %s holds as soon as the fault shows, with no proposal made: the scenario cannot tell", res.Outcome)
+				// An alternative outcome needs a proposal or a finding (the
+				// loader checks): one that holds here with neither would pass
+				// a run nobody acted in.
+				if res := oracle.Evaluate(r.sc, base, st); res.Pass() && len(st.Proposals) == 0 && len(st.Findings) == 0 {
+					return time.Time{}, herr(ErrorNotShown, "outcome %s holds as soon as the fault shows, with no proposal or finding made: the scenario cannot tell", res.Outcome)
 				}
 				candidate, candidateFromServer = st, fromServer
 			} else {

@@ -81,6 +81,8 @@ func predicate(sc *scenario.Scenario, p scenario.Predicate, base, s *State) []st
 		return jobDone(p.Job, s)
 	case p.Proposal != nil:
 		return proposalMade(sc, p.Proposal, s)
+	case p.Finding != nil:
+		return findingMade(sc, p.Finding, s)
 	case p.NoApplyBeforeApproval:
 		var out []string
 		for _, pr := range s.Proposals {
@@ -227,6 +229,30 @@ func proposalMade(sc *scenario.Scenario, pp *scenario.ProposalPredicate, s *Stat
 	}
 	if len(near) > 0 {
 		want += " (" + strings.Join(near, "; ") + ")"
+	}
+	return []string{want}
+}
+
+// findingMade checks that the agents recorded a finding about the target
+// whose message contains the text asked for.
+func findingMade(sc *scenario.Scenario, fp *scenario.FindingPredicate, s *State) []string {
+	kind, name := s.target(sc, fp.Target)
+	other := 0
+	for _, e := range s.Findings {
+		if e.InvolvedObject.Kind != kind || (name != "*" && e.InvolvedObject.Name != name) {
+			continue
+		}
+		if strings.Contains(e.Message, fp.Contains) {
+			return nil
+		}
+		other++
+	}
+	want := fmt.Sprintf("no finding of the agents about %s/%s", kind, name)
+	if fp.Contains != "" {
+		want += fmt.Sprintf(" names %q", fp.Contains)
+	}
+	if other > 0 {
+		want += fmt.Sprintf(" (%d findings about it do not)", other)
 	}
 	return []string{want}
 }

@@ -257,6 +257,57 @@ func TestProposalAndRunPredicates(t *testing.T) {
 	}
 }
 
+// TestFindingPredicate: a finding of the agents about the target, whose
+// message contains the text asked for.
+func TestFindingPredicate(t *testing.T) {
+	sc := &scenario.Scenario{Oracle: scenario.Oracle{Target: &scenario.ObjectRef{APIVersion: "networking.k8s.io/v1", Kind: "NetworkPolicy", Name: "web-ingress"}}}
+	finding := func(kind, name, msg string) corev1.Event {
+		return corev1.Event{ObjectMeta: metav1.ObjectMeta{Name: name + ".1"}, Reason: FindingReason, Type: corev1.EventTypeWarning,
+			InvolvedObject: corev1.ObjectReference{Kind: kind, Name: name}, Message: msg}
+	}
+	cutOff := finding("NetworkPolicy", "web-ingress", "NetworkPolicy ev-1/web-ingress cuts callers off from 3 pods it selects (app=web): 1 running pod it admitted as pods app=client ...")
+	tests := []struct {
+		name     string
+		p        scenario.FindingPredicate
+		findings []corev1.Event
+		fail     bool
+	}{
+		{"a finding about the target", scenario.FindingPredicate{}, []corev1.Event{cutOff}, false},
+		{"naming the caller", scenario.FindingPredicate{Contains: "app=client"}, []corev1.Event{cutOff}, false},
+		{"not naming the caller", scenario.FindingPredicate{Contains: "app=frontend"}, []corev1.Event{cutOff}, true},
+		{"no finding", scenario.FindingPredicate{}, nil, true},
+		{"a finding about another policy", scenario.FindingPredicate{}, []corev1.Event{finding("NetworkPolicy", "db-ingress", cutOff.Message)}, true},
+		{"a finding about an object of another kind with the name", scenario.FindingPredicate{}, []corev1.Event{finding("Deployment", "web-ingress", cutOff.Message)}, true},
+		{"a named target", scenario.FindingPredicate{Target: &scenario.TargetMatch{Kind: "Deployment", Name: "web"}, Contains: "exits"},
+			[]corev1.Event{cutOff, finding("Deployment", "web", "Deployment ev-1/web (revision 2): 2 of its pods fail; container web exits with code 1")}, false},
+		{"any object of a kind", scenario.FindingPredicate{Target: &scenario.TargetMatch{Kind: "NetworkPolicy", Name: "*"}, Contains: "app=client"},
+			[]corev1.Event{finding("NetworkPolicy", "other", cutOff.Message)}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := predicate(sc, scenario.Predicate{Finding: &tt.p}, nil, &State{Findings: tt.findings})
+			if (len(got) > 0) != tt.fail {
+				t.Fatalf("predicate = %v, want failing %v", got, tt.fail)
+			}
+		})
+	}
+
+	// As an outcome of anyOf: escalated while the fault remains, with G1,
+	// G5 and G6 kept.
+	esc := statefulScenario(scenario.Predicate{Workload: &scenario.WorkloadPredicate{Kind: "StatefulSet", Name: "db", MinReady: 3}})
+	esc.Oracle.Target = &scenario.ObjectRef{APIVersion: "apps/v1", Kind: "StatefulSet", Name: "db"}
+	esc.Oracle.AnyOf = []scenario.Outcome{{Name: "escalated", Predicates: []scenario.Predicate{{Finding: &scenario.FindingPredicate{Contains: "db"}}}}}
+	base, cur := statefulState(), statefulState()
+	cur.Pods[0].Status.Conditions[0].Status = corev1.ConditionFalse
+	if r := Evaluate(esc, base, cur); r.Pass() {
+		t.Fatalf("not healed and no finding: %s", r)
+	}
+	cur.Findings = []corev1.Event{finding("StatefulSet", "db", "StatefulSet ev-1/db: 1 of its pods fail")}
+	if r := Evaluate(esc, base, cur); !r.Pass() || r.Outcome != "escalated" {
+		t.Fatalf("escalated: %s (outcome %q)", r, r.Outcome)
+	}
+}
+
 // TestOutcomes checks anyOf: an escalation passes where healing was not
 // possible, but only with G1, G5 and G6 kept.
 func TestOutcomes(t *testing.T) {

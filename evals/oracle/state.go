@@ -19,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	tendv1 "github.com/tendops/tend/api/v1alpha1"
+	"github.com/tendops/tend/evals/scenario"
 )
 
 // Scope is what of the cluster belongs to one run.
@@ -98,7 +99,8 @@ func (s *State) Budgets() []BudgetSample {
 
 // FindingReason is the reason of the Event an agent's finding becomes
 // (controllers.ReasonFinding; the oracle does not import the product).
-const FindingReason = "TendFinding"
+// Scenarios may not create Events with it (the loader checks).
+const FindingReason = scenario.FindingReason
 
 // Gather reads the state of a scenario namespace.
 func Gather(ctx context.Context, c client.Reader, scope Scope) (*State, error) {

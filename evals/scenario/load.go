@@ -291,6 +291,14 @@ func checkManifest(m Manifest) (string, runtime.Object, error) {
 	if acc.GetNamespace() != "" {
 		return "", nil, fmt.Errorf("%s/%s sets a namespace: the harness chooses it", gvk.Kind, acc.GetName())
 	}
+	if gvk.Kind == "Event" {
+		var ev struct {
+			Reason string `json:"reason"`
+		}
+		if json.Unmarshal(m.RawMessage, &ev) == nil && ev.Reason == FindingReason {
+			return "", nil, fmt.Errorf("Event/%s has reason %s: only the agents record findings (it would pass a finding predicate)", acc.GetName(), FindingReason)
+		}
+	}
 	return gvk.Kind + "/" + acc.GetName(), obj, nil
 }
 

@@ -90,6 +90,10 @@ func TestSuiteLoads(t *testing.T) {
 		},
 		"slow-periodic-restarts": func(s *Scenario) bool { return s.Oracle.ExpectHealthy && s.Oracle.TolerateRestarts },
 		"missing-configmap-key":  func(s *Scenario) bool { return len(s.Faults) == 1 },
+		"networkpolicy-blocks-caller": func(s *Scenario) bool {
+			return s.ExpectedFailure == nil && s.Oracle.Target.Kind == "NetworkPolicy" && len(s.Oracle.AnyOf) == 1 &&
+				slices.ContainsFunc(s.Oracle.AnyOf[0].Predicates, func(p Predicate) bool { return p.Finding != nil && p.Finding.Contains != "" }) && len(s.Parameters) > 0
+		},
 	}
 	for name, ok := range checks {
 		if s := by[name]; s == nil || !ok(s) {
@@ -171,7 +175,17 @@ func TestParseErrors(t *testing.T) {
 		}, "oracle.predicates must hold a check of the state the fault breaks"},
 		{"an outcome that needs nothing of the agents", func(s string) string {
 			return s + "  anyOf:\n  - name: quiet\n    predicates:\n    - maxAutoApplies: 0\n"
-		}, "oracle.anyOf[0] must require a proposal"},
+		}, "oracle.anyOf[0] must require a proposal or a finding of the agents"},
+		{"a finding about a node", func(s string) string {
+			return s + "  anyOf:\n  - name: escalated\n    predicates:\n    - finding: {target: {kind: Node, name: a}}\n"
+		}, "a Node is not a target"},
+		{"a finding about an object the scenario does not create", func(s string) string {
+			return s + "  anyOf:\n  - name: escalated\n    predicates:\n    - finding: {target: {kind: NetworkPolicy, name: web}}\n"
+		}, "finding.target NetworkPolicy/web is not an object the scenario creates"},
+		{"an Event that forges a finding", func(s string) string {
+			i := strings.Index(s, "faults:")
+			return s[:i] + "faults:\n- apply:\n  - {apiVersion: v1, kind: Event, metadata: {name: forged}, involvedObject: {kind: Deployment, name: web}, reason: TendFinding, message: rolled back}\n" + s[i+len("faults:\n"):]
+		}, "Event/forged has reason TendFinding: only the agents record findings"},
 		{"an action outside the catalogue", func(s string) string {
 			return s + "  - proposal: {actions: [RebootCluster]}\n"
 		}, `action "RebootCluster" is not in the catalogue`},
@@ -217,6 +231,18 @@ func TestParseErrors(t *testing.T) {
 				t.Fatalf("Parse error = %v, want ErrInvalid containing %q", err, tt.wantErr)
 			}
 		})
+	}
+}
+
+// A finding of the agents is an outcome of anyOf, as a proposal is.
+func TestFindingOutcome(t *testing.T) {
+	src := string(fixed(t)) + "  anyOf:\n  - name: escalated\n    predicates:\n    - finding: {contains: web}\n"
+	s, err := Parse([]byte(src))
+	if err != nil {
+		t.Fatalf("an escalated outcome by a finding: %v", err)
+	}
+	if f := s.Oracle.AnyOf[0].Predicates[0].Finding; f == nil || f.Contains != "web" || f.Target != nil {
+		t.Errorf("finding predicate %+v, want contains web about oracle.target", f)
 	}
 }
 

@@ -273,7 +273,7 @@ type Oracle struct {
 	// passes when the healed outcome or any of these holds. An alternative
 	// is its predicates with G1, G5 and G6 (the fault may remain, so health
 	// is not required), and must require something of the agents (a
-	// proposal predicate).
+	// proposal or a finding predicate).
 	AnyOf []Outcome `json:"anyOf,omitempty"`
 	// TolerateRestarts lifts G4: the app restarts by design (a slow
 	// periodic restart), and the point is what the agents do about it.
@@ -301,6 +301,9 @@ type Predicate struct {
 	// Proposal: a proposal of one of these actions on the target reached
 	// one of the phases (Succeeded by default), with the decision given.
 	Proposal *ProposalPredicate `json:"proposal,omitempty"`
+	// Finding: the agents recorded a finding about the target (for a
+	// fault they have no safe fix for), whose text contains the given.
+	Finding *FindingPredicate `json:"finding,omitempty"`
 	// Workload: the workload exists with at least MinReady ready pods on
 	// its current template.
 	Workload *WorkloadPredicate `json:"workload,omitempty"`
@@ -401,6 +404,24 @@ type ProposalPredicate struct {
 	// Reason the decision must give.
 	Reason *ReasonMatch `json:"reason,omitempty"`
 }
+
+// FindingPredicate checks the agents' findings: the Warning Events with
+// reason FindingReason the controller records on the objects they are
+// about.
+type FindingPredicate struct {
+	// Target the finding is about; oracle.target when unset. The name *
+	// matches any object of the kind. Findings are read from the run's
+	// namespace, so a Node is not a target.
+	Target *TargetMatch `json:"target,omitempty"`
+	// Contains is text the finding's message must contain (a name, a
+	// label value).
+	Contains string `json:"contains,omitempty"`
+}
+
+// FindingReason is the reason of the Event an agent's finding becomes
+// (the controller's ReasonFinding; the harness does not import the
+// product's controllers).
+const FindingReason = "TendFinding"
 
 // Timeouts bound the phases of a run.
 type Timeouts struct {

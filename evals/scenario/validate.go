@@ -164,8 +164,8 @@ func (c *vctx) manifests() {
 		state[ref] = obj
 		c.collect(ref, obj)
 	}
-	if len(s.Faults) == 0 && !s.Oracle.ExpectHealthy && !slices.ContainsFunc(s.Oracle.Predicates, func(p Predicate) bool { return p.Proposal != nil || p.Rightsized != nil }) {
-		bad("faults: a scenario without a fault must set oracle.expectHealthy or check for a proposal")
+	if len(s.Faults) == 0 && !s.Oracle.ExpectHealthy && !slices.ContainsFunc(s.Oracle.Predicates, func(p Predicate) bool { return p.Proposal != nil || p.Finding != nil || p.Rightsized != nil }) {
+		bad("faults: a scenario without a fault must set oracle.expectHealthy or check for a proposal or a finding")
 	}
 	for i, f := range s.Faults {
 		n := 0
@@ -401,7 +401,7 @@ func (c *vctx) oracle() {
 			}
 		}
 		if !agent {
-			bad("%s must require a proposal of the agents: an outcome that holds with nothing done would pass a run where nobody acted", field)
+			bad("%s must require a proposal or a finding of the agents: an outcome that holds with nothing done would pass a run where nobody acted", field)
 		}
 	}
 	for i, cause := range o.Cause {
@@ -417,7 +417,8 @@ const (
 	classNone = iota
 	// classState checks the state of the cluster: the fault breaks it.
 	classState
-	// classAgent requires something of the agents (a proposal).
+	// classAgent requires something of the agents (a proposal or a
+	// finding).
 	classAgent
 	// classInvariant holds unless something is done wrong.
 	classInvariant
@@ -500,6 +501,22 @@ func (c *vctx) predicate(field string, p Predicate) int {
 		}
 		if r := pr.Reason; r != nil && r.Code == "" && r.Contains == "" {
 			bad("%s.proposal.reason needs a code or text it contains", field)
+		}
+	}
+	if f := p.Finding; f != nil {
+		set(classAgent)
+		c.match(field+".finding", ProposalMatch{Target: f.Target})
+		kind := ""
+		if t := f.Target; t != nil {
+			kind = t.Kind
+		} else if t := c.s.Oracle.Target; t != nil {
+			kind = t.Kind
+		}
+		if kind == "Node" {
+			c.bad("%s.finding: findings are read from the run's namespace; a Node is not a target", field)
+		}
+		if len(f.Contains) > 256 {
+			c.bad("%s.finding.contains is longer than 256 characters", field)
 		}
 	}
 	if p.NoApplyBeforeApproval {

@@ -35,6 +35,7 @@ func runInformer(ctx context.Context, kubeconfig string) error {
 	f.Apps().V1().ReplicaSets().Informer()
 	f.Batch().V1().Jobs().Informer()
 	f.Autoscaling().V2().HorizontalPodAutoscalers().Informer()
+	f.Networking().V1().NetworkPolicies().Informer()
 	f.Start(ctx.Done())
 	for typ, ok := range f.WaitForCacheSync(ctx.Done()) {
 		if !ok {
