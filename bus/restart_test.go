@@ -228,10 +228,15 @@ func TestDeletedConsumerIsCreatedAgain(t *testing.T) {
 	srv, js := startBus(t)
 	var mu sync.Mutex
 	seen := map[string]int{}
+	// deliveries records each delivery's stream sequence and count, to tell
+	// a redelivery by the server from a consumer made again too early.
+	deliveries := map[string][]string{}
 	handle := func(_ context.Context, d Delivery) error {
 		mu.Lock()
 		defer mu.Unlock()
 		seen[d.Envelope.ID]++
+		deliveries[d.Envelope.ID] = append(deliveries[d.Envelope.ID], fmt.Sprintf("%s seq %d delivery %d at %s",
+			d.Subject, d.StreamSeq, d.NumDelivered, time.Now().Format("15:04:05.000")))
 		return nil
 	}
 	count := func(ids ...string) (handled, twice int) {
@@ -243,6 +248,7 @@ func TestDeletedConsumerIsCreatedAgain(t *testing.T) {
 			}
 			if seen[id] > 1 {
 				twice++
+				t.Logf("%s handled %d times: %v", id, seen[id], deliveries[id])
 			}
 		}
 		return handled, twice
@@ -270,6 +276,7 @@ func TestDeletedConsumerIsCreatedAgain(t *testing.T) {
 	waitFor(t, func() bool { n, _ := count(before...); return n == len(before) })
 
 	recreated := testutil.ToFloat64(consumerRecreatedTotal.WithLabelValues("deletable-p2"))
+	t.Logf("deleting deletable-p2 at %s", time.Now().Format("15:04:05.000"))
 	if err := js.DeleteConsumer(t.Context(), StreamTelemetry, "deletable-p2"); err != nil {
 		t.Fatalf("DeleteConsumer: %v", err)
 	}
