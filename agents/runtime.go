@@ -109,6 +109,8 @@ type Agent struct {
 	// (Model.lasted); rejudge tells Start of a new one.
 	judgeAt time.Time
 	rejudge chan struct{}
+	// lastJudged is when the last judgement evaluated the model.
+	lastJudged time.Time
 }
 
 // proposed is what the agent remembers of one fingerprint it proposed.
@@ -150,9 +152,30 @@ func (a *Agent) modelLocked() *Model {
 func (a *Agent) Handle(ctx context.Context, d bus.Delivery) error {
 	a.mu.Lock()
 	a.modelLocked().Observe(d)
+	if a.rejudge != nil && a.Clock == nil {
+		if next := a.lastJudged.Add(judgeSpacing); time.Now().Before(next) {
+			// A judgement ran moments ago. Judging the whole model again
+			// for each of a burst of messages costs the model's size per
+			// message; the judgement Start makes at next sees them all.
+			if a.judgeAt.IsZero() || next.Before(a.judgeAt) {
+				a.judgeAt = next
+			}
+			select {
+			case a.rejudge <- struct{}{}:
+			default:
+			}
+			a.mu.Unlock()
+			return nil
+		}
+	}
 	a.mu.Unlock()
 	return a.judge(ctx)
 }
+
+// judgeSpacing is the least time between two judgements a running agent
+// makes for telemetry: a message that arrives sooner after the last one is
+// judged with the others at its end.
+const judgeSpacing = 250 * time.Millisecond
 
 // Start judges the model every Interval until ctx ends; it implements
 // manager.Runnable.
@@ -224,6 +247,7 @@ func (a *Agent) judge(ctx context.Context) error {
 		runbooks = nil
 	}
 	m.judgeAt = time.Time{}
+	a.lastJudged = time.Now()
 	for _, rb := range runbooks {
 		for _, in := range rb.Evaluate(m, now) {
 			in.Runbook = rb.Name()

@@ -2,6 +2,8 @@ package agents
 
 import (
 	"context"
+	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -88,5 +90,74 @@ func TestLastedRemembersTheEarliestEnd(t *testing.T) {
 	m.lasted(at(9), 20*time.Second, now)
 	if want := at(9).Add(3 * time.Second); !m.judgeAt.Equal(want) {
 		t.Errorf("pending at %s, want %s", m.judgeAt, want)
+	}
+}
+
+// countingRunbook counts its evaluations and the pods the last one saw.
+type countingRunbook struct {
+	mu          sync.Mutex
+	evaluations int
+	pods        int
+}
+
+func (r *countingRunbook) Name() string { return "counting" }
+
+func (r *countingRunbook) Evaluate(m *Model, _ time.Time) []Intent {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.evaluations++
+	r.pods = len(m.Pods)
+	return nil
+}
+
+// TestBurstIsJudgedTogether: a running agent that gets a burst of messages
+// does not judge the whole model once per message; a judgement after the
+// burst sees every message of it.
+func TestBurstIsJudgedTogether(t *testing.T) {
+	rb := &countingRunbook{}
+	a := &Agent{Name: "maintenance", Runbooks: []Runbook{rb}, Tools: &countingProposer{}, Interval: time.Hour}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- a.Start(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(time.Millisecond) {
+		a.mu.Lock()
+		up := a.rejudge != nil
+		a.mu.Unlock()
+		if up {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the agent did not start")
+		}
+	}
+	const burst = 500
+	for i := range burst {
+		name := fmt.Sprintf("api-%d", i)
+		if err := a.Handle(ctx, podOf(uint64(i+1), "shop", name, KindDeployment, "api", bus.PodState{Phase: "Running"})); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		rb.mu.Lock()
+		n, pods := rb.evaluations, rb.pods
+		rb.mu.Unlock()
+		if pods == burst {
+			if n > burst/2 {
+				t.Errorf("%d messages judged %d times", burst, n)
+			}
+			t.Logf("%d messages judged %d times", burst, n)
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no judgement saw the whole burst: the last saw %d of %d pods", pods, burst)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
