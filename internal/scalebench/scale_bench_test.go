@@ -702,7 +702,18 @@ func (w *crashWatch) wait(b *testing.B, names []string, timeout time.Duration) [
 		case <-w.changed:
 		case <-time.After(time.Second):
 		case <-deadline:
-			b.Fatalf("%d of %d faults reached the bus within %s", len(out), len(names), timeout)
+			w.mu.Lock()
+			var api, onBus int
+			for _, n := range names {
+				if _, ok := w.apiSeenAt[n]; ok {
+					api++
+				}
+				if _, ok := w.seenAt[n]; ok {
+					onBus++
+				}
+			}
+			w.mu.Unlock()
+			b.Fatalf("%d of %d faults reached the bus within %s (the API server showed %d crash-looping, the bus %d)", len(out), len(names), timeout, api, onBus)
 		}
 	}
 }
