@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -114,6 +115,11 @@ func (f *FindingEvents) record(ctx context.Context, rec *bus.Finding) error {
 	}
 	note := rec.Fault
 	if rec.Advice != "" {
+		// Fault and advice are two sentences, whether or not the fault
+		// ends its own.
+		if !strings.HasSuffix(note, ".") {
+			note += "."
+		}
 		note += " " + rec.Advice
 	}
 	f.Recorder.Eventf(obj, nil, corev1.EventTypeWarning, ReasonFinding, "Diagnose", "%s", truncate(note, 1000))

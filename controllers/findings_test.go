@@ -56,7 +56,9 @@ func TestFindingEvents(t *testing.T) {
 	for _, f := range []*bus.Finding{
 		{ID: "gone", Object: bus.ObjectRef{Kind: "Deployment", Namespace: ns, Name: "gone"}, Fault: "Deployment gone fails."},
 		{ID: "api", Object: bus.ObjectRef{Kind: "Deployment", Namespace: ns, Name: "api"},
-			Fault: "Deployment api (revision 1): 1 of its pods fail; container app exits with code 1.", Advice: "Read its previous logs."},
+			// The escalate runbook's faults end without a full stop; the
+			// Event still reads as two sentences.
+			Fault: "Deployment api (revision 1): 1 of its pods fail; container app exits with code 1", Advice: "Read its previous logs."},
 		{ID: "api-ingress", Object: bus.ObjectRef{Kind: "NetworkPolicy", Namespace: ns, Name: "api-ingress"},
 			Fault: "NetworkPolicy api-ingress no longer admits 1 running pod.", Advice: "Restore the peer."},
 	} {
