@@ -157,20 +157,7 @@ func TestBrainPlannerRunsBeside(t *testing.T) {
 	}
 	a := &Agent{Name: "maintenance", Runbooks: []Runbook{&BadRollout{}, &Escalate{}}, Tools: &countingProposer{}, Clock: clock,
 		Interval: 10 * time.Millisecond, Brain: BrainHybrid, Planner: pl}
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() { done <- a.Start(ctx) }()
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(time.Millisecond) {
-		a.mu.Lock()
-		up := a.runCtx != nil
-		a.mu.Unlock()
-		if up {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the agent did not start")
-		}
-	}
+	ctx, stop := startAgent(t, a)
 	for _, d := range brainWorld() {
 		if err := a.Handle(ctx, d); err != nil {
 			t.Fatal(err)
@@ -189,10 +176,7 @@ func TestBrainPlannerRunsBeside(t *testing.T) {
 	if err := a.judge(ctx); err != nil {
 		t.Fatal(err)
 	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	stop()
 	select {
 	case p := <-started:
 		t.Errorf("problem %s handed over twice", p.Object)

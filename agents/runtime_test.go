@@ -40,26 +40,8 @@ func TestJudgesWhenAWindowEnds(t *testing.T) {
 	found := make(findingsTo, 1)
 	rb := &windowRunbook{since: time.Now(), window: 300 * time.Millisecond}
 	a := &Agent{Name: "maintenance", Runbooks: []Runbook{rb}, Tools: &countingProposer{}, Findings: found, Interval: time.Hour}
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() { done <- a.Start(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-	}()
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(time.Millisecond) {
-		a.mu.Lock()
-		up := a.rejudge != nil
-		a.mu.Unlock()
-		if up {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the agent did not start")
-		}
-	}
+	ctx, stop := startAgent(t, a)
+	defer stop()
 	// One message: its judgement finds the window still open.
 	if err := a.Handle(ctx, podOf(1, "shop", "api-1", KindDeployment, "api", bus.PodState{Phase: "Running"})); err != nil {
 		t.Fatal(err)
@@ -116,26 +98,8 @@ func (r *countingRunbook) Evaluate(m *Model, _ time.Time) []Intent {
 func TestBurstIsJudgedTogether(t *testing.T) {
 	rb := &countingRunbook{}
 	a := &Agent{Name: "maintenance", Runbooks: []Runbook{rb}, Tools: &countingProposer{}, Interval: time.Hour}
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() { done <- a.Start(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-	}()
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(time.Millisecond) {
-		a.mu.Lock()
-		up := a.rejudge != nil
-		a.mu.Unlock()
-		if up {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the agent did not start")
-		}
-	}
+	ctx, stop := startAgent(t, a)
+	defer stop()
 	const burst = 500
 	for i := range burst {
 		name := fmt.Sprintf("api-%d", i)
@@ -159,5 +123,32 @@ func TestBurstIsJudgedTogether(t *testing.T) {
 			t.Fatalf("no judgement saw the whole burst: the last saw %d of %d pods", pods, burst)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// startAgent runs a.Start until stop, which returns once Start has and
+// fails the test on its error; it returns when the agent runs.
+func startAgent(t *testing.T, a *Agent) (ctx context.Context, stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- a.Start(ctx) }()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(time.Millisecond) {
+		a.mu.Lock()
+		up := a.runCtx != nil
+		a.mu.Unlock()
+		if up {
+			break
+		}
+		if time.Now().After(deadline) {
+			cancel()
+			t.Fatal("the agent did not start")
+		}
+	}
+	return ctx, func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
 	}
 }

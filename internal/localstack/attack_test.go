@@ -106,11 +106,20 @@ func attackNamespace(t *testing.T, st *Stack, labels map[string]string) string {
 }
 
 // demoDeployment creates Deployment name of image DemoImage:version with
-// replicas, and waits until it is healthy when healthy is set.
+// replicas (newDemoDeployment).
 func demoDeployment(t *testing.T, g *WithT, st *Stack, ns, name, version string, replicas int32, env ...corev1.EnvVar) *appsv1.Deployment {
 	t.Helper()
+	d := newDemoDeployment(ns, name, version, replicas, env...)
+	g.Expect(st.Client.Create(t.Context(), d)).To(Succeed())
+	return d
+}
+
+// newDemoDeployment is Deployment name of replicas pods labelled app=name,
+// whose one container, web, runs DemoImage:version with env and asks for
+// 10m of CPU.
+func newDemoDeployment(ns, name, version string, replicas int32, env ...corev1.EnvVar) *appsv1.Deployment {
 	labels := map[string]string{"app": name}
-	d := &appsv1.Deployment{
+	return &appsv1.Deployment{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
 		Spec: appsv1.DeploymentSpec{
 			Replicas: ptr.To(replicas),
@@ -124,8 +133,6 @@ func demoDeployment(t *testing.T, g *WithT, st *Stack, ns, name, version string,
 			},
 		},
 	}
-	g.Expect(st.Client.Create(t.Context(), d)).To(Succeed())
-	return d
 }
 
 // waitHealthy waits until the Deployment's rollout is complete and ready.

@@ -23,9 +23,6 @@ import (
 // (the target is missing and the bounds stay), and the controller applies
 // and verifies it.
 func TestAutoscalerTargetEndToEnd(t *testing.T) {
-	if testing.Short() {
-		t.Skip("end-to-end test needs the local control plane")
-	}
 	g := NewWithT(t)
 	ctx := t.Context()
 	st := startE2E(t, "e2e-hpa", 2)

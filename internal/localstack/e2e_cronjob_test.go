@@ -21,9 +21,6 @@ import (
 // and the default policy asks a human (it changes what runs). Nothing is
 // applied before that.
 func TestCronJobImageEndToEnd(t *testing.T) {
-	if testing.Short() {
-		t.Skip("end-to-end test needs the local control plane")
-	}
 	g := NewWithT(t)
 	ctx := t.Context()
 	const good, bad = "registry.tend.local/test/report:job", "registry.tend.local/test/report:broken"

@@ -5,11 +5,8 @@ import (
 	"time"
 
 	. "github.com/onsi/gomega"
-	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	tendv1 "github.com/tendops/tend/api/v1alpha1"
@@ -22,9 +19,6 @@ import (
 // The escalate runbook records a finding on it, with the exit code and
 // advice, through the controller as an Event; nothing is proposed.
 func TestEscalateEndToEnd(t *testing.T) {
-	if testing.Short() {
-		t.Skip("end-to-end test needs the local control plane")
-	}
 	g := NewWithT(t)
 	ctx := t.Context()
 	st := startE2E(t, "e2e-escalate", 1)
@@ -32,21 +26,7 @@ func TestEscalateEndToEnd(t *testing.T) {
 
 	ns := "orders"
 	g.Expect(c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})).To(Succeed())
-	labels := map[string]string{"app": "api"}
-	dep := &appsv1.Deployment{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "api"},
-		Spec: appsv1.DeploymentSpec{
-			Replicas: ptr.To[int32](2),
-			Selector: &metav1.LabelSelector{MatchLabels: labels},
-			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: labels},
-				Spec: corev1.PodSpec{Containers: []corev1.Container{{
-					Name: "api", Image: DemoImage + ":2.3",
-					Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("10m")}},
-				}}},
-			},
-		},
-	}
+	dep := newDemoDeployment(ns, "api", "2.3", 2)
 	g.Expect(c.Create(ctx, dep)).To(Succeed())
 
 	var found []string

@@ -8,10 +8,8 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
-	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
-	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	tendv1 "github.com/tendops/tend/api/v1alpha1"
@@ -24,9 +22,6 @@ import (
 // is; the agent records a finding, and the controller puts it on the policy
 // as a Warning Event naming the client. Nothing is proposed.
 func TestNetworkPolicyFindingEndToEnd(t *testing.T) {
-	if testing.Short() {
-		t.Skip("end-to-end test needs the local control plane")
-	}
 	g := NewWithT(t)
 	ctx := t.Context()
 	st := startE2E(t, "e2e-netpol", 1)
@@ -46,20 +41,9 @@ func TestNetworkPolicyFindingEndToEnd(t *testing.T) {
 	}
 	g.Expect(c.Create(ctx, policy)).To(Succeed())
 	deployment := func(name string, labels map[string]string, ports ...corev1.ContainerPort) *appsv1.Deployment {
-		return &appsv1.Deployment{
-			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
-			Spec: appsv1.DeploymentSpec{
-				Replicas: ptr.To[int32](1),
-				Selector: &metav1.LabelSelector{MatchLabels: labels},
-				Template: corev1.PodTemplateSpec{
-					ObjectMeta: metav1.ObjectMeta{Labels: labels},
-					Spec: corev1.PodSpec{Containers: []corev1.Container{{
-						Name: name, Image: DemoImage + ":1.4", Ports: ports,
-						Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("10m")}},
-					}}},
-				},
-			},
-		}
+		d := newDemoDeployment(ns, name, "1.4", 1)
+		d.Spec.Template.Spec.Containers[0].Ports = ports
+		return d
 	}
 	deps := []*appsv1.Deployment{
 		deployment("web", web, corev1.ContainerPort{Name: "http", ContainerPort: 8080}),

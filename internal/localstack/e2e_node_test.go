@@ -7,9 +7,7 @@ import (
 	. "github.com/onsi/gomega"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	tendv1 "github.com/tendops/tend/api/v1alpha1"
@@ -23,9 +21,6 @@ import (
 // the namespace's applies in flight, so they must follow one another, not
 // pile up), and every pod ends on the spare, ready.
 func TestNodePressureEndToEnd(t *testing.T) {
-	if testing.Short() {
-		t.Skip("end-to-end test needs the local control plane")
-	}
 	g := NewWithT(t)
 	ctx := t.Context()
 	st := startE2E(t, "e2e-node", 2)
@@ -55,20 +50,7 @@ func TestNodePressureEndToEnd(t *testing.T) {
 	ns := "shop"
 	g.Expect(c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})).To(Succeed())
 	labels := map[string]string{"app": "web"}
-	dep := &appsv1.Deployment{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "web"},
-		Spec: appsv1.DeploymentSpec{
-			Replicas: ptr.To[int32](4),
-			Selector: &metav1.LabelSelector{MatchLabels: labels},
-			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: labels},
-				Spec: corev1.PodSpec{Containers: []corev1.Container{{
-					Name: "web", Image: DemoImage + ":1.4",
-					Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("10m")}},
-				}}},
-			},
-		},
-	}
+	dep := newDemoDeployment(ns, "web", "1.4", 4)
 	g.Expect(c.Create(ctx, dep)).To(Succeed())
 	g.Eventually(func(g Gomega) {
 		d := &appsv1.Deployment{}

@@ -9,7 +9,6 @@ import (
 	. "github.com/onsi/gomega"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -42,9 +41,6 @@ func binDir(t *testing.T) string {
 // proposed over MCP, auto-approved by the default policy, applied and
 // verified by the controller, and recorded in the audit log.
 func TestLoopEndToEnd(t *testing.T) {
-	if testing.Short() {
-		t.Skip("end-to-end test needs the local control plane")
-	}
 	g := NewWithT(t)
 	ctx := t.Context()
 	st := startE2E(t, "e2e", 2)
@@ -53,20 +49,7 @@ func TestLoopEndToEnd(t *testing.T) {
 	ns := "shop"
 	g.Expect(c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})).To(Succeed())
 	labels := map[string]string{"app": "web"}
-	dep := &appsv1.Deployment{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "web"},
-		Spec: appsv1.DeploymentSpec{
-			Replicas: ptr.To[int32](2),
-			Selector: &metav1.LabelSelector{MatchLabels: labels},
-			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: labels},
-				Spec: corev1.PodSpec{Containers: []corev1.Container{{
-					Name: "web", Image: DemoImage + ":1.4",
-					Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("10m")}},
-				}}},
-			},
-		},
-	}
+	dep := newDemoDeployment(ns, "web", "1.4", 2)
 	g.Expect(c.Create(ctx, dep)).To(Succeed())
 	healthy := func(g Gomega) {
 		d := &appsv1.Deployment{}
@@ -156,8 +139,12 @@ func TestLoopEndToEnd(t *testing.T) {
 // of nodes (and faults), tend's components with a short stable window,
 // stopped when the test ends. The attack suite's stack may run in this
 // process too, hence SkipControllerNameValidation.
+// Under -short it skips the test.
 func startE2E(t *testing.T, cluster string, nodes int, faults ...Fault) *Stack {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("end-to-end test needs the local control plane")
+	}
 	st, err := Start(t.Context(), Options{
 		BinDir:                       binDir(t),
 		WorkDir:                      t.TempDir(),
