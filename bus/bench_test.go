@@ -20,9 +20,10 @@ import (
 //   - BenchmarkBus: tend's path. bus.Publisher.PublishAsync encodes,
 //     validates and publishes each envelope with its Nats-Msg-Id, as the
 //     sensor does, and settles its acknowledgement; a
-//     partitioned bus.Consumer (DefaultTelemetryPartitions durable consumers,
-//     as agents run it) decodes and validates each message, hands it to the
-//     handler, and acknowledges it.
+//     partitioned bus.Consumer (DefaultTelemetryPartitions partitions in one
+//     share: one pinned durable consumer, as one agent runs it by default)
+//     decodes and validates each message, hands it to the handler, and
+//     acknowledges it.
 //   - BenchmarkBusJetStream, the reference: the same payloads, already
 //     encoded, published with jetstream.PublishAsync and the same Nats-Msg-Id,
 //     and consumed by one plain pull consumer that acknowledges each message.

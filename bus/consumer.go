@@ -70,14 +70,22 @@ type ConsumerOptions struct {
 	// FilterSubjects restricts the consumer to these subjects; empty means
 	// all. Not used with Partitions.
 	FilterSubjects []string
-	// Partitions, when set, scales the consumer out by object: it must be the
-	// TELEMETRY stream's partition count (StreamsConfig.TelemetryPartitions),
-	// Cluster names the cluster, and there is one durable consumer
-	// <Durable>-p<i> per partition. Each partition is pinned to one running
-	// replica at a time and handled in stream order, so one object is handled
-	// by one agent at a time. Zero is one durable consumer whose messages any
-	// replica may handle, in any order.
+	// Partitions, when set, makes the consumer ordered by object and able to
+	// scale out by object: it must be the TELEMETRY stream's partition count
+	// (StreamsConfig.TelemetryPartitions), and Cluster names the cluster.
+	// The partitions are dealt among Shares durable consumers,
+	// <Durable>-s<j>-of-<Shares>: partition i goes to share i mod Shares.
+	// Each share is pinned to one running replica at a time and handled in
+	// stream order, so one object is handled by one replica at a time, in
+	// order. Zero is one durable consumer whose messages any replica may
+	// handle, in any order.
 	Partitions int
+	// Shares is how many replicas can share a partitioned consumer's work,
+	// from 1 to Partitions. Default 1: one replica handles every partition
+	// and the others stand by. Each share is one more durable consumer, and
+	// more of them cost latency per message (docs/performance.md), so it is
+	// worth as many shares as replicas actually run.
+	Shares int
 	// Cluster is the cluster whose telemetry a partitioned consumer reads.
 	Cluster string
 	// PinnedTTL is how long a partition stays pinned to a replica that stopped
@@ -109,6 +117,11 @@ const (
 	// pinnedPullExpiry is how long a pull request of a pinned consumer
 	// waits; it is well within PinnedTTL so that a live replica keeps its pin.
 	pinnedPullExpiry = 5 * time.Second
+	// pinnedHeartbeats is how many idle heartbeats the server sends per
+	// pull request of a pinned consumer.
+	pinnedHeartbeats = 5
+	// minHeartbeat is the shortest idle heartbeat the client accepts.
+	minHeartbeat = 500 * time.Millisecond
 	// priorityGroup is the one priority group of a partition consumer.
 	priorityGroup = "tend"
 	// deadLetterTimeout bounds copying one message to the dead-letter subject.
@@ -147,7 +160,7 @@ func NewConsumer(js jetstream.JetStream, opts ConsumerOptions, h Handler) (*Cons
 		return nil, errors.New("bus: consumer needs a stream and a durable name")
 	case strings.ContainsAny(opts.Durable, ".*> \t\r\n"):
 		return nil, fmt.Errorf("bus: invalid durable name %q", opts.Durable)
-	case opts.MaxDeliver < -1 || opts.AckWait < 0 || opts.MaxAckPending < 0 || opts.Partitions < 0 || opts.PinnedTTL < 0 || opts.LagInterval < 0:
+	case opts.MaxDeliver < -1 || opts.AckWait < 0 || opts.MaxAckPending < 0 || opts.Partitions < 0 || opts.Shares < 0 || opts.PinnedTTL < 0 || opts.LagInterval < 0:
 		return nil, errors.New("bus: consumer limits must not be negative")
 	case opts.Partitions > maxTelemetryPartitions:
 		return nil, fmt.Errorf("bus: at most %d partitions", maxTelemetryPartitions)
@@ -157,6 +170,10 @@ func NewConsumer(js jetstream.JetStream, opts ConsumerOptions, h Handler) (*Cons
 		return nil, errors.New("bus: a partitioned consumer needs a cluster")
 	case opts.Partitions > 0 && len(opts.FilterSubjects) > 0:
 		return nil, errors.New("bus: a partitioned consumer takes no filter subjects")
+	case opts.Shares > 0 && opts.Partitions == 0:
+		return nil, errors.New("bus: only a partitioned consumer has shares")
+	case opts.Shares > opts.Partitions:
+		return nil, fmt.Errorf("bus: %d shares of %d partitions: at most one share per partition", opts.Shares, opts.Partitions)
 	case opts.DeadLetter != "" && (strings.ContainsAny(opts.DeadLetter, "*> \t\r\n") || !strings.HasPrefix(opts.DeadLetter, deadRoot+".")):
 		return nil, fmt.Errorf("bus: invalid dead-letter subject %q, want one under %s", opts.DeadLetter, deadRoot)
 	}
@@ -167,6 +184,9 @@ func NewConsumer(js jetstream.JetStream, opts ConsumerOptions, h Handler) (*Cons
 	}
 	if opts.MaxDeliver == 0 {
 		opts.MaxDeliver = DefaultMaxDeliver
+	}
+	if opts.Partitions > 0 && opts.Shares == 0 {
+		opts.Shares = 1
 	}
 	if len(opts.Backoff) == 0 {
 		opts.Backoff = DefaultBackoff
@@ -209,16 +229,32 @@ func (c *Consumer) parts() []part {
 	if c.opts.Partitions == 0 {
 		return []part{{durable: c.opts.Durable, filter: c.opts.FilterSubjects, done: new(atomic.Uint64)}}
 	}
-	ps := make([]part, c.opts.Partitions)
-	for i := range ps {
-		ps[i] = part{
-			durable: fmt.Sprintf("%s-p%d", c.opts.Durable, i),
-			filter:  []string{TelemetryPartitionFilter(c.opts.Cluster, i)},
+	ps := make([]part, c.opts.Shares)
+	for j := range ps {
+		ps[j] = part{
+			durable: ShareDurable(c.opts.Durable, j, c.opts.Shares),
 			pinned:  true,
 			done:    new(atomic.Uint64),
 		}
 	}
+	if c.opts.Shares == 1 {
+		// One filter rather than one per partition: the server matches it
+		// as cheaply as a plain consumer's.
+		ps[0].filter = []string{TelemetryFilter(c.opts.Cluster)}
+		return ps
+	}
+	for i := range c.opts.Partitions {
+		j := i % c.opts.Shares
+		ps[j].filter = append(ps[j].filter, TelemetryPartitionFilter(c.opts.Cluster, i))
+	}
 	return ps
+}
+
+// ShareDurable is the durable consumer of share j of a partitioned consumer
+// with the given number of shares. The number is in the name, so that
+// replicas run with another number never change this one's filter.
+func ShareDurable(durable string, j, shares int) string {
+	return fmt.Sprintf("%s-s%d-of-%d", durable, j, shares)
 }
 
 // Start creates or updates the durable consumers and handles messages until
@@ -411,7 +447,15 @@ func (c *Consumer) consume(ctx, handlerCtx context.Context, log logr.Logger, p p
 		cfg.PriorityPolicy = jetstream.PriorityPolicyPinned
 		cfg.PriorityGroups = []string{priorityGroup}
 		cfg.PinnedTTL = c.opts.PinnedTTL
-		consumeOpts = append(consumeOpts, jetstream.PullPriorityGroup(priorityGroup), jetstream.PullExpiry(min(pinnedPullExpiry, c.opts.PinnedTTL/2)))
+		expiry := min(pinnedPullExpiry, c.opts.PinnedTTL/2)
+		// A pull request the server no longer serves shows as missing
+		// heartbeats; the client then pulls again. Under load a busy share
+		// was seen stalled for a whole expiry (5 s) before that; heartbeats
+		// at a fifth of it bound such a stall to about 2 s.
+		consumeOpts = append(consumeOpts, jetstream.PullPriorityGroup(priorityGroup), jetstream.PullExpiry(expiry))
+		if hb := max(expiry/pinnedHeartbeats, minHeartbeat); hb <= expiry/2 {
+			consumeOpts = append(consumeOpts, jetstream.PullHeartbeat(hb))
+		}
 	}
 	var cons jetstream.Consumer
 	var err error

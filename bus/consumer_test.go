@@ -3,6 +3,8 @@ package bus
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -196,9 +198,17 @@ func TestPartitionedConsumerMismatch(t *testing.T) {
 }
 
 // TestPartitionedConsumerScaleOut runs two replicas of a partitioned
-// consumer and checks that every object is handled by one replica, one
-// message at a time, in the order its states were published.
+// consumer, with the partitions in one share (one replica works, the other
+// stands by), in two and in one per partition, and checks that every object
+// is handled by one replica, one message at a time, in the order its states
+// were published.
 func TestPartitionedConsumerScaleOut(t *testing.T) {
+	for _, shares := range []int{1, 2, 4} {
+		t.Run(fmt.Sprintf("shares=%d", shares), func(t *testing.T) { testScaleOut(t, shares) })
+	}
+}
+
+func testScaleOut(t *testing.T, shares int) {
 	const (
 		partitions = 4
 		objects    = 40
@@ -245,7 +255,7 @@ func TestPartitionedConsumerScaleOut(t *testing.T) {
 			return nil
 		}
 	}
-	opts := ConsumerOptions{Stream: StreamTelemetry, Durable: durable, Cluster: "prod", Partitions: partitions}
+	opts := ConsumerOptions{Stream: StreamTelemetry, Durable: durable, Cluster: "prod", Partitions: partitions, Shares: shares}
 	runConsumer(t, connect(t, srv), opts, replica(1))
 	runConsumer(t, connect(t, srv), opts, replica(2))
 
@@ -289,6 +299,35 @@ func TestPartitionedConsumerScaleOut(t *testing.T) {
 			t.Errorf("%s handled by replicas %v, want one", key, replicas[key])
 		}
 	}
+	workers := map[int]bool{}
+	for _, r := range replicas {
+		for id := range r {
+			workers[id] = true
+		}
+	}
+	if shares == 1 && len(workers) != 1 {
+		t.Errorf("with one share, replicas %v handled messages, want one", workers)
+	}
+	var names []string
+	stream, err := js.Stream(t.Context(), StreamTelemetry)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lister := stream.ConsumerNames(t.Context())
+	for name := range lister.Name() {
+		names = append(names, name)
+	}
+	if err := lister.Err(); err != nil {
+		t.Fatal(err)
+	}
+	var durables []string
+	for j := range shares {
+		durables = append(durables, ShareDurable(durable, j, shares))
+	}
+	slices.Sort(names)
+	if !slices.Equal(names, durables) {
+		t.Errorf("durable consumers %v, want %v", names, durables)
+	}
 }
 
 // TestConsumerTerminatesOversized publishes a message the stream stores but
@@ -318,5 +357,93 @@ func TestConsumerTerminatesOversized(t *testing.T) {
 	}
 	if len(got) != 0 {
 		t.Error("the handler saw the oversized message")
+	}
+}
+
+// TestNewConsumerRefuses checks that options which cannot work are refused
+// before anything is created on the server.
+func TestNewConsumerRefuses(t *testing.T) {
+	_, js := startBus(t)
+	nop := func(context.Context, Delivery) error { return nil }
+	part := ConsumerOptions{Stream: StreamTelemetry, Durable: "d", Cluster: "prod", Partitions: 4}
+	with := func(mutate func(*ConsumerOptions)) ConsumerOptions {
+		o := part
+		mutate(&o)
+		return o
+	}
+	for name, tc := range map[string]struct {
+		opts ConsumerOptions
+		want string
+	}{
+		"more shares than partitions": {with(func(o *ConsumerOptions) { o.Shares = 5 }), "5 shares of 4 partitions"},
+		"negative shares":             {with(func(o *ConsumerOptions) { o.Shares = -1 }), "must not be negative"},
+		"shares unpartitioned":        {ConsumerOptions{Stream: StreamTelemetry, Durable: "d", Shares: 2}, "only a partitioned consumer has shares"},
+		"partitions without cluster":  {with(func(o *ConsumerOptions) { o.Cluster = "" }), "needs a cluster"},
+		"partitions with filters":     {with(func(o *ConsumerOptions) { o.FilterSubjects = []string{"x"} }), "takes no filter subjects"},
+		"durable with a dot":          {with(func(o *ConsumerOptions) { o.Durable = "a.b" }), "invalid durable name"},
+	} {
+		if _, err := NewConsumer(js, tc.opts, nop); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: NewConsumer() error %v, want one containing %q", name, err, tc.want)
+		}
+	}
+}
+
+// TestOneShareFailsOver runs two replicas on one share: the first holds the
+// pin and handles everything while it runs; once it stops, the standby
+// takes over within the pin's TTL.
+func TestOneShareFailsOver(t *testing.T) {
+	srv, err := StartEmbedded(EmbeddedOptions{StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatalf("StartEmbedded: %v", err)
+	}
+	t.Cleanup(srv.Shutdown)
+	js := connect(t, srv)
+	if err := EnsureStreams(t.Context(), js, StreamsConfig{TelemetryPartitions: 4}); err != nil {
+		t.Fatalf("EnsureStreams: %v", err)
+	}
+	opts := ConsumerOptions{Stream: StreamTelemetry, Durable: "standby", Cluster: "prod", Partitions: 4, PinnedTTL: 2 * time.Second}
+	got := make(chan int, 16)
+	replica := func(id int) Handler {
+		return func(context.Context, Delivery) error {
+			got <- id
+			return nil
+		}
+	}
+	p := NewPublisher(js, "prod", "sensor")
+	publish := func(i int) {
+		e := podEnvelope()
+		e.ID = fmt.Sprintf("standby-%d", i)
+		e.Object.Name = fmt.Sprintf("pod-%d", i)
+		if _, err := p.Publish(t.Context(), e); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	first, err := NewConsumer(connect(t, srv), opts, replica(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- first.Start(ctx) }()
+	defer stop()
+	publish(0)
+	if id := receive(t, got); id != 1 {
+		t.Fatalf("the first message went to replica %d, want 1, the only one running", id)
+	}
+	runConsumer(t, connect(t, srv), opts, replica(2))
+	for i := 1; i <= 5; i++ {
+		publish(i)
+		if id := receive(t, got); id != 1 {
+			t.Fatalf("message %d went to replica %d while replica 1 holds the share", i, id)
+		}
+	}
+	stop()
+	if err := <-done; err != nil {
+		t.Fatalf("Start of replica 1: %v", err)
+	}
+	publish(6)
+	if id := receive(t, got); id != 2 {
+		t.Fatalf("after replica 1 stopped, a message went to replica %d, want the standby, 2", id)
 	}
 }

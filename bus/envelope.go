@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"time"
+
+	kjson "sigs.k8s.io/json"
 )
 
 // SchemaVersion is the version of the envelope schema this package writes and
@@ -567,17 +569,13 @@ func Decode(data []byte) (*Envelope, error) {
 	if len(data) > MaxMessageSize {
 		return nil, fmt.Errorf("%w: size %d exceeds %d bytes", ErrMalformed, len(data), MaxMessageSize)
 	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
+	// Strict and case-sensitive: a key given twice, or in another case than
+	// the schema's, is refused like an unknown one, so that no two readers
+	// of one message can see different envelopes. It decodes from data
+	// without a stream's buffer: this is the consumer's hot path.
 	var e Envelope
-	if err := dec.Decode(&e); err != nil {
-		if v, ok := peekSchemaVersion(data); ok && v != SchemaVersion {
-			return nil, unsupportedVersion(v)
-		}
-		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("%w: trailing data after the envelope", ErrMalformed)
+	if strict, err := kjson.UnmarshalStrict(data, &e); err != nil || len(strict) > 0 {
+		return nil, decodeFailure(data, err, strict)
 	}
 	// Anything Decode accepts can be re-encoded and re-published: the
 	// envelope is valid and its canonical form within bounds. Re-encoding
@@ -593,6 +591,28 @@ func Decode(data []byte) (*Envelope, error) {
 		return nil, err
 	}
 	return &e, nil
+}
+
+// decodeFailure explains why data is not an envelope. Only failures take
+// this path, so it can afford a second decoding, by the standard decoder,
+// whose errors tell trailing data and unknown fields apart best.
+func decodeFailure(data []byte, err error, strict []error) error {
+	if v, ok := peekSchemaVersion(data); ok && v != SchemaVersion {
+		return unsupportedVersion(v)
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	var e Envelope
+	if err := dec.Decode(&e); err != nil {
+		return fmt.Errorf("%w: %w", ErrMalformed, err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return fmt.Errorf("%w: trailing data after the envelope", ErrMalformed)
+	}
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrMalformed, err)
+	}
+	return fmt.Errorf("%w: %w", ErrMalformed, errors.Join(strict...))
 }
 
 // Validate reports whether e satisfies the schema, by the rules Decode applies.

@@ -198,6 +198,8 @@ func TestDecodeRejects(t *testing.T) {
 		{"oversized", []byte(`{"id":"` + strings.Repeat("a", MaxMessageSize) + `"}`), "exceeds"},
 		{"unknown field", []byte(`{"schemaVersion":1,"id":"x","cluster":"c","object":{"kind":"node","name":"n"},"node":{},"verdict":"approve"}`), `unknown field "verdict"`},
 		{"unknown nested field", []byte(`{"schemaVersion":1,"id":"x","cluster":"c","object":{"kind":"node","name":"n"},"node":{"cordoned":true}}`), `unknown field "cordoned"`},
+		{"key given twice", []byte(`{"schemaVersion":1,"id":"x","cluster":"c","object":{"kind":"node","name":"n"},"node":{},"cluster":"d"}`), `duplicate field "cluster"`},
+		{"key in another case", []byte(`{"schemaVersion":1,"id":"x","cluster":"c","object":{"kind":"node","name":"n"},"Node":{}}`), `unknown field "Node"`},
 		{"trailing data", append(mustJSON(t, nodeEnvelope()), []byte(` {"id":"again"}`)...), "trailing data"},
 		{"trailing garbage", append(mustJSON(t, nodeEnvelope()), ']'), "trailing data"},
 		{"future schema version", mustJSON(t, with(func(e *Envelope) { e.SchemaVersion = 2 })), "unsupported schema version 2"},

@@ -253,7 +253,8 @@ func TestDeletedConsumerIsCreatedAgain(t *testing.T) {
 		}
 		return handled, twice
 	}
-	opts := ConsumerOptions{Stream: StreamTelemetry, Durable: "deletable", Partitions: 4, Cluster: "prod"}
+	opts := ConsumerOptions{Stream: StreamTelemetry, Durable: "deletable", Partitions: 4, Shares: 4, Cluster: "prod"}
+	deleted := ShareDurable("deletable", 2, 4)
 	if err := EnsureStreams(t.Context(), js, StreamsConfig{TelemetryPartitions: 4}); err != nil {
 		t.Fatal(err)
 	}
@@ -275,14 +276,14 @@ func TestDeletedConsumerIsCreatedAgain(t *testing.T) {
 	before := publish("before")
 	waitFor(t, func() bool { n, _ := count(before...); return n == len(before) })
 
-	recreated := testutil.ToFloat64(consumerRecreatedTotal.WithLabelValues("deletable-p2"))
-	t.Logf("deleting deletable-p2 at %s", time.Now().Format("15:04:05.000"))
-	if err := js.DeleteConsumer(t.Context(), StreamTelemetry, "deletable-p2"); err != nil {
+	recreated := testutil.ToFloat64(consumerRecreatedTotal.WithLabelValues(deleted))
+	t.Logf("deleting %s at %s", deleted, time.Now().Format("15:04:05.000"))
+	if err := js.DeleteConsumer(t.Context(), StreamTelemetry, deleted); err != nil {
 		t.Fatalf("DeleteConsumer: %v", err)
 	}
 	waitFor(t, func() bool {
-		_, err := js.Consumer(t.Context(), StreamTelemetry, "deletable-p2")
-		return err == nil && testutil.ToFloat64(consumerRecreatedTotal.WithLabelValues("deletable-p2")) > recreated
+		_, err := js.Consumer(t.Context(), StreamTelemetry, deleted)
+		return err == nil && testutil.ToFloat64(consumerRecreatedTotal.WithLabelValues(deleted)) > recreated
 	})
 	after := publish("after")
 	waitFor(t, func() bool { n, _ := count(after...); return n == len(after) })

@@ -412,6 +412,7 @@ type agentOptions struct {
 	cluster   string
 	mcpURL    string
 	tokenFile string
+	shares    int
 	brain     planner.Brain
 }
 
@@ -462,6 +463,9 @@ already received are handled first.`,
 			if _, err := os.Stat(o.tokenFile); err != nil {
 				return fmt.Errorf("--token-file: %w (the agent's service account token: mounted in a pod, or written with kubectl create token)", err)
 			}
+			if o.shares < 1 || o.shares > bus.DefaultTelemetryPartitions {
+				return fmt.Errorf("--shares must be from 1 to %d (the telemetry stream's partitions), got %d", bus.DefaultTelemetryPartitions, o.shares)
+			}
 			if err := o.nats.validate(); err != nil {
 				return err
 			}
@@ -479,6 +483,7 @@ already received are handled first.`,
 	f.StringVar(&o.cluster, "cluster", "local", "cluster name on the bus")
 	f.StringVar(&o.mcpURL, "mcp-url", "", "tend's MCP server, e.g. http://tend-mcp.tend-system:8090/mcp (required)")
 	f.StringVar(&o.tokenFile, "token-file", defaultTokenFile, "file with the agent's service account token, read again for every request (it rotates)")
+	f.IntVar(&o.shares, "shares", 1, "how many agent replicas can share the telemetry, each taking its share of the objects; the others stand by. Set it to the replicas that run: every share adds latency per message")
 	o.brain.BindFlags(f)
 	return cmd
 }
@@ -515,7 +520,7 @@ func runAgent(ctx context.Context, o *agentOptions) error {
 	// wait for it, not ready meanwhile, rather than exit.
 	var a *components.Agent
 	if err := waitUntilUp(ctx, log, "the MCP server at "+o.mcpURL, func() (err error) {
-		a, err = components.NewAgent(ctx, components.AgentOptions{MCPURL: o.mcpURL, Token: token, JS: js, Cluster: o.cluster})
+		a, err = components.NewAgent(ctx, components.AgentOptions{MCPURL: o.mcpURL, Token: token, JS: js, Cluster: o.cluster, Shares: o.shares})
 		return err
 	}, nil); err != nil {
 		return err

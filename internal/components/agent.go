@@ -27,6 +27,10 @@ type AgentOptions struct {
 	JS jetstream.JetStream
 	// Cluster names the cluster on the bus.
 	Cluster string
+	// Shares is how many agents can share the telemetry's partitions, one
+	// share each (bus.ConsumerOptions.Shares). Default 1: one agent takes
+	// every object, the others stand by.
+	Shares int
 	// OnProposal, if set, is told of every proposal the agent makes.
 	OnProposal func(agents.Outcome)
 }
@@ -42,8 +46,8 @@ type Agent struct {
 
 // NewAgent readies the maintenance agent: the runbooks (agents'
 // MaintenanceRunbooks), its MCP session as its own identity, its findings
-// on the bus, and one durable consumer per partition of the telemetry
-// stream, each pinned to one running agent, so that replicas share the
+// on the bus, and one durable consumer per share of the telemetry stream's
+// partitions, each pinned to one running agent, so that replicas share the
 // work, one object on one agent at a time. Its brain is deterministic
 // until SetBrain.
 func NewAgent(ctx context.Context, opts AgentOptions) (*Agent, error) {
@@ -68,6 +72,7 @@ func NewAgent(ctx context.Context, opts AgentOptions) (*Agent, error) {
 		Stream:     bus.StreamTelemetry,
 		Durable:    "agent-" + MaintenanceAgent,
 		Partitions: bus.DefaultTelemetryPartitions,
+		Shares:     opts.Shares,
 		Cluster:    opts.Cluster,
 	}, agent.Handle)
 	if err != nil {

@@ -209,3 +209,34 @@ func TestChartValuesAreChecked(t *testing.T) {
 		}
 	}
 }
+
+// TestChartAgentShares checks that the agent's replicas share the telemetry:
+// --shares follows agent.replicas (at most 10, fewer than the stream's partitions).
+func TestChartAgentShares(t *testing.T) {
+	helm := filepath.Join(binDir(t), "helm")
+	chart := filepath.Join("..", "..", "charts", "tend")
+	for replicas, want := range map[string]string{"": "--shares=1", "3": "--shares=3", "10": "--shares=10"} {
+		args := []string{"template", "tend", chart, "--namespace", SystemNamespace, "--kube-version", "1.37.1", "--show-only", "templates/agent.yaml"}
+		if replicas != "" {
+			args = append(args, "--set", "agent.replicas="+replicas)
+		}
+		out, err := exec.Command(helm, args...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("helm template: %v\n%s", err, out)
+		}
+		d := &appsv1.Deployment{}
+		for doc := range bytes.SplitSeq(out, []byte("\n---\n")) {
+			if bytes.Contains(doc, []byte("\nkind: Deployment\n")) {
+				if err := yaml.UnmarshalStrict(doc, d); err != nil {
+					t.Fatalf("%v\n%s", err, doc)
+				}
+			}
+		}
+		if len(d.Spec.Template.Spec.Containers) == 0 {
+			t.Fatalf("no agent Deployment in:\n%s", out)
+		}
+		if args := d.Spec.Template.Spec.Containers[0].Args; !slices.Contains(args, want) {
+			t.Errorf("agent.replicas=%q: args %v lack %s", replicas, args, want)
+		}
+	}
+}
