@@ -209,7 +209,7 @@ func TestComponentPermissions(t *testing.T) {
 		ShimSubject("prod", "node-1", "restart-container"),
 		TelemetrySubject("prod", KindPod, "shop", "web"),
 		ProposalsSubject("prod", "applied"),
-		"$JS.API.CONSUMER.DELETE." + StreamTelemetry + ".agent-maintenance-p0",
+		"$JS.API.CONSUMER.DELETE." + StreamTelemetry + ".agent-maintenance-s0-of-1",
 	} {
 		if err := mcpNC.Publish(subject, []byte(`{}`)); err != nil {
 			t.Fatalf("publish to %s: %v", subject, err)

@@ -406,18 +406,9 @@ func TestControllerAndSensorRunOnTheirOwn(t *testing.T) {
 	mcpSrv.health = mcpAddr // tend mcp serves /healthz beside /mcp
 	mcpSrv.waitHealthy(t)
 	agent.waitReady(t)
-	eventually(t, "the agent consumes every partition", func() bool {
-		s, err := js.Stream(ctx, bus.StreamTelemetry)
-		if err != nil {
-			return false
-		}
-		n := 0
-		for name := range s.ConsumerNames(ctx).Name() {
-			if strings.HasPrefix(name, "agent-maintenance-p") {
-				n++
-			}
-		}
-		return n == bus.DefaultTelemetryPartitions
+	eventually(t, "the agent consumes the telemetry, in one share", func() bool {
+		_, err := js.Consumer(ctx, bus.StreamTelemetry, bus.ShareDurable("agent-maintenance", 0, 1))
+		return err == nil
 	})
 	if code, body := get("http://" + agent.metrics + "/metrics"); code != http.StatusOK || !strings.Contains(body, "tend_bus_") {
 		t.Errorf("agent /metrics = %d:\n%.2000s", code, body)

@@ -88,7 +88,7 @@ func TestAttackComponentKeysAreLimited(t *testing.T) {
 }
 
 // A deleted consumer stops nothing: the controller's key may delete
-// consumers; when one of the agent's partition consumers is deleted, the
+// consumers; when the agent's consumer of the telemetry is deleted, the
 // agent reports it and creates it again, and every component goes on.
 func TestAttackDeletedConsumerStopsNothing(t *testing.T) {
 	st := attackStack(t)
@@ -97,7 +97,7 @@ func TestAttackDeletedConsumerStopsNothing(t *testing.T) {
 	nc, js, err := st.nats.connect(ctx, bus.ComponentController)
 	g.Expect(err).NotTo(HaveOccurred())
 	defer nc.Close()
-	const durable = "agent-maintenance-p3"
+	durable := bus.ShareDurable("agent-maintenance", 0, 1)
 	g.Expect(js.DeleteConsumer(ctx, bus.StreamTelemetry, durable)).To(Succeed())
 	g.Eventually(func() error {
 		_, err := js.Consumer(ctx, bus.StreamTelemetry, durable)
