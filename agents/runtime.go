@@ -148,25 +148,33 @@ func (a *Agent) modelLocked() *Model {
 }
 
 // Handle is the agent's bus.Handler: it folds the delivery into the model
-// and proposes what the runbooks now want.
+// and has the runbooks judge it: at once when the agent is not running
+// (Start), else by asking Start to judge now, or at the end of judgeSpacing
+// after the last judgement.
 func (a *Agent) Handle(ctx context.Context, d bus.Delivery) error {
 	a.mu.Lock()
 	a.modelLocked().Observe(d)
 	if a.rejudge != nil && a.Clock == nil {
-		if next := a.lastJudged.Add(judgeSpacing); time.Now().Before(next) {
-			// A judgement ran moments ago. Judging the whole model again
-			// for each of a burst of messages costs the model's size per
-			// message; the judgement Start makes at next sees them all.
-			if a.judgeAt.IsZero() || next.Before(a.judgeAt) {
-				a.judgeAt = next
-			}
-			select {
-			case a.rejudge <- struct{}{}:
-			default:
-			}
-			a.mu.Unlock()
-			return nil
+		// A running agent judges in Start, never here: proposing waits on
+		// the MCP server and the gate, and the consumer hands this agent
+		// every object's telemetry in one stream (one share), which must
+		// not wait behind it. Judging the whole model again for each of a
+		// burst of messages would cost the model's size per message, so a
+		// message that comes within judgeSpacing of the last judgement is
+		// judged with the others at its end.
+		next := a.lastJudged.Add(judgeSpacing)
+		if now := time.Now(); now.After(next) {
+			next = now
 		}
+		if a.judgeAt.IsZero() || next.Before(a.judgeAt) {
+			a.judgeAt = next
+		}
+		select {
+		case a.rejudge <- struct{}{}:
+		default:
+		}
+		a.mu.Unlock()
+		return nil
 	}
 	a.mu.Unlock()
 	return a.judge(ctx)
@@ -214,7 +222,7 @@ func (a *Agent) Start(ctx context.Context) error {
 	}
 }
 
-// minJudgeGap is the shortest wait between two judgements Start makes.
+// minJudgeGap is the shortest time between two judgements Start makes.
 const minJudgeGap = 100 * time.Millisecond
 
 // untilJudgement is how long Start waits before it judges again: a tick
@@ -229,7 +237,7 @@ func (a *Agent) untilJudgement(last time.Time, iv time.Duration) time.Duration {
 	if a.Clock == nil && !at.IsZero() && at.Before(next) {
 		next = at
 	}
-	return max(time.Until(next), minJudgeGap)
+	return max(time.Until(next), time.Until(last.Add(minJudgeGap)), 0)
 }
 
 // judge runs every runbook over the model, in order, and proposes.

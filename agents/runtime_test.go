@@ -152,3 +152,66 @@ func startAgent(t *testing.T, a *Agent) (ctx context.Context, stop func()) {
 		}
 	}
 }
+
+// blockedFindings holds every finding until released, as an MCP server or
+// bus that does not answer would.
+type blockedFindings struct {
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (b *blockedFindings) RecordFinding(ctx context.Context, _ Finding) error {
+	select {
+	case b.entered <- struct{}{}:
+	default:
+	}
+	select {
+	case <-b.release:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// TestHandleDoesNotWaitForActing: a running agent's Handle folds telemetry
+// into the model and returns, even while a judgement is stuck acting on the
+// MCP server, so that the one stream of telemetry it consumes never waits
+// behind a proposal.
+func TestHandleDoesNotWaitForActing(t *testing.T) {
+	rb := &windowRunbook{since: time.Now().Add(-time.Hour), window: time.Second}
+	findings := &blockedFindings{entered: make(chan struct{}, 1), release: make(chan struct{})}
+	a := &Agent{Name: "maintenance", Runbooks: []Runbook{rb}, Tools: &countingProposer{}, Findings: findings, Interval: time.Hour}
+	ctx, stop := startAgent(t, a)
+	defer stop()
+	defer close(findings.release)
+	handled := make(chan error, 1)
+	handle := func(seq uint64) {
+		go func() {
+			handled <- a.Handle(ctx, podOf(seq, "shop", fmt.Sprintf("api-%d", seq), KindDeployment, "api", bus.PodState{Phase: "Running"}))
+		}()
+		select {
+		case err := <-handled:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatalf("Handle of message %d did not return while a judgement was acting", seq)
+		}
+	}
+	handle(1)
+	select {
+	case <-findings.entered:
+	case <-time.After(20 * time.Second):
+		t.Fatal("no judgement after the first message")
+	}
+	// The judgement is stuck recording its finding; telemetry goes on.
+	for seq := uint64(2); seq <= 50; seq++ {
+		handle(seq)
+	}
+	a.mu.Lock()
+	pods := len(a.modelLocked().Pods)
+	a.mu.Unlock()
+	if pods != 50 {
+		t.Errorf("the model holds %d pods, want the 50 handled", pods)
+	}
+}
