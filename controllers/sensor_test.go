@@ -40,7 +40,8 @@ func TestSensorPublishesTelemetry(t *testing.T) {
 	g := newG(t)
 	ns := newNamespace(t, nil)
 	js := startNATS(t)
-	startManager(t, []string{ns}, func(mgr ctrl.Manager) error {
+	// The sensor's cache as `tend sensor` runs it, slimmed.
+	startManagerTransforming(t, []string{ns}, controllers.SensorCacheTransform(), func(mgr ctrl.Manager) error {
 		return (&controllers.Sensor{Client: mgr.GetClient(), Publisher: bus.NewPublisher(js, auditCluster, "sensor")}).SetupWithManager(mgr)
 	})
 	c := kube(t)
@@ -148,7 +149,7 @@ func TestSensorWorkloadKinds(t *testing.T) {
 	ns := newNamespace(t, nil)
 	js := startNATS(t)
 	sensor := &controllers.Sensor{Client: nil, Publisher: bus.NewPublisher(js, auditCluster, "sensor")}
-	startManager(t, []string{ns}, func(mgr ctrl.Manager) error {
+	startManagerTransforming(t, []string{ns}, controllers.SensorCacheTransform(), func(mgr ctrl.Manager) error {
 		sensor.Client = mgr.GetClient()
 		return sensor.SetupWithManager(mgr)
 	})

@@ -22,6 +22,7 @@ import (
 	k8sruntime "k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
+	toolscache "k8s.io/client-go/tools/cache"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -248,6 +249,14 @@ func startNATS(t *testing.T) jetstream.JetStream {
 // ends.
 func startManager(t *testing.T, namespaces []string, setup func(ctrl.Manager) error) {
 	t.Helper()
+	startManagerTransforming(t, namespaces, nil, setup)
+}
+
+// startManagerTransforming is startManager with transform applied to every
+// object its cache keeps, as a component's own manager does (the sensor's:
+// controllers.SensorCacheTransform).
+func startManagerTransforming(t *testing.T, namespaces []string, transform toolscache.TransformFunc, setup func(ctrl.Manager) error) {
+	t.Helper()
 	kube(t)
 	cacheNamespaces := map[string]cache.Config{}
 	for _, ns := range namespaces {
@@ -258,7 +267,7 @@ func startManager(t *testing.T, namespaces []string, setup func(ctrl.Manager) er
 		Logger:                 testr.NewWithOptions(t, testr.Options{LogTimestamp: true}),
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
-		Cache:                  cache.Options{DefaultNamespaces: cacheNamespaces},
+		Cache:                  cache.Options{DefaultNamespaces: cacheNamespaces, DefaultTransform: transform},
 		// Every test registers the same controllers in a manager of its own.
 		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
 	})

@@ -61,8 +61,9 @@ func NewSensor(opts SensorOptions) (ctrl.Manager, error) {
 	}
 	mgr, err := ctrl.NewManager(opts.Config, ctrl.Options{
 		Scheme: opts.Scheme,
-		// The sensor reports no managedFields: they are not kept.
-		Cache:                         cache.Options{DefaultTransform: cache.TransformStripManagedFields()},
+		// The sensor's cache is its own: it keeps of each object only what
+		// the sensor reports (AddSensor on a shared manager does not slim).
+		Cache:                         cache.Options{DefaultTransform: controllers.SensorCacheTransform()},
 		Logger:                        opts.Logger,
 		Metrics:                       metricsserver.Options{BindAddress: cmp.Or(opts.MetricsAddr, "0")},
 		HealthProbeBindAddress:        cmp.Or(opts.HealthAddr, "0"),
@@ -94,7 +95,9 @@ func NewSensor(opts SensorOptions) (ctrl.Manager, error) {
 }
 
 // AddSensor adds the sensor to mgr: it publishes what mgr's informers see,
-// as the sensor, over js.
+// as the sensor, over js. It leaves mgr's cache as it is: a manager of its
+// own slims its cache with controllers.SensorCacheTransform (NewSensor), a
+// shared one keeps whole objects for its other readers.
 func AddSensor(mgr ctrl.Manager, js jetstream.JetStream, cluster string) error {
 	return (&controllers.Sensor{Client: mgr.GetClient(), Publisher: bus.NewPublisher(js, cluster, "sensor")}).SetupWithManager(mgr)
 }

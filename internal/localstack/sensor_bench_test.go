@@ -19,12 +19,10 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
-	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/tendops/tend/bus"
-	"github.com/tendops/tend/controllers"
+	"github.com/tendops/tend/internal/components"
 	"github.com/tendops/tend/internal/localstack"
 )
 
@@ -35,8 +33,9 @@ const (
 	sensorCreators = 16
 )
 
-// BenchmarkSensorMemory measures the sensor's memory with sensorPods pods on
-// a kwok cluster: the heap in use (after a GC) that the running sensor adds
+// BenchmarkSensorMemory measures the memory of the sensor as `tend sensor`
+// runs it (components.NewSensor, with its slimmed cache) with sensorPods
+// pods on a kwok cluster: the heap in use (after a GC) that the running sensor adds
 // to the process, once its informers synced and every pod's state was
 // published, and the process's resident set size then. The process also
 // runs the embedded nats-server the sensor publishes to; its share is in
@@ -106,11 +105,11 @@ func benchSensorMemory(b *testing.B) {
 	}
 
 	before := heapInUse()
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{Scheme: scheme, Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0"})
+	// The sensor as `tend sensor` runs it, with its own manager and cache.
+	mgr, err := components.NewSensor(components.SensorOptions{
+		Config: cfg, Scheme: scheme, SystemNamespace: "tend-system", Cluster: "bench", JS: js, SkipNameValidation: true,
+	})
 	if err != nil {
-		b.Fatal(err)
-	}
-	if err := (&controllers.Sensor{Client: mgr.GetClient(), Publisher: bus.NewPublisher(js, "bench", "sensor")}).SetupWithManager(mgr); err != nil {
 		b.Fatal(err)
 	}
 	mctx, cancel := context.WithCancel(context.Background())
