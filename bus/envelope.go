@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
+	"strings"
 	"time"
 
 	kjson "sigs.k8s.io/json"
@@ -705,9 +707,12 @@ func (e *Envelope) Validate() error {
 // checker records the first rule an envelope breaks.
 type checker struct{ err error }
 
+// failf records a broken rule. It keeps a copy of field, never field
+// itself, so that the paths callers build for every value checked need not
+// be allocated on the heap: only a failure's path is.
 func (c *checker) failf(field, format string, args ...any) {
 	if c.err == nil {
-		c.err = fmt.Errorf("%w: %s: %s", ErrMalformed, field, fmt.Sprintf(format, args...))
+		c.err = fmt.Errorf("%w: %s: %s", ErrMalformed, strings.Clone(field), fmt.Sprintf(format, args...))
 	}
 }
 
@@ -781,7 +786,7 @@ func (c *checker) ref(field string, r ObjectRef) {
 func (c *checker) conditions(field string, conds []Condition) {
 	c.list(field, len(conds), maxListLen)
 	for i, cond := range conds {
-		f := fmt.Sprintf("%s[%d]", field, i)
+		f := field + "[" + strconv.Itoa(i) + "]"
 		c.name(f+".type", cond.Type, true)
 		c.name(f+".status", cond.Status, false)
 		c.text(f+".reason", cond.Reason)
@@ -811,7 +816,7 @@ func (c *checker) pod(p *PodState) {
 func (c *checker) podContainers(field string, cts []ContainerState) {
 	c.list(field, len(cts), maxContainers)
 	for i, ct := range cts {
-		f := fmt.Sprintf("%s[%d]", field, i)
+		f := field + "[" + strconv.Itoa(i) + "]"
 		c.name(f+".name", ct.Name, true)
 		c.text(f+".image", ct.Image)
 		c.count(f+".restartCount", int64(ct.RestartCount))
@@ -821,13 +826,14 @@ func (c *checker) podContainers(field string, cts []ContainerState) {
 		c.text(f+".lastTerminationReason", ct.LastTerminationReason)
 		c.list(f+".ports", len(ct.Ports), maxListLen)
 		for j, p := range ct.Ports {
-			c.name(fmt.Sprintf("%s.ports[%d].name", f, j), p.Name, false)
-			c.port(fmt.Sprintf("%s.ports[%d].containerPort", f, j), p.ContainerPort)
-			c.name(fmt.Sprintf("%s.ports[%d].protocol", f, j), p.Protocol, false)
+			pf := f + ".ports[" + strconv.Itoa(j) + "]"
+			c.name(pf+".name", p.Name, false)
+			c.port(pf+".containerPort", p.ContainerPort)
+			c.name(pf+".protocol", p.Protocol, false)
 		}
-		for name, pr := range map[string]*Probe{"liveness": ct.Liveness, "readiness": ct.Readiness, "startup": ct.Startup} {
-			c.probe(f+"."+name, pr)
-		}
+		c.probe(f+".liveness", ct.Liveness)
+		c.probe(f+".readiness", ct.Readiness)
+		c.probe(f+".startup", ct.Startup)
 		c.count(f+".memoryRequestBytes", ct.MemoryRequestBytes)
 		c.count(f+".memoryLimitBytes", ct.MemoryLimitBytes)
 		c.count(f+".cpuRequestMillicores", ct.CPURequestMillicores)
@@ -910,7 +916,7 @@ func (c *checker) networkPolicy(p *NetworkPolicyState) {
 		}
 		c.list(f+".ports", len(r.Ports), maxListLen)
 		for j, p := range r.Ports {
-			pf := fmt.Sprintf("%s.ports[%d]", f, j)
+			pf := f + ".ports[" + strconv.Itoa(j) + "]"
 			c.name(pf+".protocol", p.Protocol, false)
 			c.port(pf+".port", p.Port)
 			c.name(pf+".portName", p.PortName, false)
@@ -1031,7 +1037,7 @@ func (c *checker) workload(field string, w *WorkloadState) {
 func (c *checker) images(field string, images []string) {
 	c.list(field, len(images), maxListLen)
 	for i, img := range images {
-		c.text(fmt.Sprintf("%s[%d]", field, i), img)
+		c.text(field+"["+strconv.Itoa(i)+"]", img)
 	}
 }
 
