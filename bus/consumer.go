@@ -93,7 +93,7 @@ type ConsumerOptions struct {
 	Shares int
 	// Cluster is the cluster whose telemetry a partitioned consumer reads.
 	Cluster string
-	// PinnedTTL is how long a partition stays pinned to a replica that stopped
+	// PinnedTTL is how long a share stays pinned to a replica that stopped
 	// pulling before another replica takes it over. Default 15s.
 	PinnedTTL time.Duration
 	// MaxDeliver bounds deliveries of one message. Default 10; -1 is unlimited.
@@ -127,7 +127,7 @@ const (
 	pinnedHeartbeats = 5
 	// minHeartbeat is the shortest idle heartbeat the client accepts.
 	minHeartbeat = 500 * time.Millisecond
-	// priorityGroup is the one priority group of a partition consumer.
+	// priorityGroup is the one priority group of a share.
 	priorityGroup = "tend"
 	// deadLetterTimeout bounds copying one message to the dead-letter subject.
 	deadLetterTimeout = 10 * time.Second
