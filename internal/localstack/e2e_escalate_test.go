@@ -1,6 +1,7 @@
 package localstack
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -31,18 +32,30 @@ func TestEscalateEndToEnd(t *testing.T) {
 
 	var found []string
 	g.Eventually(func(g Gomega) {
-		found = nil
-		var evs corev1.EventList
-		g.Expect(c.List(ctx, &evs, client.InNamespace(ns))).To(Succeed())
-		for _, e := range evs.Items {
-			if e.Reason == controllers.ReasonFinding && e.InvolvedObject.Kind == "Deployment" && e.InvolvedObject.Name == "api" {
-				found = append(found, e.Message)
-			}
-		}
+		found = findingEvents(g, c, ns, "Deployment", "api")
 		g.Expect(found).To(ContainElement(And(ContainSubstring("exits with code 1"), ContainSubstring("No runbook has a safe fix"))))
 	}).WithTimeout(2 * time.Minute).WithPolling(time.Second).Should(Succeed())
 	t.Logf("Finding on Deployment %s/api: %s", ns, found[0])
+	expectNoProposals(g, c, ns, "a Deployment with no healthy revision got a proposal")
+}
+
+// findingEvents are the messages of the agents' finding Events on the
+// object kind/name in ns, as the controller recorded them.
+func findingEvents(g Gomega, c client.Client, ns, kind, name string) []string {
+	var evs corev1.EventList
+	g.Expect(c.List(context.Background(), &evs, client.InNamespace(ns))).To(Succeed())
+	var found []string
+	for _, e := range evs.Items {
+		if e.Reason == controllers.ReasonFinding && e.InvolvedObject.Kind == kind && e.InvolvedObject.Name == name {
+			found = append(found, e.Message)
+		}
+	}
+	return found
+}
+
+// expectNoProposals checks that nothing was proposed in ns.
+func expectNoProposals(g Gomega, c client.Client, ns string, why ...any) {
 	var proposals tendv1.ProposalList
-	g.Expect(c.List(ctx, &proposals, client.InNamespace(ns))).To(Succeed())
-	g.Expect(proposals.Items).To(BeEmpty(), "a Deployment with no healthy revision got a proposal")
+	g.Expect(c.List(context.Background(), &proposals, client.InNamespace(ns))).To(Succeed())
+	g.Expect(proposals.Items).To(BeEmpty(), why...)
 }

@@ -11,9 +11,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-
-	tendv1 "github.com/tendops/tend/api/v1alpha1"
-	"github.com/tendops/tend/controllers"
 )
 
 // TestNetworkPolicyFindingEndToEnd runs the network-policy runbook through
@@ -71,19 +68,10 @@ func TestNetworkPolicyFindingEndToEnd(t *testing.T) {
 
 	var found []string
 	g.Eventually(func(g Gomega) {
-		found = nil
-		var evs corev1.EventList
-		g.Expect(c.List(ctx, &evs, client.InNamespace(ns))).To(Succeed())
-		for _, e := range evs.Items {
-			if e.Reason == controllers.ReasonFinding && e.InvolvedObject.Kind == "NetworkPolicy" && e.InvolvedObject.Name == "web-ingress" {
-				found = append(found, e.Message)
-			}
-		}
+		found = findingEvents(g, c, ns, "NetworkPolicy", "web-ingress")
 		g.Expect(found).To(ConsistOf(And(ContainSubstring("cuts callers off"), ContainSubstring("(Deployment client) it admitted as pods app=client"),
 			ContainSubstring("to pods role=admin"))))
 	}).WithTimeout(time.Minute).WithPolling(time.Second).Should(Succeed())
 	t.Logf("Finding on NetworkPolicy %s/web-ingress: %s", ns, found[0])
-	var proposals tendv1.ProposalList
-	g.Expect(c.List(ctx, &proposals, client.InNamespace(ns))).To(Succeed())
-	g.Expect(proposals.Items).To(BeEmpty())
+	expectNoProposals(g, c, ns)
 }
