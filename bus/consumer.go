@@ -582,14 +582,14 @@ func (s *settler) lastDelivery(meta *jetstream.MsgMetadata) bool {
 
 // call runs the handler, turning a panic into a transient error.
 func (c *Consumer) call(ctx context.Context, d Delivery) (err error) {
-	ctx, cancel := context.WithTimeout(ctx, c.opts.AckWait)
-	defer cancel()
+	cctx := newCallContext(ctx, c.opts.AckWait)
+	defer cctx.end()
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("bus: handler panicked: %v", r)
 		}
 	}()
-	return c.handler(ctx, d)
+	return c.handler(cctx, d)
 }
 
 // terminate copies msg to the dead-letter subject and terminates it. When

@@ -549,17 +549,26 @@ type ImageFSUsage struct {
 
 // Encode validates e and returns its JSON encoding.
 func Encode(e *Envelope) ([]byte, error) {
-	if err := e.Validate(); err != nil {
+	var buf bytes.Buffer
+	if err := encodeTo(&buf, e); err != nil {
 		return nil, err
 	}
-	data, err := marshal(e)
-	if err != nil {
-		return nil, fmt.Errorf("failed to encode envelope: %w", err)
+	return buf.Bytes(), nil
+}
+
+// encodeTo is Encode into buf, which it resets first.
+func encodeTo(buf *bytes.Buffer, e *Envelope) error {
+	buf.Reset()
+	if err := e.Validate(); err != nil {
+		return err
 	}
-	if len(data) > MaxMessageSize {
-		return nil, fmt.Errorf("%w: encoded size %d exceeds %d bytes", ErrMalformed, len(data), MaxMessageSize)
+	if err := marshalTo(buf, e); err != nil {
+		return fmt.Errorf("failed to encode envelope: %w", err)
 	}
-	return data, nil
+	if buf.Len() > MaxMessageSize {
+		return fmt.Errorf("%w: encoded size %d exceeds %d bytes", ErrMalformed, buf.Len(), MaxMessageSize)
+	}
+	return nil
 }
 
 // Decode parses and validates an envelope received from the bus. It is the
@@ -705,14 +714,19 @@ func (e *Envelope) Validate() error {
 }
 
 // checker records the first rule an envelope breaks.
-type checker struct{ err error }
+type checker struct {
+	err error
+	// prefix, when set, comes before every field checked: the path of the
+	// list item being checked, so that its fields' paths stay short.
+	prefix string
+}
 
 // failf records a broken rule. It keeps a copy of field, never field
 // itself, so that the paths callers build for every value checked need not
 // be allocated on the heap: only a failure's path is.
 func (c *checker) failf(field, format string, args ...any) {
 	if c.err == nil {
-		c.err = fmt.Errorf("%w: %s: %s", ErrMalformed, strings.Clone(field), fmt.Sprintf(format, args...))
+		c.err = fmt.Errorf("%w: %s%s: %s", ErrMalformed, c.prefix, strings.Clone(field), fmt.Sprintf(format, args...))
 	}
 }
 
@@ -816,28 +830,31 @@ func (c *checker) pod(p *PodState) {
 func (c *checker) podContainers(field string, cts []ContainerState) {
 	c.list(field, len(cts), maxContainers)
 	for i, ct := range cts {
-		f := field + "[" + strconv.Itoa(i) + "]"
-		c.name(f+".name", ct.Name, true)
-		c.text(f+".image", ct.Image)
-		c.count(f+".restartCount", int64(ct.RestartCount))
-		c.oneOf(f+".state", ct.State, "", ContainerWaiting, ContainerRunning, ContainerTerminated)
-		c.text(f+".reason", ct.Reason)
-		c.text(f+".message", ct.Message)
-		c.text(f+".lastTerminationReason", ct.LastTerminationReason)
-		c.list(f+".ports", len(ct.Ports), maxListLen)
+		// The container's path is built once and prefixes the short
+		// paths checked under it, which need no allocation.
+		c.prefix = field + "[" + strconv.Itoa(i) + "]."
+		c.name("name", ct.Name, true)
+		c.text("image", ct.Image)
+		c.count("restartCount", int64(ct.RestartCount))
+		c.oneOf("state", ct.State, "", ContainerWaiting, ContainerRunning, ContainerTerminated)
+		c.text("reason", ct.Reason)
+		c.text("message", ct.Message)
+		c.text("lastTerminationReason", ct.LastTerminationReason)
+		c.list("ports", len(ct.Ports), maxListLen)
 		for j, p := range ct.Ports {
-			pf := f + ".ports[" + strconv.Itoa(j) + "]"
+			pf := "ports[" + strconv.Itoa(j) + "]"
 			c.name(pf+".name", p.Name, false)
 			c.port(pf+".containerPort", p.ContainerPort)
 			c.name(pf+".protocol", p.Protocol, false)
 		}
-		c.probe(f+".liveness", ct.Liveness)
-		c.probe(f+".readiness", ct.Readiness)
-		c.probe(f+".startup", ct.Startup)
-		c.count(f+".memoryRequestBytes", ct.MemoryRequestBytes)
-		c.count(f+".memoryLimitBytes", ct.MemoryLimitBytes)
-		c.count(f+".cpuRequestMillicores", ct.CPURequestMillicores)
+		c.probe("liveness", ct.Liveness)
+		c.probe("readiness", ct.Readiness)
+		c.probe("startup", ct.Startup)
+		c.count("memoryRequestBytes", ct.MemoryRequestBytes)
+		c.count("memoryLimitBytes", ct.MemoryLimitBytes)
+		c.count("cpuRequestMillicores", ct.CPURequestMillicores)
 	}
+	c.prefix = ""
 }
 
 func (c *checker) probe(field string, p *Probe) {
@@ -1201,10 +1218,20 @@ func peekSchemaVersion(data []byte) (int, bool) {
 // carried as it came and the encoding stays small.
 func marshal(v any) ([]byte, error) {
 	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
+	if err := marshalTo(&buf, v); err != nil {
 		return nil, err
 	}
-	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+	return buf.Bytes(), nil
+}
+
+// marshalTo appends v's JSON to buf, without HTML escaping and without the
+// encoder's trailing newline.
+func marshalTo(buf *bytes.Buffer, v any) error {
+	enc := json.NewEncoder(buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return err
+	}
+	buf.Truncate(buf.Len() - 1)
+	return nil
 }

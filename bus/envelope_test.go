@@ -221,7 +221,12 @@ func TestDecodeRejects(t *testing.T) {
 		})), "pod.containers: more than 64 entries"},
 		{"text too long", mustJSON(t, with(func(e *Envelope) { e.Pod.Containers[0].Message = strings.Repeat("x", maxTextLen+1) })), "pod.containers[0].message: longer than"},
 		{"name too long", mustJSON(t, with(func(e *Envelope) { e.Object.Name = strings.Repeat("x", maxNameLen+1) })), "object.name: longer than"},
-		{"negative restarts", mustJSON(t, with(func(e *Envelope) { e.Pod.Containers[0].RestartCount = -1 })), "restartCount: must not be negative"},
+		{"negative restarts", mustJSON(t, with(func(e *Envelope) { e.Pod.Containers[0].RestartCount = -1 })), "pod.containers[0].restartCount: must not be negative"},
+		{"port out of range in an init container", mustJSON(t, with(func(e *Envelope) {
+			e.Pod.InitContainers = []ContainerState{{Name: "a"}, {Name: "b", Ports: []ContainerPort{{ContainerPort: 1}, {ContainerPort: 70000}}}}
+		})), "pod.initContainers[1].ports[1].containerPort:"},
+		{"probe of an unknown handler", mustJSON(t, with(func(e *Envelope) { e.Pod.Containers[0].Readiness = &Probe{Handler: "carrier-pigeon"} })), `pod.containers[0].readiness.handler: unsupported value "carrier-pigeon"`},
+		{"labels after the containers keep their path", mustJSON(t, with(func(e *Envelope) { e.Pod.Labels = map[string]string{"": "x"} })), ": pod.labels: required"},
 		{"unknown container state", mustJSON(t, with(func(e *Envelope) { e.Pod.Containers[0].State = "exploded" })), `state: unsupported value "exploded"`},
 		{"wrong type", []byte(`{"schemaVersion":1,"id":"x","cluster":"c","object":{"kind":"node","name":"n"},"node":{"ready":"yes"}}`), "cannot unmarshal string"},
 		{"alert without status", mustJSON(t, &Envelope{SchemaVersion: 1, ID: "a", Cluster: "c", Object: ObjectRef{Kind: KindAlert, Name: "A"}, Alert: &AlertRecord{}}), `alert.status: unsupported value ""`},

@@ -1,6 +1,7 @@
 package bus
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -37,6 +38,22 @@ type Publisher struct {
 type pendingAck struct {
 	future jetstream.PubAckFuture
 	done   func(seq uint64, err error)
+	buf    *bytes.Buffer // the encoded message, recycled once settled
+}
+
+// encodeBuffers recycles the buffers envelopes are encoded into. A buffer
+// goes back once its publish is settled: JetStream keeps the message until
+// then, to send it again, and the connection copies it when it is sent.
+var encodeBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// maxRecycledBuffer bounds the buffers kept for reuse: a rare large
+// envelope's buffer is left to the collector.
+const maxRecycledBuffer = 64 << 10
+
+func recycleBuffer(buf *bytes.Buffer) {
+	if buf.Cap() <= maxRecycledBuffer {
+		encodeBuffers.Put(buf)
+	}
 }
 
 // NewPublisher returns a Publisher that stamps envelopes with cluster and source.
@@ -55,11 +72,12 @@ func NewPublisher(js jetstream.JetStream, cluster, source string) *Publisher {
 // sequence of the stored message; for a duplicate within the stream's
 // duplicate window that is the sequence of the message stored first.
 func (p *Publisher) Publish(ctx context.Context, e *Envelope) (uint64, error) {
-	subject, data, err := p.prepare(e)
+	subject, buf, err := p.prepare(e)
 	if err != nil {
 		return 0, err
 	}
-	ack, err := p.js.Publish(ctx, subject, data, jetstream.WithMsgID(e.ID), jetstream.WithExpectStream(StreamTelemetry))
+	ack, err := p.js.Publish(ctx, subject, buf.Bytes(), jetstream.WithMsgID(e.ID), jetstream.WithExpectStream(StreamTelemetry))
+	recycleBuffer(buf)
 	if err != nil {
 		return 0, fmt.Errorf("failed to publish to %s: %w", subject, err)
 	}
@@ -77,7 +95,7 @@ func (p *Publisher) Publish(ctx context.Context, e *Envelope) (uint64, error) {
 // server holds the caller back instead of growing memory; it fails at once
 // when e is invalid, ctx is done or the Publisher is closed.
 func (p *Publisher) PublishAsync(ctx context.Context, e *Envelope, done func(seq uint64, err error)) error {
-	subject, data, err := p.prepare(e)
+	subject, buf, err := p.prepare(e)
 	if err != nil {
 		return err
 	}
@@ -85,21 +103,24 @@ func (p *Publisher) PublishAsync(ctx context.Context, e *Envelope, done func(seq
 	select {
 	case p.slots <- struct{}{}:
 	case <-ctx.Done():
+		recycleBuffer(buf)
 		return fmt.Errorf("failed to publish to %s: %w", subject, ctx.Err())
 	}
 	p.mu.RLock()
 	defer p.mu.RUnlock()
 	if p.closed {
 		<-p.slots
+		recycleBuffer(buf)
 		return ErrPublisherClosed
 	}
-	f, err := p.js.PublishAsync(subject, data, jetstream.WithMsgID(e.ID), jetstream.WithExpectStream(StreamTelemetry))
+	f, err := p.js.PublishAsync(subject, buf.Bytes(), jetstream.WithMsgID(e.ID), jetstream.WithExpectStream(StreamTelemetry))
 	if err != nil {
+		// Not recycled: whether JetStream still holds it is not known.
 		<-p.slots
 		return fmt.Errorf("failed to publish to %s: %w", subject, err)
 	}
 	// Never blocks: there are as many places as slots.
-	p.pending <- pendingAck{future: f, done: done}
+	p.pending <- pendingAck{future: f, done: done, buf: buf}
 	return nil
 }
 
@@ -121,6 +142,7 @@ func (p *Publisher) settleAcks() {
 		case err = <-pa.future.Err():
 			err = fmt.Errorf("failed to publish to %s: %w", pa.future.Msg().Subject, err)
 		}
+		recycleBuffer(pa.buf)
 		<-p.slots
 		if pa.done != nil {
 			pa.done(seq, err)
@@ -146,8 +168,9 @@ func (p *Publisher) Close(ctx context.Context) error {
 	}
 }
 
-// prepare fills in and encodes e, and returns its subject.
-func (p *Publisher) prepare(e *Envelope) (string, []byte, error) {
+// prepare fills in and encodes e into a buffer of encodeBuffers, and
+// returns its subject.
+func (p *Publisher) prepare(e *Envelope) (string, *bytes.Buffer, error) {
 	if e == nil {
 		return "", nil, errors.New("bus: nil envelope")
 	}
@@ -166,9 +189,10 @@ func (p *Publisher) prepare(e *Envelope) (string, []byte, error) {
 	if e.Time.IsZero() {
 		e.Time = time.Now().UTC()
 	}
-	data, err := Encode(e)
-	if err != nil {
+	buf := encodeBuffers.Get().(*bytes.Buffer)
+	if err := encodeTo(buf, e); err != nil {
+		recycleBuffer(buf)
 		return "", nil, err
 	}
-	return TelemetrySubject(e.Cluster, e.Object.Kind, e.Object.Namespace, e.Object.Name), data, nil
+	return TelemetrySubject(e.Cluster, e.Object.Kind, e.Object.Namespace, e.Object.Name), buf, nil
 }

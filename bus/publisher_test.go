@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -99,6 +101,77 @@ func TestPublishConsume(t *testing.T) {
 	eventually(t, "message acked", settled(t.Context(), js, StreamTelemetry, "round-trip", seq))
 	if n := testutil.ToFloat64(deliveredTotal.WithLabelValues("round-trip")); n != 1 {
 		t.Errorf("delivered_total = %v, want 1", n)
+	}
+}
+
+// TestPublishAsyncKeepsEachMessage publishes envelopes of different sizes
+// from several goroutines, so that encoding buffers are recycled while
+// other publishes are in flight, and checks that every stored message is
+// the envelope published with its ID.
+func TestPublishAsyncKeepsEachMessage(t *testing.T) {
+	_, js := startBus(t)
+	p := NewPublisher(js, "prod", "sensor")
+	const n = 2000
+	var wg sync.WaitGroup
+	var failed atomic.Int64
+	for w := range 4 {
+		wg.Go(func() {
+			for i := w; i < n; i += 4 {
+				e := podEnvelope()
+				e.Cluster, e.Source, e.SchemaVersion, e.Time = "", "", 0, time.Time{}
+				e.ID = "async-" + strconv.Itoa(i)
+				e.Object.Name = "pod-" + strings.Repeat("x", i%97) + "-" + strconv.Itoa(i)
+				e.Pod.Containers[0].Message = strings.Repeat("m", i%301)
+				if err := p.PublishAsync(t.Context(), e, func(_ uint64, err error) {
+					if err != nil {
+						failed.Add(1)
+					}
+				}); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if err := p.Close(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if f := failed.Load(); f > 0 {
+		t.Fatalf("%d publishes failed", f)
+	}
+	cons, err := js.CreateOrUpdateConsumer(t.Context(), StreamTelemetry, jetstream.ConsumerConfig{AckPolicy: jetstream.AckNonePolicy, FilterSubjects: []string{TelemetryFilter("prod")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for len(seen) < n {
+		batch, err := cons.Fetch(500, jetstream.FetchMaxWait(waitTimeout))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := 0
+		for m := range batch.Messages() {
+			got++
+			e, err := Decode(m.Data())
+			if err != nil {
+				t.Fatalf("stored message %q: %v", m.Data(), err)
+			}
+			i, err := strconv.Atoi(strings.TrimPrefix(e.ID, "async-"))
+			if err != nil {
+				t.Fatalf("unexpected ID %q", e.ID)
+			}
+			if want := "pod-" + strings.Repeat("x", i%97) + "-" + strconv.Itoa(i); e.Object.Name != want || e.Pod.Containers[0].Message != strings.Repeat("m", i%301) {
+				t.Fatalf("message %s carries another envelope: name %q", e.ID, e.Object.Name)
+			}
+			if m.Headers().Get(jetstream.MsgIDHeader) != e.ID {
+				t.Fatalf("message %s stored with Nats-Msg-Id %q", e.ID, m.Headers().Get(jetstream.MsgIDHeader))
+			}
+			seen[e.ID] = true
+		}
+		if got == 0 {
+			t.Fatalf("%d of %d messages stored", len(seen), n)
+		}
 	}
 }
 
