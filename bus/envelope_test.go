@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
+	kjson "sigs.k8s.io/json"
 )
 
 var testTime = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
@@ -289,6 +290,15 @@ func FuzzDecode(f *testing.F) {
 				t.Fatalf("error %v does not wrap ErrMalformed", err)
 			}
 			return
+		}
+		// Decode reads with JSON v2; a strict encoding/json reader must see
+		// the same envelope in whatever Decode accepts.
+		var std Envelope
+		if strict, err := kjson.UnmarshalStrict(data, &std); err != nil || len(strict) > 0 {
+			t.Fatalf("Decode accepted what a strict encoding/json reader refuses: %v %v", err, strict)
+		}
+		if diff := cmp.Diff(e, &std); diff != "" {
+			t.Fatalf("Decode and encoding/json read different envelopes (-Decode +encoding/json):\n%s", diff)
 		}
 		again, err := Encode(e)
 		if err != nil {
