@@ -93,6 +93,15 @@ type ConsumerOptions struct {
 	Shares int
 	// Cluster is the cluster whose telemetry a partitioned consumer reads.
 	Cluster string
+	// CurrentState makes a durable consumer, when it is first created,
+	// start at the last message of each subject, the current state of each
+	// object, instead of everything the stream holds: a telemetry stream
+	// keeps up to a day, and a new consumer would otherwise read a day of
+	// past states, of objects that may have changed since or of a cluster
+	// that is gone, before the present. A durable that exists keeps its
+	// place; one deleted and created again resumes after the last message
+	// it finished.
+	CurrentState bool
 	// PinnedTTL is how long a share stays pinned to a replica that stopped
 	// pulling before another replica takes it over. Default 15s.
 	PinnedTTL time.Duration
@@ -462,6 +471,9 @@ func (c *Consumer) consume(ctx, handlerCtx context.Context, log logr.Logger, p p
 			consumeOpts = append(consumeOpts, jetstream.PullHeartbeat(hb))
 		}
 	}
+	if c.opts.CurrentState {
+		cfg.DeliverPolicy = jetstream.DeliverLastPerSubjectPolicy
+	}
 	var cons jetstream.Consumer
 	var err error
 	if again {
@@ -473,6 +485,15 @@ func (c *Consumer) consume(ctx, handlerCtx context.Context, log logr.Logger, p p
 			cons, err = c.js.CreateConsumer(ctx, c.opts.Stream, cfg)
 		}
 	} else {
+		if c.opts.CurrentState {
+			// Where a durable starts cannot be changed once it exists.
+			if existing, lerr := c.js.Consumer(ctx, c.opts.Stream, p.durable); lerr == nil {
+				ec := existing.CachedInfo().Config
+				cfg.DeliverPolicy, cfg.OptStartSeq, cfg.OptStartTime = ec.DeliverPolicy, ec.OptStartSeq, ec.OptStartTime
+			} else if !errors.Is(lerr, jetstream.ErrConsumerNotFound) {
+				return nil, fmt.Errorf("failed to look up consumer %s on stream %s: %w", p.durable, c.opts.Stream, lerr)
+			}
+		}
 		cons, err = c.js.CreateOrUpdateConsumer(ctx, c.opts.Stream, cfg)
 	}
 	if err != nil {

@@ -447,3 +447,93 @@ func TestOneShareFailsOver(t *testing.T) {
 		t.Fatalf("after replica 1 stopped, a message went to replica %d, want the standby, 2", id)
 	}
 }
+
+// TestCurrentStateStartsAtEachObjectsLastState checks that a new durable
+// consumer with CurrentState gets the last message of each object, not the
+// stream's history; that it then keeps its place across restarts; and that
+// a durable created before, from the start of the stream, is left as it is.
+func TestCurrentStateStartsAtEachObjectsLastState(t *testing.T) {
+	srv, err := StartEmbedded(EmbeddedOptions{StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatalf("StartEmbedded: %v", err)
+	}
+	t.Cleanup(srv.Shutdown)
+	js := connect(t, srv)
+	if err := EnsureStreams(t.Context(), js, StreamsConfig{TelemetryPartitions: 4}); err != nil {
+		t.Fatalf("EnsureStreams: %v", err)
+	}
+	p := NewPublisher(js, "prod", "sensor")
+	n := 0
+	publish := func(object string) string {
+		n++
+		e := podEnvelope()
+		e.ID = fmt.Sprintf("state-%d", n)
+		e.Object.Name = object
+		if _, err := p.Publish(t.Context(), e); err != nil {
+			t.Fatal(err)
+		}
+		return e.ID
+	}
+	var last []string
+	for _, object := range []string{"a", "b", "c"} {
+		for range 3 {
+			publish(object)
+		}
+		last = append(last, fmt.Sprintf("state-%d", n))
+	}
+	old := ConsumerOptions{Stream: StreamTelemetry, Durable: "history", Cluster: "prod", Partitions: 4, PinnedTTL: 2 * time.Second}
+	runOnce := func(opts ConsumerOptions, want int, during func()) []string {
+		t.Helper()
+		got := make(chan string, 32)
+		c, err := NewConsumer(connect(t, srv), opts, func(_ context.Context, d Delivery) error {
+			got <- d.Envelope.ID
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, stop := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- c.Start(ctx) }()
+		if during != nil {
+			during()
+		}
+		var ids []string
+		for range want {
+			ids = append(ids, receive(t, got))
+		}
+		select {
+		case id := <-got:
+			t.Errorf("%s got %s beyond the %d messages expected", opts.Durable, id, want)
+		case <-time.After(500 * time.Millisecond):
+		}
+		stop()
+		if err := <-done; err != nil {
+			t.Fatalf("Start: %v", err)
+		}
+		return ids
+	}
+
+	// A durable from before CurrentState read the whole stream, and keeps
+	// doing so under it.
+	if ids := runOnce(old, 9, nil); len(ids) != 9 {
+		t.Fatalf("the durable from before got %v", ids)
+	}
+	old.CurrentState = true
+	if ids := runOnce(old, 1, func() { publish("a") }); ids[0] != fmt.Sprintf("state-%d", n) {
+		t.Fatalf("the durable from before got %v after a restart under CurrentState, want only the new message", ids)
+	}
+
+	current := ConsumerOptions{Stream: StreamTelemetry, Durable: "current", Cluster: "prod", Partitions: 4, PinnedTTL: 2 * time.Second, CurrentState: true}
+	last[0] = fmt.Sprintf("state-%d", n) // object a's newest
+	ids := runOnce(current, 3, nil)
+	slices.Sort(ids)
+	slices.Sort(last)
+	if !slices.Equal(ids, last) {
+		t.Fatalf("a new durable with CurrentState got %v, want each object's last state %v", ids, last)
+	}
+	// Restarted, it resumes where it was: only what came since.
+	if ids := runOnce(current, 1, func() { publish("b") }); ids[0] != fmt.Sprintf("state-%d", n) {
+		t.Fatalf("after a restart the durable got %v, want only the new message", ids)
+	}
+}

@@ -437,9 +437,10 @@ func newAgentCommand() *cobra.Command {
 		Use:   "agent --mcp-url URL --nats-url URL",
 		Short: "Run the maintenance agent: read telemetry, propose through the MCP server",
 		Long: `Run tend's maintenance agent, as its Deployment does in a cluster. It consumes the TELEMETRY
-stream through its own durable consumers (one per partition, each pinned to one running
-replica, so replicas share the work, one object on one agent at a time), judges the cluster
-with the runbooks and, with an LLM brain, the planner, and proposes through the MCP server
+stream through its own durable consumers (--shares of them, each pinned to one running
+replica, so replicas share the work, one object on one agent at a time; a new one starts
+from each object's current state, not the stream's history), judges the cluster with the
+runbooks and, with an LLM brain, the planner, and proposes through the MCP server
 with its service account's token. It never writes to the cluster itself, and needs no
 Kubernetes access of its own beyond that token. Until the MCP server answers, the agent
 waits for it, not ready, trying again with a growing delay (up to 30s) and logging why.

@@ -74,6 +74,9 @@ func NewAgent(ctx context.Context, opts AgentOptions) (*Agent, error) {
 		Partitions: bus.DefaultTelemetryPartitions,
 		Shares:     opts.Shares,
 		Cluster:    opts.Cluster,
+		// A new agent starts from each object's current state, not a day
+		// of past ones (of a cluster that may be gone: the local stack's).
+		CurrentState: true,
 	}, agent.Handle)
 	if err != nil {
 		_ = tools.Close()
