@@ -3,6 +3,7 @@ package bus
 import (
 	"context"
 	"fmt"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -46,7 +47,7 @@ func BenchmarkBus(b *testing.B) {
 	benchBus(b, func(b *testing.B, js jetstream.JetStream, rec *recorder) (publishFunc, func()) {
 		c, err := NewConsumer(js, ConsumerOptions{Stream: StreamTelemetry, Durable: "bench", Cluster: "prod", Partitions: benchPartitions},
 			func(_ context.Context, d Delivery) error {
-				rec.record(d.Envelope.ID)
+				rec.record(d.Envelope.ID, d.StreamSeq)
 				return nil
 			})
 		if err != nil {
@@ -85,7 +86,7 @@ func BenchmarkBusJetStream(b *testing.B) {
 			b.Fatal(err)
 		}
 		cc, err := cons.Consume(func(m jetstream.Msg) {
-			rec.record(m.Headers().Get(jetstream.MsgIDHeader))
+			rec.record(m.Headers().Get(jetstream.MsgIDHeader), 0)
 			_ = m.Ack()
 		})
 		if err != nil {
@@ -144,7 +145,7 @@ func benchBus(b *testing.B, setup func(*testing.B, jetstream.JetStream, *recorde
 		js, rec := benchStart(b)
 		publish, stop := setup(b, js, rec)
 		defer stop()
-		next := warmUp(b, publish, rec, nil)
+		next := warmUp(b, publish, rec)
 		var (
 			events  int
 			elapsed time.Duration
@@ -159,12 +160,13 @@ func benchBus(b *testing.B, setup func(*testing.B, jetstream.JetStream, *recorde
 			next += benchBatch
 		}
 		b.ReportMetric(float64(events)/elapsed.Seconds(), "throughput-events/s")
+		rec.reportOrder(b)
 	})
 	b.Run(fmt.Sprintf("rate=%d", benchRate), func(b *testing.B) {
 		js, rec := benchStart(b)
 		publish, stop := setup(b, js, rec)
 		defer stop()
-		next := warmUp(b, publish, rec, pace(b.Context(), benchRate, benchPaced))
+		next := warmUp(b, publish, rec)
 		for b.Loop() {
 			rec.expect(next + benchPaced)
 			publishConcurrently(b, publish, next, benchPaced, pace(b.Context(), benchRate, benchPaced))
@@ -174,28 +176,34 @@ func benchBus(b *testing.B, setup func(*testing.B, jetstream.JetStream, *recorde
 		p50, p99 := rec.percentiles()
 		b.ReportMetric(float64(p50)/float64(time.Millisecond), "latency_p50-ms")
 		b.ReportMetric(float64(p99)/float64(time.Millisecond), "latency_p99-ms")
+		rec.reportOrder(b)
 	})
 }
 
-// warmUp publishes and handles one iteration's events, paced by tokens
-// when it is not nil, before anything is measured: the server's store, the
-// connections and each process's heap then start the measured iterations
-// grown to their working size, as in a running deployment, and the start-up
-// is not counted in the percentiles of either path. It returns the index of
-// the first event to measure.
-func warmUp(b *testing.B, publish publishFunc, rec *recorder, tokens <-chan struct{}) int {
+// warmUp publishes and handles one full-load iteration's events before
+// anything is measured: the server's store, the connections and the heap
+// then start the measured iterations grown to their working size, as in a
+// deployment that has run for a while, and start-up is not counted in the
+// figures of either path. It returns the index of the first event to
+// measure.
+func warmUp(b *testing.B, publish publishFunc, rec *recorder) int {
 	b.Helper()
-	rec.expect(benchPaced)
-	publishConcurrently(b, publish, 0, benchPaced, tokens)
+	rec.expect(benchBatch)
+	publishConcurrently(b, publish, 0, benchBatch, nil)
 	rec.wait(b)
 	rec.reset()
-	return benchPaced
+	return benchBatch
 }
 
 // benchStart starts a nats-server with file storage in a temporary directory
 // and the tend streams.
 func benchStart(b *testing.B) (jetstream.JetStream, *recorder) {
 	b.Helper()
+	// Each run starts from the same heap, whichever ran before it in this
+	// process: on a virtual machine, memory touched for the first time
+	// costs far more than memory reused, and a run after another would
+	// otherwise inherit its grown heap.
+	debug.FreeOSMemory()
 	srv, err := StartEmbedded(EmbeddedOptions{StoreDir: b.TempDir()})
 	if err != nil {
 		b.Fatal(err)
@@ -288,27 +296,38 @@ func benchEnvelope(i int) *Envelope {
 	return e
 }
 
-// recorder keeps the send time of every event and its latency once handled.
+// recorder keeps the send time of every event and its latency once
+// handled. Its tables grow in expect, between iterations, so that recording
+// an event allocates nothing: the harness adds no garbage to either path.
 type recorder struct {
 	mu        sync.Mutex
-	sentAt    map[int]time.Time
+	sentAt    []int64 // UnixNano, by event index
+	handled   []bool
+	count     int
 	latencies []time.Duration
-	handled   map[int]bool
-	want      int
-	done      chan struct{}
-	pubErr    error
+	// lastSeq is the stream sequence last handled per object, when the
+	// path reports it; outOfOrder counts the deliveries below it.
+	lastSeq    [benchObjects]uint64
+	outOfOrder int
+	ordered    bool // the path reports stream sequences
+	want       int
+	done       chan struct{}
+	pubErr     error
 }
 
-func newRecorder() *recorder {
-	return &recorder{sentAt: map[int]time.Time{}, handled: map[int]bool{}}
-}
+func newRecorder() *recorder { return &recorder{} }
 
 func (r *recorder) expect(total int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if n := total - len(r.sentAt); n > 0 {
+		r.sentAt = slices.Grow(r.sentAt, n)[:total]
+		r.handled = slices.Grow(r.handled, n)[:total]
+		r.latencies = slices.Grow(r.latencies, n)
+	}
 	r.want = total
 	r.done = make(chan struct{})
-	if len(r.handled) >= total {
+	if r.count >= total {
 		close(r.done)
 	}
 }
@@ -321,27 +340,48 @@ func (r *recorder) reset() {
 }
 
 func (r *recorder) sent(i int) {
-	now := time.Now()
+	now := time.Now().UnixNano()
 	r.mu.Lock()
 	r.sentAt[i] = now
 	r.mu.Unlock()
 }
 
-func (r *recorder) record(id string) {
-	now := time.Now()
+// record notes that the event with id was handled; seq is its stream
+// sequence, or 0 when the path does not report it.
+func (r *recorder) record(id string, seq uint64) {
+	now := time.Now().UnixNano()
 	i, err := strconv.Atoi(strings.TrimPrefix(id, "bench-"))
 	if err != nil {
 		return
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.handled[i] {
+	if i < 0 || i >= len(r.handled) || r.handled[i] {
 		return
 	}
 	r.handled[i] = true
-	r.latencies = append(r.latencies, now.Sub(r.sentAt[i]))
-	if len(r.handled) == r.want {
+	r.count++
+	r.latencies = append(r.latencies, time.Duration(now-r.sentAt[i]))
+	if seq > 0 {
+		r.ordered = true
+		if seq < r.lastSeq[i%benchObjects] {
+			r.outOfOrder++
+		}
+		r.lastSeq[i%benchObjects] = seq
+	}
+	if r.count == r.want {
 		close(r.done)
+	}
+}
+
+// reportOrder reports the deliveries that came before an earlier message of
+// their object, for a path that reports stream sequences (tend's). None is
+// lost: every run waits for all of its events.
+func (r *recorder) reportOrder(b *testing.B) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.ordered {
+		b.ReportMetric(float64(r.outOfOrder), "out_of_order-events")
 	}
 }
 
@@ -368,7 +408,7 @@ func (r *recorder) wait(b *testing.B) {
 	case <-time.After(time.Minute):
 		r.mu.Lock()
 		defer r.mu.Unlock()
-		b.Fatalf("%d of %d events handled after a minute", len(r.handled), r.want)
+		b.Fatalf("%d of %d events handled after a minute", r.count, r.want)
 	}
 }
 
