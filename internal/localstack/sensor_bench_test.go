@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
 	"github.com/nats-io/nats.go/jetstream"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -108,6 +109,8 @@ func benchSensorMemory(b *testing.B) {
 	// The sensor as `tend sensor` runs it, with its own manager and cache.
 	mgr, err := components.NewSensor(components.SensorOptions{
 		Config: cfg, Scheme: scheme, SystemNamespace: "tend-system", Cluster: "bench", JS: js, SkipNameValidation: true,
+		// Without a logger, controller-runtime prints a stack on first use.
+		Logger: logr.Discard(),
 	})
 	if err != nil {
 		b.Fatal(err)
