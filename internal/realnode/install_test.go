@@ -3,6 +3,7 @@ package realnode_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -206,7 +207,7 @@ func TestInstallOnARealNode(t *testing.T) {
 		i := slices.IndexFunc(list.Items, func(p tendv1.Proposal) bool { return p.Spec.Action == tendv1.ActionRollbackWorkload })
 		g.Expect(i).NotTo(Equal(-1), "no rollback proposed")
 		proposal = list.Items[i]
-		g.Expect(proposal.Status.Phase).To(Equal(tendv1.PhaseSucceeded), "proposal %s: %s", proposal.Name, proposal.Status.Message)
+		g.Expect(proposal.Status.Phase).To(Equal(tendv1.PhaseSucceeded), "proposal %s: %s%s", proposal.Name, proposal.Status.Message, decided(proposal.Status.Decision))
 	}).WithTimeout(8*time.Minute).WithPolling(2*time.Second).Should(Succeed(), "the in-cluster components did not heal the rollout:\n%s", describePods(ctx, c))
 	g.Expect(proposal.Spec.Proposer.Username).To(Equal("system:serviceaccount:" + localstack.SystemNamespace + ":tend-agent"))
 	g.Eventually(healthy).WithTimeout(2 * time.Minute).WithPolling(time.Second).Should(Succeed())
@@ -408,4 +409,20 @@ func binDir(t *testing.T) string {
 		t.Fatalf("control-plane binaries not found in %s (run `make tools`): %v", abs, err)
 	}
 	return abs
+}
+
+// decided describes the gate's decision on a proposal, for a failure.
+func decided(d *tendv1.Decision) string {
+	if d == nil {
+		return " (not decided)"
+	}
+	out := fmt.Sprintf(" (decided %s by policy %q, rule %q", d.Outcome, d.Policy, d.Rule)
+	for _, r := range d.Reasons {
+		out += fmt.Sprintf("; %s: %s", r.Code, r.Message)
+	}
+	if d.Facts != nil && d.Facts.Revision != nil {
+		rf := d.Facts.Revision
+		out += fmt.Sprintf("; revision %d to %d, healthy %t: %s", rf.Current, rf.To, rf.ToHealthy, rf.Evidence)
+	}
+	return out + ")"
 }
