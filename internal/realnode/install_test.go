@@ -315,6 +315,19 @@ func podReady(p *corev1.Pod) bool {
 // describePods summarizes the pods of tend-system and demo, for a failure.
 func describePods(ctx context.Context, c client.Client) string {
 	var b strings.Builder
+	var nodes corev1.NodeList
+	if err := c.List(ctx, &nodes); err == nil {
+		for _, n := range nodes.Items {
+			b.WriteString("node " + n.Name + ":")
+			for _, cond := range n.Status.Conditions {
+				b.WriteString(" " + string(cond.Type) + "=" + string(cond.Status))
+			}
+			for _, t := range n.Spec.Taints {
+				b.WriteString(" taint " + t.Key + ":" + string(t.Effect))
+			}
+			b.WriteString("\n")
+		}
+	}
 	for _, ns := range []string{localstack.SystemNamespace, "demo"} {
 		var pods corev1.PodList
 		if err := c.List(ctx, &pods, client.InNamespace(ns)); err != nil {
@@ -333,6 +346,9 @@ func describePods(ctx context.Context, c client.Client) string {
 				b.WriteString(" ready=" + map[bool]string{true: "true", false: "false"}[s.Ready])
 			}
 			b.WriteString("\n")
+			if p.Status.Phase == corev1.PodPending {
+				b.WriteString(podEvents(ctx, c, &p))
+			}
 		}
 	}
 	return b.String()
@@ -425,4 +441,27 @@ func decided(d *tendv1.Decision) string {
 		out += fmt.Sprintf("; revision %d to %d, healthy %t: %s", rf.Current, rf.To, rf.ToHealthy, rf.Evidence)
 	}
 	return out + ")"
+}
+
+// podEvents lists the last Events about a pod that is not running, which
+// say what the scheduler or the kubelet is waiting for.
+func podEvents(ctx context.Context, c client.Client, pod *corev1.Pod) string {
+	var events corev1.EventList
+	if err := c.List(ctx, &events, client.InNamespace(pod.Namespace)); err != nil {
+		return "  events: " + err.Error() + "\n"
+	}
+	var b strings.Builder
+	n := 0
+	for i := len(events.Items) - 1; i >= 0 && n < 8; i-- {
+		ev := events.Items[i]
+		if ev.InvolvedObject.Name != pod.Name {
+			continue
+		}
+		n++
+		b.WriteString(fmt.Sprintf("  event %s %s (x%d): %s\n", ev.Type, ev.Reason, ev.Count, ev.Message))
+	}
+	if n == 0 {
+		b.WriteString("  no events about it\n")
+	}
+	return b.String()
 }
