@@ -17,6 +17,14 @@ import (
 // startBusWith is startBus with stream settings.
 func startBusWith(t *testing.T, cfg StreamsConfig) jetstream.JetStream {
 	t.Helper()
+	_, js := startServerWith(t, cfg)
+	return js
+}
+
+// startServerWith is startBusWith that also returns the server, for tests
+// that connect more clients (replicas) to it.
+func startServerWith(t *testing.T, cfg StreamsConfig) (*Embedded, jetstream.JetStream) {
+	t.Helper()
 	srv, err := StartEmbedded(EmbeddedOptions{StoreDir: t.TempDir()})
 	if err != nil {
 		t.Fatalf("StartEmbedded: %v", err)
@@ -26,7 +34,7 @@ func startBusWith(t *testing.T, cfg StreamsConfig) jetstream.JetStream {
 	if err := EnsureStreams(t.Context(), js, cfg); err != nil {
 		t.Fatalf("EnsureStreams: %v", err)
 	}
-	return js
+	return srv, js
 }
 
 // deadLetters returns the headers and data of every message on subject in
@@ -392,15 +400,7 @@ func TestNewConsumerRefuses(t *testing.T) {
 // pin and handles everything while it runs; once it stops, the standby
 // takes over within the pin's TTL.
 func TestOneShareFailsOver(t *testing.T) {
-	srv, err := StartEmbedded(EmbeddedOptions{StoreDir: t.TempDir()})
-	if err != nil {
-		t.Fatalf("StartEmbedded: %v", err)
-	}
-	t.Cleanup(srv.Shutdown)
-	js := connect(t, srv)
-	if err := EnsureStreams(t.Context(), js, StreamsConfig{TelemetryPartitions: 4}); err != nil {
-		t.Fatalf("EnsureStreams: %v", err)
-	}
+	srv, js := startServerWith(t, StreamsConfig{TelemetryPartitions: 4})
 	opts := ConsumerOptions{Stream: StreamTelemetry, Durable: "standby", Cluster: "prod", Partitions: 4, PinnedTTL: 2 * time.Second}
 	got := make(chan int, 16)
 	replica := func(id int) Handler {
@@ -453,15 +453,7 @@ func TestOneShareFailsOver(t *testing.T) {
 // stream's history; that it then keeps its place across restarts; and that
 // a durable created before, from the start of the stream, is left as it is.
 func TestCurrentStateStartsAtEachObjectsLastState(t *testing.T) {
-	srv, err := StartEmbedded(EmbeddedOptions{StoreDir: t.TempDir()})
-	if err != nil {
-		t.Fatalf("StartEmbedded: %v", err)
-	}
-	t.Cleanup(srv.Shutdown)
-	js := connect(t, srv)
-	if err := EnsureStreams(t.Context(), js, StreamsConfig{TelemetryPartitions: 4}); err != nil {
-		t.Fatalf("EnsureStreams: %v", err)
-	}
+	srv, js := startServerWith(t, StreamsConfig{TelemetryPartitions: 4})
 	p := NewPublisher(js, "prod", "sensor")
 	n := 0
 	publish := func(object string) string {
