@@ -29,6 +29,7 @@ import (
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
@@ -99,9 +100,17 @@ func TestInstallOnARealNode(t *testing.T) {
 	g.Expect(c.List(ctx, &kwokNodes)).To(Succeed())
 	g.Expect(kwokNodes.Items).To(HaveLen(1))
 	for i := range kwokNodes.Items {
-		n := &kwokNodes.Items[i]
-		n.Spec.Taints = append(n.Spec.Taints, corev1.Taint{Key: "tend.dev/simulated", Value: "true", Effect: corev1.TaintEffectNoSchedule})
-		g.Expect(c.Update(ctx, n)).To(Succeed())
+		// kwok writes the node's status as it comes up: taint the latest
+		// version, again on a conflict.
+		key := client.ObjectKeyFromObject(&kwokNodes.Items[i])
+		g.Expect(retry.RetryOnConflict(retry.DefaultRetry, func() error {
+			n := &corev1.Node{}
+			if err := c.Get(ctx, key, n); err != nil {
+				return err
+			}
+			n.Spec.Taints = append(n.Spec.Taints, corev1.Taint{Key: "tend.dev/simulated", Value: "true", Effect: corev1.TaintEffectNoSchedule})
+			return c.Update(ctx, n)
+		})).To(Succeed())
 	}
 	kubeletKC, err := cl.UserKubeconfig("system:node:"+installNode, []string{"system:nodes"})
 	g.Expect(err).NotTo(HaveOccurred())
