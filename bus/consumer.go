@@ -138,6 +138,11 @@ const (
 	minHeartbeat = 500 * time.Millisecond
 	// priorityGroup is the one priority group of a share.
 	priorityGroup = "tend"
+	// pinIDHeader carries, on each message of a pinned share, the ID of the
+	// pin the server delivered it under.
+	pinIDHeader = "Nats-Pin-Id"
+	// unpinTimeout bounds giving a share's pin back on shutdown.
+	unpinTimeout = 5 * time.Second
 	// deadLetterTimeout bounds copying one message to the dead-letter subject.
 	deadLetterTimeout = 10 * time.Second
 )
@@ -303,6 +308,7 @@ func (c *Consumer) Start(ctx context.Context) error {
 		for _, r := range runs {
 			if r != nil {
 				<-r.cc.Closed()
+				c.unpin(handlerCtx, log, r)
 			}
 		}
 	}
@@ -390,6 +396,10 @@ type run struct {
 	// lagCtx ends the lag watch of this run.
 	lagCtx  context.Context
 	stopLag context.CancelFunc
+	// pin is the last pin ID the server gave this run's share with a
+	// message (the Nats-Pin-Id header); nil when it is not pinned or got
+	// nothing yet.
+	pin atomic.Pointer[string]
 
 	mu       sync.Mutex
 	lastErr  error
@@ -440,6 +450,42 @@ func (r *run) watchLag(interval time.Duration) {
 	}
 }
 
+// unpin gives the pin of r's share back to the server once r has drained,
+// so that a standby replica takes the share over at once rather than after
+// PinnedTTL (a rolling restart would otherwise leave the share unread that
+// long). It unpins only the pin r was last given, and only while the server
+// still holds it: a replica that was standing by leaves the pin where it is.
+// A failure costs nothing but the wait, so it is only logged.
+func (c *Consumer) unpin(ctx context.Context, log logr.Logger, r *run) {
+	id := r.pin.Load()
+	if id == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, unpinTimeout)
+	defer cancel()
+	info, err := r.cons.Info(ctx)
+	if err != nil {
+		log.V(1).Info("Could not read the share's pin to give it back; a standby takes over after the pin's TTL", "durable", r.durable, "error", err.Error())
+		return
+	}
+	held := false
+	for _, g := range info.PriorityGroups {
+		held = held || (g.Group == priorityGroup && g.PinnedClientID == *id)
+	}
+	if !held {
+		return
+	}
+	st, err := c.js.Stream(ctx, c.opts.Stream)
+	if err == nil {
+		err = st.UnpinConsumer(ctx, r.durable, priorityGroup)
+	}
+	if err != nil {
+		log.V(1).Info("Could not give the share's pin back; a standby takes over after the pin's TTL", "durable", r.durable, "error", err.Error())
+		return
+	}
+	log.V(1).Info("Gave the share's pin back", "durable", r.durable)
+}
+
 // consume creates or updates p's durable consumer and consumes it. With
 // again, the consumer stopped before: one that exists (another replica made
 // it again) is consumed as it is, and a new one resumes after the last
@@ -476,11 +522,15 @@ func (c *Consumer) consume(ctx, handlerCtx context.Context, log logr.Logger, p p
 	}
 	var cons jetstream.Consumer
 	var err error
+	// floor is the last stream sequence a consumer created again must not
+	// hand to the handler: everything up to it was finished before.
+	var floor uint64
 	if again {
 		cons, err = c.js.Consumer(ctx, c.opts.Stream, p.durable)
 		if errors.Is(err, jetstream.ErrConsumerNotFound) {
 			if done := p.done.Load(); done > 0 {
 				cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, done+1
+				floor = done
 			}
 			cons, err = c.js.CreateConsumer(ctx, c.opts.Stream, cfg)
 		}
@@ -503,6 +553,7 @@ func (c *Consumer) consume(ctx, handlerCtx context.Context, log logr.Logger, p p
 	r.lagCtx, r.stopLag = context.WithCancel(ctx)
 	plog := log.WithValues("durable", p.durable)
 	s := &settler{c: c, durable: p.durable, done: p.done, lag: consumerLag.WithLabelValues(p.durable),
+		pinned: p.pinned, pin: &r.pin, floor: floor,
 		delivered: deliveredTotal.WithLabelValues(p.durable), redelivered: redeliveredTotal.WithLabelValues(p.durable)}
 	consumeOpts = append(consumeOpts, jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 		plog.Error(err, "Consuming failed")
@@ -526,6 +577,12 @@ type settler struct {
 	done                   *atomic.Uint64
 	lag                    prometheus.Gauge
 	delivered, redelivered prometheus.Counter
+	// pinned shares record the pin each message came with in pin.
+	pinned bool
+	pin    *atomic.Pointer[string]
+	// floor: messages at or below this stream sequence were finished
+	// before the consumer was created again; they are acked, not handled.
+	floor uint64
 }
 
 // handle settles one message: malformed and permanently failing messages
@@ -533,12 +590,29 @@ type settler struct {
 // after a backoff.
 func (s *settler) handle(ctx context.Context, log logr.Logger, msg jetstream.Msg) {
 	s.delivered.Inc()
+	if s.pinned {
+		if id := msg.Headers().Get(pinIDHeader); id != "" {
+			if cur := s.pin.Load(); cur == nil || *cur != id {
+				s.pin.Store(&id)
+			}
+		}
+	}
 	meta, err := msg.Metadata()
 	if err != nil {
 		s.terminate(ctx, log, msg, nil, ReasonMalformed, fmt.Errorf("no JetStream metadata: %w", err))
 		return
 	}
 	s.lag.Set(float64(meta.NumPending))
+	if meta.Sequence.Stream <= s.floor {
+		// A durable deleted and at once created again can come back with
+		// the deleted one's state from the server's store, which lags its
+		// acks, instead of the start it was created with (seen with
+		// nats-server 2.15): what the part finished is not handled twice.
+		if err := msg.Ack(); err != nil {
+			log.Error(err, "Failed to ack message")
+		}
+		return
+	}
 	if meta.NumDelivered > 1 {
 		s.redelivered.Inc()
 	}

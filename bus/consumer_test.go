@@ -396,12 +396,20 @@ func TestNewConsumerRefuses(t *testing.T) {
 	}
 }
 
-// TestOneShareFailsOver runs two replicas on one share: the first holds the
-// pin and handles everything while it runs; once it stops, the standby
-// takes over within the pin's TTL.
+// TestOneShareFailsOver runs replicas on one share: the first holds the pin
+// and handles everything while it runs; a standby that stops leaves the pin
+// alone; once the first stops, it gives the pin back and the standby takes
+// over at once, long before the pin's TTL.
 func TestOneShareFailsOver(t *testing.T) {
-	srv, js := startServerWith(t, StreamsConfig{TelemetryPartitions: 4})
-	opts := ConsumerOptions{Stream: StreamTelemetry, Durable: "standby", Cluster: "prod", Partitions: 4, PinnedTTL: 2 * time.Second}
+	// The agents' own identity, so that giving the pin back is checked
+	// against their permissions; a pin that would outlive the test, so that
+	// only a pin given back lets the standby in.
+	srv := startSecuredBus(t)
+	_, controllerJS, _ := connectAs(t, srv, ComponentController)
+	if err := EnsureStreams(t.Context(), controllerJS, StreamsConfig{TelemetryPartitions: 4}); err != nil {
+		t.Fatal(err)
+	}
+	opts := ConsumerOptions{Stream: StreamTelemetry, Durable: "standby", Cluster: "prod", Partitions: 4, PinnedTTL: 10 * time.Minute}
 	got := make(chan int, 16)
 	replica := func(id int) Handler {
 		return func(context.Context, Delivery) error {
@@ -409,7 +417,8 @@ func TestOneShareFailsOver(t *testing.T) {
 			return nil
 		}
 	}
-	p := NewPublisher(js, "prod", "sensor")
+	_, sensorJS, _ := connectAs(t, srv, ComponentSensor)
+	p := NewPublisher(sensorJS, "prod", "sensor")
 	publish := func(i int) {
 		e := podEnvelope()
 		e.ID = fmt.Sprintf("standby-%d", i)
@@ -418,33 +427,86 @@ func TestOneShareFailsOver(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-
-	first, err := NewConsumer(connect(t, srv), opts, replica(1))
-	if err != nil {
-		t.Fatal(err)
+	pin := func() string {
+		t.Helper()
+		cons, err := controllerJS.Consumer(t.Context(), StreamTelemetry, ShareDurable(opts.Durable, 0, 1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, g := range cons.CachedInfo().PriorityGroups {
+			if g.Group == priorityGroup {
+				return g.PinnedClientID
+			}
+		}
+		return ""
 	}
-	ctx, stop := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- first.Start(ctx) }()
-	defer stop()
+	var agentErrs []<-chan error
+	start := func(id int) (stop func()) {
+		t.Helper()
+		_, js, errs := connectAs(t, srv, ComponentAgent)
+		agentErrs = append(agentErrs, errs)
+		c, err := NewConsumer(js, opts, replica(id))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- c.Start(ctx) }()
+		return func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("Start of replica %d: %v", id, err)
+			}
+		}
+	}
+
+	stopFirst := start(1)
+	defer func() { stopFirst() }()
 	publish(0)
 	if id := receive(t, got); id != 1 {
 		t.Fatalf("the first message went to replica %d, want 1, the only one running", id)
 	}
-	runConsumer(t, connect(t, srv), opts, replica(2))
+	held := pin()
+	if held == "" {
+		t.Fatal("replica 1 got a message of its share, and the share shows no pin")
+	}
+	waiting := func(n int) {
+		t.Helper()
+		eventually(t, fmt.Sprintf("%d replicas pull the share", n), func() (bool, error) {
+			cons, err := controllerJS.Consumer(t.Context(), StreamTelemetry, ShareDurable(opts.Durable, 0, 1))
+			if err != nil {
+				return false, err
+			}
+			return cons.CachedInfo().NumWaiting >= n, nil
+		})
+	}
+	defer start(2)()
+	waiting(2)
+	// A standby that stops leaves the pin where it is.
+	stopThird := start(3)
+	waiting(3)
+	stopThird()
+	if now := pin(); now != held {
+		t.Fatalf("a standby stopped and the share's pin went from %q to %q", held, now)
+	}
 	for i := 1; i <= 5; i++ {
 		publish(i)
 		if id := receive(t, got); id != 1 {
 			t.Fatalf("message %d went to replica %d while replica 1 holds the share", i, id)
 		}
 	}
-	stop()
-	if err := <-done; err != nil {
-		t.Fatalf("Start of replica 1: %v", err)
-	}
+	stopFirst()
+	stopFirst = func() {}
 	publish(6)
 	if id := receive(t, got); id != 2 {
 		t.Fatalf("after replica 1 stopped, a message went to replica %d, want the standby, 2", id)
+	}
+	for _, errs := range agentErrs {
+		select {
+		case err := <-errs:
+			t.Errorf("an agent's connection reported %v", err)
+		default:
+		}
 	}
 }
 

@@ -94,6 +94,8 @@ func ComponentPermissions(c Component, cluster, node string) (Permissions, error
 				"$JS.API.STREAM.INFO."+t,
 				"$JS.API.CONSUMER.CREATE."+t+".>", "$JS.API.CONSUMER.INFO."+t+".>",
 				"$JS.API.CONSUMER.MSG.NEXT."+t+".>", "$JS.ACK."+t+".>",
+				// Giving its share's pin back when it stops.
+				"$JS.API.CONSUMER.UNPIN."+t+".>",
 				deadRoot+".>",
 				// The transcripts of its planner's runs, in its cluster.
 				transcriptsRoot+"."+cl+".>",
