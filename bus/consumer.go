@@ -593,7 +593,10 @@ func (s *settler) handle(ctx context.Context, log logr.Logger, msg jetstream.Msg
 	if s.pinned {
 		if id := msg.Headers().Get(pinIDHeader); id != "" {
 			if cur := s.pin.Load(); cur == nil || *cur != id {
-				s.pin.Store(&id)
+				// A copy, so that only a new pin is moved to the heap,
+				// not every message's.
+				pin := id
+				s.pin.Store(&pin)
 			}
 		}
 	}
