@@ -278,7 +278,8 @@ func ShareDurable(durable string, j, shares int) string {
 
 // Start creates or updates the durable consumers and handles messages until
 // ctx is done, then drains: messages already received are still handled.
-// It returns an error if a consumer cannot be set up at start. A consumer
+// It returns an error if a consumer cannot be set up at start, unless ctx
+// ended first (a shutdown while it was setting up). A consumer
 // that stops later on its own, for example because someone deleted it, is
 // reported (a log line and tend_bus_consumer_recreated_total) and created
 // again, with a growing delay, while the others go on.
@@ -287,6 +288,9 @@ func (c *Consumer) Start(ctx context.Context) error {
 	if c.opts.Partitions > 0 {
 		n, err := telemetryPartitions(ctx, c.js)
 		if err != nil {
+			if ctx.Err() != nil {
+				return nil // stopped before it started
+			}
 			return err
 		}
 		if n != c.opts.Partitions {
@@ -327,6 +331,10 @@ func (c *Consumer) Start(ctx context.Context) error {
 		r, err := c.consume(ctx, handlerCtx, log, p, false)
 		if err != nil {
 			stopAll()
+			if ctx.Err() != nil {
+				// Stopped while it was setting up: a shutdown, not a failure.
+				return nil
+			}
 			return err
 		}
 		runs[i] = r

@@ -591,3 +591,24 @@ func TestCurrentStateStartsAtEachObjectsLastState(t *testing.T) {
 		t.Fatalf("after a restart the durable got %v, want only the new message", ids)
 	}
 }
+
+// TestStartStoppedBeforeItStarts checks that a consumer stopped while it
+// sets up reports a shutdown, not a failure.
+func TestStartStoppedBeforeItStarts(t *testing.T) {
+	_, js := startServerWith(t, StreamsConfig{TelemetryPartitions: 4})
+	for _, partitions := range []int{0, 4} {
+		opts := ConsumerOptions{Stream: StreamTelemetry, Durable: fmt.Sprintf("early-%d", partitions), Cluster: "prod", Partitions: partitions}
+		if partitions == 0 {
+			opts.FilterSubjects = []string{TelemetryFilter("prod")}
+		}
+		c, err := NewConsumer(js, opts, func(context.Context, Delivery) error { return nil })
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(t.Context())
+		cancel()
+		if err := c.Start(ctx); err != nil {
+			t.Errorf("partitions %d: Start with its context already ended returned %v, want nil", partitions, err)
+		}
+	}
+}
