@@ -71,7 +71,9 @@ test-short: ## Run the tests without the kwok end-to-end ones (unit and envtest)
 # that match a pattern, and names the suffix of its reference benchmarks
 # (Benchmark<Name><Ref> measures what Benchmark<Name> does, with another
 # tool); hack/benchjson explains how results become bench/results.json
-# entries. To add an area, list it in BENCH_AREAS and set its three variables.
+# entries. To add an area, list it in BENCH_AREAS and set its three variables;
+# BENCH_TIME_<area>, BENCH_REPEAT_<area> (runs of the whole area, their
+# median recorded) and BENCH_TIMEOUT_<area> are optional.
 BENCH_AREAS    := gate
 BENCH_PKG_gate := ./policies
 BENCH_RUN_gate := ^BenchmarkGate
