@@ -35,6 +35,7 @@ import (
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	tendv1 "github.com/tendops/tend/api/v1alpha1"
+	"github.com/tendops/tend/controllers/workload"
 	"github.com/tendops/tend/internal/images"
 	"github.com/tendops/tend/internal/localstack"
 	"github.com/tendops/tend/internal/realnode"
@@ -204,6 +205,16 @@ func TestInstallOnARealNode(t *testing.T) {
 		g.Expect(d.Spec.Template.Spec.Containers[0].Image).To(Equal(critest.Registry + "/web:1.0"))
 	}
 	g.Eventually(healthy).WithTimeout(2 * time.Minute).WithPolling(time.Second).Should(Succeed())
+	// The bad rollout comes after web 1.0 has run long enough for the
+	// controller to record it ran healthy: that record is what lets the
+	// default policy approve a rollback to it. A rollout seconds after 1.0
+	// became ready races the record, and the gate rightly asks a human.
+	g.Eventually(func(g Gomega) {
+		var sets appsv1.ReplicaSetList
+		g.Expect(c.List(ctx, &sets, client.InNamespace("demo"), client.MatchingLabels(labels))).To(Succeed())
+		g.Expect(sets.Items).To(HaveLen(1))
+		g.Expect(sets.Items[0].Annotations).To(HaveKey(workload.AnnotationRanHealthy))
+	}).WithTimeout(2*time.Minute).WithPolling(time.Second).Should(Succeed(), "the controller did not record that web 1.0 ran healthy")
 	g.Expect(c.Get(ctx, client.ObjectKeyFromObject(web), web)).To(Succeed())
 	web.Spec.Template.Spec.Containers[0].Image = critest.Registry + "/web:2.0"
 	g.Expect(c.Update(ctx, web)).To(Succeed())
@@ -217,7 +228,10 @@ func TestInstallOnARealNode(t *testing.T) {
 		g.Expect(i).NotTo(Equal(-1), "no rollback proposed")
 		proposal = list.Items[i]
 		g.Expect(proposal.Status.Phase).To(Equal(tendv1.PhaseSucceeded), "proposal %s: %s%s", proposal.Name, proposal.Status.Message, decided(proposal.Status.Decision))
-	}).WithTimeout(8*time.Minute).WithPolling(2*time.Second).Should(Succeed(), "the in-cluster components did not heal the rollout:\n%s", describePods(ctx, c))
+	}).WithTimeout(8*time.Minute).WithPolling(2*time.Second).Should(Succeed(), func() string {
+		// Described when it fails, not before it starts.
+		return "the in-cluster components did not heal the rollout:\n" + describePods(ctx, c)
+	})
 	g.Expect(proposal.Spec.Proposer.Username).To(Equal("system:serviceaccount:" + localstack.SystemNamespace + ":tend-agent"))
 	g.Eventually(healthy).WithTimeout(2 * time.Minute).WithPolling(time.Second).Should(Succeed())
 	t.Logf("Healed: proposal %s by %s, %s", proposal.Name, proposal.Spec.Proposer.Username, proposal.Status.Message)
