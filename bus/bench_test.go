@@ -53,7 +53,7 @@ func BenchmarkBus(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		stop := startBenchConsumer(b, c)
+		stop := startConsumer(b, c)
 		p := NewPublisher(js, "prod", "sensor")
 		// The objects' states, built once, as the reference's payloads are
 		// encoded once: what is measured is the bus, not building states.
@@ -218,18 +218,6 @@ func benchStart(b *testing.B) (jetstream.JetStream, *recorder) {
 		b.Fatal(err)
 	}
 	return js, newRecorder()
-}
-
-func startBenchConsumer(b *testing.B, c *Consumer) func() {
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- c.Start(ctx) }()
-	return func() {
-		cancel()
-		if err := <-done; err != nil {
-			b.Errorf("consumer: %v", err)
-		}
-	}
 }
 
 // publishConcurrently publishes events first..first+n-1 from benchPublishers

@@ -449,15 +449,7 @@ func TestOneShareFailsOver(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- c.Start(ctx) }()
-		return func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("Start of replica %d: %v", id, err)
-			}
-		}
+		return startConsumer(t, c)
 	}
 
 	stopFirst := start(1)
@@ -546,9 +538,7 @@ func TestCurrentStateStartsAtEachObjectsLastState(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ctx, stop := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- c.Start(ctx) }()
+		stop := startConsumer(t, c)
 		if during != nil {
 			during()
 		}
@@ -562,9 +552,6 @@ func TestCurrentStateStartsAtEachObjectsLastState(t *testing.T) {
 		case <-time.After(500 * time.Millisecond):
 		}
 		stop()
-		if err := <-done; err != nil {
-			t.Fatalf("Start: %v", err)
-		}
 		return ids
 	}
 

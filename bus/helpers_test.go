@@ -52,15 +52,21 @@ func runConsumer(t *testing.T, js jetstream.JetStream, opts ConsumerOptions, h H
 	if err != nil {
 		t.Fatalf("NewConsumer: %v", err)
 	}
+	t.Cleanup(startConsumer(t, c))
+}
+
+// startConsumer starts c and returns what stops it and checks that it
+// stopped cleanly.
+func startConsumer(tb testing.TB, c *Consumer) (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- c.Start(ctx) }()
-	t.Cleanup(func() {
+	return func() {
 		cancel()
 		if err := <-done; err != nil {
-			t.Errorf("Start: %v", err)
+			tb.Errorf("Start: %v", err)
 		}
-	})
+	}
 }
 
 // receive waits for the next value on ch.
