@@ -1,6 +1,7 @@
 package shim
 
 import (
+	"context"
 	"errors"
 	"strings"
 	"testing"
@@ -233,4 +234,32 @@ func keyOf(t *testing.T, kp nkeys.KeyPair) string {
 		t.Fatal(err)
 	}
 	return pub
+}
+
+// TestStoppedShimTakesNoRequests: once Start returns, the server routes no
+// request to the stopped shim, even while its connection is still open. A
+// request then finds nobody at once, instead of waiting out its timeout
+// for an answer that never comes (a shim restarted on the same node would
+// otherwise lose requests to the one before it).
+func TestStoppedShimTakesNoRequests(t *testing.T) {
+	e := newEnv(t)
+	for i := range 20 {
+		r := e.startShim(e.shimOptions(testNode), nil)
+		r.cancel()
+		select {
+		case err := <-r.done:
+			if err != nil {
+				t.Fatalf("shim: %v", err)
+			}
+			r.done <- nil // for the cleanup's stop
+		case <-time.After(30 * time.Second):
+			t.Fatal("the shim did not stop in 30s")
+		}
+		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+		_, err := e.client.Status(ctx, testNode, bus.StatusParams{})
+		cancel()
+		if !errors.Is(err, shimclient.ErrNoShim) {
+			t.Fatalf("round %d: a status request after the shim stopped: %v, want %v", i, err, shimclient.ErrNoShim)
+		}
+	}
 }

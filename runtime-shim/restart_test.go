@@ -42,6 +42,11 @@ func TestRestartContainer(t *testing.T) {
 
 	// The kubelet starts the next attempt; Status shows it running, later.
 	second := pod.Restart("app")
+	// containerd measures its image filesystem every second; the status
+	// reports its last measure, which must count the image imported above.
+	if e.ctrd.SettledImageFSUsed() == 0 {
+		t.Fatal("containerd measures no usage of its image filesystem with an image imported")
+	}
 	st, err := e.client.Status(t.Context(), testNode, bus.StatusParams{Container: &bus.ContainerTarget{Namespace: "shop", Pod: "web-1", Container: "app"}})
 	if err != nil {
 		t.Fatalf("Status: %v", err)

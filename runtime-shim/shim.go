@@ -207,8 +207,23 @@ func (s *Shim) Start(ctx context.Context) error {
 		s.runTelemetry(ctx)
 	}()
 	<-ctx.Done()
-	if err := sub.Unsubscribe(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
-		log.Error(err, "Failed to unsubscribe from shim requests")
+	// Drain rather than unsubscribe: requests the server already sent are
+	// still answered, and the drain ends only once the server has taken the
+	// interest away, so that no request reaches this shim after Start
+	// returns. Without that wait, a request sent after a restart could go
+	// to the stopped shim's queue subscription, which the server had not
+	// yet dropped, and be lost until the caller's timeout.
+	drained := sub.StatusChanged(nats.SubscriptionClosed)
+	if err := sub.Drain(); err != nil {
+		if !errors.Is(err, nats.ErrConnectionClosed) {
+			log.Error(err, "Failed to stop taking shim requests")
+		}
+	} else {
+		select {
+		case <-drained:
+		case <-time.After(subscribeTimeout):
+			log.Info("The server did not confirm in time that this shim takes no more requests", "timeout", subscribeTimeout.String())
+		}
 	}
 	s.mu.Lock()
 	s.closing = true
