@@ -9,15 +9,18 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nkeys"
+	"github.com/prometheus/client_golang/prometheus"
 	appsv1 "k8s.io/api/apps/v1"
 	authnv1 "k8s.io/api/authentication/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
@@ -528,4 +531,67 @@ func TestComponentsWaitForNATS(t *testing.T) {
 	t.Cleanup(srv.Shutdown)
 	sensor.waitReady(t)
 	sensor.stop(t)
+}
+
+// TestCollectSooner: a component collects garbage at componentGCPercent
+// unless GOGC says otherwise.
+func TestCollectSooner(t *testing.T) {
+	prev := debug.SetGCPercent(100)
+	t.Cleanup(func() { debug.SetGCPercent(prev) })
+	gogc, had := os.LookupEnv("GOGC")
+	t.Cleanup(func() {
+		if had {
+			_ = os.Setenv("GOGC", gogc)
+		} else {
+			_ = os.Unsetenv("GOGC")
+		}
+	})
+
+	_ = os.Unsetenv("GOGC")
+	collectSooner()
+	if got := debug.SetGCPercent(100); got != componentGCPercent {
+		t.Errorf("without GOGC: GC percent %d, want %d", got, componentGCPercent)
+	}
+	_ = os.Setenv("GOGC", "100")
+	collectSooner()
+	if got := debug.SetGCPercent(100); got != 100 {
+		t.Errorf("with GOGC=100: GC percent %d, want GOGC's 100", got)
+	}
+}
+
+// TestServeProbesProfiles: --pprof-bind-address serves Go's profiles on
+// their own address, and nothing serves them when it is "0".
+func TestServeProbesProfiles(t *testing.T) {
+	free := func() string {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		return ln.Addr().String()
+	}
+	health, pprofAddr := free(), free()
+	var ready atomic.Bool
+	stop, err := serveProbes(serveFlags{healthAddr: health, metricsAddr: "0", pprofAddr: pprofAddr}, prometheus.NewRegistry(), &ready)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	resp, err := http.Get("http://" + pprofAddr + "/debug/pprof/heap")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || len(body) == 0 {
+		t.Errorf("heap profile: HTTP %d, %d bytes", resp.StatusCode, len(body))
+	}
+	resp, err = http.Get("http://" + health + "/debug/pprof/heap")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Errorf("the health address serves profiles: HTTP %d", resp.StatusCode)
+	}
 }

@@ -132,6 +132,7 @@ stream, and repeats of open proposals are published for the controller to count.
 }
 
 func runMCP(ctx context.Context, o *mcpOptions) error {
+	collectSooner()
 	cfg, err := o.kube.restConfig()
 	if err != nil {
 		return err

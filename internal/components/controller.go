@@ -62,6 +62,9 @@ type ControllerOptions struct {
 	// MetricsAddr and HealthAddr are where /metrics and /healthz, /readyz
 	// are served; "0" turns one off.
 	MetricsAddr, HealthAddr string
+	// PprofAddr is where Go's profiles (/debug/pprof/) are served; "" or
+	// "0" turns them off.
+	PprofAddr string
 	// LeaderElection makes one manager of many act at a time.
 	LeaderElection bool
 	// Pod, if named, becomes the owner of the leader election's Lease while
@@ -106,6 +109,7 @@ func NewController(ctx context.Context, opts ControllerOptions) (*Controller, er
 			DefaultTransform: cache.TransformStripManagedFields()},
 		Logger:                 opts.Logger,
 		Metrics:                metricsserver.Options{BindAddress: cmp.Or(opts.MetricsAddr, "0")},
+		PprofBindAddress:       cmp.Or(opts.PprofAddr, "0"),
 		HealthProbeBindAddress: cmp.Or(opts.HealthAddr, "0"),
 		// One controller acts at a time, however many run. On shutdown a
 		// reconcile in flight finishes (an apply is one write, recorded before

@@ -40,6 +40,9 @@ type SensorOptions struct {
 	// MetricsAddr and HealthAddr are where /metrics and /healthz, /readyz
 	// are served; "0" turns one off.
 	MetricsAddr, HealthAddr string
+	// PprofAddr is where Go's profiles (/debug/pprof/) are served; "" or
+	// "0" turns them off.
+	PprofAddr string
 	// LeaderElection makes one sensor of many publish at a time.
 	LeaderElection bool
 	// Pod, if named, becomes the owner of the leader election's Lease while
@@ -66,6 +69,7 @@ func NewSensor(opts SensorOptions) (ctrl.Manager, error) {
 		Cache:                         cache.Options{DefaultTransform: controllers.SensorCacheTransform()},
 		Logger:                        opts.Logger,
 		Metrics:                       metricsserver.Options{BindAddress: cmp.Or(opts.MetricsAddr, "0")},
+		PprofBindAddress:              cmp.Or(opts.PprofAddr, "0"),
 		HealthProbeBindAddress:        cmp.Or(opts.HealthAddr, "0"),
 		LeaderElection:                opts.LeaderElection,
 		LeaderElectionID:              SensorLeaseName,

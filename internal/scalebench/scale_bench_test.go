@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -242,11 +243,23 @@ func runScale(b *testing.B, nodes int) {
 		return []string{"--kubeconfig", accountKubeconfig(b, cl.Kubeconfig(), account), "--nats-url", srv.URL(), "--cluster", cluster}
 	}
 	leader := []string{"--leader-elect=false", "--metrics-bind-address", "0"}
-	sensor := start(b, "sensor", exec.Command(tend, slices.Concat([]string{"sensor", "--health-probe-bind-address", health["sensor"]}, common(localstack.SensorAccount), leader)...))
-	controller := start(b, "controller", exec.Command(tend, slices.Concat([]string{"controller", "--health-probe-bind-address", health["controller"], "--audit-key", auditKey}, common(localstack.ControllerAccount), leader)...))
+	// TEND_SCALE_PROFILES names a directory for the heap profiles and
+	// memory maps of the sensor, controller and agent, at rest and after
+	// the storm, to see where their memory goes.
+	profileDir := os.Getenv("TEND_SCALE_PROFILES")
+	pprofAddr := map[string]string{}
+	profiled := func(name string) []string {
+		if profileDir == "" {
+			return nil
+		}
+		pprofAddr[name] = freeAddr(b)
+		return []string{"--pprof-bind-address", pprofAddr[name]}
+	}
+	sensor := start(b, "sensor", exec.Command(tend, slices.Concat([]string{"sensor", "--health-probe-bind-address", health["sensor"]}, common(localstack.SensorAccount), leader, profiled("sensor"))...))
+	controller := start(b, "controller", exec.Command(tend, slices.Concat([]string{"controller", "--health-probe-bind-address", health["controller"], "--audit-key", auditKey}, common(localstack.ControllerAccount), leader, profiled("controller"))...))
 	mcpSrv := start(b, "mcp", exec.Command(tend, slices.Concat([]string{"mcp", "--listen", mcpAddr}, common(localstack.MCPAccount))...))
-	agent := start(b, "agent", exec.Command(tend, "agent", "--mcp-url", "http://"+mcpAddr+"/mcp", "--token-file", agentToken(b, admin, work),
-		"--nats-url", srv.URL(), "--cluster", cluster, "--brain", "deterministic", "--health-probe-bind-address", health["agent"], "--metrics-bind-address", "0"))
+	agent := start(b, "agent", exec.Command(tend, slices.Concat([]string{"agent", "--mcp-url", "http://" + mcpAddr + "/mcp", "--token-file", agentToken(b, admin, work),
+		"--nats-url", srv.URL(), "--cluster", cluster, "--brain", "deterministic", "--health-probe-bind-address", health["agent"], "--metrics-bind-address", "0"}, profiled("agent"))...))
 	self, err := os.Executable()
 	if err != nil {
 		b.Fatal(err)
@@ -276,6 +289,7 @@ func runScale(b *testing.B, nodes int) {
 
 	rest := measure(b, procs, restWindow)
 	report(b, rest, "rest")
+	dumpProfiles(b, profileDir, "rest", pprofAddr, procs)
 
 	// Churn: 1% of the pods replaced per minute, from now to the end.
 	churnCtx, stopChurn := context.WithCancel(ctx)
@@ -308,6 +322,7 @@ func runScale(b *testing.B, nodes int) {
 	stopChurn()
 	<-churnDone
 	report(b, stormUsage, "storm")
+	dumpProfiles(b, profileDir, "storm", pprofAddr, procs)
 
 	figures := props.figures()
 	b.Logf("storm: %s", figures)
@@ -387,7 +402,8 @@ func measure(b *testing.B, procs []*component, window time.Duration) map[string]
 		if err != nil {
 			b.Fatalf("%s: %v\n%s", p.name, err, p.output())
 		}
-		out[p.name] = usage{RSSBytes: u.RSSBytes, CPUSeconds: (u.CPUSeconds - before[p.name].CPUSeconds) / window.Seconds()}
+		u.CPUSeconds = (u.CPUSeconds - before[p.name].CPUSeconds) / window.Seconds()
+		out[p.name] = u
 	}
 	return out
 }
@@ -396,7 +412,7 @@ func measure(b *testing.B, procs []*component, window time.Duration) map[string]
 func measurePeak(b *testing.B, procs []*component, window time.Duration) map[string]usage {
 	b.Helper()
 	before := map[string]usage{}
-	peak := map[string]int64{}
+	peak := map[string]usage{}
 	for _, p := range procs {
 		u, _ := readUsage(p.cmd.Process.Pid)
 		before[p.name] = u
@@ -411,27 +427,79 @@ func measurePeak(b *testing.B, procs []*component, window time.Duration) map[str
 				continue
 			}
 			last[p.name] = u
-			peak[p.name] = max(peak[p.name], u.RSSBytes)
+			if u.RSSBytes > peak[p.name].RSSBytes {
+				peak[p.name] = u
+			}
 		}
 		time.Sleep(time.Second)
 	}
 	out := map[string]usage{}
 	for name, u := range last {
-		out[name] = usage{RSSBytes: peak[name], CPUSeconds: (u.CPUSeconds - before[name].CPUSeconds) / window.Seconds()}
+		p := peak[name]
+		p.CPUSeconds = (u.CPUSeconds - before[name].CPUSeconds) / window.Seconds()
+		out[name] = p
 	}
 	return out
 }
 
+// dumpProfiles writes, into dir, each profiled process's heap profile and
+// memory map summary (smaps_rollup), named for it and phase. Nothing
+// happens when dir is "".
+func dumpProfiles(b *testing.B, dir, phase string, addrs map[string]string, procs []*component) {
+	b.Helper()
+	if dir == "" {
+		return
+	}
+	for _, p := range procs {
+		addr, ok := addrs[p.name]
+		if !ok {
+			continue
+		}
+		resp, err := http.Get("http://" + addr + "/debug/pprof/heap")
+		if err != nil {
+			b.Errorf("%s's heap profile: %v", p.name, err)
+			continue
+		}
+		heap, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != http.StatusOK {
+			b.Errorf("%s's heap profile: %v (HTTP %d)", p.name, err, resp.StatusCode)
+			continue
+		}
+		smaps, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", p.cmd.Process.Pid))
+		if err != nil {
+			b.Errorf("%s's memory map: %v", p.name, err)
+		}
+		base := filepath.Join(dir, p.name+"-"+phase)
+		if err := errors.Join(os.WriteFile(base+".heap", heap, 0o644), os.WriteFile(base+".smaps", smaps, 0o644)); err != nil {
+			b.Error(err)
+		}
+	}
+	b.Logf("heap profiles and memory maps (%s) written to %s", phase, dir)
+}
+
 func report(b *testing.B, us map[string]usage, phase string) {
-	var tendRSS int64
+	var tendRSS, coreRSS, corePSS int64
 	for name, u := range us {
+		b.ReportMetric(float64(u.PSSBytes)/(1<<20), fmt.Sprintf("%s_pss_%s-MiB", name, phase))
+		if name == "sensor" || name == "controller" || name == "agent" {
+			coreRSS += u.RSSBytes
+			corePSS += u.PSSBytes
+		}
 		b.ReportMetric(float64(u.RSSBytes)/(1<<20), fmt.Sprintf("%s_rss_%s-MiB", name, phase))
+		b.ReportMetric(float64(u.AnonBytes)/(1<<20), fmt.Sprintf("%s_rss_anon_%s-MiB", name, phase))
+		b.ReportMetric(float64(u.FileBytes)/(1<<20), fmt.Sprintf("%s_rss_file_%s-MiB", name, phase))
 		b.ReportMetric(u.CPUSeconds, fmt.Sprintf("%s_cpu_%s-cores", name, phase))
 		if name != "informer" {
 			tendRSS += u.RSSBytes
 		}
 	}
 	b.ReportMetric(float64(tendRSS)/(1<<20), fmt.Sprintf("tend_rss_%s-MiB", phase))
+	// The sensor, controller and agent together: the sum of their resident
+	// sets counts the binary's pages three times, the sum of their
+	// proportional sets once (shared with tend mcp, which maps it too).
+	b.ReportMetric(float64(coreRSS)/(1<<20), fmt.Sprintf("core_rss_%s-MiB", phase))
+	b.ReportMetric(float64(corePSS)/(1<<20), fmt.Sprintf("core_pss_%s-MiB", phase))
 }
 
 func percentile(d []time.Duration, p float64) time.Duration {
