@@ -1,6 +1,7 @@
 // Command scaleplot draws docs/scale-growth.svg from the scale benchmark's
 // entries in bench/results.json: the resident memory at rest of each of
-// tend's processes and of the bare informer, against the node count.
+// tend's processes and of the bare informer, and the proportional set of
+// the sensor, controller and agent together, against the node count.
 //
 //	go run ./hack/scaleplot bench/results.json docs/scale-growth.svg
 package main
@@ -26,6 +27,7 @@ var series = []struct{ metric, label, colour string }{
 	{"controller_rss_rest", "controller", "#2b6cd9"},
 	{"agent_rss_rest", "agent", "#2bab5a"},
 	{"mcp_rss_rest", "MCP server", "#9b59b6"},
+	{"core_pss_rest", "sensor + controller + agent (proportional set)", "#c0392b"},
 }
 
 func main() {
