@@ -404,10 +404,17 @@ func TestControllerAndSensorRunOnTheirOwn(t *testing.T) {
 	if code, body := get("http://" + agent.health + "/readyz"); code == http.StatusOK {
 		t.Errorf("the agent is ready with no MCP server: %d %s", code, body)
 	}
+	mcpProfiles := freeAddr(t)
 	mcpSrv := startComponent(t, "mcp", "--listen", mcpAddr, "--kubeconfig", mcpKC, "--cluster", cluster, "--nats-url", url,
-		"--nats-nkey", seeds[bus.ComponentMCP])
+		"--nats-nkey", seeds[bus.ComponentMCP], "--pprof-bind-address", mcpProfiles)
 	mcpSrv.health = mcpAddr // tend mcp serves /healthz beside /mcp
 	mcpSrv.waitHealthy(t)
+	if code, body := get("http://" + mcpProfiles + "/debug/pprof/heap"); code != http.StatusOK || body == "" {
+		t.Errorf("tend mcp's heap profile = %d, %d bytes", code, len(body))
+	}
+	if code, _ := get("http://" + mcpAddr + "/debug/pprof/heap"); code == http.StatusOK {
+		t.Error("tend mcp serves its profiles beside /mcp")
+	}
 	agent.waitReady(t)
 	eventually(t, "the agent consumes the telemetry, in one share", func() bool {
 		_, err := js.Consumer(ctx, bus.StreamTelemetry, bus.ShareDurable("agent-maintenance", 0, 1))

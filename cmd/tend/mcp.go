@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -30,6 +31,7 @@ type mcpOptions struct {
 	kube              kubeOptions
 	stdio             bool
 	listen            string
+	pprofAddr         string
 	nats              natsFlags
 	shimActions       bool
 	workDir           string
@@ -111,6 +113,7 @@ stream, and repeats of open proposals are published for the controller to count.
 	f := cmd.Flags()
 	f.BoolVar(&o.stdio, "stdio", false, "serve one user over standard input and output")
 	f.StringVar(&o.listen, "listen", "", "serve streamable HTTP on this address, at /mcp (health at /healthz, metrics at /metrics)")
+	f.StringVar(&o.pprofAddr, "pprof-bind-address", "0", pprofHelp)
 	o.nats.bind(cmd)
 	f.Lookup("nats-url").Usage = "NATS server with tend's streams, for telemetry and repeat counting (default with --stdio: the local stack's, when the kubeconfig reaches its cluster)"
 	f.Lookup("nats-nkey").Usage = "file with the nkey seed to connect to NATS as (default with the local stack's NATS: its MCP server's)"
@@ -133,6 +136,12 @@ stream, and repeats of open proposals are published for the controller to count.
 
 func runMCP(ctx context.Context, o *mcpOptions) error {
 	collectSooner()
+	// Only the profiles: health and metrics are served beside /mcp.
+	stopProfiles, err := serveProbes(serveFlags{healthAddr: "0", metricsAddr: "0", pprofAddr: o.pprofAddr}, prometheus.NewRegistry(), &atomic.Bool{})
+	if err != nil {
+		return err
+	}
+	defer stopProfiles()
 	cfg, err := o.kube.restConfig()
 	if err != nil {
 		return err

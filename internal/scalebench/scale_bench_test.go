@@ -244,8 +244,8 @@ func runScale(b *testing.B, nodes int) {
 	}
 	leader := []string{"--leader-elect=false", "--metrics-bind-address", "0"}
 	// TEND_SCALE_PROFILES names a directory for the heap profiles and
-	// memory maps of the sensor, controller and agent, at rest and after
-	// the storm, to see where their memory goes.
+	// memory maps of tend's processes, at rest and after the storm, to see
+	// where their memory goes.
 	profileDir := os.Getenv("TEND_SCALE_PROFILES")
 	pprofAddr := map[string]string{}
 	profiled := func(name string) []string {
@@ -257,7 +257,7 @@ func runScale(b *testing.B, nodes int) {
 	}
 	sensor := start(b, "sensor", exec.Command(tend, slices.Concat([]string{"sensor", "--health-probe-bind-address", health["sensor"]}, common(localstack.SensorAccount), leader, profiled("sensor"))...))
 	controller := start(b, "controller", exec.Command(tend, slices.Concat([]string{"controller", "--health-probe-bind-address", health["controller"], "--audit-key", auditKey}, common(localstack.ControllerAccount), leader, profiled("controller"))...))
-	mcpSrv := start(b, "mcp", exec.Command(tend, slices.Concat([]string{"mcp", "--listen", mcpAddr}, common(localstack.MCPAccount))...))
+	mcpSrv := start(b, "mcp", exec.Command(tend, slices.Concat([]string{"mcp", "--listen", mcpAddr}, common(localstack.MCPAccount), profiled("mcp"))...))
 	agent := start(b, "agent", exec.Command(tend, slices.Concat([]string{"agent", "--mcp-url", "http://" + mcpAddr + "/mcp", "--token-file", agentToken(b, admin, work),
 		"--nats-url", srv.URL(), "--cluster", cluster, "--brain", "deterministic", "--health-probe-bind-address", health["agent"], "--metrics-bind-address", "0"}, profiled("agent"))...))
 	self, err := os.Executable()
