@@ -188,6 +188,15 @@ func TestInstallOnARealNode(t *testing.T) {
 				ObjectMeta: metav1.ObjectMeta{Labels: labels},
 				Spec: corev1.PodSpec{Containers: []corev1.Container{{
 					Name: "web", Image: critest.Registry + "/web:1.0", ImagePullPolicy: corev1.PullNever,
+					// Ready only once it has run for a moment: without a probe, web
+					// 2.0's containers, which exit at once, count as ready for an
+					// instant after each restart, and the rollout can show all
+					// three of 2.0 ready together, which the agent takes for a
+					// revision that ran healthy, and does not roll back.
+					ReadinessProbe: &corev1.Probe{
+						ProbeHandler:        corev1.ProbeHandler{Exec: &corev1.ExecAction{Command: []string{"/bin/sh", "-c", "true"}}},
+						InitialDelaySeconds: 2, PeriodSeconds: 1,
+					},
 					Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{
 						corev1.ResourceCPU: resource.MustParse("50m"), corev1.ResourceMemory: resource.MustParse("64Mi"),
 					}},
