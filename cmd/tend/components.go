@@ -589,20 +589,6 @@ func runAgent(ctx context.Context, o *agentOptions) error {
 // serveProbes serves /healthz and /readyz (ready once ready is true) and
 // /metrics from reg, on the addresses given ("0" turns one off).
 func serveProbes(s serveFlags, reg *prometheus.Registry, ready *atomic.Bool) (stop func(), err error) {
-	var servers []*http.Server
-	serve := func(addr string, mux *http.ServeMux) error {
-		if addr == "0" || addr == "" {
-			return nil
-		}
-		ln, err := net.Listen("tcp", addr)
-		if err != nil {
-			return fmt.Errorf("failed to listen on %s: %w", addr, err)
-		}
-		hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-		servers = append(servers, hs)
-		go func() { _ = hs.Serve(ln) }()
-		return nil
-	}
 	health := http.NewServeMux()
 	health.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	health.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
@@ -614,12 +600,36 @@ func serveProbes(s serveFlags, reg *prometheus.Registry, ready *atomic.Bool) (st
 	})
 	metrics := http.NewServeMux()
 	metrics.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	return serveMuxes([]addrMux{{s.healthAddr, health}, {s.metricsAddr, metrics}, {s.pprofAddr, profilesMux()}})
+}
+
+// serveProfiles serves Go's profiles on addr ("0" or "": nowhere).
+func serveProfiles(addr string) (stop func(), err error) {
+	return serveMuxes([]addrMux{{addr, profilesMux()}})
+}
+
+// profilesMux serves Go's profiles at /debug/pprof/.
+func profilesMux() *http.ServeMux {
 	profiles := http.NewServeMux()
 	profiles.HandleFunc("/debug/pprof/", pprof.Index)
 	profiles.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
 	profiles.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	profiles.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	profiles.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return profiles
+}
+
+// addrMux is a mux and the address to serve it on.
+type addrMux struct {
+	addr string
+	mux  *http.ServeMux
+}
+
+// serveMuxes serves each mux on its address, skipping "0" and "", and
+// returns a stop that shuts them all down; on an error none is left
+// running.
+func serveMuxes(muxes []addrMux) (stop func(), err error) {
+	var servers []*http.Server
 	stop = func() {
 		for _, hs := range servers {
 			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -627,17 +637,18 @@ func serveProbes(s serveFlags, reg *prometheus.Registry, ready *atomic.Bool) (st
 			cancel()
 		}
 	}
-	if err := serve(s.healthAddr, health); err != nil {
-		stop()
-		return nil, err
-	}
-	if err := serve(s.metricsAddr, metrics); err != nil {
-		stop()
-		return nil, err
-	}
-	if err := serve(s.pprofAddr, profiles); err != nil {
-		stop()
-		return nil, err
+	for _, m := range muxes {
+		if m.addr == "0" || m.addr == "" {
+			continue
+		}
+		ln, err := net.Listen("tcp", m.addr)
+		if err != nil {
+			stop()
+			return nil, fmt.Errorf("failed to listen on %s: %w", m.addr, err)
+		}
+		hs := &http.Server{Handler: m.mux, ReadHeaderTimeout: 10 * time.Second}
+		servers = append(servers, hs)
+		go func() { _ = hs.Serve(ln) }()
 	}
 	return stop, nil
 }

@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -137,7 +136,7 @@ stream, and repeats of open proposals are published for the controller to count.
 func runMCP(ctx context.Context, o *mcpOptions) error {
 	collectSooner()
 	// Only the profiles: health and metrics are served beside /mcp.
-	stopProfiles, err := serveProbes(serveFlags{healthAddr: "0", metricsAddr: "0", pprofAddr: o.pprofAddr}, prometheus.NewRegistry(), &atomic.Bool{})
+	stopProfiles, err := serveProfiles(o.pprofAddr)
 	if err != nil {
 		return err
 	}
